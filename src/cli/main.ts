@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { loadConfig, type ConfigOverrides } from '../config/index.ts';
+import { isSidecarError } from '../errors/index.ts';
+import { createLogger } from '../log/index.ts';
+import { createSidecar } from '../sidecar.ts';
+import { version } from '../version.ts';
+
+interface CommonFlags {
+  config?: string;
+  listen?: string;
+  upstream?: string;
+  admin?: string;
+  logLevel?: string;
+}
+
+const EXIT_CONFIG = 2;
+
+function withConfigFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-c, --config <file>', 'YAML configuration file').env('SIDECAR_CONFIG'))
+    .option('--listen <host:port>', 'ingress address (overrides listen.address; env SIDECAR_LISTEN)')
+    .option('--upstream <url>', 'agent service URL (overrides upstream.url; env SIDECAR_UPSTREAM)')
+    .option('--admin <host:port>', 'admin address (overrides admin.address; env SIDECAR_ADMIN)')
+    .option('--log-level <level>', 'log level (overrides log.level; env SIDECAR_LOG_LEVEL)');
+}
+
+function load(flags: CommonFlags) {
+  const overrides: ConfigOverrides = { listen: flags.listen, upstream: flags.upstream, admin: flags.admin, logLevel: flags.logLevel };
+  return loadConfig({ file: flags.config, overrides });
+}
+
+async function run(flags: CommonFlags): Promise<void> {
+  const config = load(flags);
+  const logger = createLogger(config.log.level);
+  const sidecar = createSidecar({ config, logger });
+  await sidecar.start();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ event_type: 'shutdown', signal }, 'second signal: exiting at once');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    // SIGINT comes from a terminal: no one needs a load-balancer drain delay there.
+    void sidecar.shutdown(signal === 'SIGINT' ? { drainDelay: 0 } : {}).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+const program = new Command('agent-sidecar')
+  .description('An authenticating reverse proxy and telemetry sidecar for AI agent services.')
+  .version(version, '-v, --version')
+  .showHelpAfterError();
+
+withConfigFlags(program.command('run', { isDefault: true }).description('run the sidecar (the default command)')).action(run);
+
+withConfigFlags(program.command('validate').description('check a configuration exactly as run would load it, then exit')).action((flags: CommonFlags) => {
+  load(flags);
+  process.stdout.write(`${flags.config ?? 'the defaults'}: configuration is valid\n`);
+});
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => {
+    process.stdout.write(`${version}\n`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (isSidecarError(err)) {
+    process.stderr.write(`agent-sidecar: ${err.message} [${err.code}]\n`);
+    process.exit(err.code === 'SIDECAR_LISTEN_FAILED' ? 1 : EXIT_CONFIG);
+  }
+  throw err;
+}

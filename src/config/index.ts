@@ -1,0 +1,4 @@
+export { configSchema, type SidecarConfig, type SidecarConfigInput } from './schema.ts';
+export { loadConfig, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
+export { substituteEnv } from './env.ts';
+export { parseAddress, formatAddress, type HostPort } from './address.ts';

@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { SidecarError } from '../errors/index.ts';
+import { substituteEnv } from './env.ts';
+import { configSchema, type SidecarConfig } from './schema.ts';
+
+/** The common keys that flags and SIDECAR_* variables may override. */
+export interface ConfigOverrides {
+  listen?: string | undefined;
+  upstream?: string | undefined;
+  admin?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+export interface LoadOptions {
+  /** Path of a YAML file; without it the defaults apply. */
+  file?: string | undefined;
+  /** Flags given on the command line: they win over the environment and the file. */
+  overrides?: ConfigOverrides;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Loads the configuration exactly as `run` does: read, parse, substitute ${env:…}, apply
+ * overrides, validate against the one schema (which applies every default), freeze.
+ * Throws a SidecarError whose message names each bad key and what it allows.
+ */
+export function loadConfig(options: LoadOptions = {}): Readonly<SidecarConfig> {
+  const env = options.env ?? process.env;
+  const raw = options.file === undefined ? {} : readYaml(options.file);
+  const doc = substituteEnv(raw, env) as Record<string, unknown>;
+  applyOverrides(doc, envOverrides(env));
+  applyOverrides(doc, options.overrides ?? {});
+  return validateConfig(doc, options.file);
+}
+
+export function validateConfig(doc: unknown, source = 'configuration'): Readonly<SidecarConfig> {
+  const result = configSchema.safeParse(doc);
+  if (!result.success) {
+    const problems = result.error.issues.map(describeIssue);
+    throw new SidecarError('SIDECAR_CONFIG_INVALID', {
+      message: `${source} is not valid:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      details: { problems },
+    });
+  }
+  return deepFreeze(result.data);
+}
+
+function readYaml(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new SidecarError('SIDECAR_CONFIG_UNREADABLE', { message: `cannot read ${file}: ${(cause as Error).message}`, cause });
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new SidecarError('SIDECAR_CONFIG_PARSE', {
+      message: `${file} is not valid YAML:\n${doc.errors.map((e) => `  - ${e.message}`).join('\n')}`,
+    });
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${file}: the top level must be a mapping of keys` });
+  }
+  return value;
+}
+
+function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
+  return {
+    listen: env.SIDECAR_LISTEN || undefined,
+    upstream: env.SIDECAR_UPSTREAM || undefined,
+    admin: env.SIDECAR_ADMIN || undefined,
+    logLevel: env.SIDECAR_LOG_LEVEL || undefined,
+  };
+}
+
+function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void {
+  if (o.listen !== undefined) section(doc, 'listen').address = o.listen;
+  if (o.upstream !== undefined) section(doc, 'upstream').url = o.upstream;
+  if (o.admin !== undefined) section(doc, 'admin').address = o.admin;
+  if (o.logLevel !== undefined) section(doc, 'log').level = o.logLevel;
+}
+
+function section(doc: Record<string, unknown>, key: string): Record<string, unknown> {
+  const v = doc[key];
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  const fresh: Record<string, unknown> = {};
+  doc[key] = fresh;
+  return fresh;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join('.') || '(root)';
+  if (issue.code === 'unrecognized_keys') {
+    const where = issue.path.length > 0 ? `${path}.` : '';
+    return `${issue.keys.map((k) => where + k).join(', ')}: unknown key; see config/sidecar.example.yaml for the keys allowed here`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

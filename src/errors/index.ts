@@ -1,0 +1,2 @@
+export { catalog, SidecarError, isSidecarError, type SidecarErrorCode } from './catalog.ts';
+export { errorBody, sendError, writeSocketError } from './respond.ts';

@@ -1,0 +1,38 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ForwardedValues } from '../proxy/forwarded.ts';
+
+/** What every stage of the request path sees and may refine. */
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  /** Absent for WebSocket upgrades, which answer on the raw socket. */
+  readonly res: ServerResponse | undefined;
+  readonly socket: Duplex;
+  readonly requestId: string;
+  /** process.hrtime.bigint() when the request arrived. */
+  readonly startedAt: bigint;
+  /** Path and query the upstream receives; a stage that normalizes the path rewrites it. */
+  target: string;
+  /** X-Forwarded-* values and the client's address, after trusted proxies. */
+  readonly forwarded: ForwardedValues;
+  /** Headers added to, or replacing, the forwarded request's (lower-case names). */
+  readonly upstreamHeaders: Map<string, string>;
+  /** Request header names (lower-case) that are never forwarded, on top of hop-by-hop. */
+  readonly strippedHeaders: Set<string>;
+}
+
+/**
+ * A stage identifies, authorizes, limits or protects a request. It refines the context or
+ * throws a SidecarError to refuse it; it never writes the response itself.
+ */
+export type Stage = (ctx: RequestContext) => void | Promise<void>;
+
+/** Runs stages in order; stays synchronous while every stage is. */
+export function runStages(stages: readonly Stage[], ctx: RequestContext): void | Promise<void> {
+  for (let i = 0; i < stages.length; i++) {
+    const result = stages[i]!(ctx);
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      return (result as Promise<void>).then(() => runStages(stages.slice(i + 1), ctx));
+    }
+  }
+}

@@ -1,0 +1,187 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { SidecarConfig } from '../config/index.ts';
+import { isSidecarError, sendError, SidecarError, writeSocketError } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { Forwarder } from '../proxy/forward.ts';
+import type { ForwardedResolver } from '../proxy/forwarded.ts';
+import type { Upgrader } from '../proxy/upgrade.ts';
+import { runStages, type RequestContext, type Stage } from './context.ts';
+import { requestIdFrom } from './request-id.ts';
+import { requestTarget } from './target.ts';
+import { loadTls, watchTls } from './tls.ts';
+
+export interface IngressOptions {
+  config: Readonly<SidecarConfig>;
+  stages: readonly Stage[];
+  forwarder: Forwarder;
+  upgrader: Upgrader;
+  resolveForwarded: ForwardedResolver;
+  logger: Logger;
+}
+
+export interface Ingress {
+  readonly server: http.Server | https.Server;
+  readonly inFlight: number;
+  /** Stop accepting connections; requests on open keep-alive connections get Connection: close. */
+  stopAccepting(): void;
+  /** Resolves once no request is in flight and no tunnel is open. */
+  idle(): Promise<void>;
+  /** Cut every connection that is still open. */
+  destroyAll(): void;
+  readonly draining: boolean;
+  /** Shutdown begun: readiness fails, responses carry Connection: close. */
+  startDraining(): void;
+}
+
+/** The ingress listener: validates what arrives, runs the stages, hands over to the proxy. */
+export function createIngress(options: IngressOptions): Ingress {
+  const { config, stages, forwarder, upgrader, resolveForwarded, logger } = options;
+  const idHeader = config.proxy.requestIdHeader;
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: config.limits.maxHeaderBytes,
+    headersTimeout: config.limits.clientHeadersTimeout,
+    requestTimeout: config.limits.clientRequestTimeout,
+    keepAliveTimeout: config.limits.clientIdleTimeout,
+    requireHostHeader: true,
+    noDelay: true,
+  };
+  const tls = config.listen.tls;
+  const server = tls ? https.createServer({ ...serverOptions, ...loadTls(tls) }) : http.createServer(serverOptions);
+  const stopWatchingTls = tls?.reload ? watchTls(server as https.Server, tls, logger) : undefined;
+
+  let inFlight = 0;
+  let draining = false;
+  let waiters: Array<() => void> = [];
+  const settleIdle = () => {
+    if (inFlight === 0 && upgrader.open.size === 0) {
+      for (const w of waiters) w();
+      waiters = [];
+    }
+  };
+
+  function contextFor(req: IncomingMessage, res: ServerResponse | undefined, socket: Duplex): RequestContext {
+    return {
+      req,
+      res,
+      socket,
+      requestId: requestIdFrom(req.headers[idHeader]),
+      startedAt: process.hrtime.bigint(),
+      target: requestTarget(req),
+      forwarded: resolveForwarded(req),
+      upstreamHeaders: new Map(),
+      strippedHeaders: new Set(),
+    };
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (draining) settleIdle();
+    });
+    let ctx: RequestContext;
+    try {
+      ctx = contextFor(req, res, req.socket);
+    } catch (err) {
+      refuse(res, err, requestIdFrom(req.headers[idHeader]));
+      return;
+    }
+    try {
+      const pending = stages.length === 0 ? undefined : runStages(stages, ctx);
+      if (pending === undefined) forwarder.forward(ctx);
+      else pending.then(() => forwarder.forward(ctx), (err: unknown) => refuse(res, err, ctx.requestId));
+    } catch (err) {
+      refuse(res, err, ctx.requestId);
+    }
+  }
+
+  function refuse(res: ServerResponse, err: unknown, requestId: string): void {
+    const e = asSidecarError(err, logger, requestId);
+    // Whatever body the client still sends is unread: do not reuse the connection.
+    sendError(res, e, requestId, e.status >= 500 ? undefined : { connection: 'close' }, idHeader);
+  }
+
+  function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const requestId = requestIdFrom(req.headers[idHeader]);
+    if (!config.proxy.websockets || String(req.headers.upgrade).toLowerCase() !== 'websocket' || draining) {
+      const code = draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED';
+      writeSocketError(socket, new SidecarError(code), requestId, idHeader);
+      return;
+    }
+    let ctx: RequestContext;
+    try {
+      ctx = contextFor(req, undefined, socket);
+    } catch (err) {
+      writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
+      return;
+    }
+    const go = () => upgrader.upgrade(ctx, head);
+    const fail = (err: unknown) => writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
+    socket.once('close', () => {
+      if (draining) settleIdle();
+    });
+    try {
+      const pending = runStages(stages, ctx);
+      if (pending === undefined) go();
+      else pending.then(go, fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  server.on('request', onRequest);
+  server.on('upgrade', onUpgrade);
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    writeSocketError(socket, new SidecarError('SIDECAR_CONNECT_NOT_SUPPORTED'), requestIdFrom(req.headers[idHeader]), idHeader);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? 'SIDECAR_HEADERS_TOO_LARGE'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'SIDECAR_REQUEST_TIMEOUT'
+          : 'SIDECAR_MALFORMED_REQUEST';
+    writeSocketError(socket, new SidecarError(code, { cause: err }), undefined, idHeader);
+  });
+
+  return {
+    server,
+    get inFlight() {
+      return inFlight;
+    },
+    get draining() {
+      return draining;
+    },
+    startDraining() {
+      draining = true;
+    },
+    stopAccepting() {
+      draining = true;
+      stopWatchingTls?.();
+      server.close();
+      server.closeIdleConnections();
+    },
+    idle() {
+      return new Promise((resolve) => {
+        waiters.push(resolve);
+        settleIdle();
+      });
+    },
+    destroyAll() {
+      server.closeAllConnections();
+      upgrader.closeAll();
+    },
+  };
+}
+
+function asSidecarError(err: unknown, logger: Logger, requestId: string): SidecarError {
+  if (isSidecarError(err)) return err;
+  logger.error({ err, request_id: requestId, error_type: 'SIDECAR_INTERNAL' }, 'unexpected error in the request path');
+  return new SidecarError('SIDECAR_INTERNAL', { cause: err });
+}

@@ -1,0 +1,51 @@
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { SidecarError } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+/** Reads and checks the pair; a bad pair is an operator error with its own code. */
+export function loadTls(files: TlsFiles): SecureContextOptions {
+  try {
+    const opts = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
+    createSecureContext(opts);
+    return opts;
+  } catch (cause) {
+    throw new SidecarError('SIDECAR_TLS_INVALID', {
+      message: `cannot load TLS certificate ${files.certFile} with key ${files.keyFile}: ${(cause as Error).message}`,
+      cause,
+    });
+  }
+}
+
+/**
+ * Swaps in a new certificate when either file changes (polling, which also sees the
+ * symlink swaps of Kubernetes secret volumes). A pair that fails to load is logged and the
+ * running one stays. Returns the function that stops watching.
+ */
+export function watchTls(server: HttpsServer, files: TlsFiles, logger: Logger, intervalMs = 1000): () => void {
+  const reload = () => {
+    try {
+      server.setSecureContext(loadTls(files));
+      logger.info({ event_type: 'tls_reload', cert_file: files.certFile }, 'TLS certificate reloaded');
+    } catch (err) {
+      logger.error({ event_type: 'tls_reload', error: (err as Error).message, error_type: 'SIDECAR_TLS_INVALID' }, 'TLS reload failed; keeping the current certificate');
+    }
+  };
+  let pending: NodeJS.Timeout | undefined;
+  // Certificate and key usually change together: reload once, after both have landed.
+  const onChange = () => {
+    clearTimeout(pending);
+    pending = setTimeout(reload, 200).unref();
+  };
+  for (const f of [files.certFile, files.keyFile]) watchFile(f, { interval: intervalMs, persistent: false }, onChange);
+  return () => {
+    clearTimeout(pending);
+    for (const f of [files.certFile, files.keyFile]) unwatchFile(f, onChange);
+  };
+}

@@ -1,0 +1,170 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import type { SidecarConfig } from '../config/index.ts';
+import { SidecarError, sendError } from '../errors/index.ts';
+import type { RequestContext } from '../ingress/context.ts';
+import type { CircuitBreaker } from './breaker.ts';
+import { clientResponseHeaders } from './headers.ts';
+import type { RequestHeaderBuilder } from './request-headers.ts';
+import { isConnectionFailure, upstreamError } from './upstream-errors.ts';
+
+export interface ForwarderOptions {
+  upstream: SidecarConfig['upstream'];
+  maxBodyBytes: number;
+  requestIdHeader: string;
+  buildHeaders: RequestHeaderBuilder;
+  breaker: CircuitBreaker | undefined;
+  /** True once shutdown began: responses then carry Connection: close. */
+  isDraining: () => boolean;
+  onUpstreamError?: (ctx: RequestContext, err: SidecarError) => void;
+}
+
+export interface Forwarder {
+  /** Streams the request to the upstream and the response back; never throws. */
+  forward(ctx: RequestContext): void;
+  readonly pool: Pool;
+  close(): Promise<void>;
+}
+
+// RFC 9110 9.2.2; retried only when they carry no body, since a streamed body cannot be replayed.
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** The reason a dispatch is aborted when the client goes away. */
+class ClientGone extends Error {
+  override readonly name = 'ClientGone';
+}
+
+export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
+  return new Pool(upstream.url, {
+    connections: upstream.connections,
+    pipelining: 1,
+    keepAliveTimeout: upstream.keepAliveTimeout,
+    headersTimeout: upstream.timeouts.headers,
+    bodyTimeout: upstream.timeouts.body,
+    connect: { timeout: upstream.timeouts.connect },
+  });
+}
+
+/**
+ * The proxy hop: request and response bodies flow as streams with backpressure; nothing is
+ * buffered. Errors before the response starts become a JSON error with a stable code;
+ * after it started, the client connection is cut, which is all HTTP/1.1 allows.
+ */
+export function createForwarder(options: ForwarderOptions): Forwarder {
+  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining } = options;
+  const pool = createUpstreamPool(upstream);
+  const retries = upstream.retry.attempts;
+  const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
+
+  function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number): void {
+    if (breaker !== undefined && !breaker.allow()) {
+      sendError(res, new SidecarError('SIDECAR_CIRCUIT_OPEN'), ctx.requestId, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) }, requestIdHeader);
+      return;
+    }
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    const settle = (ok: boolean | undefined) => {
+      if (settled || breaker === undefined) return;
+      settled = true;
+      if (ok === true) breaker.success();
+      else if (ok === false) breaker.failure();
+      else breaker.abandon();
+    };
+    const onClientClose = () => {
+      if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
+    };
+    const resume = () => controller?.resume();
+    res.once('close', onClientClose);
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (res.destroyed) c.abort(new ClientGone('client closed the connection'));
+      },
+      onResponseStart(_c, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string) {
+        settle(!failureStatuses.has(statusCode));
+        const out = clientResponseHeaders(headers, requestIdHeader, ctx.requestId);
+        if (isDraining()) out.push('connection', 'close');
+        res.writeHead(statusCode, statusMessage, out);
+      },
+      onResponseData(c, chunk: Buffer) {
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', resume);
+        }
+      },
+      onResponseEnd(_c, trailers: IncomingHttpHeaders) {
+        res.removeListener('close', onClientClose);
+        for (const _ in trailers) {
+          res.addTrailers(trailers as Record<string, string>);
+          break;
+        }
+        res.end();
+      },
+      onResponseError(_c, err: Error) {
+        res.removeListener('close', onClientClose);
+        if (err instanceof ClientGone || (controller?.reason instanceof ClientGone)) {
+          settle(undefined);
+          return;
+        }
+        const clientFault = err instanceof SidecarError || isClientBodyError(err, ctx);
+        settle(clientFault ? undefined : false);
+        if (!res.headersSent && opts.body == null && attempt < retries && IDEMPOTENT.has(opts.method) && isConnectionFailure(err)) {
+          dispatch(ctx, res, opts, attempt + 1);
+          return;
+        }
+        const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
+        options.onUpstreamError?.(ctx, e);
+        sendError(res, e, ctx.requestId, e.status === 413 || clientFault ? { connection: 'close' } : undefined, requestIdHeader);
+      },
+    };
+    pool.dispatch(opts, handler);
+  }
+
+  return {
+    pool,
+    forward(ctx) {
+      const { req } = ctx;
+      const res = ctx.res!;
+      const cl = req.headers['content-length'];
+      let body: Readable | null = null;
+      if (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined) {
+        if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
+          sendError(res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), ctx.requestId, { connection: 'close' }, requestIdHeader);
+          return;
+        }
+        body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes), noop) : req;
+      }
+      const opts: Dispatcher.DispatchOptions = {
+        path: ctx.target,
+        method: req.method as Dispatcher.HttpMethod,
+        headers: buildHeaders(ctx),
+        body,
+      };
+      dispatch(ctx, res, opts, 0);
+    },
+    close: () => pool.close(),
+  };
+}
+
+function noop(): void {}
+
+function isClientBodyError(err: Error, ctx: RequestContext): boolean {
+  return (err as { code?: string }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || ctx.req.errored !== null || (ctx.req.destroyed && !ctx.req.complete);
+}
+
+/** Passes a chunked body through and fails it with 413 past the limit. */
+class ByteLimit extends Transform {
+  #seen = 0;
+  readonly #limit: number;
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.#seen += chunk.length;
+    if (this.#seen > this.#limit) done(new SidecarError('SIDECAR_BODY_TOO_LARGE'));
+    else done(null, chunk);
+  }
+}

@@ -1,0 +1,50 @@
+import type { IncomingMessage } from 'node:http';
+import proxyaddr from 'proxy-addr';
+
+export interface ForwardedValues {
+  for: string;
+  proto: string;
+  host: string | undefined;
+  /** The client's address as this hop sees it: the peer, or the first untrusted hop. */
+  clientAddress: string;
+  /** Whether the peer is a trusted proxy, whose Forwarded header may pass. */
+  trusted: boolean;
+}
+
+export type ForwardedResolver = (req: IncomingMessage) => ForwardedValues;
+
+/**
+ * X-Forwarded-For/-Proto/-Host. From a trusted proxy (config `proxy.trustedProxies`) the
+ * incoming values are kept and the peer appended; from anyone else they are replaced, so a
+ * client cannot claim another address.
+ */
+export function createForwardedResolver(options: { trustedProxies: readonly string[]; tls: boolean }): ForwardedResolver {
+  const trust = proxyaddr.compile([...options.trustedProxies]);
+  const ownProto = options.tls ? 'https' : 'http';
+  return function resolveForwarded(req) {
+    const peer = unmapped(req.socket.remoteAddress ?? '');
+    const h = req.headers;
+    if (!trust(peer, 0)) {
+      return { for: peer, proto: ownProto, host: h.host, clientAddress: peer, trusted: false };
+    }
+    const prior = first(h['x-forwarded-for']);
+    const proto = first(h['x-forwarded-proto']);
+    const host = first(h['x-forwarded-host']);
+    return {
+      for: prior ? `${prior}, ${peer}` : peer,
+      proto: proto ?? ownProto,
+      host: host ?? h.host,
+      clientAddress: unmapped(proxyaddr(req, trust)),
+      trusted: true,
+    };
+  };
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

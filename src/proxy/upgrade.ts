@@ -1,0 +1,104 @@
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { writeSocketError, type SidecarError } from '../errors/index.ts';
+import type { RequestContext } from '../ingress/context.ts';
+import type { RequestHeaderBuilder } from './request-headers.ts';
+import { upstreamError } from './upstream-errors.ts';
+
+export interface UpgraderOptions {
+  upstreamUrl: string;
+  connectTimeout: number;
+  requestIdHeader: string;
+  buildHeaders: RequestHeaderBuilder;
+  onUpstreamError?: (ctx: RequestContext, err: SidecarError) => void;
+}
+
+export interface Upgrader {
+  /** Relays an Upgrade (WebSocket) handshake and then both byte streams. */
+  upgrade(ctx: RequestContext, head: Buffer): void;
+  /** Tunnels currently open, for shutdown. */
+  readonly open: ReadonlySet<Duplex>;
+  closeAll(): void;
+}
+
+/**
+ * WebSocket upgrades go through node:http rather than the undici pool: each tunnel owns its
+ * connection for its whole life, and a refused handshake (any non-101) must be relayed as is.
+ */
+export function createUpgrader(options: UpgraderOptions): Upgrader {
+  const url = new URL(options.upstreamUrl);
+  const transport = url.protocol === 'https:' ? https : http;
+  const open = new Set<Duplex>();
+
+  return {
+    open,
+    closeAll() {
+      for (const s of open) s.destroy();
+    },
+    upgrade(ctx, head) {
+      const client = ctx.socket;
+      const headers = options.buildHeaders(ctx);
+      headers.push('connection', 'Upgrade', 'upgrade', String(ctx.req.headers.upgrade));
+      const proxyReq = transport.request({
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port,
+        method: ctx.req.method,
+        path: ctx.target,
+        headers,
+        agent: false,
+        timeout: options.connectTimeout,
+      });
+      const fail = (err: unknown) => {
+        const e = upstreamError(err);
+        options.onUpstreamError?.(ctx, e);
+        writeSocketError(client, e, ctx.requestId, options.requestIdHeader);
+      };
+      proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
+      proxyReq.once('error', fail);
+      client.once('error', () => proxyReq.destroy());
+
+      proxyReq.once('upgrade', (upRes: IncomingMessage, upstream: Duplex, upHead: Buffer) => {
+        proxyReq.removeListener('error', fail);
+        (upstream as Socket).setTimeout(0);
+        client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader) + '\r\n');
+        if (upHead.length > 0) client.write(upHead);
+        if (head.length > 0) upstream.write(head);
+        const both = () => {
+          open.delete(client);
+          client.destroy();
+          upstream.destroy();
+        };
+        open.add(client);
+        upstream.once('close', both).once('error', both);
+        client.once('close', both).once('error', both);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+
+      // The upstream refused the upgrade: relay its answer and close.
+      proxyReq.once('response', (upRes: IncomingMessage) => {
+        client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader, true) + 'connection: close\r\n\r\n');
+        upRes.pipe(client);
+      });
+      proxyReq.end();
+    },
+  };
+}
+
+function statusLine(res: IncomingMessage): string {
+  return `HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}\r\n`;
+}
+
+function rawHeaderLines(raw: string[], requestId: string, requestIdHeader: string, refused = false): string {
+  let out = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (lower === requestIdHeader) continue;
+    if (refused && (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding')) continue;
+    out += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  return `${out}${requestIdHeader}: ${requestId}\r\n`;
+}

@@ -1,0 +1,160 @@
+import { once } from 'node:events';
+import type { AddressInfo, Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createAdminServer, type ReadinessCheck } from './admin/server.ts';
+import { upstreamReadiness } from './admin/upstream-check.ts';
+import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
+import { SidecarError } from './errors/index.ts';
+import type { Stage } from './ingress/context.ts';
+import { createIngress } from './ingress/server.ts';
+import type { Logger } from './log/index.ts';
+import { createCircuitBreaker } from './proxy/breaker.ts';
+import { createForwarder } from './proxy/forward.ts';
+import { createForwardedResolver } from './proxy/forwarded.ts';
+import { createRequestHeaderBuilder } from './proxy/request-headers.ts';
+import { createUpgrader } from './proxy/upgrade.ts';
+import { version } from './version.ts';
+
+export interface SidecarOptions {
+  config: Readonly<SidecarConfig>;
+  logger: Logger;
+  /** Identify, authorize, limit, protect: run in order before the proxy hop. */
+  stages?: readonly Stage[];
+  /** Readiness checks besides the upstream's (stores, for example). */
+  readinessChecks?: readonly ReadinessCheck[];
+  /** Called last during shutdown (telemetry flush, store disconnects). */
+  onShutdown?: Array<() => Promise<void>>;
+}
+
+export interface Sidecar {
+  start(): Promise<{ ingress: AddressInfo; admin: AddressInfo | undefined }>;
+  /** Drain and stop; safe to call more than once. */
+  shutdown(options?: { drainDelay?: number }): Promise<void>;
+  readonly draining: boolean;
+}
+
+/**
+ * Builds the whole process: ingress listener, proxy hop, admin listener and shutdown.
+ *
+ * @example
+ * const sidecar = createSidecar({ config: loadConfig({ file }), logger: createLogger('info') });
+ * await sidecar.start();
+ * process.once('SIGTERM', () => void sidecar.shutdown());
+ */
+export function createSidecar(options: SidecarOptions): Sidecar {
+  const { config, logger } = options;
+  const breakerConfig = config.upstream.circuitBreaker;
+  const breaker = breakerConfig.enabled
+    ? createCircuitBreaker({
+        failureThreshold: breakerConfig.failureThreshold,
+        openDuration: breakerConfig.openDuration,
+        onStateChange: (state) => logger.warn({ event_type: 'circuit_breaker', state, upstream: config.upstream.url }, `upstream circuit ${state}`),
+      })
+    : undefined;
+  const buildHeaders = createRequestHeaderBuilder({
+    requestIdHeader: config.proxy.requestIdHeader,
+    upstreamHost: config.upstream.preserveHost ? undefined : new URL(config.upstream.url).host,
+  });
+  const onUpstreamError = (ctx: { requestId: string; req: { method?: string | undefined } ; target: string }, err: SidecarError) =>
+    logger.warn({ request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) }, 'upstream request failed');
+  let draining = false;
+  const forwarder = createForwarder({
+    upstream: config.upstream,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    requestIdHeader: config.proxy.requestIdHeader,
+    buildHeaders,
+    breaker,
+    isDraining: () => draining,
+    onUpstreamError,
+  });
+  const upgrader = createUpgrader({
+    upstreamUrl: config.upstream.url,
+    connectTimeout: config.upstream.timeouts.connect,
+    requestIdHeader: config.proxy.requestIdHeader,
+    buildHeaders,
+    onUpstreamError,
+  });
+  const ingress = createIngress({
+    config,
+    stages: options.stages ?? [],
+    forwarder,
+    upgrader,
+    resolveForwarded: createForwardedResolver({ trustedProxies: config.proxy.trustedProxies, tls: config.listen.tls !== undefined }),
+    logger,
+  });
+  const admin = config.admin.enabled
+    ? createAdminServer({
+        isDraining: () => draining,
+        checks: [upstreamReadiness(forwarder.pool, config.upstream.healthPath, Math.min(2000, config.upstream.timeouts.headers)), ...(options.readinessChecks ?? [])],
+      })
+    : undefined;
+
+  let stopping: Promise<void> | undefined;
+
+  async function stop(drainDelay: number): Promise<void> {
+    draining = true;
+    ingress.startDraining();
+    logger.info({ event_type: 'shutdown', in_flight: ingress.inFlight, drain_delay_ms: drainDelay }, 'shutting down: readiness now fails');
+    if (drainDelay > 0) await sleep(drainDelay);
+    ingress.stopAccepting();
+    const grace = config.shutdown.gracePeriod;
+    const drained = await Promise.race([ingress.idle().then(() => true), sleep(grace, false, { ref: false })]);
+    if (!drained) {
+      logger.warn({ event_type: 'shutdown', in_flight: ingress.inFlight, grace_period_ms: grace }, 'grace period over: closing the remaining connections');
+      ingress.destroyAll();
+      await forwarder.pool.destroy();
+    } else {
+      await forwarder.close();
+    }
+    for (const hook of options.onShutdown ?? []) {
+      await hook().catch((err: unknown) => logger.error({ err }, 'shutdown hook failed'));
+    }
+    if (admin?.listening) await new Promise<void>((resolve) => admin.close(() => resolve()));
+    logger.info({ event_type: 'shutdown' }, 'stopped');
+  }
+
+  return {
+    get draining() {
+      return draining;
+    },
+    async start() {
+      const ingressAddress = await listen(ingress.server, config.listen.address, 'ingress');
+      const adminAddress = admin ? await listen(admin, config.admin.address, 'admin') : undefined;
+      const scheme = config.listen.tls ? 'https' : 'http';
+      logger.info(
+        {
+          event_type: 'startup',
+          version,
+          listen: `${scheme}://${formatAddress({ host: ingressAddress.address, port: ingressAddress.port })}`,
+          upstream: config.upstream.url,
+          admin: adminAddress ? formatAddress({ host: adminAddress.address, port: adminAddress.port }) : 'off',
+          auth: 'none',
+          stores: 'memory',
+          telemetry: 'off',
+        },
+        `agent-sidecar ${version}: listen ${scheme}://${formatAddress({ host: ingressAddress.address, port: ingressAddress.port })} -> upstream ${config.upstream.url}; admin ${adminAddress ? formatAddress({ host: adminAddress.address, port: adminAddress.port }) : 'off'}; auth none; stores memory; telemetry off`,
+      );
+      return { ingress: ingressAddress, admin: adminAddress };
+    },
+    shutdown(opts = {}) {
+      stopping ??= stop(opts.drainDelay ?? config.shutdown.drainDelay);
+      return stopping;
+    },
+  };
+}
+
+async function listen(server: Server, address: string, name: string): Promise<AddressInfo> {
+  const { host, port } = parseAddress(address);
+  server.listen(port, host);
+  try {
+    await once(server, 'listening');
+  } catch (cause) {
+    throw new SidecarError('SIDECAR_LISTEN_FAILED', { message: `the ${name} listener cannot bind ${address}: ${(cause as Error).message}`, cause });
+  }
+  return server.address() as AddressInfo;
+}
+
+function errorMessage(err: SidecarError): string {
+  const cause = err.cause as Error | undefined;
+  return cause?.message ? `${err.message} (${cause.message})` : err.message;
+}
