@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts';
+import { createLogger } from '../src/log/index.ts';
+import { createSidecar, type Sidecar, type SidecarOptions } from '../src/sidecar.ts';
+
+export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+/** A real HTTP server on a free loopback port. */
+export async function startServer(handler: http.RequestListener): Promise<{ server: http.Server; url: string; port: number; close: () => Promise<void> }> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface LogCapture {
+  lines: Array<Record<string, unknown>>;
+  stream: Writable;
+}
+
+export function captureLogs(): LogCapture {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+/** The sidecar in this process, on free loopback ports. */
+export async function startSidecar(
+  input: SidecarConfigInput,
+  extra: Partial<Omit<SidecarOptions, 'config' | 'logger'>> = {},
+): Promise<{ sidecar: Sidecar; url: string; port: number; adminUrl: string; logs: LogCapture; close: () => Promise<void> }> {
+  const config = validateConfig({
+    ...input,
+    listen: { address: '127.0.0.1:0', ...input.listen },
+    admin: { address: '127.0.0.1:0', ...input.admin },
+  });
+  const logs = captureLogs();
+  const sidecar = createSidecar({ config, logger: createLogger('info', logs.stream), ...extra });
+  const { ingress, admin } = await sidecar.start();
+  const scheme = config.listen.tls ? 'https' : 'http';
+  return {
+    sidecar,
+    logs,
+    port: ingress.port,
+    url: `${scheme}://127.0.0.1:${ingress.port}`,
+    adminUrl: admin ? `http://127.0.0.1:${admin.port}` : '',
+    close: () => sidecar.shutdown({ drainDelay: 0 }),
+  };
+}
+
+/** The CLI as a real child process (for signals and exit codes). */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return { child, output: () => out, exited };
+}
+
+/** Waits until the child prints its startup line; returns the ports it bound. */
+export async function waitForStartup(proc: ReturnType<typeof spawnCli>, timeoutMs = 10_000): Promise<{ listen: string; admin: string }> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const line of proc.output().split('\n')) {
+      if (line.includes('"event_type":"startup"')) {
+        const rec = JSON.parse(line) as { listen: string; admin: string };
+        return rec;
+      }
+    }
+    if (proc.child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the sidecar did not start:\n${proc.output()}`);
+}
