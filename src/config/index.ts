@@ -2,3 +2,4 @@ export { configSchema, type SidecarConfig, type SidecarConfigInput } from './sch
 export { loadConfig, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
 export { substituteEnv } from './env.ts';
 export { parseAddress, formatAddress, type HostPort } from './address.ts';
+export { configJsonSchema } from './json-schema.ts';

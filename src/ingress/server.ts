@@ -44,7 +44,8 @@ export function createIngress(options: IngressOptions): Ingress {
     headersTimeout: config.limits.clientHeadersTimeout,
     requestTimeout: config.limits.clientRequestTimeout,
     keepAliveTimeout: config.limits.clientIdleTimeout,
-    requireHostHeader: true,
+    // Checked by requestTarget, so that the refusal carries our JSON error and code.
+    requireHostHeader: false,
     noDelay: true,
   };
   const tls = config.listen.tls;

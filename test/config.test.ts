@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { configJsonSchema, loadConfig, substituteEnv, validateConfig } from '../src/config/index.ts';
+import type { SidecarError } from '../src/errors/index.ts';
+
+const EXAMPLE = new URL('../config/sidecar.example.yaml', import.meta.url);
+
+function failure(fn: () => unknown): SidecarError {
+  try {
+    fn();
+  } catch (err) {
+    return err as SidecarError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('configuration', () => {
+  it('applies every default from the one schema', () => {
+    const c = loadConfig({ env: {} });
+    expect(c.listen.address).toBe('0.0.0.0:8080');
+    expect(c.upstream.timeouts.connect).toBe(5000);
+    expect(c.limits.maxBodyBytes).toBe(10 * 1024 * 1024);
+    expect(c.shutdown.gracePeriod).toBe(30_000);
+    expect(Object.isFrozen(c.upstream.timeouts)).toBe(true);
+  });
+
+  it('names the key and what is allowed when a value is wrong', () => {
+    const err = failure(() => validateConfig({ upstream: { url: 'ftp://x', timeouts: { connect: 'soon' } }, limits: { maxBodyBytes: -1 } }));
+    expect(err.code).toBe('SIDECAR_CONFIG_INVALID');
+    const problems = (err.details as { problems: string[] }).problems;
+    expect(problems.some((p) => p.startsWith('upstream.url:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('upstream.timeouts.connect:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('limits.maxBodyBytes:'))).toBe(true);
+  });
+
+  it('refuses unknown keys, naming them', () => {
+    const err = failure(() => validateConfig({ upstream: { ulr: 'http://x' } }));
+    expect(err.code).toBe('SIDECAR_CONFIG_INVALID');
+    expect((err.details as { problems: string[] }).problems[0]).toContain('upstream.ulr');
+  });
+
+  it('refuses an upstream URL with a path', () => {
+    expect(failure(() => validateConfig({ upstream: { url: 'http://agent:8000/api' } })).code).toBe('SIDECAR_CONFIG_INVALID');
+  });
+
+  it('substitutes ${env:…} after parsing, typed when the reference is the whole value', () => {
+    const out = substituteEnv(
+      { a: '${env:PORT}', b: 'http://${env:HOST}:${env:PORT}', c: '${env:NOPE:-fallback}', d: '$${env:LITERAL}', e: ['${env:FLAG}'] },
+      { PORT: '8080', HOST: 'agent', FLAG: 'true' },
+    );
+    expect(out).toEqual({ a: 8080, b: 'http://agent:8080', c: 'fallback', d: '${env:LITERAL}', e: [true] });
+    expect(failure(() => substituteEnv({ x: { y: '${env:MISSING}' } }, {})).code).toBe('SIDECAR_CONFIG_ENV_MISSING');
+  });
+
+  it('lets flags win over SIDECAR_* variables, and those over the file', () => {
+    const env = { SIDECAR_UPSTREAM: 'http://from-env:1', SIDECAR_LISTEN: '127.0.0.1:1111' };
+    const c = loadConfig({ file: EXAMPLE.pathname, env, overrides: { upstream: 'http://from-flag:2' } });
+    expect(c.upstream.url).toBe('http://from-flag:2');
+    expect(c.listen.address).toBe('127.0.0.1:1111');
+  });
+
+  it('ships an example that is valid and mentions every key of the schema', () => {
+    expect(() => loadConfig({ file: EXAMPLE.pathname, env: {} })).not.toThrow();
+    const text = readFileSync(EXAMPLE, 'utf8');
+    const keys: string[] = [];
+    const walk = (node: { properties?: Record<string, unknown> }, prefix: string) => {
+      for (const [k, v] of Object.entries(node.properties ?? {})) {
+        keys.push(prefix + k);
+        walk(v as { properties?: Record<string, unknown> }, `${prefix}${k}.`);
+      }
+    };
+    walk(JSON.parse(configJsonSchema()) as { properties: Record<string, unknown> }, '');
+    const missing = keys.filter((k) => !new RegExp(`^\\s*#?\\s*${k.split('.').at(-1)}:`, 'm').test(text));
+    expect(missing).toEqual([]);
+    expect(parse(text)).toBeTypeOf('object');
+  });
+
+  it('keeps config/sidecar.schema.json in step with the schema (npm run schema)', () => {
+    expect(readFileSync(new URL('../config/sidecar.schema.json', import.meta.url), 'utf8')).toBe(configJsonSchema());
+  });
+});
