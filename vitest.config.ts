@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 20_000,
     // Tests start real servers; files run in parallel workers, each on its own ports (port 0).
     pool: 'forks',
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
