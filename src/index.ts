@@ -1,0 +1,8 @@
+// The public surface of agent-sidecar as a library.
+export { createSidecar, type Sidecar, type SidecarOptions } from './sidecar.ts';
+export { configJsonSchema, configSchema, loadConfig, validateConfig, type SidecarConfig, type SidecarConfigInput } from './config/index.ts';
+export { catalog, isSidecarError, SidecarError, type SidecarErrorCode } from './errors/index.ts';
+export type { RequestContext, Stage } from './ingress/index.ts';
+export type { ReadinessCheck } from './admin/index.ts';
+export { createLogger, type Logger } from './log/index.ts';
+export { version } from './version.ts';

@@ -1,0 +1,7 @@
+export { createCircuitBreaker, type CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './breaker.ts';
+export { createForwarder, createUpstreamPool, type Forwarder, type ForwarderOptions } from './forward.ts';
+export { createForwardedResolver, type ForwardedResolver, type ForwardedValues } from './forwarded.ts';
+export { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts';
+export { createRequestHeaderBuilder, type RequestHeaderBuilder } from './request-headers.ts';
+export { createUpgrader, type Upgrader } from './upgrade.ts';
+export { isConnectionFailure, upstreamError } from './upstream-errors.ts';
