@@ -31,7 +31,7 @@ export const address = (description: string) =>
     .meta({ description });
 
 const upstreamUrl = z
-  .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as http://127.0.0.1:8000' })
+  .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as http://127.0.0.1:8000', abort: true })
   .refine((v) => {
     const u = new URL(v);
     return (u.pathname === '/' || u.pathname === '') && u.search === '' && u.hash === '';
