@@ -110,6 +110,9 @@ const admin = z
   .strictObject({
     address: address('Where the admin listener (/healthz, /readyz) binds. Loopback by default; set 0.0.0.0:9901 for Kubernetes probes.').default('127.0.0.1:9901'),
     enabled: z.boolean().default(true),
+    token: z.string().min(32).optional().meta({
+      description: 'Bearer token for the admin API (revocation); usually ${env:SIDECAR_ADMIN_TOKEN}. A JWT or API key whose roles grant manage:users is accepted too.',
+    }),
   })
   .prefault({});
 
@@ -126,6 +129,131 @@ const log = z
   })
   .prefault({});
 
+const stringOrList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+const jwt = z
+  .strictObject({
+    algorithms: z
+      .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512']))
+      .default(['RS256', 'ES256', 'EdDSA'])
+      .meta({ description: 'Accepted signature algorithms. HS* are accepted only with a secret; `none` never.' }),
+    secret: z.string().min(32, 'an HS256 secret needs at least 32 characters (256 bits)').optional().meta({ description: 'Shared secret for HS256, usually ${env:JWT_SECRET}. Enables HS256.' }),
+    keyFiles: z.array(z.string().min(1)).default([]).meta({ description: 'Public keys: PEM (SPKI or certificate) files, JWK or JWKS JSON files.' }),
+    jwksUrl: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'Remote JWKS, fetched at start, cached, refetched on an unknown kid.' }),
+    jwksRefresh: duration('How often the JWKS is refetched in the background.').prefault('10m'),
+    jwksCooldown: duration('An unknown kid triggers at most one refetch per this long.').prefault('30s'),
+    jwksTimeout: duration('Timeout of one JWKS fetch.').prefault('5s'),
+    issuer: stringOrList.optional().meta({ description: 'Accepted `iss` values.' }),
+    audience: stringOrList.optional().meta({ description: 'Accepted `aud` values.' }),
+    clockSkew: duration('Tolerance for exp and nbf.').prefault('30s'),
+    requiredClaims: z.array(z.string()).default(['exp']).meta({ description: 'Claims a token must carry.' }),
+    maxTokenBytes: size('Longer bearer tokens are refused before parsing.').prefault('8kb'),
+    header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying `Bearer <token>`.' }),
+    cookie: z.string().optional().meta({ description: 'Also take the token from this cookie.' }),
+    claims: z
+      .strictObject({
+        roles: z.string().default('roles').meta({ description: 'Dot path of the roles claim (string or array), e.g. realm_access.roles.' }),
+        scopes: z.string().default('scopes').meta({ description: 'Claim with a scopes array; a space-separated `scope` claim is read too.' }),
+        tenant: z.string().default('tenant_id'),
+        session: z.string().default('sid'),
+      })
+      .prefault({}),
+    cacheSize: z.number().int().min(0).default(10_000).meta({ description: 'Verified tokens kept (keyed by hash, never past their exp); 0 disables.' }),
+  })
+  .meta({ description: 'JWT bearer tokens. Configure a secret, keyFiles or jwksUrl.' });
+
+const apiKeys = z
+  .strictObject({
+    header: z.string().toLowerCase().default('x-api-key'),
+    file: z.string().optional().meta({ description: 'YAML/JSON file of hashed keys (agent-sidecar keys create writes it); reloaded on change.' }),
+    redis: z.boolean().default(false).meta({ description: 'Also look keys up in Redis (stores.redis).' }),
+  })
+  .meta({ description: 'API keys, stored only as hashes.' });
+
+const auth = z
+  .strictObject({
+    jwt: jwt.optional(),
+    apiKeys: apiKeys.optional(),
+    identityHeaders: z
+      .strictObject({
+        subject: z.string().toLowerCase().default('x-auth-subject'),
+        roles: z.string().toLowerCase().default('x-auth-roles'),
+        scopes: z.string().toLowerCase().default('x-auth-scopes'),
+        keyId: z.string().toLowerCase().default('x-auth-key-id'),
+        tenant: z.string().toLowerCase().default('x-auth-tenant'),
+        forwardToken: z.boolean().default(false).meta({ description: 'Forward the original Authorization header to the agent.' }),
+      })
+      .prefault({})
+      .meta({ description: 'Headers that tell the agent who called. The same headers from clients are always removed.' }),
+    refresh: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        path: z.string().startsWith('/').default('/auth/refresh'),
+        accessTtl: duration('Lifetime of the access tokens it issues.').prefault('60m'),
+      })
+      .prefault({})
+      .meta({ description: 'Exchange a refresh token (HS256, auth.jwt.secret) for a new access token.' }),
+  })
+  .prefault({})
+  .meta({ description: 'Who may call. With neither jwt nor apiKeys configured, auth is off and every request passes.' });
+
+const policy = z
+  .strictObject({
+    file: z.string().optional().meta({ description: 'RBAC policy file (roles, routes). Default: the built-in reference policy. Reloaded on change and SIGHUP.' }),
+    dryRun: z.boolean().default(false).meta({ description: 'Let would-be denials through, recording them as audit events.' }),
+    rejectSemicolons: z.boolean().default(true).meta({ description: 'Refuse `;` in paths (matrix parameters confuse routing).' }),
+  })
+  .prefault({});
+
+const redisStore = z.strictObject({
+  url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://…').meta({ description: 'redis://[user:pass@]host:port[/db]' }),
+  keyPrefix: z.string().default('agent-sidecar:'),
+  connectTimeout: duration('Connecting to Redis.').prefault('2s'),
+  commandTimeout: duration('One command; past it the store counts as unreachable.').prefault('500ms'),
+});
+
+const stores = z
+  .strictObject({ redis: redisStore.optional().meta({ description: 'Without it, revocations, rate limits and Redis API keys live in memory.' }) })
+  .prefault({});
+
+const failMode = (def: 'open' | 'closed', what: string) =>
+  z.enum(['open', 'closed']).default(def).meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
+
+const revocation = z.strictObject({ failMode: failMode('closed', 'requests') }).prefault({});
+
+const rateRule = z.strictObject({
+  requests: z.number().int().min(1),
+  per: duration('The window the requests are spread over.'),
+  burst: z.number().int().min(1).optional().meta({ description: 'Requests allowed at once; default: requests.' }),
+});
+
+const rateLimit = z
+  .strictObject({
+    perPrincipal: rateRule.optional().meta({ description: 'Each subject (or client address when anonymous).' }),
+    routes: z
+      .array(rateRule.extend({ path: z.string().startsWith('/'), methods: z.array(z.string().toUpperCase()).optional() }))
+      .default([])
+      .meta({ description: 'Per principal and route template, on top of perPrincipal.' }),
+    failMode: failMode('open', 'requests'),
+  })
+  .prefault({});
+
+const cors = z
+  .strictObject({
+    allowedOrigins: z.array(z.string()).default([]).meta({ description: 'Exact origins, or * for any (never with credentials).' }),
+    allowedMethods: z.array(z.string().toUpperCase()).default(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+    allowedHeaders: z.array(z.string().toLowerCase()).default(['authorization', 'content-type', 'x-api-key', 'x-request-id']),
+    exposedHeaders: z.array(z.string().toLowerCase()).default(['x-request-id', 'retry-after', 'ratelimit', 'ratelimit-policy']),
+    allowCredentials: z.boolean().default(false),
+    maxAge: duration('How long browsers may cache a preflight answer.').prefault('10m'),
+  })
+  .optional()
+  .meta({ description: 'CORS: the sidecar answers preflights itself, without a token.' });
+
+const audit = z
+  .strictObject({ stdout: z.boolean().default(true).meta({ description: 'Audit events as JSON lines on stdout.' }) })
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     listen,
@@ -135,6 +263,13 @@ export const configSchema = z
     admin,
     shutdown,
     log,
+    auth,
+    policy,
+    stores,
+    revocation,
+    rateLimit,
+    cors,
+    audit,
   })
   .meta({ title: 'agent-sidecar configuration' });
 

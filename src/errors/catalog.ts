@@ -14,6 +14,26 @@ export const catalog = {
   SIDECAR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than limits.maxBodyBytes allows.' },
   SIDECAR_REQUEST_TIMEOUT: { status: 408, message: 'The client did not send the whole request in time.' },
   SIDECAR_SHUTTING_DOWN: { status: 503, message: 'The sidecar is shutting down; retry on another instance.' },
+  // Identity (401: who are you?) and access (403: not allowed).
+  SIDECAR_CREDENTIALS_MISSING: { status: 401, message: 'This route needs a bearer token or an API key.' },
+  SIDECAR_TOKEN_MALFORMED: { status: 401, message: 'The bearer token is not a well-formed JWT.' },
+  SIDECAR_TOKEN_TOO_LARGE: { status: 401, message: 'The bearer token is larger than auth.jwt.maxTokenBytes allows.' },
+  SIDECAR_TOKEN_ALGORITHM_REFUSED: { status: 401, message: 'The token is signed with an algorithm this sidecar does not accept.' },
+  SIDECAR_TOKEN_KEY_UNKNOWN: { status: 401, message: 'No configured key matches the token (kid).' },
+  SIDECAR_TOKEN_SIGNATURE_INVALID: { status: 401, message: 'The token signature does not verify.' },
+  SIDECAR_TOKEN_EXPIRED: { status: 401, message: 'Token has expired.' },
+  SIDECAR_TOKEN_NOT_YET_VALID: { status: 401, message: 'The token is not valid yet (nbf).' },
+  SIDECAR_TOKEN_CLAIM_INVALID: { status: 401, message: 'A token claim (iss, aud, exp or a required claim) is missing or wrong.' },
+  SIDECAR_TOKEN_TYPE_REFUSED: { status: 401, message: 'A refresh token cannot be used as an access token.' },
+  SIDECAR_TOKEN_REVOKED: { status: 401, message: 'The token has been revoked.' },
+  SIDECAR_API_KEY_INVALID: { status: 401, message: 'The API key is unknown, disabled or expired.' },
+  SIDECAR_REFRESH_INVALID: { status: 400, message: 'Only a valid refresh token can be exchanged for an access token.' },
+  SIDECAR_FORBIDDEN: { status: 403, message: 'The caller lacks the permission this route needs.' },
+  SIDECAR_ROUTE_NOT_ALLOWED: { status: 403, message: 'No policy rule allows this method and path (default deny).' },
+  SIDECAR_CORS_REFUSED: { status: 403, message: 'The origin, method or headers of this cross-origin request are not allowed.' },
+  SIDECAR_RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time in Retry-After.' },
+  SIDECAR_KEYS_UNAVAILABLE: { status: 503, message: 'The token signing keys could not be loaded yet; retry shortly.' },
+  SIDECAR_STORE_UNAVAILABLE: { status: 503, message: 'A store the sidecar needs (Redis) is unreachable, and this check fails closed.' },
   // Failures reaching the upstream (one mapping, in proxy/upstream-errors.ts).
   SIDECAR_UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream refused or dropped the connection.' },
   SIDECAR_UPSTREAM_UNRESOLVABLE: { status: 502, message: 'The upstream host name could not be resolved.' },
@@ -30,6 +50,8 @@ export const catalog = {
   SIDECAR_CONFIG_ENV_MISSING: { status: 0, message: 'The configuration names an environment variable that is not set and has no default.' },
   SIDECAR_CONFIG_INVALID: { status: 0, message: 'The configuration does not match the schema.' },
   SIDECAR_TLS_INVALID: { status: 0, message: 'The TLS certificate or key cannot be loaded.' },
+  SIDECAR_POLICY_INVALID: { status: 0, message: 'The policy file does not match its schema.' },
+  SIDECAR_API_KEYS_INVALID: { status: 0, message: 'The API key file does not match its schema.' },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -42,12 +64,18 @@ export class SidecarError extends Error {
   readonly status: number;
   /** Extra fields that go into the JSON body (for example the missing permission). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
+  /** Response headers that go with it (Retry-After, WWW-Authenticate). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
-  constructor(code: SidecarErrorCode, options: { message?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: SidecarErrorCode,
+    options: { message?: string; cause?: unknown; details?: Record<string, unknown>; headers?: Record<string, string> } = {},
+  ) {
     super(options.message ?? catalog[code].message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = catalog[code].status;
     this.details = options.details;
+    this.headers = options.headers;
   }
 }
 

@@ -28,6 +28,7 @@ export function sendError(
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...err.headers,
     ...extraHeaders,
   };
   if (requestId !== undefined) headers[requestIdHeader] = requestId;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Principal } from '../auth/principal.ts';
 import type { ForwardedValues } from '../proxy/forwarded.ts';
 
 /** What every stage of the request path sees and may refine. */
@@ -19,6 +20,14 @@ export interface RequestContext {
   readonly upstreamHeaders: Map<string, string>;
   /** Request header names (lower-case) that are never forwarded, on top of hop-by-hop. */
   readonly strippedHeaders: Set<string>;
+  /** Headers added to the client's response, the sidecar's own errors included (CORS, RateLimit). */
+  readonly responseHeaders: Map<string, string>;
+  /** Set by identification; absent for public routes and when auth is off. */
+  principal?: Principal | undefined;
+  /** The matched route template, e.g. /api/v1/agents/{agent_id} (for metrics and logs). */
+  route?: string | undefined;
+  /** Set by a stage that answers the request itself (a CORS preflight): nothing is forwarded. */
+  reply?: { status: number; headers: Record<string, string> } | undefined;
 }
 
 /**

@@ -73,6 +73,7 @@ export function createIngress(options: IngressOptions): Ingress {
       forwarded: resolveForwarded(req),
       upstreamHeaders: new Map(),
       strippedHeaders: new Set(),
+      responseHeaders: new Map(),
     };
   }
 
@@ -89,19 +90,31 @@ export function createIngress(options: IngressOptions): Ingress {
       refuse(res, err, requestIdFrom(req.headers[idHeader]));
       return;
     }
+    const proceed = () => {
+      if (ctx.reply === undefined) forwarder.forward(ctx);
+      else answer(res, ctx);
+    };
     try {
       const pending = stages.length === 0 ? undefined : runStages(stages, ctx);
-      if (pending === undefined) forwarder.forward(ctx);
-      else pending.then(() => forwarder.forward(ctx), (err: unknown) => refuse(res, err, ctx.requestId));
+      if (pending === undefined) proceed();
+      else pending.then(proceed, (err: unknown) => refuse(res, err, ctx.requestId, ctx));
     } catch (err) {
-      refuse(res, err, ctx.requestId);
+      refuse(res, err, ctx.requestId, ctx);
     }
   }
 
-  function refuse(res: ServerResponse, err: unknown, requestId: string): void {
+  function answer(res: ServerResponse, ctx: RequestContext): void {
+    const reply = ctx.reply!;
+    res.writeHead(reply.status, { ...Object.fromEntries(ctx.responseHeaders), ...reply.headers, [idHeader]: ctx.requestId, 'content-length': '0' });
+    res.end();
+  }
+
+  function refuse(res: ServerResponse, err: unknown, requestId: string, ctx?: RequestContext): void {
     const e = asSidecarError(err, logger, requestId);
+    const headers: Record<string, string> = ctx === undefined ? {} : Object.fromEntries(ctx.responseHeaders);
     // Whatever body the client still sends is unread: do not reuse the connection.
-    sendError(res, e, requestId, e.status >= 500 ? undefined : { connection: 'close' }, idHeader);
+    if (e.status < 500 && ctx?.req.complete !== true) headers.connection = 'close';
+    sendError(res, e, requestId, headers, idHeader);
   }
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

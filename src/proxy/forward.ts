@@ -85,6 +85,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       onResponseStart(_c, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string) {
         settle(!failureStatuses.has(statusCode));
         const out = clientResponseHeaders(headers, requestIdHeader, ctx.requestId);
+        for (const [name, value] of ctx.responseHeaders) out.push(name, value);
         if (isDraining()) out.push('connection', 'close');
         res.writeHead(statusCode, statusMessage, out);
       },

@@ -1,0 +1,1 @@
+export { createLogAudit, createMemoryAudit, type AuditEvent, type AuditSink } from './audit.ts';
