@@ -1,0 +1,122 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, get, HOST, waitFor200 } from './net.ts';
+import { startChild, type Child } from './procs.ts';
+
+/** A running HTTP server the load is sent to. */
+export interface Server {
+  readonly name: string;
+  readonly url: string;
+  readonly child: Child;
+}
+
+export const NGINX = '/usr/sbin/nginx';
+export const UPSTREAM_BODY = 'ok\n';
+const SIDECAR_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+/**
+ * The top of an nginx configuration: one worker, every path inside dir (the Debian
+ * build's defaults point at root-owned directories), no access log.
+ */
+function nginxPreamble(dir: string, name: string): string {
+  return `worker_processes 1;
+pid ${join(dir, `${name}.pid`)};
+error_log ${join(dir, `${name}-error.log`)} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  client_body_temp_path ${join(dir, `${name}-body`)};
+  proxy_temp_path ${join(dir, `${name}-proxy`)};
+  fastcgi_temp_path ${join(dir, `${name}-fastcgi`)};
+  uwsgi_temp_path ${join(dir, `${name}-uwsgi`)};
+  scgi_temp_path ${join(dir, `${name}-scgi`)};
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+`;
+}
+
+async function startNginx(dir: string, name: string, conf: string, port: number, cpus: string | undefined): Promise<Server> {
+  const file = join(dir, `${name}.conf`);
+  writeFileSync(file, conf);
+  const child = startChild(name, NGINX, ['-p', dir, '-c', file, '-e', join(dir, `${name}-error.log`), '-g', 'daemon off;'], { cpus });
+  const url = `http://${HOST}:${port}/`;
+  await waitFor200(url, child);
+  return { name, url, child };
+}
+
+/** The agent service stand-in: nginx answering 200 "ok\n" from memory. */
+export async function startUpstream(dir: string, cpus: string | undefined): Promise<Server> {
+  const port = await freePort();
+  const conf = `${nginxPreamble(dir, 'upstream')}
+  server {
+    listen ${HOST}:${port} backlog=4096;
+    location / { return 200 "${UPSTREAM_BODY.replace('\n', '\\n')}"; }
+  }
+}
+`;
+  return startNginx(dir, 'upstream', conf, port, cpus);
+}
+
+/** The floor a proxy hop costs: nginx with a keep-alive upstream pool. */
+export async function startNginxProxy(dir: string, upstream: Server, cpus: string | undefined): Promise<Server> {
+  const port = await freePort();
+  const up = new URL(upstream.url);
+  const conf = `${nginxPreamble(dir, 'nginx')}
+  upstream app {
+    server ${up.host};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen ${HOST}:${port} backlog=4096;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`;
+  return startNginx(dir, 'nginx', conf, port, cpus);
+}
+
+export interface SidecarStartOptions {
+  cpus: string | undefined;
+  /** Directory for a V8 CPU profile (node --cpu-prof), written when the sidecar exits. */
+  cpuProfileDir?: string | undefined;
+}
+
+/** The sidecar as a child process, with its defaults; ready once admin /readyz says 200. */
+export async function startSidecar(dir: string, upstream: Server, options: SidecarStartOptions): Promise<Server> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const file = join(dir, 'sidecar.yaml');
+  writeFileSync(
+    file,
+    `# Defaults everywhere except addresses and log level. No auth or telemetry exist yet.
+listen:
+  address: ${HOST}:${port}
+upstream:
+  url: ${upstream.url.replace(/\/$/, '')}
+admin:
+  address: ${HOST}:${adminPort}
+log:
+  level: warn
+`,
+  );
+  const nodeFlags = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const child = startChild('sidecar', process.execPath, [...nodeFlags, SIDECAR_CLI, 'run', '--config', file], { cpus: options.cpus });
+  await waitFor200(`http://${HOST}:${adminPort}/readyz`, child);
+  return { name: 'sidecar', url: `http://${HOST}:${port}/`, child };
+}
+
+/** One request through the server: it must come back 200 with the upstream's body. */
+export async function checkServes(server: Server): Promise<void> {
+  const { status, body } = await get(server.url, 2000);
+  if (status !== 200 || body !== UPSTREAM_BODY) {
+    throw new Error(`${server.name} at ${server.url} answered ${status} ${JSON.stringify(body.slice(0, 200))}, expected 200 ${JSON.stringify(UPSTREAM_BODY)}`);
+  }
+}
