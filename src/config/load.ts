@@ -29,7 +29,7 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): Readonly<SidecarConfig> {
   const env = options.env ?? process.env;
   const raw = options.file === undefined ? {} : readYaml(options.file);
-  const doc = substituteEnv(raw, env) as Record<string, unknown>;
+  const doc = dropNulls(substituteEnv(raw, env)) as Record<string, unknown>;
   applyOverrides(doc, envOverrides(env));
   applyOverrides(doc, options.overrides ?? {});
   return validateConfig(doc, options.file);
@@ -99,6 +99,15 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `${issue.keys.map((k) => where + k).join(', ')}: unknown key; see config/sidecar.example.yaml for the keys allowed here`;
   }
   return `${path}: ${issue.message}`;
+}
+
+/** `key:` with nothing after it (or only comments) means unset, as it reads. */
+function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = dropNulls(v);
+  return out;
 }
 
 function deepFreeze<T>(value: T): T {

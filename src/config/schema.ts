@@ -202,6 +202,9 @@ const policy = z
     file: z.string().optional().meta({ description: 'RBAC policy file (roles, routes). Default: the built-in reference policy. Reloaded on change and SIGHUP.' }),
     dryRun: z.boolean().default(false).meta({ description: 'Let would-be denials through, recording them as audit events.' }),
     rejectSemicolons: z.boolean().default(true).meta({ description: 'Refuse `;` in paths (matrix parameters confuse routing).' }),
+    methodOverride: z.enum(['strip', 'authorize']).default('strip').meta({
+      description: 'X-HTTP-Method-Override and kin: strip them, or forward them and authorize the method they name.',
+    }),
   })
   .prefault({});
 
