@@ -10,6 +10,8 @@ export interface ReadinessCheck {
 export interface AdminOptions {
   isDraining: () => boolean;
   checks: readonly ReadinessCheck[];
+  /** Further endpoints by exact path (POST /revoke); each checks its own method and credentials. */
+  handlers?: ReadonlyMap<string, http.RequestListener>;
 }
 
 /**
@@ -18,7 +20,12 @@ export interface AdminOptions {
  */
 export function createAdminServer(options: AdminOptions): http.Server {
   return http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const handler = options.handlers?.get(path);
+    if (handler !== undefined) {
+      handler(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, new SidecarError('SIDECAR_NOT_FOUND'), undefined);
       return;

@@ -5,6 +5,7 @@ import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
 import { createSidecar } from '../sidecar.ts';
 import { version } from '../version.ts';
+import { registerRevokeCommand } from './revoke.ts';
 
 interface CommonFlags {
   config?: string;
@@ -60,6 +61,8 @@ withConfigFlags(program.command('validate').description('check a configuration e
   load(flags);
   process.stdout.write(`${flags.config ?? 'the defaults'}: configuration is valid\n`);
 });
+
+registerRevokeCommand(program);
 
 program
   .command('version')

@@ -222,7 +222,14 @@ const stores = z
 const failMode = (def: 'open' | 'closed', what: string) =>
   z.enum(['open', 'closed']).default(def).meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
 
-const revocation = z.strictObject({ failMode: failMode('closed', 'requests') }).prefault({});
+const revocation = z
+  .strictObject({
+    failMode: failMode('closed', 'requests'),
+    subjectTtl: duration(
+      'How long a revocation by subject is kept: the longest access-token lifetime your issuers grant. Omit to keep it forever (the sidecar cannot know what an external issuer grants).',
+    ).optional(),
+  })
+  .prefault({});
 
 const rateRule = z.strictObject({
   requests: z.number().int().min(1),

@@ -43,6 +43,7 @@ export const catalog = {
   SIDECAR_CIRCUIT_OPEN: { status: 503, message: 'The upstream failed repeatedly; requests fail fast until a probe succeeds.' },
   // Admin listener.
   SIDECAR_NOT_FOUND: { status: 404, message: 'No such admin endpoint.' },
+  SIDECAR_BAD_ADMIN_REQUEST: { status: 400, message: 'The admin request is not valid: send JSON {"jti", "exp"} or {"sub", "before"}.' },
   SIDECAR_INTERNAL: { status: 500, message: 'The sidecar failed unexpectedly; see its logs with the request id.' },
   // Operator errors at start-up (exit status 2).
   SIDECAR_CONFIG_UNREADABLE: { status: 0, message: 'The configuration file cannot be read.' },
@@ -53,6 +54,7 @@ export const catalog = {
   SIDECAR_POLICY_INVALID: { status: 0, message: 'The policy file does not match its schema.' },
   SIDECAR_API_KEYS_INVALID: { status: 0, message: 'The API key file does not match its schema.' },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
+  SIDECAR_ADMIN_UNREACHABLE: { status: 0, message: 'The admin API of the sidecar cannot be reached; check --admin-url and that the sidecar runs.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** Every stable error code, as a type (like jose's JOSEErrorCode). */

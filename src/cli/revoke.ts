@@ -1,0 +1,133 @@
+import { Option, type Command } from 'commander';
+import { SidecarError, isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
+import { createLogger } from '../log/index.ts';
+import { parseRevokeRequest, type RevokeRequest } from '../revocation/request.ts';
+import { createRedisRevocationStore } from '../revocation/redis.ts';
+import { createRedis, waitForRedis } from '../stores/index.ts';
+
+interface RevokeFlags {
+  jti?: string;
+  exp?: string;
+  sub?: string;
+  before?: string;
+  adminUrl: string;
+  token?: string;
+  redis?: string;
+  keyPrefix: string;
+  clockSkew: string;
+  subjectTtl?: string;
+}
+
+const EXIT_FAILED = 1;
+const EXIT_BAD_INPUT = 2;
+const TIMEOUT_MS = 5_000;
+
+/**
+ * `agent-sidecar revoke`: through the admin API of a running sidecar (any store), or with
+ * --redis straight into Redis (no sidecar needed). Exit 0 revoked, 1 refused or
+ * unreachable, 2 bad input.
+ */
+export function registerRevokeCommand(program: Command): Command {
+  return program
+    .command('revoke')
+    .description('revoke one token (--jti with --exp) or every token of a subject issued up to --before')
+    .option('--jti <id>', 'the jti claim of the token to revoke')
+    .option('--exp <unix>', 'the exp claim of that token (unix seconds): the revocation is kept until then')
+    .option('--sub <name>', 'revoke every token of this subject issued at or before --before')
+    .option('--before <unix>', 'with --sub: unix seconds (default: now)')
+    .addOption(new Option('--admin-url <url>', 'admin API of a running sidecar').env('SIDECAR_ADMIN_URL').default('http://127.0.0.1:9901'))
+    .addOption(new Option('--token <token>', 'admin.token of that sidecar').env('SIDECAR_ADMIN_TOKEN'))
+    .option('--redis <url>', 'write straight into this Redis instead of calling the admin API')
+    .option('--key-prefix <prefix>', 'with --redis: stores.redis.keyPrefix', 'agent-sidecar:')
+    .option('--clock-skew <seconds>', 'with --redis: auth.jwt.clockSkew in seconds', '30')
+    .option('--subject-ttl <seconds>', 'with --redis: keep a subject revocation this long (default: forever)')
+    // Usage errors exit 2 like every other bad input (commander's own default is 1).
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_BAD_INPUT))
+    .action(async (flags: RevokeFlags) => {
+      const { code, line } = await revoke(flags);
+      (code === 0 ? process.stdout : process.stderr).write(`${line}\n`);
+      process.exitCode = code;
+    });
+}
+
+/** The command without the process around it: returns the exit status and the line to print. */
+export async function revoke(flags: RevokeFlags): Promise<{ code: number; line: string }> {
+  let request: RevokeRequest;
+  let direct: { skew: number; ttl: number | undefined } | undefined;
+  try {
+    request = parseRevokeRequest(toBody(flags), Math.floor(Date.now() / 1000));
+    if (flags.redis !== undefined) direct = { skew: seconds(flags.clockSkew, 'clock-skew')!, ttl: seconds(flags.subjectTtl, 'subject-ttl') };
+    if (flags.redis === undefined && !flags.token) throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: 'Give --token (or set SIDECAR_ADMIN_TOKEN), or --redis to write straight into Redis.' });
+  } catch (err) {
+    return failure(err, EXIT_BAD_INPUT);
+  }
+  try {
+    if (direct !== undefined) await viaRedis(flags.redis!, flags.keyPrefix, direct, request);
+    else await viaAdmin(flags.adminUrl, flags.token!, request);
+  } catch (err) {
+    return failure(err, EXIT_FAILED);
+  }
+  return {
+    code: 0,
+    line: request.kind === 'token' ? `revoked token ${request.jti} until ${iso(request.exp)}` : `revoked tokens of ${request.sub} issued at or before ${iso(request.before)}`,
+  };
+}
+
+function toBody(flags: RevokeFlags): Record<string, unknown> {
+  const int = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: `--${name} must be unix time in seconds, such as ${Math.floor(Date.now() / 1000)}.` });
+    return Number(v);
+  };
+  return { jti: flags.jti, exp: int(flags.exp, 'exp'), sub: flags.sub, before: int(flags.before, 'before') };
+}
+
+function seconds(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: `--${name} is a whole number of seconds.` });
+  return Number(v);
+}
+
+async function viaRedis(url: string, keyPrefix: string, o: { skew: number; ttl: number | undefined }, request: RevokeRequest): Promise<void> {
+  const redis = createRedis({ url, keyPrefix, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS }, createLogger('silent'));
+  try {
+    await waitForRedis(redis, TIMEOUT_MS).catch((err: unknown) => {
+      throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', { message: `Redis at ${redactUrl(url)} is unreachable.`, cause: err });
+    });
+    const store = createRedisRevocationStore(redis, { clockSkewSeconds: o.skew, subjectTtlSeconds: o.ttl });
+    if (request.kind === 'token') await store.revokeToken(request.jti, request.exp);
+    else await store.revokeSubject(request.sub, request.before);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function viaAdmin(adminUrl: string, token: string, request: RevokeRequest): Promise<void> {
+  const body = request.kind === 'token' ? { jti: request.jti, exp: request.exp } : { sub: request.sub, before: request.before };
+  let res: Response;
+  try {
+    res = await fetch(new URL('/revoke', adminUrl), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new SidecarError('SIDECAR_ADMIN_UNREACHABLE', { message: `The admin API at ${adminUrl} is unreachable; is the sidecar running, and admin.address this one?`, cause: err });
+  }
+  if (res.ok) return;
+  const answer = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
+  const remote = new Error(answer?.error?.message ?? `HTTP ${res.status}`);
+  throw Object.assign(remote, { code: answer?.error?.code ?? `HTTP_${res.status}` });
+}
+
+function failure(err: unknown, exit: number): { code: number; line: string } {
+  if (isSidecarError(err) || typeof (err as { code?: unknown }).code === 'string') {
+    const e = err as Error & { code: SidecarErrorCode | string };
+    return { code: exit, line: `agent-sidecar: ${e.message} [${e.code}]` };
+  }
+  return { code: exit, line: `agent-sidecar: ${(err as Error).message}` };
+}
+
+const iso = (unix: number) => new Date(unix * 1000).toISOString();
+const redactUrl = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');

@@ -1,0 +1,94 @@
+import { Redis } from 'ioredis';
+import type { ReadinessCheck } from '../admin/server.ts';
+import type { SidecarConfig } from '../config/schema.ts';
+import type { Logger } from '../log/index.ts';
+import { createLogThrottle } from './throttle.ts';
+
+export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
+
+const RETRY_BASE_MS = 100;
+const RETRY_CAP_MS = 2_000;
+
+/**
+ * One ioredis client for every store (revocation, rate limits, API keys).
+ *
+ * Tuned to fail fast: with the offline queue off, a command sent while Redis is down is
+ * rejected at once instead of waiting for a reconnect, so each caller's failMode decides
+ * (deny with 503, or let through) within `commandTimeout` at worst. Reconnection never
+ * gives up: the backoff is capped, so a restarted Redis is used again within ~2 s.
+ *
+ * @example
+ * const redis = createRedis(config.stores.redis, logger);
+ * const revocations = createRedisRevocationStore(redis, { clockSkewSeconds: 30 });
+ */
+export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000): Redis {
+  const log = logger.child({ logger: 'agent-sidecar.redis' });
+  const redis = new Redis(config.url, {
+    keyPrefix: config.keyPrefix,
+    connectTimeout: config.connectTimeout,
+    commandTimeout: config.commandTimeout,
+    enableOfflineQueue: false,
+    // A command caught by a dropped connection fails instead of being resent later:
+    // a revocation check answered after the client gave up is worthless.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    lazyConnect: false,
+    connectionName: 'agent-sidecar',
+    // Capped exponential backoff with jitter, so that a fleet of sidecars does not
+    // reconnect in lockstep after a Redis restart.
+    retryStrategy: (times) => Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100),
+  });
+  const errors = createLogThrottle(log, errorLogIntervalMs);
+  let down = false;
+  redis.on('error', (err: Error & { code?: string }) => {
+    down = true;
+    errors.warn({ event_type: 'store_error', store: 'redis', err: { message: err.message, code: err.code } }, `redis: ${err.message}`);
+  });
+  redis.on('ready', () => {
+    if (down) log.info({ event_type: 'store_recovered', store: 'redis' }, 'redis: connection ready again');
+    down = false;
+  });
+  return redis;
+}
+
+/**
+ * Resolves once the client is connected (commands fail immediately before that, the
+ * offline queue being off); rejects after `timeoutMs`. For the CLI and for tests; the
+ * sidecar itself starts without waiting and lets readiness report the store.
+ */
+export function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  // Not events.once: it rejects on the first 'error', and a reconnecting client emits
+  // several of those before it is ready.
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`redis is not reachable after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
+/** Readiness: PING answered within `timeoutMs`. */
+export function redisReadiness(redis: Redis, timeoutMs = 1_000): ReadinessCheck {
+  return {
+    name: 'redis',
+    async check() {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`redis did not answer PING within ${timeoutMs} ms`), timeoutMs);
+        timer.unref();
+      });
+      try {
+        const answer = await Promise.race([redis.ping().catch((err: Error) => `redis unreachable: ${err.message}`), timeout]);
+        return answer === 'PONG' ? undefined : answer;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
