@@ -5,7 +5,9 @@ import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
 import { createSidecar } from '../sidecar.ts';
 import { version } from '../version.ts';
+import { registerKeysCommand } from './keys.ts';
 import { registerRevokeCommand } from './revoke.ts';
+import { registerTokenCommand } from './token.ts';
 
 interface CommonFlags {
   config?: string;
@@ -63,6 +65,8 @@ withConfigFlags(program.command('validate').description('check a configuration e
 });
 
 registerRevokeCommand(program);
+registerKeysCommand(program);
+registerTokenCommand(program);
 
 program
   .command('version')
@@ -76,7 +80,7 @@ try {
 } catch (err) {
   if (isSidecarError(err)) {
     process.stderr.write(`agent-sidecar: ${err.message} [${err.code}]\n`);
-    process.exit(err.code === 'SIDECAR_LISTEN_FAILED' ? 1 : EXIT_CONFIG);
+    process.exit(err.code === 'SIDECAR_LISTEN_FAILED' || err.code === 'SIDECAR_STORE_UNAVAILABLE' ? 1 : EXIT_CONFIG);
   }
   throw err;
 }

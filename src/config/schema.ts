@@ -7,10 +7,10 @@ import { z } from 'zod';
  * in config/sidecar.schema.json is generated from it (npm run schema).
  */
 
-const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
+export const DURATION_PATTERN = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
 const duration = (description: string) =>
   z
-    .union([z.number().int().nonnegative(), z.string().regex(DURATION, 'expected a duration such as 500ms, 30s, 5m or 1h')])
+    .union([z.number().int().nonnegative(), z.string().regex(DURATION_PATTERN, 'expected a duration such as 500ms, 30s, 5m or 1h')])
     .transform((v) => (typeof v === 'number' ? v : ms(v as ms.StringValue)))
     .meta({ description: `${description} A duration such as 500ms, 30s or 5m, or a number of milliseconds.` });
 

@@ -46,6 +46,7 @@ export const catalog = {
   SIDECAR_BAD_ADMIN_REQUEST: { status: 400, message: 'The admin request is not valid: send JSON {"jti", "exp"} or {"sub", "before"}.' },
   SIDECAR_INTERNAL: { status: 500, message: 'The sidecar failed unexpectedly; see its logs with the request id.' },
   // Operator errors at start-up (exit status 2).
+  SIDECAR_USAGE_INVALID: { status: 0, message: 'A command-line option is missing or invalid; see --help.' },
   SIDECAR_CONFIG_UNREADABLE: { status: 0, message: 'The configuration file cannot be read.' },
   SIDECAR_CONFIG_PARSE: { status: 0, message: 'The configuration file is not valid YAML.' },
   SIDECAR_CONFIG_ENV_MISSING: { status: 0, message: 'The configuration names an environment variable that is not set and has no default.' },
