@@ -1,6 +1,8 @@
 import { once } from 'node:events';
+import type http from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createAccess, type Access } from './access/index.ts';
 import { createAdminServer, type ReadinessCheck } from './admin/server.ts';
 import { upstreamReadiness } from './admin/upstream-check.ts';
 import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
@@ -24,6 +26,10 @@ export interface SidecarOptions {
   readinessChecks?: readonly ReadinessCheck[];
   /** Called last during shutdown (telemetry flush, store disconnects). */
   onShutdown?: Array<() => Promise<void>>;
+  /** Further admin endpoints by exact path (POST /revoke). */
+  adminHandlers?: ReadonlyMap<string, http.RequestListener>;
+  /** What the startup line says about auth and stores. */
+  describe?: { auth: string; stores: string };
 }
 
 export interface Sidecar {
@@ -65,6 +71,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     buildHeaders,
     breaker,
     isDraining: () => draining,
+    ownsCors: config.cors !== undefined,
     onUpstreamError,
   });
   const upgrader = createUpgrader({
@@ -86,6 +93,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     ? createAdminServer({
         isDraining: () => draining,
         checks: [upstreamReadiness(forwarder.pool, config.upstream.healthPath, Math.min(2000, config.upstream.timeouts.headers)), ...(options.readinessChecks ?? [])],
+        handlers: options.adminHandlers,
       })
     : undefined;
 
@@ -121,18 +129,17 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       const ingressAddress = await listen(ingress.server, config.listen.address, 'ingress');
       const adminAddress = admin ? await listen(admin, config.admin.address, 'admin') : undefined;
       const scheme = config.listen.tls ? 'https' : 'http';
+      const summary = {
+        listen: `${scheme}://${formatAddress({ host: ingressAddress.address, port: ingressAddress.port })}`,
+        upstream: config.upstream.url,
+        admin: adminAddress ? formatAddress({ host: adminAddress.address, port: adminAddress.port }) : 'off',
+        auth: options.describe?.auth ?? 'none',
+        stores: options.describe?.stores ?? 'memory',
+        telemetry: 'off',
+      };
       logger.info(
-        {
-          event_type: 'startup',
-          version,
-          listen: `${scheme}://${formatAddress({ host: ingressAddress.address, port: ingressAddress.port })}`,
-          upstream: config.upstream.url,
-          admin: adminAddress ? formatAddress({ host: adminAddress.address, port: adminAddress.port }) : 'off',
-          auth: 'none',
-          stores: 'memory',
-          telemetry: 'off',
-        },
-        `agent-sidecar ${version}: listen ${scheme}://${formatAddress({ host: ingressAddress.address, port: ingressAddress.port })} -> upstream ${config.upstream.url}; admin ${adminAddress ? formatAddress({ host: adminAddress.address, port: adminAddress.port }) : 'off'}; auth none; stores memory; telemetry off`,
+        { event_type: 'startup', version, ...summary },
+        `agent-sidecar ${version}: listen ${summary.listen} -> upstream ${summary.upstream}; admin ${summary.admin}; auth ${summary.auth}; stores ${summary.stores}; telemetry ${summary.telemetry}`,
       );
       return { ingress: ingressAddress, admin: adminAddress };
     },
@@ -157,4 +164,22 @@ async function listen(server: Server, address: string, name: string): Promise<Ad
 function errorMessage(err: SidecarError): string {
   const cause = err.cause as Error | undefined;
   return cause?.message ? `${err.message} (${cause.message})` : err.message;
+}
+
+/**
+ * The sidecar with identity and access built from the configuration: what `run`, the demo
+ * and the tests start.
+ */
+export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: Logger, extra: Partial<SidecarOptions> = {}): Promise<Sidecar & { access: Access }> {
+  const access = await createAccess(config, logger);
+  const sidecar = createSidecar({
+    config,
+    logger,
+    stages: [...access.stages, ...(extra.stages ?? [])],
+    readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
+    adminHandlers: access.adminHandlers,
+    describe: access.describe,
+    onShutdown: [...(extra.onShutdown ?? []), () => access.close()],
+  });
+  return Object.assign(sidecar, { access });
 }

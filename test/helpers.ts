@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts';
 import { createLogger } from '../src/log/index.ts';
-import { createSidecar, type Sidecar, type SidecarOptions } from '../src/sidecar.ts';
+import { assembleSidecar, type Sidecar, type SidecarOptions } from '../src/sidecar.ts';
 
 export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
@@ -55,7 +55,7 @@ export async function startSidecar(
     admin: { address: '127.0.0.1:0', ...input.admin },
   });
   const logs = captureLogs();
-  const sidecar = createSidecar({ config, logger: createLogger('info', logs.stream), ...extra });
+  const sidecar = await assembleSidecar(config, createLogger('info', logs.stream), extra);
   const { ingress, admin } = await sidecar.start();
   const scheme = config.listen.tls ? 'https' : 'http';
   return {

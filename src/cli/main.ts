@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { loadConfig, type ConfigOverrides } from '../config/index.ts';
 import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
-import { createSidecar } from '../sidecar.ts';
+import { assembleSidecar } from '../sidecar.ts';
 import { version } from '../version.ts';
 import { registerKeysCommand } from './keys.ts';
 import { registerRevokeCommand } from './revoke.ts';
@@ -36,8 +36,12 @@ function load(flags: CommonFlags) {
 async function run(flags: CommonFlags): Promise<void> {
   const config = load(flags);
   const logger = createLogger(config.log.level);
-  const sidecar = createSidecar({ config, logger });
+  const sidecar = await assembleSidecar(config, logger);
   await sidecar.start();
+  process.on('SIGHUP', () => {
+    logger.info({ event_type: 'reload', signal: 'SIGHUP' }, 'reloading policy and API keys');
+    void sidecar.access.reload();
+  });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -27,7 +27,7 @@ export interface RequestContext {
   /** The matched route template, e.g. /api/v1/agents/{agent_id} (for metrics and logs). */
   route?: string | undefined;
   /** Set by a stage that answers the request itself (a CORS preflight): nothing is forwarded. */
-  reply?: { status: number; headers: Record<string, string> } | undefined;
+  reply?: { status: number; headers: Record<string, string>; body?: string } | undefined;
 }
 
 /**

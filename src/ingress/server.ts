@@ -105,8 +105,9 @@ export function createIngress(options: IngressOptions): Ingress {
 
   function answer(res: ServerResponse, ctx: RequestContext): void {
     const reply = ctx.reply!;
-    res.writeHead(reply.status, { ...Object.fromEntries(ctx.responseHeaders), ...reply.headers, [idHeader]: ctx.requestId, 'content-length': '0' });
-    res.end();
+    const body = reply.body ?? '';
+    res.writeHead(reply.status, { ...Object.fromEntries(ctx.responseHeaders), ...reply.headers, [idHeader]: ctx.requestId, 'content-length': String(Buffer.byteLength(body)) });
+    res.end(body);
   }
 
   function refuse(res: ServerResponse, err: unknown, requestId: string, ctx?: RequestContext): void {

@@ -15,6 +15,8 @@ export interface ForwarderOptions {
   requestIdHeader: string;
   buildHeaders: RequestHeaderBuilder;
   breaker: CircuitBreaker | undefined;
+  /** The sidecar answers CORS itself: the upstream's Access-Control-* headers are dropped. */
+  ownsCors?: boolean;
   /** True once shutdown began: responses then carry Connection: close. */
   isDraining: () => boolean;
   onUpstreamError?: (ctx: RequestContext, err: SidecarError) => void;
@@ -52,7 +54,7 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
  * after it started, the client connection is cut, which is all HTTP/1.1 allows.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining } = options;
+  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false } = options;
   const pool = createUpstreamPool(upstream);
   const retries = upstream.retry.attempts;
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
@@ -84,6 +86,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       },
       onResponseStart(_c, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string) {
         settle(!failureStatuses.has(statusCode));
+        // Two Allow-Origin values are rejected by browsers, and the upstream's would bypass the allowlist.
+        if (ownsCors) for (const name in headers) if (name.startsWith('access-control-')) delete headers[name];
         const out = clientResponseHeaders(headers, requestIdHeader, ctx.requestId);
         for (const [name, value] of ctx.responseHeaders) out.push(name, value);
         if (isDraining()) out.push('connection', 'close');

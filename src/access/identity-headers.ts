@@ -1,0 +1,37 @@
+import type { Principal } from '../auth/principal.ts';
+import type { SidecarConfig } from '../config/index.ts';
+import type { RequestContext } from '../ingress/context.ts';
+
+type HeaderConfig = SidecarConfig['auth']['identityHeaders'];
+
+/**
+ * Identity headers are the agent's only source of truth about the caller, so any copy a
+ * client sends is removed before anything else happens, on every route, auth on or off.
+ */
+export function createIdentityHeaders(config: HeaderConfig, credentialHeaders: readonly string[]) {
+  const owned = [config.subject, config.roles, config.scopes, config.keyId, config.tenant];
+  const credentials = config.forwardToken ? [] : credentialHeaders;
+  return {
+    /** Removes client-sent identity headers (and, unless forwarded, the credentials). */
+    strip(ctx: RequestContext): void {
+      for (const h of owned) ctx.strippedHeaders.add(h);
+      for (const h of credentials) ctx.strippedHeaders.add(h);
+    },
+    /** Tells the agent who called. */
+    set(ctx: RequestContext, p: Principal): void {
+      const h = ctx.upstreamHeaders;
+      h.set(config.subject, headerSafe(p.subject));
+      if (p.roles.length > 0) h.set(config.roles, headerSafe(p.roles.join(',')));
+      if (p.scopes.length > 0) h.set(config.scopes, headerSafe(p.scopes.join(' ')));
+      if (p.keyId !== undefined) h.set(config.keyId, headerSafe(p.keyId));
+      if (p.tenantId !== undefined) h.set(config.tenant, headerSafe(p.tenantId));
+    },
+  };
+}
+
+const VISIBLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** Claims are arbitrary JSON strings; header values are not. Anything else is percent-encoded. */
+function headerSafe(value: string): string {
+  return VISIBLE_ASCII.test(value) ? value : encodeURIComponent(value);
+}

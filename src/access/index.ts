@@ -1,0 +1,153 @@
+import { unwatchFile, watchFile } from 'node:fs';
+import type http from 'node:http';
+import type { Redis } from 'ioredis';
+import type { ReadinessCheck } from '../admin/index.ts';
+import { createLogAudit, type AuditSink } from '../audit/index.ts';
+import { createAuthenticator, type Authenticator } from '../auth/index.ts';
+import type { SidecarConfig } from '../config/index.ts';
+import { createCors } from '../cors/index.ts';
+import type { Stage } from '../ingress/context.ts';
+import type { Logger } from '../log/index.ts';
+import { createPolicyHolder } from '../policy/index.ts';
+import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
+import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
+import { createRedis, redisReadiness } from '../stores/index.ts';
+import { createIdentityHeaders } from './identity-headers.ts';
+import { createRateLimitStage } from './rate-limit-stage.ts';
+import { createRefreshStage } from './refresh.ts';
+import { createAccessStage } from './stage.ts';
+
+export interface Access {
+  /** CORS, refresh endpoint, identify and authorize, rate limits: in that order. */
+  stages: Stage[];
+  readinessChecks: ReadinessCheck[];
+  adminHandlers: Map<string, http.RequestListener>;
+  /** Re-reads the policy and API key files (SIGHUP). */
+  reload(): Promise<void>;
+  close(): Promise<void>;
+  /** For the startup line. */
+  describe: { auth: string; stores: string };
+}
+
+// The reference design's admin permission for user and credential management.
+const ADMIN_PERMISSION = 'manage:users';
+
+/**
+ * Builds identity and access from the configuration: the stores (Redis or memory), the
+ * authenticator, the policy, revocation, rate limits and the admin revocation API.
+ */
+export async function createAccess(config: Readonly<SidecarConfig>, logger: Logger, auditSink?: AuditSink): Promise<Access> {
+  const audit = auditSink ?? (config.audit.stdout ? createLogAudit(logger) : { emit() {} });
+  const redisConfig = config.stores.redis;
+  const redis: Redis | undefined = redisConfig === undefined ? undefined : createRedis(redisConfig, logger);
+  const closers: Array<() => Promise<void> | void> = [];
+  const readinessChecks: ReadinessCheck[] = [];
+  if (redis !== undefined) {
+    readinessChecks.push(redisReadiness(redis));
+    closers.push(() => void redis.quit().catch(() => redis.disconnect()));
+  }
+
+  const auth: Authenticator = await createAuthenticator(config.auth, { logger, redis, redisKeyPrefix: redisConfig?.keyPrefix });
+  closers.unshift(() => auth.close());
+  const keyFile = config.auth.apiKeys?.file;
+  if (keyFile !== undefined) {
+    const onKeyFileChange = () =>
+      void auth.reload().catch((err: unknown) => logger.error({ err, event_type: 'api_keys_reload', file: keyFile }, 'API key reload refused; the running keys stay'));
+    watchFile(keyFile, { interval: 500, persistent: false }, onKeyFileChange);
+    closers.push(() => unwatchFile(keyFile, onKeyFileChange));
+  }
+  readinessChecks.push({ name: 'auth', check: async () => auth.readiness() });
+
+  const clockSkewSeconds = Math.ceil((config.auth.jwt?.clockSkew ?? 30_000) / 1000);
+  const subjectTtlSeconds = config.revocation.subjectTtl === undefined ? undefined : Math.ceil(config.revocation.subjectTtl / 1000);
+  const revocations = redis
+    ? createRedisRevocationStore(redis, { clockSkewSeconds, subjectTtlSeconds })
+    : createMemoryRevocationStore({ clockSkewSeconds, subjectTtlSeconds });
+  const checkRevoked = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit });
+
+  const policies = createPolicyHolder({ file: config.policy.file, logger });
+  closers.push(() => policies.close());
+
+  const credentialHeaders = [config.auth.jwt?.header, config.auth.apiKeys?.header].filter((h): h is string => h !== undefined);
+  const identity = createIdentityHeaders(config.auth.identityHeaders, credentialHeaders);
+  const stages: Stage[] = [];
+  const cors = createCors(config.cors);
+  if (cors !== undefined) stages.push(cors);
+
+  if (auth.enabled) {
+    const jwt = config.auth.jwt;
+    if (config.auth.refresh.enabled && jwt?.secret !== undefined) {
+      stages.push(
+        createRefreshStage({
+          path: config.auth.refresh.path,
+          secret: jwt.secret,
+          accessTtlMs: config.auth.refresh.accessTtl,
+          clockSkewMs: jwt.clockSkew,
+          issuer: jwt.issuer,
+          audience: jwt.audience,
+          checkRevoked,
+        }),
+      );
+    }
+    stages.push(
+      createAccessStage({
+        authenticate: (ctx) => auth.authenticate(ctx.req),
+        policy: () => policies.current(),
+        checkRevoked,
+        identity,
+        audit,
+        logger,
+        dryRun: config.policy.dryRun,
+        rejectSemicolons: config.policy.rejectSemicolons,
+        methodOverride: config.policy.methodOverride,
+      }),
+    );
+  } else {
+    // Auth off: nothing is enforced, but the agent must still never see client-made identity headers.
+    stages.push((ctx) => identity.strip(ctx));
+  }
+
+  const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
+  const rateLimit = createRateLimitStage(config.rateLimit, createRateLimiter({ store: limiterStore, failMode: config.rateLimit.failMode, logger }));
+  if (rateLimit !== undefined) stages.push(rateLimit);
+
+  const adminHandlers = new Map<string, http.RequestListener>([
+    [
+      '/revoke',
+      createRevocationAdmin({
+        store: revocations,
+        adminToken: config.admin.token,
+        audit,
+        logger,
+        async authorize(req) {
+          const principal = await auth.authenticate(req);
+          if (principal === undefined) return undefined;
+          await checkRevoked(principal);
+          return policies.current().hasPermission(principal, ADMIN_PERMISSION) ? principal.subject : undefined;
+        },
+      }),
+    ],
+  ]);
+
+  const modes = [config.auth.jwt ? 'jwt' : undefined, config.auth.apiKeys ? 'api_key' : undefined].filter(Boolean);
+  return {
+    stages,
+    readinessChecks,
+    adminHandlers,
+    async reload() {
+      policies.reload();
+      await auth.reload().catch((err: unknown) => logger.error({ err, event_type: 'api_keys_reload' }, 'API key reload refused; the running keys stay'));
+    },
+    async close() {
+      for (const close of closers) await close();
+    },
+    describe: {
+      auth: modes.length === 0 ? 'none' : `${modes.join('+')}${config.policy.dryRun ? ' (policy dry run)' : ''}`,
+      stores: redisConfig === undefined ? 'memory' : `redis ${redactUrl(redisConfig.url)}`,
+    },
+  };
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
+}

@@ -1,0 +1,93 @@
+import type { AuditSink } from '../audit/index.ts';
+import type { Principal } from '../auth/principal.ts';
+import { isSidecarError, SidecarError } from '../errors/index.ts';
+import type { RequestContext, Stage } from '../ingress/context.ts';
+import type { Logger } from '../log/index.ts';
+import { normalizePath, type Policy } from '../policy/index.ts';
+import { effectiveMethod } from './method-override.ts';
+
+export interface AccessDeps {
+  authenticate: (ctx: RequestContext) => Promise<Principal | undefined>;
+  policy: () => Policy;
+  checkRevoked: ((p: Principal) => Promise<void>) | undefined;
+  identity: { strip(ctx: RequestContext): void; set(ctx: RequestContext, p: Principal): void };
+  audit: AuditSink;
+  logger: Logger;
+  dryRun: boolean;
+  rejectSemicolons: boolean;
+  methodOverride: 'strip' | 'authorize';
+}
+
+/**
+ * Identify and authorize, in this order: strip client-sent identity headers, normalize the
+ * path (what is matched is exactly what is forwarded), skip credentials on public routes,
+ * authenticate, check revocation, decide with the policy, audit the decision.
+ */
+export function createAccessStage(deps: AccessDeps): Stage {
+  const { audit } = deps;
+  const normalize = { rejectSemicolons: deps.rejectSemicolons };
+
+  return async function access(ctx) {
+    deps.identity.strip(ctx);
+    ctx.target = normalizePath(ctx.target, normalize);
+    const method = effectiveMethod(ctx, deps.methodOverride);
+    const q = ctx.target.indexOf('?');
+    const path = q === -1 ? ctx.target : ctx.target.slice(0, q);
+    const policy = deps.policy();
+
+    const match = policy.match(method, path);
+    ctx.route = match.route;
+    if (match.public) return;
+
+    let principal: Principal | undefined;
+    try {
+      principal = await deps.authenticate(ctx);
+      if (principal === undefined) throw new SidecarError('SIDECAR_CREDENTIALS_MISSING', { headers: { 'www-authenticate': 'Bearer' } });
+      if (principal.method === 'jwt' && deps.checkRevoked !== undefined) await deps.checkRevoked(principal);
+    } catch (err) {
+      audit.emit({
+        event_type: 'authentication',
+        success: false,
+        reason: isSidecarError(err) ? err.code : 'SIDECAR_INTERNAL',
+        user_id: principal?.subject,
+        ip_address: ctx.forwarded.clientAddress,
+        user_agent: ctx.req.headers['user-agent'],
+        request_id: ctx.requestId,
+      });
+      throw err;
+    }
+    ctx.principal = principal;
+    audit.emit({
+      event_type: 'authentication',
+      success: true,
+      user_id: principal.subject,
+      auth_method: principal.method,
+      ip_address: ctx.forwarded.clientAddress,
+      user_agent: ctx.req.headers['user-agent'],
+      request_id: ctx.requestId,
+    });
+
+    const decision = policy.decide(method, path, principal);
+    const dryRun = deps.dryRun || decision.dryRun;
+    audit.emit({
+      event_type: 'authorization',
+      user_id: principal.subject,
+      action: decision.permission ?? '(no rule)',
+      resource: `${method} ${path}`,
+      route: decision.route,
+      allowed: decision.allowed,
+      dry_run: dryRun,
+      reason: decision.code,
+      ip_address: ctx.forwarded.clientAddress,
+      request_id: ctx.requestId,
+    });
+    if (!decision.allowed && !dryRun) {
+      throw new SidecarError(decision.code ?? 'SIDECAR_ROUTE_NOT_ALLOWED', {
+        message:
+          decision.code === 'SIDECAR_FORBIDDEN' ? `This route needs the permission ${decision.permission}, which the caller's roles do not grant.` : undefined,
+        details: decision.permission === undefined ? undefined : { permission: decision.permission },
+      });
+    }
+    deps.identity.set(ctx, principal);
+  };
+}

@@ -1,0 +1,1 @@
+export { createCors, type CorsConfig, type CorsStage } from './cors.ts';

@@ -1,0 +1,5 @@
+export { normalizePath, type NormalizeOptions } from './normalize.ts';
+export type { Decision, Policy, PolicyDocument, PolicyRoute, RouteMatch } from './rbac.ts';
+export { compilePolicy, loadPolicyFile, type PolicyDocumentInput } from './load.ts';
+export { DEFAULT_POLICY } from './default-policy.ts';
+export { createPolicyHolder, type PolicyHolder, type PolicyHolderOptions } from './holder.ts';
