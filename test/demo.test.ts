@@ -22,17 +22,27 @@ describe('npm run demo', () => {
     }
   });
 
-  it('puts the demo agent behind the sidecar and prints commands that work', async () => {
+  it('puts the demo agent behind the sidecar with JWT and RBAC on, and prints tokens that work', async () => {
     const deadline = Date.now() + 10_000;
     while (!out.includes('Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const base = /behind the sidecar \((http:\/\/127\.0\.0\.1:\d+)\)/.exec(out)?.[1];
     expect(base, out).toBeDefined();
 
-    const list = await request(`${base}/api/v1/agents`);
+    expect(out).toMatch(/analyst GET \/api\/v1\/agents -> 200; user GET \/api\/v1\/agents -> 403 SIDECAR_FORBIDDEN/);
+    const token = (role: string) => new RegExp(`^\\s+${role}\\s+(eyJ\\S+)$`, 'm').exec(out)?.[1];
+    const anonymous = await request(`${base}/api/v1/agents`);
+    expect(anonymous.statusCode).toBe(401);
+    await anonymous.body.dump();
+
+    const list = await request(`${base}/api/v1/agents`, { headers: { authorization: `Bearer ${token('analyst')}` } });
     expect(list.statusCode).toBe(200);
     expect(((await list.body.json()) as { agents: unknown[] }).agents.length).toBeGreaterThan(0);
 
-    const chat = await request(`${base}/api/v1/chat`, { method: 'POST', body: '{"message":"hello"}', headers: { 'content-type': 'application/json' } });
+    const chat = await request(`${base}/api/v1/chat`, {
+      method: 'POST',
+      body: '{"message":"hello"}',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token('user')}` },
+    });
     expect(chat.headers['content-type']).toBe('text/event-stream');
     const text = await chat.body.text();
     expect(text).toContain('event: token');

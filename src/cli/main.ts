@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
+import { checkConfigFiles } from '../config/check-files.ts';
 import { loadConfig, type ConfigOverrides } from '../config/index.ts';
 import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
@@ -63,8 +64,11 @@ const program = new Command('agent-sidecar')
 
 withConfigFlags(program.command('run', { isDefault: true }).description('run the sidecar (the default command)')).action(run);
 
-withConfigFlags(program.command('validate').description('check a configuration exactly as run would load it, then exit')).action((flags: CommonFlags) => {
-  load(flags);
+withConfigFlags(
+  program.command('validate').description('check a configuration and the files it names (policy, API keys, TLS) as run would load them, then exit'),
+).action(async (flags: CommonFlags) => {
+  const warnings = await checkConfigFiles(load(flags));
+  for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
   process.stdout.write(`${flags.config ?? 'the defaults'}: configuration is valid\n`);
 });
 

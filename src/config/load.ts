@@ -16,6 +16,8 @@ export interface ConfigOverrides {
 export interface LoadOptions {
   /** Path of a YAML file; without it the defaults apply. */
   file?: string | undefined;
+  /** A document under the file (the demo's embedded settings): the file's keys win. */
+  base?: Record<string, unknown>;
   /** Flags given on the command line: they win over the environment and the file. */
   overrides?: ConfigOverrides;
   env?: NodeJS.ProcessEnv;
@@ -29,7 +31,7 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): Readonly<SidecarConfig> {
   const env = options.env ?? process.env;
   const raw = options.file === undefined ? {} : readYaml(options.file);
-  const doc = dropNulls(substituteEnv(raw, env)) as Record<string, unknown>;
+  const doc = merge(options.base ?? {}, dropNulls(substituteEnv(raw, env)) as Record<string, unknown>);
   applyOverrides(doc, envOverrides(env));
   applyOverrides(doc, options.overrides ?? {});
   return validateConfig(doc, options.file);
@@ -99,6 +101,16 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `${issue.keys.map((k) => where + k).join(', ')}: unknown key; see config/sidecar.example.yaml for the keys allowed here`;
   }
   return `${path}: ${issue.message}`;
+}
+
+function merge(under: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...under };
+  for (const [k, v] of Object.entries(over)) {
+    const u = out[k];
+    const bothObjects = [u, v].every((x) => x !== null && typeof x === 'object' && !Array.isArray(x));
+    out[k] = bothObjects ? merge(u as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
 }
 
 /** `key:` with nothing after it (or only comments) means unset, as it reads. */

@@ -1,10 +1,14 @@
 // npm run demo: the demo agent behind the sidecar, on embedded defaults, no external service.
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { issueToken } from '../auth/issuer.ts';
 import { loadConfig } from '../config/index.ts';
 import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
-import { createSidecar } from '../sidecar.ts';
+import { DEFAULT_POLICY } from '../policy/index.ts';
+import { assembleSidecar } from '../sidecar.ts';
 import { createDemoAgent } from './agent.ts';
 
 const agent = createDemoAgent();
@@ -13,20 +17,47 @@ await once(agent, 'listening');
 const agentPort = (agent.address() as AddressInfo).port;
 
 try {
-  // SIDECAR_LISTEN / SIDECAR_ADMIN move the demo to other ports if 8080/9901 are taken.
-  const config = loadConfig({ overrides: { upstream: `http://127.0.0.1:${agentPort}`, listen: process.env.SIDECAR_LISTEN ?? '127.0.0.1:8080' } });
-  const sidecar = createSidecar({ config, logger: createLogger(config.log.level) });
+  // A fresh signing secret per run: tokens below are valid for this demo process only.
+  const secret = randomBytes(32).toString('base64url');
+  const config = loadConfig({
+    overrides: { upstream: `http://127.0.0.1:${agentPort}`, listen: process.env.SIDECAR_LISTEN ?? '127.0.0.1:8080' },
+    base: {
+      auth: { jwt: { secret, algorithms: ['HS256'] }, refresh: { enabled: true } },
+      policy: { file: fileURLToPath(new URL('../../config/demo-policy.yaml', import.meta.url)) },
+      audit: { stdout: false },
+    },
+  });
+  const sidecar = await assembleSidecar(config, createLogger(config.log.level));
   const { ingress, admin } = await sidecar.start();
   const base = `http://127.0.0.1:${ingress.port}`;
+
+  const tokens: Record<string, string> = {};
+  for (const role of Object.keys(DEFAULT_POLICY.roles)) tokens[role] = await issueToken(secret, { sub: `demo-${role}`, roles: [role], type: 'access' }, 60 * 60_000);
+  const allowed = await fetch(`${base}/api/v1/agents`, { headers: { authorization: `Bearer ${tokens.analyst}` } });
+  const denied = await fetch(`${base}/api/v1/agents`, { headers: { authorization: `Bearer ${tokens.user}` } });
+  const deniedBody = (await denied.json()) as { error: { code: string; permission?: string } };
+  await allowed.arrayBuffer();
+
   process.stdout.write(`
 agent-sidecar demo: the demo agent (127.0.0.1:${agentPort}) is behind the sidecar (${base}).
+JWT auth (HS256, a secret made for this run) and the default RBAC policy are on.
+
+Tokens, one per role (valid 60 minutes):
+${Object.entries(tokens)
+  .map(([role, t]) => `  ${role.padEnd(15)} ${t}`)
+  .join('\n')}
+
+Just now: analyst GET /api/v1/agents -> ${allowed.status}; user GET /api/v1/agents -> ${denied.status} ${deniedBody.error.code} (needs ${deniedBody.error.permission}).
+
 Paste these into another terminal:
 
+  ANALYST=${tokens.analyst}
+  curl -i ${base}/api/v1/agents -H "authorization: Bearer $ANALYST"
+  curl -i ${base}/api/v1/agents -H "authorization: Bearer ${tokens.user}"
+  curl -i -X POST ${base}/api/v1/agents -H "authorization: Bearer ${tokens.agent_manager}" -H 'content-type: application/json' -d '{"name":"triage"}'
+  curl -N -X POST ${base}/api/v1/chat -H "authorization: Bearer ${tokens.admin}" -H 'content-type: application/json' -d '{"message":"hello"}'
   curl -i ${base}/api/v1/agents
-  curl -i -X POST ${base}/api/v1/agents -H 'content-type: application/json' -d '{"name":"triage"}'
-  curl -N -X POST ${base}/api/v1/chat -H 'content-type: application/json' -d '{"message":"hello"}'
-  curl -i ${base}/api/v1/conversations -H 'x-forwarded-for: 6.6.6.6'
-  curl -i -X CONNECT ${base} --request-target example.com:443
+  curl -i ${base}/health
   curl -s http://127.0.0.1:${admin?.port}/readyz
 
 Ctrl-C stops both.
