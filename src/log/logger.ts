@@ -1,9 +1,25 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-/** JSON lines on stdout (pino: low overhead, asynchronous-safe serialisation). */
-export function createLogger(level: string, destination: NodeJS.WritableStream = process.stdout): Logger {
+/**
+ * JSON lines (pino: the lowest overhead among Node loggers). On stdout the writes are
+ * asynchronous and coalesced while one is in flight, so access and audit records under load
+ * cost a buffer append, not a system call each; what is buffered is flushed at exit.
+ */
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  let dest: DestinationStream | NodeJS.WritableStream | undefined = destination;
+  if (dest === undefined) {
+    const stdout = pino.destination({ dest: 1, sync: false });
+    process.once('exit', () => {
+      try {
+        stdout.flushSync();
+      } catch {
+        // stdout already closed: nothing left to save.
+      }
+    });
+    dest = stdout;
+  }
   return pino(
     {
       level,
@@ -12,6 +28,6 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
       formatters: { level: (label) => ({ level: label }) },
       messageKey: 'message',
     },
-    destination,
+    dest,
   );
 }
