@@ -23,7 +23,8 @@ export function createIdentityHeaders(config: HeaderConfig, credentialHeaders: r
       h.set(config.subject, headerSafe(p.subject));
       if (p.roles.length > 0) h.set(config.roles, headerSafe(p.roles.join(',')));
       if (p.scopes.length > 0) h.set(config.scopes, headerSafe(p.scopes.join(' ')));
-      if (p.keyId !== undefined) h.set(config.keyId, headerSafe(p.keyId));
+      // The API key's id; a token's kid names a signing key, not the caller.
+      if (p.method === 'api_key' && p.keyId !== undefined) h.set(config.keyId, headerSafe(p.keyId));
       if (p.tenantId !== undefined) h.set(config.tenant, headerSafe(p.tenantId));
     },
   };

@@ -54,6 +54,10 @@ export function createAccessStage(deps: AccessDeps): Stage {
         user_agent: ctx.req.headers['user-agent'],
         request_id: ctx.requestId,
       });
+      // RFC 9110 11.6.1: every 401 carries a challenge; RFC 6750 3.1: invalid_token for a bad one.
+      if (isSidecarError(err) && err.status === 401 && err.headers?.['www-authenticate'] === undefined) {
+        ctx.responseHeaders.set('www-authenticate', 'Bearer error="invalid_token"');
+      }
       throw err;
     }
     ctx.principal = principal;
