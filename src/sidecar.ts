@@ -28,6 +28,8 @@ export interface SidecarOptions {
   onShutdown?: Array<() => Promise<void>>;
   /** Further admin endpoints by exact path (POST /revoke). */
   adminHandlers?: ReadonlyMap<string, http.RequestListener>;
+  /** Client headers never forwarded, fixed by configuration (identity headers, credentials). */
+  stripHeaders?: readonly string[];
   /** What the startup line says about auth and stores. */
   describe?: { auth: string; stores: string };
 }
@@ -60,6 +62,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const buildHeaders = createRequestHeaderBuilder({
     requestIdHeader: config.proxy.requestIdHeader,
     upstreamHost: config.upstream.preserveHost ? undefined : new URL(config.upstream.url).host,
+    alwaysStrip: options.stripHeaders,
   });
   const onUpstreamError = (ctx: { requestId: string; req: { method?: string | undefined } ; target: string }, err: SidecarError) =>
     logger.warn({ request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) }, 'upstream request failed');
@@ -178,6 +181,7 @@ export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: L
     stages: [...access.stages, ...(extra.stages ?? [])],
     readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
     adminHandlers: access.adminHandlers,
+    stripHeaders: access.stripHeaders,
     describe: access.describe,
     onShutdown: [...(extra.onShutdown ?? []), () => access.close()],
   });

@@ -5,18 +5,16 @@ import type { RequestContext } from '../ingress/context.ts';
 type HeaderConfig = SidecarConfig['auth']['identityHeaders'];
 
 /**
- * Identity headers are the agent's only source of truth about the caller, so any copy a
- * client sends is removed before anything else happens, on every route, auth on or off.
+ * Client headers the agent must never receive: identity headers are its only source of truth
+ * about the caller, so a client's copies go on every route, auth on or off; the credentials
+ * go too unless configured to be forwarded.
  */
-export function createIdentityHeaders(config: HeaderConfig, credentialHeaders: readonly string[]) {
-  const owned = [config.subject, config.roles, config.scopes, config.keyId, config.tenant];
-  const credentials = config.forwardToken ? [] : credentialHeaders;
+export function strippedRequestHeaders(config: HeaderConfig, credentialHeaders: readonly string[]): string[] {
+  return [config.subject, config.roles, config.scopes, config.keyId, config.tenant, ...(config.forwardToken ? [] : credentialHeaders)];
+}
+
+export function createIdentityHeaders(config: HeaderConfig) {
   return {
-    /** Removes client-sent identity headers (and, unless forwarded, the credentials). */
-    strip(ctx: RequestContext): void {
-      for (const h of owned) ctx.strippedHeaders.add(h);
-      for (const h of credentials) ctx.strippedHeaders.add(h);
-    },
     /** Tells the agent who called. */
     set(ctx: RequestContext, p: Principal): void {
       const h = ctx.upstreamHeaders;

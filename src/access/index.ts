@@ -12,7 +12,7 @@ import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
 import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
 import { createRedis, redisReadiness } from '../stores/index.ts';
-import { createIdentityHeaders } from './identity-headers.ts';
+import { createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
 import { createRateLimitStage } from './rate-limit-stage.ts';
 import { createRefreshStage } from './refresh.ts';
 import { createAccessStage } from './stage.ts';
@@ -20,6 +20,8 @@ import { createAccessStage } from './stage.ts';
 export interface Access {
   /** CORS, refresh endpoint, identify and authorize, rate limits: in that order. */
   stages: Stage[];
+  /** Client headers never forwarded (identity headers, credentials). */
+  stripHeaders: string[];
   readinessChecks: ReadinessCheck[];
   adminHandlers: Map<string, http.RequestListener>;
   /** Re-reads the policy and API key files (SIGHUP). */
@@ -69,7 +71,8 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   closers.push(() => policies.close());
 
   const credentialHeaders = [config.auth.jwt?.header, config.auth.apiKeys?.header].filter((h): h is string => h !== undefined);
-  const identity = createIdentityHeaders(config.auth.identityHeaders, credentialHeaders);
+  const identity = createIdentityHeaders(config.auth.identityHeaders);
+  const stripHeaders = strippedRequestHeaders(config.auth.identityHeaders, auth.enabled ? credentialHeaders : []);
   const stages: Stage[] = [];
   const cors = createCors(config.cors);
   if (cors !== undefined) stages.push(cors);
@@ -102,9 +105,6 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
         methodOverride: config.policy.methodOverride,
       }),
     );
-  } else {
-    // Auth off: nothing is enforced, but the agent must still never see client-made identity headers.
-    stages.push((ctx) => identity.strip(ctx));
   }
 
   const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
@@ -132,6 +132,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const modes = [config.auth.jwt ? 'jwt' : undefined, config.auth.apiKeys ? 'api_key' : undefined].filter(Boolean);
   return {
     stages,
+    stripHeaders,
     readinessChecks,
     adminHandlers,
     async reload() {

@@ -10,7 +10,7 @@ export interface AccessDeps {
   authenticate: (ctx: RequestContext) => Promise<Principal | undefined>;
   policy: () => Policy;
   checkRevoked: ((p: Principal) => Promise<void>) | undefined;
-  identity: { strip(ctx: RequestContext): void; set(ctx: RequestContext, p: Principal): void };
+  identity: { set(ctx: RequestContext, p: Principal): void };
   audit: AuditSink;
   logger: Logger;
   dryRun: boolean;
@@ -19,8 +19,8 @@ export interface AccessDeps {
 }
 
 /**
- * Identify and authorize, in this order: strip client-sent identity headers, normalize the
- * path (what is matched is exactly what is forwarded), skip credentials on public routes,
+ * Identify and authorize, in this order: normalize the path (what is matched is exactly
+ * what is forwarded), skip credentials on public routes,
  * authenticate, check revocation, decide with the policy, audit the decision.
  */
 export function createAccessStage(deps: AccessDeps): Stage {
@@ -28,7 +28,6 @@ export function createAccessStage(deps: AccessDeps): Stage {
   const normalize = { rejectSemicolons: deps.rejectSemicolons };
 
   return async function access(ctx) {
-    deps.identity.strip(ctx);
     ctx.target = normalizePath(ctx.target, normalize);
     const method = effectiveMethod(ctx, deps.methodOverride);
     const q = ctx.target.indexOf('?');
