@@ -1,23 +1,38 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { AUTH_PATH, AUTH_ROLES, sidecarAuthConfig, startAuthFixture, type AuthFixture } from './lib/auth.ts';
 import { collectMeta } from './lib/meta.ts';
 import { parseOptions, USAGE, type BenchOptions, type TargetName } from './lib/options.ts';
 import { installCleanup, stopAll, tail } from './lib/procs.ts';
 import { compare, render, warnings, type Measurements } from './lib/report.ts';
-import { checkServes, NGINX, startNginxProxy, startSidecar, startUpstream, type Server } from './lib/servers.ts';
+import {
+  checkRefuses,
+  checkServes,
+  NGINX,
+  startBareProxy,
+  startNginxProxy,
+  startSidecar,
+  startUpstream,
+  targetUrl,
+  type RequestShape,
+  type Server,
+} from './lib/servers.ts';
 import { ensureVegeta, requireTool } from './lib/tools.ts';
 import { runVegeta, warmVegeta } from './lib/vegeta.ts';
 import { runWrk, writeWrkScript } from './lib/wrk.ts';
 
 /**
- * npm run bench: the same load direct to an upstream, through nginx and through the
- * sidecar; saturation with wrk, latency at a constant rate with vegeta. See bench/README.md.
+ * npm run bench: the same load direct to an upstream, through nginx, through a bare
+ * node:http + undici proxy and through the sidecar (and, with --scenario auth, the sidecar
+ * with JWT + RBAC); saturation with wrk, latency at a constant rate with vegeta.
+ * See bench/README.md.
  */
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+const POLICY_EXAMPLE = fileURLToPath(new URL('../config/policy.example.yaml', import.meta.url));
 const PAUSE_MS = 500;
 
 function log(line: string): void {
@@ -36,17 +51,39 @@ function cpuPlan(o: BenchOptions): Cpus {
   return { load: '0', servers: '1' };
 }
 
-async function startServers(o: BenchOptions, tmp: string, cpus: Cpus): Promise<Map<TargetName, Server>> {
+/** Every measured request: GET / without credentials, or with --scenario auth an analyst's bearer token on a policy route. */
+function requestShape(auth: AuthFixture | undefined): RequestShape {
+  return auth === undefined ? { path: '/', headers: {} } : { path: AUTH_PATH, headers: { authorization: `Bearer ${auth.token}` } };
+}
+
+async function startServers(o: BenchOptions, tmp: string, cpus: Cpus, auth: AuthFixture | undefined): Promise<Map<TargetName, Server>> {
   const servers = new Map<TargetName, Server>();
   const upstream = await startUpstream(tmp, cpus.servers);
   servers.set('direct', upstream);
   if (o.targets.includes('nginx')) servers.set('nginx', await startNginxProxy(tmp, upstream, cpus.servers));
+  if (o.targets.includes('undici-proxy')) servers.set('undici-proxy', await startBareProxy(upstream, cpus.servers));
+  const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
+  if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
   if (o.targets.includes('sidecar')) {
-    const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
-    if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
-    servers.set('sidecar', await startSidecar(tmp, upstream, { cpus: cpus.servers, cpuProfileDir }));
+    servers.set('sidecar', await startSidecar(tmp, upstream, { name: 'sidecar', cpus: cpus.servers, cpuProfileDir }));
   }
-  for (const s of servers.values()) await checkServes(s);
+  if (o.targets.includes('sidecar-auth')) {
+    if (auth === undefined) throw new Error('sidecar-auth needs --scenario auth');
+    const policyFile = join(tmp, 'policy.yaml');
+    copyFileSync(POLICY_EXAMPLE, policyFile);
+    const sidecarAuth = await startSidecar(tmp, upstream, {
+      name: 'sidecar-auth',
+      cpus: cpus.servers,
+      cpuProfileDir,
+      extraConfig: sidecarAuthConfig(auth, policyFile),
+      comment: 'Defaults except addresses and log level, plus JWT RS256 from the bench JWKS and the reference RBAC policy (a copy of config/policy.example.yaml).',
+    });
+    servers.set('sidecar-auth', sidecarAuth);
+    // Auth must really be on: no token is refused, and a path outside the policy is denied.
+    await checkRefuses(sidecarAuth, { path: AUTH_PATH, headers: {} }, 401, 'no bearer token');
+    await checkRefuses(sidecarAuth, { ...requestShape(auth), path: '/not-in-the-policy' }, 403, `roles ${AUTH_ROLES.join(',')} on a path no route matches`);
+  }
+  for (const s of servers.values()) await checkServes(s, requestShape(auth));
   return servers;
 }
 
@@ -59,12 +96,19 @@ function assertAlive(servers: Map<TargetName, Server>): void {
   }
 }
 
-async function measure(o: BenchOptions, tmp: string, cpus: Cpus, servers: Map<TargetName, Server>, tools: { wrk: string; vegeta: string }): Promise<Measurements> {
+async function measure(
+  o: BenchOptions,
+  tmp: string,
+  cpus: Cpus,
+  servers: Map<TargetName, Server>,
+  tools: { wrk: string; vegeta: string },
+  shape: RequestShape,
+): Promise<Measurements> {
   const m: Measurements = { saturation: {}, rate: {} };
   const script = writeWrkScript(tmp);
-  const wrkOpts = { threads: o.threads, connections: o.connections, cpus: cpus.load };
+  const wrkOpts = { threads: o.threads, connections: o.connections, cpus: cpus.load, headers: shape.headers };
   for (const t of o.targets) {
-    const url = servers.get(t)!.url;
+    const url = targetUrl(servers.get(t)!, shape);
     if (o.warmupSeconds > 0) await runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.warmupSeconds });
     await sleep(PAUSE_MS);
     log(`saturation: ${t} (wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s)`);
@@ -73,8 +117,8 @@ async function measure(o: BenchOptions, tmp: string, cpus: Cpus, servers: Map<Ta
     await sleep(PAUSE_MS);
   }
   for (const t of o.targets) {
-    const url = servers.get(t)!.url;
-    const vegetaOpts = { rate: o.rate, cpus: cpus.load, dir: tmp };
+    const url = targetUrl(servers.get(t)!, shape);
+    const vegetaOpts = { rate: o.rate, cpus: cpus.load, dir: tmp, headers: shape.headers };
     if (o.warmupSeconds > 0) await warmVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.warmupSeconds, name: `${t}-warmup` });
     await sleep(PAUSE_MS);
     log(`constant rate: ${t} (vegeta ${o.rate} req/s, ${o.rateSeconds}s)`);
@@ -99,12 +143,18 @@ async function main(): Promise<void> {
   const cpus = cpuPlan(o);
   const tmp = mkdtempSync(join(os.tmpdir(), 'agent-sidecar-bench-'));
   let ok = false;
+  let auth: AuthFixture | undefined;
   try {
     const meta = await collectMeta({ nginx: NGINX, wrk, vegeta });
     const startedAt = new Date().toISOString();
     log(`servers and configs in ${tmp}`);
-    const servers = await startServers(o, tmp, cpus);
-    const m = await measure(o, tmp, cpus, servers, { wrk, vegeta });
+    if (o.scenario === 'auth') {
+      auth = await startAuthFixture();
+      log(`scenario auth: JWKS at ${auth.jwksUrl}, RS256 token for roles ${AUTH_ROLES.join(',')}, every target gets GET ${AUTH_PATH} with it`);
+    }
+    const shape = requestShape(auth);
+    const servers = await startServers(o, tmp, cpus, auth);
+    const m = await measure(o, tmp, cpus, servers, { wrk, vegeta }, shape);
     await stopAll(); // before printing, so a --cpu-prof profile is written
     const cmp = compare(m);
     const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
@@ -113,6 +163,7 @@ async function main(): Promise<void> {
       [
         '',
         `agent-sidecar benchmark  ${meta.gitCommit}  ${meta.cpus} CPUs (${meta.cpuModel}), ${pinning}`,
+        `Scenario ${o.scenario}: every target gets GET ${shape.path}${auth ? ' with Authorization: Bearer <RS256 token, roles analyst>' : ''}`,
         `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
         '',
         render(m, cmp, o.targets, {
@@ -132,6 +183,7 @@ async function main(): Promise<void> {
     ok = true;
   } finally {
     await stopAll();
+    await auth?.close();
     if (ok && !o.keepTmp) rmSync(tmp, { recursive: true, force: true });
     else log(`kept ${tmp} (configs and server logs)`);
   }

@@ -24,9 +24,9 @@ export interface HttpAnswer {
 }
 
 /** One GET with a fresh connection and a short timeout. */
-export function get(url: string, timeoutMs = 1000): Promise<HttpAnswer> {
+export function get(url: string, timeoutMs = 1000, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));

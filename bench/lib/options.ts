@@ -15,6 +15,8 @@ export interface BenchOptions {
   connections: number;
   /** Pin the load generator to CPU 0 and the servers to CPU 1 (taskset). */
   pin: boolean;
+  /** passthrough: no auth anywhere; auth: also the sidecar with JWT (JWKS) + RBAC. */
+  scenario: Scenario;
   /** Which targets to run, in order. */
   targets: TargetName[];
   /** Pass --cpu-prof to the sidecar; profiles land next to the results. */
@@ -24,8 +26,16 @@ export interface BenchOptions {
   quick: boolean;
 }
 
-export const TARGET_NAMES = ['direct', 'nginx', 'sidecar'] as const;
+export const TARGET_NAMES = ['direct', 'nginx', 'undici-proxy', 'sidecar', 'sidecar-auth'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
+
+export const SCENARIOS = ['passthrough', 'auth'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export const DEFAULT_TARGETS: Record<Scenario, readonly TargetName[]> = {
+  passthrough: ['direct', 'nginx', 'undici-proxy', 'sidecar'],
+  auth: ['direct', 'sidecar', 'sidecar-auth'],
+};
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -37,7 +47,13 @@ export const USAGE = `usage: npm run bench -- [options]
   --threads <n>           wrk threads (default 2)                          (BENCH_THREADS)
   --connections <n>       wrk connections (default 64)                     (BENCH_CONNECTIONS)
   --pin                   taskset: load generator on CPU 0, servers on CPU 1 (BENCH_PIN=1)
-  --targets <list>        comma-separated subset of direct,nginx,sidecar   (BENCH_TARGETS)
+  --scenario <name>       passthrough (default) or auth: adds sidecar-auth (BENCH_SCENARIO)
+                          (JWT RS256 from a local JWKS + RBAC); every target then
+                          gets GET /api/v1/agents with an analyst bearer token
+  --targets <list>        comma-separated subset of direct,nginx,undici-proxy,sidecar
+                          (and sidecar-auth with --scenario auth)           (BENCH_TARGETS)
+                          default: direct,nginx,undici-proxy,sidecar;
+                          with --scenario auth: direct,sidecar,sidecar-auth
   --cpu-prof              write a CPU profile of the sidecar to bench/results/profiles/
   --keep-tmp              keep the temporary directory with configs and logs
   -h, --help              this text
@@ -56,6 +72,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       threads: { type: 'string' },
       connections: { type: 'string' },
       pin: { type: 'boolean' },
+      scenario: { type: 'string' },
       targets: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       'keep-tmp': { type: 'boolean' },
@@ -66,6 +83,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
   const quick = values.quick ?? truthy(env.BENCH_QUICK);
   const threads = int('threads', values.threads ?? env.BENCH_THREADS, 2);
   const connections = int('connections', values.connections ?? env.BENCH_CONNECTIONS, 64);
+  const scenario = scenarioOf(values.scenario ?? env.BENCH_SCENARIO);
   if (connections < threads) throw new Error(`--connections (${connections}) must be at least --threads (${threads})`);
   return {
     quick,
@@ -76,7 +94,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     threads,
     connections,
     pin: values.pin ?? truthy(env.BENCH_PIN),
-    targets: targets(values.targets ?? env.BENCH_TARGETS),
+    scenario,
+    targets: targets(values.targets ?? env.BENCH_TARGETS, scenario),
     cpuProfile: values['cpu-prof'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
   };
@@ -93,11 +112,19 @@ function int(name: string, raw: string | undefined, fallback: number, min = 1): 
   return n;
 }
 
-function targets(raw: string | undefined): TargetName[] {
-  if (raw === undefined || raw === '') return [...TARGET_NAMES];
+function scenarioOf(raw: string | undefined): Scenario {
+  if (raw === undefined || raw === '') return 'passthrough';
+  if (!(SCENARIOS as readonly string[]).includes(raw)) throw new Error(`unknown scenario ${JSON.stringify(raw)}; expected one of ${SCENARIOS.join(', ')}`);
+  return raw as Scenario;
+}
+
+function targets(raw: string | undefined, scenario: Scenario): TargetName[] {
+  if (raw === undefined || raw === '') return [...DEFAULT_TARGETS[scenario]];
   const list = raw.split(',').map((s) => s.trim());
   for (const t of list) {
     if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${JSON.stringify(t)}; expected some of ${TARGET_NAMES.join(',')}`);
   }
+  if (list.includes('sidecar-auth') && scenario !== 'auth') throw new Error('target sidecar-auth needs --scenario auth');
+  if (new Set(list).size !== list.length) throw new Error(`--targets lists a target twice: ${raw}`);
   return list as TargetName[];
 }

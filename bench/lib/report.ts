@@ -10,7 +10,7 @@ export interface Measurements {
 
 /** A target from the issue, checked against a measured figure. */
 export interface Check {
-  id: 'saturation' | 'added-p50' | 'added-p99';
+  id: 'saturation' | 'added-p50' | 'added-p99' | 'auth-saturation';
   name: string;
   value: number | undefined;
   op: '>=' | '<=';
@@ -19,18 +19,46 @@ export interface Check {
   pass: boolean | undefined;
 }
 
+type Hop = Exclude<TargetName, 'direct'>;
+type Pcts = { p50?: number | undefined; p99?: number | undefined; p999?: number | undefined };
+
+/** How the floor (undici-proxy / nginx) compares with a target set against nginx. */
+export interface FloorNote {
+  id: 'saturation' | 'added-p50' | 'added-p99';
+  value: number | undefined;
+  /** Whether the bare Node proxy itself meets the target; undefined when not measurable. */
+  reachable: boolean | undefined;
+}
+
 export interface Comparison {
-  saturation: { sidecarVsNginx?: number; sidecarVsDirect?: number; nginxVsDirect?: number };
+  saturation: {
+    sidecarVsNginx?: number | undefined;
+    sidecarVsDirect?: number | undefined;
+    nginxVsDirect?: number | undefined;
+    sidecarVsUndiciProxy?: number | undefined;
+    undiciProxyVsNginx?: number | undefined;
+    undiciProxyVsDirect?: number | undefined;
+    /** sidecar-auth / sidecar (auth on / auth off). */
+    authVsNoAuth?: number | undefined;
+  };
   rate: {
     /** Latency a hop adds over direct at the same rate, in µs. */
-    addedUs: Partial<Record<'nginx' | 'sidecar', { p50: number; p99: number; p999: number }>>;
+    addedUs: Partial<Record<Hop, { p50: number; p99: number; p999: number }>>;
     /** Sidecar-added / nginx-added. */
-    sidecarAddedVsNginxAdded: { p50?: number; p99?: number; p999?: number };
+    sidecarAddedVsNginxAdded: Pcts;
+    /** Sidecar-added / undici-proxy-added. */
+    sidecarAddedVsUndiciProxyAdded: Pcts;
+    /** Undici-proxy-added / nginx-added: the floor. */
+    undiciProxyAddedVsNginxAdded: Pcts;
+    /** Latency auth adds: sidecar-auth minus sidecar, in µs. */
+    authAddedUs?: { p50: number; p99: number; p999: number } | undefined;
   };
+  /** The floor against each nginx target: can any Node proxy reach it here? */
+  floor: FloorNote[];
   checks: Check[];
 }
 
-export const TARGETS = { saturationVsNginx: 0.55, addedVsNginx: 1.5 } as const;
+export const TARGETS = { saturationVsNginx: 0.55, addedVsNginx: 1.5, authVsNoAuth: 0.9 } as const;
 
 export function compare(m: Measurements): Comparison {
   const s = m.saturation;
@@ -39,10 +67,14 @@ export function compare(m: Measurements): Comparison {
     sidecarVsNginx: ratio(rps('sidecar'), rps('nginx')),
     sidecarVsDirect: ratio(rps('sidecar'), rps('direct')),
     nginxVsDirect: ratio(rps('nginx'), rps('direct')),
+    sidecarVsUndiciProxy: ratio(rps('sidecar'), rps('undici-proxy')),
+    undiciProxyVsNginx: ratio(rps('undici-proxy'), rps('nginx')),
+    undiciProxyVsDirect: ratio(rps('undici-proxy'), rps('direct')),
+    authVsNoAuth: ratio(rps('sidecar-auth'), rps('sidecar')),
   };
   const direct = m.rate.direct;
   const addedUs: Comparison['rate']['addedUs'] = {};
-  for (const hop of ['nginx', 'sidecar'] as const) {
+  for (const hop of ['nginx', 'undici-proxy', 'sidecar', 'sidecar-auth'] as const) {
     const r = m.rate[hop];
     if (r === undefined || direct === undefined) continue;
     addedUs[hop] = {
@@ -51,16 +83,56 @@ export function compare(m: Measurements): Comparison {
       p999: r.latencyUs.p999 - direct.latencyUs.p999,
     };
   }
-  const n = addedUs.nginx;
-  const c = addedUs.sidecar;
-  const vs = (k: 'p50' | 'p99' | 'p999') => (n && c ? ratio(c[k], n[k]) : undefined);
-  const added = { p50: vs('p50'), p99: vs('p99'), p999: vs('p999') };
-  const checks: Check[] = [
-    check('saturation', 'saturation: sidecar req/s vs nginx', saturation.sidecarVsNginx, '>=', TARGETS.saturationVsNginx),
-    check('added-p50', `${rateLabel(m)}: sidecar added p50 vs nginx added`, added.p50, '<=', TARGETS.addedVsNginx),
-    check('added-p99', `${rateLabel(m)}: sidecar added p99 vs nginx added`, added.p99, '<=', TARGETS.addedVsNginx),
-  ];
-  return { saturation, rate: { addedUs, sidecarAddedVsNginxAdded: added }, checks };
+  const vs = (a: Hop, b: Hop): Pcts => {
+    const x = addedUs[a];
+    const y = addedUs[b];
+    return x && y ? { p50: ratio(x.p50, y.p50), p99: ratio(x.p99, y.p99), p999: ratio(x.p999, y.p999) } : {};
+  };
+  const added = vs('sidecar', 'nginx');
+  const floorAdded = vs('undici-proxy', 'nginx');
+  const on = m.rate['sidecar-auth'];
+  const off = m.rate.sidecar;
+  const authAddedUs =
+    on && off ? { p50: on.latencyUs.p50 - off.latencyUs.p50, p99: on.latencyUs.p99 - off.latencyUs.p99, p999: on.latencyUs.p999 - off.latencyUs.p999 } : undefined;
+
+  // A check is listed only when the targets it compares were measured.
+  const ran = (...t: TargetName[]) => t.every((n) => s[n] !== undefined || m.rate[n] !== undefined);
+  const checks: Check[] = [];
+  if (ran('nginx', 'sidecar')) {
+    checks.push(
+      check('saturation', 'saturation: sidecar req/s vs nginx', saturation.sidecarVsNginx, '>=', TARGETS.saturationVsNginx),
+      check('added-p50', `${rateLabel(m)}: sidecar added p50 vs nginx added`, added.p50, '<=', TARGETS.addedVsNginx),
+      check('added-p99', `${rateLabel(m)}: sidecar added p99 vs nginx added`, added.p99, '<=', TARGETS.addedVsNginx),
+    );
+  }
+  if (ran('sidecar', 'sidecar-auth')) {
+    checks.push(check('auth-saturation', 'saturation: sidecar-auth req/s vs sidecar (auth off)', saturation.authVsNoAuth, '>=', TARGETS.authVsNoAuth));
+  }
+  const floor: FloorNote[] = [];
+  if (ran('nginx', 'undici-proxy')) {
+    const note = (id: FloorNote['id'], value: number | undefined, op: '>=' | '<=', limit: number): FloorNote => ({
+      id,
+      value,
+      reachable: value === undefined ? undefined : op === '>=' ? value >= limit : value <= limit,
+    });
+    floor.push(
+      note('saturation', saturation.undiciProxyVsNginx, '>=', TARGETS.saturationVsNginx),
+      note('added-p50', floorAdded.p50, '<=', TARGETS.addedVsNginx),
+      note('added-p99', floorAdded.p99, '<=', TARGETS.addedVsNginx),
+    );
+  }
+  return {
+    saturation,
+    rate: {
+      addedUs,
+      sidecarAddedVsNginxAdded: added,
+      sidecarAddedVsUndiciProxyAdded: vs('sidecar', 'undici-proxy'),
+      undiciProxyAddedVsNginxAdded: floorAdded,
+      authAddedUs,
+    },
+    floor,
+    checks,
+  };
 }
 
 function rateLabel(m: Measurements): string {
@@ -108,6 +180,7 @@ export interface Header {
 
 export function render(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: Header): string {
   const out: string[] = [];
+  const has = (...t: TargetName[]) => t.every((n) => order.includes(n));
   const satRows = [['target', 'req/s', 'p50', 'p99', 'p99.9', 'max', 'errors']];
   for (const t of order) {
     const r = m.saturation[t];
@@ -117,14 +190,15 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
   }
   out.push(header.saturation, table(satRows), '');
   const checkFor = (id: Check['id']) => cmp.checks.find((c) => c.id === id);
-  out.push(
-    table([
-      ['  sidecar / nginx', x(cmp.saturation.sidecarVsNginx), `target ≥ ${TARGETS.saturationVsNginx}x`, verdict(checkFor('saturation'))],
-      ['  sidecar / direct', x(cmp.saturation.sidecarVsDirect), '', ''],
-      ['  nginx / direct', x(cmp.saturation.nginxVsDirect), '', ''],
-    ]),
-    '',
-  );
+  const sat = cmp.saturation;
+  const satRatios: string[][] = [];
+  if (has('nginx', 'sidecar')) satRatios.push(['  sidecar / nginx', x(sat.sidecarVsNginx), `target ≥ ${TARGETS.saturationVsNginx}x`, verdict(checkFor('saturation'))]);
+  if (has('undici-proxy', 'sidecar')) satRatios.push(['  sidecar / undici-proxy', x(sat.sidecarVsUndiciProxy), '', '']);
+  if (has('nginx', 'undici-proxy')) satRatios.push(['  undici-proxy / nginx (floor)', x(sat.undiciProxyVsNginx), '', '']);
+  if (has('direct', 'sidecar')) satRatios.push(['  sidecar / direct', x(sat.sidecarVsDirect), '', '']);
+  if (has('direct', 'undici-proxy')) satRatios.push(['  undici-proxy / direct', x(sat.undiciProxyVsDirect), '', '']);
+  if (has('direct', 'nginx')) satRatios.push(['  nginx / direct', x(sat.nginxVsDirect), '', '']);
+  if (satRatios.length > 0) out.push(table(satRatios), '');
 
   const rateRows = [['target', 'sent/s', 'ok', 'p50', 'p90', 'p99', 'p99.9', 'max', '+p50', '+p99', '+p99.9']];
   for (const t of order) {
@@ -148,17 +222,73 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
   }
   out.push(header.rate, table(rateRows), '  (+pNN: added latency vs direct at the same percentile)', '');
   const a = cmp.rate.sidecarAddedVsNginxAdded;
-  out.push(
-    table([
+  const u = cmp.rate.sidecarAddedVsUndiciProxyAdded;
+  const f = cmp.rate.undiciProxyAddedVsNginxAdded;
+  const rateRatios: string[][] = [];
+  if (has('nginx', 'sidecar')) {
+    rateRatios.push(
       ['  sidecar added / nginx added, p50', x(a.p50), `target ≤ ${TARGETS.addedVsNginx}x`, verdict(checkFor('added-p50'))],
       ['  sidecar added / nginx added, p99', x(a.p99), `target ≤ ${TARGETS.addedVsNginx}x`, verdict(checkFor('added-p99'))],
       ['  sidecar added / nginx added, p99.9', x(a.p999), '', ''],
-    ]),
-    '',
-  );
+    );
+  }
+  if (has('undici-proxy', 'sidecar')) {
+    rateRatios.push(
+      ['  sidecar added / undici-proxy added, p50', x(u.p50), '', ''],
+      ['  sidecar added / undici-proxy added, p99', x(u.p99), '', ''],
+      ['  sidecar added / undici-proxy added, p99.9', x(u.p999), '', ''],
+    );
+  }
+  if (has('nginx', 'undici-proxy')) {
+    rateRatios.push(
+      ['  undici-proxy added / nginx added, p50 (floor)', x(f.p50), '', ''],
+      ['  undici-proxy added / nginx added, p99 (floor)', x(f.p99), '', ''],
+    );
+  }
+  if (rateRatios.length > 0) out.push(table(rateRatios), '');
+
+  if (cmp.floor.length > 0) out.push(...floorLines(cmp), '');
+  if (has('sidecar', 'sidecar-auth')) out.push(...authLines(m, cmp, checkFor('auth-saturation')), '');
+
   const failed = cmp.checks.filter((c) => c.pass !== true);
   out.push(failed.length === 0 ? 'All targets met.' : `Targets not met or not measurable: ${failed.map((c) => `${c.name} (${verdict(c)})`).join('; ')}.`);
   return out.join('\n');
+}
+
+/**
+ * undici-proxy does nothing but forward, so its ratio to nginx is the best any Node.js proxy
+ * can expect on this machine: a target against nginx that the floor misses is out of reach
+ * for the sidecar too, whatever it is optimised to.
+ */
+function floorLines(cmp: Comparison): string[] {
+  const lines = ['Floor (undici-proxy / nginx: node:http + undici Pool, forwarding only) against the nginx targets:'];
+  const describe: Record<FloorNote['id'], [string, string]> = {
+    saturation: ['saturation req/s', `≥ ${TARGETS.saturationVsNginx}x`],
+    'added-p50': ['added p50', `≤ ${TARGETS.addedVsNginx}x`],
+    'added-p99': ['added p99', `≤ ${TARGETS.addedVsNginx}x`],
+  };
+  const rows = cmp.floor.map((n) => {
+    const [what, target] = describe[n.id];
+    const verdictText =
+      n.reachable === undefined
+        ? 'not measurable'
+        : n.reachable
+          ? 'the bare Node.js proxy meets it: within reach of a Node.js proxy here'
+          : 'even the bare Node.js proxy misses it: out of reach for a Node.js proxy here';
+    return [`  ${what}`, x(n.value), `target ${target}`, verdictText];
+  });
+  lines.push(table(rows));
+  const sidecarShare = cmp.saturation.sidecarVsUndiciProxy;
+  if (sidecarShare !== undefined) lines.push(`  the sidecar reaches ${(sidecarShare * 100).toFixed(0)}% of the floor's req/s`);
+  return lines;
+}
+
+function authLines(m: Measurements, cmp: Comparison, c: Check | undefined): string[] {
+  const lines = ['Auth (sidecar-auth: JWT RS256 from a local JWKS + RBAC, vs sidecar with auth off):'];
+  lines.push(table([['  sidecar-auth / sidecar, req/s', x(cmp.saturation.authVsNoAuth), `target ≥ ${TARGETS.authVsNoAuth}x`, verdict(c)]]));
+  const d = cmp.rate.authAddedUs;
+  if (d) lines.push(`  ${rateLabel(m)}, auth adds p50 ${signedUs(d.p50)} µs, p99 ${signedUs(d.p99)} µs, p99.9 ${signedUs(d.p999)} µs`);
+  return lines;
 }
 
 /** Warnings a reader must see next to the figures: errors and failed requests. */

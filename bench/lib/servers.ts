@@ -14,6 +14,13 @@ export interface Server {
 export const NGINX = '/usr/sbin/nginx';
 export const UPSTREAM_BODY = 'ok\n';
 const SIDECAR_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));
+
+/** What every measured request looks like: a path and extra headers (the same for every target). */
+export interface RequestShape {
+  path: string;
+  headers: Record<string, string>;
+}
 
 /**
  * The top of an nginx configuration: one worker, every path inside dir (the Debian
@@ -84,19 +91,33 @@ export async function startNginxProxy(dir: string, upstream: Server, cpus: strin
   return startNginx(dir, 'nginx', conf, port, cpus);
 }
 
+/** The floor for a Node.js proxy: node:http + an undici Pool, nothing else (bare-proxy.ts). */
+export async function startBareProxy(upstream: Server, cpus: string | undefined): Promise<Server> {
+  const port = await freePort();
+  const child = startChild('undici-proxy', process.execPath, [BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus });
+  const url = `http://${HOST}:${port}/`;
+  await waitFor200(url, child);
+  return { name: 'undici-proxy', url, child };
+}
+
 export interface SidecarStartOptions {
+  /** Target name; also names its configuration file. */
+  name: string;
   cpus: string | undefined;
   /** Directory for a V8 CPU profile (node --cpu-prof), written when the sidecar exits. */
   cpuProfileDir?: string | undefined;
+  /** YAML appended to the configuration (top-level keys such as auth and policy). */
+  extraConfig?: string;
+  comment?: string;
 }
 
 /** The sidecar as a child process, with its defaults; ready once admin /readyz says 200. */
 export async function startSidecar(dir: string, upstream: Server, options: SidecarStartOptions): Promise<Server> {
   const [port, adminPort] = [await freePort(), await freePort()];
-  const file = join(dir, 'sidecar.yaml');
+  const file = join(dir, `${options.name}.yaml`);
   writeFileSync(
     file,
-    `# Defaults everywhere except addresses and log level. No auth or telemetry exist yet.
+    `# ${options.comment ?? 'Defaults everywhere except addresses and log level: auth off, no telemetry.'}
 listen:
   address: ${HOST}:${port}
 upstream:
@@ -105,18 +126,33 @@ admin:
   address: ${HOST}:${adminPort}
 log:
   level: warn
-`,
+${options.extraConfig ?? ''}`,
   );
-  const nodeFlags = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
-  const child = startChild('sidecar', process.execPath, [...nodeFlags, SIDECAR_CLI, 'run', '--config', file], { cpus: options.cpus });
+  const nodeFlags = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
+  const child = startChild(options.name, process.execPath, [...nodeFlags, SIDECAR_CLI, 'run', '--config', file], { cpus: options.cpus });
   await waitFor200(`http://${HOST}:${adminPort}/readyz`, child);
-  return { name: 'sidecar', url: `http://${HOST}:${port}/`, child };
+  return { name: options.name, url: `http://${HOST}:${port}/`, child };
+}
+
+/** The URL the load goes to: the server's origin and the request's path. */
+export function targetUrl(server: Server, shape: RequestShape): string {
+  return new URL(shape.path, server.url).href;
 }
 
 /** One request through the server: it must come back 200 with the upstream's body. */
-export async function checkServes(server: Server): Promise<void> {
-  const { status, body } = await get(server.url, 2000);
+export async function checkServes(server: Server, shape: RequestShape = { path: '/', headers: {} }): Promise<void> {
+  const url = targetUrl(server, shape);
+  const { status, body } = await get(url, 2000, shape.headers);
   if (status !== 200 || body !== UPSTREAM_BODY) {
-    throw new Error(`${server.name} at ${server.url} answered ${status} ${JSON.stringify(body.slice(0, 200))}, expected 200 ${JSON.stringify(UPSTREAM_BODY)}`);
+    throw new Error(`${server.name} at ${url} answered ${status} ${JSON.stringify(body.slice(0, 200))}, expected 200 ${JSON.stringify(UPSTREAM_BODY)}`);
+  }
+}
+
+/** One request that must be refused with the given status (auth really is on). */
+export async function checkRefuses(server: Server, shape: RequestShape, expected: number, why: string): Promise<void> {
+  const url = targetUrl(server, shape);
+  const { status, body } = await get(url, 2000, shape.headers);
+  if (status !== expected) {
+    throw new Error(`${server.name} at ${url} (${why}) answered ${status} ${JSON.stringify(body.slice(0, 200))}, expected ${expected}`);
   }
 }

@@ -23,6 +23,8 @@ export interface VegetaOptions {
   /** Where the binary results file goes (a temp directory). */
   dir: string;
   name: string;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
 }
 
 /** Open-loop constant rate: requests leave on schedule whether or not earlier ones returned. */
@@ -44,7 +46,8 @@ export async function warmVegeta(vegeta: string, url: string, o: VegetaOptions):
 async function attack(vegeta: string, url: string, o: VegetaOptions): Promise<string> {
   const targets = join(o.dir, `vegeta-${o.name}.targets`);
   const results = join(o.dir, `vegeta-${o.name}.bin`);
-  writeFileSync(targets, `GET ${url}\n`);
+  const headers = Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}\n`);
+  writeFileSync(targets, `GET ${url}\n${headers.join('')}`);
   const args = [
     'attack',
     `-rate=${o.rate}/1s`,

@@ -17,6 +17,8 @@ export interface WrkOptions {
   connections: number;
   seconds: number;
   cpus: string | undefined;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
 }
 
 const MARKER = 'BENCH_JSON ';
@@ -42,7 +44,8 @@ export function writeWrkScript(dir: string): string {
 
 /** Closed-loop saturation: every connection sends its next request as soon as the last answer arrives. */
 export async function runWrk(wrk: string, script: string, url: string, o: WrkOptions): Promise<SaturationResult> {
-  const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.seconds}s`, '--timeout', '5s', '-s', script, url];
+  const headers = Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  const args = ['-t', String(o.threads), '-c', String(o.connections), '-d', `${o.seconds}s`, '--timeout', '5s', ...headers, '-s', script, url];
   const r = await runTool('wrk', wrk, args, (o.seconds + 30) * 1000, { cpus: o.cpus });
   if (r.code !== 0) throw new Error(`wrk exited with ${r.code}:\n${tail(r.stderr || r.stdout)}`);
   return parseWrk(r.stdout);
