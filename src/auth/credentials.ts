@@ -14,7 +14,14 @@ export interface CredentialSources {
 }
 
 // RFC 6750 §2.1: the scheme is case-insensitive; one or more spaces, then the token.
-const BEARER = /^bearer +(\S*) *$/i;
+// Sliced by hand: a regex over a kilobyte token is measurable on the per-request path.
+function bearerToken(raw: string): string | undefined {
+  if (raw.length < 6 || raw.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+  if (raw.length > 6 && raw.charCodeAt(6) !== 32 && raw.charCodeAt(6) !== 9) return undefined;
+  const token = raw.slice(7).trim();
+  if (token === '' || token.includes(' ')) throw new SidecarError('SIDECAR_TOKEN_MALFORMED');
+  return token;
+}
 
 /**
  * Compiles where credentials are read from. A bearer token wins over an API key when a
@@ -29,11 +36,8 @@ export function createCredentialReader(sources: CredentialSources): (req: Incomi
     if (bearerHeader !== undefined) {
       const value = req.headers[bearerHeader];
       const raw = Array.isArray(value) ? value[0] : value;
-      if (raw !== undefined && /^bearer(\s|$)/i.test(raw)) {
-        const token = BEARER.exec(raw)?.[1];
-        if (!token) throw new SidecarError('SIDECAR_TOKEN_MALFORMED');
-        return { kind: 'jwt', token };
-      }
+      const token = raw === undefined ? undefined : bearerToken(raw);
+      if (token !== undefined) return { kind: 'jwt', token };
       if (cookiePrefix !== undefined && req.headers.cookie !== undefined) {
         const token = readCookie(req.headers.cookie, cookiePrefix);
         if (token !== undefined && token !== '') return { kind: 'jwt', token };

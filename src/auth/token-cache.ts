@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Principal } from './principal.ts';
 
@@ -27,7 +27,8 @@ const MAX_TTL_MS = 5 * 60_000;
 export function createTokenCache(max: number, now: () => number): TokenCache {
   if (max === 0) return { get: () => undefined, set: () => {}, size: 0 };
   const lru = new LRUCache<string, Entry>({ max, perf: { now }, ttlResolution: 0, ttlAutopurge: false });
-  const keyOf = (token: string) => createHash('sha256').update(token).digest('base64url');
+  // One-shot crypto.hash: no Hash object per request.
+  const keyOf = (token: string) => hash('sha256', token, 'base64url');
   return {
     get(token) {
       const key = keyOf(token);
