@@ -1,11 +1,8 @@
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { request } from 'undici';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,6 +18,7 @@ import {
 import { validateConfig } from '../src/config/index.ts';
 import { isSidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
+import { serveAuthenticator } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
 const logger = createLogger('silent');
@@ -31,27 +29,9 @@ function record(fresh: ReturnType<typeof generateApiKey>, extra: Partial<ApiKeyR
   return { id: fresh.id, hash: fresh.hash, subject: 'svc-ingest', roles: ['agent_operator'], enabled: true, createdAt: '2029-12-01T00:00:00Z', ...extra };
 }
 
-/** A real server whose handler authenticates; answers the principal or the error code. */
 async function serve(auth: Authenticator) {
-  const server = http.createServer((req, res) => {
-    auth.authenticate(req).then(
-      (p) => res.end(JSON.stringify({ principal: p ?? null })),
-      (err: unknown) => {
-        res.statusCode = isSidecarError(err) ? err.status : 500;
-        res.end(JSON.stringify({ code: isSidecarError(err) ? err.code : String(err) }));
-      },
-    );
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  return {
-    async call(key?: string) {
-      const res = await request(url, { headers: key === undefined ? {} : { 'x-api-key': key } });
-      return { status: res.statusCode, ...((await res.body.json()) as { code?: string; principal?: Record<string, unknown> | null }) };
-    },
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
+  const served = await serveAuthenticator(auth);
+  return { ...served, call: (key?: string) => served.call(key === undefined ? {} : { 'x-api-key': key }) };
 }
 
 describe('API keys from a file', () => {

@@ -4,15 +4,20 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts';
+import { isSidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
 import { assembleSidecar, type Sidecar, type SidecarOptions } from '../src/sidecar.ts';
 
 export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
 /** A real HTTP server on a free loopback port. */
-export async function startServer(handler: http.RequestListener): Promise<{ server: http.Server; url: string; port: number; close: () => Promise<void> }> {
-  const server = http.createServer(handler);
+export async function startServer(
+  handler: http.RequestListener,
+  options: http.ServerOptions = {},
+): Promise<{ server: http.Server; url: string; port: number; close: () => Promise<void> }> {
+  const server = http.createServer(options, handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -92,4 +97,25 @@ export async function waitForStartup(proc: ReturnType<typeof spawnCli>, timeoutM
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`the sidecar did not start:\n${proc.output()}`);
+}
+
+/**
+ * A real HTTP server whose handler calls authenticate() and answers the principal, or the
+ * error's status and code: the authenticator tested through real requests.
+ */
+export async function serveAuthenticator(auth: { authenticate(req: http.IncomingMessage): Promise<unknown> }) {
+  const { url, close } = await startServer((req, res) => {
+    auth.authenticate(req).then(
+      (principal) => res.end(JSON.stringify({ principal: principal ?? null })),
+      (err: unknown) => {
+        res.statusCode = isSidecarError(err) ? err.status : 500;
+        res.end(JSON.stringify({ code: isSidecarError(err) ? err.code : String(err) }));
+      },
+    );
+  }, { maxHeaderSize: 64 * 1024 });
+  const call = async (headers: Record<string, string>) => {
+    const res = await request(`${url}/`, { headers });
+    return { status: res.statusCode, ...((await res.body.json()) as { code?: string; principal?: Record<string, unknown> | null }) };
+  };
+  return { call, close };
 }

@@ -1,17 +1,13 @@
-import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAuthenticator, createClaimMapper, createJwtVerifier, createKeyring, importJwk, type Authenticator } from '../src/auth/index.ts';
 import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts';
 import { isSidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
-import { startServer } from './helpers.ts';
+import { serveAuthenticator, startServer } from './helpers.ts';
 
 type JwtInput = NonNullable<NonNullable<SidecarConfigInput['auth']>['jwt']>;
 type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -49,27 +45,10 @@ async function sign(payload: JWTPayload, key: Key | Uint8Array, header: Record<s
   return new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(key);
 }
 
-/** A real HTTP server whose handler calls authenticate() and answers the principal or the code. */
 async function serve(auth: Authenticator) {
-  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
-    auth.authenticate(req).then(
-      (principal) => res.end(JSON.stringify({ principal: principal ?? null })),
-      (err: unknown) => {
-        res.statusCode = isSidecarError(err) ? err.status : 500;
-        res.end(JSON.stringify({ code: isSidecarError(err) ? err.code : String(err) }));
-      },
-    );
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const call = async (headers: Record<string, string>) => {
-    const res = await request(url, { headers });
-    return { status: res.statusCode, ...((await res.body.json()) as { code?: string; principal?: Record<string, unknown> | null }) };
-  };
-  const codeFor = async (token: string) => (await call({ authorization: `Bearer ${token}` })).code;
-  const close = () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r())));
-  return { call, codeFor, close };
+  const served = await serveAuthenticator(auth);
+  const codeFor = async (token: string) => (await served.call({ authorization: `Bearer ${token}` })).code;
+  return { ...served, codeFor };
 }
 
 async function makeAuth(jwt: JwtInput) {
