@@ -8,6 +8,7 @@ import { upstreamReadiness } from './admin/upstream-check.ts';
 import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
 import { SidecarError } from './errors/index.ts';
 import type { Stage } from './ingress/context.ts';
+import { combineObservers, type RequestObserver } from './ingress/observer.ts';
 import { createIngress } from './ingress/server.ts';
 import type { Logger } from './log/index.ts';
 import { createCircuitBreaker } from './proxy/breaker.ts';
@@ -30,8 +31,10 @@ export interface SidecarOptions {
   adminHandlers?: ReadonlyMap<string, http.RequestListener>;
   /** Client headers never forwarded, fixed by configuration (identity headers, credentials). */
   stripHeaders?: readonly string[];
-  /** What the startup line says about auth and stores. */
-  describe?: { auth: string; stores: string };
+  /** What the startup line says about auth, stores and telemetry. */
+  describe?: { auth: string; stores: string; telemetry?: string };
+  /** Watch each request (telemetry). */
+  observers?: readonly RequestObserver[];
 }
 
 export interface Sidecar {
@@ -67,7 +70,9 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const onUpstreamError = (ctx: { requestId: string; req: { method?: string | undefined } ; target: string }, err: SidecarError) =>
     logger.warn({ request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) }, 'upstream request failed');
   let draining = false;
+  const observer = combineObservers(options.observers ?? [], (err) => logger.error({ err }, 'a request observer failed'));
   const forwarder = createForwarder({
+    observer,
     upstream: config.upstream,
     maxBodyBytes: config.limits.maxBodyBytes,
     requestIdHeader: config.proxy.requestIdHeader,
@@ -91,6 +96,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     upgrader,
     resolveForwarded: createForwardedResolver({ trustedProxies: config.proxy.trustedProxies, tls: config.listen.tls !== undefined }),
     logger,
+    observer,
   });
   const admin = config.admin.enabled
     ? createAdminServer({
@@ -138,7 +144,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         admin: adminAddress ? formatAddress({ host: adminAddress.address, port: adminAddress.port }) : 'off',
         auth: options.describe?.auth ?? 'none',
         stores: options.describe?.stores ?? 'memory',
-        telemetry: 'off',
+        telemetry: options.describe?.telemetry ?? 'off',
       };
       logger.info(
         { event_type: 'startup', version, ...summary },

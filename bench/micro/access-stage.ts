@@ -30,7 +30,7 @@ function context(): RequestContext {
   return {
     req, res: undefined, socket, requestId: 'r', startedAt: 0n, target: '/api/v1/agents',
     forwarded: { for: '127.0.0.1', proto: 'http', host: 'a', clientAddress: '127.0.0.1', trusted: true },
-    upstreamHeaders: new Map(), strippedHeaders: new Set(), responseHeaders: new Map(),
+    upstreamHeaders: new Map(), strippedHeaders: new Set(), responseHeaders: new Map(), bytesIn: 0, bytesOut: 0,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
+import type { SidecarErrorCode } from '../errors/index.ts';
 import type { ForwardedValues } from '../proxy/forwarded.ts';
 
 /** What every stage of the request path sees and may refine. */
@@ -26,6 +27,14 @@ export interface RequestContext {
   principal?: Principal | undefined;
   /** The matched route template, e.g. /api/v1/agents/{agent_id} (for metrics and logs). */
   route?: string | undefined;
+  /** The code of the error the sidecar answered with, if it did (for logs and metrics). */
+  errorCode?: SidecarErrorCode | undefined;
+  /** Request body bytes: the declared length, or what was counted of a chunked body. */
+  bytesIn: number;
+  /** Response body bytes relayed from the upstream. */
+  bytesOut: number;
+  /** A slot for the telemetry observer's per-request state (spans). */
+  telemetry?: unknown;
   /** Set by a stage that answers the request itself (a CORS preflight): nothing is forwarded. */
   reply?: { status: number; headers: Record<string, string>; body?: string } | undefined;
 }

@@ -3,3 +3,4 @@ export { createIngress, type Ingress, type IngressOptions } from './server.ts';
 export { requestTarget } from './target.ts';
 export { requestIdFrom } from './request-id.ts';
 export { loadTls, watchTls, type TlsFiles } from './tls.ts';
+export { combineObservers, type RequestObserver } from './observer.ts';

@@ -8,6 +8,7 @@ import type { Forwarder } from '../proxy/forward.ts';
 import type { ForwardedResolver } from '../proxy/forwarded.ts';
 import type { Upgrader } from '../proxy/upgrade.ts';
 import { runStages, type RequestContext, type Stage } from './context.ts';
+import type { RequestObserver } from './observer.ts';
 import { requestIdFrom } from './request-id.ts';
 import { requestTarget } from './target.ts';
 import { loadTls, watchTls } from './tls.ts';
@@ -19,6 +20,7 @@ export interface IngressOptions {
   upgrader: Upgrader;
   resolveForwarded: ForwardedResolver;
   logger: Logger;
+  observer?: RequestObserver | undefined;
 }
 
 export interface Ingress {
@@ -37,7 +39,7 @@ export interface Ingress {
 
 /** The ingress listener: validates what arrives, runs the stages, hands over to the proxy. */
 export function createIngress(options: IngressOptions): Ingress {
-  const { config, stages, forwarder, upgrader, resolveForwarded, logger } = options;
+  const { config, stages, forwarder, upgrader, resolveForwarded, logger, observer } = options;
   const idHeader = config.proxy.requestIdHeader;
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
@@ -63,31 +65,37 @@ export function createIngress(options: IngressOptions): Ingress {
   };
 
   function contextFor(req: IncomingMessage, res: ServerResponse | undefined, socket: Duplex): RequestContext {
+    const cl = req.headers['content-length'];
     return {
       req,
       res,
       socket,
       requestId: requestIdFrom(req.headers[idHeader]),
       startedAt: process.hrtime.bigint(),
-      target: requestTarget(req),
+      // Checked by requestTarget before anything else runs.
+      target: req.url ?? '',
       forwarded: resolveForwarded(req),
       upstreamHeaders: new Map(),
       strippedHeaders: new Set(),
       responseHeaders: new Map(),
+      bytesIn: cl === undefined ? 0 : Number(cl) || 0,
+      bytesOut: 0,
     };
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     inFlight++;
+    const ctx = contextFor(req, res, req.socket);
+    observer?.requestStart(ctx);
     res.once('close', () => {
       inFlight--;
+      observer?.requestEnd(ctx);
       if (draining) settleIdle();
     });
-    let ctx: RequestContext;
     try {
-      ctx = contextFor(req, res, req.socket);
+      ctx.target = requestTarget(req);
     } catch (err) {
-      refuse(res, err, requestIdFrom(req.headers[idHeader]));
+      refuse(res, err, ctx.requestId, ctx);
       return;
     }
     const proceed = () => {
@@ -110,11 +118,12 @@ export function createIngress(options: IngressOptions): Ingress {
     res.end(body);
   }
 
-  function refuse(res: ServerResponse, err: unknown, requestId: string, ctx?: RequestContext): void {
+  function refuse(res: ServerResponse, err: unknown, requestId: string, ctx: RequestContext): void {
     const e = asSidecarError(err, logger, requestId);
-    const headers: Record<string, string> = ctx === undefined ? {} : Object.fromEntries(ctx.responseHeaders);
+    ctx.errorCode = e.code;
+    const headers: Record<string, string> = Object.fromEntries(ctx.responseHeaders);
     // Whatever body the client still sends is unread: do not reuse the connection.
-    if (e.status < 500 && ctx?.req.complete !== true) headers.connection = 'close';
+    if (e.status < 500 && !ctx.req.complete) headers.connection = 'close';
     sendError(res, e, requestId, headers, idHeader);
   }
 
@@ -125,9 +134,9 @@ export function createIngress(options: IngressOptions): Ingress {
       writeSocketError(socket, new SidecarError(code), requestId, idHeader);
       return;
     }
-    let ctx: RequestContext;
+    const ctx = contextFor(req, undefined, socket);
     try {
-      ctx = contextFor(req, undefined, socket);
+      ctx.target = requestTarget(req);
     } catch (err) {
       writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
       return;

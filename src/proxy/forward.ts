@@ -4,6 +4,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
 import type { RequestContext } from '../ingress/context.ts';
+import type { RequestObserver } from '../ingress/observer.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
@@ -20,6 +21,7 @@ export interface ForwarderOptions {
   /** True once shutdown began: responses then carry Connection: close. */
   isDraining: () => boolean;
   onUpstreamError?: (ctx: RequestContext, err: SidecarError) => void;
+  observer?: RequestObserver | undefined;
 }
 
 export interface Forwarder {
@@ -54,14 +56,21 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
  * after it started, the client connection is cut, which is all HTTP/1.1 allows.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false } = options;
+  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
+
+  function fail(ctx: RequestContext, res: ServerResponse, err: SidecarError, headers?: Record<string, string>): void {
+    ctx.errorCode = err.code;
+    sendError(res, err, ctx.requestId, headers, requestIdHeader);
+  }
   const pool = createUpstreamPool(upstream);
   const retries = upstream.retry.attempts;
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
 
   function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number): void {
     if (breaker !== undefined && !breaker.allow()) {
-      sendError(res, new SidecarError('SIDECAR_CIRCUIT_OPEN'), ctx.requestId, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) }, requestIdHeader);
+      const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
+      observer?.upstreamEnd(ctx, undefined, open);
+      fail(ctx, res, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
       return;
     }
     let controller: Dispatcher.DispatchController | undefined;
@@ -94,6 +103,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         res.writeHead(statusCode, statusMessage, out);
       },
       onResponseData(c, chunk: Buffer) {
+        ctx.bytesOut += chunk.length;
         if (!res.write(chunk)) {
           c.pause();
           res.once('drain', resume);
@@ -101,6 +111,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       },
       onResponseEnd(_c, trailers: IncomingHttpHeaders) {
         res.removeListener('close', onClientClose);
+        observer?.upstreamEnd(ctx, res.statusCode, undefined);
         for (const _ in trailers) {
           res.addTrailers(trailers as Record<string, string>);
           break;
@@ -111,6 +122,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         res.removeListener('close', onClientClose);
         if (err instanceof ClientGone || (controller?.reason instanceof ClientGone)) {
           settle(undefined);
+          observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, undefined);
           return;
         }
         const clientFault = err instanceof SidecarError || isClientBodyError(err, ctx);
@@ -121,7 +133,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         }
         const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
         options.onUpstreamError?.(ctx, e);
-        sendError(res, e, ctx.requestId, e.status === 413 || clientFault ? { connection: 'close' } : undefined, requestIdHeader);
+        observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
+        fail(ctx, res, e, e.status === 413 || clientFault ? { connection: 'close' } : undefined);
       },
     };
     pool.dispatch(opts, handler);
@@ -136,11 +149,12 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       let body: Readable | null = null;
       if (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined) {
         if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
-          sendError(res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), ctx.requestId, { connection: 'close' }, requestIdHeader);
+          fail(ctx, res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
           return;
         }
-        body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes), noop) : req;
+        body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes, ctx), noop) : req;
       }
+      observer?.upstreamStart(ctx);
       const opts: Dispatcher.DispatchOptions = {
         path: ctx.target,
         method: req.method as Dispatcher.HttpMethod,
@@ -161,15 +175,16 @@ function isClientBodyError(err: Error, ctx: RequestContext): boolean {
 
 /** Passes a chunked body through and fails it with 413 past the limit. */
 class ByteLimit extends Transform {
-  #seen = 0;
   readonly #limit: number;
-  constructor(limit: number) {
+  readonly #ctx: RequestContext;
+  constructor(limit: number, ctx: RequestContext) {
     super();
     this.#limit = limit;
+    this.#ctx = ctx;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.#seen += chunk.length;
-    if (this.#seen > this.#limit) done(new SidecarError('SIDECAR_BODY_TOO_LARGE'));
+    this.#ctx.bytesIn += chunk.length;
+    if (this.#ctx.bytesIn > this.#limit) done(new SidecarError('SIDECAR_BODY_TOO_LARGE'));
     else done(null, chunk);
   }
 }
