@@ -34,3 +34,23 @@ const VISIBLE_ASCII = /^[\x20-\x7e]*$/;
 function headerSafe(value: string): string {
   return VISIBLE_ASCII.test(value) ? value : encodeURIComponent(value);
 }
+
+/**
+ * The token cookie (auth.jwt.cookie) is a credential like the Authorization header: unless
+ * tokens are forwarded, the agent gets the Cookie header without it.
+ */
+export function createCookieStripper(cookieName: string | undefined, forwardToken: boolean): ((ctx: RequestContext) => void) | undefined {
+  if (cookieName === undefined || forwardToken) return undefined;
+  const prefix = `${cookieName}=`;
+  return (ctx) => {
+    const header = ctx.req.headers.cookie;
+    if (header === undefined || !header.includes(prefix)) return;
+    const kept = header
+      .split(';')
+      .filter((part) => !part.trimStart().startsWith(prefix))
+      .join(';')
+      .trim();
+    if (kept === '') ctx.strippedHeaders.add('cookie');
+    else ctx.upstreamHeaders.set('cookie', kept);
+  };
+}

@@ -12,7 +12,7 @@ import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
 import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
 import { createRedis, redisReadiness } from '../stores/index.ts';
-import { createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
+import { createCookieStripper, createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
 import { createRateLimitStage } from './rate-limit-stage.ts';
 import { createRefreshStage } from './refresh.ts';
 import { createAccessStage } from './stage.ts';
@@ -88,6 +88,8 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
           clockSkewMs: jwt.clockSkew,
           issuer: jwt.issuer,
           audience: jwt.audience,
+          claims: jwt.claims,
+          header: jwt.header,
           checkRevoked,
         }),
       );
@@ -98,6 +100,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
         policy: () => policies.current(),
         checkRevoked,
         identity,
+        stripTokenCookie: createCookieStripper(config.auth.jwt?.cookie, config.auth.identityHeaders.forwardToken),
         audit,
         logger,
         dryRun: config.policy.dryRun,

@@ -1,6 +1,9 @@
 import { jwtVerify } from 'jose';
+import { createClaimMapper } from '../auth/claims.ts';
+import { createCredentialReader } from '../auth/credentials.ts';
 import type { Principal } from '../auth/principal.ts';
 import { issueToken } from '../auth/issuer.ts';
+import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { RequestContext, Stage } from '../ingress/context.ts';
 
@@ -11,6 +14,10 @@ export interface RefreshOptions {
   clockSkewMs: number;
   issuer?: readonly string[] | undefined;
   audience?: readonly string[] | undefined;
+  /** Where roles, scopes, tenant and session live in the token (auth.jwt.claims). */
+  claims: NonNullable<SidecarConfig['auth']['jwt']>['claims'];
+  /** The header the bearer token comes in (auth.jwt.header). */
+  header: string;
   checkRevoked: ((p: Principal) => Promise<void>) | undefined;
 }
 
@@ -23,46 +30,55 @@ const MAX_BODY = 16 * 1024;
  */
 export function createRefreshStage(options: RefreshOptions): Stage {
   const key = new TextEncoder().encode(options.secret);
+  const toPrincipal = createClaimMapper(options.claims);
+  const readCredential = createCredentialReader({ bearerHeader: options.header });
   return async function refresh(ctx: RequestContext) {
     const q = ctx.target.indexOf('?');
     if ((q === -1 ? ctx.target : ctx.target.slice(0, q)) !== options.path || ctx.req.method !== 'POST') return;
-    const token = bearer(ctx) ?? (await bodyToken(ctx));
+    const credential = readCredential(ctx.req);
+    const token = credential?.kind === 'jwt' ? credential.token : await bodyToken(ctx);
     if (token === undefined) throw new SidecarError('SIDECAR_REFRESH_INVALID');
-    let claims: Record<string, unknown>;
+    let verified: Awaited<ReturnType<typeof jwtVerify>>;
     try {
-      ({ payload: claims } = await jwtVerify(token, key, {
+      verified = await jwtVerify(token, key, {
         algorithms: ['HS256'],
         clockTolerance: options.clockSkewMs / 1000,
         requiredClaims: ['exp', 'sub'],
         issuer: options.issuer as string[] | undefined,
         audience: options.audience as string[] | undefined,
-      }));
+      });
     } catch (cause) {
       throw new SidecarError('SIDECAR_REFRESH_INVALID', { cause });
     }
-    if (claims.type !== 'refresh' || typeof claims.sub !== 'string') throw new SidecarError('SIDECAR_REFRESH_INVALID');
-    const principal: Principal = {
-      subject: claims.sub,
-      roles: strings(claims.roles),
-      scopes: strings(claims.scopes),
-      method: 'jwt',
-      tokenId: typeof claims.jti === 'string' ? claims.jti : undefined,
-      issuedAt: typeof claims.iat === 'number' ? claims.iat : undefined,
-      expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
-    };
+    const claims = verified.payload;
+    if (claims.type !== 'refresh') throw new SidecarError('SIDECAR_REFRESH_INVALID');
+    let principal: Principal;
+    try {
+      principal = toPrincipal(claims, verified.protectedHeader);
+    } catch (cause) {
+      throw new SidecarError('SIDECAR_REFRESH_INVALID', { cause });
+    }
     await options.checkRevoked?.(principal);
-    const access = await issueToken(options.secret, { sub: principal.subject, roles: [...principal.roles], scopes: [...principal.scopes], type: 'access' }, options.accessTtlMs);
+    // The new token must pass the same iss/aud checks as any other access token.
+    const access = await issueToken(
+      options.secret,
+      {
+        sub: principal.subject,
+        ...atPath(options.claims.roles, [...principal.roles]),
+        [options.claims.scopes]: [...principal.scopes],
+        type: 'access',
+        ...(claims.iss === undefined ? {} : { iss: claims.iss }),
+        ...(claims.aud === undefined ? {} : { aud: claims.aud }),
+        ...(principal.tenantId === undefined ? {} : { [options.claims.tenant]: principal.tenantId }),
+      },
+      options.accessTtlMs,
+    );
     ctx.reply = {
       status: 200,
       headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
       body: JSON.stringify({ access_token: access, token_type: 'Bearer', expires_in: Math.floor(options.accessTtlMs / 1000) }),
     };
   };
-}
-
-function bearer(ctx: RequestContext): string | undefined {
-  const h = ctx.req.headers.authorization;
-  return h !== undefined && /^bearer /i.test(h) ? h.slice(7).trim() : undefined;
 }
 
 async function bodyToken(ctx: RequestContext): Promise<string | undefined> {
@@ -79,7 +95,10 @@ async function bodyToken(ctx: RequestContext): Promise<string | undefined> {
   }
 }
 
-function strings(v: unknown): string[] {
-  if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+/** { a: { b: value } } for "a.b": roles go back where the verifier reads them. */
+function atPath(path: string, value: unknown): Record<string, unknown> {
+  return path
+    .split('.')
+    .reverse()
+    .reduce<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
 }

@@ -11,6 +11,8 @@ export interface AccessDeps {
   policy: () => Policy;
   checkRevoked: ((p: Principal) => Promise<void>) | undefined;
   identity: { set(ctx: RequestContext, p: Principal): void };
+  /** Removes the token cookie before forwarding, when tokens come in a cookie. */
+  stripTokenCookie: ((ctx: RequestContext) => void) | undefined;
   audit: AuditSink;
   logger: Logger;
   dryRun: boolean;
@@ -28,15 +30,19 @@ export function createAccessStage(deps: AccessDeps): Stage {
   const normalize = { rejectSemicolons: deps.rejectSemicolons };
 
   return async function access(ctx) {
+    deps.stripTokenCookie?.(ctx);
     ctx.target = normalizePath(ctx.target, normalize);
     const method = effectiveMethod(ctx, deps.methodOverride);
+    // With an override forwarded, the agent may run either method (many honour it only on
+    // POST), so both must be allowed.
+    const real = ctx.req.method ?? 'GET';
     const q = ctx.target.indexOf('?');
     const path = q === -1 ? ctx.target : ctx.target.slice(0, q);
     const policy = deps.policy();
 
     const match = policy.match(method, path);
     ctx.route = match.route;
-    if (match.public) return;
+    if (match.public && (real === method || policy.match(real, path).public)) return;
 
     let principal: Principal | undefined;
     try {
@@ -70,13 +76,14 @@ export function createAccessStage(deps: AccessDeps): Stage {
       request_id: ctx.requestId,
     });
 
-    const decision = policy.decide(method, path, principal);
+    const named = policy.decide(method, path, principal);
+    const decision = real === method || !named.allowed ? named : policy.decide(real, path, principal);
     const dryRun = deps.dryRun || decision.dryRun;
     audit.emit({
       event_type: 'authorization',
       user_id: principal.subject,
       action: decision.permission ?? '(no rule)',
-      resource: `${method} ${path}`,
+      resource: `${real === method ? method : `${real} as ${method}`} ${path}`,
       route: decision.route,
       allowed: decision.allowed,
       dry_run: dryRun,

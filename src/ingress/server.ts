@@ -129,7 +129,8 @@ export function createIngress(options: IngressOptions): Ingress {
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const requestId = requestIdFrom(req.headers[idHeader]);
-    if (!config.proxy.websockets || String(req.headers.upgrade).toLowerCase() !== 'websocket' || draining) {
+    // RFC 6455 4.1: the opening handshake is a GET.
+    if (!config.proxy.websockets || req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || draining) {
       const code = draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED';
       writeSocketError(socket, new SidecarError(code), requestId, idHeader);
       return;
@@ -141,7 +142,11 @@ export function createIngress(options: IngressOptions): Ingress {
       writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
       return;
     }
-    const go = () => upgrader.upgrade(ctx, head);
+    const go = () => {
+      // A stage that answered (CORS preflight, refresh) ended the chain before authorization.
+      if (ctx.reply !== undefined) writeSocketError(socket, new SidecarError('SIDECAR_UPGRADE_REFUSED'), requestId, idHeader);
+      else upgrader.upgrade(ctx, head);
+    };
     const fail = (err: unknown) => writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
     socket.once('close', () => {
       if (draining) settleIdle();

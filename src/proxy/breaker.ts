@@ -1,12 +1,16 @@
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
+/** What allow() grants: a normal request, or the one probe of a half-open circuit. */
+export type Admission = 'request' | 'probe';
+
 export interface CircuitBreaker {
   /** False while open, and in half-open for every request but the one probe. */
-  allow(): boolean;
-  success(): void;
-  failure(): void;
+  allow(): Admission | false;
+  /** Each outcome is reported with the admission it got, so a late answer cannot act as a probe. */
+  success(admission: Admission): void;
+  failure(admission: Admission): void;
   /** The request ended with no verdict on the upstream (the client left): frees the probe slot. */
-  abandon(): void;
+  abandon(admission: Admission): void;
   readonly state: CircuitState;
 }
 
@@ -20,6 +24,7 @@ export interface CircuitBreakerOptions {
 /**
  * Consecutive-failure circuit breaker: after `failureThreshold` failures in a row it opens
  * for `openDuration`, then lets one probe through; the probe's outcome closes or reopens it.
+ * Outcomes of requests admitted before the circuit opened change nothing once it is open.
  */
 export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
   const now = options.now ?? Date.now;
@@ -33,36 +38,40 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     state = next;
     options.onStateChange?.(next);
   };
+  const open = () => {
+    openedAt = now();
+    moveTo('open');
+  };
 
   return {
     get state() {
       return state;
     },
     allow() {
-      if (state === 'closed') return true;
+      if (state === 'closed') return 'request';
       if (state === 'open') {
         if (now() - openedAt < options.openDuration) return false;
         moveTo('half-open');
       }
       if (probeInFlight) return false;
       probeInFlight = true;
-      return true;
+      return 'probe';
     },
-    success() {
-      failures = 0;
-      probeInFlight = false;
-      moveTo('closed');
+    success(admission) {
+      if (admission === 'probe') {
+        probeInFlight = false;
+        failures = 0;
+        moveTo('closed');
+      } else if (state === 'closed') failures = 0;
     },
-    abandon() {
-      probeInFlight = false;
+    failure(admission) {
+      if (admission === 'probe') {
+        probeInFlight = false;
+        open();
+      } else if (state === 'closed' && ++failures >= options.failureThreshold) open();
     },
-    failure() {
-      probeInFlight = false;
-      failures += 1;
-      if (state === 'half-open' || failures >= options.failureThreshold) {
-        openedAt = now();
-        moveTo('open');
-      }
+    abandon(admission) {
+      if (admission === 'probe') probeInFlight = false;
     },
   };
 }

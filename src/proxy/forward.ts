@@ -67,7 +67,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
 
   function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number): void {
-    if (breaker !== undefined && !breaker.allow()) {
+    const admission = breaker?.allow() ?? 'request';
+    if (admission === false) {
       const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
       observer?.upstreamEnd(ctx, undefined, open);
       fail(ctx, res, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
@@ -78,9 +79,9 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     const settle = (ok: boolean | undefined) => {
       if (settled || breaker === undefined) return;
       settled = true;
-      if (ok === true) breaker.success();
-      else if (ok === false) breaker.failure();
-      else breaker.abandon();
+      if (ok === true) breaker.success(admission);
+      else if (ok === false) breaker.failure(admission);
+      else breaker.abandon(admission);
     };
     const onClientClose = () => {
       if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));

@@ -2,7 +2,19 @@ import type { RequestContext } from '../ingress/context.ts';
 import { connectionTokens, HOP_BY_HOP } from './headers.ts';
 
 // Set by the sidecar itself, so never taken from the client as is.
-const SET_BY_SIDECAR: ReadonlySet<string> = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+const SET_BY_SIDECAR: readonly string[] = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];
+// Other proxies' headers that frameworks trust for the client address, the base path or even
+// the URL to execute (IIS, Symfony): from a client they could undo what was authorized.
+// Kept, like Forwarded, only from a trusted proxy.
+const PROXY_ONLY: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-original-url',
+  'x-rewrite-url',
+]);
 
 export interface RequestHeaderOptions {
   requestIdHeader: string;
@@ -22,7 +34,7 @@ export type RequestHeaderBuilder = (ctx: RequestContext) => string[];
 export function createRequestHeaderBuilder(options: RequestHeaderOptions): RequestHeaderBuilder {
   const { requestIdHeader, upstreamHost } = options;
   // Everything fixed at start-up is one set, so a header costs one lookup.
-  const drop: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...SET_BY_SIDECAR, requestIdHeader, ...(options.alwaysStrip ?? [])]);
+  const drop: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...SET_BY_SIDECAR, ...PROXY_ONLY, requestIdHeader, ...(options.alwaysStrip ?? [])]);
   return function buildRequestHeaders(ctx) {
     const raw = ctx.req.rawHeaders;
     const listed = connectionTokens(ctx.req.headers.connection);
@@ -31,7 +43,7 @@ export function createRequestHeaderBuilder(options: RequestHeaderOptions): Reque
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
       if (drop.has(name) || ctx.strippedHeaders.has(name) || ctx.upstreamHeaders.has(name) || listed?.has(name)) {
-        if (name === 'forwarded' && fwd.trusted) out.push(raw[i]!, raw[i + 1]!);
+        if (fwd.trusted && PROXY_ONLY.has(name)) out.push(raw[i]!, raw[i + 1]!);
         continue;
       }
       out.push(raw[i]!, raw[i + 1]!);

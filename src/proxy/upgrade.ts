@@ -58,10 +58,17 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
       };
       proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
       proxyReq.once('error', fail);
-      client.once('error', () => proxyReq.destroy());
+      // The client may leave during the handshake: then there is nothing to tunnel.
+      const abandon = () => proxyReq.destroy();
+      client.once('error', abandon).once('close', abandon);
 
       proxyReq.once('upgrade', (upRes: IncomingMessage, upstream: Duplex, upHead: Buffer) => {
         proxyReq.removeListener('error', fail);
+        client.removeListener('error', abandon).removeListener('close', abandon);
+        if (client.destroyed) {
+          upstream.destroy();
+          return;
+        }
         (upstream as Socket).setTimeout(0);
         client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader) + '\r\n');
         if (upHead.length > 0) client.write(upHead);
@@ -72,8 +79,9 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
           upstream.destroy();
         };
         open.add(client);
-        upstream.once('close', both).once('error', both);
-        client.once('close', both).once('error', both);
+        // WebSocket has no half-close: when one side ends, finish writing to the other, then tear down.
+        upstream.once('close', both).once('error', both).once('end', () => client.end(both));
+        client.once('close', both).once('error', both).once('end', () => upstream.end(both));
         upstream.pipe(client);
         client.pipe(upstream);
       });
