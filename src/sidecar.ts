@@ -4,6 +4,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAccess, type Access } from './access/index.ts';
 import { createAdminServer, type ReadinessCheck } from './admin/server.ts';
+import { createLogAudit } from './audit/index.ts';
 import { upstreamReadiness } from './admin/upstream-check.ts';
 import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
 import { SidecarError } from './errors/index.ts';
@@ -16,6 +17,7 @@ import { createForwarder } from './proxy/forward.ts';
 import { createForwardedResolver } from './proxy/forwarded.ts';
 import { createRequestHeaderBuilder } from './proxy/request-headers.ts';
 import { createUpgrader } from './proxy/upgrade.ts';
+import { createTelemetry, type Telemetry } from './telemetry/index.ts';
 import { version } from './version.ts';
 
 export interface SidecarOptions {
@@ -179,17 +181,24 @@ function errorMessage(err: SidecarError): string {
  * The sidecar with identity and access built from the configuration: what `run`, the demo
  * and the tests start.
  */
-export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: Logger, extra: Partial<SidecarOptions> = {}): Promise<Sidecar & { access: Access }> {
-  const access = await createAccess(config, logger);
+export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: Logger, extra: Partial<SidecarOptions> = {}): Promise<Sidecar & { access: Access; telemetry: Telemetry }> {
+  const telemetry = createTelemetry(config, logger);
+  const access = await createAccess(config, logger, telemetry.audit(config.audit.stdout ? createLogAudit(logger) : undefined), {
+    instrumentRevocationCheck: (check) => telemetry.instrumentRevocationCheck(check),
+  });
+  const adminHandlers = new Map(access.adminHandlers);
+  if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
   const sidecar = createSidecar({
     config,
     logger,
     stages: [...access.stages, ...(extra.stages ?? [])],
     readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
-    adminHandlers: access.adminHandlers,
-    stripHeaders: access.stripHeaders,
-    describe: access.describe,
-    onShutdown: [...(extra.onShutdown ?? []), () => access.close()],
+    adminHandlers,
+    stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],
+    describe: { ...access.describe, telemetry: telemetry.describe },
+    observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
+    // Telemetry last, so that what the other hooks log still goes out.
+    onShutdown: [...(extra.onShutdown ?? []), () => access.close(), () => telemetry.shutdown()],
   });
-  return Object.assign(sidecar, { access });
+  return Object.assign(sidecar, { access, telemetry });
 }

@@ -10,7 +10,7 @@ import type { Stage } from '../ingress/context.ts';
 import type { Logger } from '../log/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
-import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
+import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck, type RevocationCheck } from '../revocation/index.ts';
 import { createRedis, redisReadiness } from '../stores/index.ts';
 import { createCookieStripper, createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
 import { createRateLimitStage } from './rate-limit-stage.ts';
@@ -38,7 +38,12 @@ const ADMIN_PERMISSION = 'manage:users';
  * Builds identity and access from the configuration: the stores (Redis or memory), the
  * authenticator, the policy, revocation, rate limits and the admin revocation API.
  */
-export async function createAccess(config: Readonly<SidecarConfig>, logger: Logger, auditSink?: AuditSink): Promise<Access> {
+export interface AccessHooks {
+  /** Wraps the revocation check (telemetry counts its results). */
+  instrumentRevocationCheck?: (check: RevocationCheck) => RevocationCheck;
+}
+
+export async function createAccess(config: Readonly<SidecarConfig>, logger: Logger, auditSink?: AuditSink, hooks: AccessHooks = {}): Promise<Access> {
   const audit = auditSink ?? (config.audit.stdout ? createLogAudit(logger) : { emit() {} });
   const redisConfig = config.stores.redis;
   const redis: Redis | undefined = redisConfig === undefined ? undefined : createRedis(redisConfig, logger);
@@ -65,7 +70,8 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const revocations = redis
     ? createRedisRevocationStore(redis, { clockSkewSeconds, subjectTtlSeconds })
     : createMemoryRevocationStore({ clockSkewSeconds, subjectTtlSeconds });
-  const checkRevoked = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit });
+  const revocationCheck = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit });
+  const checkRevoked = hooks.instrumentRevocationCheck?.(revocationCheck) ?? revocationCheck;
 
   const policies = createPolicyHolder({ file: config.policy.file, logger });
   closers.push(() => policies.close());

@@ -264,6 +264,64 @@ const audit = z
   .strictObject({ stdout: z.boolean().default(true).meta({ description: 'Audit events as JSON lines on stdout.' }) })
   .prefault({});
 
+const keyValues = (description: string) => z.record(z.string().min(1), z.string()).default({}).meta({ description });
+
+const telemetry = z
+  .strictObject({
+    enabled: z.boolean().optional().meta({ description: 'Traces, metrics and logs over OTLP gRPC. Default: on when an endpoint is configured (here or OTEL_EXPORTER_OTLP_ENDPOINT), else off; OTEL_SDK_DISABLED=true turns it off.' }),
+    endpoint: z.url({ protocol: /^https?$/ }).optional().meta({
+      description: 'OTLP gRPC endpoint of the collector. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT, else http://127.0.0.1:4317. https:// uses TLS.',
+    }),
+    headers: keyValues('Metadata sent with every export (an API key, a tenant), merged over OTEL_EXPORTER_OTLP_HEADERS.'),
+    serviceName: z.string().min(1).optional().meta({ description: 'service.name of the fronted agent. Default: OTEL_SERVICE_NAME, else agent.' }),
+    serviceVersion: z.string().min(1).optional().meta({ description: "service.version: the fronted agent's version. Default: the sidecar's version." }),
+    environment: z.string().min(1).optional().meta({ description: 'deployment.environment.name (production, staging). Default: from OTEL_RESOURCE_ATTRIBUTES, else unknown.' }),
+    agentType: z.string().min(1).optional().meta({ description: 'The agent_type label of the agent_* metrics and logs. Default: the service name.' }),
+    resourceAttributes: keyValues('Further resource attributes, over OTEL_RESOURCE_ATTRIBUTES.'),
+    exportTimeout: duration('Timeout of one export to the collector.').prefault('10s'),
+    shutdownTimeout: duration('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
+    errorLogInterval: duration('Export errors are logged at most once per this long (and counted always).').prefault('60s'),
+    traces: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        sampleRatio: z.number().min(0).max(1).optional().meta({
+          description: 'Share of new traces recorded (parent-based: a trusted caller\'s decision is kept). Default: OTEL_TRACES_SAMPLER(_ARG), else 1.',
+        }),
+        trustIncoming: z.array(z.string()).optional().meta({
+          description:
+            'Peers whose traceparent, tracestate and baggage are continued: IPs, CIDRs, or loopback, linklocal, uniquelocal. Default: proxy.trustedProxies. From anyone else they are dropped and a new trace starts.',
+        }),
+        recordUser: z.boolean().default(false).meta({ description: 'Put the caller\'s subject on server spans as enduser.id.' }),
+        queueSize: z.number().int().min(1).default(2048).meta({ description: 'Finished spans waiting for export at most; more are dropped and counted.' }),
+        batchSize: z.number().int().min(1).default(512).meta({ description: 'Spans per export at most.' }),
+        scheduledDelay: duration('How long a span may wait for its batch.').prefault('5s'),
+      })
+      .prefault({}),
+    metrics: z
+      .strictObject({
+        otlp: z.boolean().default(true).meta({ description: 'Push metrics to the collector.' }),
+        prometheus: z.boolean().default(true).meta({ description: 'Serve /metrics (Prometheus text) on the admin listener.' }),
+        exportInterval: duration('How often metrics are pushed to the collector.').prefault('15s'),
+        sessionHeader: z.string().toLowerCase().default('x-session-id').meta({
+          description: "Request header naming the caller's session for agent_active_sessions; the token's session claim counts when the header is absent.",
+        }),
+        sessionWindow: duration('A session counts as active this long after its last request.').prefault('5m'),
+        maxSessions: z.number().int().min(1).default(100_000).meta({ description: 'Distinct sessions tracked at most (memory bound).' }),
+      })
+      .prefault({}),
+    logs: z
+      .strictObject({
+        otlp: z.boolean().default(true).meta({ description: 'Access records and audit events as OTLP log records.' }),
+        stdout: z.boolean().default(true).meta({ description: 'One access record per request as a JSON line on stdout (audit events: audit.stdout).' }),
+        queueSize: z.number().int().min(1).default(2048).meta({ description: 'Log records waiting for export at most; more are dropped and counted.' }),
+        batchSize: z.number().int().min(1).default(512).meta({ description: 'Log records per export at most.' }),
+        scheduledDelay: duration('How long a log record may wait for its batch.').prefault('1s'),
+      })
+      .prefault({}),
+  })
+  .prefault({})
+  .meta({ description: 'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. Standard OTEL_* variables apply; these keys win.' });
+
 export const configSchema = z
   .strictObject({
     listen,
@@ -280,6 +338,7 @@ export const configSchema = z
     rateLimit,
     cors,
     audit,
+    telemetry,
   })
   .meta({ title: 'agent-sidecar configuration' });
 

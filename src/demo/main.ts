@@ -25,6 +25,7 @@ try {
       auth: { jwt: { secret, algorithms: ['HS256'] }, refresh: { enabled: true } },
       policy: { file: fileURLToPath(new URL('../../config/demo-policy.yaml', import.meta.url)) },
       audit: { stdout: false },
+      telemetry: { enabled: true },
     },
   });
   const sidecar = await assembleSidecar(config, createLogger(config.log.level));
@@ -59,6 +60,9 @@ Paste these into another terminal:
   curl -i ${base}/api/v1/agents
   curl -i ${base}/health
   curl -s http://127.0.0.1:${admin?.port}/readyz
+  curl -s http://127.0.0.1:${admin?.port}/metrics      # Prometheus: agent_requests_total, agent_request_duration_seconds, …
+
+Telemetry: ${sidecar.telemetry.describe}; one access record per request as a JSON line below.
 
 Ctrl-C stops both.
 `);

@@ -19,21 +19,43 @@ export interface RequestObserver {
 /** Calls every observer; one that throws is isolated from the request and the others. */
 export function combineObservers(observers: readonly RequestObserver[], onError: (err: unknown) => void): RequestObserver | undefined {
   if (observers.length === 0) return undefined;
-  const each =
-    (fn: (o: RequestObserver) => void) =>
-    (): void => {
+  // Plain loops: this runs several times per request and must not allocate.
+  return {
+    requestStart(ctx) {
       for (const o of observers) {
         try {
-          fn(o);
+          o.requestStart(ctx);
         } catch (err) {
           onError(err);
         }
       }
-    };
-  return {
-    requestStart: (ctx) => each((o) => o.requestStart(ctx))(),
-    upstreamStart: (ctx) => each((o) => o.upstreamStart(ctx))(),
-    upstreamEnd: (ctx, status, err) => each((o) => o.upstreamEnd(ctx, status, err))(),
-    requestEnd: (ctx) => each((o) => o.requestEnd(ctx))(),
+    },
+    upstreamStart(ctx) {
+      for (const o of observers) {
+        try {
+          o.upstreamStart(ctx);
+        } catch (err) {
+          onError(err);
+        }
+      }
+    },
+    upstreamEnd(ctx, status, error) {
+      for (const o of observers) {
+        try {
+          o.upstreamEnd(ctx, status, error);
+        } catch (err) {
+          onError(err);
+        }
+      }
+    },
+    requestEnd(ctx) {
+      for (const o of observers) {
+        try {
+          o.requestEnd(ctx);
+        } catch (err) {
+          onError(err);
+        }
+      }
+    },
   };
 }

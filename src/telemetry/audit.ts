@@ -1,0 +1,77 @@
+import { SeverityNumber, type Attributes, type Logger as OtelLogger, type Span } from '@opentelemetry/api';
+import type { AuditEvent, AuditSink } from '../audit/index.ts';
+import type { Instruments } from './instruments.ts';
+
+export interface AuditTeeOptions {
+  /** Where the events went before (JSON lines on stdout), or undefined. */
+  base: AuditSink | undefined;
+  instruments: Instruments;
+  agentType: string;
+  /** OTLP log records; undefined when telemetry.logs.otlp is off. */
+  otelLogger: OtelLogger | undefined;
+  /** The live server span of a request, by request id, for span events. */
+  spanOf: (requestId: string) => Span | undefined;
+}
+
+/**
+ * Audit events also become OTel log records (sensitive operations at WARN), span events
+ * on the request's server span, and the auth outcome and policy decision counters.
+ */
+export function createAuditTee(options: AuditTeeOptions): AuditSink {
+  const { base, instruments, agentType, otelLogger, spanOf } = options;
+  const attrCache = new Map<string, Attributes>();
+  const cached = (key: string, make: () => Attributes): Attributes => {
+    let a = attrCache.get(key);
+    if (a === undefined) {
+      a = make();
+      if (attrCache.size < 10_000) attrCache.set(key, a);
+    }
+    return a;
+  };
+  return {
+    emit(event) {
+      base?.emit(event);
+      if (event.event_type === 'authentication') {
+        const outcome = event.success ? 'success' : 'failure';
+        const method = event.auth_method ?? 'none';
+        const reason = event.reason ?? 'ok';
+        instruments.authAttempts.add(1, cached(`n|${outcome}|${method}|${reason}`, () => ({ agent_type: agentType, outcome, auth_method: method, reason })));
+        if (event.request_id !== undefined) {
+          spanOf(event.request_id)?.addEvent(event.success ? 'authenticated' : 'authentication failed', event.success ? { 'auth.method': method } : { 'auth.reason': reason });
+        }
+      } else if (event.event_type === 'authorization') {
+        const decision = event.allowed ? 'allowed' : event.dry_run ? 'dry_run_denied' : 'denied';
+        const reason = event.reason ?? 'ok';
+        instruments.authzDecisions.add(1, cached(`z|${decision}|${reason}`, () => ({ agent_type: agentType, decision, reason })));
+        if (event.request_id !== undefined) {
+          spanOf(event.request_id)?.addEvent(`authorization ${decision}`, { 'authz.permission': event.action, 'authz.reason': reason });
+        }
+      } else if (event.operation === 'revocation_check_skipped') {
+        instruments.revocationChecks.add(1, cached('r|skipped', () => ({ result: 'skipped_store_unavailable' })));
+      }
+      otelLogger?.emit(toLogRecord(event));
+    },
+  };
+}
+
+function toLogRecord(event: AuditEvent) {
+  const attributes: Attributes = {};
+  for (const [k, v] of Object.entries(event)) {
+    if (v === undefined) continue;
+    attributes[k] = typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as string | number | boolean);
+  }
+  const warn = event.event_type === 'sensitive_operation';
+  return {
+    severityNumber: warn ? SeverityNumber.WARN : SeverityNumber.INFO,
+    severityText: warn ? 'WARN' : 'INFO',
+    eventName: `audit.${event.event_type}`,
+    body: auditMessage(event),
+    attributes,
+  };
+}
+
+function auditMessage(event: AuditEvent): string {
+  if (event.event_type === 'sensitive_operation') return `${event.operation} by ${event.user_id}`;
+  if (event.event_type === 'authentication') return event.success ? 'authenticated' : `authentication failed: ${event.reason}`;
+  return `${event.allowed ? 'allowed' : 'denied'} ${event.action} on ${event.resource}`;
+}

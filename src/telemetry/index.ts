@@ -1,0 +1,204 @@
+import type http from 'node:http';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import { TracerProvider } from '@opentelemetry/sdk-trace';
+import type { AuditSink } from '../audit/index.ts';
+import type { SidecarConfig } from '../config/index.ts';
+import type { RequestObserver } from '../ingress/observer.ts';
+import type { Logger } from '../log/index.ts';
+import type { RevocationCheck } from '../revocation/index.ts';
+import { createLogThrottle } from '../stores/index.ts';
+import { createAuditTee } from './audit.ts';
+import { createInstruments, type Instruments } from './instruments.ts';
+import { METRIC, TRACE_HEADERS } from './names.ts';
+import { createTelemetryObserver } from './observer.ts';
+import { createDropCounter, createLogPipeline, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
+import { createPrometheusEndpoint } from './prometheus.ts';
+import { createSessionTracker } from './sessions.ts';
+import { resolveSettings } from './settings.ts';
+
+export { METRIC, REFERENCE_BUCKETS, TRACE_HEADERS } from './names.ts';
+export { prometheusName } from './prometheus.ts';
+export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
+
+/** Hit and miss counts of one of the sidecar's caches, read when metrics are collected. */
+export interface CacheStats {
+  readonly hits: number;
+  readonly misses: number;
+}
+
+export interface Telemetry {
+  readonly enabled: boolean;
+  /** Watches every request: spans, metrics, the access record. Undefined when telemetry is off. */
+  readonly observer: RequestObserver | undefined;
+  /** Client headers never forwarded: a client's traceparent, tracestate and baggage (ours replace them). */
+  readonly stripHeaders: readonly string[];
+  /** GET /metrics for the admin listener, or undefined. */
+  readonly metricsHandler: http.RequestListener | undefined;
+  /** For the startup line. */
+  readonly describe: string;
+  /** Audit events also as OTLP log records, span events and counters; `base` keeps getting them. */
+  audit(base: AuditSink | undefined): AuditSink;
+  /** Counts each revocation check by result. */
+  instrumentRevocationCheck(check: RevocationCheck): RevocationCheck;
+  /** cache_hits_total / cache_misses_total{cache_type} from counts the cache keeps. */
+  observeCache(cacheType: string, stats: () => CacheStats | undefined): void;
+  /** Exports what is queued now. */
+  forceFlush(): Promise<void>;
+  /** Flushes within telemetry.shutdownTimeout, then stops; safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+export interface TelemetryOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The OpenTelemetry SDK, assembled explicitly (providers, batch processors, readers; no
+ * auto-instrumentation): OTLP gRPC for traces, metrics and logs, Prometheus text on the admin
+ * listener, JSON access lines on stdout. Export never touches a request: queues are bounded,
+ * drops are counted (agent_telemetry_dropped_total), failures are logged once per interval.
+ *
+ * @example
+ * const telemetry = createTelemetry(config, logger);
+ * createSidecar({ config, logger, observers: telemetry.observer ? [telemetry.observer] : [], onShutdown: [() => telemetry.shutdown()] });
+ */
+export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger, options: TelemetryOptions = {}): Telemetry {
+  const t = config.telemetry;
+  const settings = resolveSettings(t, options.env ?? process.env);
+  if (!settings.enabled) return disabledTelemetry();
+
+  const throttle = createLogThrottle(logger.child({ logger: 'agent-sidecar.telemetry' }), t.errorLogInterval);
+  routeSdkErrors(throttle);
+  let instruments: Instruments | undefined;
+  const drops = createDropCounter(() => instruments?.dropped, throttle);
+  const { resource, endpoint } = settings;
+
+  const readers: IMetricReader[] = [];
+  if (t.metrics.otlp) {
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: createMetricExporter(endpoint, t, drops),
+        exportIntervalMillis: t.metrics.exportInterval,
+        exportTimeoutMillis: Math.min(t.exportTimeout, t.metrics.exportInterval),
+      }),
+    );
+  }
+  const prometheus = t.metrics.prometheus && config.admin.enabled ? createPrometheusEndpoint() : undefined;
+  if (prometheus !== undefined) readers.push(prometheus.reader);
+  const meterProvider = new MeterProvider({ resource, readers });
+  const meter = meterProvider.getMeter('agent-sidecar');
+  instruments = createInstruments(meter);
+
+  const tracerProvider = t.traces.enabled
+    ? new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [createSpanPipeline(endpoint, t, drops)] })
+    : undefined;
+  const loggerProvider = t.logs.otlp ? new LoggerProvider({ resource, processors: [createLogPipeline(endpoint, t, drops)] }) : undefined;
+  const otelLogger = loggerProvider?.getLogger('agent-sidecar');
+
+  const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
+  const agentType = settings.agentType;
+  const sessionAttrs = { agent_type: agentType };
+  meter
+    .createObservableGauge(METRIC.activeSessions, { unit: '{session}', description: 'Distinct sessions with a request within telemetry.metrics.sessionWindow.' })
+    .addCallback((r) => r.observe(sessions.count(), sessionAttrs));
+  const infoAttrs = { version: settings.version, environment: settings.environment, agent_type: agentType };
+  meter.createObservableGauge(METRIC.systemInfo, { description: 'Always 1; the labels say which version runs where.' }).addCallback((r) => r.observe(1, infoAttrs));
+  const caches: Array<{ attrs: { cache_type: string }; stats: () => CacheStats | undefined }> = [];
+  const hits = meter.createObservableCounter(METRIC.cacheHits, { description: 'Cache hits by cache_type.' });
+  const misses = meter.createObservableCounter(METRIC.cacheMisses, { description: 'Cache misses by cache_type.' });
+  meter.addBatchObservableCallback(
+    (r) => {
+      for (const c of caches) {
+        const s = c.stats();
+        if (s === undefined) continue;
+        r.observe(hits, s.hits, c.attrs);
+        r.observe(misses, s.misses, c.attrs);
+      }
+    },
+    [hits, misses],
+  );
+
+  const observer = createTelemetryObserver({
+    instruments,
+    agentType,
+    tracer: tracerProvider?.getTracer('agent-sidecar'),
+    propagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+    trustIncoming: t.traces.trustIncoming,
+    recordUser: t.traces.recordUser,
+    upstream: new URL(config.upstream.url),
+    scheme: config.listen.tls ? 'https' : 'http',
+    sessions,
+    sessionHeader: t.metrics.sessionHeader,
+    accessLog: t.logs.stdout ? logger.child({ logger: 'agent-sidecar.access' }) : undefined,
+    otelLogger,
+  });
+
+  const revocationAttrs = { valid: { result: 'valid' }, revoked: { result: 'revoked' }, unavailable: { result: 'store_unavailable' } };
+  let stopping: Promise<void> | undefined;
+  const signals = [t.traces.enabled ? 'traces' : '', t.metrics.otlp ? 'metrics' : '', t.logs.otlp ? 'logs' : ''].filter(Boolean);
+  const describe =
+    signals.length === 0
+      ? `otlp off${prometheus ? '; /metrics on admin' : ''}`
+      : `otlp ${settings.endpointShown} (${signals.join(', ')}; sampler ${settings.samplerShown})${prometheus ? '; /metrics on admin' : ''}`;
+
+  return {
+    enabled: true,
+    observer,
+    stripHeaders: t.traces.enabled ? TRACE_HEADERS : [],
+    metricsHandler: prometheus?.handler,
+    describe,
+    audit(base) {
+      return createAuditTee({ base, instruments: instruments!, agentType, otelLogger, spanOf: observer.spanOf });
+    },
+    instrumentRevocationCheck(check) {
+      const counter = instruments!.revocationChecks;
+      const instrumented = async (p: Parameters<RevocationCheck>[0]) => {
+        try {
+          await check(p);
+        } catch (err) {
+          counter.add(1, (err as { code?: string }).code === 'SIDECAR_TOKEN_REVOKED' ? revocationAttrs.revoked : revocationAttrs.unavailable);
+          throw err;
+        }
+        counter.add(1, revocationAttrs.valid);
+      };
+      return Object.assign(instrumented, { stats: check.stats });
+    },
+    observeCache(cacheType, stats) {
+      caches.push({ attrs: { cache_type: cacheType }, stats });
+    },
+    async forceFlush() {
+      await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), loggerProvider?.forceFlush()]);
+    },
+    shutdown() {
+      stopping ??= (async () => {
+        const all = Promise.allSettled([tracerProvider?.shutdown(), meterProvider.shutdown(), loggerProvider?.shutdown()]);
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<boolean>((resolve) => {
+          timer = setTimeout(resolve, t.shutdownTimeout, false);
+          timer.unref();
+        });
+        const done = await Promise.race([all.then(() => true), late]);
+        clearTimeout(timer);
+        if (!done) throttle.warn({ event_type: 'telemetry_shutdown', timeout_ms: t.shutdownTimeout }, 'telemetry flush did not finish within telemetry.shutdownTimeout; the rest is dropped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+function disabledTelemetry(): Telemetry {
+  return {
+    enabled: false,
+    observer: undefined,
+    stripHeaders: [],
+    metricsHandler: undefined,
+    describe: 'off',
+    audit: (base) => base ?? { emit() {} },
+    instrumentRevocationCheck: (check) => check,
+    observeCache() {},
+    forceFlush: async () => {},
+    shutdown: async () => {},
+  };
+}

@@ -1,0 +1,283 @@
+import {
+  defaultTextMapGetter,
+  ROOT_CONTEXT,
+  SeverityNumber,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Logger as OtelLogger,
+  type Span,
+  type TextMapPropagator,
+  type TextMapSetter,
+  type Tracer,
+} from '@opentelemetry/api';
+import proxyaddr from 'proxy-addr';
+import type { SidecarError } from '../errors/index.ts';
+import type { RequestContext } from '../ingress/context.ts';
+import type { RequestObserver } from '../ingress/observer.ts';
+import type { Logger } from '../log/index.ts';
+import type { Instruments } from './instruments.ts';
+import { ATTR, KNOWN_METHODS, UNMATCHED } from './names.ts';
+import type { SessionTracker } from './sessions.ts';
+
+export interface ObserverOptions {
+  instruments: Instruments;
+  agentType: string;
+  /** Undefined: no spans (telemetry.traces.enabled false). */
+  tracer: Tracer | undefined;
+  propagator: TextMapPropagator;
+  /** Peers whose trace context is continued; undefined: the trusted proxies (ctx.forwarded.trusted). */
+  trustIncoming: readonly string[] | undefined;
+  recordUser: boolean;
+  upstream: URL;
+  scheme: 'http' | 'https';
+  sessions: SessionTracker;
+  sessionHeader: string;
+  /** JSON lines of access records; undefined when telemetry.logs.stdout is off. */
+  accessLog: Logger | undefined;
+  /** OTLP access records; undefined when telemetry.logs.otlp is off. */
+  otelLogger: OtelLogger | undefined;
+}
+
+/** Per request, in ctx.telemetry: one object, no closures. */
+class RequestState {
+  server: Span | undefined = undefined;
+  client: Span | undefined = undefined;
+  parent: Context = ROOT_CONTEXT;
+  upstreamAt = 0n;
+  upstreamMs = -1;
+  readonly method: string;
+  constructor(method: string) {
+    this.method = method;
+  }
+}
+
+/** The attribute objects of one (method, route, status, error) combination, built once. */
+interface AttrSet {
+  server: Attributes;
+  requests: Attributes;
+  endpoint: Attributes;
+  errors: Attributes | undefined;
+  spanName: string;
+}
+
+const mapSetter: TextMapSetter<Map<string, string>> = {
+  set(carrier, key, value) {
+    carrier.set(key, value);
+  },
+};
+
+// Combinations are bounded (routes x methods x statuses), but a cap keeps a bug from being a leak.
+const MAX_CACHED = 20_000;
+
+/** The telemetry observer: spans, metrics and the access record, recorded explicitly (no auto-instrumentation). */
+export function createTelemetryObserver(o: ObserverOptions): RequestObserver & { spanOf(requestId: string): Span | undefined } {
+  const { instruments: m, agentType, tracer, propagator, accessLog, otelLogger, sessions, sessionHeader, recordUser } = o;
+  const trust = o.trustIncoming === undefined ? undefined : proxyaddr.compile([...o.trustIncoming]);
+  const upstreamHost = o.upstream.hostname;
+  const upstreamPort = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
+  const live = new Map<string, RequestState>();
+
+  const methodAttrs = new Map<string, Attributes>();
+  const activeAttrsOf = (method: string) => {
+    let a = methodAttrs.get(method);
+    if (a === undefined) methodAttrs.set(method, (a = { [ATTR.method]: method, [ATTR.urlScheme]: o.scheme }));
+    return a;
+  };
+  const sets = new Map<string, AttrSet>();
+  function attrSet(method: string, route: string | undefined, status: number, errorType: string | undefined): AttrSet {
+    const key = `${method} ${route ?? ''} ${status} ${errorType ?? ''}`;
+    let s = sets.get(key);
+    if (s !== undefined) return s;
+    const endpoint = route ?? UNMATCHED;
+    const server: Attributes = { [ATTR.method]: method, [ATTR.urlScheme]: o.scheme, [ATTR.status]: status };
+    if (route !== undefined) server[ATTR.route] = route;
+    if (errorType !== undefined) server[ATTR.errorType] = errorType;
+    s = {
+      server,
+      requests: { agent_type: agentType, status: errorType === undefined ? 'success' : 'error', endpoint },
+      endpoint: { agent_type: agentType, endpoint },
+      errors: errorType === undefined ? undefined : { agent_type: agentType, error_type: errorType },
+      spanName: route === undefined ? method : `${method} ${route}`,
+    };
+    if (sets.size >= MAX_CACHED) sets.clear();
+    sets.set(key, s);
+    return s;
+  }
+  const clientSets = new Map<string, Attributes>();
+  function clientAttrs(method: string, status: number | undefined, errorType: string | undefined): Attributes {
+    const key = `${method} ${status ?? 0} ${errorType ?? ''}`;
+    let a = clientSets.get(key);
+    if (a === undefined) {
+      a = { [ATTR.method]: method, [ATTR.serverAddress]: upstreamHost, [ATTR.serverPort]: upstreamPort };
+      if (status !== undefined) a[ATTR.status] = status;
+      if (errorType !== undefined) a[ATTR.errorType] = errorType;
+      if (clientSets.size >= MAX_CACHED) clientSets.clear();
+      clientSets.set(key, a);
+    }
+    return a;
+  }
+
+  function trusted(ctx: RequestContext): boolean {
+    if (trust === undefined) return ctx.forwarded.trusted;
+    const peer = ctx.req.socket.remoteAddress ?? '';
+    return trust(peer.startsWith('::ffff:') && peer.includes('.') ? peer.slice(7) : peer, 0);
+  }
+
+  return {
+    spanOf: (requestId) => live.get(requestId)?.server,
+
+    requestStart(ctx) {
+      const raw = ctx.req.method ?? 'GET';
+      const method = KNOWN_METHODS.has(raw) ? raw : '_OTHER';
+      const st = new RequestState(method);
+      ctx.telemetry = st;
+      m.serverActive.add(1, activeAttrsOf(method));
+      if (tracer === undefined) return;
+      const h = ctx.req.headers;
+      // A client's own trace context is not continued, and never forwarded (the builder strips it).
+      if ((h.traceparent !== undefined || h.baggage !== undefined) && trusted(ctx)) st.parent = propagator.extract(ROOT_CONTEXT, h, defaultTextMapGetter);
+      const attributes: Attributes = { [ATTR.method]: method, [ATTR.urlScheme]: o.scheme, [ATTR.clientAddress]: ctx.forwarded.clientAddress };
+      if (method === '_OTHER') attributes['http.request.method_original'] = raw;
+      const host = ctx.forwarded.host;
+      if (host !== undefined) attributes[ATTR.serverAddress] = hostname(host);
+      const ua = h['user-agent'];
+      if (ua !== undefined) attributes[ATTR.userAgent] = ua;
+      st.server = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, st.parent);
+      if (st.server.isRecording()) live.set(ctx.requestId, st);
+    },
+
+    upstreamStart(ctx) {
+      const st = ctx.telemetry as RequestState | undefined;
+      if (st === undefined) return;
+      st.upstreamAt = process.hrtime.bigint();
+      if (tracer === undefined || st.server === undefined) return;
+      st.client = tracer.startSpan(
+        st.method,
+        { kind: SpanKind.CLIENT, attributes: { [ATTR.method]: st.method, [ATTR.serverAddress]: upstreamHost, [ATTR.serverPort]: upstreamPort } },
+        trace.setSpan(st.parent, st.server),
+      );
+      // The upstream continues our CLIENT span; baggage from a trusted caller rides along.
+      propagator.inject(trace.setSpan(st.parent, st.client), ctx.upstreamHeaders, mapSetter);
+    },
+
+    upstreamEnd(ctx, statusCode, err) {
+      const st = ctx.telemetry as RequestState | undefined;
+      if (st === undefined || st.upstreamAt === 0n) return;
+      const ms = Number(process.hrtime.bigint() - st.upstreamAt) / 1e6;
+      st.upstreamMs = ms;
+      const errorType = errorTypeOf(err, statusCode);
+      m.clientDuration.record(ms / 1000, clientAttrs(st.method, statusCode, errorType));
+      const span = st.client;
+      if (span === undefined) return;
+      st.client = undefined;
+      if (span.isRecording()) {
+        if (statusCode !== undefined) span.setAttribute(ATTR.status, statusCode);
+        if (errorType !== undefined) {
+          span.setAttribute(ATTR.errorType, errorType);
+          // HTTP semconv: on CLIENT spans every 4xx and 5xx is an error.
+          span.setStatus({ code: SpanStatusCode.ERROR, message: err?.message });
+        }
+        span.setAttribute('url.full', `${o.upstream.origin}${pathOf(ctx.target)}`);
+      }
+      span.end();
+    },
+
+    requestEnd(ctx) {
+      const st = ctx.telemetry as RequestState | undefined;
+      if (st === undefined) return;
+      const res = ctx.res;
+      const durationNs = process.hrtime.bigint() - ctx.startedAt;
+      const seconds = Number(durationNs) / 1e9;
+      const finished = res === undefined || res.headersSent;
+      // 499 as nginx writes it: the client went away before an answer started.
+      const status = finished ? (res?.statusCode ?? 0) : 499;
+      const errorType = ctx.errorCode ?? (!finished ? 'client_closed' : status >= 500 ? String(status) : undefined);
+      const route = ctx.route;
+      const set = attrSet(st.method, route, status, errorType);
+      m.serverActive.add(-1, activeAttrsOf(st.method));
+      m.serverDuration.record(seconds, set.server);
+      m.requests.add(1, set.requests);
+      m.requestDuration.record(seconds, set.endpoint);
+      if (set.errors !== undefined) m.errors.add(1, set.errors);
+      if (status === 429) m.rateLimited.add(1, set.endpoint);
+
+      const sessionHeader_ = ctx.req.headers[sessionHeader];
+      const session = typeof sessionHeader_ === 'string' && sessionHeader_ !== '' ? sessionHeader_ : ctx.principal?.sessionId;
+      if (session !== undefined) sessions.touch(session);
+
+      const path = pathOf(ctx.target);
+      const server = st.server;
+      if (server !== undefined) {
+        if (st.client !== undefined) {
+          st.client.end();
+          st.client = undefined;
+        }
+        if (server.isRecording()) {
+          live.delete(ctx.requestId);
+          server.updateName(set.spanName);
+          server.setAttributes(set.server);
+          server.setAttribute(ATTR.urlPath, path);
+          if (recordUser && ctx.principal !== undefined) server.setAttribute(ATTR.enduser, ctx.principal.subject);
+          // HTTP semconv: on SERVER spans only 5xx (and an answer never sent) is an error.
+          if (status >= 500 || !finished) server.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        server.end();
+      }
+
+      if (accessLog === undefined && otelLogger === undefined) return;
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      const toStdout = accessLog !== undefined && accessLog.isLevelEnabled(level);
+      if (!toStdout && otelLogger === undefined) return;
+      const record: Record<string, string | number> = {
+        event_type: 'access',
+        request_id: ctx.requestId,
+        agent_type: agentType,
+        method: st.method,
+        route: route ?? UNMATCHED,
+        path,
+        status_code: status,
+        duration_ms: Math.round(Number(durationNs) / 1e3) / 1e3,
+        bytes_in: ctx.bytesIn,
+        bytes_out: ctx.bytesOut,
+      };
+      if (server !== undefined) {
+        const sc = server.spanContext();
+        record.trace_id = sc.traceId;
+        record.span_id = sc.spanId;
+      }
+      if (ctx.principal !== undefined) record.user_id = ctx.principal.subject;
+      if (session !== undefined) record.session_id = session;
+      if (st.upstreamMs >= 0) record.upstream_duration_ms = Math.round(st.upstreamMs * 1e3) / 1e3;
+      if (errorType !== undefined) record.error_type = errorType;
+      const message = `${st.method} ${path} ${status}`;
+      if (toStdout) accessLog![level](record, message);
+      otelLogger?.emit({
+        severityNumber: level === 'error' ? SeverityNumber.ERROR : level === 'warn' ? SeverityNumber.WARN : SeverityNumber.INFO,
+        severityText: level === 'error' ? 'ERROR' : level === 'warn' ? 'WARN' : 'INFO',
+        eventName: 'access',
+        body: message,
+        attributes: record,
+        context: server === undefined ? ROOT_CONTEXT : trace.setSpan(ROOT_CONTEXT, server),
+      });
+    },
+  };
+}
+
+function errorTypeOf(err: SidecarError | undefined, status: number | undefined): string | undefined {
+  if (err !== undefined) return err.code;
+  return status !== undefined && status >= 400 ? String(status) : undefined;
+}
+
+function pathOf(target: string): string {
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}
+
+function hostname(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.indexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
