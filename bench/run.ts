@@ -7,7 +7,7 @@ import { AUTH_PATH, AUTH_ROLES, sidecarAuthConfig, startAuthFixture, type AuthFi
 import { collectMeta } from './lib/meta.ts';
 import { parseOptions, USAGE, type BenchOptions, type TargetName } from './lib/options.ts';
 import { installCleanup, stopAll, tail } from './lib/procs.ts';
-import { compare, render, warnings, type Measurements } from './lib/report.ts';
+import { compare, render, warnings, type Measurements, type TelemetryNote } from './lib/report.ts';
 import {
   checkRefuses,
   checkServes,
@@ -20,6 +20,7 @@ import {
   type RequestShape,
   type Server,
 } from './lib/servers.ts';
+import { envWithoutOtel, sidecarTelemetryConfig, startTelemetryFixture, verifyTelemetry, type TelemetryFixture } from './lib/telemetry.ts';
 import { ensureVegeta, requireTool } from './lib/tools.ts';
 import { runVegeta, warmVegeta } from './lib/vegeta.ts';
 import { runWrk, writeWrkScript } from './lib/wrk.ts';
@@ -56,7 +57,13 @@ function requestShape(auth: AuthFixture | undefined): RequestShape {
   return auth === undefined ? { path: '/', headers: {} } : { path: AUTH_PATH, headers: { authorization: `Bearer ${auth.token}` } };
 }
 
-async function startServers(o: BenchOptions, tmp: string, cpus: Cpus, auth: AuthFixture | undefined): Promise<Map<TargetName, Server>> {
+async function startServers(
+  o: BenchOptions,
+  tmp: string,
+  cpus: Cpus,
+  auth: AuthFixture | undefined,
+  telemetry: TelemetryFixture | undefined,
+): Promise<Map<TargetName, Server>> {
   const servers = new Map<TargetName, Server>();
   const upstream = await startUpstream(tmp, cpus.servers);
   servers.set('direct', upstream);
@@ -64,8 +71,10 @@ async function startServers(o: BenchOptions, tmp: string, cpus: Cpus, auth: Auth
   if (o.targets.includes('undici-proxy')) servers.set('undici-proxy', await startBareProxy(upstream, cpus.servers));
   const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
   if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
+  // Sidecars without telemetry: its default (off), and OTEL_SDK_DISABLED=true so no OTEL_* variable of this shell turns it on.
+  const offEnv = envWithoutOtel({ OTEL_SDK_DISABLED: 'true' });
   if (o.targets.includes('sidecar')) {
-    servers.set('sidecar', await startSidecar(tmp, upstream, { name: 'sidecar', cpus: cpus.servers, cpuProfileDir }));
+    servers.set('sidecar', await startSidecar(tmp, upstream, { name: 'sidecar', cpus: cpus.servers, cpuProfileDir, env: offEnv }));
   }
   if (o.targets.includes('sidecar-auth')) {
     if (auth === undefined) throw new Error('sidecar-auth needs --scenario auth');
@@ -76,6 +85,7 @@ async function startServers(o: BenchOptions, tmp: string, cpus: Cpus, auth: Auth
       cpus: cpus.servers,
       cpuProfileDir,
       extraConfig: sidecarAuthConfig(auth, policyFile),
+      env: offEnv,
       comment: 'Defaults except addresses and log level, plus JWT RS256 from the bench JWKS and the reference RBAC policy (a copy of config/policy.example.yaml).',
     });
     servers.set('sidecar-auth', sidecarAuth);
@@ -83,8 +93,65 @@ async function startServers(o: BenchOptions, tmp: string, cpus: Cpus, auth: Auth
     await checkRefuses(sidecarAuth, { path: AUTH_PATH, headers: {} }, 401, 'no bearer token');
     await checkRefuses(sidecarAuth, { ...requestShape(auth), path: '/not-in-the-policy' }, 403, `roles ${AUTH_ROLES.join(',')} on a path no route matches`);
   }
+  if (o.targets.includes('sidecar-telemetry')) {
+    if (telemetry === undefined) throw new Error('sidecar-telemetry needs --scenario telemetry');
+    const logs = o.telemetrySignals.includes('logs');
+    servers.set(
+      'sidecar-telemetry',
+      await startSidecar(tmp, upstream, {
+        name: 'sidecar-telemetry',
+        cpus: cpus.servers,
+        cpuProfileDir,
+        extraConfig: sidecarTelemetryConfig(telemetry.endpoint, o.telemetrySignals),
+        // Access lines go to stdout at info: with logs, the level must let them through.
+        logLevel: logs ? 'info' : 'warn',
+        env: envWithoutOtel(),
+        stdoutFile: telemetryStdout(tmp),
+        comment: `Defaults except addresses and log level, plus telemetry (${o.telemetrySignals.join(', ')}) over OTLP gRPC to the bench's receiver.`,
+      }),
+    );
+  }
   for (const s of servers.values()) await checkServes(s, requestShape(auth));
+  if (telemetry !== undefined) {
+    await verifyTelemetry(telemetry, servers.get('sidecar-telemetry'), servers.get('sidecar'), o.telemetrySignals, telemetryStdout(tmp), log);
+  }
   return servers;
+}
+
+function telemetryStdout(tmp: string): string {
+  return join(tmp, 'sidecar-telemetry-stdout.jsonl');
+}
+
+/** Around each measured phase of a target: what to record (the telemetry scenario's receiver counts and CPU). */
+interface PhaseWatch {
+  begin(target: TargetName, phase: 'saturation' | 'rate'): void;
+  end(target: TargetName, phase: 'saturation' | 'rate', requests: number): void;
+}
+
+function telemetryWatch(fixture: TelemetryFixture, signals: readonly string[]): PhaseWatch & { note(): TelemetryNote } {
+  const phases: TelemetryNote['phases'] = [];
+  let start: { counts: ReturnType<TelemetryFixture['counts']>; cpu: NodeJS.CpuUsage; at: bigint } | undefined;
+  return {
+    begin(target) {
+      if (target === 'sidecar-telemetry') start = { counts: fixture.counts(), cpu: process.cpuUsage(), at: process.hrtime.bigint() };
+    },
+    end(target, phase, requests) {
+      if (target !== 'sidecar-telemetry' || start === undefined) return;
+      const c = fixture.counts();
+      const cpu = process.cpuUsage(start.cpu);
+      const wallUs = Number(process.hrtime.bigint() - start.at) / 1e3;
+      phases.push({
+        phase,
+        requests,
+        spans: c.spans - start.counts.spans,
+        logRecords: c.logRecords - start.counts.logRecords,
+        metricExports: c.requests.metrics - start.counts.requests.metrics,
+        benchCpuPercent: ((cpu.user + cpu.system) / wallUs) * 100,
+      });
+      start = undefined;
+    },
+    note: () => ({ signals, phases, dropped: fixture.counts().dropped }),
+  };
 }
 
 function assertAlive(servers: Map<TargetName, Server>): void {
@@ -103,6 +170,7 @@ async function measure(
   servers: Map<TargetName, Server>,
   tools: { wrk: string; vegeta: string },
   shape: RequestShape,
+  watch?: PhaseWatch,
 ): Promise<Measurements> {
   const m: Measurements = { saturation: {}, rate: {} };
   const script = writeWrkScript(tmp);
@@ -112,7 +180,9 @@ async function measure(
     if (o.warmupSeconds > 0) await runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.warmupSeconds });
     await sleep(PAUSE_MS);
     log(`saturation: ${t} (wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s)`);
+    watch?.begin(t, 'saturation');
     m.saturation[t] = await runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.saturationSeconds });
+    watch?.end(t, 'saturation', m.saturation[t].requests);
     assertAlive(servers);
     await sleep(PAUSE_MS);
   }
@@ -122,7 +192,9 @@ async function measure(
     if (o.warmupSeconds > 0) await warmVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.warmupSeconds, name: `${t}-warmup` });
     await sleep(PAUSE_MS);
     log(`constant rate: ${t} (vegeta ${o.rate} req/s, ${o.rateSeconds}s)`);
+    watch?.begin(t, 'rate');
     m.rate[t] = await runVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.rateSeconds, name: t });
+    watch?.end(t, 'rate', m.rate[t].requests);
     assertAlive(servers);
     await sleep(PAUSE_MS);
   }
@@ -144,6 +216,7 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'agent-sidecar-bench-'));
   let ok = false;
   let auth: AuthFixture | undefined;
+  let telemetry: TelemetryFixture | undefined;
   try {
     const meta = await collectMeta({ nginx: NGINX, wrk, vegeta });
     const startedAt = new Date().toISOString();
@@ -152,10 +225,18 @@ async function main(): Promise<void> {
       auth = await startAuthFixture();
       log(`scenario auth: JWKS at ${auth.jwksUrl}, RS256 token for roles ${AUTH_ROLES.join(',')}, every target gets GET ${AUTH_PATH} with it`);
     }
+    if (o.scenario === 'telemetry') {
+      telemetry = await startTelemetryFixture();
+      log(
+        `scenario telemetry: OTLP gRPC receiver at ${telemetry.endpoint}${telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; sidecar-telemetry records ${o.telemetrySignals.join(', ')}`,
+      );
+    }
     const shape = requestShape(auth);
-    const servers = await startServers(o, tmp, cpus, auth);
-    const m = await measure(o, tmp, cpus, servers, { wrk, vegeta }, shape);
+    const servers = await startServers(o, tmp, cpus, auth, telemetry);
+    const watch = telemetry ? telemetryWatch(telemetry, o.telemetrySignals) : undefined;
+    const m = await measure(o, tmp, cpus, servers, { wrk, vegeta }, shape, watch);
     await stopAll(); // before printing, so a --cpu-prof profile is written
+    const telemetryNote = watch?.note();
     const cmp = compare(m);
     const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
     const warm = o.warmupSeconds > 0 ? ` after ${o.warmupSeconds}s warm-up` : '';
@@ -163,13 +244,15 @@ async function main(): Promise<void> {
       [
         '',
         `agent-sidecar benchmark  ${meta.gitCommit}  ${meta.cpus} CPUs (${meta.cpuModel}), ${pinning}`,
-        `Scenario ${o.scenario}: every target gets GET ${shape.path}${auth ? ' with Authorization: Bearer <RS256 token, roles analyst>' : ''}`,
+        `Scenario ${o.scenario}: every target gets GET ${shape.path}${auth ? ' with Authorization: Bearer <RS256 token, roles analyst>' : ''}${
+          telemetry ? `; sidecar-telemetry records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${telemetry.endpoint}, metrics every 5s)` : ''
+        }`,
         `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
         '',
         render(m, cmp, o.targets, {
           saturation: `Saturation: wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s per target${warm}; latency in µs`,
           rate: `Constant rate: vegeta ${o.rate} req/s, ${o.rateSeconds}s per target${warm}; latency in µs`,
-        }),
+        }, { telemetry: telemetryNote }),
         '',
       ].join('\n'),
     );
@@ -177,13 +260,14 @@ async function main(): Promise<void> {
     mkdirSync(RESULTS_DIR, { recursive: true });
     const file = join(RESULTS_DIR, 'latest.json');
     const { keepTmp: _k, ...options } = o;
-    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...m, comparison: cmp }, null, 2)}\n`);
+    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...m, comparison: cmp, telemetry: telemetryNote }, null, 2)}\n`);
     log(`results written to ${file}`);
     if (o.cpuProfile) log(`sidecar CPU profile in ${join(RESULTS_DIR, 'profiles')}`);
     ok = true;
   } finally {
     await stopAll();
     await auth?.close();
+    await telemetry?.close();
     if (ok && !o.keepTmp) rmSync(tmp, { recursive: true, force: true });
     else log(`kept ${tmp} (configs and server logs)`);
   }

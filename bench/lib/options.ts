@@ -15,8 +15,10 @@ export interface BenchOptions {
   connections: number;
   /** Pin the load generator to CPU 0 and the servers to CPU 1 (taskset). */
   pin: boolean;
-  /** passthrough: no auth anywhere; auth: also the sidecar with JWT (JWKS) + RBAC. */
+  /** passthrough: no auth anywhere; auth: also the sidecar with JWT (JWKS) + RBAC; telemetry: also the sidecar exporting OTLP. */
   scenario: Scenario;
+  /** With --scenario telemetry: the signals sidecar-telemetry records and exports. */
+  telemetrySignals: TelemetrySignal[];
   /** Which targets to run, in order. */
   targets: TargetName[];
   /** Pass --cpu-prof to the sidecar; profiles land next to the results. */
@@ -26,16 +28,20 @@ export interface BenchOptions {
   quick: boolean;
 }
 
-export const TARGET_NAMES = ['direct', 'nginx', 'undici-proxy', 'sidecar', 'sidecar-auth'] as const;
+export const TARGET_NAMES = ['direct', 'nginx', 'undici-proxy', 'sidecar', 'sidecar-auth', 'sidecar-telemetry'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
-export const SCENARIOS = ['passthrough', 'auth'] as const;
+export const SCENARIOS = ['passthrough', 'auth', 'telemetry'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export const DEFAULT_TARGETS: Record<Scenario, readonly TargetName[]> = {
   passthrough: ['direct', 'nginx', 'undici-proxy', 'sidecar'],
   auth: ['direct', 'sidecar', 'sidecar-auth'],
+  telemetry: ['direct', 'sidecar', 'sidecar-telemetry'],
 };
+
+export const TELEMETRY_SIGNALS = ['traces', 'metrics', 'logs'] as const;
+export type TelemetrySignal = (typeof TELEMETRY_SIGNALS)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -47,13 +53,20 @@ export const USAGE = `usage: npm run bench -- [options]
   --threads <n>           wrk threads (default 2)                          (BENCH_THREADS)
   --connections <n>       wrk connections (default 64)                     (BENCH_CONNECTIONS)
   --pin                   taskset: load generator on CPU 0, servers on CPU 1 (BENCH_PIN=1)
-  --scenario <name>       passthrough (default) or auth: adds sidecar-auth (BENCH_SCENARIO)
-                          (JWT RS256 from a local JWKS + RBAC); every target then
-                          gets GET /api/v1/agents with an analyst bearer token
+  --scenario <name>       passthrough (default), auth or telemetry          (BENCH_SCENARIO)
+                          auth adds sidecar-auth (JWT RS256 from a local JWKS + RBAC);
+                          every target then gets GET /api/v1/agents with an analyst
+                          bearer token. telemetry adds sidecar-telemetry (OTLP gRPC
+                          to a receiver inside the bench process)
+  --telemetry-signals <list>  with --scenario telemetry: what sidecar-telemetry
+                          records, some of traces,metrics,logs (default all)
+                                                                  (BENCH_TELEMETRY_SIGNALS)
   --targets <list>        comma-separated subset of direct,nginx,undici-proxy,sidecar
-                          (and sidecar-auth with --scenario auth)           (BENCH_TARGETS)
+                          (and sidecar-auth with --scenario auth, sidecar-telemetry
+                          with --scenario telemetry)                        (BENCH_TARGETS)
                           default: direct,nginx,undici-proxy,sidecar;
-                          with --scenario auth: direct,sidecar,sidecar-auth
+                          with --scenario auth: direct,sidecar,sidecar-auth;
+                          with --scenario telemetry: direct,sidecar,sidecar-telemetry
   --cpu-prof              write a CPU profile of the sidecar to bench/results/profiles/
   --keep-tmp              keep the temporary directory with configs and logs
   -h, --help              this text
@@ -74,6 +87,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       pin: { type: 'boolean' },
       scenario: { type: 'string' },
       targets: { type: 'string' },
+      'telemetry-signals': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       'keep-tmp': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -95,6 +109,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     connections,
     pin: values.pin ?? truthy(env.BENCH_PIN),
     scenario,
+    telemetrySignals: telemetrySignals(values['telemetry-signals'] ?? env.BENCH_TELEMETRY_SIGNALS, scenario),
     targets: targets(values.targets ?? env.BENCH_TARGETS, scenario),
     cpuProfile: values['cpu-prof'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
@@ -125,6 +140,19 @@ function targets(raw: string | undefined, scenario: Scenario): TargetName[] {
     if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${JSON.stringify(t)}; expected some of ${TARGET_NAMES.join(',')}`);
   }
   if (list.includes('sidecar-auth') && scenario !== 'auth') throw new Error('target sidecar-auth needs --scenario auth');
+  if (list.includes('sidecar-telemetry') && scenario !== 'telemetry') throw new Error('target sidecar-telemetry needs --scenario telemetry');
   if (new Set(list).size !== list.length) throw new Error(`--targets lists a target twice: ${raw}`);
   return list as TargetName[];
+}
+
+function telemetrySignals(raw: string | undefined, scenario: Scenario): TelemetrySignal[] {
+  if (raw === undefined || raw === '') return [...TELEMETRY_SIGNALS];
+  if (scenario !== 'telemetry') throw new Error('--telemetry-signals needs --scenario telemetry');
+  const list = raw.split(',').map((s) => s.trim());
+  for (const t of list) {
+    if (!(TELEMETRY_SIGNALS as readonly string[]).includes(t)) throw new Error(`unknown telemetry signal ${JSON.stringify(t)}; expected some of ${TELEMETRY_SIGNALS.join(',')}`);
+  }
+  if (new Set(list).size !== list.length) throw new Error(`--telemetry-signals lists a signal twice: ${raw}`);
+  // In a fixed order, so the configuration and the printout read the same whatever the flag's order.
+  return TELEMETRY_SIGNALS.filter((t) => list.includes(t));
 }

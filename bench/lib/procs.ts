@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
@@ -24,21 +25,29 @@ export interface SpawnOptions {
   cpus?: string | undefined;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Write stdout to this file instead of keeping it in memory (a server logging a line per request). */
+  stdoutFile?: string | undefined;
 }
 
 const live = new Set<Child>();
 
 export function startChild(name: string, command: string, args: readonly string[], options: SpawnOptions = {}): Child {
   const [cmd, argv] = options.cpus === undefined ? [command, [...args]] : ['taskset', ['-c', options.cpus, command, ...args]];
+  const outFd = options.stdoutFile === undefined ? undefined : openSync(options.stdoutFile, 'a');
   const proc = spawn(cmd, argv, {
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', outFd ?? 'pipe', 'pipe'],
     env: options.env ?? process.env,
     cwd: options.cwd,
   });
   let out = '';
   let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out = cap(out + d)));
+  if (outFd !== undefined) {
+    closeSync(outFd); // the child has its own copy
+    out = `(stdout in ${options.stdoutFile})`;
+  } else {
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out = cap(out + d)));
+  }
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err = cap(err + d)));
   const exited = new Promise<number | string>((resolve) => {
     proc.once('error', (e) => {

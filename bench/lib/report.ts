@@ -10,7 +10,7 @@ export interface Measurements {
 
 /** A target from the issue, checked against a measured figure. */
 export interface Check {
-  id: 'saturation' | 'added-p50' | 'added-p99' | 'auth-saturation';
+  id: 'saturation' | 'added-p50' | 'added-p99' | 'auth-saturation' | 'telemetry-saturation' | 'telemetry-added-p50';
   name: string;
   value: number | undefined;
   op: '>=' | '<=';
@@ -40,6 +40,8 @@ export interface Comparison {
     undiciProxyVsDirect?: number | undefined;
     /** sidecar-auth / sidecar (auth on / auth off). */
     authVsNoAuth?: number | undefined;
+    /** sidecar-telemetry / sidecar (telemetry on / off). */
+    telemetryVsOff?: number | undefined;
   };
   rate: {
     /** Latency a hop adds over direct at the same rate, in µs. */
@@ -52,13 +54,15 @@ export interface Comparison {
     undiciProxyAddedVsNginxAdded: Pcts;
     /** Latency auth adds: sidecar-auth minus sidecar, in µs. */
     authAddedUs?: { p50: number; p99: number; p999: number } | undefined;
+    /** Latency telemetry adds: sidecar-telemetry minus sidecar, in µs. */
+    telemetryAddedUs?: { p50: number; p99: number; p999: number } | undefined;
   };
   /** The floor against each nginx target: can any Node proxy reach it here? */
   floor: FloorNote[];
   checks: Check[];
 }
 
-export const TARGETS = { saturationVsNginx: 0.55, addedVsNginx: 1.5, authVsNoAuth: 0.9 } as const;
+export const TARGETS = { saturationVsNginx: 0.55, addedVsNginx: 1.5, authVsNoAuth: 0.9, telemetryVsOff: 0.9, telemetryAddedP50Us: 200 } as const;
 
 export function compare(m: Measurements): Comparison {
   const s = m.saturation;
@@ -71,10 +75,11 @@ export function compare(m: Measurements): Comparison {
     undiciProxyVsNginx: ratio(rps('undici-proxy'), rps('nginx')),
     undiciProxyVsDirect: ratio(rps('undici-proxy'), rps('direct')),
     authVsNoAuth: ratio(rps('sidecar-auth'), rps('sidecar')),
+    telemetryVsOff: ratio(rps('sidecar-telemetry'), rps('sidecar')),
   };
   const direct = m.rate.direct;
   const addedUs: Comparison['rate']['addedUs'] = {};
-  for (const hop of ['nginx', 'undici-proxy', 'sidecar', 'sidecar-auth'] as const) {
+  for (const hop of ['nginx', 'undici-proxy', 'sidecar', 'sidecar-auth', 'sidecar-telemetry'] as const) {
     const r = m.rate[hop];
     if (r === undefined || direct === undefined) continue;
     addedUs[hop] = {
@@ -90,10 +95,11 @@ export function compare(m: Measurements): Comparison {
   };
   const added = vs('sidecar', 'nginx');
   const floorAdded = vs('undici-proxy', 'nginx');
-  const on = m.rate['sidecar-auth'];
   const off = m.rate.sidecar;
-  const authAddedUs =
+  const over = (on: RateResult | undefined) =>
     on && off ? { p50: on.latencyUs.p50 - off.latencyUs.p50, p99: on.latencyUs.p99 - off.latencyUs.p99, p999: on.latencyUs.p999 - off.latencyUs.p999 } : undefined;
+  const authAddedUs = over(m.rate['sidecar-auth']);
+  const telemetryAddedUs = over(m.rate['sidecar-telemetry']);
 
   // A check is listed only when the targets it compares were measured.
   const ran = (...t: TargetName[]) => t.every((n) => s[n] !== undefined || m.rate[n] !== undefined);
@@ -107,6 +113,12 @@ export function compare(m: Measurements): Comparison {
   }
   if (ran('sidecar', 'sidecar-auth')) {
     checks.push(check('auth-saturation', 'saturation: sidecar-auth req/s vs sidecar (auth off)', saturation.authVsNoAuth, '>=', TARGETS.authVsNoAuth));
+  }
+  if (ran('sidecar', 'sidecar-telemetry')) {
+    checks.push(
+      check('telemetry-saturation', 'saturation: sidecar-telemetry req/s vs sidecar (telemetry off)', saturation.telemetryVsOff, '>=', TARGETS.telemetryVsOff),
+      check('telemetry-added-p50', `${rateLabel(m)}: p50 telemetry adds (µs)`, telemetryAddedUs?.p50, '<=', TARGETS.telemetryAddedP50Us),
+    );
   }
   const floor: FloorNote[] = [];
   if (ran('nginx', 'undici-proxy')) {
@@ -129,6 +141,7 @@ export function compare(m: Measurements): Comparison {
       sidecarAddedVsUndiciProxyAdded: vs('sidecar', 'undici-proxy'),
       undiciProxyAddedVsNginxAdded: floorAdded,
       authAddedUs,
+      telemetryAddedUs,
     },
     floor,
     checks,
@@ -178,7 +191,21 @@ export interface Header {
   rate: string;
 }
 
-export function render(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: Header): string {
+/** What only some scenarios print. */
+export interface Extra {
+  /** --scenario telemetry: the signals and what sidecar-telemetry exported while measured. */
+  telemetry?: TelemetryNote | undefined;
+}
+
+export interface TelemetryNote {
+  signals: readonly string[];
+  /** Per measured phase of sidecar-telemetry: what reached the receiver and the CPU the bench process (the receiver) used. */
+  phases: Array<{ phase: 'saturation' | 'rate'; requests: number; spans: number; logRecords: number; metricExports: number; benchCpuPercent: number }>;
+  /** agent_telemetry_dropped at the end, per signal/reason, as last exported. */
+  dropped: Record<string, number>;
+}
+
+export function render(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: Header, extra: Extra = {}): string {
   const out: string[] = [];
   const has = (...t: TargetName[]) => t.every((n) => order.includes(n));
   const satRows = [['target', 'req/s', 'p50', 'p99', 'p99.9', 'max', 'errors']];
@@ -249,6 +276,7 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
 
   if (cmp.floor.length > 0) out.push(...floorLines(cmp), '');
   if (has('sidecar', 'sidecar-auth')) out.push(...authLines(m, cmp, checkFor('auth-saturation')), '');
+  if (has('sidecar', 'sidecar-telemetry')) out.push(...telemetryLines(m, cmp, checkFor('telemetry-saturation'), checkFor('telemetry-added-p50'), extra.telemetry), '');
 
   const failed = cmp.checks.filter((c) => c.pass !== true);
   out.push(failed.length === 0 ? 'All targets met.' : `Targets not met or not measurable: ${failed.map((c) => `${c.name} (${verdict(c)})`).join('; ')}.`);
@@ -288,6 +316,29 @@ function authLines(m: Measurements, cmp: Comparison, c: Check | undefined): stri
   lines.push(table([['  sidecar-auth / sidecar, req/s', x(cmp.saturation.authVsNoAuth), `target ≥ ${TARGETS.authVsNoAuth}x`, verdict(c)]]));
   const d = cmp.rate.authAddedUs;
   if (d) lines.push(`  ${rateLabel(m)}, auth adds p50 ${signedUs(d.p50)} µs, p99 ${signedUs(d.p99)} µs, p99.9 ${signedUs(d.p999)} µs`);
+  return lines;
+}
+
+function telemetryLines(m: Measurements, cmp: Comparison, sat: Check | undefined, p50: Check | undefined, note: TelemetryNote | undefined): string[] {
+  const signals = note ? note.signals.join(', ') : '?';
+  const lines = [`Telemetry (sidecar-telemetry: ${signals} over OTLP gRPC to the bench's receiver, vs sidecar with telemetry off):`];
+  const d = cmp.rate.telemetryAddedUs;
+  lines.push(
+    table([
+      ['  sidecar-telemetry / sidecar, req/s', x(cmp.saturation.telemetryVsOff), `target ≥ ${TARGETS.telemetryVsOff.toFixed(2)}x`, verdict(sat)],
+      [`  ${rateLabel(m)}, telemetry adds p50`, `${signedUs(d?.p50)} µs`, `target ≤ ${TARGETS.telemetryAddedP50Us} µs`, verdict(p50)],
+    ]),
+  );
+  if (d) lines.push(`  ${rateLabel(m)}, telemetry adds p99 ${signedUs(d.p99)} µs, p99.9 ${signedUs(d.p999)} µs`);
+  for (const p of note?.phases ?? []) {
+    lines.push(
+      `  while measured (${p.phase === 'saturation' ? 'saturation' : 'constant rate'}, ${int.format(p.requests)} requests): the receiver got ${int.format(p.spans)} spans, ` +
+        `${int.format(p.logRecords)} log records, ${p.metricExports} metric exports; the bench process (mostly the receiver) used ${p.benchCpuPercent.toFixed(0)}% of a CPU`,
+    );
+  }
+  const drops = Object.entries(note?.dropped ?? {}).filter(([, n]) => n > 0);
+  if (drops.length > 0) lines.push(`  agent_telemetry_dropped (last exported): ${drops.map(([k, n]) => `${k} ${int.format(n)}`).join(', ')}`);
+  else if (note?.signals.includes('metrics')) lines.push('  agent_telemetry_dropped (last exported): none');
   return lines;
 }
 

@@ -9,6 +9,8 @@ export interface Server {
   readonly name: string;
   readonly url: string;
   readonly child: Child;
+  /** The sidecar's admin listener (/readyz, /metrics), e.g. http://127.0.0.1:PORT. */
+  readonly adminUrl?: string;
 }
 
 export const NGINX = '/usr/sbin/nginx';
@@ -109,6 +111,12 @@ export interface SidecarStartOptions {
   /** YAML appended to the configuration (top-level keys such as auth and policy). */
   extraConfig?: string;
   comment?: string;
+  /** log.level; default warn. */
+  logLevel?: string;
+  /** The child's environment; default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Send stdout to this file rather than into memory. */
+  stdoutFile?: string;
 }
 
 /** The sidecar as a child process, with its defaults; ready once admin /readyz says 200. */
@@ -125,13 +133,18 @@ upstream:
 admin:
   address: ${HOST}:${adminPort}
 log:
-  level: warn
+  level: ${options.logLevel ?? 'warn'}
 ${options.extraConfig ?? ''}`,
   );
   const nodeFlags = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
-  const child = startChild(options.name, process.execPath, [...nodeFlags, SIDECAR_CLI, 'run', '--config', file], { cpus: options.cpus });
-  await waitFor200(`http://${HOST}:${adminPort}/readyz`, child);
-  return { name: options.name, url: `http://${HOST}:${port}/`, child };
+  const child = startChild(options.name, process.execPath, [...nodeFlags, SIDECAR_CLI, 'run', '--config', file], {
+    cpus: options.cpus,
+    env: options.env,
+    stdoutFile: options.stdoutFile,
+  });
+  const adminUrl = `http://${HOST}:${adminPort}`;
+  await waitFor200(`${adminUrl}/readyz`, child);
+  return { name: options.name, url: `http://${HOST}:${port}/`, child, adminUrl };
 }
 
 /** The URL the load goes to: the server's origin and the request's path. */
