@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationTemporality, DataPointType } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
 import { issueToken } from '../src/auth/issuer.ts';
+import { createHistograms, HistogramProducer } from '../src/telemetry/instruments.ts';
 import { startServer, startSidecar } from './helpers.ts';
 import { startOtlpReceiver, type DecodedMetric, type OtlpReceiver } from './otlp-receiver.ts';
 
@@ -217,4 +220,27 @@ describe('telemetry over OTLP', () => {
     expect(receiver.logs().some((r) => sent.includes(String(r.attributes.request_id)))).toBe(true);
     await receiver.waitFor(receiver.spans, (s) => s.some((x) => x.kindName === 'SERVER'), 10_000);
   }, 40_000);
+});
+
+describe('request-path histograms', () => {
+  it('hand each reader SDK-shaped points, cumulative or delta', async () => {
+    const h = createHistograms();
+    const cell = h.requestDuration.cell('x', () => ({ endpoint: '/x' }));
+    for (const v of [0.05, 0.1, 0.7, 40]) cell.record(v);
+    const resource = resourceFromAttributes({});
+    const cumulative = new HistogramProducer(h.all, resource, AggregationTemporality.CUMULATIVE);
+    const delta = new HistogramProducer(h.all, resource, AggregationTemporality.DELTA);
+    const pointOf = async (p: HistogramProducer) => {
+      const metric = (await p.collect()).resourceMetrics.scopeMetrics[0]?.metrics.find((m) => m.descriptor.name === 'agent_request_duration_seconds');
+      if (metric === undefined) return undefined;
+      expect(metric.dataPointType).toBe(DataPointType.HISTOGRAM);
+      return metric.dataPoints[0]!.value as { buckets: { boundaries: number[]; counts: number[] }; count: number; sum: number; min?: number; max?: number };
+    };
+    expect(await pointOf(cumulative)).toMatchObject({ buckets: { boundaries: [0.1, 0.5, 1, 2, 5, 10, 30], counts: [2, 0, 1, 0, 0, 0, 0, 1] }, count: 4, min: 0.05, max: 40 });
+    expect((await pointOf(delta))?.count).toBe(4);
+    expect(await pointOf(delta)).toBeUndefined();
+    cell.record(3);
+    expect(await pointOf(delta)).toMatchObject({ buckets: { counts: [0, 0, 0, 0, 1, 0, 0, 0] }, count: 1, sum: 3 });
+    expect((await pointOf(cumulative))?.count).toBe(5);
+  });
 });

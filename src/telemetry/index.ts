@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, InstrumentType, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
@@ -10,7 +10,7 @@ import type { Logger } from '../log/index.ts';
 import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAuditTee } from './audit.ts';
-import { createInstruments, type Instruments } from './instruments.ts';
+import { createHistograms, createInstruments, HistogramProducer, type Instruments } from './instruments.ts';
 import { METRIC, TRACE_HEADERS } from './names.ts';
 import { createTelemetryObserver } from './observer.ts';
 import { createDropCounter, createLogPipeline, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
@@ -75,21 +75,26 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const drops = createDropCounter(() => instruments?.dropped, throttle);
   const { resource, endpoint } = settings;
 
+  // The request-path histograms are aggregated by us and handed to every reader by a producer.
+  const histograms = createHistograms();
   const readers: IMetricReader[] = [];
   if (t.metrics.otlp) {
+    const exporter = createMetricExporter(endpoint, t, drops);
     readers.push(
       new PeriodicExportingMetricReader({
-        exporter: createMetricExporter(endpoint, t, drops),
+        exporter,
         exportIntervalMillis: t.metrics.exportInterval,
         exportTimeoutMillis: Math.min(t.exportTimeout, t.metrics.exportInterval),
+        metricProducers: [new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)],
       }),
     );
   }
-  const prometheus = t.metrics.prometheus && config.admin.enabled ? createPrometheusEndpoint() : undefined;
+  const prometheus =
+    t.metrics.prometheus && config.admin.enabled ? createPrometheusEndpoint(new HistogramProducer(histograms.all, resource, AggregationTemporality.CUMULATIVE)) : undefined;
   if (prometheus !== undefined) readers.push(prometheus.reader);
   const meterProvider = new MeterProvider({ resource, readers });
   const meter = meterProvider.getMeter('agent-sidecar');
-  instruments = createInstruments(meter);
+  instruments = createInstruments(meter, histograms);
 
   const tracerProvider = t.traces.enabled
     ? new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [createSpanPipeline(endpoint, t, drops)] })

@@ -18,7 +18,7 @@ import type { SidecarError } from '../errors/index.ts';
 import type { RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
 import type { Logger } from '../log/index.ts';
-import type { Instruments } from './instruments.ts';
+import type { HistogramCell, Instruments, Tally } from './instruments.ts';
 import { ATTR, KNOWN_METHODS, UNMATCHED } from './names.ts';
 import type { SessionTracker } from './sessions.ts';
 
@@ -49,17 +49,23 @@ class RequestState {
   upstreamAt = 0n;
   upstreamMs = -1;
   readonly method: string;
-  constructor(method: string) {
+  readonly active: Tally;
+  constructor(method: string, active: Tally) {
     this.method = method;
+    this.active = active;
   }
 }
 
 /** The attribute objects of one (method, route, status, error) combination, built once. */
 interface AttrSet {
   server: Attributes;
-  requests: Attributes;
-  endpoint: Attributes;
-  errors: Attributes | undefined;
+  /** http.server.request.duration and agent_request_duration_seconds cells of this combination. */
+  serverDuration: HistogramCell;
+  requestDuration: HistogramCell;
+  /** agent_requests, agent_errors and agent_rate_limited cells of this combination. */
+  requests: Tally;
+  errors: Tally | undefined;
+  rateLimited: Tally | undefined;
   spanName: string;
 }
 
@@ -80,11 +86,12 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
   const upstreamPort = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
   const live = new Map<string, RequestState>();
 
-  const methodAttrs = new Map<string, Attributes>();
-  const activeAttrsOf = (method: string) => {
-    let a = methodAttrs.get(method);
-    if (a === undefined) methodAttrs.set(method, (a = { [ATTR.method]: method, [ATTR.urlScheme]: o.scheme }));
-    return a;
+  // http.server.active_requests cells by method, made on a method's first request.
+  const active = new Map<string, Tally>();
+  const activeOf = (method: string): Tally => {
+    let t = active.get(method);
+    if (t === undefined) active.set(method, (t = m.serverActive.cell(method, () => ({ [ATTR.method]: method, [ATTR.urlScheme]: o.scheme }))));
+    return t;
   };
   const sets = new Map<string, AttrSet>();
   function attrSet(method: string, route: string | undefined, status: number, errorType: string | undefined): AttrSet {
@@ -95,25 +102,31 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     const server: Attributes = { [ATTR.method]: method, [ATTR.urlScheme]: o.scheme, [ATTR.status]: status };
     if (route !== undefined) server[ATTR.route] = route;
     if (errorType !== undefined) server[ATTR.errorType] = errorType;
+    const outcome = errorType === undefined ? 'success' : 'error';
+    const endpointAttrs = { agent_type: agentType, endpoint };
     s = {
       server,
-      requests: { agent_type: agentType, status: errorType === undefined ? 'success' : 'error', endpoint },
-      endpoint: { agent_type: agentType, endpoint },
-      errors: errorType === undefined ? undefined : { agent_type: agentType, error_type: errorType },
+      serverDuration: m.serverDuration.cell(key, () => server),
+      requestDuration: m.requestDuration.cell(endpoint, () => endpointAttrs),
+      requests: m.requests.cell(`${outcome} ${endpoint}`, () => ({ agent_type: agentType, status: outcome, endpoint })),
+      errors: errorType === undefined ? undefined : m.errors.cell(errorType, () => ({ agent_type: agentType, error_type: errorType })),
+      rateLimited: status === 429 ? m.rateLimited.cell(endpoint, () => endpointAttrs) : undefined,
       spanName: route === undefined ? method : `${method} ${route}`,
     };
     if (sets.size >= MAX_CACHED) sets.clear();
     sets.set(key, s);
     return s;
   }
-  const clientSets = new Map<string, Attributes>();
-  function clientAttrs(method: string, status: number | undefined, errorType: string | undefined): Attributes {
+  const clientSets = new Map<string, HistogramCell>();
+  /** The http.client.request.duration cell of one (method, status, error) combination. */
+  function clientCell(method: string, status: number | undefined, errorType: string | undefined): HistogramCell {
     const key = `${method} ${status ?? 0} ${errorType ?? ''}`;
     let a = clientSets.get(key);
     if (a === undefined) {
-      a = { [ATTR.method]: method, [ATTR.serverAddress]: upstreamHost, [ATTR.serverPort]: upstreamPort };
-      if (status !== undefined) a[ATTR.status] = status;
-      if (errorType !== undefined) a[ATTR.errorType] = errorType;
+      const metric: Attributes = { [ATTR.method]: method, [ATTR.serverAddress]: upstreamHost, [ATTR.serverPort]: upstreamPort };
+      if (status !== undefined) metric[ATTR.status] = status;
+      if (errorType !== undefined) metric[ATTR.errorType] = errorType;
+      a = m.clientDuration.cell(key, () => metric);
       if (clientSets.size >= MAX_CACHED) clientSets.clear();
       clientSets.set(key, a);
     }
@@ -132,9 +145,9 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     requestStart(ctx) {
       const raw = ctx.req.method ?? 'GET';
       const method = KNOWN_METHODS.has(raw) ? raw : '_OTHER';
-      const st = new RequestState(method);
+      const st = new RequestState(method, activeOf(method));
       ctx.telemetry = st;
-      m.serverActive.add(1, activeAttrsOf(method));
+      st.active.n++;
       if (tracer === undefined) return;
       const h = ctx.req.headers;
       // A client's own trace context is not continued, and never forwarded (the builder strips it).
@@ -169,7 +182,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
       const ms = Number(process.hrtime.bigint() - st.upstreamAt) / 1e6;
       st.upstreamMs = ms;
       const errorType = errorTypeOf(err, statusCode);
-      m.clientDuration.record(ms / 1000, clientAttrs(st.method, statusCode, errorType));
+      clientCell(st.method, statusCode, errorType).record(ms / 1000);
       const span = st.client;
       if (span === undefined) return;
       st.client = undefined;
@@ -197,12 +210,12 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
       const errorType = ctx.errorCode ?? (!finished ? 'client_closed' : status >= 500 ? String(status) : undefined);
       const route = ctx.route;
       const set = attrSet(st.method, route, status, errorType);
-      m.serverActive.add(-1, activeAttrsOf(st.method));
-      m.serverDuration.record(seconds, set.server);
-      m.requests.add(1, set.requests);
-      m.requestDuration.record(seconds, set.endpoint);
-      if (set.errors !== undefined) m.errors.add(1, set.errors);
-      if (status === 429) m.rateLimited.add(1, set.endpoint);
+      st.active.n--;
+      set.serverDuration.record(seconds);
+      set.requestDuration.record(seconds);
+      set.requests.n++;
+      if (set.errors !== undefined) set.errors.n++;
+      if (set.rateLimited !== undefined) set.rateLimited.n++;
 
       const sessionHeader_ = ctx.req.headers[sessionHeader];
       const session = typeof sessionHeader_ === 'string' && sessionHeader_ !== '' ? sessionHeader_ : ctx.principal?.sessionId;

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { MetricData, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 
 /**
  * The admin /metrics endpoint: @opentelemetry/exporter-prometheus as a pull reader (no
@@ -8,8 +8,8 @@ import type { MetricData, ResourceMetrics } from '@opentelemetry/sdk-metrics';
  * adds (`http.server.request.duration` [s] -> `http_server_request_duration_seconds`), which
  * the JS serializer does not: both paths then yield the same names.
  */
-export function createPrometheusEndpoint(): { reader: PrometheusExporter; handler: http.RequestListener } {
-  const reader = new PrometheusExporter({ preventServerStart: true });
+export function createPrometheusEndpoint(...metricProducers: MetricProducer[]): { reader: PrometheusExporter; handler: http.RequestListener } {
+  const reader = new PrometheusExporter({ preventServerStart: true, metricProducers });
   const serializer = new PrometheusSerializer();
   const handler: http.RequestListener = (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
