@@ -1,25 +1,13 @@
 import http from 'node:http';
-import net from 'node:net';
-import { once } from 'node:events';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../src/auth/issuer.ts';
-import { startServer, startSidecar } from './helpers.ts';
+import { rawExchange, startServer, startSidecar } from './helpers.ts';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const token = (roles: string[], extra: Record<string, unknown> = {}, type: 'access' | 'refresh' = 'access') =>
   issueToken(SECRET, { sub: 'carol', roles, type, ...extra }, 60_000);
 
-async function raw(port: number, text: string): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  await once(socket, 'connect');
-  socket.write(text);
-  let out = '';
-  socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-  await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 1500))]);
-  socket.destroy();
-  return out;
-}
 
 describe('access hardening', () => {
   let upstream: Awaited<ReturnType<typeof startServer>>;
@@ -41,12 +29,13 @@ describe('access hardening', () => {
     try {
       seen.length = 0;
       const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
-      const preflight = await raw(
+      const preflight = await rawExchange(
         sidecar.port,
         `OPTIONS /x/../../secret HTTP/1.1\r\nHost: a\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: GET\r\n${upgrade}\r\n`,
+        1500,
       );
       expect(preflight).not.toContain('101');
-      const post = await raw(sidecar.port, `POST /api/v1/agents HTTP/1.1\r\nHost: a\r\n${upgrade}\r\n`);
+      const post = await rawExchange(sidecar.port, `POST /api/v1/agents HTTP/1.1\r\nHost: a\r\n${upgrade}\r\n`, 1500);
       expect(post).toContain('SIDECAR_UPGRADE_REFUSED');
       expect(seen).toHaveLength(0);
     } finally {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -118,4 +118,16 @@ export async function serveAuthenticator(auth: { authenticate(req: http.Incoming
     return { status: res.statusCode, ...((await res.body.json()) as { code?: string; principal?: Record<string, unknown> | null }) };
   };
   return { call, close };
+}
+
+/** Sends raw bytes on a new connection; returns everything the server wrote back before closing. */
+export async function rawExchange(port: number, text: string, waitMs = 3000): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(text);
+  let out = '';
+  socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, waitMs))]);
+  socket.destroy();
+  return out;
 }

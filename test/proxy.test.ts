@@ -1,25 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
-import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startServer, startSidecar } from './helpers.ts';
+import { rawExchange, startServer, startSidecar } from './helpers.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Sends raw bytes and returns everything the server wrote back before closing. */
-async function raw(port: number, text: string): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  await once(socket, 'connect');
-  socket.write(text);
-  let out = '';
-  socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-  await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 3000))]);
-  socket.destroy();
-  return out;
-}
 
 function codeOf(text: string): string | undefined {
   const body = text.slice(text.indexOf('\r\n\r\n') + 4);
@@ -93,7 +81,7 @@ describe('streaming proxy', () => {
 
   it('removes hop-by-hop headers in both directions', async () => {
     seen.length = 0;
-    const reply = await raw(
+    const reply = await rawExchange(
       sidecar.port,
       'GET /hop HTTP/1.1\r\nHost: a\r\nConnection: close, x-client-private\r\nX-Client-Private: 1\r\nKeep-Alive: timeout=9\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\nX-Kept: 1\r\n\r\n',
     );
@@ -152,17 +140,17 @@ describe('streaming proxy', () => {
 
   it('answers malformed requests with 400 and forwards none of them', async () => {
     seen.length = 0;
-    expect(codeOf(await raw(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: 1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
-    expect(codeOf(await raw(sidecar.port, 'GET http://evil.example/x HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('SIDECAR_FOREIGN_AUTHORITY');
-    expect(codeOf(await raw(sidecar.port, 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'))).toBe('SIDECAR_CONNECT_NOT_SUPPORTED');
-    expect(codeOf(await raw(sidecar.port, 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('SIDECAR_INVALID_TARGET');
-    expect(codeOf(await raw(sidecar.port, 'GET /x HTTP/1.1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
-    expect(codeOf(await raw(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
-    expect(codeOf(await raw(sidecar.port, 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
-    expect(codeOf(await raw(sidecar.port, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`))).toBe('SIDECAR_HEADERS_TOO_LARGE');
+    expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: 1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
+    expect(codeOf(await rawExchange(sidecar.port, 'GET http://evil.example/x HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('SIDECAR_FOREIGN_AUTHORITY');
+    expect(codeOf(await rawExchange(sidecar.port, 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'))).toBe('SIDECAR_CONNECT_NOT_SUPPORTED');
+    expect(codeOf(await rawExchange(sidecar.port, 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('SIDECAR_INVALID_TARGET');
+    expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
+    expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
+    expect(codeOf(await rawExchange(sidecar.port, 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
+    expect(codeOf(await rawExchange(sidecar.port, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`))).toBe('SIDECAR_HEADERS_TOO_LARGE');
     expect(seen).toHaveLength(0);
     // An absolute-form URI naming this host is fine, and reaches the upstream in origin-form.
-    const ok = await raw(sidecar.port, `GET http://127.0.0.1:${sidecar.port}/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${sidecar.port}\r\nConnection: close\r\n\r\n`);
+    const ok = await rawExchange(sidecar.port, `GET http://127.0.0.1:${sidecar.port}/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${sidecar.port}\r\nConnection: close\r\n\r\n`);
     expect(ok.startsWith('HTTP/1.1 200')).toBe(true);
     expect(seen[0]!.url).toBe('/abs?q=1');
   });
