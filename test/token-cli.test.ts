@@ -51,6 +51,7 @@ describe('agent-sidecar keys', () => {
     expect(key).toMatch(/^sk_sidecar_[a-z0-9]+_[A-Za-z0-9_-]{43}$/);
     expect(stdout.split('\n').filter(Boolean)).toHaveLength(1);
     expect(stderr).not.toContain(key);
+    expect(stderr).toMatch(/"event_type":"sensitive_operation".*"operation":"create_api_key"/);
     expect(readFileSync(file, 'utf8')).not.toContain(key.slice(-43));
 
     const auth = await createAuthenticator(validateConfig({ auth: { apiKeys: { file } } }).auth, { logger });
@@ -65,7 +66,7 @@ describe('agent-sidecar keys', () => {
     expect(listed).toMatch(/svc-other\s+never\s+true/);
     expect(listed).not.toMatch(/[0-9a-f]{64}/);
 
-    await cli(['keys', 'revoke', '--file', file, '--id', id]);
+    expect((await cli(['keys', 'revoke', '--file', file, '--id', id])).stderr).toMatch(/"operation":"revoke_api_key".*"key_id":"/);
     await auth.reload();
     await expect(auth.authenticate(requestWith({ 'x-api-key': key }))).rejects.toMatchObject({ code: 'SIDECAR_API_KEY_INVALID' });
     expect(await auth.authenticate(requestWith({ 'x-api-key': second }))).toMatchObject({ subject: 'svc-other' });
