@@ -244,3 +244,31 @@ describe('request-path histograms', () => {
     expect((await pointOf(cumulative))?.count).toBe(5);
   });
 });
+
+describe('telemetry and untrusted input', () => {
+  const activeSessions = async () => Number(/agent_active_sessions\{[^}]*\} (\d+)/.exec(await scrape())?.[1] ?? 'NaN');
+
+  it('counts no sessions for refused requests or implausible session ids', async () => {
+    const before = await activeSessions();
+    for (let i = 0; i < 5; i++) expect((await get('/api/v1/agents', { 'x-session-id': `spam-${i}` })).status).toBe(401);
+    expect((await get('/api/v1/agents', { authorization: `Bearer ${user}`, 'x-session-id': 'x'.repeat(500) })).status).toBe(403);
+    expect((await get('/api/v1/agents', { authorization: `Bearer ${analyst}`, 'x-session-id': 'y'.repeat(500) })).status).toBe(200);
+    // The last one counts through the token's own session id (sid), already seen.
+    expect(await activeSessions()).toBe(before);
+  });
+
+  it('with traces off, never passes a client trace context on', async () => {
+    const quiet = await startSidecar({
+      upstream: { url: upstream.url },
+      telemetry: { endpoint: receiver.endpoint, errorLogInterval: '1h', traces: { enabled: false } },
+    });
+    try {
+      seen.length = 0;
+      const res = await request(`${quiet.url}/plain`, { headers: { traceparent: CLIENT_TRACEPARENT, baggage: 'tenant=evil' } });
+      await res.body.dump();
+      expect(seen[0]).toMatchObject({ traceparent: undefined, baggage: undefined });
+    } finally {
+      await quiet.close();
+    }
+  });
+});

@@ -151,7 +151,10 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   return {
     enabled: true,
     observer,
-    stripHeaders: t.traces.enabled ? TRACE_HEADERS : [],
+    // With telemetry on, the sidecar owns the trace headers: with traces on it continues a
+    // trusted caller's context or starts its own; with traces off a caller's context is not
+    // passed on either, so an untrusted client can never plant one.
+    stripHeaders: TRACE_HEADERS,
     metricsHandler: prometheus?.handler,
     describe,
     audit(base) {

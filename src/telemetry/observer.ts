@@ -20,6 +20,8 @@ import type { RequestObserver } from '../ingress/observer.ts';
 import type { Logger } from '../log/index.ts';
 import type { HistogramCell, Instruments, Tally } from './instruments.ts';
 import { ATTR, KNOWN_METHODS, UNMATCHED } from './names.ts';
+
+const MAX_SESSION_ID = 128;
 import type { SessionTracker } from './sessions.ts';
 
 export interface ObserverOptions {
@@ -84,7 +86,9 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
   const trust = o.trustIncoming === undefined ? undefined : proxyaddr.compile([...o.trustIncoming]);
   const upstreamHost = o.upstream.hostname;
   const upstreamPort = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
-  const live = new Map<string, RequestState>();
+  // Audit events find their request's span by request id, which the client may choose: two
+  // requests in flight under one id attach their events to neither, never to the other.
+  const live = new Map<string, { st: RequestState | undefined; n: number }>();
 
   // http.server.active_requests cells by method, made on a method's first request.
   const active = new Map<string, Tally>();
@@ -140,7 +144,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
   }
 
   return {
-    spanOf: (requestId) => live.get(requestId)?.server,
+    spanOf: (requestId) => live.get(requestId)?.st?.server,
 
     requestStart(ctx) {
       const raw = ctx.req.method ?? 'GET';
@@ -159,7 +163,14 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
       const ua = h['user-agent'];
       if (ua !== undefined) attributes[ATTR.userAgent] = ua;
       st.server = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, st.parent);
-      if (st.server.isRecording()) live.set(ctx.requestId, st);
+      if (st.server.isRecording()) {
+        const entry = live.get(ctx.requestId);
+        if (entry === undefined) live.set(ctx.requestId, { st, n: 1 });
+        else {
+          entry.n++;
+          entry.st = undefined;
+        }
+      }
     },
 
     upstreamStart(ctx) {
@@ -217,8 +228,11 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
       if (set.errors !== undefined) set.errors.n++;
       if (set.rateLimited !== undefined) set.rateLimited.n++;
 
-      const sessionHeader_ = ctx.req.headers[sessionHeader];
-      const session = typeof sessionHeader_ === 'string' && sessionHeader_ !== '' ? sessionHeader_ : ctx.principal?.sessionId;
+      // Only requests the sidecar let through count, and only plausible ids: refused traffic
+      // must not inflate the gauge, nor fill memory with kilobyte-long header values.
+      const sessionHeader_ = ctx.errorCode === undefined ? ctx.req.headers[sessionHeader] : undefined;
+      const session =
+        typeof sessionHeader_ === 'string' && sessionHeader_ !== '' && sessionHeader_.length <= MAX_SESSION_ID ? sessionHeader_ : ctx.principal?.sessionId;
       if (session !== undefined) sessions.touch(session);
 
       const path = pathOf(ctx.target);
@@ -229,7 +243,8 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
           st.client = undefined;
         }
         if (server.isRecording()) {
-          live.delete(ctx.requestId);
+          const entry = live.get(ctx.requestId);
+          if (entry !== undefined && --entry.n === 0) live.delete(ctx.requestId);
           server.updateName(set.spanName);
           server.setAttributes(set.server);
           server.setAttribute(ATTR.urlPath, path);
