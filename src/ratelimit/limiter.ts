@@ -1,6 +1,5 @@
 import type { Logger } from '../log/index.ts';
-import { SidecarError } from '../errors/index.ts';
-import { createLogThrottle } from '../stores/index.ts';
+import { createStoreFailureHandler, type FailModeStats } from '../stores/index.ts';
 import { toGcra, type Gcra, type RateLimitResult, type RateRule } from './gcra.ts';
 import type { RateLimitStore } from './store.ts';
 
@@ -16,7 +15,7 @@ export interface RateLimiterOptions {
 export interface RateLimiter {
   /** Counts one request of `key` (for example `sub:alice` or `sub:alice|POST /v1/runs`) against `rule`. */
   check(key: string, rule: RateRule): Promise<RateLimitResult>;
-  readonly stats: { failedOpen: number; failedClosed: number };
+  readonly stats: FailModeStats;
 }
 
 /**
@@ -32,13 +31,18 @@ export interface RateLimiter {
  */
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const { store, failMode } = options;
-  const stats = { failedOpen: 0, failedClosed: 0 };
-  const warnings = createLogThrottle(options.logger.child({ logger: 'agent-sidecar.ratelimit' }), options.warnIntervalMs);
+  const failure = createStoreFailureHandler({
+    store: 'ratelimit',
+    openMeans: 'requests pass unlimited',
+    failMode,
+    logger: options.logger,
+    warnIntervalMs: options.warnIntervalMs,
+  });
   // Rules come from the frozen configuration: reduce each once, not per request.
   const reduced = new WeakMap<RateRule, Gcra>();
 
   return {
-    stats,
+    stats: failure.stats,
     async check(key, rule) {
       let g = reduced.get(rule);
       if (g === undefined) reduced.set(rule, (g = toGcra(rule)));
@@ -46,14 +50,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       try {
         return { ...(await store.take(key, g)), windowMs };
       } catch (err) {
-        const fields = { event_type: 'ratelimit_store_failed', fail_mode: failMode, err: { message: (err as Error).message } };
-        if (failMode === 'closed') {
-          stats.failedClosed += 1;
-          warnings.warn({ ...fields, failed_closed: stats.failedClosed }, 'rate-limit store unreachable: refusing requests (failMode closed)');
-          throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', { cause: err, headers: { 'retry-after': '1' } });
-        }
-        stats.failedOpen += 1;
-        warnings.warn({ ...fields, failed_open: stats.failedOpen }, 'rate-limit store unreachable: requests pass unlimited (failMode open)');
+        failure.failed(err);
         return { allowed: true, limit: g.burst, remaining: g.burst, resetMs: 0, retryAfterMs: 0, windowMs, degraded: true };
       }
     },

@@ -2,7 +2,7 @@ import type { AuditSink } from '../audit/index.ts';
 import type { Principal } from '../auth/principal.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
-import { createLogThrottle } from '../stores/index.ts';
+import { createStoreFailureHandler, type FailModeStats } from '../stores/index.ts';
 import type { RevocationStore } from './store.ts';
 
 export interface RevocationCheckOptions {
@@ -16,12 +16,8 @@ export interface RevocationCheckOptions {
 }
 
 /** Counters for telemetry. */
-export interface RevocationCheckStats {
-  /** Requests let through without a check because the store failed (failMode open). */
-  failedOpen: number;
-  /** Requests refused with 503 because the store failed (failMode closed). */
-  failedClosed: number;
-}
+/** Counters for telemetry: requests let through unchecked, or refused, because the store failed. */
+export type RevocationCheckStats = FailModeStats;
 
 export type RevocationCheck = ((p: Principal) => Promise<void>) & { readonly stats: RevocationCheckStats };
 
@@ -37,22 +33,20 @@ export type RevocationCheck = ((p: Principal) => Promise<void>) & { readonly sta
  */
 export function createRevocationCheck(store: RevocationStore, options: RevocationCheckOptions): RevocationCheck {
   const { failMode, audit } = options;
-  const stats: RevocationCheckStats = { failedOpen: 0, failedClosed: 0 };
-  const warnings = createLogThrottle(options.logger.child({ logger: 'agent-sidecar.revocation' }), options.warnIntervalMs);
+  const failure = createStoreFailureHandler({
+    store: 'revocation',
+    openMeans: 'letting requests through unchecked',
+    failMode,
+    logger: options.logger,
+    warnIntervalMs: options.warnIntervalMs,
+  });
 
   const check = async (p: Principal): Promise<void> => {
     let revoked: boolean;
     try {
       revoked = await store.isRevoked(p);
     } catch (err) {
-      const fields = { event_type: 'revocation_store_failed', fail_mode: failMode, err: { message: (err as Error).message } };
-      if (failMode === 'closed') {
-        stats.failedClosed += 1;
-        warnings.warn({ ...fields, failed_closed: stats.failedClosed }, 'revocation store unreachable: refusing requests (failMode closed)');
-        throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', { cause: err, headers: { 'retry-after': '1' } });
-      }
-      stats.failedOpen += 1;
-      warnings.warn({ ...fields, failed_open: stats.failedOpen }, 'revocation store unreachable: letting requests through unchecked (failMode open)');
+      failure.failed(err);
       audit?.emit({
         event_type: 'sensitive_operation',
         user_id: p.subject,
@@ -63,5 +57,5 @@ export function createRevocationCheck(store: RevocationStore, options: Revocatio
     }
     if (revoked) throw new SidecarError('SIDECAR_TOKEN_REVOKED', { headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="revoked"' } });
   };
-  return Object.assign(check, { stats });
+  return Object.assign(check, { stats: failure.stats });
 }
