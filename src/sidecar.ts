@@ -8,7 +8,7 @@ import { createLogAudit } from './audit/index.ts';
 import { upstreamReadiness } from './admin/upstream-check.ts';
 import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
 import { SidecarError } from './errors/index.ts';
-import type { Stage } from './ingress/context.ts';
+import type { RequestContext, Stage } from './ingress/context.ts';
 import { combineObservers, type RequestObserver } from './ingress/observer.ts';
 import { createIngress } from './ingress/server.ts';
 import type { Logger } from './log/index.ts';
@@ -69,7 +69,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     upstreamHost: config.upstream.preserveHost ? undefined : new URL(config.upstream.url).host,
     alwaysStrip: options.stripHeaders,
   });
-  const onUpstreamError = (ctx: { requestId: string; req: { method?: string | undefined } ; target: string }, err: SidecarError) =>
+  const onUpstreamError = (ctx: RequestContext, err: SidecarError) =>
     logger.warn({ request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) }, 'upstream request failed');
   let draining = false;
   const observer = combineObservers(options.observers ?? [], (err) => logger.error({ err }, 'a request observer failed'));

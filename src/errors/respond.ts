@@ -48,9 +48,12 @@ export function writeSocketError(
     return;
   }
   const body = errorBody(err, requestId);
+  let extra = '';
+  for (const [name, value] of Object.entries(err.headers ?? {})) extra += `${name}: ${value}\r\n`;
   socket.end(
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}\r\n` +
       'content-type: application/json; charset=utf-8\r\n' +
+      extra +
       `content-length: ${Buffer.byteLength(body)}\r\n` +
       (requestId === undefined ? '' : `${requestIdHeader}: ${requestId}\r\n`) +
       'connection: close\r\n\r\n' +

@@ -128,35 +128,28 @@ export function createIngress(options: IngressOptions): Ingress {
   }
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const requestId = requestIdFrom(req.headers[idHeader]);
+    const ctx = contextFor(req, undefined, socket);
+    const refuse = (err: unknown) => writeSocketError(socket, asSidecarError(err, logger, ctx.requestId), ctx.requestId, idHeader);
     // RFC 6455 4.1: the opening handshake is a GET.
     if (!config.proxy.websockets || req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || draining) {
-      const code = draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED';
-      writeSocketError(socket, new SidecarError(code), requestId, idHeader);
-      return;
-    }
-    const ctx = contextFor(req, undefined, socket);
-    try {
-      ctx.target = requestTarget(req);
-    } catch (err) {
-      writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
+      refuse(new SidecarError(draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED'));
       return;
     }
     const go = () => {
       // A stage that answered (CORS preflight, refresh) ended the chain before authorization.
-      if (ctx.reply !== undefined) writeSocketError(socket, new SidecarError('SIDECAR_UPGRADE_REFUSED'), requestId, idHeader);
+      if (ctx.reply !== undefined) refuse(new SidecarError('SIDECAR_UPGRADE_REFUSED'));
       else upgrader.upgrade(ctx, head);
     };
-    const fail = (err: unknown) => writeSocketError(socket, asSidecarError(err, logger, requestId), requestId, idHeader);
     socket.once('close', () => {
       if (draining) settleIdle();
     });
     try {
+      ctx.target = requestTarget(req);
       const pending = runStages(stages, ctx);
       if (pending === undefined) go();
-      else pending.then(go, fail);
+      else pending.then(go, refuse);
     } catch (err) {
-      fail(err);
+      refuse(err);
     }
   }
 
