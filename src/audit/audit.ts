@@ -1,4 +1,4 @@
-import type { Logger } from '../log/index.ts';
+import { componentLogger, type Logger } from '../log/index.ts';
 
 /**
  * Audit events, with the field names of the reference design so its Elasticsearch
@@ -43,7 +43,7 @@ export interface AuditSink {
 
 /** JSON lines through the process logger; sensitive operations at warning level. */
 export function createLogAudit(logger: Logger): AuditSink {
-  const audit = logger.child({ logger: 'agent-sidecar.audit', tags: ['audit'] });
+  const audit = componentLogger(logger, 'agent-sidecar.audit', { tags: ['audit'] });
   return {
     emit(event) {
       // The message is built only for a level that is written.

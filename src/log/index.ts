@@ -1,1 +1,1 @@
-export { createLogger, type Logger } from './logger.ts';
+export { componentLogger, createLogger, destinationOf, type Logger } from './logger.ts';

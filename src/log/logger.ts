@@ -7,10 +7,17 @@ export type { Logger };
  * asynchronous and coalesced while one is in flight, so access and audit records under load
  * cost a buffer append, not a system call each; what is buffered is flushed at exit.
  */
+const BUFFER_BYTES = 8 * 1024;
+const FLUSH_MS = 100;
+
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   let dest: DestinationStream | NodeJS.WritableStream | undefined = destination;
   if (dest === undefined) {
-    const stdout = pino.destination({ dest: 1, sync: false });
+    // Lines gather up to 8 KiB before a write (one system call per batch of lines, not per
+    // line: the access line of every request otherwise costs a write each), and never wait
+    // longer than FLUSH_MS.
+    const stdout = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES });
+    setInterval(() => stdout.flush(), FLUSH_MS).unref();
     process.once('exit', () => {
       try {
         stdout.flushSync();
@@ -20,14 +27,37 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     });
     dest = stdout;
   }
-  return pino(
+  const root = pino(
     {
       level,
-      base: { logger: 'agent-sidecar' },
+      base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       messageKey: 'message',
     },
     dest,
   );
+  const logger = root.child({ logger: 'agent-sidecar' });
+  Object.defineProperty(logger, ROOT, { value: root });
+  return logger;
+}
+
+const ROOT = Symbol('agent-sidecar.root-logger');
+
+/**
+ * A component's logger: its lines carry `logger: <name>` once. (A pino child of a child that
+ * binds `logger` again writes the key twice, and Elasticsearch refuses duplicate keys.)
+ */
+export function componentLogger(parent: Logger, name: string, bindings: Record<string, unknown> = {}): Logger {
+  const root = (parent as unknown as Record<symbol, Logger | undefined>)[ROOT] ?? parent;
+  const child = root.child({ logger: name, ...bindings });
+  if (root.level !== parent.level) child.level = parent.level;
+  return child;
+}
+
+/** The stream a logger writes to, for writers that build their JSON lines themselves. */
+export function destinationOf(logger: Logger): { write(line: string): unknown } {
+  const stream = (logger as unknown as Record<symbol, { write(line: string): unknown } | undefined>)[pino.symbols.streamSym];
+  if (stream === undefined) throw new Error('not a pino logger: it has no destination stream');
+  return stream;
 }

@@ -1,5 +1,5 @@
 import { SidecarError } from '../errors/index.ts';
-import type { Logger } from '../log/index.ts';
+import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from './throttle.ts';
 
 export interface FailModeStats {
@@ -31,7 +31,7 @@ export function createStoreFailureHandler(options: {
 }): StoreFailureHandler {
   const { store, openMeans, failMode } = options;
   const stats: FailModeStats = { failedOpen: 0, failedClosed: 0 };
-  const warnings = createLogThrottle(options.logger.child({ logger: `agent-sidecar.${store}` }), options.warnIntervalMs);
+  const warnings = createLogThrottle(componentLogger(options.logger, `agent-sidecar.${store}`), options.warnIntervalMs);
   return {
     stats,
     failed(err) {

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { ReadinessCheck } from '../admin/server.ts';
 import type { SidecarConfig } from '../config/schema.ts';
-import type { Logger } from '../log/index.ts';
+import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from './throttle.ts';
 
 export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
@@ -22,7 +22,7 @@ const RETRY_CAP_MS = 2_000;
  * const revocations = createRedisRevocationStore(redis, { clockSkewSeconds: 30 });
  */
 export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000): Redis {
-  const log = logger.child({ logger: 'agent-sidecar.redis' });
+  const log = componentLogger(logger, 'agent-sidecar.redis');
   const redis = new Redis(config.url, {
     keyPrefix: config.keyPrefix,
     connectTimeout: config.connectTimeout,
