@@ -435,22 +435,84 @@ const SERVICES = {
   logs: { pkg: 'logs', service: 'LogsService', request: 'ExportLogsServiceRequest', response: 'ExportLogsServiceResponse' },
 } as const;
 
-function serviceDefinition(signal: Signal): grpc.ServiceDefinition {
+function serviceDefinition(signal: Signal, raw: boolean): grpc.ServiceDefinition {
   const { pkg, service, request, response } = SERVICES[signal];
   const types = collector[pkg].v1;
   const Req = types[request]!;
   const Res = types[response]!;
-  const method: grpc.MethodDefinition<Record<string, unknown>, object> = {
+  const method: grpc.MethodDefinition<Record<string, unknown> | Buffer, object> = {
     path: `/opentelemetry.proto.collector.${pkg}.v1.${service}/Export`,
     requestStream: false,
     responseStream: false,
-    requestSerialize: (message) => Buffer.from(Req.encode(message).finish()),
-    requestDeserialize: (bytes) => Req.toObject(Req.decode(bytes), TO_OBJECT),
+    requestSerialize: (message) => (Buffer.isBuffer(message) ? message : Buffer.from(Req.encode(message).finish())),
+    requestDeserialize: raw ? (bytes) => bytes : (bytes) => Req.toObject(Req.decode(bytes), TO_OBJECT),
     responseSerialize: (message) => Buffer.from(Res.encode(message).finish()),
     responseDeserialize: (bytes) => Res.decode(bytes),
     originalName: 'export',
   };
   return { Export: method };
+}
+
+// ---------------------------------------------------------------------------------------
+// Counting without decoding (for load: a full decode costs more than the export it checks).
+
+/** Calls `fn` for each field of the message in buf[start, end): its number, wire type, where its value (a length prefix, for wire type 2) starts and where it ends. */
+function eachField(buf: Buffer, start: number, end: number, fn: (field: number, wire: number, from: number, to: number) => void): void {
+  let p = start;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[p++]!;
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (p < end) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    const from = p;
+    if (wire === 0) varint();
+    else if (wire === 1) p += 8;
+    else if (wire === 5) p += 4;
+    else if (wire === 2) {
+      const length = varint();
+      p += length;
+    }
+    else throw new Error(`unsupported wire type ${wire} in field ${field}`);
+    fn(field, wire, from, p);
+  }
+}
+
+/**
+ * Items (spans or log records) in an ExportTraceServiceRequest or ExportLogsServiceRequest:
+ * request.1 (resource_*) -> .2 (scope_*) -> .2 (span / log record). Items whose resource
+ * bytes lack `mark` are also counted as foreign.
+ */
+export function countItems(buf: Buffer, mark: Buffer): { items: number; foreign: number } {
+  let items = 0;
+  let foreign = 0;
+  eachField(buf, 0, buf.length, (field, wire, from, to) => {
+    if (field !== 1 || wire !== 2) return;
+    let marked = false;
+    let n = 0;
+    eachField(buf, lengthEnd(buf, from), to, (f2, w2, s2, e2) => {
+      if (w2 !== 2) return;
+      if (f2 === 1) marked = buf.subarray(lengthEnd(buf, s2), e2).includes(mark);
+      else if (f2 === 2) eachField(buf, lengthEnd(buf, s2), e2, (f3, w3) => void (f3 === 2 && w3 === 2 && n++));
+    });
+    items += n;
+    if (!marked) foreign += n;
+  });
+  return { items, foreign };
+}
+
+/** Where the bytes of a length-delimited field start, given where its length varint starts. */
+function lengthEnd(buf: Buffer, at: number): number {
+  while (buf[at]! >= 0x80) at++;
+  return at + 1;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -478,12 +540,30 @@ export interface OtlpReceiver {
   setFailure(code: grpc.status | undefined): void;
   /** Waits this long before answering each Export (a slow collector). */
   setDelay(ms: number): void;
-  /** Forgets received data and request counts. */
+  /** With `countOnly`: traces and logs received (spans, log records, and those of unmarked resources). */
+  readonly counted: { spans: number; logRecords: number; foreign: number };
+  /** Forgets received data, counts and request counts. */
   clear(): void;
 }
 
-export async function startOtlpReceiver(options: { port?: number } = {}): Promise<OtlpReceiver> {
+export interface ReceiverOptions {
+  port?: number;
+  /**
+   * Traces and logs are counted, not decoded (`counted`), for load tests: a protobufjs decode
+   * costs more CPU than the export it checks. Items of resources without `mark` count as foreign.
+   */
+  countOnly?: { mark: string };
+}
+
+export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<OtlpReceiver> {
   const received = { spans: [] as DecodedSpan[], metrics: [] as DecodedMetric[], logs: [] as DecodedLogRecord[] };
+  const counted = { spans: 0, logRecords: 0, foreign: 0 };
+  const mark = options.countOnly === undefined ? undefined : Buffer.from(options.countOnly.mark);
+  const tally = (key: 'spans' | 'logRecords') => (bytes: Buffer) => {
+    const c = countItems(bytes, mark!);
+    counted[key] += c.items;
+    counted.foreign += c.foreign;
+  };
   const requests = { traces: 0, metrics: 0, logs: 0 };
   const changed = new EventEmitter();
   const pending = new Set<NodeJS.Timeout>();
@@ -518,9 +598,14 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
   async function start(): Promise<void> {
     if (server) return;
     const s = new grpc.Server();
-    s.addService(serviceDefinition('traces'), { Export: handler<PbTraceRequest>('traces', (r) => received.spans.push(...flattenTraces(r))) });
-    s.addService(serviceDefinition('metrics'), { Export: handler<PbMetricsRequest>('metrics', (r) => received.metrics.push(...flattenMetrics(r))) });
-    s.addService(serviceDefinition('logs'), { Export: handler<PbLogsRequest>('logs', (r) => received.logs.push(...flattenLogs(r))) });
+    if (mark !== undefined) {
+      s.addService(serviceDefinition('traces', true), { Export: handler<Buffer>('traces', tally('spans')) });
+      s.addService(serviceDefinition('logs', true), { Export: handler<Buffer>('logs', tally('logRecords')) });
+    } else {
+      s.addService(serviceDefinition('traces', false), { Export: handler<PbTraceRequest>('traces', (r) => received.spans.push(...flattenTraces(r))) });
+      s.addService(serviceDefinition('logs', false), { Export: handler<PbLogsRequest>('logs', (r) => received.logs.push(...flattenLogs(r))) });
+    }
+    s.addService(serviceDefinition('metrics', false), { Export: handler<PbMetricsRequest>('metrics', (r) => received.metrics.push(...flattenMetrics(r))) });
     port = await new Promise<number>((resolve, reject) =>
       s.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
     );
@@ -568,6 +653,7 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
     metrics: () => [...received.metrics],
     logs: () => [...received.logs],
     requests,
+    counted,
     waitFor,
     stop,
     start,
@@ -578,7 +664,20 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
       received.metrics.length = 0;
       received.logs.length = 0;
       requests.traces = requests.metrics = requests.logs = 0;
+      counted.spans = counted.logRecords = counted.foreign = 0;
       changed.emit('change');
     },
   };
+}
+
+/** Decodes an ExportLogsServiceRequest exactly as the receiver does (for encoder tests). */
+export function decodeLogsRequest(bytes: Uint8Array): DecodedLogRecord[] {
+  const Req = collector.logs.v1.ExportLogsServiceRequest!;
+  return flattenLogs(Req.toObject(Req.decode(bytes), TO_OBJECT) as unknown as PbLogsRequest);
+}
+
+/** Decodes an ExportTraceServiceRequest exactly as the receiver does (for encoder tests). */
+export function decodeTraceRequest(bytes: Uint8Array): DecodedSpan[] {
+  const Req = collector.trace.v1.ExportTraceServiceRequest!;
+  return flattenTraces(Req.toObject(Req.decode(bytes), TO_OBJECT) as unknown as PbTraceRequest);
 }

@@ -114,18 +114,24 @@ describe('telemetry over OTLP', () => {
     expect(server.attributes['error.type']).toBe('SIDECAR_UPSTREAM_UNAVAILABLE');
     expect(server.attributes['http.route']).toBe('/api/v1/agents/{agent_id}');
     const denied = spans.find((x) => x.kindName === 'SERVER' && x.attributes['http.response.status_code'] === 403)!;
-    expect(denied.attributes['error.type']).toBe('SIDECAR_FORBIDDEN');
+    // A refusal is no failed request (HTTP semconv: 4xx is no server error); its code rides along.
+    expect(denied.attributes['error.type']).toBeUndefined();
+    expect(denied.attributes['agent_sidecar.refusal']).toBe('SIDECAR_FORBIDDEN');
     expect(denied.status.codeName).not.toBe('ERROR');
   });
 
   it('exports the reference metrics with bounded attributes', async () => {
     const points = await receiver.waitFor(receiver.metrics, (m) => latest(m, 'agent_errors', { error_type: 'SIDECAR_UPSTREAM_UNAVAILABLE' }) !== undefined);
     const base = { agent_type: 'triage-agent' };
-    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/agents' })?.value).toBe(1);
-    expect(latest(points, 'agent_requests', { ...base, status: 'error', endpoint: '/api/v1/agents' })?.value).toBe(2);
-    expect(latest(points, 'agent_requests', { ...base, status: 'error', endpoint: '/api/v1/conversations' })?.value).toBe(1);
-    for (const code of ['SIDECAR_FORBIDDEN', 'SIDECAR_CREDENTIALS_MISSING', 'SIDECAR_RATE_LIMITED', 'SIDECAR_UPSTREAM_UNAVAILABLE']) {
-      expect(latest(points, 'agent_errors', { ...base, error_type: code })?.value, code).toBe(1);
+    // Refusals (403, 401, 429) are answers as configured, not errors: HighErrorRate must not
+    // page on a client with a bad token. Only the 502 is an error.
+    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/agents' })?.value).toBe(3);
+    expect(latest(points, 'agent_requests', { ...base, status: 'error', endpoint: '/api/v1/agents' })).toBeUndefined();
+    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/conversations' })?.value).toBe(2);
+    expect(latest(points, 'agent_requests', { ...base, status: 'error', endpoint: '/api/v1/agents/{agent_id}' })?.value).toBe(1);
+    expect(latest(points, 'agent_errors', { ...base, error_type: 'SIDECAR_UPSTREAM_UNAVAILABLE' })?.value).toBe(1);
+    for (const code of ['SIDECAR_FORBIDDEN', 'SIDECAR_CREDENTIALS_MISSING', 'SIDECAR_RATE_LIMITED']) {
+      expect(latest(points, 'agent_errors', { ...base, error_type: code }), code).toBeUndefined();
     }
     const duration = latest(points, 'agent_request_duration_seconds', { ...base, endpoint: '/api/v1/agents' })!;
     expect(duration.explicitBounds).toEqual([0.1, 0.5, 1, 2, 5, 10, 30]);
@@ -190,7 +196,7 @@ describe('telemetry over OTLP', () => {
     ]) {
       expect(text, name).toContain(name);
     }
-    expect(text).toMatch(/agent_requests_total\{[^}]*agent_type="triage-agent"[^}]*status="success"[^}]*endpoint="\/api\/v1\/agents"[^}]*\} 1/);
+    expect(text).toMatch(/agent_requests_total\{[^}]*agent_type="triage-agent"[^}]*status="success"[^}]*endpoint="\/api\/v1\/agents"[^}]*\} 3/);
     expect(text).toContain('le="30"');
   });
 

@@ -1,6 +1,7 @@
-import { SeverityNumber, type Attributes, type Logger as OtelLogger, type Span } from '@opentelemetry/api';
+import { SeverityNumber, type Attributes, type Span } from '@opentelemetry/api';
 import type { AuditEvent, AuditSink } from '../audit/index.ts';
 import type { Instruments } from './instruments.ts';
+import { nowNs, type LogEntry } from './otlp/logs.ts';
 
 export interface AuditTeeOptions {
   /** Where the events went before (JSON lines on stdout), or undefined. */
@@ -8,7 +9,7 @@ export interface AuditTeeOptions {
   instruments: Instruments;
   agentType: string;
   /** OTLP log records; undefined when telemetry.logs.otlp is off. */
-  otelLogger: OtelLogger | undefined;
+  logs: { push(entry: LogEntry): void } | undefined;
   /** The live server span of a request, by request id, for span events. */
   spanOf: (requestId: string) => Span | undefined;
 }
@@ -18,7 +19,7 @@ export interface AuditTeeOptions {
  * on the request's server span, and the auth outcome and policy decision counters.
  */
 export function createAuditTee(options: AuditTeeOptions): AuditSink {
-  const { base, instruments, agentType, otelLogger, spanOf } = options;
+  const { base, instruments, agentType, logs, spanOf } = options;
   const attrCache = new Map<string, Attributes>();
   const cached = (key: string, make: () => Attributes): Attributes => {
     let a = attrCache.get(key);
@@ -49,12 +50,17 @@ export function createAuditTee(options: AuditTeeOptions): AuditSink {
       } else if (event.operation === 'revocation_check_skipped') {
         instruments.revocationChecks.add(1, cached('r|skipped', () => ({ result: 'skipped_store_unavailable' })));
       }
-      otelLogger?.emit(toLogRecord(event));
+      if (logs !== undefined) {
+        // In the request's trace when its span is known, so the record links to the trace.
+        const requestId = 'request_id' in event ? event.request_id : undefined;
+        const sc = requestId === undefined ? undefined : spanOf(requestId)?.spanContext();
+        logs.push(toLogEntry(event, sc?.traceId ?? '', sc?.spanId ?? '', sc?.traceFlags ?? 0));
+      }
     },
   };
 }
 
-function toLogRecord(event: AuditEvent) {
+function toLogEntry(event: AuditEvent, traceId: string, spanId: string, traceFlags: number): LogEntry {
   const attributes: Attributes = {};
   for (const [k, v] of Object.entries(event)) {
     if (v === undefined) continue;
@@ -62,11 +68,15 @@ function toLogRecord(event: AuditEvent) {
   }
   const warn = event.event_type === 'sensitive_operation';
   return {
+    timeNs: nowNs(),
     severityNumber: warn ? SeverityNumber.WARN : SeverityNumber.INFO,
     severityText: warn ? 'WARN' : 'INFO',
     eventName: `audit.${event.event_type}`,
     body: auditMessage(event),
     attributes,
+    traceId,
+    spanId,
+    traceFlags,
   };
 }
 

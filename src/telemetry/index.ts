@@ -1,19 +1,19 @@
 import type http from 'node:http';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { AggregationTemporality, InstrumentType, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
-import type { Logger } from '../log/index.ts';
+import { componentLogger, type Logger } from '../log/index.ts';
 import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
+import { createAccessLog } from './access-log.ts';
 import { createAuditTee } from './audit.ts';
 import { createHistograms, createInstruments, HistogramProducer, type Instruments } from './instruments.ts';
 import { METRIC, TRACE_HEADERS } from './names.ts';
 import { createTelemetryObserver } from './observer.ts';
-import { createDropCounter, createLogPipeline, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
+import { createDropCounter, createLogBatcher, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
 import { createPrometheusEndpoint } from './prometheus.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings } from './settings.ts';
@@ -69,7 +69,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const settings = resolveSettings(t, options.env ?? process.env);
   if (!settings.enabled) return disabledTelemetry();
 
-  const throttle = createLogThrottle(logger.child({ logger: 'agent-sidecar.telemetry' }), t.errorLogInterval);
+  const throttle = createLogThrottle(componentLogger(logger, 'agent-sidecar.telemetry'), t.errorLogInterval);
   routeSdkErrors(throttle);
   let instruments: Instruments | undefined;
   const drops = createDropCounter(() => instruments?.dropped, throttle);
@@ -99,8 +99,8 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const tracerProvider = t.traces.enabled
     ? new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [createSpanPipeline(endpoint, t, drops)] })
     : undefined;
-  const loggerProvider = t.logs.otlp ? new LoggerProvider({ resource, processors: [createLogPipeline(endpoint, t, drops)] }) : undefined;
-  const otelLogger = loggerProvider?.getLogger('agent-sidecar');
+  // Access records and audit events skip the SDK's log records (access-log.ts says why).
+  const logBatcher = t.logs.otlp ? createLogBatcher(endpoint, t, resource, settings.version, drops) : undefined;
 
   const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
   const agentType = settings.agentType;
@@ -136,8 +136,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     scheme: config.listen.tls ? 'https' : 'http',
     sessions,
     sessionHeader: t.metrics.sessionHeader,
-    accessLog: t.logs.stdout ? logger.child({ logger: 'agent-sidecar.access' }) : undefined,
-    otelLogger,
+    access: createAccessLog(t.logs.stdout ? logger : undefined, logBatcher),
   });
 
   const revocationAttrs = { valid: { result: 'valid' }, revoked: { result: 'revoked' }, unavailable: { result: 'store_unavailable' } };
@@ -158,7 +157,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     metricsHandler: prometheus?.handler,
     describe,
     audit(base) {
-      return createAuditTee({ base, instruments: instruments!, agentType, otelLogger, spanOf: observer.spanOf });
+      return createAuditTee({ base, instruments: instruments!, agentType, logs: logBatcher, spanOf: observer.spanOf });
     },
     instrumentRevocationCheck(check) {
       const counter = instruments!.revocationChecks;
@@ -177,11 +176,11 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
       caches.push({ attrs: { cache_type: cacheType }, stats });
     },
     async forceFlush() {
-      await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), loggerProvider?.forceFlush()]);
+      await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), logBatcher?.forceFlush()]);
     },
     shutdown() {
       stopping ??= (async () => {
-        const all = Promise.allSettled([tracerProvider?.shutdown(), meterProvider.shutdown(), loggerProvider?.shutdown()]);
+        const all = Promise.allSettled([tracerProvider?.shutdown(), meterProvider.shutdown(), logBatcher?.shutdown()]);
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<boolean>((resolve) => {
           timer = setTimeout(resolve, t.shutdownTimeout, false);

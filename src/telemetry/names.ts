@@ -43,6 +43,8 @@ export const ATTR = {
   errorType: 'error.type',
   enduser: 'enduser.id',
   requestId: 'http.request.header.x-request-id',
+  /** The stable code of a request the sidecar refused (401, 403, 429, …), which is no error. */
+  refusal: 'agent_sidecar.refusal',
 } as const;
 
 /** Methods kept as they are; any other becomes _OTHER (semantic conventions: bounded cardinality). */

@@ -1,13 +1,11 @@
 import {
   defaultTextMapGetter,
   ROOT_CONTEXT,
-  SeverityNumber,
   SpanKind,
   SpanStatusCode,
   trace,
   type Attributes,
   type Context,
-  type Logger as OtelLogger,
   type Span,
   type TextMapPropagator,
   type TextMapSetter,
@@ -17,11 +15,13 @@ import proxyaddr from 'proxy-addr';
 import type { SidecarError } from '../errors/index.ts';
 import type { RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
-import type { Logger } from '../log/index.ts';
+import type { AccessLevel, AccessLog, AccessRecord } from './access-log.ts';
 import type { HistogramCell, Instruments, Tally } from './instruments.ts';
 import { ATTR, KNOWN_METHODS, UNMATCHED } from './names.ts';
 
 const MAX_SESSION_ID = 128;
+/** As nginx logs it: the client went away before an answer started. */
+const CLIENT_CLOSED = 499;
 import type { SessionTracker } from './sessions.ts';
 
 export interface ObserverOptions {
@@ -37,10 +37,8 @@ export interface ObserverOptions {
   scheme: 'http' | 'https';
   sessions: SessionTracker;
   sessionHeader: string;
-  /** JSON lines of access records; undefined when telemetry.logs.stdout is off. */
-  accessLog: Logger | undefined;
-  /** OTLP access records; undefined when telemetry.logs.otlp is off. */
-  otelLogger: OtelLogger | undefined;
+  /** Where access records go; undefined when telemetry.logs.stdout and .otlp are both off. */
+  access: AccessLog | undefined;
 }
 
 /** Per request, in ctx.telemetry: one object, no closures. */
@@ -82,7 +80,7 @@ const MAX_CACHED = 20_000;
 
 /** The telemetry observer: spans, metrics and the access record, recorded explicitly (no auto-instrumentation). */
 export function createTelemetryObserver(o: ObserverOptions): RequestObserver & { spanOf(requestId: string): Span | undefined } {
-  const { instruments: m, agentType, tracer, propagator, accessLog, otelLogger, sessions, sessionHeader, recordUser } = o;
+  const { instruments: m, agentType, tracer, propagator, access, sessions, sessionHeader, recordUser } = o;
   const trust = o.trustIncoming === undefined ? undefined : proxyaddr.compile([...o.trustIncoming]);
   const upstreamHost = o.upstream.hostname;
   const upstreamPort = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
@@ -98,6 +96,14 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     return t;
   };
   const sets = new Map<string, AttrSet>();
+  /**
+   * A request failed when it got a 5xx (the sidecar's own, such as an upstream timeout, or the
+   * upstream's) or no answer at all: only those carry error.type on the HTTP metrics, count as
+   * agent_requests{status="error"} and in agent_errors, the series HighErrorRate pages on.
+   * Refusals (401, 403, 429, 413, …) are the sidecar working as configured: they show in the
+   * auth, authorization and rate-limit counters and in the access record's error_type, and a
+   * client sending bad tokens cannot page anyone.
+   */
   function attrSet(method: string, route: string | undefined, status: number, errorType: string | undefined): AttrSet {
     const key = `${method} ${route ?? ''} ${status} ${errorType ?? ''}`;
     let s = sets.get(key);
@@ -105,15 +111,16 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     const endpoint = route ?? UNMATCHED;
     const server: Attributes = { [ATTR.method]: method, [ATTR.urlScheme]: o.scheme, [ATTR.status]: status };
     if (route !== undefined) server[ATTR.route] = route;
-    if (errorType !== undefined) server[ATTR.errorType] = errorType;
-    const outcome = errorType === undefined ? 'success' : 'error';
+    const failed = errorType !== undefined && (status >= 500 || status === CLIENT_CLOSED);
+    if (failed) server[ATTR.errorType] = errorType;
+    const outcome = failed ? 'error' : 'success';
     const endpointAttrs = { agent_type: agentType, endpoint };
     s = {
       server,
       serverDuration: m.serverDuration.cell(key, () => server),
       requestDuration: m.requestDuration.cell(endpoint, () => endpointAttrs),
       requests: m.requests.cell(`${outcome} ${endpoint}`, () => ({ agent_type: agentType, status: outcome, endpoint })),
-      errors: errorType === undefined ? undefined : m.errors.cell(errorType, () => ({ agent_type: agentType, error_type: errorType })),
+      errors: failed ? m.errors.cell(errorType, () => ({ agent_type: agentType, error_type: errorType })) : undefined,
       rateLimited: status === 429 ? m.rateLimited.cell(endpoint, () => endpointAttrs) : undefined,
       spanName: route === undefined ? method : `${method} ${route}`,
     };
@@ -217,7 +224,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
       const seconds = Number(durationNs) / 1e9;
       const finished = res === undefined || res.headersSent;
       // 499 as nginx writes it: the client went away before an answer started.
-      const status = finished ? (res?.statusCode ?? 0) : 499;
+      const status = finished ? (res?.statusCode ?? 0) : CLIENT_CLOSED;
       const errorType = ctx.errorCode ?? (!finished ? 'client_closed' : status >= 500 ? String(status) : undefined);
       const route = ctx.route;
       const set = attrSet(st.method, route, status, errorType);
@@ -248,6 +255,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
           server.updateName(set.spanName);
           server.setAttributes(set.server);
           server.setAttribute(ATTR.urlPath, path);
+          if (errorType !== undefined && set.server[ATTR.errorType] === undefined) server.setAttribute(ATTR.refusal, errorType);
           if (recordUser && ctx.principal !== undefined) server.setAttribute(ATTR.enduser, ctx.principal.subject);
           // HTTP semconv: on SERVER spans only 5xx (and an answer never sent) is an error.
           if (status >= 500 || !finished) server.setStatus({ code: SpanStatusCode.ERROR });
@@ -255,11 +263,10 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
         server.end();
       }
 
-      if (accessLog === undefined && otelLogger === undefined) return;
-      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-      const toStdout = accessLog !== undefined && accessLog.isLevelEnabled(level);
-      if (!toStdout && otelLogger === undefined) return;
-      const record: Record<string, string | number> = {
+      if (access === undefined) return;
+      const level: AccessLevel = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      if (!access.enabled(level)) return;
+      const record: AccessRecord = {
         event_type: 'access',
         request_id: ctx.requestId,
         agent_type: agentType,
@@ -271,25 +278,20 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
         bytes_in: ctx.bytesIn,
         bytes_out: ctx.bytesOut,
       };
+      let traceId = '';
+      let spanId = '';
+      let traceFlags = 0;
       if (server !== undefined) {
         const sc = server.spanContext();
-        record.trace_id = sc.traceId;
-        record.span_id = sc.spanId;
+        record.trace_id = traceId = sc.traceId;
+        record.span_id = spanId = sc.spanId;
+        traceFlags = sc.traceFlags;
       }
       if (ctx.principal !== undefined) record.user_id = ctx.principal.subject;
       if (session !== undefined) record.session_id = session;
       if (st.upstreamMs >= 0) record.upstream_duration_ms = Math.round(st.upstreamMs * 1e3) / 1e3;
       if (errorType !== undefined) record.error_type = errorType;
-      const message = `${st.method} ${path} ${status}`;
-      if (toStdout) accessLog![level](record, message);
-      otelLogger?.emit({
-        severityNumber: level === 'error' ? SeverityNumber.ERROR : level === 'warn' ? SeverityNumber.WARN : SeverityNumber.INFO,
-        severityText: level === 'error' ? 'ERROR' : level === 'warn' ? 'WARN' : 'INFO',
-        eventName: 'access',
-        body: message,
-        attributes: record,
-        context: server === undefined ? ROOT_CONTEXT : trace.setSpan(ROOT_CONTEXT, server),
-      });
+      access.write(level, record, `${st.method} ${path} ${status}`, traceId, spanId, traceFlags);
     },
   };
 }

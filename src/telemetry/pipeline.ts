@@ -1,16 +1,21 @@
 import { diag, DiagLogLevel, TraceFlags, type Attributes, type Context, type Counter } from '@opentelemetry/api';
-import { ExportResultCode, setGlobalErrorHandler, type ExportResult } from '@opentelemetry/core';
-import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { ExportResultCode, setGlobalErrorHandler } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { createEmptyMetadata, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
-import { BatchLogRecordProcessor, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord, type ReadWriteLogRecord } from '@opentelemetry/sdk-logs';
+import type { Resource } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { BatchSpanProcessor, type ReadableSpan, type Span, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { LogThrottle } from '../stores/index.ts';
+import { Batcher } from './otlp/batcher.ts';
+import { LogsEncoder, type LogEntry } from './otlp/logs.ts';
+import { SpansEncoder } from './otlp/spans.ts';
+import { createGrpcTransport } from './otlp/transport.ts';
 import type { TelemetryConfig } from './settings.ts';
 
 export type Signal = 'traces' | 'metrics' | 'logs';
+
+/** Exports of one signal in flight at once; past that, batches wait in their queue. */
+const MAX_EXPORTS_IN_FLIGHT = 4;
 
 /** Counts what never reached the collector: agent_telemetry_dropped_total{signal, reason}. */
 export interface DropCounter {
@@ -46,123 +51,69 @@ export function exporterOptions(endpoint: string | undefined, config: TelemetryC
   return options;
 }
 
-/**
- * The queue in front of a batch processor: spans or records past `max` waiting are dropped
- * here and counted (the SDK's processors drop silently but for a debug line).
- */
-interface Gate {
-  pending: number;
-  readonly max: number;
-}
-
-function countingExport<T>(signal: Signal, gate: Gate | undefined, drops: DropCounter, size: (items: T) => number, inner: (items: T, cb: (r: ExportResult) => void) => void) {
-  return (items: T, cb: (r: ExportResult) => void): void => {
-    const n = size(items);
-    if (gate !== undefined) gate.pending = Math.max(0, gate.pending - n);
-    inner(items, (result) => {
-      if (result.code !== ExportResultCode.SUCCESS) drops.dropped(signal, 'export_failed', n);
-      cb(result);
-    });
-  };
-}
-
-class GatedSpanProcessor implements SpanProcessor {
-  readonly #inner: SpanProcessor;
-  readonly #gate: Gate;
-  readonly #drops: DropCounter;
-  constructor(inner: SpanProcessor, gate: Gate, drops: DropCounter) {
-    this.#inner = inner;
-    this.#gate = gate;
-    this.#drops = drops;
+/** Finished, sampled spans into a Batcher; the SDK records them, we batch and encode them. */
+class BatchingSpanProcessor implements SpanProcessor {
+  readonly #batcher: Batcher<ReadableSpan>;
+  constructor(batcher: Batcher<ReadableSpan>) {
+    this.#batcher = batcher;
   }
   onStart(_span: Span, _ctx: Context): void {}
   onEnd(span: ReadableSpan): void {
-    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    if (this.#gate.pending >= this.#gate.max) {
-      this.#drops.dropped('traces', 'queue_full', 1);
-      return;
-    }
-    this.#gate.pending++;
-    this.#inner.onEnd(span);
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0) this.#batcher.push(span);
   }
   forceFlush(): Promise<void> {
-    return this.#inner.forceFlush();
+    return this.#batcher.forceFlush();
   }
   shutdown(): Promise<void> {
-    return this.#inner.shutdown();
+    return this.#batcher.shutdown();
   }
 }
 
-class GatedLogProcessor implements LogRecordProcessor {
-  readonly #inner: LogRecordProcessor;
-  readonly #gate: Gate;
-  readonly #drops: DropCounter;
-  constructor(inner: LogRecordProcessor, gate: Gate, drops: DropCounter) {
-    this.#inner = inner;
-    this.#gate = gate;
-    this.#drops = drops;
-  }
-  onEmit(record: ReadWriteLogRecord, context?: Context): void {
-    if (this.#gate.pending >= this.#gate.max) {
-      this.#drops.dropped('logs', 'queue_full', 1);
-      return;
-    }
-    this.#gate.pending++;
-    this.#inner.onEmit(record, context);
-  }
-  forceFlush(): Promise<void> {
-    return this.#inner.forceFlush();
-  }
-  shutdown(): Promise<void> {
-    return this.#inner.shutdown();
-  }
-}
-
-/** BatchSpanProcessor -> OTLP gRPC, behind a counted bounded queue. */
-export function createSpanPipeline(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter, exporter?: SpanExporter): SpanProcessor {
+/**
+ * Spans to OTLP gRPC: the exporter's transport with SpansEncoder, behind a Batcher (bounded,
+ * counted, several exports in flight, no encoding while the collector refuses).
+ */
+export function createSpanPipeline(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter): SpanProcessor {
   const t = config.traces;
-  const gate: Gate = { pending: 0, max: t.queueSize };
-  const inner = exporter ?? new OTLPTraceExporter(exporterOptions(endpoint, config));
-  const wrapped: SpanExporter = {
-    export: countingExport<ReadableSpan[]>('traces', gate, drops, (s) => s.length, (s, cb) => inner.export(s, cb)),
-    shutdown: () => inner.shutdown(),
-    forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),
-  };
-  const batch = new BatchSpanProcessor({
-    exporter: wrapped,
-    maxQueueSize: t.queueSize,
-    maxExportBatchSize: Math.min(t.batchSize, t.queueSize),
-    scheduledDelayMillis: t.scheduledDelay,
-    exportTimeoutMillis: config.exportTimeout,
-  });
-  return new GatedSpanProcessor(batch, gate, drops);
+  const encoder = new SpansEncoder();
+  return new BatchingSpanProcessor(
+    new Batcher<ReadableSpan>({
+      signal: 'traces',
+      queueSize: t.queueSize,
+      batchSize: Math.min(t.batchSize, t.queueSize),
+      scheduledDelay: t.scheduledDelay,
+      maxInFlight: MAX_EXPORTS_IN_FLIGHT,
+      transport: createGrpcTransport('traces', exporterOptions(endpoint, config), (spans: ReadableSpan[]) => encoder.encode(spans)),
+      drops,
+    }),
+  );
 }
 
-/** BatchLogRecordProcessor -> OTLP gRPC, behind a counted bounded queue. */
-export function createLogPipeline(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter): LogRecordProcessor {
+/** Access records and audit events to OTLP gRPC: batched plain objects, encoded by LogsEncoder. */
+export function createLogBatcher(endpoint: string | undefined, config: TelemetryConfig, resource: Resource, version: string, drops: DropCounter): Batcher<LogEntry> {
   const l = config.logs;
-  const gate: Gate = { pending: 0, max: l.queueSize };
-  const inner: LogRecordExporter = new OTLPLogExporter(exporterOptions(endpoint, config));
-  const wrapped: LogRecordExporter = {
-    export: countingExport<ReadableLogRecord[]>('logs', gate, drops, (r) => r.length, (r, cb) => inner.export(r, cb)),
-    shutdown: () => inner.shutdown(),
-    forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),
-  };
-  const batch = new BatchLogRecordProcessor({
-    exporter: wrapped,
-    maxQueueSize: l.queueSize,
-    maxExportBatchSize: Math.min(l.batchSize, l.queueSize),
-    scheduledDelayMillis: l.scheduledDelay,
-    exportTimeoutMillis: config.exportTimeout,
+  const encoder = new LogsEncoder(resource, 'agent-sidecar', version);
+  return new Batcher<LogEntry>({
+    signal: 'logs',
+    queueSize: l.queueSize,
+    batchSize: Math.min(l.batchSize, l.queueSize),
+    scheduledDelay: l.scheduledDelay,
+    maxInFlight: MAX_EXPORTS_IN_FLIGHT,
+    transport: createGrpcTransport('logs', exporterOptions(endpoint, config), (entries: LogEntry[]) => encoder.encode(entries)),
+    drops,
   });
-  return new GatedLogProcessor(batch, gate, drops);
 }
 
 /** The OTLP metric exporter, counting the data points of failed exports. */
 export function createMetricExporter(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter): PushMetricExporter {
   const inner = new OTLPMetricExporter(exporterOptions(endpoint, config));
   const wrapped: PushMetricExporter = {
-    export: countingExport<ResourceMetrics>('metrics', undefined, drops, countDataPoints, (m, cb) => inner.export(m, cb)),
+    export(metrics, done) {
+      inner.export(metrics, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) drops.dropped('metrics', 'export_failed', countDataPoints(metrics));
+        done(result);
+      });
+    },
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
     selectAggregationTemporality: (t) => inner.selectAggregationTemporality(t),

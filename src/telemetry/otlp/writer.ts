@@ -1,0 +1,279 @@
+import type { AttributeValue, Attributes } from '@opentelemetry/api';
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_LENGTH = 2;
+const WIRE_FIXED32 = 5;
+
+/**
+ * A protobuf writer for the few OTLP messages the request path encodes itself: one growing
+ * buffer, reused from batch to batch, and length prefixes patched in place. Nested messages
+ * reserve two bytes for their length (anything under 16 KiB) and move only when that guess
+ * is wrong.
+ */
+export class ProtoWriter {
+  #buf: Buffer;
+  pos = 0;
+
+  constructor(initial = 64 * 1024) {
+    this.#buf = Buffer.allocUnsafe(initial);
+  }
+
+  /** The bytes written since the last reset, copied out (the buffer is reused). */
+  finish(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.#buf, 0, this.pos);
+  }
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  #room(n: number): void {
+    if (this.pos + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.#buf.copy(next, 0, 0, this.pos);
+    this.#buf = next;
+  }
+
+  varint(v: number): void {
+    this.#room(10);
+    const b = this.#buf;
+    if (v < 128) {
+      b[this.pos++] = v;
+      return;
+    }
+    // Up to 2^53: split, since bitwise operators are 32-bit.
+    while (v > 0x7f) {
+      b[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    b[this.pos++] = v;
+  }
+
+  tag(field: number, wire: number): void {
+    this.varint((field << 3) | wire);
+  }
+
+  /** A field holding a varint (uint32, int64 >= 0, enum, bool). */
+  uint(field: number, v: number): void {
+    this.tag(field, WIRE_VARINT);
+    this.varint(v);
+  }
+
+  /** A fixed64 field from a bigint (nanosecond timestamps). */
+  fixed64(field: number, v: bigint): void {
+    this.tag(field, WIRE_FIXED64);
+    this.#room(8);
+    this.pos = this.#buf.writeBigUInt64LE(v, this.pos);
+  }
+
+  /** A fixed64 timestamp from an HrTime ([seconds, nanoseconds]), exactly, without BigInt. */
+  hrTime(field: number, [sec, nanos]: readonly [number, number]): void {
+    this.tag(field, WIRE_FIXED64);
+    this.#room(8);
+    // sec * 1e9 + nanos in two 32-bit halves, from 16-bit limbs of sec so that every
+    // intermediate product stays below 2^53.
+    const p0 = (sec % 65536) * 1e9;
+    const p1 = Math.floor(sec / 65536) * 1e9;
+    const low = (p1 % 65536) * 65536 + p0 + nanos;
+    const lo = low % 4294967296;
+    const hi = Math.floor(p1 / 65536) + Math.floor(low / 4294967296);
+    this.pos = this.#buf.writeUInt32LE(lo, this.pos);
+    this.pos = this.#buf.writeUInt32LE(hi, this.pos);
+  }
+
+  fixed32(field: number, v: number): void {
+    this.tag(field, WIRE_FIXED32);
+    this.#room(4);
+    this.pos = this.#buf.writeUInt32LE(v >>> 0, this.pos);
+  }
+
+  double(field: number, v: number): void {
+    this.tag(field, WIRE_FIXED64);
+    this.#room(8);
+    this.pos = this.#buf.writeDoubleLE(v, this.pos);
+  }
+
+  string(field: number, s: string): void {
+    this.tag(field, WIRE_LENGTH);
+    const len = s.length;
+    if (len < 128) {
+      // Short ASCII (keys, methods, routes, ids) is copied char by char: crossing into
+      // Buffer#write costs more than the copy.
+      this.#room(len + 1);
+      const b = this.#buf;
+      const at = this.pos + 1;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        b[at + i] = c;
+      }
+      if (i === len) {
+        b[this.pos] = len;
+        this.pos = at + len;
+        return;
+      }
+    }
+    const n = Buffer.byteLength(s);
+    this.varint(n);
+    this.#room(n);
+    this.pos += this.#buf.write(s, this.pos, n, 'utf8');
+  }
+
+  /** A bytes field from hex (trace and span ids); an empty string writes nothing. */
+  hex(field: number, hex: string): void {
+    if (hex === '') return;
+    this.tag(field, WIRE_LENGTH);
+    const n = hex.length >>> 1;
+    this.varint(n);
+    this.#room(n);
+    this.pos += this.#buf.write(hex, this.pos, n, 'hex');
+  }
+
+  /** Bytes encoded once (a resource, a scope), written as they are. */
+  raw(bytes: Uint8Array): void {
+    this.#room(bytes.length);
+    this.#buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** Starts a nested message in `field`; pass the result to end(). */
+  begin(field: number): number {
+    this.tag(field, WIRE_LENGTH);
+    this.#room(2);
+    this.pos += 2;
+    return this.pos;
+  }
+
+  end(start: number): void {
+    const len = this.pos - start;
+    const b = this.#buf;
+    if (len < 128) {
+      b.copy(b, start - 1, start, this.pos);
+      b[start - 2] = len;
+      this.pos -= 1;
+    } else if (len < 16384) {
+      b[start - 2] = (len & 0x7f) | 0x80;
+      b[start - 1] = len >>> 7;
+    } else {
+      const extra = len < 2097152 ? 1 : len < 268435456 ? 2 : 3;
+      this.#room(extra);
+      b.copy(this.#buf, start + extra, start, this.pos);
+      const c = this.#buf;
+      let p = start - 2;
+      let v = len;
+      while (v > 0x7f) {
+        c[p++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+      c[p] = v;
+      this.pos += extra;
+    }
+  }
+
+  /** opentelemetry.proto.common.v1.AnyValue, as the SDK maps JS values (integers to int_value). */
+  anyValue(field: number, v: AttributeValue): void {
+    const at = this.begin(field);
+    if (typeof v === 'string') this.string(1, v);
+    else if (typeof v === 'boolean') this.uint(2, v ? 1 : 0);
+    else if (typeof v === 'number') {
+      if (Number.isSafeInteger(v) && v >= 0) this.uint(3, v);
+      else if (Number.isSafeInteger(v)) this.int64(3, v);
+      else this.double(4, v);
+    } else if (Array.isArray(v)) {
+      const arr = this.begin(5);
+      for (const item of v) if (item !== null && item !== undefined) this.anyValue(1, item as AttributeValue);
+      this.end(arr);
+    }
+    this.end(at);
+  }
+
+  /** A negative int64 as a ten-byte two's complement varint. */
+  int64(field: number, v: number): void {
+    this.tag(field, WIRE_VARINT);
+    let big = BigInt.asUintN(64, BigInt(v));
+    this.#room(10);
+    while (big > 0x7fn) {
+      this.#buf[this.pos++] = Number(big & 0x7fn) | 0x80;
+      big >>= 7n;
+    }
+    this.#buf[this.pos++] = Number(big);
+  }
+
+  /** repeated KeyValue attributes in `field` (a field number under 16). */
+  attributes(field: number, attrs: Attributes): void {
+    for (const key in attrs) {
+      const v = attrs[key];
+      if (v === undefined || v === null) continue;
+      if (typeof v === 'string' ? this.#shortString(field, key, v) : typeof v === 'number' && this.#shortUint(field, key, v)) continue;
+      const kv = this.begin(field);
+      this.string(1, key);
+      this.anyValue(2, v);
+      this.end(kv);
+    }
+  }
+
+  // The common attribute, short ASCII key and value, is written in one pass with its lengths
+  // known up front (no length patching); anything else falls back to begin/end.
+  #shortString(field: number, key: string, value: string): boolean {
+    const kLen = key.length;
+    const vLen = value.length;
+    if (kLen + vLen > 120) return false;
+    this.#room(kLen + vLen + 8);
+    const b = this.#buf;
+    const start = this.pos;
+    let p = start;
+    b[p++] = (field << 3) | WIRE_LENGTH;
+    b[p++] = kLen + vLen + 6; // KeyValue
+    b[p++] = 0x0a; // key
+    b[p++] = kLen;
+    for (let i = 0; i < kLen; i++) {
+      const c = key.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[p++] = c;
+    }
+    b[p++] = 0x12; // value: AnyValue
+    b[p++] = vLen + 2;
+    b[p++] = 0x0a; // string_value
+    b[p++] = vLen;
+    for (let i = 0; i < vLen; i++) {
+      const c = value.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[p++] = c;
+    }
+    this.pos = p;
+    return true;
+  }
+
+  #shortUint(field: number, key: string, value: number): boolean {
+    const kLen = key.length;
+    if (kLen > 100 || !Number.isSafeInteger(value) || value < 0 || value >= 2 ** 28) return false;
+    const vSize = value < 128 ? 1 : value < 16384 ? 2 : value < 2097152 ? 3 : 4;
+    this.#room(kLen + vSize + 8);
+    const b = this.#buf;
+    let p = this.pos;
+    b[p++] = (field << 3) | WIRE_LENGTH;
+    b[p++] = kLen + vSize + 5; // KeyValue
+    b[p++] = 0x0a;
+    b[p++] = kLen;
+    for (let i = 0; i < kLen; i++) {
+      const c = key.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[p++] = c;
+    }
+    b[p++] = 0x12;
+    b[p++] = vSize + 1;
+    b[p++] = 0x18; // int_value
+    let v = value;
+    while (v > 0x7f) {
+      b[p++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    b[p++] = v;
+    this.pos = p;
+    return true;
+  }
+}
