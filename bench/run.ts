@@ -20,6 +20,7 @@ import {
   type RequestShape,
   type Server,
 } from './lib/servers.ts';
+import { treeCpuSeconds } from './lib/cpu.ts';
 import { envWithoutOtel, sidecarTelemetryConfig, startTelemetryFixture, verifyTelemetry, type TelemetryFixture } from './lib/telemetry.ts';
 import { ensureVegeta, requireTool } from './lib/tools.ts';
 import { runVegeta, warmVegeta } from './lib/vegeta.ts';
@@ -172,7 +173,9 @@ async function measure(
   shape: RequestShape,
   watch?: PhaseWatch,
 ): Promise<Measurements> {
-  const m: Measurements = { saturation: {}, rate: {} };
+  const m: Measurements = { saturation: {}, rate: {}, cpuSeconds: { saturation: {}, rate: {} } };
+  // The upstream's CPU is not a proxy's: `direct` gets no CPU figure.
+  const cpuOf = (t: TargetName) => (t === 'direct' ? undefined : treeCpuSeconds(servers.get(t)!.child.proc.pid!));
   const script = writeWrkScript(tmp);
   const wrkOpts = { threads: o.threads, connections: o.connections, cpus: cpus.load, headers: shape.headers };
   for (const t of o.targets) {
@@ -181,7 +184,9 @@ async function measure(
     await sleep(PAUSE_MS);
     log(`saturation: ${t} (wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s)`);
     watch?.begin(t, 'saturation');
+    const cpuBefore = cpuOf(t);
     m.saturation[t] = await runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.saturationSeconds });
+    if (cpuBefore !== undefined) m.cpuSeconds.saturation[t] = cpuOf(t)! - cpuBefore;
     watch?.end(t, 'saturation', m.saturation[t].requests);
     assertAlive(servers);
     await sleep(PAUSE_MS);
@@ -193,7 +198,9 @@ async function measure(
     await sleep(PAUSE_MS);
     log(`constant rate: ${t} (vegeta ${o.rate} req/s, ${o.rateSeconds}s)`);
     watch?.begin(t, 'rate');
+    const cpuBefore = cpuOf(t);
     m.rate[t] = await runVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.rateSeconds, name: t });
+    if (cpuBefore !== undefined) m.cpuSeconds.rate[t] = cpuOf(t)! - cpuBefore;
     watch?.end(t, 'rate', m.rate[t].requests);
     assertAlive(servers);
     await sleep(PAUSE_MS);

@@ -6,6 +6,23 @@ import { errorCount, type SaturationResult } from './wrk.ts';
 export interface Measurements {
   saturation: Partial<Record<TargetName, SaturationResult>>;
   rate: Partial<Record<TargetName, RateResult>>;
+  /** CPU seconds each server (with its worker processes) used during each measured phase. */
+  cpuSeconds: { saturation: Partial<Record<TargetName, number>>; rate: Partial<Record<TargetName, number>> };
+}
+
+/** CPU milliseconds per 1000 requests of a target in a phase. */
+export function cpuPerThousand(m: Measurements, phase: 'saturation' | 'rate', t: TargetName): number | undefined {
+  const cpu = m.cpuSeconds[phase][t];
+  const requests = m[phase][t]?.requests;
+  return cpu === undefined || !requests ? undefined : (cpu / requests) * 1e6;
+}
+
+function cpuLine(m: Measurements, phase: 'saturation' | 'rate', order: readonly TargetName[]): string[] {
+  const parts = order.flatMap((t) => {
+    const v = cpuPerThousand(m, phase, t);
+    return v === undefined ? [] : [`${t} ${v.toFixed(1)} ms`];
+  });
+  return parts.length === 0 ? [] : [`  CPU per 1000 requests (the server process and its workers): ${parts.join(' · ')}`];
 }
 
 /** A target from the issue, checked against a measured figure. */
@@ -215,7 +232,7 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
     const l = r.latencyUs;
     satRows.push([t, int.format(r.requestsPerSecond), us(l.p50), us(l.p99), us(l.p999), us(l.max), int.format(errorCount(r.errors))]);
   }
-  out.push(header.saturation, table(satRows), '');
+  out.push(header.saturation, table(satRows), ...cpuLine(m, 'saturation', order), '');
   const checkFor = (id: Check['id']) => cmp.checks.find((c) => c.id === id);
   const sat = cmp.saturation;
   const satRatios: string[][] = [];
@@ -247,7 +264,7 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
       signedUs(a?.p999),
     ]);
   }
-  out.push(header.rate, table(rateRows), '  (+pNN: added latency vs direct at the same percentile)', '');
+  out.push(header.rate, table(rateRows), '  (+pNN: added latency vs direct at the same percentile)', ...cpuLine(m, 'rate', order), '');
   const a = cmp.rate.sidecarAddedVsNginxAdded;
   const u = cmp.rate.sidecarAddedVsUndiciProxyAdded;
   const f = cmp.rate.undiciProxyAddedVsNginxAdded;
@@ -330,6 +347,15 @@ function telemetryLines(m: Measurements, cmp: Comparison, sat: Check | undefined
     ]),
   );
   if (d) lines.push(`  ${rateLabel(m)}, telemetry adds p99 ${signedUs(d.p99)} µs, p99.9 ${signedUs(d.p999)} µs`);
+  for (const phase of ['saturation', 'rate'] as const) {
+    const on = cpuPerThousand(m, phase, 'sidecar-telemetry');
+    const off = cpuPerThousand(m, phase, 'sidecar');
+    if (on === undefined || off === undefined) continue;
+    lines.push(
+      `  sidecar CPU per request, telemetry on / off (${phase === 'saturation' ? 'saturation' : rateLabel(m)}): ${x(on / off)}` +
+        ` (${(on - off).toFixed(1)} ms more per 1000 requests; ≤ ${(1 / TARGETS.telemetryVsOff).toFixed(2)}x is what ≥ ${TARGETS.telemetryVsOff.toFixed(2)}x req/s means for a CPU-bound process)`,
+    );
+  }
   for (const p of note?.phases ?? []) {
     lines.push(
       `  while measured (${p.phase === 'saturation' ? 'saturation' : 'constant rate'}, ${int.format(p.requests)} requests): the receiver got ${int.format(p.spans)} spans, ` +
