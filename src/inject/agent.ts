@@ -87,10 +87,12 @@ function portsOf(t: PodTemplate, container: YAMLMap, path: Path): Port[] {
  */
 export function checkPorts(t: PodTemplate, lists: ReadonlyArray<[key: string, seq: YAMLSeq | undefined]>, agent: Agent, settings: InjectSettings): void {
   const w = t.obj.where;
-  const taken: Port[] = [{ number: agent.port, name: agent.portName, path: [...agent.path, 'ports'] }];
+  const taken: Port[] = [];
   for (const [key, seq] of lists) {
     for (const [i, c] of mapItems(w, seq, [...t.path, 'spec', key]).entries()) taken.push(...portsOf(t, c, [...t.path, 'spec', key, i]));
   }
+  // An upstream port the container does not declare (named by the annotation or the flag).
+  taken.push({ number: agent.port, name: agent.portName, path: [...agent.path, 'ports'] });
   for (const [role, number] of Object.entries(settings.ports) as Array<[keyof typeof PORT_NAME, number]>) {
     const clash = taken.find((p) => p.number === number);
     if (clash !== undefined) {

@@ -6,7 +6,7 @@ import type { Result } from './manifests.ts';
 import type { InjectSettings } from './settings.ts';
 import { agentEnv, sidecarEnv } from './sidecar.ts';
 import { lineIn, parseStream, printStream } from './stream.ts';
-import { dropIfEmpty, ensure, mapAt, scalarValue, seqAt, stringMap, type Doc } from './tree.ts';
+import { dropIfEmpty, ensure, mapAt, scalarValue, seqAt, stringMap, text, type Doc } from './tree.ts';
 import { change, inputError, type Change, type Path, type Where } from './where.ts';
 
 export interface ComposeOptions {
@@ -47,6 +47,7 @@ export function injectCompose(input: string, settings: InjectSettings, options: 
     throw inputError('SIDECAR_INJECT_INVALID', where(), ['services'], 'missing: a compose file is one document with a services mapping');
   }
   const changes: Change[] = [];
+  let changed = false;
   for (const pair of [...services.items]) {
     const name = String(scalarValue(pair.key));
     const node = pair.value;
@@ -55,12 +56,13 @@ export function injectCompose(input: string, settings: InjectSettings, options: 
     const status = readComposeStatus(w, node as YAMLMap);
     if (status === undefined || (options.service !== undefined && status.service !== options.service)) continue;
     uninject(w, services, name, status, changes);
+    changed = true;
   }
   if (!options.uninject) {
     if (options.service === undefined) throw new SidecarError('SIDECAR_USAGE_INVALID', { message: 'inject --compose needs --service NAME, the agent service' });
-    inject(where(options.service), segment.doc, services, options.service, settings, options.configMount, changes);
+    changed = inject(where(options.service), segment.doc, services, options.service, settings, options.configMount, changes) || changed;
   }
-  segment.changed = changes.length > 0;
+  segment.changed = changed;
   return { text: printStream(stream), changes };
 }
 
@@ -99,7 +101,8 @@ function target(item: unknown): { port: number | undefined; node: Scalar; retarg
   return undefined;
 }
 
-function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: InjectSettings, configMount: string | undefined, changes: Change[]): void {
+/** Returns false when the service opted out. */
+function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: InjectSettings, configMount: string | undefined, changes: Change[]): boolean {
   const base: Path = ['services', name];
   const agent = mapAt(w, services, name, ['services']);
   if (agent === undefined) {
@@ -109,7 +112,7 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   const labels = stringMap(mapAt(w, agent, 'labels', base));
   if (labels.get(ANNOTATION.inject) === 'false') {
     changes.push(change(w, [...base, 'labels'], `skipped: ${ANNOTATION.inject} is "false"`));
-    return;
+    return false;
   }
   const sidecarName = sidecarServiceName(name);
   if (services.has(sidecarName)) throw inputError('SIDECAR_INJECT_INVALID', w, ['services', sidecarName], `a service named ${sidecarName} is there already, but it carries no ${ANNOTATION.status} label; remove or rename it`);
@@ -155,16 +158,27 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     const value = agent.get(key, true);
     return value === undefined ? [] : [[key, (value as Node).clone()]];
   }));
-  const sidecar = doc.createNode(sidecarService(name, upstream, settings, configMount, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }));
+  // The sidecar reports under the agent's service name, the user's own if the agent has one.
+  const serviceName = env.get('OTEL_SERVICE_NAME') ?? name;
+  const sidecar = doc.createNode(sidecarService(name, serviceName, upstream, settings, configMount, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }));
   const at = services.items.findIndex((p) => scalarValue(p.key) === name);
   services.items.splice(at + 1, 0, new Pair(doc.createNode(sidecarName), sidecar));
   changes.push(change(w, ['services', sidecarName], `added (${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream ${name}:${upstream})`));
   if (moved.length === 0) changes.push(change(w, [...base, 'ports'], `note: no published port was ${upstream}; clients that call ${name}:${upstream} directly bypass the sidecar`));
+  return true;
 }
 
 /** The sidecar service; `nodes` are the agent's own (moved ports, copied networks and restart policy). */
-function sidecarService(name: string, upstream: number, settings: InjectSettings, configMount: string | undefined, status: ComposeStatus, nodes: Record<string, unknown>): Record<string, unknown> {
-  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, name, settings.otelEndpoint, configMount !== undefined);
+function sidecarService(
+  name: string,
+  serviceName: string,
+  upstream: number,
+  settings: InjectSettings,
+  configMount: string | undefined,
+  status: ComposeStatus,
+  nodes: Record<string, unknown>,
+): Record<string, unknown> {
+  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, serviceName, settings.otelEndpoint, configMount !== undefined);
   const readyz = `http://127.0.0.1:${settings.ports.admin}/readyz`;
   return {
     image: settings.image,
@@ -189,6 +203,13 @@ function environment(w: Where, service: YAMLMap, base: Path) {
   const find = (key: string) => (list?.items ?? []).findIndex((item) => String(scalarValue(item)).split('=')[0] === key);
   return {
     has: (key: string) => (list ? find(key) >= 0 : map?.has(key) === true),
+    /** A literal value, when the file gives one. */
+    get(key: string): string | undefined {
+      if (!list) return text(map, key);
+      const i = find(key);
+      const item = i < 0 ? '' : String(scalarValue(list.items[i]));
+      return item.includes('=') ? item.slice(item.indexOf('=') + 1) : undefined;
+    },
     remove(key: string): boolean {
       if (!list) return map?.delete(key) === true;
       const i = find(key);

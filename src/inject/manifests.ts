@@ -51,7 +51,8 @@ export function injectManifests(input: string, settings: InjectSettings, options
     injected.push(injectPod(obj.segment.doc, t, settings, changes));
   }
   const unrouted = routeServices(objects.filter(isService), injected, settings.version, changes);
-  for (const inj of unrouted) {
+  // Jobs seldom have a Service; a long-running workload without one is worth a word.
+  for (const inj of unrouted.filter((i) => i.t.obj.kind !== 'Job' && i.t.obj.kind !== 'CronJob')) {
     changes.push(change(inj.t.obj.where, [], `note: no Service in this input selects it; point its Service's targetPort at the port named sidecar-ingress`));
   }
   return { text: printStream(stream, configMaps(injected, settings, changes)), changes };
