@@ -128,6 +128,8 @@ describe('inject: bad settings', () => {
     expect(failure(() => settingsFor({ egressPort: String(schemaPorts().admin) })).code).toBe('SIDECAR_USAGE_INVALID');
     expect(failure(() => settingsFor({ upstreamPort: 'Not A Port' })).code).toBe('SIDECAR_USAGE_INVALID');
     expect(failure(() => settingsFor({ otelEndpoint: 'collector:4317' })).code).toBe('SIDECAR_USAGE_INVALID');
+    expect(failure(() => settingsFor({ configmapName: 'Agent_Sidecar' })).code).toBe('SIDECAR_USAGE_INVALID');
+    expect(failure(() => settingsFor({ image: 'agent sidecar' })).code).toBe('SIDECAR_USAGE_INVALID');
   });
 
   it('--configmap-from runs the loader `run` uses: its codes, and port 0 refused', () => {
@@ -164,5 +166,11 @@ describe('inject --compose: bad input', () => {
 
   it('not YAML: SIDECAR_INJECT_PARSE', () => {
     expect(failure(run('services:\n  agent: {image: x\n', 'agent')).code).toBe('SIDECAR_INJECT_PARSE');
+  });
+
+  it('a service named like the sidecar without a status, or a status that does not parse: SIDECAR_INJECT_INVALID', () => {
+    expectError(failure(run(compose.replace('  redis:', '  agent-sidecar:'), 'agent')), 'SIDECAR_INJECT_INVALID', 'services.agent-sidecar', 1);
+    const broken = compose.replace('  redis:\n', "  redis:\n    labels:\n      agent-sidecar.io/status: '[1]'\n");
+    expectError(failure(run(broken, 'agent')), 'SIDECAR_INJECT_INVALID', 'services.redis.labels["agent-sidecar.io/status"]', 1);
   });
 });

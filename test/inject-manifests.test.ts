@@ -70,6 +70,12 @@ describe('inject: Kubernetes workloads', () => {
     expect(env.SIDECAR_UPSTREAM).toBe('http://127.0.0.1:7000');
   });
 
+  it('an agent with envFrom: its variables are left, and the report says that the added ones win', () => {
+    const researcher = container(podSpec(find(out, 'StatefulSet', 'researcher')), 'researcher')!;
+    expect(researcher.envFrom).toEqual([{ secretRef: { name: 'researcher-keys' } }]);
+    expect(report.some((l) => l.startsWith('document 5 (StatefulSet/researcher): spec.template.spec.containers[0].envFrom: note:'))).toBe(true);
+  });
+
   it('rewrites the targetPort of matching Services (numbered and named), and only those ports', () => {
     const router = find(out, 'Service', 'router');
     expect(router.spec.ports.map((p: Obj) => p.targetPort)).toEqual([PORT_NAME.ingress, 'metrics']);
@@ -152,7 +158,7 @@ describe('inject: native sidecars, Lists, Services without targetPort', () => {
     const other = helm.replace(/name: router\n  namespace: agents\nspec:\n  type: ClusterIP/, 'name: router\n  namespace: elsewhere\nspec:\n  type: ClusterIP');
     expect(find(inject(other).text, 'Service', 'router').spec.ports[0].targetPort).toBe(8000);
     expect(inject(other).changes.map(formatChange)).toContain(
-      "document 3 (Deployment/router): (document): note: no Service in this input selects it; point its Service's targetPort at the port named sidecar-ingress",
+      "document 3 (Deployment/router): (document): note: no Service in this input sends traffic to its port 8000; point its Service's targetPort at the port named sidecar-ingress",
     );
   });
 });

@@ -5,6 +5,7 @@ import { ANNOTATION, CONFIG_DIR, CONFIG_KEY } from './names.ts';
 import type { Result } from './manifests.ts';
 import type { InjectSettings } from './settings.ts';
 import { agentEnv, sidecarEnv } from './sidecar.ts';
+import { parseStatus } from './status.ts';
 import { lineIn, parseStream, printStream } from './stream.ts';
 import { dropIfEmpty, ensure, mapAt, scalarValue, seqAt, stringMap, text, type Doc } from './tree.ts';
 import { change, inputError, type Change, type Path, type Where } from './where.ts';
@@ -67,17 +68,9 @@ export function injectCompose(input: string, settings: InjectSettings, options: 
 }
 
 function readComposeStatus(w: Where, service: YAMLMap): ComposeStatus | undefined {
-  const raw = stringMap(mapAt(w, service, 'labels', ['services', w.name!])).get(ANNOTATION.status);
-  if (raw === undefined) return undefined;
-  const parsed = composeStatusSchema.safeParse((() => {
-    try {
-      return JSON.parse(raw);
-    } catch {
-      return undefined;
-    }
-  })());
-  if (!parsed.success) throw inputError('SIDECAR_INJECT_INVALID', w, ['services', w.name!, 'labels', ANNOTATION.status], 'not a status this version of agent-sidecar wrote');
-  return parsed.data;
+  const labels: Path = ['services', w.name!, 'labels'];
+  const raw = stringMap(mapAt(w, service, 'labels', labels.slice(0, 2))).get(ANNOTATION.status);
+  return raw === undefined ? undefined : parseStatus(w, [...labels, ANNOTATION.status], raw, composeStatusSchema);
 }
 
 /** A published port: its container port, and how to write it with another one. */

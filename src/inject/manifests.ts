@@ -1,4 +1,5 @@
 import { Document } from 'yaml';
+import { PORT_NAME } from './names.ts';
 import { isGenerated, rawStatus } from './status.ts';
 import { injectChoice, isService, isWorkload, objectsOf, podTemplateOf, WORKLOAD_KINDS, type K8sObject } from './objects.ts';
 import { injectPod, uninjectPod, type Injected } from './pod.ts';
@@ -53,7 +54,7 @@ export function injectManifests(input: string, settings: InjectSettings, options
   const unrouted = routeServices(objects.filter(isService), injected, settings.version, changes);
   // Jobs seldom have a Service; a long-running workload without one is worth a word.
   for (const inj of unrouted.filter((i) => i.t.obj.kind !== 'Job' && i.t.obj.kind !== 'CronJob')) {
-    changes.push(change(inj.t.obj.where, [], `note: no Service in this input selects it; point its Service's targetPort at the port named sidecar-ingress`));
+    changes.push(change(inj.t.obj.where, [], `note: no Service in this input sends traffic to its port ${inj.agent.port}; point its Service's targetPort at the port named ${PORT_NAME.ingress}`));
   }
   return { text: printStream(stream, configMaps(injected, settings, changes)), changes };
 }

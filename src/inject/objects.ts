@@ -1,7 +1,7 @@
 import { isMap, type YAMLMap, type YAMLSeq } from 'yaml';
 import { ANNOTATION } from './names.ts';
 import { lineIn, type Segment, type Stream } from './stream.ts';
-import { mapAt, scalarValue, seqAt, stringMap, text } from './tree.ts';
+import { annotationOf, mapAt, seqAt, stringMap, text } from './tree.ts';
 import { inputError, type Path, type Where } from './where.ts';
 
 /** One Kubernetes object of the input: a document, or an item of a `kind: List`. */
@@ -108,15 +108,9 @@ export function podTemplateOf(obj: K8sObject): PodTemplate {
 
 /** What the inject annotation says: "false" opts out, "true" asks for it, absent is the default. */
 export function injectChoice(obj: K8sObject, annotations?: Annotations): boolean | undefined {
-  const found = annotations?.get(ANNOTATION.inject) ?? ownAnnotation(obj, ANNOTATION.inject);
+  const own = annotationOf(obj.node, ANNOTATION.inject);
+  const found = annotations?.get(ANNOTATION.inject) ?? (own === undefined ? undefined : { value: own, path: ['metadata', 'annotations', ANNOTATION.inject] });
   if (found === undefined) return undefined;
   if (found.value === 'true' || found.value === 'false') return found.value === 'true';
   throw inputError('SIDECAR_INJECT_INVALID', obj.where, found.path, `"${found.value}": expected "true" or "false"`);
-}
-
-function ownAnnotation(obj: K8sObject, key: string): { value: string; path: Path } | undefined {
-  const meta = obj.node.get('metadata', true);
-  const ann = isMap(meta) ? meta.get('annotations', true) : undefined;
-  const value = isMap(ann) ? scalarValue(ann.get(key, true)) : undefined;
-  return value === undefined || value === null ? undefined : { value: String(value), path: ['metadata', 'annotations', key] };
 }

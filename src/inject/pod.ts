@@ -70,6 +70,9 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     added.push(name);
     changes.push(change(w, [...agent.path, 'env'], `added ${name}=${value}`));
   }
+  if (agent.node.has('envFrom')) {
+    changes.push(change(w, [...agent.path, 'envFrom'], 'note: a variable set here (from a ConfigMap or Secret) is overridden by the env entries added above'));
+  }
   if (added.length === 0 && created.includes('env')) {
     // Nothing of ours went in: leave the container as it was.
     dropIfEmpty(agent.node, 'env');

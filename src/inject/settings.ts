@@ -74,6 +74,10 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
   if (flags.upstreamPort !== undefined && !/^([1-9]\d{0,4}|[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?)$/.test(flags.upstreamPort)) {
     throw usage(`--upstream-port ${flags.upstreamPort}: expected a port number or a container port name`);
   }
+  if (flags.configmapName !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(flags.configmapName)) {
+    throw usage(`--configmap-name ${flags.configmapName}: expected a Kubernetes name (lowercase letters, digits, - and .)`);
+  }
+  if (flags.image !== undefined && !/^\S+$/.test(flags.image)) throw usage(`--image "${flags.image}": expected an image reference such as registry.example.com/agent-sidecar:${version}`);
   return {
     image: flags.image ?? defaultImage(),
     ports,

@@ -1,7 +1,7 @@
 import { isMap, type YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { ANNOTATION } from './names.ts';
-import { dropIfEmpty, ensure, mapAt, text, type Doc } from './tree.ts';
+import { annotationOf, dropIfEmpty, ensure, mapAt, type Doc } from './tree.ts';
 import { inputError, type Path, type Where } from './where.ts';
 
 // The status annotation records what inject added to an object, so that uninject removes
@@ -31,16 +31,16 @@ export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
 export const generatedSchema = z.object({ version: z.string(), generated: z.literal(true) });
 
 /** The raw status annotation of `owner` (an object or pod template), if any. */
-export function rawStatus(owner: YAMLMap): string | undefined {
-  const meta = owner.get('metadata', true);
-  const ann = isMap(meta) ? meta.get('annotations', true) : undefined;
-  return isMap(ann) ? text(ann as YAMLMap, ANNOTATION.status) : undefined;
-}
+export const rawStatus = (owner: YAMLMap): string | undefined => annotationOf(owner, ANNOTATION.status);
 
 /** Parses the status annotation with `schema`; a status that does not parse is an error, never guessed at. */
 export function readStatus<T>(w: Where, owner: YAMLMap, path: Path, schema: z.ZodType<T>): T | undefined {
   const raw = rawStatus(owner);
-  if (raw === undefined) return undefined;
+  return raw === undefined ? undefined : parseStatus(w, [...path, 'metadata', 'annotations', ANNOTATION.status], raw, schema);
+}
+
+/** A status's JSON text checked against `schema`; `at` names the field for the error. */
+export function parseStatus<T>(w: Where, at: Path, raw: string, schema: z.ZodType<T>): T {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -49,7 +49,7 @@ export function readStatus<T>(w: Where, owner: YAMLMap, path: Path, schema: z.Zo
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
-    throw inputError('SIDECAR_INJECT_INVALID', w, [...path, 'metadata', 'annotations', ANNOTATION.status], 'not a status this version of agent-sidecar wrote; remove the annotation and what it describes by hand');
+    throw inputError('SIDECAR_INJECT_INVALID', w, at, 'not a status this version of agent-sidecar wrote; remove it and what it describes by hand');
   }
   return parsed.data;
 }

@@ -78,6 +78,13 @@ export function dropIfEmpty(parent: YAMLMap | undefined, key: string): void {
   if ((isMap(node) || isSeq(node)) && node.items.length === 0) parent!.delete(key);
 }
 
+/** metadata.annotations[key] of an object or pod template, as text. */
+export function annotationOf(owner: YAMLMap, key: string): string | undefined {
+  const meta = owner.get('metadata', true);
+  const ann = isMap(meta) ? meta.get('annotations', true) : undefined;
+  return isMap(ann) ? text(ann as YAMLMap, key) : undefined;
+}
+
 /** Every string value of a mapping of strings (labels, annotations, selectors). */
 export function stringMap(map: YAMLMap | undefined): Map<string, string> {
   const out = new Map<string, string>();
