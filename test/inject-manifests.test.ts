@@ -104,6 +104,25 @@ describe('inject: Kubernetes workloads', () => {
     expect(out).toContain('      containers:\n      # A log shipper first');
   });
 
+  it('a document indented by four spaces is printed with four', () => {
+    const wide = [
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata:',
+      '    name: wide',
+      'spec:',
+      '    containers:',
+      '        - name: agent',
+      '          image: agent:1',
+      '          ports:',
+      '              - containerPort: 3000',
+      '',
+    ].join('\n');
+    const res = inject(wide).text;
+    expect(res).toMatch(/^        - name: agent-sidecar\n {10}image: /m);
+    expect(uninject(res).text).toBe(wide);
+  });
+
   it('reports each change on its own line naming the document and the field', () => {
     for (const line of report) expect(line).toMatch(/^document \d+ \((Deployment|StatefulSet|DaemonSet|CronJob|Job|Service)\/[a-z-]+\): ([\w.[\]"/-]+|\(document\)): .+$/);
     expect(report.filter((l) => l.includes(`added container ${SIDECAR_CONTAINER}`))).toHaveLength(4);

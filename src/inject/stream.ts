@@ -85,14 +85,16 @@ function joinDocs(before: string, next: string): string {
 }
 
 /**
- * Print options that match the source's style: no line folding, no padding in flow
- * collections, and sequences indented under their key or not, as the source does
- * (kubectl writes them flush, Helm charts usually indent).
+ * Print options that match the source's style: its indentation step, no line folding, no
+ * padding in flow collections, and sequences indented under their key or not, as the
+ * source does (kubectl writes them flush, Helm charts usually indent).
  */
 export function printOptions(source: string): ToStringOptions {
   const flush = source.match(/^( *)[^\s#-][^\n]*:[ \t]*\n\1- /gm)?.length ?? 0;
   const indented = source.match(/^( *)[^\s#-][^\n]*:[ \t]*\n\1 +- /gm)?.length ?? 0;
-  return { lineWidth: 0, flowCollectionPadding: false, indentSeq: indented >= flush };
+  const steps = (source.match(/^ +(?=[^\s#])/gm) ?? []).map((s) => s.length);
+  const indent = steps.length === 0 ? 2 : Math.min(...steps);
+  return { lineWidth: 0, flowCollectionPadding: false, indentSeq: indented >= flush, indent: indent >= 2 && indent <= 8 ? indent : 2 };
 }
 
 /** The line of the deepest node that exists on `path`. */
