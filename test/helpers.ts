@@ -73,14 +73,26 @@ export async function startSidecar(
   };
 }
 
-/** The CLI as a real child process (for signals and exit codes). */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * The CLI as a real child process (for signals and exit codes). `input` is written to its
+ * stdin (else stdin is closed); output() is stdout and stderr interleaved, stdout() and
+ * stderr() each apart.
+ */
+export function spawnCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { input?: string; cwd?: string } = {},
+): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  const stdin = options.input === undefined ? 'ignore' : 'pipe';
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  return { child, output: () => out, exited };
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), (stdout += d.toString())));
+  child.stderr!.on('data', (d: Buffer) => ((out += d.toString()), (stderr += d.toString())));
+  if (options.input !== undefined) child.stdin!.end(options.input);
+  const exited = once(child, 'close').then(([code]) => code as number | null);
+  return { child, output: () => out, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Waits until the child prints its startup line; returns the ports it bound. */

@@ -1,7 +1,8 @@
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
+import { writeFileAtomic } from '../files/write-atomic.ts';
 
 /** One API key as stored: never the key itself, only its hash. */
 export const apiKeyRecordSchema = z.strictObject({
@@ -68,8 +69,5 @@ export async function readApiKeyFile(file: string, options: { missingOk?: boolea
 export async function writeApiKeyFile(file: string, records: readonly ApiKeyRecord[]): Promise<void> {
   const body = { keys: records.map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined))) };
   const text = file.endsWith('.json') ? `${JSON.stringify(body, null, 2)}\n` : stringify(body);
-  const mode = await stat(file).then((s) => s.mode & 0o777, () => 0o600);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text, { mode });
-  await rename(tmp, file);
+  await writeFileAtomic(file, text, 0o600);
 }

@@ -6,6 +6,7 @@ import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
 import { assembleSidecar } from '../sidecar.ts';
 import { version } from '../version.ts';
+import { registerInjectCommand } from './inject.ts';
 import { registerKeysCommand } from './keys.ts';
 import { registerRevokeCommand } from './revoke.ts';
 import { registerTokenCommand } from './token.ts';
@@ -75,6 +76,7 @@ withConfigFlags(
 registerRevokeCommand(program);
 registerKeysCommand(program);
 registerTokenCommand(program);
+registerInjectCommand(program);
 
 program
   .command('version')

@@ -55,6 +55,13 @@ export const catalog = {
   SIDECAR_POLICY_INVALID: { status: 0, message: 'The policy file does not match its schema.' },
   SIDECAR_API_KEYS_INVALID: { status: 0, message: 'The API key file does not match its schema.' },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
+  // agent-sidecar inject (exit status 2, nothing written).
+  SIDECAR_INJECT_UNREADABLE: { status: 0, message: 'The manifest or compose file cannot be read.' },
+  SIDECAR_INJECT_PARSE: { status: 0, message: 'The input is not valid YAML.' },
+  SIDECAR_INJECT_KIND_UNSUPPORTED: { status: 0, message: 'The object asks for injection, but its kind cannot be injected.' },
+  SIDECAR_INJECT_PORT_NOT_FOUND: { status: 0, message: "The agent container's port cannot be found." },
+  SIDECAR_INJECT_INVALID: { status: 0, message: 'A field of the input has a shape or value injection cannot work with.' },
+  SIDECAR_INJECT_UNWRITABLE: { status: 0, message: 'The output file cannot be written.' },
   SIDECAR_ADMIN_UNREACHABLE: { status: 0, message: 'The admin API of the sidecar cannot be reached; check --admin-url and that the sidecar runs.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

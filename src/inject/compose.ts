@@ -1,0 +1,243 @@
+import { isMap, isScalar, isSeq, Pair, Scalar, YAMLSeq, type Node, type YAMLMap } from 'yaml';
+import { z } from 'zod';
+import { SidecarError } from '../errors/index.ts';
+import { ANNOTATION, CONFIG_DIR, CONFIG_KEY } from './names.ts';
+import type { Result } from './manifests.ts';
+import type { InjectSettings } from './settings.ts';
+import { agentEnv, sidecarEnv } from './sidecar.ts';
+import { parseStatus } from './status.ts';
+import { lineIn, parseStream, printStream } from './stream.ts';
+import { dropIfEmpty, ensure, mapAt, scalarValue, seqAt, stringMap, text, type Doc } from './tree.ts';
+import { change, inputError, type Change, type Path, type Where } from './where.ts';
+
+export interface ComposeOptions {
+  source?: string;
+  /** The agent's service; without it, uninject takes out every sidecar. */
+  service?: string | undefined;
+  uninject?: boolean;
+  /** The sidecar configuration file as the compose file should name it (relative to it). */
+  configMount?: string | undefined;
+}
+
+const composeStatusSchema = z.object({
+  version: z.string(),
+  service: z.string(),
+  env: z.array(z.string()),
+  /** Moved published ports: where they stood in the agent's list, and their value there. */
+  ports: z.array(z.object({ index: z.number().int().nonnegative(), original: z.union([z.string(), z.number()]) })),
+  /** The position of the agent's `ports` key, when moving emptied and removed it. */
+  portsKey: z.number().int().nonnegative().optional(),
+  created: z.array(z.string()),
+});
+type ComposeStatus = z.infer<typeof composeStatusSchema>;
+
+export const sidecarServiceName = (service: string): string => `${service}-sidecar`;
+
+/**
+ * Compose: adds a sidecar service in front of `service`, moves its published port to the
+ * sidecar and wires its environment; or takes that out again. Containers in compose do not
+ * share a network namespace, so they reach each other by service name.
+ */
+export function injectCompose(input: string, settings: InjectSettings, options: ComposeOptions): Result {
+  const stream = parseStream(input, options.source ?? 'stdin');
+  const segment = stream.segments[0];
+  const doc = segment?.doc;
+  const where = (name?: string): Where => ({ source: stream.source, doc: 1, kind: name === undefined ? undefined : 'service', name, prefix: [], line: (p) => (doc === undefined ? undefined : lineIn(doc, stream.lineOf, p)) });
+  const services = doc !== undefined && isMap(doc.contents) ? mapAt(where(), doc.contents as YAMLMap, 'services', []) : undefined;
+  if (segment === undefined || stream.segments.length > 1 || services === undefined) {
+    throw inputError('SIDECAR_INJECT_INVALID', where(), ['services'], 'missing: a compose file is one document with a services mapping');
+  }
+  const changes: Change[] = [];
+  let changed = false;
+  for (const pair of [...services.items]) {
+    const name = String(scalarValue(pair.key));
+    const node = pair.value;
+    if (!isMap(node)) continue;
+    const w = where(name);
+    const status = readComposeStatus(w, node as YAMLMap);
+    if (status === undefined || (options.service !== undefined && status.service !== options.service)) continue;
+    uninject(w, services, name, status, changes);
+    changed = true;
+  }
+  if (!options.uninject) {
+    if (options.service === undefined) throw new SidecarError('SIDECAR_USAGE_INVALID', { message: 'inject --compose needs --service NAME, the agent service' });
+    changed = inject(where(options.service), segment.doc, services, options.service, settings, options.configMount, changes) || changed;
+  }
+  segment.changed = changed;
+  return { text: printStream(stream), changes };
+}
+
+function readComposeStatus(w: Where, service: YAMLMap): ComposeStatus | undefined {
+  const labels: Path = ['services', w.name!, 'labels'];
+  const raw = stringMap(mapAt(w, service, 'labels', labels.slice(0, 2))).get(ANNOTATION.status);
+  return raw === undefined ? undefined : parseStatus(w, [...labels, ANNOTATION.status], raw, composeStatusSchema);
+}
+
+/** A published port: its container port, and how to write it with another one. */
+function target(item: unknown): { port: number | undefined; node: Scalar; retarget: (n: number) => string | number } | undefined {
+  if (isScalar(item)) {
+    const v = item.value;
+    if (typeof v === 'number') return { port: v, node: item, retarget: (n) => n };
+    if (typeof v !== 'string') return undefined;
+    // [[ip:]host:]container[/protocol]; only a single container port can move (not a range).
+    const [main = '', protocol] = v.split('/');
+    const i = main.lastIndexOf(':');
+    const container = main.slice(i + 1);
+    return { port: /^\d+$/.test(container) ? Number(container) : undefined, node: item, retarget: (n) => `${main.slice(0, i + 1)}${n}${protocol === undefined ? '' : `/${protocol}`}` };
+  }
+  if (isMap(item)) {
+    const node = item.get('target', true);
+    if (!(node instanceof Scalar)) return undefined;
+    const port = Number(node.value);
+    return { port: Number.isInteger(port) ? port : undefined, node, retarget: (n) => n };
+  }
+  return undefined;
+}
+
+/** Returns false when the service opted out. */
+function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: InjectSettings, configMount: string | undefined, changes: Change[]): boolean {
+  const base: Path = ['services', name];
+  const agent = mapAt(w, services, name, ['services']);
+  if (agent === undefined) {
+    const known = services.items.map((p) => String(scalarValue(p.key))).join(', ');
+    throw inputError('SIDECAR_INJECT_INVALID', w, base, `no such service; services: ${known}`);
+  }
+  const labels = stringMap(mapAt(w, agent, 'labels', base));
+  if (labels.get(ANNOTATION.inject) === 'false') {
+    changes.push(change(w, [...base, 'labels'], `skipped: ${ANNOTATION.inject} is "false"`));
+    return false;
+  }
+  const sidecarName = sidecarServiceName(name);
+  if (services.has(sidecarName)) throw inputError('SIDECAR_INJECT_INVALID', w, ['services', sidecarName], `a service named ${sidecarName} is there already, but it carries no ${ANNOTATION.status} label; remove or rename it`);
+
+  const ports = seqAt(w, agent, 'ports', base);
+  const published = (ports?.items ?? []).map((item) => target(item));
+  const exposed = (seqAt(w, agent, 'expose', base)?.items ?? []).map((e) => Number(String(scalarValue(e)).split('/')[0]));
+  const wanted = labels.get(ANNOTATION.upstreamPort) ?? settings.upstreamPort;
+  const upstream = wanted !== undefined ? Number(wanted) : (published.find((p) => p?.port !== undefined)?.port ?? exposed.find(Number.isInteger));
+  if (upstream === undefined || !Number.isInteger(upstream) || upstream < 1 || upstream > 65535) {
+    throw inputError('SIDECAR_INJECT_PORT_NOT_FOUND', w, [...base, 'ports'], wanted === undefined ? 'the service publishes no port; publish it, or name it with --upstream-port' : `${wanted}: expected a port number (compose ports have no names)`);
+  }
+
+  const created: string[] = [];
+  const status: ComposeStatus = { version: settings.version, service: name, env: [], ports: [], created };
+  // Moving a node (not a copy) keeps its quoting; uninject moves it back.
+  const moved: Node[] = [];
+  published.forEach((p, index) => {
+    if (p?.port !== upstream) return;
+    status.ports.push({ index, original: p.node.value as string | number });
+    p.node.value = p.retarget(settings.ports.ingress);
+    moved.push(ports!.items[index] as Node);
+    changes.push(change(w, [...base, 'ports', index], `moved to ${sidecarName}: ${String(status.ports.at(-1)!.original)} -> ${String(p.node.value)}`));
+  });
+  for (const node of moved) ports!.items.splice(ports!.items.indexOf(node), 1);
+  if (ports !== undefined && ports.items.length === 0 && moved.length > 0) {
+    status.portsKey = agent.items.findIndex((p) => scalarValue(p.key) === 'ports');
+    agent.delete('ports');
+  }
+
+  const env = environment(w, agent, base);
+  for (const [key, value] of agentEnv(`http://${sidecarName}:${settings.ports.egress}`, name, settings.otelEndpoint)) {
+    if (env.has(key)) {
+      changes.push(change(w, [...base, 'environment'], `kept ${key}: set in the compose file, not overridden`));
+      continue;
+    }
+    env.add(doc, key, value, created);
+    status.env.push(key);
+    changes.push(change(w, [...base, 'environment'], `added ${key}=${value}`));
+  }
+
+  const copied = Object.fromEntries(['networks', 'restart'].flatMap((key) => {
+    const value = agent.get(key, true);
+    return value === undefined ? [] : [[key, (value as Node).clone()]];
+  }));
+  // The sidecar reports under the agent's service name, the user's own if the agent has one.
+  const serviceName = env.get('OTEL_SERVICE_NAME') ?? name;
+  const sidecar = doc.createNode(sidecarService(name, serviceName, upstream, settings, configMount, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }));
+  const at = services.items.findIndex((p) => scalarValue(p.key) === name);
+  services.items.splice(at + 1, 0, new Pair(doc.createNode(sidecarName), sidecar));
+  changes.push(change(w, ['services', sidecarName], `added (${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream ${name}:${upstream})`));
+  if (moved.length === 0) changes.push(change(w, [...base, 'ports'], `note: no published port was ${upstream}; clients that call ${name}:${upstream} directly bypass the sidecar`));
+  return true;
+}
+
+/** The sidecar service; `nodes` are the agent's own (moved ports, copied networks and restart policy). */
+function sidecarService(
+  name: string,
+  serviceName: string,
+  upstream: number,
+  settings: InjectSettings,
+  configMount: string | undefined,
+  status: ComposeStatus,
+  nodes: Record<string, unknown>,
+): Record<string, unknown> {
+  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, serviceName, settings.otelEndpoint, configMount !== undefined);
+  const readyz = `http://127.0.0.1:${settings.ports.admin}/readyz`;
+  return {
+    image: settings.image,
+    depends_on: [name],
+    environment: Object.fromEntries(env),
+    ...nodes,
+    ...(configMount === undefined ? {} : { volumes: [`${configMount}:${CONFIG_DIR}/${CONFIG_KEY}:ro`] }),
+    read_only: true,
+    cap_drop: ['ALL'],
+    security_opt: ['no-new-privileges:true'],
+    // The image has Node but no curl.
+    healthcheck: { test: ['CMD', 'node', '-e', `fetch('${readyz}').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`], interval: '10s', timeout: '3s', retries: 3 },
+    labels: { [ANNOTATION.status]: JSON.stringify(status) },
+  };
+}
+
+/** The service's environment, a mapping or a list of NAME=value, behind one interface. */
+function environment(w: Where, service: YAMLMap, base: Path) {
+  const node = service.get('environment', true);
+  const list = isSeq(node) ? (node as YAMLSeq) : undefined;
+  const map = list === undefined ? mapAt(w, service, 'environment', base) : undefined;
+  const find = (key: string) => (list?.items ?? []).findIndex((item) => String(scalarValue(item)).split('=')[0] === key);
+  return {
+    has: (key: string) => (list ? find(key) >= 0 : map?.has(key) === true),
+    /** A literal value, when the file gives one. */
+    get(key: string): string | undefined {
+      if (!list) return text(map, key);
+      const i = find(key);
+      const item = i < 0 ? '' : String(scalarValue(list.items[i]));
+      return item.includes('=') ? item.slice(item.indexOf('=') + 1) : undefined;
+    },
+    remove(key: string): boolean {
+      if (!list) return map?.delete(key) === true;
+      const i = find(key);
+      if (i >= 0) list.items.splice(i, 1);
+      return i >= 0;
+    },
+    /** Adds to the list, or to the mapping (created when absent, and recorded). */
+    add(doc: Doc, key: string, value: string, created: string[]) {
+      if (list) list.items.push(doc.createNode(`${key}=${value}`));
+      else ensure(doc, service, 'environment', mapAt(w, service, 'environment', base), 'map', created, 'environment').set(key, value);
+    },
+  };
+}
+
+function uninject(w: Where, services: YAMLMap, sidecarName: string, status: ComposeStatus, changes: Change[]): void {
+  const sidecar = services.get(sidecarName, true) as unknown as YAMLMap;
+  const agent = mapAt(w, services, status.service, ['services']);
+  services.delete(sidecarName);
+  changes.push(change(w, ['services', sidecarName], 'removed'));
+  if (agent === undefined) return;
+  const base: Path = ['services', status.service];
+  const moved = [...(seqAt(w, sidecar, 'ports', ['services', sidecarName])?.items ?? [])];
+  let ports = seqAt(w, agent, 'ports', base);
+  if (ports === undefined && status.ports.length > 0) {
+    ports = new YAMLSeq();
+    agent.items.splice(status.portsKey ?? agent.items.length, 0, new Pair(new Scalar('ports'), ports));
+  }
+  status.ports.forEach(({ index, original }, k) => {
+    const t = target(moved[k]);
+    if (t === undefined) return;
+    t.node.value = original;
+    ports!.items.splice(index, 0, moved[k]);
+    changes.push(change(w, [...base, 'ports', index], `moved back from ${sidecarName}: ${String(original)}`));
+  });
+  const env = environment(w, agent, base);
+  for (const key of status.env) if (env.remove(key)) changes.push(change(w, [...base, 'environment'], `removed ${key}`));
+  if (status.created.includes('environment')) dropIfEmpty(agent, 'environment');
+}

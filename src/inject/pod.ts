@@ -1,0 +1,113 @@
+import type { YAMLMap } from 'yaml';
+import { checkPorts, envHas, envValue, findAgent, type Agent } from './agent.ts';
+import { ANNOTATION, CONFIG_VOLUME, SIDECAR_CONTAINER } from './names.ts';
+import type { PodTemplate } from './objects.ts';
+import type { InjectSettings } from './settings.ts';
+import { agentEnv, configVolume, sidecarContainer } from './sidecar.ts';
+import { podStatusSchema, readStatus, removeStatus, writeStatus, type PodStatus } from './status.ts';
+import { dropIfEmpty, ensure, indexByName, mapAt, removeByName, seqAt, type Doc } from './tree.ts';
+import { change, inputError, type Change } from './where.ts';
+
+/** What the Service rewrite needs to know about an injected workload. */
+export interface Injected {
+  t: PodTemplate;
+  agent: Agent;
+  configMap: string;
+}
+
+/** Puts the sidecar into a pod template and wires the agent container; records a status for uninject. */
+export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, changes: Change[]): Injected {
+  const w = t.obj.where;
+  const specPath = [...t.path, 'spec'];
+  const spec = mapAt(w, t.template, 'spec', t.path);
+  if (spec === undefined) throw inputError('SIDECAR_INJECT_INVALID', w, specPath, 'missing: a pod template needs a spec');
+  const containers = seqAt(w, spec, 'containers', specPath);
+  if (containers === undefined || containers.items.length === 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'containers'], 'missing: a pod needs at least one container');
+  const initContainers = seqAt(w, spec, 'initContainers', specPath);
+  const volumes = seqAt(w, spec, 'volumes', specPath);
+  for (const [key, seq] of [['containers', containers], ['initContainers', initContainers]] as const) {
+    const i = indexByName(seq, SIDECAR_CONTAINER);
+    if (i >= 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, key, i, 'name'], `a container named ${SIDECAR_CONTAINER} is there already, but no ${ANNOTATION.status} annotation says what was injected; remove it or rename it`);
+  }
+  const v = indexByName(volumes, CONFIG_VOLUME);
+  if (v >= 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'volumes', v, 'name'], `a volume named ${CONFIG_VOLUME} is there already; rename it`);
+
+  const agent = findAgent(t, containers, settings);
+  t.obj.segment.changed = true;
+  checkPorts(t, [['containers', containers], ['initContainers', initContainers]], agent, settings);
+  const image = t.annotations.get(ANNOTATION.image)?.value ?? settings.image;
+  const configMap = t.annotations.get(ANNOTATION.config)?.value ?? settings.configMap;
+  const created: string[] = [];
+  const agentEnvSeq = seqAt(w, agent.node, 'env', agent.path);
+  // The sidecar reports under the agent's service name, the user's own if the agent has one.
+  const serviceName = envValue(agentEnvSeq, 'OTEL_SERVICE_NAME') ?? t.name;
+
+  const container = doc.createNode(sidecarContainer({ settings, image, upstreamPort: agent.port, serviceName }));
+  const what = `${SIDECAR_CONTAINER} (${image}; ports ${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream 127.0.0.1:${agent.port})`;
+  if (settings.native) {
+    const init = ensure(doc, spec, 'initContainers', initContainers, 'seq', created, 'initContainers');
+    // First, so that it runs before any other init container that may call out.
+    init.items.unshift(container);
+    changes.push(change(w, [...specPath, 'initContainers'], `added native sidecar ${what}`));
+  } else {
+    containers.items.push(container);
+    changes.push(change(w, [...specPath, 'containers'], `added container ${what}`));
+    if (t.obj.kind === 'Job' || t.obj.kind === 'CronJob') {
+      changes.push(change(w, [...specPath, 'containers'], 'note: a regular sidecar keeps a Job\'s pod running after the agent exits; use --native-sidecar (Kubernetes 1.29+)'));
+    }
+  }
+  ensure(doc, spec, 'volumes', volumes, 'seq', created, 'volumes').items.push(doc.createNode(configVolume(configMap)));
+  changes.push(change(w, [...specPath, 'volumes'], `added volume ${CONFIG_VOLUME} (ConfigMap ${configMap})`));
+
+  const env = ensure(doc, agent.node, 'env', agentEnvSeq, 'seq', created, 'env');
+  const added: string[] = [];
+  for (const [name, value] of agentEnv(`http://127.0.0.1:${settings.ports.egress}`, t.name, settings.otelEndpoint)) {
+    if (envHas(env, name)) {
+      changes.push(change(w, [...agent.path, 'env'], `kept ${name}: set in the manifest, not overridden`));
+      continue;
+    }
+    env.items.push(doc.createNode({ name, value }));
+    added.push(name);
+    changes.push(change(w, [...agent.path, 'env'], `added ${name}=${value}`));
+  }
+  if (agent.node.has('envFrom')) {
+    changes.push(change(w, [...agent.path, 'envFrom'], 'note: a variable set here (from a ConfigMap or Secret) is overridden by the env entries added above'));
+  }
+  if (added.length === 0 && created.includes('env')) {
+    // Nothing of ours went in: leave the container as it was.
+    dropIfEmpty(agent.node, 'env');
+    created.splice(created.indexOf('env'), 1);
+  }
+  const status: PodStatus = { version: settings.version, container: SIDECAR_CONTAINER, native: settings.native, agent: agent.name, env: added, volume: CONFIG_VOLUME, created };
+  writeStatus(doc, w, t.template, t.path, status);
+  changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'recorded what was injected'));
+  return { t, agent, configMap };
+}
+
+/** Removes exactly what the status annotation says inject added. Returns false when there is none. */
+export function uninjectPod(t: PodTemplate, changes: Change[]): boolean {
+  const w = t.obj.where;
+  const status = readStatus(w, t.template, t.path, podStatusSchema);
+  if (status === undefined) return false;
+  t.obj.segment.changed = true;
+  const specPath = [...t.path, 'spec'];
+  const spec = mapAt(w, t.template, 'spec', t.path);
+  const list = status.native ? 'initContainers' : 'containers';
+  const containers = spec === undefined ? undefined : seqAt(w, spec, list, specPath);
+  if (removeByName(containers, status.container)) changes.push(change(w, [...specPath, list], `removed ${status.container}`));
+  const volumes = spec === undefined ? undefined : seqAt(w, spec, 'volumes', specPath);
+  if (removeByName(volumes, status.volume)) changes.push(change(w, [...specPath, 'volumes'], `removed volume ${status.volume}`));
+  const main = spec === undefined ? undefined : seqAt(w, spec, 'containers', specPath);
+  const i = indexByName(main, status.agent);
+  if (i >= 0) {
+    const agent = main!.items[i] as YAMLMap;
+    const path = [...specPath, 'containers', i];
+    const env = seqAt(w, agent, 'env', path);
+    for (const name of status.env) if (removeByName(env, name)) changes.push(change(w, [...path, 'env'], `removed ${name}`));
+    if (status.created.includes('env')) dropIfEmpty(agent, 'env');
+  }
+  for (const key of ['initContainers', 'volumes'] as const) if (status.created.includes(key)) dropIfEmpty(spec, key);
+  removeStatus(t.template, status.created);
+  changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'removed'));
+  return true;
+}

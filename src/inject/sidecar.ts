@@ -1,0 +1,94 @@
+import { ANNOTATION, CONFIG_DIR, CONFIG_KEY, CONFIG_VOLUME, MANAGED_BY, PORT_NAME, PROVIDER_BASE_PATHS, RESOURCES, RUN_AS_USER, SIDECAR_CONTAINER } from './names.ts';
+import type { InjectSettings, SidecarPorts } from './settings.ts';
+
+// What injection adds, as plain objects: the same values for Kubernetes and compose.
+
+export type EnvPairs = Array<[name: string, value: string]>;
+
+/** The variables that point an agent at the sidecar: provider SDK base URLs and OTEL_*. */
+export function agentEnv(egressOrigin: string, serviceName: string, otelEndpoint: string | undefined): EnvPairs {
+  const env: EnvPairs = Object.entries(PROVIDER_BASE_PATHS).map(([name, path]) => [name, `${egressOrigin}${path}`]);
+  env.push(['OTEL_SERVICE_NAME', serviceName]);
+  if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
+  return env;
+}
+
+/** The sidecar's own variables: the flags' environment equivalents, which win over its file. */
+export function sidecarEnv(ports: SidecarPorts, upstream: string, serviceName: string, otelEndpoint: string | undefined, config: boolean): EnvPairs {
+  const env: EnvPairs = [
+    ['SIDECAR_UPSTREAM', upstream],
+    ['SIDECAR_LISTEN', `0.0.0.0:${ports.ingress}`],
+    // Probes come from the node, so the admin listener cannot stay on loopback.
+    ['SIDECAR_ADMIN', `0.0.0.0:${ports.admin}`],
+  ];
+  if (config) env.push(['SIDECAR_CONFIG', `${CONFIG_DIR}/${CONFIG_KEY}`]);
+  env.push(['OTEL_SERVICE_NAME', serviceName]);
+  if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
+  return env;
+}
+
+/** The downward-API variables the telemetry resource reads (k8s.pod.name and kin). */
+const POD_FIELDS = [
+  ['POD_NAME', 'metadata.name'],
+  ['POD_NAMESPACE', 'metadata.namespace'],
+  ['NODE_NAME', 'spec.nodeName'],
+] as const;
+
+export interface ContainerInput {
+  settings: InjectSettings;
+  image: string;
+  upstreamPort: number;
+  serviceName: string;
+}
+
+/** The sidecar container of a pod (a native sidecar when settings.native). */
+export function sidecarContainer({ settings, image, upstreamPort, serviceName }: ContainerInput): Record<string, unknown> {
+  const { ports } = settings;
+  const probe = (path: string, period: number) => ({ httpGet: { path, port: PORT_NAME.admin }, periodSeconds: period, timeoutSeconds: 2, failureThreshold: 3 });
+  const env = sidecarEnv(ports, `http://127.0.0.1:${upstreamPort}`, serviceName, settings.otelEndpoint, true);
+  return {
+    name: SIDECAR_CONTAINER,
+    image,
+    // A native sidecar (Kubernetes 1.29+): an init container that keeps running, started
+    // before the agent and stopped after it.
+    ...(settings.native ? { restartPolicy: 'Always' } : {}),
+    ports: [
+      { name: PORT_NAME.ingress, containerPort: ports.ingress, protocol: 'TCP' },
+      { name: PORT_NAME.egress, containerPort: ports.egress, protocol: 'TCP' },
+      { name: PORT_NAME.admin, containerPort: ports.admin, protocol: 'TCP' },
+    ],
+    env: [
+      ...env.map(([name, value]) => ({ name, value })),
+      ...POD_FIELDS.map(([name, fieldPath]) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
+    ],
+    resources: RESOURCES,
+    livenessProbe: probe('/healthz', 10),
+    readinessProbe: probe('/readyz', 5),
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUN_AS_USER,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [{ name: CONFIG_VOLUME, mountPath: CONFIG_DIR, readOnly: true }],
+  };
+}
+
+export const configVolume = (configMap: string) => ({ name: CONFIG_VOLUME, configMap: { name: configMap } });
+
+/** The ConfigMap that carries the sidecar's configuration file, as given (its ${env:…} are resolved in the pod). */
+export function configMapObject(name: string, namespace: string | undefined, text: string, version: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name,
+      ...(namespace === undefined ? {} : { namespace }),
+      labels: { ...MANAGED_BY },
+      annotations: { [ANNOTATION.status]: JSON.stringify({ version, generated: true }) },
+    },
+    data: { [CONFIG_KEY]: text },
+  };
+}
