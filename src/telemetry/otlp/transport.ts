@@ -2,7 +2,16 @@ import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate, type OTLPGR
 import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { BatchTransport } from './batcher.ts';
 
-const SERVICES = {
+interface Service {
+  env: 'LOGS' | 'TRACES';
+  item: 'log' | 'span';
+  component: string;
+  name: string;
+  path: string;
+  response: { deserializeResponse(data: Uint8Array): unknown };
+}
+
+const SERVICES: Record<'logs' | 'traces', Service> = {
   logs: {
     env: 'LOGS',
     item: 'log',
@@ -19,7 +28,7 @@ const SERVICES = {
     path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
     response: ProtobufTraceSerializer,
   },
-} as const;
+};
 
 /**
  * The OTLP gRPC exporter's own transport (connection, TLS, metadata, timeouts, compression,
@@ -27,7 +36,7 @@ const SERVICES = {
  * the SDK's exporters differ from this only in how they serialize.
  */
 export function createGrpcTransport<T>(
-  signal: keyof typeof SERVICES,
+  signal: 'logs' | 'traces',
   options: OTLPGRPCExporterConfigNode,
   encode: (items: T[]) => Uint8Array,
 ): BatchTransport<T> {
