@@ -90,6 +90,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     requestIdHeader: config.proxy.requestIdHeader,
     buildHeaders,
     onUpstreamError,
+    observer,
   });
   const ingress = createIngress({
     config,
@@ -188,6 +189,7 @@ export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: L
   });
   const adminHandlers = new Map(access.adminHandlers);
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
+  for (const [cacheType, stats] of Object.entries(access.caches)) telemetry.observeCache(cacheType, stats);
   const sidecar = createSidecar({
     config,
     logger,

@@ -56,6 +56,9 @@ export async function startSidecar(
 ): Promise<{ sidecar: Sidecar; url: string; port: number; adminUrl: string; logs: LogCapture; close: () => Promise<void> }> {
   const config = validateConfig({
     ...input,
+    // Telemetry (on by default) only where a test asks for it: no exports to whatever may
+    // listen on the default collector port.
+    telemetry: input.telemetry ?? { enabled: false },
     listen: { address: '127.0.0.1:0', ...input.listen },
     admin: { address: '127.0.0.1:0', ...input.admin },
   });

@@ -145,6 +145,9 @@ describe('telemetry over OTLP', () => {
     expect(latest(points, 'agent_active_sessions', base)?.value).toBeGreaterThanOrEqual(1);
     expect(latest(points, 'agent_system_info', { environment: 'test' })?.value).toBe(1);
     expect(latest(points, 'http.client.request.duration', { 'http.response.status_code': 200 })).toBeDefined();
+    // The analyst's token was verified once, then served from the token cache.
+    expect(latest(points, 'cache_misses', { cache_type: 'token' })?.value).toBeGreaterThanOrEqual(2);
+    expect(latest(points, 'cache_hits', { cache_type: 'token' })?.value).toBeGreaterThanOrEqual(3);
     // Cardinality: no raw paths, queries or user ids anywhere.
     const values = points.flatMap((p) => Object.values(p.attributes).map(String));
     expect(values.filter((v) => v.includes('?') || v.includes('broken') || v.startsWith('u-'))).toEqual([]);
@@ -193,6 +196,7 @@ describe('telemetry over OTLP', () => {
       'http_server_active_requests{',
       'agent_auth_attempts_total{',
       'agent_rate_limited_total{',
+      'cache_hits_total{cache_type="token"',
     ]) {
       expect(text, name).toContain(name);
     }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { startServer, startSidecar } from './helpers.ts';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
 type Sidecar = Awaited<ReturnType<typeof startSidecar>>;
 
@@ -289,5 +290,61 @@ describe('WebSocket upgrades with proxy.websockets off', () => {
     const res = await fetch(`${sidecar.url}/plain`);
     expect(res.status).toBe(426);
     expect(await res.text()).toBe('upgrade required');
+  });
+});
+
+describe('WebSocket telemetry', () => {
+  let upstream: Awaited<ReturnType<typeof startEchoUpstream>>;
+  let sidecar: Sidecar;
+  let receiver: OtlpReceiver;
+
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    upstream = await startEchoUpstream();
+    sidecar = await startSidecar({
+      upstream: { url: upstream.url },
+      telemetry: { enabled: true, endpoint: receiver.endpoint, traces: { scheduledDelay: '50ms' }, logs: { scheduledDelay: '50ms' } },
+    });
+  });
+
+  afterAll(async () => {
+    await sidecar?.close();
+    await upstream?.close();
+    await receiver?.stop();
+  });
+
+  it('traces a tunnel from handshake to close: server and client spans, traceparent upstream, one access record with its bytes', async () => {
+    const ws = await connect(wsUrl(sidecar.url, '/ws/chat'));
+    const reply = nextMessage(ws);
+    ws.send('ping over the tunnel');
+    await reply;
+    await closeClient(ws);
+
+    const spans = await receiver.waitFor(receiver.spans, (s) => s.some((x) => x.kindName === 'SERVER' && x.attributes['url.path'] === '/ws/chat'));
+    const server = spans.find((x) => x.kindName === 'SERVER' && x.attributes['url.path'] === '/ws/chat')!;
+    const client = spans.find((x) => x.kindName === 'CLIENT' && x.parentSpanId === server.spanId)!;
+    expect(server.attributes['http.response.status_code']).toBe(101);
+    expect(server.status.codeName).not.toBe('ERROR');
+    expect(client.attributes['http.response.status_code']).toBe(101);
+    // The upstream's handshake carried the CLIENT span's context.
+    const traceparent = String(upstream.upgrades.at(-1)!.traceparent);
+    expect(traceparent).toBe(`00-${client.traceId}-${client.spanId}-01`);
+
+    const logs = await receiver.waitFor(receiver.logs, (l) => l.some((r) => r.attributes.path === '/ws/chat'));
+    const access = logs.find((r) => r.attributes.path === '/ws/chat')!;
+    expect(access.attributes).toMatchObject({ event_type: 'access', method: 'GET', status_code: 101, trace_id: server.traceId });
+    // Both directions of the tunnel were counted (a frame each way and the close frames).
+    expect(access.attributes.bytes_in).toBeGreaterThan('ping over the tunnel'.length);
+    expect(access.attributes.bytes_out).toBeGreaterThan('ping over the tunnel'.length);
+  });
+
+  it('records an upgrade the upstream cannot take as an error with its code', async () => {
+    await upstream.close();
+    const failed = await refusedHandshake(wsUrl(sidecar.url, '/ws/down'));
+    expect(failed.status).toBe(502);
+    const logs = await receiver.waitFor(receiver.logs, (l) => l.some((r) => r.attributes.path === '/ws/down'));
+    const access = logs.find((r) => r.attributes.path === '/ws/down')!;
+    expect(access.attributes).toMatchObject({ status_code: 502, error_type: 'SIDECAR_UPSTREAM_UNAVAILABLE' });
+    expect(access.severityText).toBe('ERROR');
   });
 });

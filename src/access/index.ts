@@ -29,6 +29,8 @@ export interface Access {
   close(): Promise<void>;
   /** For the startup line. */
   describe: { auth: string; stores: string };
+  /** The sidecar's caches by cache_type, for cache_hits / cache_misses. */
+  caches: Record<string, () => { readonly hits: number; readonly misses: number } | undefined>;
 }
 
 // The reference design's admin permission for user and credential management.
@@ -144,6 +146,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
     stripHeaders,
     readinessChecks,
     adminHandlers,
+    caches: { token: () => auth.tokenCacheStats() },
     async reload() {
       policies.reload();
       await auth.reload().catch((err: unknown) => logger.error({ err, event_type: 'api_keys_reload' }, 'API key reload refused; the running keys stay'));

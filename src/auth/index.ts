@@ -39,6 +39,8 @@ export interface Authenticator {
   reload(): Promise<void>;
   /** Stops background JWKS refreshes. Safe to call twice. */
   close(): Promise<void>;
+  /** Hit and miss counts of the verified-token cache; undefined without auth.jwt. */
+  tokenCacheStats(): { readonly hits: number; readonly misses: number } | undefined;
 }
 
 export interface AuthenticatorDeps {
@@ -102,6 +104,7 @@ export async function createAuthenticator(config: SidecarConfig['auth'], deps: A
     },
     readiness: () => jwks?.problem(),
     reload: async () => apiKeyVerifier?.reload(),
+    tokenCacheStats: () => jwtVerifier?.cache.stats,
     async close() {
       jwks?.close();
     },

@@ -7,6 +7,8 @@ export interface TokenCache {
   get(token: string): Principal | undefined;
   set(token: string, principal: Principal): void;
   readonly size: number;
+  /** Lookups that found a live entry, and those that did not (for cache_hits / cache_misses). */
+  readonly stats: { readonly hits: number; readonly misses: number };
 }
 
 interface Entry {
@@ -25,7 +27,8 @@ const MAX_TTL_MS = 5 * 60_000;
  * With `max` 0 the cache is off.
  */
 export function createTokenCache(max: number, now: () => number): TokenCache {
-  if (max === 0) return { get: () => undefined, set: () => {}, size: 0 };
+  if (max === 0) return { get: () => undefined, set: () => {}, size: 0, stats: { hits: 0, misses: 0 } };
+  const stats = { hits: 0, misses: 0 };
   const lru = new LRUCache<string, Entry>({ max, perf: { now }, ttlResolution: 0, ttlAutopurge: false });
   // One-shot crypto.hash: no Hash object per request.
   const keyOf = (token: string) => hash('sha256', token, 'base64url');
@@ -33,11 +36,16 @@ export function createTokenCache(max: number, now: () => number): TokenCache {
     get(token) {
       const key = keyOf(token);
       const entry = lru.get(key);
-      if (entry === undefined) return undefined;
-      if (entry.until <= now()) {
-        lru.delete(key);
+      if (entry === undefined) {
+        stats.misses++;
         return undefined;
       }
+      if (entry.until <= now()) {
+        lru.delete(key);
+        stats.misses++;
+        return undefined;
+      }
+      stats.hits++;
       return entry.principal;
     },
     set(token, principal) {
@@ -49,5 +57,6 @@ export function createTokenCache(max: number, now: () => number): TokenCache {
     get size() {
       return lru.size;
     },
+    stats,
   };
 }

@@ -268,7 +268,7 @@ const keyValues = (description: string) => z.record(z.string().min(1), z.string(
 
 const telemetry = z
   .strictObject({
-    enabled: z.boolean().optional().meta({ description: 'Traces, metrics and logs over OTLP gRPC. Default: on when an endpoint is configured (here or OTEL_EXPORTER_OTLP_ENDPOINT), else off; OTEL_SDK_DISABLED=true turns it off.' }),
+    enabled: z.boolean().optional().meta({ description: 'Traces, metrics and logs over OTLP gRPC, /metrics and access records. Default: on; OTEL_SDK_DISABLED=true turns it off.' }),
     endpoint: z.url({ protocol: /^https?$/ }).optional().meta({
       description: 'OTLP gRPC endpoint of the collector. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT, else http://127.0.0.1:4317. https:// uses TLS.',
     }),

@@ -29,10 +29,15 @@ export interface RequestContext {
   route?: string | undefined;
   /** The code of the error the sidecar answered with, if it did (for logs and metrics). */
   errorCode?: SidecarErrorCode | undefined;
-  /** Request body bytes: the declared length, or what was counted of a chunked body. */
+  /** Request body bytes: the declared length, or what was counted of a chunked body (for a WebSocket: bytes to the upstream). */
   bytesIn: number;
-  /** Response body bytes relayed from the upstream. */
+  /** Response body bytes relayed from the upstream (for a WebSocket: bytes from the upstream over the tunnel). */
   bytesOut: number;
+  /**
+   * For a WebSocket upgrade, which has no ServerResponse: the status the client got (101, a
+   * refusal, the upstream's non-101 answer); undefined while none was sent.
+   */
+  upgradeStatus?: number | undefined;
   /** A slot for the telemetry observer's per-request state (spans). */
   telemetry?: unknown;
   /** Set by a stage that answers the request itself (a CORS preflight): nothing is forwarded. */

@@ -129,7 +129,20 @@ export function createIngress(options: IngressOptions): Ingress {
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const ctx = contextFor(req, undefined, socket);
-    const refuse = (err: unknown) => writeSocketError(socket, asSidecarError(err, logger, ctx.requestId), ctx.requestId, idHeader);
+    observer?.requestStart(ctx);
+    let ended = false;
+    const done = () => {
+      if (ended) return;
+      ended = true;
+      observer?.requestEnd(ctx);
+    };
+    const refuse = (err: unknown) => {
+      const e = asSidecarError(err, logger, ctx.requestId);
+      ctx.errorCode = e.code;
+      ctx.upgradeStatus = e.status;
+      writeSocketError(socket, e, ctx.requestId, idHeader);
+      done();
+    };
     // RFC 6455 4.1: the opening handshake is a GET.
     if (!config.proxy.websockets || req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || draining) {
       refuse(new SidecarError(draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED'));
@@ -138,7 +151,7 @@ export function createIngress(options: IngressOptions): Ingress {
     const go = () => {
       // A stage that answered (CORS preflight, refresh) ended the chain before authorization.
       if (ctx.reply !== undefined) refuse(new SidecarError('SIDECAR_UPGRADE_REFUSED'));
-      else upgrader.upgrade(ctx, head);
+      else upgrader.upgrade(ctx, head, done);
     };
     socket.once('close', () => {
       if (draining) settleIdle();

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { writeSocketError, type SidecarError } from '../errors/index.ts';
 import type { RequestContext } from '../ingress/context.ts';
+import type { RequestObserver } from '../ingress/observer.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
 import { upstreamError } from './upstream-errors.ts';
 
@@ -13,11 +14,15 @@ export interface UpgraderOptions {
   requestIdHeader: string;
   buildHeaders: RequestHeaderBuilder;
   onUpstreamError?: (ctx: RequestContext, err: SidecarError) => void;
+  observer?: RequestObserver | undefined;
 }
 
 export interface Upgrader {
-  /** Relays an Upgrade (WebSocket) handshake and then both byte streams. */
-  upgrade(ctx: RequestContext, head: Buffer): void;
+  /**
+   * Relays an Upgrade (WebSocket) handshake and then both byte streams; `done` is called once
+   * when the exchange is over (tunnel closed, refusal relayed, failure written, client gone).
+   */
+  upgrade(ctx: RequestContext, head: Buffer, done: () => void): void;
   /** Tunnels currently open, for shutdown. */
   readonly open: ReadonlySet<Duplex>;
   closeAll(): void;
@@ -37,8 +42,10 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
     closeAll() {
       for (const s of open) s.destroy();
     },
-    upgrade(ctx, head) {
+    upgrade(ctx, head, done) {
       const client = ctx.socket;
+      const observer = options.observer;
+      observer?.upstreamStart(ctx);
       const headers = options.buildHeaders(ctx);
       headers.push('connection', 'Upgrade', 'upgrade', String(ctx.req.headers.upgrade));
       const proxyReq = transport.request({
@@ -54,21 +61,31 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
       const fail = (err: unknown) => {
         const e = upstreamError(err);
         options.onUpstreamError?.(ctx, e);
+        observer?.upstreamEnd(ctx, undefined, e);
+        ctx.errorCode = e.code;
+        ctx.upgradeStatus = e.status;
         writeSocketError(client, e, ctx.requestId, options.requestIdHeader);
+        done();
       };
       proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
       proxyReq.once('error', fail);
       // The client may leave during the handshake: then there is nothing to tunnel.
-      const abandon = () => proxyReq.destroy();
+      const abandon = () => {
+        proxyReq.destroy();
+        done();
+      };
       client.once('error', abandon).once('close', abandon);
 
       proxyReq.once('upgrade', (upRes: IncomingMessage, upstream: Duplex, upHead: Buffer) => {
         proxyReq.removeListener('error', fail);
         client.removeListener('error', abandon).removeListener('close', abandon);
+        observer?.upstreamEnd(ctx, upRes.statusCode, undefined);
         if (client.destroyed) {
           upstream.destroy();
+          done();
           return;
         }
+        ctx.upgradeStatus = upRes.statusCode;
         (upstream as Socket).setTimeout(0);
         client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader) + '\r\n');
         if (upHead.length > 0) client.write(upHead);
@@ -77,8 +94,13 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
           open.delete(client);
           client.destroy();
           upstream.destroy();
+          done();
         };
         open.add(client);
+        if (observer !== undefined) {
+          client.on('data', (chunk: Buffer) => void (ctx.bytesIn += chunk.length));
+          upstream.on('data', (chunk: Buffer) => void (ctx.bytesOut += chunk.length));
+        }
         // WebSocket has no half-close: when one side ends, finish writing to the other, then tear down.
         upstream.once('close', both).once('error', both).once('end', () => client.end(both));
         client.once('close', both).once('error', both).once('end', () => upstream.end(both));
@@ -88,8 +110,12 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
 
       // The upstream refused the upgrade: relay its answer and close.
       proxyReq.once('response', (upRes: IncomingMessage) => {
+        observer?.upstreamEnd(ctx, upRes.statusCode, undefined);
+        ctx.upgradeStatus = upRes.statusCode;
         client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader, true) + 'connection: close\r\n\r\n');
+        upRes.on('data', (chunk: Buffer) => void (ctx.bytesOut += chunk.length));
         upRes.pipe(client);
+        upRes.once('end', done);
       });
       proxyReq.end();
     },

@@ -222,9 +222,9 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
       const res = ctx.res;
       const durationNs = process.hrtime.bigint() - ctx.startedAt;
       const seconds = Number(durationNs) / 1e9;
-      const finished = res === undefined || res.headersSent;
-      // 499 as nginx writes it: the client went away before an answer started.
-      const status = finished ? (res?.statusCode ?? 0) : CLIENT_CLOSED;
+      // A WebSocket upgrade has no ServerResponse: the status written on its socket, if any.
+      const finished = res === undefined ? ctx.upgradeStatus !== undefined : res.headersSent;
+      const status = finished ? (res === undefined ? ctx.upgradeStatus! : res.statusCode) : CLIENT_CLOSED;
       const errorType = ctx.errorCode ?? (!finished ? 'client_closed' : status >= 500 ? String(status) : undefined);
       const route = ctx.route;
       const set = attrSet(st.method, route, status, errorType);

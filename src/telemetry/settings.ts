@@ -29,11 +29,9 @@ export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4317';
 export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv): TelemetrySettings {
   const envEndpoint = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
   const signalEndpoint = ['TRACES', 'METRICS', 'LOGS'].some((s) => nonEmpty(env[`OTEL_EXPORTER_OTLP_${s}_ENDPOINT`]) !== undefined);
-  // Off unless asked for (the key, or an OTLP endpoint in the config or the environment):
-  // with every signal on, telemetry still costs a large share of saturation throughput.
-  // OTEL_SDK_DISABLED=true wins over everything.
-  const asked = config.enabled ?? (config.endpoint !== undefined || envEndpoint !== undefined || signalEndpoint);
-  const enabled = asked && !isTrue(env.OTEL_SDK_DISABLED);
+  // On unless turned off: no agent goes unmeasured. Without a collector the exports fail
+  // cheaply (nothing is encoded while they do) and are counted; OTEL_SDK_DISABLED=true wins.
+  const enabled = (config.enabled ?? true) && !isTrue(env.OTEL_SDK_DISABLED);
   // Without any endpoint, 127.0.0.1 rather than the exporters' `localhost`, which may resolve to ::1 first.
   const endpoint = config.endpoint ?? envEndpoint ?? (signalEndpoint ? undefined : DEFAULT_ENDPOINT);
 
