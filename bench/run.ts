@@ -72,7 +72,7 @@ async function startServers(
   if (o.targets.includes('undici-proxy')) servers.set('undici-proxy', await startBareProxy(upstream, cpus.servers));
   const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
   if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
-  // Sidecars without telemetry: its default (off), and OTEL_SDK_DISABLED=true so no OTEL_* variable of this shell turns it on.
+  // Sidecars without telemetry (on by default): OTEL_SDK_DISABLED=true, and no OTEL_* variable of this shell.
   const offEnv = envWithoutOtel({ OTEL_SDK_DISABLED: 'true' });
   if (o.targets.includes('sidecar')) {
     servers.set('sidecar', await startSidecar(tmp, upstream, { name: 'sidecar', cpus: cpus.servers, cpuProfileDir, env: offEnv }));

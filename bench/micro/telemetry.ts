@@ -1,7 +1,7 @@
 // Per-request cost of each telemetry piece, in isolation (no sockets, no collector):
 // recording (metrics, spans, the access record) and OTLP encoding, with the SDK's own
 // log path and pino measured in the same run as baselines.
-// npm run bench:micro -- telemetry
+// npm run bench:micro:telemetry
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { SeverityNumber } from '@opentelemetry/api';
