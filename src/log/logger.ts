@@ -16,8 +16,7 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     // Lines gather up to 8 KiB before a write (one system call per batch of lines, not per
     // line: the access line of every request otherwise costs a write each), and never wait
     // longer than FLUSH_MS.
-    const stdout = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES });
-    setInterval(() => stdout.flush(), FLUSH_MS).unref();
+    const stdout = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES, periodicFlush: FLUSH_MS });
     process.once('exit', () => {
       try {
         stdout.flushSync();
