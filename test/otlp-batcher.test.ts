@@ -89,4 +89,57 @@ describe('Batcher: bounded, counted, and idle while the collector refuses', () =
     b.push(3);
     expect(d.total('queue_full')).toBe(1);
   });
+
+  it('probes with one batch at a time while the collector keeps failing slowly', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const batches: number[][] = [];
+    const t: BatchTransport<number> = {
+      export(items, done) {
+        batches.push(items);
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        setTimeout(() => {
+          inFlight--;
+          done({ code: ExportResultCode.FAILED });
+        }, batches.length === 1 ? 1 : 400);
+      },
+      forceFlush: async () => {},
+      shutdown: async () => {},
+    };
+    const d = drops();
+    const b = new Batcher({ ...options, queueSize: 1000, maxInFlight: 4, transport: t, drops: d.counter });
+    for (let i = 0; i < 4; i++) b.push(i);
+    await sleep(20); // the first export failed: backoff
+    maxInFlight = 0;
+    const pusher = setInterval(() => {
+      for (let i = 0; i < 4; i++) b.push(i);
+    }, 10);
+    await sleep(900);
+    clearInterval(pusher);
+    expect(batches.length).toBeGreaterThan(1);
+    expect(maxInFlight).toBe(1);
+  });
+
+  it('a transport that throws loses its batch, not the pipeline', async () => {
+    let calls = 0;
+    const t: BatchTransport<number> = {
+      export(items, done) {
+        calls++;
+        if (calls === 1) throw new Error('encoder bug');
+        done({ code: ExportResultCode.SUCCESS });
+      },
+      forceFlush: async () => {},
+      shutdown: async () => {},
+    };
+    const d = drops();
+    const b = new Batcher({ ...options, transport: t, drops: d.counter });
+    for (let i = 0; i < 4; i++) b.push(i);
+    await sleep(5);
+    expect(d.total('export_failed')).toBe(4);
+    for (let i = 0; i < 4; i++) b.push(i);
+    await b.forceFlush();
+    expect(calls).toBe(2);
+    expect(b.pending).toBe(0);
+  });
 });

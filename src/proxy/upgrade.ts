@@ -44,6 +44,11 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
     },
     upgrade(ctx, head, done) {
       const client = ctx.socket;
+      // Gone already (while an asynchronous stage ran): nothing to relay.
+      if (client.destroyed || client.readableEnded) {
+        done();
+        return;
+      }
       const observer = options.observer;
       observer?.upstreamStart(ctx);
       const headers = options.buildHeaders(ctx);
@@ -69,18 +74,26 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
       };
       proxyReq.once('timeout', () => proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
       proxyReq.once('error', fail);
-      // The client may leave during the handshake: then there is nothing to tunnel.
+      // Once the upstream answered (or the client left), a later upstream error only ends
+      // the exchange: it is not the upstream's failure to report, nor a second answer to write.
+      const settled = () => {
+        proxyReq.removeListener('error', fail).on('error', () => client.destroy());
+        client.removeListener('error', abandon).removeListener('close', abandon).removeListener('end', abandon);
+      };
+      // The client may leave during the handshake (a reset, or a FIN: server sockets are
+      // half-open): then there is nothing to tunnel.
       const abandon = () => {
+        settled();
         proxyReq.destroy();
+        client.destroy();
         done();
       };
-      client.once('error', abandon).once('close', abandon);
+      client.once('error', abandon).once('close', abandon).once('end', abandon);
 
       proxyReq.once('upgrade', (upRes: IncomingMessage, upstream: Duplex, upHead: Buffer) => {
-        proxyReq.removeListener('error', fail);
-        client.removeListener('error', abandon).removeListener('close', abandon);
+        settled();
         observer?.upstreamEnd(ctx, upRes.statusCode, undefined);
-        if (client.destroyed) {
+        if (client.destroyed || client.readableEnded) {
           upstream.destroy();
           done();
           return;
@@ -110,12 +123,18 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
 
       // The upstream refused the upgrade: relay its answer and close.
       proxyReq.once('response', (upRes: IncomingMessage) => {
+        settled();
         observer?.upstreamEnd(ctx, upRes.statusCode, undefined);
         ctx.upgradeStatus = upRes.statusCode;
         client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader, true) + 'connection: close\r\n\r\n');
         upRes.on('data', (chunk: Buffer) => void (ctx.bytesOut += chunk.length));
         upRes.pipe(client);
-        upRes.once('end', done);
+        // Ended, cut or abandoned by the client: the exchange is over either way.
+        upRes.once('close', () => {
+          if (!upRes.complete) client.destroy();
+          done();
+        });
+        client.once('close', () => upRes.destroy());
       });
       proxyReq.end();
     },

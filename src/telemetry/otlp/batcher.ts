@@ -39,6 +39,8 @@ export class Batcher<T> {
   #immediate: NodeJS.Immediate | undefined;
   #backoff = 0;
   #retryAt = 0;
+  /** After a failure, one batch goes out to probe the collector; the rest wait for its answer. */
+  #probing = false;
   #stopped = false;
 
   constructor(options: BatcherOptions<T>) {
@@ -80,44 +82,67 @@ export class Batcher<T> {
     const o = this.#o;
     const sent: Promise<void>[] = [];
     const wait = this.#retryAt - Date.now();
-    if (!force && wait > 0) {
-      if (this.#queue.length > 0) this.#arm(wait);
+    if (!force && (wait > 0 || this.#probing)) {
+      if (wait > 0 && this.#queue.length > 0) this.#arm(wait);
       return sent;
     }
     while (this.#queue.length > 0 && this.#inFlight < o.maxInFlight) {
       const batch = this.#queue.length <= o.batchSize ? this.#queue : this.#queue.slice(0, o.batchSize);
       this.#queue = batch === this.#queue ? [] : this.#queue.slice(o.batchSize);
-      sent.push(this.#send(batch));
-      if (!force && this.#backoff > 0) break; // probing after a failure: one batch
+      const probe = !force && this.#backoff > 0;
+      sent.push(this.#send(batch, probe));
+      if (probe) break;
     }
     if (this.#queue.length > 0 && this.#timer === undefined) this.#arm(o.scheduledDelay);
     return sent;
   }
 
-  #send(batch: T[]): Promise<void> {
+  #send(batch: T[], probe: boolean): Promise<void> {
     const o = this.#o;
     this.#inFlight++;
+    if (probe) this.#probing = true;
     return new Promise((resolve) => {
-      o.transport.export(batch, (result) => {
+      let answered = false;
+      const done = (ok: boolean) => {
+        if (answered) return;
+        answered = true;
         this.#inFlight--;
-        if (result.code === ExportResultCode.SUCCESS) {
+        if (probe) this.#probing = false;
+        if (ok) {
           this.#backoff = 0;
           this.#retryAt = 0;
-          if (this.#queue.length >= o.batchSize) this.#flush(false);
         } else {
-          o.drops.dropped(o.signal, 'export_failed', batch.length);
           this.#backoff = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, this.#backoff * 2));
           this.#retryAt = Date.now() + this.#backoff;
         }
         resolve();
-      });
+        try {
+          if (!ok) o.drops.dropped(o.signal, 'export_failed', batch.length);
+          if (ok && this.#queue.length >= o.batchSize) this.#flush(false);
+          else if (this.#queue.length > 0 && this.#timer === undefined && !this.#stopped) this.#arm(ok ? o.scheduledDelay : this.#backoff);
+        } catch {
+          // Counting or logging a drop must not stall the queue.
+        }
+      };
+      try {
+        o.transport.export(batch, (result) => done(result.code === ExportResultCode.SUCCESS));
+      } catch {
+        // An encoder or transport that throws loses this batch, not the pipeline.
+        done(false);
+      }
     });
   }
 
-  /** Sends everything queued now, backoff or not, and waits for every export in flight. */
+  /**
+   * Sends what is queued now, backoff or not, and waits for every export in flight; items
+   * pushed meanwhile wait for their own turn (so a busy request path cannot keep this going).
+   */
   async forceFlush(): Promise<void> {
-    while (this.#queue.length > 0) {
+    let budget = this.#queue.length;
+    while (budget > 0 && this.#queue.length > 0) {
+      const before = this.#queue.length;
       const sent = this.#flush(true);
+      budget -= before - this.#queue.length;
       if (sent.length === 0) await this.#o.transport.forceFlush(); // in-flight room comes back
       else await Promise.all(sent);
     }

@@ -185,7 +185,11 @@ export class ProtoWriter {
       else this.double(4, v);
     } else if (Array.isArray(v)) {
       const arr = this.begin(5);
-      for (const item of v) if (item !== null && item !== undefined) this.anyValue(1, item as AttributeValue);
+      for (const item of v) {
+        // An empty AnyValue keeps the positions of null entries, as the SDK writes them.
+        if (item === null || item === undefined) this.end(this.begin(1));
+        else this.anyValue(1, item as AttributeValue);
+      }
       this.end(arr);
     }
     this.end(at);
