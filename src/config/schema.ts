@@ -322,6 +322,159 @@ const telemetry = z
   .prefault({})
   .meta({ description: 'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. Standard OTEL_* variables apply; these keys win.' });
 
+const protectAction = z.enum(['redact', 'hash', 'encrypt', 'drop']);
+const detectorAction = (def: 'redact' | 'off', what: string) =>
+  z.enum(['redact', 'hash', 'encrypt', 'drop', 'off']).default(def).meta({ description: `${what}; off turns the detector off.` });
+const RULE_SET_NAME = /^[A-Za-z][\w-]{0,63}$/;
+/** Key ids go into envelopes (enc:v1:<kid>:…), so no colon. */
+export const KEY_ID_PATTERN = /^[A-Za-z0-9][\w.-]{0,63}$/;
+
+/** Where a 32-byte key comes from: an environment variable, a file, or a passphrase through scrypt. */
+export const keySourceShape = {
+  env: z.string().min(1).optional().meta({ description: 'Environment variable holding 32 random bytes as base64, base64url or hex.' }),
+  file: z.string().min(1).optional().meta({ description: 'File holding 32 random bytes as base64, base64url or hex (read again on SIGHUP).' }),
+  passphraseEnv: z.string().min(1).optional().meta({ description: 'Environment variable holding a passphrase; the key is derived with scrypt (N=2^15, r=8, p=1) and `salt`.' }),
+  salt: z.string().regex(/^[A-Za-z0-9_-]{22,}={0,2}$/, 'expected at least 16 random bytes as base64url (agent-sidecar keys generate --passphrase-env prints one)').optional().meta({
+    description: 'Random salt of a passphrase key, base64url (agent-sidecar keys generate --passphrase-env NAME prints one).',
+  }),
+};
+/** Exactly one source; a salt goes with a passphrase and only with it. */
+export function checkKeySource(v: { env?: string | undefined; file?: string | undefined; passphraseEnv?: string | undefined; salt?: string | undefined }, ctx: z.RefinementCtx): void {
+  const sources = [v.env, v.file, v.passphraseEnv].filter((x) => x !== undefined).length;
+  if (sources !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of env, file or passphraseEnv' });
+  if ((v.passphraseEnv !== undefined) !== (v.salt !== undefined)) ctx.addIssue({ code: 'custom', path: ['salt'], message: 'a passphrase key needs a salt, and only a passphrase key has one' });
+}
+const keySource = z.strictObject(keySourceShape).superRefine(checkKeySource);
+export const keyEntryShape = { id: z.string().regex(KEY_ID_PATTERN, 'expected a key id of letters, digits, _ . - (no colon)'), ...keySourceShape };
+
+const fieldRule = z.strictObject({
+  path: z
+    .string()
+    .regex(/^(\*\*|\*|[^.*]+)(\.(\*\*|\*|[^.*]+))*$/, 'expected a key name (password) or a dotted path (customer.card.number, *.ssn, **.token)')
+    .meta({ description: 'A key name matches that key at any depth; a dotted path is anchored at the root, * is one level, ** any number. Keys compare case- and separator-insensitively (apiKey = api_key = API-KEY); arrays are transparent.' }),
+  action: protectAction.default('redact'),
+});
+
+const customDetector = z
+  .strictObject({
+    name: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'expected a lower-case name such as order_ref').meta({ description: 'The label in placeholders: [REDACTED:name].' }),
+    pattern: z.string().min(1).meta({ description: 'A JavaScript regular expression (no (?i): use flags).' }),
+    flags: z.string().regex(/^[imsu]*$/, 'allowed flags: i, m, s, u').default('').meta({ description: 'Regular expression flags: i, m, s, u.' }),
+    action: protectAction.default('redact'),
+  })
+  .superRefine((d, ctx) => {
+    if (/^\(\?[a-z]+\)/.test(d.pattern)) {
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'inline flags such as (?i) do not exist in JavaScript regular expressions; use flags: i' });
+      return;
+    }
+    let re: RegExp;
+    try {
+      re = new RegExp(d.pattern, `${d.flags}g`);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(err as Error).message}` });
+      return;
+    }
+    if (re.test('')) ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'the pattern matches the empty string' });
+  });
+
+export const DEFAULT_PROTECTED_FIELDS = [
+  'password',
+  'passwd',
+  'secret',
+  'client_secret',
+  'api_key',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'private_key',
+  'authorization',
+  'aws_secret_access_key',
+] as const;
+
+const ruleSet = z.strictObject({
+  detectors: z
+    .strictObject({
+      email: detectorAction('redact', 'E-mail addresses'),
+      phone: detectorAction('redact', 'Phone numbers: international (+…) or national with separators, valid per libphonenumber; bare digit runs are ids, never phones'),
+      card: detectorAction('redact', 'Payment cards: 13-19 digits, Luhn-valid, of a known card network'),
+      iban: detectorAction('redact', 'IBANs with a valid checksum and country format'),
+      ssn: detectorAction('redact', 'US social security numbers written 123-45-6789 or 123 45 6789, invalid areas excluded'),
+      ip: detectorAction('off', 'IPv4 and IPv6 addresses'),
+      jwt: detectorAction('redact', 'JSON Web Tokens (eyJ….eyJ….…)'),
+      bearer: detectorAction('redact', 'The credential after "Bearer "'),
+      secrets: detectorAction('redact', 'Anthropic, OpenAI, AWS, GitHub, Slack and Google keys, PEM private key blocks'),
+    })
+    .prefault({}),
+  phoneCountries: z
+    .array(z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166 country code such as US or GB'))
+    .min(1)
+    .default(['US'])
+    .meta({ description: 'Countries whose national formats (without +) are recognized; international numbers are recognized whatever this says.' }),
+  fields: z
+    .array(fieldRule)
+    .default(DEFAULT_PROTECTED_FIELDS.map((path) => ({ path, action: 'redact' as const })))
+    .meta({ description: 'Field rules on JSON (bodies, log records, attributes); giving the list replaces the default one.' }),
+  custom: z.array(customDetector).default([]).meta({ description: 'Your own detectors, checked at start.' }),
+});
+type RuleSetOutput = z.output<typeof ruleSet>;
+
+const protectRoute = z.strictObject({
+  path: z.string().startsWith('/').meta({ description: 'A route template as in the policy: /api/v1/agents/{agent_id}, a trailing /* for everything below.' }),
+  methods: z.array(z.string().toUpperCase()).optional().meta({ description: 'Methods this applies to; default all.' }),
+  rules: z.string().default('default').meta({ description: 'The rule set (protection.rules) applied.' }),
+  request: z.boolean().default(true).meta({ description: 'Protect request bodies on their way to the agent.' }),
+  response: z.boolean().default(true).meta({ description: 'Protect response bodies on their way to the client.' }),
+  onError: z.enum(['refuse', 'pass']).default('refuse').meta({
+    description: 'A body to protect that cannot be parsed or is over maxBodyBytes: refuse (400/413 for requests, 502 for responses) or pass it on unprotected (logged).',
+  }),
+});
+
+const protection = z
+  .strictObject({
+    rules: z
+      .record(z.string().regex(RULE_SET_NAME, 'expected a rule set name of letters, digits, _ and -'), ruleSet)
+      .default({})
+      .transform((sets): Record<string, RuleSetOutput> => ('default' in sets ? sets : { ...sets, default: ruleSet.parse({}) }))
+      .meta({ description: 'Named rule sets: detectors, field rules, custom detectors. `default` exists with the defaults unless you define it.' }),
+    routes: z.array(protectRoute).default([]).meta({ description: 'Where request and response bodies are protected (JSON, text, SSE event by event, NDJSON line by line); first match wins.' }),
+    maxBodyBytes: size('Largest JSON or text body (or single SSE event or NDJSON line) that is protected; larger is handled per onError.').prefault('1mb'),
+    telemetry: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({ description: 'Protect span, log and metric attributes before export, and JSON log lines on stdout.' }),
+        rules: z.string().default('default'),
+      })
+      .prefault({}),
+    keys: z
+      .strictObject({
+        active: z.string().regex(KEY_ID_PATTERN).optional().meta({ description: 'Id of the key that encrypts new values; default the first key of the ring. The ring file\'s own `active` wins.' }),
+        ring: z.array(z.strictObject(keyEntryShape).superRefine(checkKeySource)).default([]).meta({ description: 'Keys that decrypt (and the active one that encrypts): each from env, a file or a passphrase.' }),
+        file: z.string().min(1).optional().meta({ description: 'A key ring file (agent-sidecar keys generate --ring FILE writes it), re-read on SIGHUP: rotation without a restart.' }),
+      })
+      .prefault({})
+      .meta({ description: 'AES-256-GCM keys for the encrypt action.' }),
+    hashKey: keySource.optional().meta({ description: 'HMAC-SHA-256 key for the hash action (32 random bytes); changing it breaks the correlation of old and new hashes.' }),
+  })
+  .prefault({})
+  .superRefine((p, ctx) => {
+    const names = new Set(Object.keys(p.rules));
+    const known = (name: string, path: PropertyKey[]) => {
+      if (name !== 'default' && !names.has(name)) ctx.addIssue({ code: 'custom', path, message: `no rule set named ${name} in protection.rules` });
+    };
+    p.routes.forEach((r, i) => known(r.rules, ['routes', i, 'rules']));
+    known(p.telemetry.rules, ['telemetry', 'rules']);
+    const actions = Object.values(p.rules).flatMap((r) => [...Object.values(r.detectors), ...r.fields.map((f) => f.action), ...r.custom.map((c) => c.action)]);
+    if (actions.includes('encrypt') && p.keys.ring.length === 0 && p.keys.file === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['keys'], message: 'a rule encrypts, so keys.ring or keys.file must name at least one key' });
+    }
+    if (actions.includes('hash') && p.hashKey === undefined) ctx.addIssue({ code: 'custom', path: ['hashKey'], message: 'a rule hashes, so hashKey must name a key' });
+    const ids = p.keys.ring.map((k) => k.id);
+    if (new Set(ids).size !== ids.length) ctx.addIssue({ code: 'custom', path: ['keys', 'ring'], message: 'key ids must be unique' });
+    if (p.keys.active !== undefined && p.keys.file === undefined && !ids.includes(p.keys.active)) {
+      ctx.addIssue({ code: 'custom', path: ['keys', 'active'], message: `no key with id ${p.keys.active} in keys.ring` });
+    }
+  })
+  .meta({ description: 'Data protection: redaction, hashing and encryption of bodies (per route) and of all telemetry.' });
+
 export const configSchema = z
   .strictObject({
     listen,
@@ -339,6 +492,7 @@ export const configSchema = z
     cors,
     audit,
     telemetry,
+    protection,
   })
   .meta({ title: 'agent-sidecar configuration' });
 
@@ -346,3 +500,7 @@ export const configSchema = z
 export type SidecarConfig = z.output<typeof configSchema>;
 /** What a configuration file may contain. */
 export type SidecarConfigInput = z.input<typeof configSchema>;
+/** The protection section, validated. */
+export type ProtectionConfig = SidecarConfig['protection'];
+/** One rule set of protection.rules, validated. */
+export type RuleSetConfig = RuleSetOutput;

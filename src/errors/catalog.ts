@@ -31,6 +31,9 @@ export const catalog = {
   SIDECAR_FORBIDDEN: { status: 403, message: 'The caller lacks the permission this route needs.' },
   SIDECAR_ROUTE_NOT_ALLOWED: { status: 403, message: 'No policy rule allows this method and path (default deny).' },
   SIDECAR_CORS_REFUSED: { status: 403, message: 'The origin, method or headers of this cross-origin request are not allowed.' },
+  // Data protection (protection.routes): a body a rule must protect that cannot be, refused unless onError: pass.
+  SIDECAR_PROTECTED_BODY_INVALID: { status: 400, message: 'This route protects request bodies and this one cannot be read as its Content-Type says (invalid JSON or UTF-8, unsupported charset or a compressed body).' },
+  SIDECAR_PROTECTED_BODY_TOO_LARGE: { status: 413, message: 'This route protects request bodies and this one (or one of its events or lines) is larger than protection.maxBodyBytes allows.' },
   SIDECAR_RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time in Retry-After.' },
   SIDECAR_KEYS_UNAVAILABLE: { status: 503, message: 'The token signing keys could not be loaded yet; retry shortly.' },
   SIDECAR_STORE_UNAVAILABLE: { status: 503, message: 'A store the sidecar needs (Redis) is unreachable, and this check fails closed.' },
@@ -40,6 +43,7 @@ export const catalog = {
   SIDECAR_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'Connecting to the upstream timed out.' },
   SIDECAR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time.' },
   SIDECAR_UPSTREAM_PROTOCOL_ERROR: { status: 502, message: 'The upstream sent a response that is not valid HTTP.' },
+  SIDECAR_UPSTREAM_BODY_UNPROTECTABLE: { status: 502, message: 'The agent answered with a body this route must protect that cannot be read (invalid JSON, compressed, or over protection.maxBodyBytes).' },
   SIDECAR_CIRCUIT_OPEN: { status: 503, message: 'The upstream failed repeatedly; requests fail fast until a probe succeeds.' },
   // Admin listener.
   SIDECAR_NOT_FOUND: { status: 404, message: 'No such admin endpoint.' },
@@ -54,6 +58,11 @@ export const catalog = {
   SIDECAR_TLS_INVALID: { status: 0, message: 'The TLS certificate or key cannot be loaded.' },
   SIDECAR_POLICY_INVALID: { status: 0, message: 'The policy file does not match its schema.' },
   SIDECAR_API_KEYS_INVALID: { status: 0, message: 'The API key file does not match its schema.' },
+  SIDECAR_PROTECTION_KEYS_INVALID: { status: 0, message: 'A protection key (key ring file, key file, environment variable or passphrase) cannot be loaded.' },
+  SIDECAR_ENVELOPE_INVALID: { status: 0, message: 'The value is not an encrypted envelope (enc:v1:<key id>:<base64url>).' },
+  SIDECAR_ENCRYPTION_KEY_UNKNOWN: { status: 0, message: 'No key of the key ring has the id this value was encrypted with; put the retired key back in the ring to decrypt it.' },
+  SIDECAR_DECRYPT_FAILED: { status: 0, message: 'The value does not decrypt: it was altered, or encrypted with another key under the same id.' },
+  SIDECAR_INPUT_INVALID: { status: 0, message: 'Some input lines were not valid; each is reported with its line number and left out, the others were processed.' },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
   // agent-sidecar inject (exit status 2, nothing written).
   SIDECAR_INJECT_UNREADABLE: { status: 0, message: 'The manifest or compose file cannot be read.' },
