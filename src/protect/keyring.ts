@@ -1,0 +1,106 @@
+import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { parseDocument, stringify } from 'yaml';
+import { z } from 'zod';
+import { checkKeySource, keyEntryShape, KEY_ID_PATTERN, type ProtectionConfig } from '../config/schema.ts';
+import { SidecarError } from '../errors/index.ts';
+import { envelopeKeyId, open, seal, type PlaintextType } from './envelope.ts';
+import { keysInvalid, loadKey } from './key-material.ts';
+
+/** The keys that decrypt, and the one that encrypts new values. Immutable: a reload swaps the ring. */
+export interface KeyRing {
+  readonly activeId: string | undefined;
+  readonly ids: readonly string[];
+  /** An envelope under the active key. */
+  encrypt(type: PlaintextType, plaintext: string): string;
+  /** Throws SIDECAR_ENVELOPE_INVALID, SIDECAR_ENCRYPTION_KEY_UNKNOWN or SIDECAR_DECRYPT_FAILED; never returns garbage. */
+  decrypt(envelope: string): { type: PlaintextType; plaintext: string };
+}
+
+/** A key ring file: `active` and `keys`, each key inline (`key`) or from env, a file or a passphrase. */
+export const ringFileSchema = z.strictObject({
+  active: z.string().regex(KEY_ID_PATTERN).optional(),
+  keys: z
+    .array(
+      z
+        .strictObject({ ...keyEntryShape, key: z.string().min(1).optional(), created: z.string().optional() })
+        .superRefine((k, ctx) => {
+          if (k.key === undefined) checkKeySource(k, ctx);
+          else if (k.env !== undefined || k.file !== undefined || k.passphraseEnv !== undefined) ctx.addIssue({ code: 'custom', message: 'a key given inline has no other source' });
+        }),
+    )
+    .default([]),
+});
+export type RingFile = z.output<typeof ringFileSchema>;
+
+export function readRingFile(file: string, options: { missingOk?: boolean } = {}): RingFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [] };
+    throw keysInvalid(`cannot read the key ring ${file}: ${(cause as Error).message}`, cause);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) throw keysInvalid(`${file} is not valid YAML: ${doc.errors[0]!.message}`);
+  const parsed = ringFileSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    throw keysInvalid(`${file} is not a valid key ring: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** Writes the ring atomically, readable by its owner only. */
+export function writeRingFile(file: string, ring: RingFile): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `# agent-sidecar protection key ring: secret, keep it mode 0600\n${stringify(ring)}`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+}
+
+/** Builds the ring from the configuration's keys and the ring file, reading every key once. */
+export async function loadKeyRing(keys: ProtectionConfig['keys'], env: NodeJS.ProcessEnv = process.env): Promise<KeyRing> {
+  const file = keys.file === undefined ? undefined : readRingFile(keys.file);
+  const entries = [...(file?.keys ?? []), ...keys.ring];
+  const material = new Map<string, Buffer>();
+  for (const entry of entries) {
+    if (material.has(entry.id)) throw keysInvalid(`the key id ${entry.id} appears twice (key ring file and protection.keys.ring)`);
+    material.set(entry.id, await loadKey(entry, `key ${entry.id}`, env));
+  }
+  const activeId = file?.active ?? keys.active ?? entries[0]?.id;
+  if (activeId !== undefined && !material.has(activeId)) throw keysInvalid(`the active key ${activeId} is not in the key ring`);
+  return createKeyRing(material, activeId);
+}
+
+export function createKeyRing(material: ReadonlyMap<string, Buffer>, activeId: string | undefined): KeyRing {
+  const active = activeId === undefined ? undefined : material.get(activeId);
+  return Object.freeze({
+    activeId,
+    ids: Object.freeze([...material.keys()]),
+    encrypt(type: PlaintextType, plaintext: string) {
+      if (active === undefined) throw keysInvalid('no active encryption key: configure protection.keys');
+      return seal(active, activeId!, type, plaintext);
+    },
+    decrypt(envelope: string) {
+      const kid = envelopeKeyId(envelope);
+      const key = material.get(kid);
+      if (key === undefined) throw new SidecarError('SIDECAR_ENCRYPTION_KEY_UNKNOWN', { message: `no key with id ${kid} in the key ring; put the retired key back to decrypt this value` });
+      return open(key, envelope);
+    },
+  });
+}
+
+export interface KeyRingHolder {
+  current(): KeyRing;
+  /** Re-reads the ring file and key files; a ring that fails to load is refused and the running one stays. */
+  reload(): Promise<void>;
+}
+
+export async function createKeyRingHolder(keys: ProtectionConfig['keys'], env: NodeJS.ProcessEnv = process.env): Promise<KeyRingHolder> {
+  let ring = await loadKeyRing(keys, env);
+  return {
+    current: () => ring,
+    async reload() {
+      ring = await loadKeyRing(keys, env);
+    },
+  };
+}
