@@ -1,5 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
 import type { ForwardedValues } from '../proxy/forwarded.ts';
@@ -40,8 +40,28 @@ export interface RequestContext {
   upgradeStatus?: number | undefined;
   /** A slot for the telemetry observer's per-request state (spans). */
   telemetry?: unknown;
+  /** Set by a stage that rewrote the request body (data protection): forwarded instead of the client's. */
+  requestBody?: Buffer | Readable | undefined;
+  /** Set by a stage that rewrites the response body (data protection); called once the upstream's head is known. */
+  responseBody?: ResponseBodyHook | undefined;
   /** Set by a stage that answers the request itself (a CORS preflight): nothing is forwarded. */
   reply?: { status: number; headers: Record<string, string>; body?: string } | undefined;
+}
+
+/**
+ * Decides, from the upstream's status and headers, whether and how the response body is
+ * rewritten; may edit the headers (it owns Content-Length then). Undefined: the body passes as is.
+ */
+export type ResponseBodyHook = (status: number, headers: IncomingHttpHeaders) => BodyTransform | undefined;
+
+/** A synchronous body rewrite, chunk by chunk. push and end throw a SidecarError to refuse the body. */
+export interface BodyTransform {
+  /** The head waits until the transform first returns bytes or ends, so a refusal can still be an error response and Content-Length exact. */
+  readonly holdHead: boolean;
+  /** The bytes to send for this chunk; empty or undefined while a frame is incomplete. */
+  push(chunk: Buffer): Buffer | undefined;
+  /** What remains once the upstream's body ended. */
+  end(): Buffer | undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
-import type { RequestContext } from '../ingress/context.ts';
+import type { BodyTransform, RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
@@ -88,6 +88,16 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     };
     const resume = () => controller?.resume();
     res.once('close', onClientClose);
+    // A response body rewritten by a stage (data protection), and its head while the rewrite holds it.
+    let transform: BodyTransform | undefined;
+    let heldHead: { statusCode: number; statusMessage: string | undefined; out: string[] } | undefined;
+    const writeHeldHead = (contentLength: number | undefined) => {
+      if (heldHead === undefined) return;
+      const { statusCode, statusMessage, out } = heldHead;
+      heldHead = undefined;
+      if (contentLength !== undefined) out.push('content-length', String(contentLength));
+      res.writeHead(statusCode, statusMessage, out);
+    };
 
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
@@ -98,26 +108,47 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         settle(!failureStatuses.has(statusCode));
         // Two Allow-Origin values are rejected by browsers, and the upstream's would bypass the allowlist.
         if (ownsCors) for (const name in headers) if (name.startsWith('access-control-')) delete headers[name];
+        transform = ctx.responseBody?.(statusCode, headers);
         const out = clientResponseHeaders(headers, requestIdHeader, ctx.requestId);
         for (const [name, value] of ctx.responseHeaders) out.push(name, value);
         if (isDraining()) out.push('connection', 'close');
-        res.writeHead(statusCode, statusMessage, out);
+        if (transform?.holdHead) heldHead = { statusCode, statusMessage, out };
+        else res.writeHead(statusCode, statusMessage, out);
       },
       onResponseData(c, chunk: Buffer) {
         ctx.bytesOut += chunk.length;
-        if (!res.write(chunk)) {
+        let data: Buffer | undefined = chunk;
+        if (transform !== undefined) {
+          try {
+            data = transform.push(chunk);
+          } catch (err) {
+            c.abort(err as Error);
+            return;
+          }
+          if (data === undefined || data.length === 0) return;
+          writeHeldHead(undefined);
+        }
+        if (!res.write(data)) {
           c.pause();
           res.once('drain', resume);
         }
       },
-      onResponseEnd(_c, trailers: IncomingHttpHeaders) {
+      onResponseEnd(c, trailers: IncomingHttpHeaders) {
+        let tail: Buffer | undefined;
+        try {
+          tail = transform?.end();
+        } catch (err) {
+          handler.onResponseError!(c, err as Error);
+          return;
+        }
         res.removeListener('close', onClientClose);
         observer?.upstreamEnd(ctx, res.statusCode, undefined);
+        writeHeldHead(tail?.length ?? 0);
         for (const _ in trailers) {
           res.addTrailers(trailers as Record<string, string>);
           break;
         }
-        res.end();
+        res.end(tail);
       },
       onResponseError(_c, err: Error) {
         res.removeListener('close', onClientClose);
@@ -147,8 +178,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       const { req } = ctx;
       const res = ctx.res!;
       const cl = req.headers['content-length'];
-      let body: Readable | null = null;
-      if (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined) {
+      let body: Buffer | Readable | null = ctx.requestBody ?? null;
+      if (body === null && (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined)) {
         if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
           fail(ctx, res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
           return;
