@@ -12,6 +12,7 @@ import type { RequestContext, Stage } from './ingress/context.ts';
 import { combineObservers, type RequestObserver } from './ingress/observer.ts';
 import { createIngress } from './ingress/server.ts';
 import type { Logger } from './log/index.ts';
+import { createProtection, type Protection } from './protect/index.ts';
 import { createCircuitBreaker } from './proxy/breaker.ts';
 import { createForwarder } from './proxy/forward.ts';
 import { createForwardedResolver } from './proxy/forwarded.ts';
@@ -34,7 +35,7 @@ export interface SidecarOptions {
   /** Client headers never forwarded, fixed by configuration (identity headers, credentials). */
   stripHeaders?: readonly string[];
   /** What the startup line says about auth, stores and telemetry. */
-  describe?: { auth: string; stores: string; telemetry?: string };
+  describe?: { auth: string; stores: string; telemetry?: string; protection?: string };
   /** Watch each request (telemetry). */
   observers?: readonly RequestObserver[];
 }
@@ -148,10 +149,11 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         auth: options.describe?.auth ?? 'none',
         stores: options.describe?.stores ?? 'memory',
         telemetry: options.describe?.telemetry ?? 'off',
+        protection: options.describe?.protection ?? 'off',
       };
       logger.info(
         { event_type: 'startup', version, ...summary },
-        `agent-sidecar ${version}: listen ${summary.listen} -> upstream ${summary.upstream}; admin ${summary.admin}; auth ${summary.auth}; stores ${summary.stores}; telemetry ${summary.telemetry}`,
+        `agent-sidecar ${version}: listen ${summary.listen} -> upstream ${summary.upstream}; admin ${summary.admin}; auth ${summary.auth}; stores ${summary.stores}; telemetry ${summary.telemetry}; protection ${summary.protection}`,
       );
       return { ingress: ingressAddress, admin: adminAddress };
     },
@@ -182,8 +184,15 @@ function errorMessage(err: SidecarError): string {
  * The sidecar with identity and access built from the configuration: what `run`, the demo
  * and the tests start.
  */
-export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: Logger, extra: Partial<SidecarOptions> = {}): Promise<Sidecar & { access: Access; telemetry: Telemetry }> {
-  const telemetry = createTelemetry(config, logger);
+export async function assembleSidecar(
+  config: Readonly<SidecarConfig>,
+  baseLogger: Logger,
+  extra: Partial<SidecarOptions> = {},
+): Promise<Sidecar & { access: Access; telemetry: Telemetry; protection: Protection }> {
+  const protection = await createProtection(config, baseLogger);
+  // Every line written from here on (access records, audit events, warnings) is protected.
+  const logger = protection.logger(baseLogger);
+  const telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport });
   const access = await createAccess(config, logger, telemetry.audit(config.audit.stdout ? createLogAudit(logger) : undefined), {
     instrumentRevocationCheck: (check) => telemetry.instrumentRevocationCheck(check),
   });
@@ -193,14 +202,15 @@ export async function assembleSidecar(config: Readonly<SidecarConfig>, logger: L
   const sidecar = createSidecar({
     config,
     logger,
-    stages: [...access.stages, ...(extra.stages ?? [])],
+    // Bodies are read and protected only once the request is authorized.
+    stages: [...access.stages, ...(protection.stage === undefined ? [] : [protection.stage]), ...(extra.stages ?? [])],
     readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
     adminHandlers,
     stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],
-    describe: { ...access.describe, telemetry: telemetry.describe },
+    describe: { ...access.describe, telemetry: telemetry.describe, protection: protection.describe },
     observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
     // Telemetry last, so that what the other hooks log still goes out.
     onShutdown: [...(extra.onShutdown ?? []), () => access.close(), () => telemetry.shutdown()],
   });
-  return Object.assign(sidecar, { access, telemetry });
+  return Object.assign(sidecar, { access, telemetry, protection });
 }

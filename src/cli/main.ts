@@ -41,8 +41,9 @@ async function run(flags: CommonFlags): Promise<void> {
   const sidecar = await assembleSidecar(config, logger);
   await sidecar.start();
   process.on('SIGHUP', () => {
-    logger.info({ event_type: 'reload', signal: 'SIGHUP' }, 'reloading policy and API keys');
+    logger.info({ event_type: 'reload', signal: 'SIGHUP' }, 'reloading policy, API keys and protection keys');
     void sidecar.access.reload();
+    void sidecar.protection.reload();
   });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -2,11 +2,13 @@ import { readApiKeyFile } from '../auth/apikey-file.ts';
 import { createCors } from '../cors/index.ts';
 import { loadTls } from '../ingress/tls.ts';
 import { loadPolicyFile } from '../policy/index.ts';
+import { loadKey } from '../protect/key-material.ts';
+import { loadKeyRing } from '../protect/keyring.ts';
 import type { SidecarConfig } from './schema.ts';
 
 /**
  * Loads every file the configuration names with the same loaders `run` uses (policy, API
- * keys, TLS pair) and builds the CORS rules, so `validate` fails where `run` would.
+ * keys, TLS pair, protection keys) and builds the CORS rules, so `validate` fails where `run` would.
  * Returns the warnings that do not stop a start.
  */
 export async function checkConfigFiles(config: Readonly<SidecarConfig>): Promise<string[]> {
@@ -14,5 +16,8 @@ export async function checkConfigFiles(config: Readonly<SidecarConfig>): Promise
   if (config.auth.apiKeys?.file !== undefined) await readApiKeyFile(config.auth.apiKeys.file);
   if (config.listen.tls !== undefined) loadTls(config.listen.tls);
   createCors(config.cors);
+  const { keys, hashKey } = config.protection;
+  if (keys.ring.length > 0 || keys.file !== undefined) await loadKeyRing(keys);
+  if (hashKey !== undefined) await loadKey(hashKey, 'protection.hashKey', process.env);
   return warnings;
 }

@@ -1,1 +1,2 @@
-export { componentLogger, createLogger, destinationOf, type Logger } from './logger.ts';
+export { componentLogger, createLogger, derivedLogger, destinationOf, type Logger } from './logger.ts';
+export { protectLogger, type LogProtection } from './protect.ts';

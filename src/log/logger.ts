@@ -1,4 +1,4 @@
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { pino, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -51,6 +51,18 @@ export function componentLogger(parent: Logger, name: string, bindings: Record<s
   const root = (parent as unknown as Record<symbol, Logger | undefined>)[ROOT] ?? parent;
   const child = root.child({ logger: name, ...bindings });
   if (root.level !== parent.level) child.level = parent.level;
+  return child;
+}
+
+/**
+ * A logger like `logger` whose lines, and those of every componentLogger made from it, go
+ * through `options` first (data protection's formatters and serializers).
+ */
+export function derivedLogger(logger: Logger, options: ChildLoggerOptions): Logger {
+  const root = ((logger as unknown as Record<symbol, Logger | undefined>)[ROOT] ?? logger).child({}, options);
+  const child = root.child(logger.bindings());
+  child.level = logger.level;
+  Object.defineProperty(child, ROOT, { value: root });
   return child;
 }
 

@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
+import type { TelemetryProtection } from '../protect/telemetry.ts';
 import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAccessLog } from './access-log.ts';
@@ -52,6 +53,8 @@ export interface Telemetry {
 
 export interface TelemetryOptions {
   env?: NodeJS.ProcessEnv;
+  /** Data protection of everything exported (spans, log records, metric attributes) and of the access lines on stdout. */
+  protect?: TelemetryProtection | undefined;
 }
 
 /**
@@ -79,7 +82,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const histograms = createHistograms();
   const readers: IMetricReader[] = [];
   if (t.metrics.otlp) {
-    const exporter = createMetricExporter(endpoint, t, drops);
+    const exporter = createMetricExporter(endpoint, t, drops, options.protect);
     readers.push(
       new PeriodicExportingMetricReader({
         exporter,
@@ -97,10 +100,10 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   instruments = createInstruments(meter, histograms);
 
   const tracerProvider = t.traces.enabled
-    ? new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [createSpanPipeline(endpoint, t, drops)] })
+    ? new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [createSpanPipeline(endpoint, t, drops, options.protect)] })
     : undefined;
   // Access records and audit events skip the SDK's log records (access-log.ts says why).
-  const logBatcher = t.logs.otlp ? createLogBatcher(endpoint, t, resource, settings.version, drops) : undefined;
+  const logBatcher = t.logs.otlp ? createLogBatcher(endpoint, t, resource, settings.version, drops, options.protect) : undefined;
 
   const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
   const agentType = settings.agentType;
@@ -125,6 +128,8 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     [hits, misses],
   );
 
+  const accessLog = createAccessLog(t.logs.stdout ? logger : undefined, logBatcher);
+  const protectedAccessLog = options.protect === undefined ? accessLog : options.protect.accessLog(accessLog);
   const observer = createTelemetryObserver({
     instruments,
     agentType,
@@ -136,7 +141,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     scheme: config.listen.tls ? 'https' : 'http',
     sessions,
     sessionHeader: t.metrics.sessionHeader,
-    access: createAccessLog(t.logs.stdout ? logger : undefined, logBatcher),
+    access: protectedAccessLog,
   });
 
   const revocationAttrs = { valid: { result: 'valid' }, revoked: { result: 'revoked' }, unavailable: { result: 'store_unavailable' } };

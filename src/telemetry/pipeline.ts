@@ -5,6 +5,7 @@ import { createEmptyMetadata, type OTLPGRPCExporterConfigNode } from '@opentelem
 import type { Resource } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { TelemetryProtection } from '../protect/telemetry.ts';
 import type { LogThrottle } from '../stores/index.ts';
 import { Batcher } from './otlp/batcher.ts';
 import { LogsEncoder, type LogEntry } from './otlp/logs.ts';
@@ -71,9 +72,10 @@ class BatchingSpanProcessor implements SpanProcessor {
 
 /**
  * Spans to OTLP gRPC: the exporter's transport with SpansEncoder, behind a Batcher (bounded,
- * counted, several exports in flight, no encoding while the collector refuses).
+ * counted, several exports in flight, no encoding while the collector refuses). `protect`
+ * (data protection) sees each batch just before it is encoded, as do the log and metric exports.
  */
-export function createSpanPipeline(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter): SpanProcessor {
+export function createSpanPipeline(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter, protect?: TelemetryProtection): SpanProcessor {
   const t = config.traces;
   const encoder = new SpansEncoder();
   return new BatchingSpanProcessor(
@@ -83,14 +85,21 @@ export function createSpanPipeline(endpoint: string | undefined, config: Telemet
       batchSize: Math.min(t.batchSize, t.queueSize),
       scheduledDelay: t.scheduledDelay,
       maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-      transport: createGrpcTransport('traces', exporterOptions(endpoint, config), (spans: ReadableSpan[]) => encoder.encode(spans)),
+      transport: createGrpcTransport('traces', exporterOptions(endpoint, config), (spans: ReadableSpan[]) => encoder.encode(protect ? protect.spans(spans) : spans)),
       drops,
     }),
   );
 }
 
 /** Access records and audit events to OTLP gRPC: batched plain objects, encoded by LogsEncoder. */
-export function createLogBatcher(endpoint: string | undefined, config: TelemetryConfig, resource: Resource, version: string, drops: DropCounter): Batcher<LogEntry> {
+export function createLogBatcher(
+  endpoint: string | undefined,
+  config: TelemetryConfig,
+  resource: Resource,
+  version: string,
+  drops: DropCounter,
+  protect?: TelemetryProtection,
+): Batcher<LogEntry> {
   const l = config.logs;
   const encoder = new LogsEncoder(resource, 'agent-sidecar', version);
   return new Batcher<LogEntry>({
@@ -99,17 +108,17 @@ export function createLogBatcher(endpoint: string | undefined, config: Telemetry
     batchSize: Math.min(l.batchSize, l.queueSize),
     scheduledDelay: l.scheduledDelay,
     maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-    transport: createGrpcTransport('logs', exporterOptions(endpoint, config), (entries: LogEntry[]) => encoder.encode(entries)),
+    transport: createGrpcTransport('logs', exporterOptions(endpoint, config), (entries: LogEntry[]) => encoder.encode(protect ? protect.logs(entries) : entries)),
     drops,
   });
 }
 
 /** The OTLP metric exporter, counting the data points of failed exports. */
-export function createMetricExporter(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter): PushMetricExporter {
+export function createMetricExporter(endpoint: string | undefined, config: TelemetryConfig, drops: DropCounter, protect?: TelemetryProtection): PushMetricExporter {
   const inner = new OTLPMetricExporter(exporterOptions(endpoint, config));
   const wrapped: PushMetricExporter = {
     export(metrics, done) {
-      inner.export(metrics, (result) => {
+      inner.export(protect ? protect.metrics(metrics) : metrics, (result) => {
         if (result.code !== ExportResultCode.SUCCESS) drops.dropped('metrics', 'export_failed', countDataPoints(metrics));
         done(result);
       });

@@ -1,0 +1,98 @@
+import type { Attributes } from '@opentelemetry/api';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { AccessLog } from '../telemetry/access-log.ts';
+import type { LogEntry } from '../telemetry/otlp/logs.ts';
+import type { Protector } from './engine.ts';
+
+/**
+ * What the telemetry pipeline calls: spans, log records and metric data points just before
+ * they are encoded for export, the last point inside the process, whatever code set their
+ * attributes (ours today, captured payloads or a library's tomorrow). That runs in the
+ * batchers, off the request path; unchanged items are passed as they are. The access log,
+ * whose stdout line is written by hand, is protected before its line is built.
+ */
+export interface TelemetryProtection {
+  spans(spans: ReadableSpan[]): ReadableSpan[];
+  logs(entries: LogEntry[]): LogEntry[];
+  metrics(metrics: ResourceMetrics): ResourceMetrics;
+  accessLog(log: AccessLog | undefined): AccessLog | undefined;
+}
+
+export function createTelemetryProtection(p: Protector): TelemetryProtection {
+  const attrs = (a: Attributes | undefined) => (a === undefined ? a : p.attributes(a));
+  return {
+    spans: (spans) => mapChanged(spans, (s) => protectSpan(p, s, attrs)),
+    logs: (entries) =>
+      mapChanged(entries, (e) => {
+        const attributes = p.attributes(e.attributes);
+        const body = p.text(e.body);
+        return attributes === e.attributes && body === e.body ? e : { ...e, attributes, body };
+      }),
+    metrics(rm) {
+      for (const sm of rm.scopeMetrics) {
+        for (const m of sm.metrics) {
+          const points = m.dataPoints as Array<{ attributes: Attributes }>;
+          // The reader builds the data points of each collection for this export: rewriting them in place is safe.
+          for (const dp of points) dp.attributes = p.attributes(dp.attributes);
+        }
+      }
+      return rm;
+    },
+    accessLog(log) {
+      if (log === undefined) return undefined;
+      return {
+        enabled: (level) => log.enabled(level),
+        write(level, record, message, traceId, spanId, traceFlags) {
+          log.write(level, p.attributes(record) as typeof record, p.text(message), traceId, spanId, traceFlags);
+        },
+      };
+    },
+  };
+}
+
+function protectSpan(p: Protector, s: ReadableSpan, attrs: (a: Attributes | undefined) => Attributes | undefined): ReadableSpan {
+  const name = p.text(s.name);
+  const attributes = p.attributes(s.attributes);
+  const events = mapChanged(s.events, (e) => {
+    const a = attrs(e.attributes);
+    const n = p.text(e.name);
+    return a === e.attributes && n === e.name ? e : { ...e, name: n, attributes: a };
+  });
+  const links = mapChanged(s.links, (l) => {
+    const a = attrs(l.attributes);
+    return a === l.attributes ? l : { ...l, attributes: a };
+  });
+  const message = s.status.message === undefined ? undefined : p.text(s.status.message);
+  const status = message === s.status.message ? s.status : { ...s.status, message };
+  if (name === s.name && attributes === s.attributes && events === s.events && links === s.links && status === s.status) return s;
+  return {
+    name,
+    kind: s.kind,
+    spanContext: () => s.spanContext(),
+    parentSpanContext: s.parentSpanContext,
+    startTime: s.startTime,
+    endTime: s.endTime,
+    status,
+    attributes,
+    links,
+    events,
+    duration: s.duration,
+    ended: s.ended,
+    resource: s.resource,
+    instrumentationScope: s.instrumentationScope,
+    droppedAttributesCount: s.droppedAttributesCount,
+    droppedEventsCount: s.droppedEventsCount,
+    droppedLinksCount: s.droppedLinksCount,
+  };
+}
+
+/** Maps an array, returning the same array when no element changed. */
+function mapChanged<T>(items: T[], fn: (item: T) => T): T[] {
+  let out: T[] | undefined;
+  for (let i = 0; i < items.length; i++) {
+    const w = fn(items[i]!);
+    if (w !== items[i]) (out ??= items.slice())[i] = w;
+  }
+  return out ?? items;
+}
