@@ -1,4 +1,3 @@
-import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { Redis } from 'ioredis';
 import {
@@ -9,9 +8,9 @@ import {
   writeApiKeyFile,
   type ApiKeyRecord,
 } from '../auth/index.ts';
-import { createLogAudit } from '../audit/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import { createLogger } from '../log/index.ts';
+import { auditSensitiveOperation } from './operator-audit.ts';
+import { registerProtectionKeyCommands } from './protect-keys.ts';
 import { collect, parseDurationFlag, usageError } from './usage.ts';
 
 interface StoreFlags {
@@ -107,24 +106,8 @@ function storeOptions(cmd: Command): Command {
  * prints the new key once on stdout (everything else goes to stderr, so
  * `KEY=$(agent-sidecar keys create …)` captures exactly the key).
  */
-/**
- * Key management is a sensitive operation: each change is an audit event (a JSON line on
- * stderr, so that stdout carries only the new key), naming the operator's OS account.
- */
-function auditKeyChange(operation: 'create_api_key' | 'revoke_api_key', details: Record<string, unknown>): void {
-  createLogAudit(createLogger('info', process.stderr)).emit({ event_type: 'sensitive_operation', user_id: operator(), operation, details });
-}
-
-function operator(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return `uid:${process.getuid?.() ?? 'unknown'}`;
-  }
-}
-
 export function registerKeysCommand(program: Command): void {
-  const keys = program.command('keys').description('manage API keys (stored only as hashes)');
+  const keys = program.command('keys').description('manage API keys (stored only as hashes) and data protection keys');
 
   storeOptions(keys.command('create').description('create a key; prints it once'))
     .option('--sub <subject>', 'who the key is issued to')
@@ -147,7 +130,7 @@ export function registerKeysCommand(program: Command): void {
         createdAt: created.toISOString(),
       });
       await withStore(flags, (store) => store.put(record, true));
-      auditKeyChange('create_api_key', { key_id: record.id, subject: record.subject, roles: record.roles, expires_at: record.expiresAt ?? null });
+      auditSensitiveOperation('create_api_key', { key_id: record.id, subject: record.subject, roles: record.roles, expires_at: record.expiresAt ?? null });
       process.stderr.write(`created API key ${record.id} for ${record.subject}; it is shown once, store it now\n`);
       process.stdout.write(`${fresh.key}\n`);
     });
@@ -183,7 +166,9 @@ export function registerKeysCommand(program: Command): void {
         if (!record) throw usageError(`no API key with id ${id}`);
         await store.put({ ...record, enabled: false }, false);
       });
-      auditKeyChange('revoke_api_key', { key_id: id });
+      auditSensitiveOperation('revoke_api_key', { key_id: id });
       process.stderr.write(`revoked API key ${id}\n`);
     });
+
+  registerProtectionKeyCommands(keys);
 }

@@ -6,8 +6,10 @@ import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
 import { assembleSidecar } from '../sidecar.ts';
 import { version } from '../version.ts';
+import { registerDecryptCommand } from './decrypt.ts';
 import { registerInjectCommand } from './inject.ts';
 import { registerKeysCommand } from './keys.ts';
+import { registerRedactCommand } from './redact.ts';
 import { registerRevokeCommand } from './revoke.ts';
 import { registerTokenCommand } from './token.ts';
 
@@ -75,6 +77,8 @@ withConfigFlags(
 });
 
 registerRevokeCommand(program);
+registerRedactCommand(program, (flags) => loadConfig({ file: flags.config }));
+registerDecryptCommand(program, (flags) => loadConfig({ file: flags.config }));
 registerKeysCommand(program);
 registerTokenCommand(program);
 registerInjectCommand(program);
