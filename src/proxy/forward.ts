@@ -138,7 +138,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         try {
           tail = transform?.end();
         } catch (err) {
-          handler.onResponseError!(c, err as Error);
+          // On the next turn, so that what was already written leaves the corked socket before the cut.
+          setImmediate(() => handler.onResponseError!(c, err as Error));
           return;
         }
         res.removeListener('close', onClientClose);

@@ -24,14 +24,25 @@ export function createFramedTransform(o: FramedOptions): BodyTransform {
   let searchFrom = 0;
   // Passing an oversize frame through: its bytes go out as they come until its terminator.
   let skipping = false;
+  // A frame was refused: the frames before it still go out, then the stream fails.
+  let refused: unknown;
 
   function drain(buf: Buffer, final: boolean): Buffer | undefined {
+    if (refused !== undefined) throw refused;
     const out: Buffer[] = [];
     let pos = 0;
     for (;;) {
       const found = o.find(buf, Math.max(pos, searchFrom));
       if (found === undefined) break;
-      out.push(skipping ? buf.subarray(pos, found.end) : o.frame(buf.subarray(pos, found.end)), buf.subarray(found.end, found.next));
+      let frame: Buffer;
+      try {
+        frame = skipping ? buf.subarray(pos, found.end) : o.frame(buf.subarray(pos, found.end));
+      } catch (err) {
+        if (out.length === 0) throw err;
+        refused = err;
+        return Buffer.concat(out);
+      }
+      out.push(frame, buf.subarray(found.end, found.next));
       skipping = false;
       pos = found.next;
       searchFrom = pos;
