@@ -130,6 +130,10 @@ describe('detectors', () => {
     );
   });
 
+  it('starts an address at its first letter or digit, inside punctuation', () => {
+    expect(p.text('bot/1.0 (+ops+alerts@example.com; <bob@example.com>)')).toBe('bot/1.0 (+[REDACTED:email]; <[REDACTED:email]>)');
+  });
+
   it('redacts an unterminated PEM private key to the end of the text', () => {
     expect(p.text('key: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC')).toBe('key: [REDACTED:private_key]');
   });

@@ -15,8 +15,11 @@ export const emailDetector: Detector = {
     for (let at = text.indexOf('@'); at !== -1; at = text.indexOf('@', at + 1)) {
       let start = at;
       while (start > 0 && at - start < 64 && isLocal(text.charCodeAt(start - 1))) start--;
+      // Longer than a local part may be: a token, not an address.
+      if (start > 0 && isAlnum(text.charCodeAt(start - 1))) continue;
+      // (+ops+alerts@…: the address starts at its first letter or digit.
       while (start < at && !isAlnum(text.charCodeAt(start))) start++;
-      if (start === at || (start > 0 && isLocal(text.charCodeAt(start - 1)))) continue;
+      if (start === at) continue;
       DOMAIN.lastIndex = at + 1;
       const m = DOMAIN.exec(text);
       if (m === null || FILE_EXTENSIONS.has(m[1]!.toLowerCase())) continue;
