@@ -77,8 +77,8 @@ withConfigFlags(
 });
 
 registerRevokeCommand(program);
-registerRedactCommand(program, (flags) => loadConfig({ file: flags.config }));
-registerDecryptCommand(program, (flags) => loadConfig({ file: flags.config }));
+registerRedactCommand(program, (flags) => loadConfig({ file: flags.config || undefined }));
+registerDecryptCommand(program, (flags) => loadConfig({ file: flags.config || undefined }));
 registerKeysCommand(program);
 registerTokenCommand(program);
 registerInjectCommand(program);
