@@ -1,0 +1,64 @@
+// Cost of data protection with the default rules, in isolation (no sockets): typical JSON chat
+// bodies of 4 KB and 64 KB against JSON.parse + JSON.stringify of the same bodies in the same
+// run (the least any JSON rewrite costs), and the stdout access record.
+// npm run bench:micro:protect
+import { validateConfig } from '../../src/config/index.ts';
+import { createLogger } from '../../src/log/index.ts';
+import { createProtection } from '../../src/protect/index.ts';
+import { chatBody } from './payloads.ts';
+
+const protection = await createProtection(validateConfig({}), createLogger('warn'));
+const protector = protection.ruleSet('default');
+
+/** µs per call of fn over `bodies`, round robin. */
+function time(bodies: readonly string[], n: number, fn: (body: string) => unknown): number {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn(bodies[i % bodies.length]!);
+  return Number(process.hrtime.bigint() - start) / n / 1000;
+}
+
+function measure(label: string, bodies: readonly string[], n: number): void {
+  const bytes = bodies.reduce((a, b) => a + b.length, 0) / bodies.length;
+  const baseline = (b: string) => JSON.stringify(JSON.parse(b));
+  const protect = (b: string) => protector.json(b);
+  for (let i = 0; i < 3; i++) {
+    time(bodies, n / 5, baseline);
+    time(bodies, n / 5, protect);
+  }
+  const base = time(bodies, n, baseline);
+  const prot = time(bodies, n, protect);
+  const mbps = (µs: number) => (bytes / µs).toFixed(0);
+  process.stdout.write(
+    `${label.padEnd(44)} ${String(Math.round(bytes)).padStart(6)} B  protect ${prot.toFixed(1).padStart(7)} µs = ${mbps(prot).padStart(4)} MB/s` +
+      `  parse+stringify ${base.toFixed(1).padStart(6)} µs = ${mbps(base).padStart(4)} MB/s  ratio ${(prot / base).toFixed(1)}x\n`,
+  );
+}
+
+const distinct = (bytes: number, count: number, pii = true) => Array.from({ length: count }, (_, seed) => chatBody(bytes, seed + 1, pii));
+if (protector.json(chatBody(4096)) === chatBody(4096)) throw new Error('the benchmark bodies must contain values to protect');
+
+measure('4 KB, no protected value', distinct(4096, 1, false), 20_000);
+measure('4 KB, repeated (a conversation resent)', distinct(4096, 1), 20_000);
+measure('4 KB, each body different', distinct(4096, 2000), 20_000);
+measure('64 KB, no protected value', distinct(65_536, 1, false), 1_000);
+measure('64 KB, each body different', distinct(65_536, 100), 1_000);
+
+// The access record every request writes, through the stdout log protection.
+const telemetry = protection.telemetry!;
+const record = {
+  event_type: 'access',
+  request_id: '6f1c2b7e-8d3a-4f7e-9c1d-2b5a7e9f0c11',
+  agent_type: 'agent',
+  method: 'GET',
+  route: '/api/v1/agents/{agent_id}',
+  path: '/api/v1/agents/a-1234',
+  status_code: 200,
+  duration_ms: 1.234,
+  bytes_in: 0,
+  bytes_out: 512,
+  trace_id: '0af7651916cd43dd8448eb211c80319c',
+  span_id: 'b7ad6b7169203331',
+  user_id: 'u-48213',
+};
+time([''], 50_000, () => telemetry.value(record));
+process.stdout.write(`access record (stdout log line protection): ${time([''], 200_000, () => telemetry.value(record)).toFixed(2)} µs per record\n`);
