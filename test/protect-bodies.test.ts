@@ -54,6 +54,7 @@ async function agent(req: http.IncomingMessage, res: http.ServerResponse): Promi
       res.write('event: message\ndata: {"text":"mail bob@example.com","n":1}\n\n');
       await new Promise<void>((resolve) => (releaseStream = resolve));
       res.write(': comment\ndata: key AKIAIOSFODNN7EXAMPLE\n\n');
+      res.write(': from bob@example.com\nid: 7\ndata: {"ok":true}\n\n');
       res.write('data: {"multi":\ndata: "line +1 415 555 2671"}\n\n');
       res.end('data: [DONE]\n\n');
       return;
@@ -199,7 +200,9 @@ describe('response bodies on a protected route', () => {
     releaseStream();
     let rest = '';
     for (let r = await reader.next(); !r.done; r = await reader.next()) rest += (r.value as Buffer).toString();
-    expect(rest).toBe(': comment\ndata: key [REDACTED:aws_access_key]\n\ndata: {"multi":"line [REDACTED:phone]"}\n\ndata: [DONE]\n\n');
+    expect(rest).toBe(
+      ': comment\ndata: key [REDACTED:aws_access_key]\n\n: from [REDACTED:email]\nid: 7\ndata: {"ok":true}\n\ndata: {"multi":"line [REDACTED:phone]"}\n\ndata: [DONE]\n\n',
+    );
   });
 
   it('protects NDJSON line by line, across chunk boundaries', async () => {

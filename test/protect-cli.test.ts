@@ -141,10 +141,13 @@ describe('agent-sidecar keys generate / activate and decrypt', () => {
     expect(wrongKey.stderr).toContain('[SIDECAR_DECRYPT_FAILED]');
   });
 
-  it('refuses a missing key variable at start with its code', async () => {
+  it('refuses a missing key variable at start with its code, in validate as in the commands', async () => {
     const file = config('missing.yaml', ['protection:', '  keys:', '    ring: [{ id: m1, env: NOT_SET_ANYWHERE }]']);
     const r = await cli(['decrypt', '--config', file, '--all'], '{}\n');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('[SIDECAR_PROTECTION_KEYS_INVALID]');
+    const v = await cli(['validate', '--config', file]);
+    expect(v.code).toBe(2);
+    expect(v.stderr).toContain('NOT_SET_ANYWHERE is not set [SIDECAR_PROTECTION_KEYS_INVALID]');
   });
 });

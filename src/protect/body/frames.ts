@@ -45,14 +45,20 @@ export function protectEvent(p: Protector, bytes: Buffer): Buffer {
   const head = data?.trimStart()[0];
   if (data !== undefined && (head === '{' || head === '[')) {
     const json = p.json(data);
-    if (json === data) return bytes;
     if (json !== undefined) {
+      let changed = json !== data;
       const out: string[] = [];
       for (let i = 0; i < lines.length; i++) {
+        const line = lines[i]!;
         if (i === first) out.push(`data: ${json}`);
-        else if (!isDataLine(lines[i]!)) out.push(lines[i]!);
+        else if (!isDataLine(line)) {
+          // Comments and the other fields are text too.
+          const text = p.text(line);
+          changed ||= text !== line;
+          out.push(text);
+        }
       }
-      return Buffer.from(out.join('\n'));
+      return changed ? Buffer.from(out.join('\n')) : bytes;
     }
   }
   const text = p.text(event);
