@@ -189,7 +189,7 @@ export async function assembleSidecar(
   baseLogger: Logger,
   extra: Partial<SidecarOptions> = {},
 ): Promise<Sidecar & { access: Access; telemetry: Telemetry; protection: Protection }> {
-  const protection = await createProtection(config, baseLogger);
+  const protection = await createProtection(config, baseLogger, { watch: true });
   // Every line written from here on (access records, audit events, warnings) is protected.
   const logger = protection.logger(baseLogger);
   const telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport });
@@ -210,7 +210,7 @@ export async function assembleSidecar(
     describe: { ...access.describe, telemetry: telemetry.describe, protection: protection.describe },
     observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
     // Telemetry last, so that what the other hooks log still goes out.
-    onShutdown: [...(extra.onShutdown ?? []), () => access.close(), () => telemetry.shutdown()],
+    onShutdown: [...(extra.onShutdown ?? []), () => access.close(), async () => protection.close(), () => telemetry.shutdown()],
   });
   return Object.assign(sidecar, { access, telemetry, protection });
 }

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { spawnCli } from './helpers.ts';
+import { request } from 'undici';
+import { loadKeyRing } from '../src/protect/index.ts';
+import { spawnCli, startServer, waitForStartup } from './helpers.ts';
 
 const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LOG_LEVEL: '' };
 let dir: string;
@@ -149,5 +151,54 @@ describe('agent-sidecar keys generate / activate and decrypt', () => {
     const v = await cli(['validate', '--config', file]);
     expect(v.code).toBe(2);
     expect(v.stderr).toContain('NOT_SET_ANYWHERE is not set [SIDECAR_PROTECTION_KEYS_INVALID]');
+  });
+});
+
+describe('key rotation in a running sidecar', () => {
+  it('encrypts with the new key after SIGHUP, without a restart, and the old values still decrypt', async () => {
+    const seen: string[] = [];
+    const upstream = await startServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(body);
+        res.end('ok');
+      });
+    });
+    const ring = join(dir, 'live-ring.yaml');
+    await cli(['keys', 'generate', '--ring', ring, '--id', 'live1']);
+    const file = config('live.yaml', [
+      'listen: { address: 127.0.0.1:0 }',
+      'admin: { address: 127.0.0.1:0 }',
+      `upstream: { url: ${upstream.url} }`,
+      'protection:',
+      '  rules: { default: { fields: [{ path: email, action: encrypt }] } }',
+      '  routes: [{ path: /*, response: false }]',
+      `  keys: { file: ${ring} }`,
+    ]);
+    const proc = spawnCli(['run', '--config', file], { ...CLEAN_ENV, SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', OTEL_SDK_DISABLED: 'true' });
+    try {
+      const { listen } = await waitForStartup(proc);
+      const post = async () => {
+        const res = await request(`${listen}/api/v1/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"bob@example.com"}' });
+        await res.body.text();
+        return JSON.parse(seen.at(-1)!) as { email: string };
+      };
+      const before = await post();
+      expect(before.email).toMatch(/^enc:v1:live1:/);
+      await cli(['keys', 'generate', '--ring', ring, '--id', 'live2', '--activate']);
+      proc.child.kill('SIGHUP');
+      const deadline = Date.now() + 5000;
+      while (!proc.stdout().includes('protection keys reloaded: active live2') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const after = await post();
+      expect(after.email).toMatch(/^enc:v1:live2:/);
+      const keys = await loadKeyRing({ file: ring, ring: [], active: undefined });
+      expect(keys.decrypt(before.email).plaintext).toBe('bob@example.com');
+      expect(keys.decrypt(after.email).plaintext).toBe('bob@example.com');
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+      await upstream.close();
+    }
   });
 });

@@ -15,6 +15,7 @@
  * protection.protectPrompt({ messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111' }] });
  * // { messages: [{ role: 'user', content: 'my card is [REDACTED:card]' }] }
  */
+import { unwatchFile, watchFile } from 'node:fs';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Stage } from '../ingress/context.ts';
@@ -54,8 +55,10 @@ export interface Protection {
   protectPrompt(body: unknown, ruleSet?: string): unknown;
   /** The logger whose JSON lines are protected (the same logger when telemetry protection is off). */
   logger(base: Logger): Logger;
-  /** Re-reads the key ring file and key files (SIGHUP); a ring that does not load is refused and the running one stays. */
+  /** Re-reads the key ring file and key files (SIGHUP, and a change of the ring file); a ring that does not load is refused and the running one stays. */
   reload(): Promise<void>;
+  /** Stops watching the key ring file. */
+  close(): void;
   /** For the startup line. */
   readonly describe: string;
 }
@@ -64,6 +67,8 @@ export interface ProtectionOptions {
   env?: NodeJS.ProcessEnv;
   /** Counts protected values by label (the redact CLI's --stats). */
   observe?: FindingObserver;
+  /** Re-read the key ring file when it changes (the running sidecar; not the CLIs). */
+  watch?: boolean;
 }
 
 /**
@@ -94,6 +99,19 @@ export async function createProtection(config: Readonly<SidecarConfig>, logger: 
     telemetry === undefined ? 'telemetry off' : `telemetry rules ${p.telemetry.rules}`,
     ring === undefined ? 'no encryption keys' : `active key ${ring.activeId} of ${ring.ids.length}`,
   ];
+  const reload = async () => {
+    if (holder === undefined) return;
+    try {
+      await holder.reload();
+      const now = holder.current();
+      logger.info({ event_type: 'protection_keys_reload', active_key: now.activeId, keys: now.ids.length }, `protection keys reloaded: active ${now.activeId}`);
+    } catch (err) {
+      logger.error({ err, event_type: 'protection_keys_reload' }, 'protection key reload refused; the running keys stay');
+    }
+  };
+  const ringFile = p.keys.file;
+  const onRingChange = () => void reload();
+  if (ringFile !== undefined && options.watch) watchFile(ringFile, { interval: 500, persistent: false }, onRingChange);
   return {
     ruleSet,
     telemetry,
@@ -102,15 +120,9 @@ export async function createProtection(config: Readonly<SidecarConfig>, logger: 
     keys,
     protectPrompt: (body, name = 'default') => ruleSet(name).value(body),
     logger: (base) => (telemetry === undefined ? base : protectLogger(base, telemetry)),
-    async reload() {
-      if (holder === undefined) return;
-      try {
-        await holder.reload();
-        const now = holder.current();
-        logger.info({ event_type: 'protection_keys_reload', active_key: now.activeId, keys: now.ids.length }, `protection keys reloaded: active ${now.activeId}`);
-      } catch (err) {
-        logger.error({ err, event_type: 'protection_keys_reload' }, 'protection key reload refused; the running keys stay');
-      }
+    reload,
+    close() {
+      if (ringFile !== undefined && options.watch) unwatchFile(ringFile, onRingChange);
     },
     describe: parts.join(', '),
   };

@@ -1,10 +1,9 @@
 import type { RuleSetConfig } from '../../config/schema.ts';
-import { customDetector } from './custom.ts';
 import { cardDetector, ibanDetector, ssnDetector } from './numbers.ts';
 import { bearerDetector, emailDetector, ipv4Detector, ipv6Detector, jwtDetector } from './patterns.ts';
 import { phoneDetector } from './phone.ts';
 import { pemDetector, tokenSecretsDetector } from './secrets.ts';
-import type { Detector } from './types.ts';
+import { regexDetector, type Detector } from './types.ts';
 
 export { isCardNumber, luhn } from './numbers.ts';
 export { textStats, type Detector, type Emit, type TextStats } from './types.ts';
@@ -29,4 +28,9 @@ export function buildDetectors(rules: RuleSetConfig): Array<{ detector: Detector
   add(d.ip, ipv4Detector, ipv6Detector);
   for (const c of rules.custom) add(c.action, customDetector(c.name, c.pattern, c.flags));
   return out;
+}
+
+/** A user-defined detector; the schema has already compiled and vetted the pattern. */
+function customDetector(name: string, pattern: string, flags: string): Detector {
+  return regexDetector(name, new RegExp(pattern, `${flags}g`), () => true);
 }
