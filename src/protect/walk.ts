@@ -9,7 +9,6 @@ interface JsonWithRaw {
   isRawJSON(value: unknown): boolean;
 }
 const RawJSON = JSON as unknown as JsonWithRaw;
-const LONG_NUMBER = /\d{16}/;
 const MAX_DEPTH = 256;
 const TOO_DEEP = '[REDACTED:too_deep]';
 
@@ -23,13 +22,19 @@ export interface ValueProtector {
 /**
  * Walks JSON values with the field rules and the text protector. Copy on write: objects and
  * arrays are copied only on the path to a change, so an untouched document is returned as is.
- * Numbers of 13 digits and more are checked as text too (a card number sent as a JSON number).
+ * Integers of 13 digits and more are checked as text too (a card number sent as a JSON number).
  * Deeper than 256 levels is replaced whole, never passed unread.
  */
 export function createValueProtector(fields: FieldMatcher, actions: Actions, text: (s: string) => string, observe?: FindingObserver): ValueProtector {
+  // Set when a walk met an integer beyond 2^53, whose digits JSON.parse has already rounded.
+  let unsafe = false;
   function walk(v: unknown, state: FieldState, depth: number): unknown {
     if (typeof v === 'string') return text(v);
-    if (typeof v !== 'object' || v === null) return typeof v === 'number' && Number.isInteger(v) && Math.abs(v) >= 1e12 ? number(v, String(v)) : v;
+    if (typeof v !== 'object' || v === null) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) < 1e12) return v;
+      if (!Number.isSafeInteger(v)) unsafe = true;
+      return number(v, String(v));
+    }
     if (depth > MAX_DEPTH) return TOO_DEEP;
     if (Array.isArray(v)) {
       let out: unknown[] | undefined;
@@ -79,12 +84,17 @@ export function createValueProtector(fields: FieldMatcher, actions: Actions, tex
     json(source) {
       let parsed: unknown;
       try {
-        parsed = LONG_NUMBER.test(source) ? JSON.parse(source, keepLongNumbers) : JSON.parse(source);
+        parsed = JSON.parse(source);
       } catch {
         return undefined;
       }
-      const out = walk(parsed, fields.root, 0);
-      return out === parsed ? source : JSON.stringify(out);
+      unsafe = false;
+      let out = walk(parsed, fields.root, 0);
+      // Unchanged: the source goes on as it came. Changed with a long integer in it: parse
+      // again keeping its digits (the slower reviver runs only then).
+      if (out === parsed) return source;
+      if (unsafe) out = walk(JSON.parse(source, keepLongNumbers), fields.root, 0);
+      return JSON.stringify(out);
     },
   };
 }
