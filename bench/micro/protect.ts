@@ -6,6 +6,11 @@ import { validateConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { createProtection } from '../../src/protect/index.ts';
 import { chatBody } from './payloads.ts';
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { assembleSidecar } from '../../src/sidecar.ts';
 
 const protection = await createProtection(validateConfig({}), createLogger('warn'));
 const protector = protection.ruleSet('default');
@@ -62,3 +67,53 @@ const record = {
 };
 time([''], 50_000, () => telemetry.value(record));
 process.stdout.write(`access record (stdout log line protection): ${time([''], 200_000, () => telemetry.value(record)).toFixed(2)} µs per record\n`);
+
+// The proxy path: the same 4 KB JSON POST, sequentially, through a sidecar with and without a
+// protected route (request and response bodies), in this process against a local echo agent.
+// Sequential and bounded: it measures added time per request, not throughput under load.
+
+const echo = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': req.headers['content-type'] ?? 'application/json' });
+  req.pipe(res);
+});
+echo.listen(0, '127.0.0.1');
+await once(echo, 'listening');
+const agentUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+
+async function sidecarWith(routes: Array<{ path: string }>) {
+  const config = validateConfig({
+    listen: { address: '127.0.0.1:0' },
+    admin: { enabled: false },
+    upstream: { url: agentUrl },
+    log: { level: 'warn' },
+    telemetry: { enabled: false },
+    protection: { routes },
+  });
+  const s = await assembleSidecar(config, createLogger('warn'));
+  const { ingress } = await s.start();
+  return { url: `http://127.0.0.1:${ingress.port}`, stop: () => s.shutdown({ drainDelay: 0 }) };
+}
+
+const plain = await sidecarWith([]);
+const guarded = await sidecarWith([{ path: '/*' }]);
+const payload = chatBody(4096, 7);
+async function perRequest(url: string, n: number): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    const res = await request(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+    await res.body.arrayBuffer();
+  }
+  return Number(process.hrtime.bigint() - start) / n / 1000;
+}
+for (let round = 0; round < 2; round++) {
+  await perRequest(plain.url, 300);
+  await perRequest(guarded.url, 300);
+}
+const off = await perRequest(plain.url, 2000);
+const on = await perRequest(guarded.url, 2000);
+process.stdout.write(
+  `proxy path, 4 KB JSON POST echoed (request and response protected), sequential: ${off.toFixed(0)} µs -> ${on.toFixed(0)} µs per request (+${(on - off).toFixed(0)} µs)\n`,
+);
+await plain.stop();
+await guarded.stop();
+echo.close();
