@@ -15,6 +15,8 @@ export interface FieldMatcher {
   readonly anchored: boolean;
   /** The rule for the value under `key` (normalized) reached from `state`, and the state below it. */
   step(state: FieldState, key: string): { rule: FieldRule | undefined; next: FieldState };
+  /** The rule of a bare key name (normalized), for walks with no anchored path. */
+  named(key: string): FieldRule | undefined;
   /** A rule for a flat dotted key (telemetry attributes: http.request.header.authorization). */
   flat(key: string): FieldRule | undefined;
 }
@@ -80,6 +82,7 @@ export function compileFieldRules(rules: ReadonlyArray<{ path: string; action: A
     root: paths.length > 0 ? root : EMPTY,
     anchored: paths.length > 0,
     step,
+    named: (key) => anywhere.get(key),
     flat(key) {
       if (paths.length > 0) {
         let state: FieldState = root;

@@ -1,5 +1,5 @@
 import type { Actions } from './actions.ts';
-import { textStats, type Action, type Detector } from './detect/index.ts';
+import { emptyStats, textStats, type Action, type Detector } from './detect/index.ts';
 
 interface Finding {
   start: number;
@@ -26,6 +26,7 @@ export function createTextProtector(
 ): (text: string) => string {
   // Reused between calls: protection is synchronous and never re-entered.
   const findings: Finding[] = [];
+  const scratch = emptyStats();
   let rank = 0;
   const emit = (start: number, end: number, label: string) => {
     if (end > start) findings.push({ start, end, label, rank });
@@ -33,7 +34,7 @@ export function createTextProtector(
 
   return function protectText(text: string): string {
     if (text.length === 0 || detectors.length === 0) return text;
-    const stats = textStats(text);
+    const stats = textStats(text, scratch);
     findings.length = 0;
     for (rank = 0; rank < detectors.length; rank++) {
       const { detector } = detectors[rank]!;

@@ -1,5 +1,5 @@
 import { DROP, type Actions } from './actions.ts';
-import type { FieldMatcher, FieldState } from './fields.ts';
+import type { FieldMatcher, FieldRule, FieldState } from './fields.ts';
 import { normalizeKey } from './fields.ts';
 import type { FindingObserver } from './scan.ts';
 
@@ -56,7 +56,11 @@ export function createValueProtector(fields: FieldMatcher, actions: Actions, tex
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       const child = obj[key];
-      const { rule, next } = fields.step(state, normalizeKey(key));
+      let rule: FieldRule | undefined;
+      let next = state;
+      // Without anchored paths there is no state to carry: one map lookup per key.
+      if (fields.anchored) ({ rule, next } = fields.step(state, normalizeKey(key)));
+      else rule = fields.named(normalizeKey(key));
       let w: unknown;
       if (rule !== undefined) {
         w = actions.field(rule.action, child, rule.label);

@@ -6,7 +6,7 @@ import { pemDetector, tokenSecretsDetector } from './secrets.ts';
 import { regexDetector, type Detector } from './types.ts';
 
 export { isCardNumber, luhn } from './numbers.ts';
-export { textStats, type Detector, type Emit, type TextStats } from './types.ts';
+export { emptyStats, textStats, type Detector, type Emit, type TextStats } from './types.ts';
 
 export type Action = 'redact' | 'hash' | 'encrypt' | 'drop';
 

@@ -50,8 +50,8 @@ export function phoneDetector(countries: readonly string[]): Detector {
 function countDigits(text: string, from: number, to: number): number {
   let n = 0;
   for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) n++;
+    const c = text[i]!;
+    if (c >= '0' && c <= '9') n++;
   }
   return n;
 }

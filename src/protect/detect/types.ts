@@ -4,21 +4,40 @@ export interface TextStats {
   dots: number;
   at: boolean;
   colon: boolean;
+  /** Whether a literal some detectors start with occurs (eyJ, Bearer, sk-, AKIA, ghp_, xox?-, -----BEGIN …): one scan for all of them. */
+  prefixed: boolean;
 }
 
-export function textStats(text: string): TextStats {
+const PREFIXES = /eyJ|earer|EARER|sk-|A(?:KIA|SIA|BIA|CCA|Iza)|gh[pousr]_|github_pat_|xox[abposre]-|-----BEGIN /;
+
+/**
+ * Fills `out` (reused between calls: protection is synchronous and never re-entered). Reads
+ * characters by index, not charCodeAt: once any module defines a String subclass (ioredis
+ * does, class VerbatimString extends String), V8 runs charCodeAt loops about 5x slower, while
+ * indexing keeps its speed (measured on Node 24).
+ */
+export function textStats(text: string, out: TextStats): TextStats {
   let digits = 0;
   let dots = 0;
   let at = false;
   let colon = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) digits++;
-    else if (c === 46) dots++;
-    else if (c === 64) at = true;
-    else if (c === 58) colon = true;
+    const c = text[i]!;
+    if (c >= '0' && c <= '9') digits++;
+    else if (c === '.') dots++;
+    else if (c === '@') at = true;
+    else if (c === ':') colon = true;
   }
-  return { digits, dots, at, colon };
+  out.digits = digits;
+  out.dots = dots;
+  out.at = at;
+  out.colon = colon;
+  out.prefixed = text.length >= 8 && PREFIXES.test(text);
+  return out;
+}
+
+export function emptyStats(): TextStats {
+  return { digits: 0, dots: 0, at: false, colon: false, prefixed: false };
 }
 
 /** Reports one sensitive span [start, end) of the text, with the label its placeholder names. */
@@ -58,12 +77,12 @@ export function regexDetector(
   };
 }
 
-/** Runs the detector only on text containing a literal (a cheap indexOf or one simple regex test). */
+/** Runs the detector only on text containing its literal (after the shared `prefixed` pre-check). */
 export function prefiltered(literal: string | RegExp, detector: Detector): Detector {
   const has = typeof literal === 'string' ? (t: string) => t.includes(literal) : (t: string) => literal.test(t);
   return {
     name: detector.name,
-    wants: detector.wants,
+    wants: (s) => s.prefixed,
     find(text, emit) {
       if (has(text)) detector.find(text, emit);
     },
