@@ -6,3 +6,4 @@ export type { RequestContext, Stage } from './ingress/index.ts';
 export type { ReadinessCheck } from './admin/index.ts';
 export { createLogger, type Logger } from './log/index.ts';
 export { version } from './version.ts';
+export { createProtection, createProtector, type Protection, type Protector } from './protect/index.ts';
