@@ -130,6 +130,16 @@ describe('actions on detected text', () => {
     expect(p.attributes(clean)).toBe(clean);
   });
 
+  it('protects what a log call passes as it will be serialized: URLs, class instances', () => {
+    const p = protector({});
+    class Account {
+      owner = 'bob@example.com';
+      plan = 'pro';
+    }
+    const out = p.value({ url: new URL('https://x.test/users/bob@example.com'), account: new Account(), when: new Date(0) }) as Record<string, unknown>;
+    expect(JSON.parse(JSON.stringify(out))).toEqual({ url: 'https://x.test/users/[REDACTED:email]', account: { owner: '[REDACTED:email]', plan: 'pro' }, when: '1970-01-01T00:00:00.000Z' });
+  });
+
   it('offers the egress hook on parsed prompts', async () => {
     const protection = await createProtection(validateConfig({}), createLogger('silent'));
     const prompt = { model: 'm', messages: [{ role: 'user', content: 'my key is AKIAIOSFODNN7EXAMPLE' }] };

@@ -49,7 +49,17 @@ export function createValueProtector(fields: FieldMatcher, actions: Actions, tex
       return /^-?\d+$/.test(source) ? number(v, source) : v;
     }
     const proto = Object.getPrototypeOf(v) as unknown;
-    if (proto !== Object.prototype && proto !== null) return v;
+    if (proto !== Object.prototype && proto !== null) {
+      // Not from JSON.parse (a log call's URL, Date or class instance): protect what
+      // JSON.stringify would write. Errors are left to the log serializer, which protects them.
+      if (v instanceof Error) return v;
+      const toJSON = (v as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === 'function') {
+        const json: unknown = toJSON.call(v);
+        const w = walk(json, state, depth + 1);
+        return w === json ? v : w;
+      }
+    }
     const obj = v as Record<string, unknown>;
     const keys = Object.keys(obj);
     let out: Record<string, unknown> | undefined;
