@@ -12,7 +12,7 @@ const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LOG_LEVEL: ''
 let dir: string;
 
 async function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = {}) {
-  const proc = spawnCli(args, { ...CLEAN_ENV, ...env }, input);
+  const proc = spawnCli(args, { ...CLEAN_ENV, ...env }, { input });
   const code = await proc.exited;
   return { code, stdout: proc.stdout(), stderr: proc.stderr() };
 }
