@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { Redis } from 'ioredis';
 import {
   apiKeyRecordSchema,
   apiKeyRedisKey,
@@ -9,6 +8,7 @@ import {
   type ApiKeyRecord,
 } from '../auth/index.ts';
 import { SidecarError } from '../errors/index.ts';
+import { loadRedisClient } from '../stores/index.ts';
 import { auditSensitiveOperation } from './operator-audit.ts';
 import { registerProtectionKeyCommands } from './protect-keys.ts';
 import { collect, parseDurationFlag, usageError } from './usage.ts';
@@ -44,7 +44,8 @@ async function openStore(flags: StoreFlags): Promise<KeyStore> {
     };
   }
   if (!/^rediss?:\/\//.test(flags.redis!)) throw usageError(`--redis ${flags.redis}: expected redis://host:port`);
-  const redis = new Redis(flags.redis!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy: () => null });
+  const RedisClient = loadRedisClient();
+  const redis = new RedisClient(flags.redis!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy: () => null });
   // ioredis reports the real cause (ECONNREFUSED, auth) as an event, then rejects with "Connection is closed".
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => (lastError = err));

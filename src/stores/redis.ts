@@ -1,10 +1,23 @@
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { ReadinessCheck } from '../admin/server.ts';
 import type { SidecarConfig } from '../config/schema.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from './throttle.ts';
 
 export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
+
+const require = createRequire(import.meta.url);
+
+/**
+ * ioredis, loaded only when Redis is configured. Loading it defines a String subclass
+ * (its RESP3 VerbatimString), and once any exists, V8 (Node 24) runs every
+ * String.prototype.charCodeAt loop of the process 5 to 8 times slower (measured: OTLP
+ * attribute encoding 0.18 µs -> 1.37 µs). A sidecar without Redis never pays that.
+ */
+export function loadRedisClient(): typeof Redis {
+  return (require('ioredis') as typeof import('ioredis')).Redis;
+}
 
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 2_000;
@@ -23,7 +36,8 @@ const RETRY_CAP_MS = 2_000;
  */
 export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000): Redis {
   const log = componentLogger(logger, 'agent-sidecar.redis');
-  const redis = new Redis(config.url, {
+  const RedisClient = loadRedisClient();
+  const redis = new RedisClient(config.url, {
     keyPrefix: config.keyPrefix,
     connectTimeout: config.connectTimeout,
     commandTimeout: config.commandTimeout,
