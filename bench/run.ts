@@ -3,11 +3,28 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { AUTH_PATH, AUTH_ROLES, sidecarAuthConfig, startAuthFixture, type AuthFixture } from './lib/auth.ts';
-import { collectMeta } from './lib/meta.ts';
-import { parseOptions, USAGE, type BenchOptions, type TargetName } from './lib/options.ts';
+import { AUTH_PATH, AUTH_ROLES, OTHER_ROLES, sidecarAuthConfig, startAuthFixture, WRITER_ROLES, type AuthFixture } from './lib/auth.ts';
+import { EGRESS_REQUEST, egressConfig, missingFeature, protectBody, protectionConfig } from './lib/features.ts';
+import { collectMeta, type RunMeta } from './lib/meta.ts';
+import { freePort, HOST } from './lib/net.ts';
+import { startOauth2Proxy } from './lib/oauth2-proxy.ts';
+import {
+  ALL_SCENARIOS,
+  AUTH_SCENARIOS,
+  DEFAULT_TARGETS,
+  parseOptions,
+  STREAM_SCENARIOS,
+  SUBJECT,
+  TELEMETRY_SCENARIOS,
+  USAGE,
+  type BenchOptions,
+  type Scenario,
+  type SidecarTarget,
+  type TargetName,
+} from './lib/options.ts';
+import { RssSampler, treeCpuSeconds, treeHwmBytes } from './lib/proc.ts';
 import { installCleanup, stopAll, tail } from './lib/procs.ts';
-import { compare, render, warnings, type Measurements, type TelemetryNote } from './lib/report.ts';
+import { compare, emptyMeasurements, render, warnings, type Comparison, type Measurements, type TelemetryNote } from './lib/report.ts';
 import {
   checkRefuses,
   checkServes,
@@ -19,23 +36,28 @@ import {
   targetUrl,
   type RequestShape,
   type Server,
+  type SidecarStartOptions,
 } from './lib/servers.ts';
-import { treeCpuSeconds } from './lib/cpu.ts';
+import { runSoak } from './lib/soak.ts';
+import { checkStream, runStreams, startSseUpstream } from './lib/sse.ts';
+import { performanceTable, type ScenarioRun } from './lib/summary.ts';
 import { envWithoutOtel, sidecarTelemetryConfig, startTelemetryFixture, verifyTelemetry, type TelemetryFixture } from './lib/telemetry.ts';
-import { ensureVegeta, requireTool } from './lib/tools.ts';
+import { ensureGoTool, OAUTH2_PROXY, requireTool, VEGETA } from './lib/tools.ts';
 import { runVegeta, warmVegeta } from './lib/vegeta.ts';
 import { runWrk, writeWrkScript } from './lib/wrk.ts';
 
 /**
- * npm run bench: the same load direct to an upstream, through nginx, through a bare
- * node:http + undici proxy and through the sidecar (and, with --scenario auth, the sidecar
- * with JWT + RBAC); saturation with wrk, latency at a constant rate with vegeta.
- * See bench/README.md.
+ * npm run bench: the same load direct to an upstream, through the peers (nginx, oauth2-proxy),
+ * through a bare node:http + undici proxy and through the sidecar in the configurations of
+ * each scenario; saturation with wrk, latency at a constant rate with vegeta, SSE streams
+ * with the bench's stream client. See bench/README.md.
  */
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const POLICY_EXAMPLE = fileURLToPath(new URL('../config/policy.example.yaml', import.meta.url));
 const PAUSE_MS = 500;
+/** How often each server's RSS is sampled while measured. */
+const RSS_SAMPLE_MS = 200;
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
@@ -46,6 +68,13 @@ interface Cpus {
   servers: string | undefined;
 }
 
+interface Tools {
+  wrk: string;
+  vegeta: string;
+  /** Installed on first use by a scenario with oauth2-proxy among its targets. */
+  oauth2Proxy?: string;
+}
+
 function cpuPlan(o: BenchOptions): Cpus {
   if (!o.pin) return { load: undefined, servers: undefined };
   if (os.availableParallelism() < 2) throw new Error('--pin needs at least 2 CPUs');
@@ -53,91 +82,161 @@ function cpuPlan(o: BenchOptions): Cpus {
   return { load: '0', servers: '1' };
 }
 
-/** Every measured request: GET / without credentials, or with --scenario auth an analyst's bearer token on a policy route. */
-function requestShape(auth: AuthFixture | undefined): RequestShape {
-  return auth === undefined ? { path: '/', headers: {} } : { path: AUTH_PATH, headers: { authorization: `Bearer ${auth.token}` } };
+/**
+ * Every measured request of a scenario, the same for every target: GET / without credentials;
+ * with auth an analyst's bearer token on a policy route; with protect a 4 KB JSON POST by a
+ * caller allowed to create; with egress a streamed chat completion.
+ */
+function requestShape(scenario: Scenario, auth: AuthFixture | undefined): RequestShape {
+  if (scenario === 'egress') return { ...EGRESS_REQUEST, headers: { ...EGRESS_REQUEST.headers } };
+  if (auth === undefined) return { path: '/', headers: {} };
+  if (scenario === 'protect') {
+    return { path: AUTH_PATH, method: 'POST', headers: { authorization: `Bearer ${auth.writerToken}`, 'content-type': 'application/json' }, body: protectBody() };
+  }
+  return { path: AUTH_PATH, headers: { authorization: `Bearer ${auth.token}` } };
 }
 
-async function startServers(
-  o: BenchOptions,
-  tmp: string,
-  cpus: Cpus,
-  auth: AuthFixture | undefined,
-  telemetry: TelemetryFixture | undefined,
-): Promise<Map<TargetName, Server>> {
-  const servers = new Map<TargetName, Server>();
-  const upstream = await startUpstream(tmp, cpus.servers);
-  servers.set('direct', upstream);
-  if (o.targets.includes('nginx')) servers.set('nginx', await startNginxProxy(tmp, upstream, cpus.servers));
-  if (o.targets.includes('undici-proxy')) servers.set('undici-proxy', await startBareProxy(upstream, cpus.servers));
-  const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
-  if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
+interface Fixtures {
+  auth: AuthFixture | undefined;
+  telemetry: TelemetryFixture | undefined;
+}
+
+/** How each sidecar target of a scenario is configured on top of the defaults. */
+function sidecarPlan(t: SidecarTarget, o: BenchOptions, scenario: Scenario, f: Fixtures, tmp: string, egressAddress: string, providerOrigin: string): Omit<SidecarStartOptions, 'cpus' | 'cpuProfileDir'> {
   // Sidecars without telemetry (on by default): OTEL_SDK_DISABLED=true, and no OTEL_* variable of this shell.
   const offEnv = envWithoutOtel({ OTEL_SDK_DISABLED: 'true' });
-  if (o.targets.includes('sidecar')) {
-    servers.set('sidecar', await startSidecar(tmp, upstream, { name: 'sidecar', cpus: cpus.servers, cpuProfileDir, env: offEnv }));
-  }
-  if (o.targets.includes('sidecar-auth')) {
-    if (auth === undefined) throw new Error('sidecar-auth needs --scenario auth');
+  const authYaml = () => {
+    if (f.auth === undefined) throw new Error(`${t} needs --scenario ${AUTH_SCENARIOS.join(' or ')}`);
     const policyFile = join(tmp, 'policy.yaml');
     copyFileSync(POLICY_EXAMPLE, policyFile);
-    const sidecarAuth = await startSidecar(tmp, upstream, {
-      name: 'sidecar-auth',
-      cpus: cpus.servers,
-      cpuProfileDir,
-      extraConfig: sidecarAuthConfig(auth, policyFile),
-      env: offEnv,
-      comment: 'Defaults except addresses and log level, plus JWT RS256 from the bench JWKS and the reference RBAC policy (a copy of config/policy.example.yaml).',
-    });
-    servers.set('sidecar-auth', sidecarAuth);
-    // Auth must really be on: no token is refused, and a path outside the policy is denied.
-    await checkRefuses(sidecarAuth, { path: AUTH_PATH, headers: {} }, 401, 'no bearer token');
-    await checkRefuses(sidecarAuth, { ...requestShape(auth), path: '/not-in-the-policy' }, 403, `roles ${AUTH_ROLES.join(',')} on a path no route matches`);
-  }
-  if (o.targets.includes('sidecar-telemetry')) {
-    if (telemetry === undefined) throw new Error('sidecar-telemetry needs --scenario telemetry');
+    return sidecarAuthConfig(f.auth, policyFile);
+  };
+  const telemetry = () => {
+    if (f.telemetry === undefined) throw new Error(`${t} needs --scenario ${TELEMETRY_SCENARIOS.join(' or ')}`);
     const logs = o.telemetrySignals.includes('logs');
-    servers.set(
-      'sidecar-telemetry',
-      await startSidecar(tmp, upstream, {
-        name: 'sidecar-telemetry',
-        cpus: cpus.servers,
-        cpuProfileDir,
-        extraConfig: sidecarTelemetryConfig(telemetry.endpoint, o.telemetrySignals),
-        // Access lines go to stdout at info: with logs, the level must let them through.
-        logLevel: logs ? 'info' : 'warn',
-        env: envWithoutOtel(),
-        stdoutFile: telemetryStdout(tmp),
-        comment: `Defaults except addresses and log level, plus telemetry (${o.telemetrySignals.join(', ')}) over OTLP gRPC to the bench's receiver.`,
-      }),
-    );
+    return {
+      yaml: sidecarTelemetryConfig(f.telemetry.endpoint, o.telemetrySignals),
+      // Access lines go to stdout at info: with logs, the level must let them through.
+      logLevel: logs ? 'info' : 'warn',
+      env: envWithoutOtel(),
+      stdoutFile: join(tmp, `${t}-stdout.jsonl`),
+    };
+  };
+  const signals = o.telemetrySignals.join(', ');
+  switch (t) {
+    case 'sidecar':
+      return { name: t, env: offEnv };
+    case 'sidecar-auth':
+      return {
+        name: t,
+        extraConfig: authYaml(),
+        env: offEnv,
+        comment: 'Defaults except addresses and log level, plus JWT RS256 from the bench JWKS and the reference RBAC policy (a copy of config/policy.example.yaml).',
+      };
+    case 'sidecar-telemetry': {
+      const tel = telemetry();
+      return { name: t, extraConfig: tel.yaml, logLevel: tel.logLevel, env: tel.env, stdoutFile: tel.stdoutFile, comment: `Defaults except addresses and log level, plus telemetry (${signals}) over OTLP gRPC to the bench's receiver.` };
+    }
+    case 'sidecar-full':
+    case 'sidecar-protect': {
+      const tel = telemetry();
+      let extra = `${authYaml()}${tel.yaml}`;
+      if (t === 'sidecar-protect') {
+        const protection = protectionConfig();
+        if (protection === undefined) throw new Error(missingFeature('protect') ?? 'no protection configuration');
+        extra += protection;
+      }
+      return {
+        name: t,
+        extraConfig: extra,
+        logLevel: tel.logLevel,
+        env: tel.env,
+        stdoutFile: tel.stdoutFile,
+        comment: `The full ingress chain: JWT RS256 + the reference RBAC policy, telemetry (${signals}) over OTLP gRPC${t === 'sidecar-protect' ? ', body protection' : ''}.`,
+      };
+    }
+    case 'sidecar-egress': {
+      const egress = egressConfig({ address: egressAddress, providerOrigin });
+      if (egress === undefined) throw new Error(missingFeature('egress') ?? 'no egress configuration');
+      return { name: t, extraConfig: egress.yaml, env: offEnv, comment: 'Defaults except addresses and log level, plus the egress listener with the bench SSE upstream as its OpenAI provider.' };
+    }
   }
-  for (const s of servers.values()) await checkServes(s, requestShape(auth));
-  if (telemetry !== undefined) {
-    await verifyTelemetry(telemetry, servers.get('sidecar-telemetry'), servers.get('sidecar'), o.telemetrySignals, telemetryStdout(tmp), log);
+}
+
+function isSidecar(t: TargetName): t is SidecarTarget {
+  return t.startsWith('sidecar');
+}
+
+async function startServers(o: BenchOptions, scenario: Scenario, targets: readonly TargetName[], tmp: string, cpus: Cpus, f: Fixtures, tools: Tools, shape: RequestShape): Promise<Map<TargetName, Server>> {
+  const servers = new Map<TargetName, Server>();
+  const streaming = STREAM_SCENARIOS.includes(scenario);
+  const upstream = streaming ? await startSseUpstream(o.events, cpus.servers) : await startUpstream(tmp, cpus.servers);
+  servers.set('direct', upstream);
+  if (targets.includes('nginx')) servers.set('nginx', await startNginxProxy(tmp, upstream, cpus.servers, { streaming }));
+  if (targets.includes('undici-proxy')) servers.set('undici-proxy', await startBareProxy(upstream, cpus.servers));
+  if (targets.includes('oauth2-proxy')) {
+    if (f.auth === undefined) throw new Error(`oauth2-proxy needs --scenario ${AUTH_SCENARIOS.join(' or ')}`);
+    tools.oauth2Proxy ??= await ensureGoTool(OAUTH2_PROXY, log);
+    const roles = scenario === 'protect' ? WRITER_ROLES : AUTH_ROLES;
+    const peer = await startOauth2Proxy(tools.oauth2Proxy, tmp, upstream, f.auth, roles, cpus.servers);
+    servers.set('oauth2-proxy', peer);
+    await checkAuthOn(peer, shape, f.auth);
+    await checkRefuses(peer, { ...shape, headers: { ...shape.headers, authorization: `Bearer ${f.auth.token.slice(0, -8)}AAAAAAAA` } }, 403, 'a token with a broken signature');
+  }
+  const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
+  if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
+  const egressPort = await freePort();
+  for (const t of targets) {
+    if (!isSidecar(t)) continue;
+    const plan = sidecarPlan(t, o, scenario, f, tmp, `${HOST}:${egressPort}`, upstream.url.replace(/\/$/, ''));
+    const started = await startSidecar(tmp, upstream, { ...plan, cpus: cpus.servers, cpuProfileDir });
+    if (t === 'sidecar-egress') {
+      // The load goes to the egress listener, under its provider's path prefix.
+      const egress = egressConfig({ address: `${HOST}:${egressPort}`, providerOrigin: upstream.url.replace(/\/$/, '') })!;
+      servers.set(t, { ...started, url: `http://${HOST}:${egressPort}/`, basePath: egress.basePath });
+    } else {
+      servers.set(t, started);
+    }
+    if (f.auth !== undefined && t !== 'sidecar') {
+      await checkAuthOn(started, shape, f.auth);
+      // A path outside the policy is denied too.
+      await checkRefuses(started, { ...shape, path: '/not-in-the-policy' }, 403, `the measured caller on a path no route matches`);
+    }
+  }
+  for (const s of servers.values()) {
+    if (streaming) await checkStream(s, targetUrl(s, shape), shape, o.events);
+    else await checkServes(s, shape);
+  }
+  const exporter = targets.find((t) => t === 'sidecar-telemetry' || t === 'sidecar-full' || t === 'sidecar-protect');
+  if (f.telemetry !== undefined && exporter !== undefined) {
+    const stdoutFile = join(tmp, `${exporter}-stdout.jsonl`);
+    await verifyTelemetry(f.telemetry, servers.get(exporter), servers.get('sidecar'), o.telemetrySignals, stdoutFile, log, shape);
   }
   return servers;
 }
 
-function telemetryStdout(tmp: string): string {
-  return join(tmp, 'sidecar-telemetry-stdout.jsonl');
+/** Authentication and authorization really are on: no token is refused with 401, a valid token of a role the route does not admit with 403. */
+async function checkAuthOn(server: Server, shape: RequestShape, auth: AuthFixture): Promise<void> {
+  const { authorization: _drop, ...noToken } = shape.headers;
+  await checkRefuses(server, { ...shape, headers: noToken }, 401, 'no bearer token');
+  await checkRefuses(server, { ...shape, headers: { ...shape.headers, authorization: `Bearer ${auth.otherRoleToken}` } }, 403, `a valid token for roles ${OTHER_ROLES.join(',')}`);
 }
 
-/** Around each measured phase of a target: what to record (the telemetry scenario's receiver counts and CPU). */
+/** Around each measured phase of a target: what to record (the telemetry scenarios' receiver counts and CPU). */
 interface PhaseWatch {
   begin(target: TargetName, phase: 'saturation' | 'rate'): void;
   end(target: TargetName, phase: 'saturation' | 'rate', requests: number): void;
 }
 
-function telemetryWatch(fixture: TelemetryFixture, signals: readonly string[]): PhaseWatch & { note(): TelemetryNote } {
+function telemetryWatch(fixture: TelemetryFixture, signals: readonly string[], exporter: TargetName): PhaseWatch & { note(): TelemetryNote } {
   const phases: TelemetryNote['phases'] = [];
   let start: { counts: ReturnType<TelemetryFixture['counts']>; cpu: NodeJS.CpuUsage; at: bigint } | undefined;
   return {
     begin(target) {
-      if (target === 'sidecar-telemetry') start = { counts: fixture.counts(), cpu: process.cpuUsage(), at: process.hrtime.bigint() };
+      if (target === exporter) start = { counts: fixture.counts(), cpu: process.cpuUsage(), at: process.hrtime.bigint() };
     },
     end(target, phase, requests) {
-      if (target !== 'sidecar-telemetry' || start === undefined) return;
+      if (target !== exporter || start === undefined) return;
       const c = fixture.counts();
       const cpu = process.cpuUsage(start.cpu);
       const wallUs = Number(process.hrtime.bigint() - start.at) / 1e3;
@@ -164,48 +263,178 @@ function assertAlive(servers: Map<TargetName, Server>): void {
   }
 }
 
-async function measure(
-  o: BenchOptions,
-  tmp: string,
-  cpus: Cpus,
-  servers: Map<TargetName, Server>,
-  tools: { wrk: string; vegeta: string },
-  shape: RequestShape,
-  watch?: PhaseWatch,
-): Promise<Measurements> {
-  const m: Measurements = { saturation: {}, rate: {}, cpuSeconds: { saturation: {}, rate: {} } };
-  // The upstream's CPU is not a proxy's: `direct` gets no CPU figure.
-  const cpuOf = (t: TargetName) => (t === 'direct' ? undefined : treeCpuSeconds(servers.get(t)!.child.proc.pid!));
-  const script = writeWrkScript(tmp);
+/**
+ * One measured phase of one target: its CPU seconds and largest RSS alongside. The upstream's
+ * CPU and memory are not a proxy's: `direct` gets neither.
+ */
+async function phase<T>(t: TargetName, server: Server, run: () => Promise<T>): Promise<{ result: T; cpuSeconds?: number; rssBytes?: number }> {
+  if (t === 'direct') return { result: await run() };
+  const pid = server.child.proc.pid!;
+  const cpuBefore = treeCpuSeconds(pid);
+  const sampler = new RssSampler(pid, RSS_SAMPLE_MS);
+  let result: T;
+  try {
+    result = await run();
+  } finally {
+    sampler.stop();
+  }
+  return { result, cpuSeconds: treeCpuSeconds(pid) - cpuBefore, rssBytes: Math.max(...sampler.samples.map((s) => s.bytes)) };
+}
+
+function record<T>(into: { results: Partial<Record<TargetName, T>>; cpu: Partial<Record<TargetName, number>>; rss: Partial<Record<TargetName, number>> }, t: TargetName, p: { result: T; cpuSeconds?: number; rssBytes?: number }): T {
+  into.results[t] = p.result;
+  if (p.cpuSeconds !== undefined) into.cpu[t] = p.cpuSeconds;
+  if (p.rssBytes !== undefined) into.rss[t] = p.rssBytes;
+  return p.result;
+}
+
+async function measure(o: BenchOptions, targets: readonly TargetName[], tmp: string, cpus: Cpus, servers: Map<TargetName, Server>, tools: Tools, shape: RequestShape, m: Measurements, watch?: PhaseWatch): Promise<void> {
+  const script = writeWrkScript(tmp, shape);
   const wrkOpts = { threads: o.threads, connections: o.connections, cpus: cpus.load, headers: shape.headers };
-  for (const t of o.targets) {
+  for (const t of targets) {
     const url = targetUrl(servers.get(t)!, shape);
     if (o.warmupSeconds > 0) await runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.warmupSeconds });
     await sleep(PAUSE_MS);
     log(`saturation: ${t} (wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s)`);
     watch?.begin(t, 'saturation');
-    const cpuBefore = cpuOf(t);
-    m.saturation[t] = await runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.saturationSeconds });
-    if (cpuBefore !== undefined) m.cpuSeconds.saturation[t] = cpuOf(t)! - cpuBefore;
-    watch?.end(t, 'saturation', m.saturation[t].requests);
+    const r = record(
+      { results: m.saturation, cpu: m.cpuSeconds.saturation, rss: m.rssBytes.saturation },
+      t,
+      await phase(t, servers.get(t)!, () => runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.saturationSeconds })),
+    );
+    watch?.end(t, 'saturation', r.requests);
     assertAlive(servers);
     await sleep(PAUSE_MS);
   }
-  for (const t of o.targets) {
+  for (const t of targets) {
     const url = targetUrl(servers.get(t)!, shape);
-    const vegetaOpts = { rate: o.rate, cpus: cpus.load, dir: tmp, headers: shape.headers };
+    const vegetaOpts = { rate: o.rate, cpus: cpus.load, dir: tmp, headers: shape.headers, method: shape.method, body: shape.body };
     if (o.warmupSeconds > 0) await warmVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.warmupSeconds, name: `${t}-warmup` });
     await sleep(PAUSE_MS);
     log(`constant rate: ${t} (vegeta ${o.rate} req/s, ${o.rateSeconds}s)`);
     watch?.begin(t, 'rate');
-    const cpuBefore = cpuOf(t);
-    m.rate[t] = await runVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.rateSeconds, name: t });
-    if (cpuBefore !== undefined) m.cpuSeconds.rate[t] = cpuOf(t)! - cpuBefore;
-    watch?.end(t, 'rate', m.rate[t].requests);
+    const r = record(
+      { results: m.rate, cpu: m.cpuSeconds.rate, rss: m.rssBytes.rate },
+      t,
+      await phase(t, servers.get(t)!, () => runVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.rateSeconds, name: t })),
+    );
+    watch?.end(t, 'rate', r.requests);
     assertAlive(servers);
     await sleep(PAUSE_MS);
   }
-  return m;
+}
+
+/** The SSE scenarios: each target in turn, `streams` concurrent streams for --duration seconds after a warm-up. */
+async function measureStreams(o: BenchOptions, targets: readonly TargetName[], tmp: string, cpus: Cpus, servers: Map<TargetName, Server>, shape: RequestShape, m: Measurements): Promise<void> {
+  for (const t of targets) {
+    const url = targetUrl(servers.get(t)!, shape);
+    const opts = { streams: o.streams, events: o.events, dir: tmp, cpus: cpus.load };
+    if (o.warmupSeconds > 0) await runStreams(url, shape, { ...opts, seconds: o.warmupSeconds, name: `${t}-warmup` });
+    await sleep(PAUSE_MS);
+    log(`streams: ${t} (${o.streams} concurrent streams of ${o.events} events, ${o.saturationSeconds}s)`);
+    record(
+      { results: m.streams, cpu: m.cpuSeconds.streams, rss: m.rssBytes.streams },
+      t,
+      await phase(t, servers.get(t)!, () => runStreams(url, shape, { ...opts, seconds: o.saturationSeconds, name: t })),
+    );
+    assertAlive(servers);
+    await sleep(PAUSE_MS);
+  }
+}
+
+function describeShape(shape: RequestShape, scenario: Scenario): string {
+  const auth = shape.headers.authorization?.startsWith('Bearer ey')
+    ? ` with Authorization: Bearer <RS256 token, roles ${(scenario === 'protect' ? WRITER_ROLES : AUTH_ROLES).join(',')}>`
+    : '';
+  const body = shape.body === undefined ? '' : ` and a ${Buffer.byteLength(shape.body)}-byte ${shape.headers['content-type'] ?? ''} body`;
+  const stream = STREAM_SCENARIOS.includes(scenario) ? ', answered with an SSE stream' : '';
+  return `${shape.method ?? 'GET'} ${shape.path}${auth}${body}${stream}`;
+}
+
+/** One scenario: fixtures, servers, checks, measurements, soak; printed and returned. */
+async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonly TargetName[], cpus: Cpus, tools: Tools, meta: RunMeta, soak: boolean): Promise<ScenarioRun> {
+  const tmp = mkdtempSync(join(os.tmpdir(), `agent-sidecar-bench-${scenario}-`));
+  let ok = false;
+  const f: Fixtures = { auth: undefined, telemetry: undefined };
+  try {
+    const startedAt = new Date().toISOString();
+    log(`scenario ${scenario}: servers and configs in ${tmp}`);
+    if (AUTH_SCENARIOS.includes(scenario)) {
+      f.auth = await startAuthFixture();
+      log(`JWKS and OIDC discovery at ${f.auth.issuer}; RS256 tokens for roles ${AUTH_ROLES.join(',')}, ${WRITER_ROLES.join(',')} and ${OTHER_ROLES.join(',')}`);
+    }
+    const exporter = targets.find((t) => t === 'sidecar-telemetry' || t === 'sidecar-full' || t === 'sidecar-protect');
+    if (TELEMETRY_SCENARIOS.includes(scenario) && exporter !== undefined) {
+      f.telemetry = await startTelemetryFixture();
+      log(`OTLP gRPC receiver at ${f.telemetry.endpoint}${f.telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; ${exporter} records ${o.telemetrySignals.join(', ')}`);
+    }
+    const shape = requestShape(scenario, f.auth);
+    const servers = await startServers(o, scenario, targets, tmp, cpus, f, tools, shape);
+    const watch = f.telemetry && exporter ? telemetryWatch(f.telemetry, o.telemetrySignals, exporter) : undefined;
+    const m = emptyMeasurements();
+    if (STREAM_SCENARIOS.includes(scenario)) await measureStreams(o, targets, tmp, cpus, servers, shape, m);
+    else await measure(o, targets, tmp, cpus, servers, tools, shape, m, watch);
+    const subject = SUBJECT[scenario];
+    if (soak && o.soakMinutes > 0) {
+      const server = servers.get(subject);
+      if (STREAM_SCENARIOS.includes(scenario) || server === undefined) {
+        log(`no soak in scenario ${scenario}: it needs the constant-rate phase and ${subject} among the targets`);
+      } else {
+        log(`soak: ${subject} at ${o.rate} req/s for ${o.soakMinutes} min, RSS every 10 s`);
+        m.soak = await runSoak(tools.vegeta, targetUrl(server, shape), {
+          rate: o.rate,
+          cpus: cpus.load,
+          dir: tmp,
+          name: `${subject}-soak`,
+          headers: shape.headers,
+          method: shape.method,
+          body: shape.body,
+          minutes: o.soakMinutes,
+          target: subject,
+          pid: server.child.proc.pid!,
+        });
+        assertAlive(servers);
+      }
+    }
+    for (const [t, s] of servers) if (t !== 'direct') m.hwmBytes[t] = treeHwmBytes(s.child.proc.pid!);
+    await stopAll(); // before printing, so a --cpu-prof profile is written
+    const telemetryNote = watch?.note();
+    const cmp = compare(m, { subject: targets.includes(subject) ? subject : undefined });
+    const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
+    const warm = o.warmupSeconds > 0 ? ` after ${o.warmupSeconds}s warm-up` : '';
+    process.stdout.write(
+      [
+        '',
+        `agent-sidecar benchmark  ${meta.gitCommit}  ${meta.cpus} CPUs (${meta.cpuModel}), ${pinning}`,
+        `Scenario ${scenario}: every target gets ${describeShape(shape, scenario)}${
+          f.telemetry && exporter ? `; ${exporter} records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${f.telemetry.endpoint}, metrics every 5s)` : ''
+        }`,
+        `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
+        '',
+        render(
+          m,
+          cmp,
+          targets,
+          {
+            saturation: `Saturation: wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s per target${warm}; latency in µs`,
+            rate: `Constant rate: vegeta ${o.rate} req/s, ${o.rateSeconds}s per target${warm}; latency in µs`,
+            streams: `SSE streams: ${o.streams} concurrent streams of ${o.events} events, ${o.saturationSeconds}s per target${warm}`,
+          },
+          { telemetry: telemetryNote },
+        ),
+        '',
+      ].join('\n'),
+    );
+    for (const w of warnings(m)) process.stdout.write(`WARNING: ${w}\n`);
+    ok = true;
+    return { scenario, targets: [...targets], startedAt, finishedAt: new Date().toISOString(), measurements: m, comparison: cmp, telemetry: telemetryNote };
+  } finally {
+    await stopAll();
+    await f.auth?.close();
+    await f.telemetry?.close();
+    if (ok && !o.keepTmp) rmSync(tmp, { recursive: true, force: true });
+    else log(`kept ${tmp} (configs and server logs)`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -216,68 +445,46 @@ async function main(): Promise<void> {
     return;
   }
   const o = parsed;
+  if (o.scenario !== 'all') {
+    const missing = missingFeature(o.scenario);
+    if (missing !== undefined) throw new Error(missing);
+  }
   const wrk = requireTool('wrk', 'install it (Debian: apt-get install wrk)');
   requireTool('nginx', `install it (Debian: apt-get install nginx-light); expected at ${NGINX}`);
-  const vegeta = await ensureVegeta(log);
+  const tools: Tools = { wrk, vegeta: await ensureGoTool(VEGETA, log) };
   const cpus = cpuPlan(o);
-  const tmp = mkdtempSync(join(os.tmpdir(), 'agent-sidecar-bench-'));
-  let ok = false;
-  let auth: AuthFixture | undefined;
-  let telemetry: TelemetryFixture | undefined;
-  try {
-    const meta = await collectMeta({ nginx: NGINX, wrk, vegeta });
-    const startedAt = new Date().toISOString();
-    log(`servers and configs in ${tmp}`);
-    if (o.scenario === 'auth') {
-      auth = await startAuthFixture();
-      log(`scenario auth: JWKS at ${auth.jwksUrl}, RS256 token for roles ${AUTH_ROLES.join(',')}, every target gets GET ${AUTH_PATH} with it`);
-    }
-    if (o.scenario === 'telemetry') {
-      telemetry = await startTelemetryFixture();
-      log(
-        `scenario telemetry: OTLP gRPC receiver at ${telemetry.endpoint}${telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; sidecar-telemetry records ${o.telemetrySignals.join(', ')}`,
-      );
-    }
-    const shape = requestShape(auth);
-    const servers = await startServers(o, tmp, cpus, auth, telemetry);
-    const watch = telemetry ? telemetryWatch(telemetry, o.telemetrySignals) : undefined;
-    const m = await measure(o, tmp, cpus, servers, { wrk, vegeta }, shape, watch);
-    await stopAll(); // before printing, so a --cpu-prof profile is written
-    const telemetryNote = watch?.note();
-    const cmp = compare(m);
-    const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
-    const warm = o.warmupSeconds > 0 ? ` after ${o.warmupSeconds}s warm-up` : '';
-    process.stdout.write(
-      [
-        '',
-        `agent-sidecar benchmark  ${meta.gitCommit}  ${meta.cpus} CPUs (${meta.cpuModel}), ${pinning}`,
-        `Scenario ${o.scenario}: every target gets GET ${shape.path}${auth ? ' with Authorization: Bearer <RS256 token, roles analyst>' : ''}${
-          telemetry ? `; sidecar-telemetry records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${telemetry.endpoint}, metrics every 5s)` : ''
-        }`,
-        `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
-        '',
-        render(m, cmp, o.targets, {
-          saturation: `Saturation: wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s per target${warm}; latency in µs`,
-          rate: `Constant rate: vegeta ${o.rate} req/s, ${o.rateSeconds}s per target${warm}; latency in µs`,
-        }, { telemetry: telemetryNote }),
-        '',
-      ].join('\n'),
-    );
-    for (const w of warnings(m)) process.stdout.write(`WARNING: ${w}\n`);
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = join(RESULTS_DIR, 'latest.json');
-    const { keepTmp: _k, ...options } = o;
-    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...m, comparison: cmp, telemetry: telemetryNote }, null, 2)}\n`);
+  const meta = await collectMeta({ nginx: NGINX, wrk, vegeta: tools.vegeta });
+  const startedAt = new Date().toISOString();
+  const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
+  const { keepTmp: _k, ...options } = o;
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, 'latest.json');
+
+  if (o.scenario !== 'all') {
+    const run = await runScenario(o, o.scenario, o.targets, cpus, tools, meta, true);
+    const { measurements, comparison, telemetry } = run;
+    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...measurements, comparison, telemetry }, null, 2)}\n`);
     log(`results written to ${file}`);
-    if (o.cpuProfile) log(`sidecar CPU profile in ${join(RESULTS_DIR, 'profiles')}`);
-    ok = true;
-  } finally {
-    await stopAll();
-    await auth?.close();
-    await telemetry?.close();
-    if (ok && !o.keepTmp) rmSync(tmp, { recursive: true, force: true });
-    else log(`kept ${tmp} (configs and server logs)`);
+  } else {
+    const runs: ScenarioRun[] = [];
+    const skipped: Array<{ scenario: Scenario; reason: string }> = [];
+    for (const scenario of ALL_SCENARIOS) {
+      const missing = missingFeature(scenario);
+      if (missing !== undefined) {
+        log(`skipping ${missing}`);
+        skipped.push({ scenario, reason: missing });
+        continue;
+      }
+      // The soak, when asked for, runs once: on the full ingress chain.
+      runs.push(await runScenario(o, scenario, DEFAULT_TARGETS[scenario], cpus, tools, meta, scenario === 'full'));
+    }
+    const table = performanceTable(runs, skipped, { meta, options: o, pinning });
+    process.stdout.write(`\n${table}\n`);
+    writeFileSync(join(RESULTS_DIR, 'performance.md'), `${table}\n`);
+    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, runs, skipped }, null, 2)}\n`);
+    log(`results written to ${file} and ${join(RESULTS_DIR, 'performance.md')}`);
   }
+  if (o.cpuProfile) log(`sidecar CPU profiles in ${join(RESULTS_DIR, 'profiles')} (open them in speedscope or Chrome DevTools: bench/README.md)`);
 }
 
 try {

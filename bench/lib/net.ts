@@ -25,16 +25,24 @@ export interface HttpAnswer {
 
 /** One GET with a fresh connection and a short timeout. */
 export function get(url: string, timeoutMs = 1000, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  return request(url, { timeoutMs, headers });
+}
+
+/** One request with a fresh connection and a short timeout; the whole body as text. */
+export function request(url: string, o: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+  const timeoutMs = o.timeoutMs ?? 1000;
+  const method = o.method ?? 'GET';
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs, headers }, (res) => {
+    const req = http.request(url, { method, agent: false, timeout: timeoutMs, headers: o.headers ?? {} }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
+    req.end(o.body);
   });
 }
 

@@ -15,12 +15,18 @@ export interface BenchOptions {
   connections: number;
   /** Pin the load generator to CPU 0 and the servers to CPU 1 (taskset). */
   pin: boolean;
-  /** passthrough: no auth anywhere; auth: also the sidecar with JWT (JWKS) + RBAC; telemetry: also the sidecar exporting OTLP. */
-  scenario: Scenario;
+  /** What is measured (see SCENARIOS); `all` runs each of ALL_SCENARIOS in turn. */
+  scenario: Scenario | 'all';
   /** With --scenario telemetry: the signals sidecar-telemetry records and exports. */
   telemetrySignals: TelemetrySignal[];
   /** Which targets to run, in order. */
   targets: TargetName[];
+  /** Concurrent streams of the SSE scenarios (sse, egress). */
+  streams: number;
+  /** Events per stream of the SSE scenarios. */
+  events: number;
+  /** Minutes of constant rate on the scenario's own sidecar after the measured phases, RSS sampled every 10 s; 0: no soak. */
+  soakMinutes: number;
   /** Pass --cpu-prof to the sidecar; profiles land next to the results. */
   cpuProfile: boolean;
   /** Keep the temporary directory (configs, logs) after a successful run. */
@@ -28,20 +34,82 @@ export interface BenchOptions {
   quick: boolean;
 }
 
-export const TARGET_NAMES = ['direct', 'nginx', 'undici-proxy', 'sidecar', 'sidecar-auth', 'sidecar-telemetry'] as const;
+export const TARGET_NAMES = [
+  'direct',
+  'nginx',
+  'undici-proxy',
+  'oauth2-proxy',
+  'sidecar',
+  'sidecar-auth',
+  'sidecar-telemetry',
+  'sidecar-full',
+  'sidecar-protect',
+  'sidecar-egress',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
-export const SCENARIOS = ['passthrough', 'auth', 'telemetry'] as const;
+/** The targets that are this project's sidecar, in some configuration. */
+export const SIDECAR_TARGETS = ['sidecar', 'sidecar-auth', 'sidecar-telemetry', 'sidecar-full', 'sidecar-protect', 'sidecar-egress'] as const satisfies readonly TargetName[];
+export type SidecarTarget = (typeof SIDECAR_TARGETS)[number];
+/** Other proxies measured in the same run: the floor a proxy hop costs and a real peer doing the JWT job. */
+export const PEERS = ['nginx', 'oauth2-proxy'] as const satisfies readonly TargetName[];
+
+/**
+ * The issue's scenarios: (a) passthrough, (b) auth, (c) full, (d) protect, (e) sse,
+ * (f) egress; telemetry is (c) without auth, to see what telemetry alone costs.
+ */
+export const SCENARIOS = ['passthrough', 'auth', 'telemetry', 'full', 'protect', 'sse', 'egress'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** What `--scenario all` runs, in this order (the README's Performance table). */
+export const ALL_SCENARIOS = ['passthrough', 'auth', 'full', 'protect', 'sse', 'egress'] as const satisfies readonly Scenario[];
 
 export const DEFAULT_TARGETS: Record<Scenario, readonly TargetName[]> = {
   passthrough: ['direct', 'nginx', 'undici-proxy', 'sidecar'],
-  auth: ['direct', 'sidecar', 'sidecar-auth'],
+  auth: ['direct', 'nginx', 'oauth2-proxy', 'sidecar', 'sidecar-auth'],
   telemetry: ['direct', 'sidecar', 'sidecar-telemetry'],
+  full: ['direct', 'nginx', 'oauth2-proxy', 'sidecar-full'],
+  protect: ['direct', 'nginx', 'sidecar-full', 'sidecar-protect'],
+  sse: ['direct', 'nginx', 'sidecar'],
+  egress: ['direct', 'nginx', 'sidecar-egress'],
 };
+
+/** The sidecar target each scenario is about: the one its targets (CPU, RSS, soak) are checked on. */
+export const SUBJECT: Record<Scenario, SidecarTarget> = {
+  passthrough: 'sidecar',
+  auth: 'sidecar-auth',
+  telemetry: 'sidecar-telemetry',
+  full: 'sidecar-full',
+  protect: 'sidecar-protect',
+  sse: 'sidecar',
+  egress: 'sidecar-egress',
+};
+
+/** The scenarios a target can run in (a target needs its scenario's fixtures: the JWKS, the OTLP receiver, the SSE upstream). */
+const TARGET_SCENARIOS: Record<TargetName, readonly Scenario[]> = {
+  direct: SCENARIOS,
+  nginx: SCENARIOS,
+  'undici-proxy': ['passthrough', 'auth', 'telemetry', 'full', 'protect', 'sse'],
+  'oauth2-proxy': ['auth', 'full', 'protect'],
+  sidecar: ['passthrough', 'auth', 'telemetry', 'full', 'protect', 'sse'],
+  'sidecar-auth': ['auth', 'full', 'protect'],
+  'sidecar-telemetry': ['telemetry'],
+  'sidecar-full': ['full', 'protect'],
+  'sidecar-protect': ['protect'],
+  'sidecar-egress': ['egress'],
+};
+
+/** Scenarios measured with streams of SSE events rather than wrk and vegeta. */
+export const STREAM_SCENARIOS: readonly Scenario[] = ['sse', 'egress'];
+/** Scenarios whose sidecars export telemetry (so --telemetry-signals applies). */
+export const TELEMETRY_SCENARIOS: readonly Scenario[] = ['telemetry', 'full', 'protect'];
+/** Scenarios that send the analyst's bearer token (and start the JWKS/OIDC discovery server). */
+export const AUTH_SCENARIOS: readonly Scenario[] = ['auth', 'full', 'protect'];
 
 export const TELEMETRY_SIGNALS = ['traces', 'metrics', 'logs'] as const;
 export type TelemetrySignal = (typeof TELEMETRY_SIGNALS)[number];
+
+/** The soak's length when --soak is given without minutes. */
+export const DEFAULT_SOAK_MINUTES = 10;
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -53,28 +121,48 @@ export const USAGE = `usage: npm run bench -- [options]
   --threads <n>           wrk threads (default 2)                          (BENCH_THREADS)
   --connections <n>       wrk connections (default 64)                     (BENCH_CONNECTIONS)
   --pin                   taskset: load generator on CPU 0, servers on CPU 1 (BENCH_PIN=1)
-  --scenario <name>       passthrough (default), auth or telemetry          (BENCH_SCENARIO)
-                          auth adds sidecar-auth (JWT RS256 from a local JWKS + RBAC);
-                          every target then gets GET /api/v1/agents with an analyst
-                          bearer token. telemetry adds sidecar-telemetry (OTLP gRPC
-                          to a receiver inside the bench process)
-  --telemetry-signals <list>  with --scenario telemetry: what sidecar-telemetry
+  --scenario <name>       one of                                            (BENCH_SCENARIO)
+                          passthrough  GET / through each proxy (default)
+                          auth         JWT RS256 from a local JWKS/OIDC discovery + RBAC:
+                                       sidecar-auth against oauth2-proxy on the same token
+                          telemetry    sidecar-telemetry (OTLP gRPC to a receiver in the
+                                       bench process) against the sidecar without it
+                          full         auth + telemetry: sidecar-full, the ingress chain
+                          protect      full + body protection of a 4 KB JSON POST
+                          sse          1000-event SSE streams: time to first event, total
+                                       time, events/s
+                          egress       a streamed LLM call through the egress listener
+                          all          passthrough, auth, full, protect, sse and egress in
+                                       turn (protect and egress skipped when this build
+                                       lacks them), then the Performance table
+  --targets <list>        comma-separated, from direct,nginx,undici-proxy,oauth2-proxy,
+                          sidecar,sidecar-auth,sidecar-telemetry,sidecar-full,
+                          sidecar-protect,sidecar-egress (each only in the scenarios
+                          that have its fixtures); default per scenario:    (BENCH_TARGETS)
+                          passthrough  direct,nginx,undici-proxy,sidecar
+                          auth         direct,nginx,oauth2-proxy,sidecar,sidecar-auth
+                          telemetry    direct,sidecar,sidecar-telemetry
+                          full         direct,nginx,oauth2-proxy,sidecar-full
+                          protect      direct,nginx,sidecar-full,sidecar-protect
+                          sse          direct,nginx,sidecar
+                          egress       direct,nginx,sidecar-egress
+  --telemetry-signals <list>  with telemetry, full or protect: what the sidecar
                           records, some of traces,metrics,logs (default all)
                                                                   (BENCH_TELEMETRY_SIGNALS)
-  --targets <list>        comma-separated subset of direct,nginx,undici-proxy,sidecar
-                          (and sidecar-auth with --scenario auth, sidecar-telemetry
-                          with --scenario telemetry)                        (BENCH_TARGETS)
-                          default: direct,nginx,undici-proxy,sidecar;
-                          with --scenario auth: direct,sidecar,sidecar-auth;
-                          with --scenario telemetry: direct,sidecar,sidecar-telemetry
-  --cpu-prof              write a CPU profile of the sidecar to bench/results/profiles/
+  --streams <n>           concurrent SSE streams (sse, egress; default 8)   (BENCH_STREAMS)
+  --events <n>            events per SSE stream (default 1000)              (BENCH_EVENTS)
+  --soak [minutes]        after the measured phases, the constant rate on the
+                          scenario's own sidecar for that long (default 10), RSS
+                          sampled every 10 s; with all, only in full        (BENCH_SOAK)
+  --cpu-prof              write a CPU profile of each sidecar to bench/results/profiles/
+                          (a .cpuprofile: a flame graph in speedscope or Chrome DevTools)
   --keep-tmp              keep the temporary directory with configs and logs
   -h, --help              this text
 `;
 
 export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
   const { values } = parseArgs({
-    args: [...argv],
+    args: withSoakDefault(argv),
     strict: true,
     options: {
       quick: { type: 'boolean' },
@@ -88,6 +176,9 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       scenario: { type: 'string' },
       targets: { type: 'string' },
       'telemetry-signals': { type: 'string' },
+      streams: { type: 'string' },
+      events: { type: 'string' },
+      soak: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       'keep-tmp': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -111,6 +202,9 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     scenario,
     telemetrySignals: telemetrySignals(values['telemetry-signals'] ?? env.BENCH_TELEMETRY_SIGNALS, scenario),
     targets: targets(values.targets ?? env.BENCH_TARGETS, scenario),
+    streams: int('streams', values.streams ?? env.BENCH_STREAMS, 8),
+    events: int('events', values.events ?? env.BENCH_EVENTS, 1000),
+    soakMinutes: int('soak', values.soak ?? env.BENCH_SOAK, 0, 0),
     cpuProfile: values['cpu-prof'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
   };
@@ -127,27 +221,35 @@ function int(name: string, raw: string | undefined, fallback: number, min = 1): 
   return n;
 }
 
-function scenarioOf(raw: string | undefined): Scenario {
+/** `--soak` without a value (last, or followed by another flag) means DEFAULT_SOAK_MINUTES. */
+export function withSoakDefault(argv: readonly string[]): string[] {
+  return argv.map((a, i) => (a === '--soak' && (i === argv.length - 1 || argv[i + 1]!.startsWith('-')) ? `--soak=${DEFAULT_SOAK_MINUTES}` : a));
+}
+
+function scenarioOf(raw: string | undefined): Scenario | 'all' {
   if (raw === undefined || raw === '') return 'passthrough';
-  if (!(SCENARIOS as readonly string[]).includes(raw)) throw new Error(`unknown scenario ${JSON.stringify(raw)}; expected one of ${SCENARIOS.join(', ')}`);
+  if (raw === 'all') return 'all';
+  if (!(SCENARIOS as readonly string[]).includes(raw)) throw new Error(`unknown scenario ${JSON.stringify(raw)}; expected one of ${SCENARIOS.join(', ')} or all`);
   return raw as Scenario;
 }
 
-function targets(raw: string | undefined, scenario: Scenario): TargetName[] {
-  if (raw === undefined || raw === '') return [...DEFAULT_TARGETS[scenario]];
+/** The targets of one scenario: --targets, checked against what the scenario can run, or its defaults. */
+function targets(raw: string | undefined, scenario: Scenario | 'all'): TargetName[] {
+  if (raw === undefined || raw === '') return scenario === 'all' ? [] : [...DEFAULT_TARGETS[scenario]];
+  if (scenario === 'all') throw new Error('--targets cannot be combined with --scenario all (each scenario runs its default targets)');
   const list = raw.split(',').map((s) => s.trim());
   for (const t of list) {
     if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${JSON.stringify(t)}; expected some of ${TARGET_NAMES.join(',')}`);
+    const allowed = TARGET_SCENARIOS[t as TargetName];
+    if (!allowed.includes(scenario)) throw new Error(`target ${t} needs --scenario ${allowed.join(' or ')}`);
   }
-  if (list.includes('sidecar-auth') && scenario !== 'auth') throw new Error('target sidecar-auth needs --scenario auth');
-  if (list.includes('sidecar-telemetry') && scenario !== 'telemetry') throw new Error('target sidecar-telemetry needs --scenario telemetry');
   if (new Set(list).size !== list.length) throw new Error(`--targets lists a target twice: ${raw}`);
   return list as TargetName[];
 }
 
-function telemetrySignals(raw: string | undefined, scenario: Scenario): TelemetrySignal[] {
+function telemetrySignals(raw: string | undefined, scenario: Scenario | 'all'): TelemetrySignal[] {
   if (raw === undefined || raw === '') return [...TELEMETRY_SIGNALS];
-  if (scenario !== 'telemetry') throw new Error('--telemetry-signals needs --scenario telemetry');
+  if (scenario !== 'all' && !TELEMETRY_SCENARIOS.includes(scenario)) throw new Error(`--telemetry-signals needs --scenario ${TELEMETRY_SCENARIOS.join(', ')} or all`);
   const list = raw.split(',').map((s) => s.trim());
   for (const t of list) {
     if (!(TELEMETRY_SIGNALS as readonly string[]).includes(t)) throw new Error(`unknown telemetry signal ${JSON.stringify(t)}; expected some of ${TELEMETRY_SIGNALS.join(',')}`);

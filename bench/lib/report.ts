@@ -1,13 +1,53 @@
-import type { TargetName } from './options.ts';
+import { PEERS, SIDECAR_TARGETS, type SidecarTarget, type TargetName } from './options.ts';
+import type { SoakResult } from './soak.ts';
+import type { StreamResult } from './sse.ts';
 import { ratio } from './stats.ts';
 import type { RateResult } from './vegeta.ts';
 import { errorCount, type SaturationResult } from './wrk.ts';
 
+type PerTarget<T> = Partial<Record<TargetName, T>>;
+
 export interface Measurements {
-  saturation: Partial<Record<TargetName, SaturationResult>>;
-  rate: Partial<Record<TargetName, RateResult>>;
+  saturation: PerTarget<SaturationResult>;
+  rate: PerTarget<RateResult>;
+  /** SSE scenarios: the stream phase. */
+  streams: PerTarget<StreamResult>;
   /** CPU seconds each server (with its worker processes) used during each measured phase. */
-  cpuSeconds: { saturation: Partial<Record<TargetName, number>>; rate: Partial<Record<TargetName, number>> };
+  cpuSeconds: { saturation: PerTarget<number>; rate: PerTarget<number>; streams: PerTarget<number> };
+  /** Largest resident bytes of each server's processes (VmRSS summed, sampled every RSS_SAMPLE_MS) during each phase. */
+  rssBytes: { saturation: PerTarget<number>; rate: PerTarget<number>; streams: PerTarget<number> };
+  /** VmHWM (each process's own peak since it started) summed over each server's processes at the end. */
+  hwmBytes: PerTarget<number>;
+  /** --soak: the scenario's own sidecar at the constant rate for minutes. */
+  soak?: SoakResult | undefined;
+}
+
+export function emptyMeasurements(): Measurements {
+  return {
+    saturation: {},
+    rate: {},
+    streams: {},
+    cpuSeconds: { saturation: {}, rate: {}, streams: {} },
+    rssBytes: { saturation: {}, rate: {}, streams: {} },
+    hwmBytes: {},
+  };
+}
+
+const MB = 1024 * 1024;
+
+/**
+ * CPU cores a server keeps busy per 1000 req/s of load: CPU seconds per second of the phase,
+ * divided by the rate in thousands. (The same figure as CPU seconds per 1000 requests.)
+ */
+export function coresPer1000Rps(cpuSeconds: number | undefined, seconds: number, rate: number): number | undefined {
+  if (cpuSeconds === undefined || !(seconds > 0) || !(rate > 0)) return undefined;
+  return cpuSeconds / seconds / (rate / 1000);
+}
+
+/** A target's cores per 1000 req/s at the constant rate. */
+export function rateCores(m: Measurements, t: TargetName): number | undefined {
+  const r = m.rate[t];
+  return r ? coresPer1000Rps(m.cpuSeconds.rate[t], r.durationSeconds, r.rate) : undefined;
 }
 
 /** CPU milliseconds per 1000 requests of a target in a phase. */
@@ -27,7 +67,21 @@ function cpuLine(m: Measurements, phase: 'saturation' | 'rate', order: readonly 
 
 /** A target from the issue, checked against a measured figure. */
 export interface Check {
-  id: 'saturation' | 'added-p50' | 'added-p99' | 'auth-saturation' | 'telemetry-saturation' | 'telemetry-added-p50';
+  id:
+    | 'saturation'
+    | 'added-p50'
+    | 'added-p99'
+    | 'auth-saturation'
+    | 'telemetry-saturation'
+    | 'telemetry-added-p50'
+    | 'full-saturation'
+    | 'full-added-p50'
+    | 'full-added-p99'
+    | 'oauth2-proxy-saturation'
+    | 'cpu-cores'
+    | 'rss'
+    | 'soak-rss-max'
+    | 'soak-rss-slope';
   name: string;
   value: number | undefined;
   op: '>=' | '<=';
@@ -38,6 +92,19 @@ export interface Check {
 
 type Hop = Exclude<TargetName, 'direct'>;
 type Pcts = { p50?: number | undefined; p99?: number | undefined; p999?: number | undefined };
+
+/** A sidecar target over a peer: > 1 means the sidecar has more of it (req/s: better; added latency, CPU, RSS: worse). */
+export interface PeerRatios {
+  target: SidecarTarget;
+  peer: (typeof PEERS)[number];
+  rps?: number | undefined;
+  addedP50?: number | undefined;
+  addedP99?: number | undefined;
+  /** CPU per request at the constant rate. */
+  cpu?: number | undefined;
+  /** Peak RSS at the constant rate. */
+  rss?: number | undefined;
+}
 
 /** How the floor (undici-proxy / nginx) compares with a target set against nginx. */
 export interface FloorNote {
@@ -59,6 +126,10 @@ export interface Comparison {
     authVsNoAuth?: number | undefined;
     /** sidecar-telemetry / sidecar (telemetry on / off). */
     telemetryVsOff?: number | undefined;
+    /** sidecar-full (auth + telemetry) / nginx. */
+    fullVsNginx?: number | undefined;
+    /** sidecar-auth / oauth2-proxy: the same JWT workload. */
+    authVsOauth2Proxy?: number | undefined;
   };
   rate: {
     /** Latency a hop adds over direct at the same rate, in µs. */
@@ -73,15 +144,38 @@ export interface Comparison {
     authAddedUs?: { p50: number; p99: number; p999: number } | undefined;
     /** Latency telemetry adds: sidecar-telemetry minus sidecar, in µs. */
     telemetryAddedUs?: { p50: number; p99: number; p999: number } | undefined;
+    /** Sidecar-full-added / nginx-added. */
+    fullAddedVsNginxAdded: Pcts;
+    /** CPU cores per 1000 req/s at the constant rate. */
+    coresPer1000Rps: PerTarget<number>;
   };
+  /** Each sidecar target against each peer that ran. */
+  peers: PeerRatios[];
+  /** SSE scenarios: what each hop adds to direct's stream times (µs), and events/s ratios. */
+  streams: { addedUs: PerTarget<{ ttfeP50: number; ttfeP99: number; totalP50: number; totalP99: number }>; eventsVsDirect: PerTarget<number>; eventsVsNginx: PerTarget<number> };
   /** The floor against each nginx target: can any Node proxy reach it here? */
   floor: FloorNote[];
   checks: Check[];
 }
 
-export const TARGETS = { saturationVsNginx: 0.55, addedVsNginx: 1.5, authVsNoAuth: 0.9, telemetryVsOff: 0.9, telemetryAddedP50Us: 200 } as const;
+export const TARGETS = {
+  saturationVsNginx: 0.55,
+  addedVsNginx: 1.5,
+  authVsNoAuth: 0.9,
+  telemetryVsOff: 0.9,
+  telemetryAddedP50Us: 200,
+  /** The full ingress chain (auth + telemetry) against nginx. */
+  fullSaturationVsNginx: 0.45,
+  /** sidecar-auth against oauth2-proxy on the same tokens. */
+  vsOauth2Proxy: 1.0,
+  /** At the constant rate; the published Istio sidecar figure is 0.20. */
+  coresPer1000Rps: 0.1,
+  rssMb: 100,
+  /** "Flat" over a soak: at most 1 MB a minute (10 MB over 10 minutes, a tenth of the RSS budget). */
+  soakSlopeMbPerMinute: 1,
+} as const;
 
-export function compare(m: Measurements): Comparison {
+export function compare(m: Measurements, o: { subject?: SidecarTarget | undefined } = {}): Comparison {
   const s = m.saturation;
   const rps = (t: TargetName) => s[t]?.requestsPerSecond ?? Number.NaN;
   const saturation = {
@@ -93,11 +187,13 @@ export function compare(m: Measurements): Comparison {
     undiciProxyVsDirect: ratio(rps('undici-proxy'), rps('direct')),
     authVsNoAuth: ratio(rps('sidecar-auth'), rps('sidecar')),
     telemetryVsOff: ratio(rps('sidecar-telemetry'), rps('sidecar')),
+    fullVsNginx: ratio(rps('sidecar-full'), rps('nginx')),
+    authVsOauth2Proxy: ratio(rps('sidecar-auth'), rps('oauth2-proxy')),
   };
   const direct = m.rate.direct;
   const addedUs: Comparison['rate']['addedUs'] = {};
-  for (const hop of ['nginx', 'undici-proxy', 'sidecar', 'sidecar-auth', 'sidecar-telemetry'] as const) {
-    const r = m.rate[hop];
+  for (const [hop, r] of Object.entries(m.rate) as Array<[TargetName, RateResult]>) {
+    if (hop === 'direct') continue;
     if (r === undefined || direct === undefined) continue;
     addedUs[hop] = {
       p50: r.latencyUs.p50 - direct.latencyUs.p50,
@@ -111,6 +207,7 @@ export function compare(m: Measurements): Comparison {
     return x && y ? { p50: ratio(x.p50, y.p50), p99: ratio(x.p99, y.p99), p999: ratio(x.p999, y.p999) } : {};
   };
   const added = vs('sidecar', 'nginx');
+  const fullAdded = vs('sidecar-full', 'nginx');
   const floorAdded = vs('undici-proxy', 'nginx');
   const off = m.rate.sidecar;
   const over = (on: RateResult | undefined) =>
@@ -128,13 +225,42 @@ export function compare(m: Measurements): Comparison {
       check('added-p99', `${rateLabel(m)}: sidecar added p99 vs nginx added`, added.p99, '<=', TARGETS.addedVsNginx),
     );
   }
+  if (ran('nginx', 'sidecar-full')) {
+    checks.push(
+      check('full-saturation', 'saturation: sidecar-full (auth + telemetry) req/s vs nginx', saturation.fullVsNginx, '>=', TARGETS.fullSaturationVsNginx),
+      check('full-added-p50', `${rateLabel(m)}: sidecar-full added p50 vs nginx added`, fullAdded.p50, '<=', TARGETS.addedVsNginx),
+      check('full-added-p99', `${rateLabel(m)}: sidecar-full added p99 vs nginx added`, fullAdded.p99, '<=', TARGETS.addedVsNginx),
+    );
+  }
+  if (ran('oauth2-proxy', 'sidecar-auth')) {
+    checks.push(check('oauth2-proxy-saturation', 'saturation: sidecar-auth req/s vs oauth2-proxy (same JWT workload)', saturation.authVsOauth2Proxy, '>=', TARGETS.vsOauth2Proxy));
+  }
+  const coresPer1000: PerTarget<number> = {};
+  for (const t of Object.keys(m.rate) as TargetName[]) {
+    const c = rateCores(m, t);
+    if (c !== undefined) coresPer1000[t] = c;
+  }
+  const subject = o.subject;
+  if (subject !== undefined && m.rate[subject] !== undefined) {
+    const rss = m.rssBytes.rate[subject];
+    checks.push(
+      check('cpu-cores', `${rateLabel(m)}: ${subject} CPU per 1000 req/s`, coresPer1000[subject], '<=', TARGETS.coresPer1000Rps),
+      check('rss', `${rateLabel(m)}: ${subject} peak RSS`, rss === undefined ? undefined : rss / MB, '<=', TARGETS.rssMb),
+    );
+  }
+  if (m.soak !== undefined) {
+    checks.push(
+      check('soak-rss-max', `soak (${m.soak.minutes} min at ${m.soak.rate} req/s): ${m.soak.target} largest RSS`, m.soak.maxBytes / MB, '<=', TARGETS.rssMb),
+      check('soak-rss-slope', `soak (${m.soak.minutes} min at ${m.soak.rate} req/s): ${m.soak.target} RSS slope`, m.soak.slopeMbPerMinute, '<=', TARGETS.soakSlopeMbPerMinute),
+    );
+  }
   if (ran('sidecar', 'sidecar-auth')) {
     checks.push(check('auth-saturation', 'saturation: sidecar-auth req/s vs sidecar (auth off)', saturation.authVsNoAuth, '>=', TARGETS.authVsNoAuth));
   }
   if (ran('sidecar', 'sidecar-telemetry')) {
     checks.push(
       check('telemetry-saturation', 'saturation: sidecar-telemetry req/s vs sidecar (telemetry off)', saturation.telemetryVsOff, '>=', TARGETS.telemetryVsOff),
-      check('telemetry-added-p50', `${rateLabel(m)}: p50 telemetry adds (µs)`, telemetryAddedUs?.p50, '<=', TARGETS.telemetryAddedP50Us),
+      check('telemetry-added-p50', `${rateLabel(m)}: p50 telemetry adds`, telemetryAddedUs?.p50, '<=', TARGETS.telemetryAddedP50Us),
     );
   }
   const floor: FloorNote[] = [];
@@ -159,15 +285,99 @@ export function compare(m: Measurements): Comparison {
       undiciProxyAddedVsNginxAdded: floorAdded,
       authAddedUs,
       telemetryAddedUs,
+      fullAddedVsNginxAdded: fullAdded,
+      coresPer1000Rps: coresPer1000,
     },
+    peers: peerRatios(m, addedUs),
+    streams: compareStreams(m),
     floor,
     checks,
   };
 }
 
+function peerRatios(m: Measurements, addedUs: Comparison['rate']['addedUs']): PeerRatios[] {
+  const ran = (t: TargetName) => m.saturation[t] !== undefined || m.rate[t] !== undefined;
+  const out: PeerRatios[] = [];
+  for (const target of SIDECAR_TARGETS) {
+    if (!ran(target)) continue;
+    for (const peer of PEERS) {
+      if (!ran(peer)) continue;
+      const rps = (t: TargetName) => m.saturation[t]?.requestsPerSecond ?? Number.NaN;
+      const cpu = (t: TargetName) => cpuPerThousand(m, 'rate', t) ?? Number.NaN;
+      const rss = (t: TargetName) => m.rssBytes.rate[t] ?? Number.NaN;
+      out.push({
+        target,
+        peer,
+        rps: ratio(rps(target), rps(peer)),
+        addedP50: ratio(addedUs[target]?.p50 ?? Number.NaN, addedUs[peer]?.p50 ?? Number.NaN),
+        addedP99: ratio(addedUs[target]?.p99 ?? Number.NaN, addedUs[peer]?.p99 ?? Number.NaN),
+        cpu: ratio(cpu(target), cpu(peer)),
+        rss: ratio(rss(target), rss(peer)),
+      });
+    }
+  }
+  return out;
+}
+
+function compareStreams(m: Measurements): Comparison['streams'] {
+  const out: Comparison['streams'] = { addedUs: {}, eventsVsDirect: {}, eventsVsNginx: {} };
+  const direct = m.streams.direct;
+  const nginx = m.streams.nginx;
+  for (const [t, r] of Object.entries(m.streams) as Array<[TargetName, StreamResult]>) {
+    if (t === 'direct') continue;
+    if (direct) {
+      out.addedUs[t] = {
+        ttfeP50: r.ttfeUs.p50 - direct.ttfeUs.p50,
+        ttfeP99: r.ttfeUs.p99 - direct.ttfeUs.p99,
+        totalP50: r.totalUs.p50 - direct.totalUs.p50,
+        totalP99: r.totalUs.p99 - direct.totalUs.p99,
+      };
+      out.eventsVsDirect[t] = ratio(r.eventsPerSecond, direct.eventsPerSecond);
+    }
+    if (nginx && t !== 'nginx') out.eventsVsNginx[t] = ratio(r.eventsPerSecond, nginx.eventsPerSecond);
+  }
+  return out;
+}
+
 function rateLabel(m: Measurements): string {
   const r = m.rate.direct ?? m.rate.nginx ?? m.rate.sidecar;
   return r ? `at ${Math.round(r.rate)} req/s` : 'at constant rate';
+}
+
+/** The unit of each check's value. */
+const CHECK_UNITS: Record<Check['id'], 'x' | 'µs' | 'cores' | 'MB' | 'MB/min'> = {
+  saturation: 'x',
+  'added-p50': 'x',
+  'added-p99': 'x',
+  'auth-saturation': 'x',
+  'telemetry-saturation': 'x',
+  'telemetry-added-p50': 'µs',
+  'full-saturation': 'x',
+  'full-added-p50': 'x',
+  'full-added-p99': 'x',
+  'oauth2-proxy-saturation': 'x',
+  'cpu-cores': 'cores',
+  rss: 'MB',
+  'soak-rss-max': 'MB',
+  'soak-rss-slope': 'MB/min',
+};
+
+/** A check's value with its unit ("0.52x", "120 µs", "0.081 cores", "64.2 MB", "0.40 MB/min"); n/a when missing. */
+export function checkValue(c: Pick<Check, 'id' | 'value'>): string {
+  const v = c.value;
+  if (v === undefined || !Number.isFinite(v)) return 'n/a';
+  switch (CHECK_UNITS[c.id]) {
+    case 'x':
+      return `${v.toFixed(2)}x`;
+    case 'µs':
+      return `${Math.round(v)} µs`;
+    case 'cores':
+      return `${v.toFixed(3)} cores`;
+    case 'MB':
+      return `${v.toFixed(1)} MB`;
+    case 'MB/min':
+      return `${v.toFixed(2)} MB/min`;
+  }
 }
 
 function check(id: Check['id'], name: string, value: number | undefined, op: Check['op'], limit: number): Check {
@@ -206,6 +416,7 @@ function table(rows: string[][]): string {
 export interface Header {
   saturation: string;
   rate: string;
+  streams?: string;
 }
 
 /** What only some scenarios print. */
@@ -224,6 +435,32 @@ export interface TelemetryNote {
 
 export function render(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: Header, extra: Extra = {}): string {
   const out: string[] = [];
+  const checkFor = (id: Check['id']) => cmp.checks.find((c) => c.id === id);
+  if (Object.keys(m.saturation).length > 0 || Object.keys(m.rate).length > 0) out.push(...requestLines(m, cmp, order, header, extra));
+  if (Object.keys(m.streams).length > 0) out.push(...streamLines(m, cmp, order, header.streams ?? 'Streams'), '');
+  if (cmp.peers.length > 0) out.push(...peerLines(cmp), '');
+  if (order.includes('sidecar-full') && order.includes('nginx')) out.push(...fullLines(m, cmp, checkFor), '');
+  const own = (['cpu-cores', 'rss', 'oauth2-proxy-saturation'] as const).flatMap((id) => checkFor(id) ?? []);
+  if (own.length > 0) out.push('Targets:', table(own.map((c) => [`  ${c.name}`, checkValue(c), `target ${c.op === '>=' ? '≥' : '≤'} ${checkValue({ ...c, value: c.limit })}`, verdict(c)])), '');
+  if (m.soak !== undefined) out.push(...soakLines(m.soak, checkFor('soak-rss-max'), checkFor('soak-rss-slope')), '');
+
+  const failed = cmp.checks.filter((c) => c.pass !== true);
+  if (cmp.checks.length === 0) out.push('No target applies to these targets (ratios only).');
+  else out.push(failed.length === 0 ? 'All targets met.' : `Targets not met or not measurable: ${failed.map((c) => `${c.name} (${verdict(c)})`).join('; ')}.`);
+  return out.join('\n');
+}
+
+function fixed(v: number | undefined, digits: number): string {
+  return v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits);
+}
+
+function mb(bytes: number | undefined): string {
+  return bytes === undefined ? '-' : (bytes / MB).toFixed(1);
+}
+
+/** The wrk and vegeta phases: tables, ratios, floor, and the auth and telemetry blocks. */
+function requestLines(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: Header, extra: Extra): string[] {
+  const out: string[] = [];
   const has = (...t: TargetName[]) => t.every((n) => order.includes(n));
   const satRows = [['target', 'req/s', 'p50', 'p99', 'p99.9', 'max', 'errors']];
   for (const t of order) {
@@ -232,7 +469,7 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
     const l = r.latencyUs;
     satRows.push([t, int.format(r.requestsPerSecond), us(l.p50), us(l.p99), us(l.p999), us(l.max), int.format(errorCount(r.errors))]);
   }
-  out.push(header.saturation, table(satRows), ...cpuLine(m, 'saturation', order), '');
+  out.push(header.saturation, table(satRows), ...cpuLine(m, 'saturation', order), ...rssLine(m, 'saturation', order), '');
   const checkFor = (id: Check['id']) => cmp.checks.find((c) => c.id === id);
   const sat = cmp.saturation;
   const satRatios: string[][] = [];
@@ -264,7 +501,7 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
       signedUs(a?.p999),
     ]);
   }
-  out.push(header.rate, table(rateRows), '  (+pNN: added latency vs direct at the same percentile)', ...cpuLine(m, 'rate', order), '');
+  out.push(header.rate, table(rateRows), '  (+pNN: added latency vs direct at the same percentile)', ...cpuLine(m, 'rate', order), ...coresLine(cmp, order), ...rssLine(m, 'rate', order), ...hwmLine(m, order), '');
   const a = cmp.rate.sidecarAddedVsNginxAdded;
   const u = cmp.rate.sidecarAddedVsUndiciProxyAdded;
   const f = cmp.rate.undiciProxyAddedVsNginxAdded;
@@ -294,10 +531,78 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
   if (cmp.floor.length > 0) out.push(...floorLines(cmp), '');
   if (has('sidecar', 'sidecar-auth')) out.push(...authLines(m, cmp, checkFor('auth-saturation')), '');
   if (has('sidecar', 'sidecar-telemetry')) out.push(...telemetryLines(m, cmp, checkFor('telemetry-saturation'), checkFor('telemetry-added-p50'), extra.telemetry), '');
+  return out;
+}
 
-  const failed = cmp.checks.filter((c) => c.pass !== true);
-  out.push(failed.length === 0 ? 'All targets met.' : `Targets not met or not measurable: ${failed.map((c) => `${c.name} (${verdict(c)})`).join('; ')}.`);
-  return out.join('\n');
+function rssLine(m: Measurements, phase: 'saturation' | 'rate' | 'streams', order: readonly TargetName[]): string[] {
+  const parts = order.flatMap((t) => (m.rssBytes[phase][t] === undefined ? [] : [`${t} ${mb(m.rssBytes[phase][t])}`]));
+  return parts.length === 0 ? [] : [`  Peak RSS in MB (VmRSS of the server's processes, sampled while measured): ${parts.join(' · ')}`];
+}
+
+function hwmLine(m: Measurements, order: readonly TargetName[]): string[] {
+  const parts = order.flatMap((t) => (m.hwmBytes[t] === undefined ? [] : [`${t} ${mb(m.hwmBytes[t])}`]));
+  return parts.length === 0 ? [] : [`  VmHWM in MB at the end (each process's own peak since start, summed): ${parts.join(' · ')}`];
+}
+
+function coresLine(cmp: Comparison, order: readonly TargetName[]): string[] {
+  const parts = order.flatMap((t) => (cmp.rate.coresPer1000Rps[t] === undefined ? [] : [`${t} ${fixed(cmp.rate.coresPer1000Rps[t], 3)}`]));
+  return parts.length === 0 ? [] : [`  CPU cores per 1000 req/s (CPU seconds per second / thousands of req/s): ${parts.join(' · ')}`];
+}
+
+/** Every sidecar target against nginx and oauth2-proxy: > 1 is more req/s (better), or more added latency, CPU, memory (worse). */
+function peerLines(cmp: Comparison): string[] {
+  const rows = [['  sidecar target / peer', 'req/s', '+p50', '+p99', 'CPU/req', 'RSS']];
+  for (const p of cmp.peers) rows.push([`  ${p.target} / ${p.peer}`, x(p.rps), x(p.addedP50), x(p.addedP99), x(p.cpu), x(p.rss)]);
+  return ['Against the peers (saturation req/s; at the constant rate: added p50 and p99, CPU per request, peak RSS):', table(rows)];
+}
+
+function fullLines(m: Measurements, cmp: Comparison, checkFor: (id: Check['id']) => Check | undefined): string[] {
+  const a = cmp.rate.fullAddedVsNginxAdded;
+  return [
+    'Full ingress chain (sidecar-full: JWT RS256 + RBAC + traces, metrics and logs over OTLP) against nginx:',
+    table([
+      ['  sidecar-full / nginx, req/s', x(cmp.saturation.fullVsNginx), `target ≥ ${TARGETS.fullSaturationVsNginx}x`, verdict(checkFor('full-saturation'))],
+      [`  ${rateLabel(m)}: sidecar-full added / nginx added, p50`, x(a.p50), `target ≤ ${TARGETS.addedVsNginx}x`, verdict(checkFor('full-added-p50'))],
+      [`  ${rateLabel(m)}: sidecar-full added / nginx added, p99`, x(a.p99), `target ≤ ${TARGETS.addedVsNginx}x`, verdict(checkFor('full-added-p99'))],
+    ]),
+  ];
+}
+
+function streamLines(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: string): string[] {
+  const rows = [['target', 'streams', 'streams/s', 'events/s', 'TTFE p50', 'p99', 'total p50', 'p99', 'p99.9', '+TTFE p50', '+total p50', '+total p99', 'errors']];
+  for (const t of order) {
+    const r = m.streams[t];
+    if (!r) continue;
+    const a = cmp.streams.addedUs[t];
+    const errors = r.errors.status + r.errors.short + r.errors.error;
+    rows.push([t, int.format(r.streams), r.streamsPerSecond.toFixed(1), int.format(r.eventsPerSecond), us(r.ttfeUs.p50), us(r.ttfeUs.p99), us(r.totalUs.p50), us(r.totalUs.p99), us(r.totalUs.p999), signedUs(a?.ttfeP50), signedUs(a?.totalP50), signedUs(a?.totalP99), int.format(errors)]);
+  }
+  const cpu = order.flatMap((t) => {
+    const c = m.cpuSeconds.streams[t];
+    const r = m.streams[t];
+    return c === undefined || !r || r.eventsPerSecond === 0 ? [] : [`${t} ${((c / (r.eventsPerSecond * r.durationSeconds)) * 1e6).toFixed(2)} ms`];
+  });
+  const ratios = order.flatMap((t) => (cmp.streams.eventsVsDirect[t] === undefined ? [] : [`${t} ${x(cmp.streams.eventsVsDirect[t])}${cmp.streams.eventsVsNginx[t] === undefined ? '' : ` (${x(cmp.streams.eventsVsNginx[t])} of nginx)`}`]));
+  return [
+    header,
+    table(rows),
+    '  (TTFE: time to the first complete event; total: to the end of the stream; +: added vs direct; µs)',
+    ...(cpu.length > 0 ? [`  CPU per 1000 events (the server process and its workers): ${cpu.join(' · ')}`] : []),
+    ...rssLine(m, 'streams', order),
+    ...(ratios.length > 0 ? [`  events/s vs direct: ${ratios.join(' · ')}`] : []),
+  ];
+}
+
+function soakLines(s: SoakResult, max: Check | undefined, slope: Check | undefined): string[] {
+  const lat = s.latencyUs;
+  return [
+    `Soak: ${s.target} at ${s.rate} req/s for ${s.minutes} min, RSS sampled every ${s.sampleSeconds} s (${s.samples.length} samples):`,
+    `  RSS first ${mb(s.firstBytes)} MB, last ${mb(s.lastBytes)} MB, max ${mb(s.maxBytes)} MB; slope ${fixed(s.slopeMbPerMinute, 2)} MB/min`,
+    `  requests ${int.format(s.requests)}, success ${(s.success * 100).toFixed(2)}%, p50 ${us(lat.p50)} µs, p99 ${us(lat.p99)} µs (vegeta's estimate)`,
+    table(
+      [max, slope].flatMap((c) => (c === undefined ? [] : [[`  ${c.id === 'soak-rss-max' ? 'largest RSS' : 'RSS slope'}`, checkValue(c), `target ≤ ${checkValue({ ...c, value: c.limit })}`, verdict(c)]])),
+    ),
+  ];
 }
 
 /**

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, get, HOST, waitFor200 } from './net.ts';
+import { freePort, HOST, request, waitFor200 } from './net.ts';
 import { startChild, type Child } from './procs.ts';
 
 /** A running HTTP server the load is sent to. */
@@ -11,6 +11,8 @@ export interface Server {
   readonly child: Child;
   /** The sidecar's admin listener (/readyz, /metrics), e.g. http://127.0.0.1:PORT. */
   readonly adminUrl?: string;
+  /** Put before every request path (the egress listener's provider prefix, e.g. /openai). */
+  readonly basePath?: string;
 }
 
 export const NGINX = '/usr/sbin/nginx';
@@ -18,10 +20,13 @@ export const UPSTREAM_BODY = 'ok\n';
 const SIDECAR_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));
 
-/** What every measured request looks like: a path and extra headers (the same for every target). */
+/** What every measured request looks like: a path and extra headers (the same for every target), and a method and body when not a plain GET. */
 export interface RequestShape {
   path: string;
   headers: Record<string, string>;
+  /** Default GET. */
+  method?: 'GET' | 'POST';
+  body?: string;
 }
 
 /**
@@ -68,8 +73,12 @@ export async function startUpstream(dir: string, cpus: string | undefined): Prom
   return startNginx(dir, 'upstream', conf, port, cpus);
 }
 
-/** The floor a proxy hop costs: nginx with a keep-alive upstream pool. */
-export async function startNginxProxy(dir: string, upstream: Server, cpus: string | undefined): Promise<Server> {
+/**
+ * The floor a proxy hop costs: nginx with a keep-alive upstream pool. With streaming (the SSE
+ * scenarios), proxy_buffering off, the usual configuration for event streams, so each event
+ * is passed on as it arrives.
+ */
+export async function startNginxProxy(dir: string, upstream: Server, cpus: string | undefined, o: { streaming?: boolean } = {}): Promise<Server> {
   const port = await freePort();
   const up = new URL(upstream.url);
   const conf = `${nginxPreamble(dir, 'nginx')}
@@ -85,7 +94,7 @@ export async function startNginxProxy(dir: string, upstream: Server, cpus: strin
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Proto $scheme;${o.streaming ? '\n      proxy_buffering off;\n      proxy_read_timeout 60s;' : ''}
     }
   }
 }
@@ -147,15 +156,19 @@ ${options.extraConfig ?? ''}`,
   return { name: options.name, url: `http://${HOST}:${port}/`, child, adminUrl };
 }
 
-/** The URL the load goes to: the server's origin and the request's path. */
-export function targetUrl(server: Server, shape: RequestShape): string {
-  return new URL(shape.path, server.url).href;
+/** The URL the load goes to: the server's origin, its base path and the request's path. */
+export function targetUrl(server: Pick<Server, 'url' | 'basePath'>, shape: Pick<RequestShape, 'path'>): string {
+  return new URL(`${server.basePath ?? ''}${shape.path}`, server.url).href;
+}
+
+function send(server: Server, shape: RequestShape) {
+  return request(targetUrl(server, shape), { method: shape.method, headers: shape.headers, body: shape.body, timeoutMs: 2000 });
 }
 
 /** One request through the server: it must come back 200 with the upstream's body. */
 export async function checkServes(server: Server, shape: RequestShape = { path: '/', headers: {} }): Promise<void> {
   const url = targetUrl(server, shape);
-  const { status, body } = await get(url, 2000, shape.headers);
+  const { status, body } = await send(server, shape);
   if (status !== 200 || body !== UPSTREAM_BODY) {
     throw new Error(`${server.name} at ${url} answered ${status} ${JSON.stringify(body.slice(0, 200))}, expected 200 ${JSON.stringify(UPSTREAM_BODY)}`);
   }
@@ -164,7 +177,7 @@ export async function checkServes(server: Server, shape: RequestShape = { path: 
 /** One request that must be refused with the given status (auth really is on). */
 export async function checkRefuses(server: Server, shape: RequestShape, expected: number, why: string): Promise<void> {
   const url = targetUrl(server, shape);
-  const { status, body } = await get(url, 2000, shape.headers);
+  const { status, body } = await send(server, shape);
   if (status !== expected) {
     throw new Error(`${server.name} at ${url} (${why}) answered ${status} ${JSON.stringify(body.slice(0, 200))}, expected ${expected}`);
   }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startOtlpReceiver, type OtlpReceiver } from '../../test/otlp-receiver.ts';
 import { get } from './net.ts';
 import type { TelemetrySignal } from './options.ts';
-import { checkServes, type Server } from './servers.ts';
+import { checkServes, type RequestShape, type Server } from './servers.ts';
 
 /**
  * The collector side of `--scenario telemetry`: the project's OTLP/gRPC test receiver (a real
@@ -144,12 +144,13 @@ export async function verifyTelemetry(
   signals: readonly TelemetrySignal[],
   stdoutFile: string,
   log: (line: string) => void,
+  shape?: RequestShape,
 ): Promise<TelemetryVerification> {
   const before = fixture.counts();
   const started = Date.now();
   for (let i = 0; i < REQUESTS; i++) {
-    if (on) await checkServes(on);
-    if (off) await checkServes(off);
+    if (on) await checkServes(on, shape);
+    if (off) await checkServes(off, shape);
   }
   let offMetricsStatus: number | undefined;
   if (off?.adminUrl) {
@@ -190,16 +191,16 @@ export async function verifyTelemetry(
   const missing = signals.filter((s) => !want[s](d));
   if (missing.length > 0) {
     throw new Error(
-      `sidecar-telemetry did not export ${missing.join(', ')} within ${EXPORT_WAIT_MS} ms (received ${JSON.stringify(d)}):\n${on.child.stderr().slice(-2000)}`,
+      `${on.name} did not export ${missing.join(', ')} within ${EXPORT_WAIT_MS} ms (received ${JSON.stringify(d)}):\n${on.child.stderr().slice(-2000)}`,
     );
   }
   const unexpected = (['traces', 'metrics', 'logs'] as const).filter((s) => !signals.includes(s) && d.requests[s] > 0);
-  if (unexpected.length > 0) throw new Error(`sidecar-telemetry exported ${unexpected.join(', ')}, which --telemetry-signals left out (received ${JSON.stringify(d)})`);
-  if (d.foreign > 0) throw new Error(`the OTLP receiver got ${d.foreign} item(s) not from sidecar-telemetry: another sidecar exports telemetry`);
+  if (unexpected.length > 0) throw new Error(`${on.name} exported ${unexpected.join(', ')}, which --telemetry-signals left out (received ${JSON.stringify(d)})`);
+  if (d.foreign > 0) throw new Error(`the OTLP receiver got ${d.foreign} item(s) not from ${on.name}: another sidecar exports telemetry`);
 
   const metricsStatus = on.adminUrl ? (await get(`${on.adminUrl}/metrics`, 2000)).status : 0;
   if (signals.includes('metrics') !== (metricsStatus === 200)) {
-    throw new Error(`sidecar-telemetry /metrics answered ${metricsStatus} with signals ${signals.join(',')}`);
+    throw new Error(`${on.name} /metrics answered ${metricsStatus} with signals ${signals.join(',')}`);
   }
   let accessLines = 0;
   if (signals.includes('logs')) {
@@ -208,11 +209,11 @@ export async function verifyTelemetry(
       accessLines = readFileSync(stdoutFile, 'utf8').split('\n').filter((l) => l.includes('"event_type":"access"')).length;
       if (accessLines < REQUESTS) await sleep(100);
     }
-    if (accessLines < REQUESTS) throw new Error(`sidecar-telemetry wrote ${accessLines} access lines to stdout (${stdoutFile}) for ${REQUESTS} requests`);
+    if (accessLines < REQUESTS) throw new Error(`${on.name} wrote ${accessLines} access lines to stdout (${stdoutFile}) for ${REQUESTS} requests`);
   }
   const result = { seen: { spans: d.spans, metricPoints: d.metricPoints, logRecords: d.logRecords, accessLines, prometheus: metricsStatus === 200 }, offMetricsStatus };
   log(
-    `telemetry verified in ${((Date.now() - started) / 1000).toFixed(1)}s: sidecar-telemetry exported ${d.spans} spans, ${d.metricPoints} metric points, ${d.logRecords} log records` +
+    `telemetry verified in ${((Date.now() - started) / 1000).toFixed(1)}s: ${on.name} exported ${d.spans} spans, ${d.metricPoints} metric points, ${d.logRecords} log records` +
       `${signals.includes('logs') ? `, ${accessLines} access lines on stdout` : ''}; sidecar (off) /metrics ${offMetricsStatus ?? '-'} and nothing else reached the receiver`,
   );
   return result;

@@ -1,9 +1,11 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { runChecked, runTool } from './procs.ts';
 
 export const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12@latest';
+/** Pinned: its flags are part of the peer's configuration. */
+export const OAUTH2_PROXY_MODULE = 'github.com/oauth2-proxy/oauth2-proxy/v7@v7.15.6';
 
 /** Where installed load tools live: outside the repository, reused across runs. */
 export function toolDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -37,16 +39,43 @@ export function requireTool(name: string, hint: string): string {
   return p;
 }
 
-/** vegeta from the cache directory, installed there with `go install` when missing. */
-export async function ensureVegeta(log: (line: string) => void): Promise<string> {
-  const dir = toolDir();
-  const cached = join(dir, 'vegeta');
+/** A Go program the bench installs with `go install`: its module@version and the binary it leaves. */
+export interface GoTool {
+  name: string;
+  module: string;
+  /** Subdirectory of toolDir() for a pinned version, so another version is installed beside it, not over it. */
+  subdir?: string;
+  /** Run the build under `nice -n 10` (a large build on a shared machine). */
+  nice?: boolean;
+  timeoutMs: number;
+}
+
+export const VEGETA: GoTool = { name: 'vegeta', module: VEGETA_MODULE, timeoutMs: 300_000 };
+export const OAUTH2_PROXY: GoTool = {
+  name: 'oauth2-proxy',
+  module: OAUTH2_PROXY_MODULE,
+  subdir: `oauth2-proxy-${OAUTH2_PROXY_MODULE.split('@')[1]}`,
+  nice: true,
+  timeoutMs: 900_000,
+};
+
+/** Where a Go tool's binary is (or will be) in the cache directory. */
+export function goToolPath(tool: GoTool, env: NodeJS.ProcessEnv = process.env): string {
+  return join(toolDir(env), ...(tool.subdir ? [tool.subdir] : []), tool.name);
+}
+
+/** A Go tool from the cache directory, installed there with `go install` when missing. */
+export async function ensureGoTool(tool: GoTool, log: (line: string) => void): Promise<string> {
+  const cached = goToolPath(tool);
   if (executable(cached)) return cached;
+  const dir = dirname(cached);
   const go = which('go');
-  if (go === undefined) throw new Error(`vegeta is not installed in ${dir} and go is not on PATH to install it (go install ${VEGETA_MODULE})`);
+  if (go === undefined) throw new Error(`${tool.name} is not installed in ${dir} and go is not on PATH to install it (go install ${tool.module})`);
   mkdirSync(dir, { recursive: true });
-  log(`installing vegeta: GOBIN=${dir} go install ${VEGETA_MODULE}`);
-  await runChecked('go install vegeta', go, ['install', VEGETA_MODULE], 300_000, { env: { ...process.env, GOBIN: dir } });
+  const nice = tool.nice ? which('nice') : undefined;
+  const [command, args] = nice ? [nice, ['-n', '10', go, 'install', tool.module]] : [go, ['install', tool.module]];
+  log(`installing ${tool.name}: GOBIN=${dir} ${nice ? 'nice -n 10 ' : ''}go install ${tool.module}`);
+  await runChecked(`go install ${tool.name}`, command, args, tool.timeoutMs, { env: { ...process.env, GOBIN: dir } });
   if (!executable(cached)) throw new Error(`go install finished but ${cached} is missing`);
   return cached;
 }

@@ -6,6 +6,8 @@ import { percentile } from './stats.ts';
 /** What one constant-rate run measured. Latencies in microseconds, exact over every request. */
 export interface RateResult {
   requests: number;
+  /** Seconds over which the requests were sent. */
+  durationSeconds: number;
   /** Requests per second vegeta actually sent, and answers per second that succeeded. */
   rate: number;
   throughput: number;
@@ -25,16 +27,24 @@ export interface VegetaOptions {
   name: string;
   /** Extra request headers. */
   headers?: Record<string, string>;
+  /** Default GET. */
+  method?: string;
+  body?: string;
 }
 
 /** Open-loop constant rate: requests leave on schedule whether or not earlier ones returned. */
 export async function runVegeta(vegeta: string, url: string, o: VegetaOptions): Promise<RateResult> {
   const results = await attack(vegeta, url, o);
-  const report = JSON.parse(await runChecked('vegeta report', vegeta, ['report', '-type=json', results], 60_000)) as VegetaReport;
+  const report = await vegetaReport(vegeta, results);
   // Per-request results go through a file: child output is capped in memory.
   const encoded = join(o.dir, `vegeta-${o.name}.jsonl`);
   await runChecked('vegeta encode', vegeta, ['encode', '-to=json', `-output=${encoded}`, results], 60_000);
   return summarize(report, readFileSync(encoded, 'utf8'));
+}
+
+/** vegeta's own summary of a results file. */
+export async function vegetaReport(vegeta: string, results: string): Promise<VegetaReport> {
+  return JSON.parse(await runChecked('vegeta report', vegeta, ['report', '-type=json', results], 120_000)) as VegetaReport;
 }
 
 /** The same load, unmeasured. */
@@ -43,11 +53,10 @@ export async function warmVegeta(vegeta: string, url: string, o: VegetaOptions):
 }
 
 /** Runs vegeta attack; returns the path of its binary results file. */
-async function attack(vegeta: string, url: string, o: VegetaOptions): Promise<string> {
+export async function attack(vegeta: string, url: string, o: VegetaOptions): Promise<string> {
   const targets = join(o.dir, `vegeta-${o.name}.targets`);
   const results = join(o.dir, `vegeta-${o.name}.bin`);
-  const headers = Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}\n`);
-  writeFileSync(targets, `GET ${url}\n${headers.join('')}`);
+  writeFileSync(targets, vegetaTarget(url, o, join(o.dir, `vegeta-${o.name}.body`)));
   const args = [
     'attack',
     `-rate=${o.rate}/1s`,
@@ -60,13 +69,23 @@ async function attack(vegeta: string, url: string, o: VegetaOptions): Promise<st
     `-targets=${targets}`,
     `-output=${results}`,
   ];
-  await runChecked('vegeta attack', vegeta, args, (o.seconds + 30) * 1000, { cpus: o.cpus });
+  await runChecked('vegeta attack', vegeta, args, (o.seconds + 60) * 1000, { cpus: o.cpus });
   return results;
 }
 
+/** A target in vegeta's http format: method and URL, header lines, and `@file` for a body (written to bodyFile). */
+export function vegetaTarget(url: string, o: Pick<VegetaOptions, 'headers' | 'method' | 'body'>, bodyFile: string): string {
+  const headers = Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}\n`);
+  if (o.body !== undefined) writeFileSync(bodyFile, o.body);
+  return `${o.method ?? 'GET'} ${url}\n${headers.join('')}${o.body !== undefined ? `@${bodyFile}\n` : ''}`;
+}
+
 /** The fields of `vegeta report -type=json` used here (durations in ns). */
-interface VegetaReport {
+export interface VegetaReport {
   requests: number;
+  duration: number;
+  /** t-digest estimates, ns. */
+  latencies: { '50th': number; '99th': number };
   rate: number;
   throughput: number;
   success: number;
@@ -89,6 +108,7 @@ export function summarize(report: VegetaReport, encoded: string): RateResult {
   const mean = latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length);
   return {
     requests: report.requests,
+    durationSeconds: report.duration / 1e9,
     rate: report.rate,
     throughput: report.throughput,
     success: report.success,

@@ -36,9 +36,22 @@ done = function(summary, latency, requests)
 end
 `;
 
-export function writeWrkScript(dir: string): string {
-  const file = join(dir, 'wrk-done.lua');
-  writeFileSync(file, DONE_SCRIPT);
+/** The Lua script: the request's method and body when it has them (headers go as -H), and the done() hook. */
+export function wrkScript(request: { method?: string; body?: string } = {}): string {
+  const lines: string[] = [];
+  if (request.method !== undefined && request.method !== 'GET') lines.push(`wrk.method = ${JSON.stringify(request.method)}`);
+  if (request.body !== undefined) {
+    // A Lua long bracket: no escapes inside, so the level must not occur in the body.
+    let level = '=';
+    while (request.body.includes(`]${level}]`)) level += '=';
+    lines.push(`wrk.body = [${level}[${request.body}]${level}]`);
+  }
+  return `${lines.join('\n')}${DONE_SCRIPT}`;
+}
+
+export function writeWrkScript(dir: string, request: { method?: string; body?: string } = {}): string {
+  const file = join(dir, 'wrk-script.lua');
+  writeFileSync(file, wrkScript(request));
   return file;
 }
 
