@@ -23,12 +23,14 @@ import {
   type TargetName,
 } from './lib/options.ts';
 import { RssSampler, treeCpuSeconds, treeHwmBytes } from './lib/proc.ts';
-import { installCleanup, stopAll, tail } from './lib/procs.ts';
+import { installCleanup, runChecked, stopAll, tail } from './lib/procs.ts';
 import { compare, emptyMeasurements, render, warnings, type Comparison, type Measurements, type TelemetryNote } from './lib/report.ts';
 import {
   checkRefuses,
   checkServes,
   NGINX,
+  SIDECAR_BIN,
+  SIDECAR_SOURCE,
   startBareProxy,
   startNginxProxy,
   startSidecar,
@@ -54,6 +56,8 @@ import { runWrk, writeWrkScript } from './lib/wrk.ts';
  */
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+const TSC = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
+const BUILD_CONFIG = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
 const POLICY_EXAMPLE = fileURLToPath(new URL('../config/policy.example.yaml', import.meta.url));
 const PAUSE_MS = 500;
 /** How often each server's RSS is sampled while measured. */
@@ -189,7 +193,7 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
   for (const t of targets) {
     if (!isSidecar(t)) continue;
     const plan = sidecarPlan(t, o, scenario, f, tmp, `${HOST}:${egressPort}`, upstream.url.replace(/\/$/, ''));
-    const started = await startSidecar(tmp, upstream, { ...plan, cpus: cpus.servers, cpuProfileDir });
+    const started = await startSidecar(tmp, upstream, { ...plan, cpus: cpus.servers, cpuProfileDir, entry: o.source ? SIDECAR_SOURCE : SIDECAR_BIN });
     if (t === 'sidecar-egress') {
       // The load goes to the egress listener, under its provider's path prefix.
       const egress = egressConfig({ address: `${HOST}:${egressPort}`, providerOrigin: upstream.url.replace(/\/$/, '') })!;
@@ -410,6 +414,7 @@ async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonl
           f.telemetry && exporter ? `; ${exporter} records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${f.telemetry.endpoint}, metrics every 5s)` : ''
         }`,
         `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
+        `The sidecar ran ${o.source ? 'from src/ (type stripping: about 40 MB more RSS than deployed)' : 'as deployed (bin/agent-sidecar.js, built to dist/)'}${o.cpuProfile ? '; with --cpu-prof, which adds CPU and RSS: read the profiles, not these figures' : ''}`,
         '',
         render(
           m,
@@ -453,6 +458,12 @@ async function main(): Promise<void> {
   requireTool('nginx', `install it (Debian: apt-get install nginx-light); expected at ${NGINX}`);
   const tools: Tools = { wrk, vegeta: await ensureGoTool(VEGETA, log) };
   const cpus = cpuPlan(o);
+  if (!o.source) {
+    // The sidecar runs as deployed: compiled to dist/ (what `npm run build` and `npm ci` do) and
+    // started through bin/agent-sidecar.js. From src/, Node's type stripping costs about 40 MB of RSS.
+    log(`building the sidecar: tsc -p tsconfig.build.json (--source runs src/ instead)`);
+    await runChecked('tsc -p tsconfig.build.json', process.execPath, [TSC, '-p', BUILD_CONFIG], 300_000);
+  }
   const meta = await collectMeta({ nginx: NGINX, wrk, vegeta: tools.vegeta });
   const startedAt = new Date().toISOString();
   const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';

@@ -16,6 +16,13 @@ describe('bench options', () => {
     expect(o.streams).toBe(8);
     expect(o.events).toBe(1000);
     expect(o.rate).toBe(1000);
+    expect(o.source).toBe(false);
+  });
+
+  it('runs the sidecar from its sources with --source or BENCH_SOURCE', () => {
+    expect(parse(['--source']).source).toBe(true);
+    expect(parse([], { BENCH_SOURCE: '1' }).source).toBe(true);
+    expect(parse([], { BENCH_SOURCE: '0' }).source).toBe(false);
   });
 
   it('gives each scenario its default targets, peers included', () => {

@@ -172,12 +172,13 @@ describe('bench SSE comparison and tables', () => {
     const meta: RunMeta = { node: 'v24', nginx: 'nginx/1', wrk: 'wrk 4', vegeta: 'v12', cpuModel: 'cpu', cpus: 2, kernel: 'Linux', loadAverage: [0.1], gitCommit: 'abc' };
     const text = performanceTable(runs, [{ scenario: 'protect', reason: 'needs the protection engine' }], {
       meta,
-      options: { rate: 1000, saturationSeconds: 10, rateSeconds: 10, threads: 2, connections: 64, streams: 8, events: 1000 },
+      options: { rate: 1000, saturationSeconds: 10, rateSeconds: 10, threads: 2, connections: 64, streams: 8, events: 1000, source: false, cpuProfile: false },
       pinning: 'no CPU pinning',
     });
     expect(text).toContain('| (c) full | sidecar-full | 30,000 | 320 | 1,100 | 2,200 | +120 | +500 | 0.090 | 80.0 |');
     expect(text).toContain('| (e) sse | sidecar | 60,000 |');
     expect(text).toMatch(/\| \(c\) full \| saturation: sidecar-full .* target ≥ 0\.45x \| 0\.50x \| PASS \|/);
     expect(text).toContain('(d) protect: not measured: needs the protection engine.');
+    expect(text).toContain('The sidecar as deployed: bin/agent-sidecar.js');
   });
 });

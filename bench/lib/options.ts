@@ -27,6 +27,8 @@ export interface BenchOptions {
   events: number;
   /** Minutes of constant rate on the scenario's own sidecar after the measured phases, RSS sampled every 10 s; 0: no soak. */
   soakMinutes: number;
+  /** Run the sidecar from its TypeScript sources instead of building dist/ and running bin/agent-sidecar.js. */
+  source: boolean;
   /** Pass --cpu-prof to the sidecar; profiles land next to the results. */
   cpuProfile: boolean;
   /** Keep the temporary directory (configs, logs) after a successful run. */
@@ -154,6 +156,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --soak [minutes]        after the measured phases, the constant rate on the
                           scenario's own sidecar for that long (default 10), RSS
                           sampled every 10 s; with all, only in full        (BENCH_SOAK)
+  --source                run the sidecar from src/ (type stripping) instead of
+                          building dist/ and running bin/agent-sidecar.js   (BENCH_SOURCE=1)
   --cpu-prof              write a CPU profile of each sidecar to bench/results/profiles/
                           (a .cpuprofile: a flame graph in speedscope or Chrome DevTools)
   --keep-tmp              keep the temporary directory with configs and logs
@@ -179,6 +183,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       streams: { type: 'string' },
       events: { type: 'string' },
       soak: { type: 'string' },
+      source: { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
       'keep-tmp': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -205,6 +210,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     streams: int('streams', values.streams ?? env.BENCH_STREAMS, 8),
     events: int('events', values.events ?? env.BENCH_EVENTS, 1000),
     soakMinutes: int('soak', values.soak ?? env.BENCH_SOAK, 0, 0),
+    source: values.source ?? truthy(env.BENCH_SOURCE),
     cpuProfile: values['cpu-prof'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
   };

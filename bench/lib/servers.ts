@@ -17,7 +17,10 @@ export interface Server {
 
 export const NGINX = '/usr/sbin/nginx';
 export const UPSTREAM_BODY = 'ok\n';
-const SIDECAR_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The sidecar from its TypeScript sources (Node's type stripping): --source. */
+export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */
+export const SIDECAR_BIN = fileURLToPath(new URL('../../bin/agent-sidecar.js', import.meta.url));
 const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));
 
 /** What every measured request looks like: a path and extra headers (the same for every target), and a method and body when not a plain GET. */
@@ -126,6 +129,8 @@ export interface SidecarStartOptions {
   env?: NodeJS.ProcessEnv;
   /** Send stdout to this file rather than into memory. */
   stdoutFile?: string;
+  /** The script node runs: SIDECAR_BIN (default) or SIDECAR_SOURCE. */
+  entry?: string;
 }
 
 /** The sidecar as a child process, with its defaults; ready once admin /readyz says 200. */
@@ -146,7 +151,7 @@ log:
 ${options.extraConfig ?? ''}`,
   );
   const nodeFlags = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
-  const child = startChild(options.name, process.execPath, [...nodeFlags, SIDECAR_CLI, 'run', '--config', file], {
+  const child = startChild(options.name, process.execPath, [...nodeFlags, options.entry ?? SIDECAR_BIN, 'run', '--config', file], {
     cpus: options.cpus,
     env: options.env,
     stdoutFile: options.stdoutFile,

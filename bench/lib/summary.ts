@@ -37,11 +37,12 @@ function row(cells: readonly string[]): string {
 export function performanceTable(
   runs: readonly ScenarioRun[],
   skipped: ReadonlyArray<{ scenario: Scenario; reason: string }>,
-  o: { meta: RunMeta; options: Pick<BenchOptions, 'rate' | 'saturationSeconds' | 'rateSeconds' | 'threads' | 'connections' | 'streams' | 'events'>; pinning: string },
+  o: { meta: RunMeta; options: Pick<BenchOptions, 'rate' | 'saturationSeconds' | 'rateSeconds' | 'threads' | 'connections' | 'streams' | 'events' | 'source' | 'cpuProfile'>; pinning: string },
 ): string {
   const { meta, options } = o;
   const out = [
     `Machine: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.kernel}, ${o.pinning}; Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; commit ${meta.gitCommit}; load average before the run ${meta.loadAverage.join(' ')}.`,
+    `The sidecar ${options.source ? 'from src/ (--source: type stripping adds about 40 MB of RSS)' : 'as deployed: bin/agent-sidecar.js on the build in dist/'}${options.cpuProfile ? ', with --cpu-prof (more CPU and RSS than without)' : ''}.`,
     `Saturation: wrk -t${options.threads} -c${options.connections}, ${options.saturationSeconds} s per target. Latency: vegeta at ${options.rate} req/s for ${options.rateSeconds} s, exact percentiles in µs; +pNN is added over direct. CPU: cores per 1000 req/s at that rate. RSS: the largest VmRSS of the server's processes at that rate.`,
     '',
     row(['scenario', 'target', 'req/s', 'p50', 'p99', 'p99.9', '+p50', '+p99', 'CPU cores / 1000 req/s', 'RSS MB']),
