@@ -167,6 +167,11 @@ function sidecarPlan(t: SidecarTarget, o: BenchOptions, scenario: Scenario, f: F
   }
 }
 
+/** The sidecar target that exports telemetry to the receiver (verified, and counted while measured). */
+function exporterOf(targets: readonly TargetName[]): TargetName | undefined {
+  return targets.find((t) => t === 'sidecar-telemetry' || t === 'sidecar-full' || t === 'sidecar-protect');
+}
+
 function isSidecar(t: TargetName): t is SidecarTarget {
   return t.startsWith('sidecar');
 }
@@ -211,7 +216,7 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
     if (streaming) await checkStream(s, targetUrl(s, shape), shape, o.events);
     else await checkServes(s, shape);
   }
-  const exporter = targets.find((t) => t === 'sidecar-telemetry' || t === 'sidecar-full' || t === 'sidecar-protect');
+  const exporter = exporterOf(targets);
   if (f.telemetry !== undefined && exporter !== undefined) {
     const stdoutFile = join(tmp, `${exporter}-stdout.jsonl`);
     await verifyTelemetry(f.telemetry, servers.get(exporter), servers.get('sidecar'), o.telemetrySignals, stdoutFile, log, shape);
@@ -367,7 +372,7 @@ async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonl
       f.auth = await startAuthFixture();
       log(`JWKS and OIDC discovery at ${f.auth.issuer}; RS256 tokens for roles ${AUTH_ROLES.join(',')}, ${WRITER_ROLES.join(',')} and ${OTHER_ROLES.join(',')}`);
     }
-    const exporter = targets.find((t) => t === 'sidecar-telemetry' || t === 'sidecar-full' || t === 'sidecar-protect');
+    const exporter = exporterOf(targets);
     if (TELEMETRY_SCENARIOS.includes(scenario) && exporter !== undefined) {
       f.telemetry = await startTelemetryFixture();
       log(`OTLP gRPC receiver at ${f.telemetry.endpoint}${f.telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; ${exporter} records ${o.telemetrySignals.join(', ')}`);

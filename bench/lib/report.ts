@@ -440,6 +440,10 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
   if (Object.keys(m.streams).length > 0) out.push(...streamLines(m, cmp, order, header.streams ?? 'Streams'), '');
   if (cmp.peers.length > 0) out.push(...peerLines(cmp), '');
   if (order.includes('sidecar-full') && order.includes('nginx')) out.push(...fullLines(m, cmp, checkFor), '');
+  // The telemetry block of the telemetry scenario shows these; other exporters (sidecar-full, sidecar-protect) get them alone.
+  if (extra.telemetry !== undefined && !order.includes('sidecar-telemetry')) {
+    out.push(`Telemetry (${extra.telemetry.signals.join(', ')} over OTLP gRPC to the bench's receiver):`, ...receiverLines(extra.telemetry), '');
+  }
   const own = (['cpu-cores', 'rss', 'oauth2-proxy-saturation'] as const).flatMap((id) => checkFor(id) ?? []);
   if (own.length > 0) out.push('Targets:', table(own.map((c) => [`  ${c.name}`, checkValue(c), `target ${c.op === '>=' ? '≥' : '≤'} ${checkValue({ ...c, value: c.limit })}`, verdict(c)])), '');
   if (m.soak !== undefined) out.push(...soakLines(m.soak, checkFor('soak-rss-max'), checkFor('soak-rss-slope')), '');
@@ -661,6 +665,13 @@ function telemetryLines(m: Measurements, cmp: Comparison, sat: Check | undefined
         ` (${(on - off).toFixed(1)} ms more per 1000 requests; ≤ ${(1 / TARGETS.telemetryVsOff).toFixed(2)}x is what ≥ ${TARGETS.telemetryVsOff.toFixed(2)}x req/s means for a CPU-bound process)`,
     );
   }
+  lines.push(...receiverLines(note));
+  return lines;
+}
+
+/** What the OTLP receiver got while the exporting sidecar was measured, and what it dropped. */
+function receiverLines(note: TelemetryNote | undefined): string[] {
+  const lines: string[] = [];
   for (const p of note?.phases ?? []) {
     lines.push(
       `  while measured (${p.phase === 'saturation' ? 'saturation' : 'constant rate'}, ${int.format(p.requests)} requests): the receiver got ${int.format(p.spans)} spans, ` +
