@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { AUTH_PATH, AUTH_ROLES, OTHER_ROLES, sidecarAuthConfig, startAuthFixture, WRITER_ROLES, type AuthFixture } from './lib/auth.ts';
-import { EGRESS_REQUEST, egressConfig, missingFeature, protectBody, protectionConfig } from './lib/features.ts';
+import { EGRESS_REQUEST, egressConfig, missingFeature, PROTECT_PATH, protectBody, protectionConfig } from './lib/features.ts';
 import { collectMeta, type RunMeta } from './lib/meta.ts';
 import { freePort, HOST } from './lib/net.ts';
 import { startOauth2Proxy } from './lib/oauth2-proxy.ts';
@@ -95,7 +95,7 @@ function requestShape(scenario: Scenario, auth: AuthFixture | undefined): Reques
   if (scenario === 'egress') return { ...EGRESS_REQUEST, headers: { ...EGRESS_REQUEST.headers } };
   if (auth === undefined) return { path: '/', headers: {} };
   if (scenario === 'protect') {
-    return { path: AUTH_PATH, method: 'POST', headers: { authorization: `Bearer ${auth.writerToken}`, 'content-type': 'application/json' }, body: protectBody() };
+    return { path: PROTECT_PATH, method: 'POST', headers: { authorization: `Bearer ${auth.writerToken}`, 'content-type': 'application/json' }, body: protectBody() };
   }
   return { path: AUTH_PATH, headers: { authorization: `Bearer ${auth.token}` } };
 }
@@ -169,7 +169,8 @@ function sidecarPlan(t: SidecarTarget, o: BenchOptions, scenario: Scenario, f: F
 
 /** The sidecar target that exports telemetry to the receiver (verified, and counted while measured). */
 function exporterOf(targets: readonly TargetName[]): TargetName | undefined {
-  return targets.find((t) => t === 'sidecar-telemetry' || t === 'sidecar-full' || t === 'sidecar-protect');
+  // The scenario's own sidecar first: in protect, sidecar-protect rather than sidecar-full.
+  return (['sidecar-protect', 'sidecar-full', 'sidecar-telemetry'] as const).find((t) => targets.includes(t));
 }
 
 function isSidecar(t: TargetName): t is SidecarTarget {
@@ -210,6 +211,10 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
       await checkAuthOn(started, shape, f.auth);
       // A path outside the policy is denied too.
       await checkRefuses(started, { ...shape, path: '/not-in-the-policy' }, 403, `the measured caller on a path no route matches`);
+    }
+    if (t === 'sidecar-protect') {
+      // Protection is really on the route: a body that is not JSON is refused rather than passed on.
+      await checkRefuses(started, { ...shape, body: '{"not json' }, 400, 'a body that does not parse on a protected route');
     }
   }
   for (const s of servers.values()) {

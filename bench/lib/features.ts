@@ -5,8 +5,8 @@ import type { Scenario } from './options.ts';
  * Scenarios (d) protect and (f) egress measure features that may not be in this build yet.
  * Each needs a top-level configuration key and a sidecar configuration from this file; until
  * both exist the scenario fails with a message saying what it needs (and `--scenario all`
- * skips it). Whoever adds the feature fills in protectionConfig or egressConfig below:
- * everything else (request, upstream, checks, figures) is in place.
+ * skips it). protectionConfig is filled in; whoever adds the egress listener fills in
+ * egressConfig below: everything else (request, upstream, checks, figures) is in place.
  */
 
 export interface Feature {
@@ -28,13 +28,24 @@ export function hasConfigKey(key: string, shape: object = configSchema.shape): b
   return Object.hasOwn(shape, key);
 }
 
+/** The route scenario protect POSTs to (the reference policy lets agent_manager create there). */
+export const PROTECT_PATH = '/api/v1/agents';
+
 /**
- * (d) sidecar-protect's configuration on top of sidecar-full's (auth and telemetry): body
- * protection of the 4 KB JSON request (protectBody) on PROTECT_PATH. Undefined until the
- * protection engine is in this build.
+ * (d) sidecar-protect's configuration on top of sidecar-full's (auth and telemetry): the
+ * default rule set on request and response bodies of POST PROTECT_PATH, where the 4 KB JSON
+ * request (protectBody) goes; a body that does not parse is refused (onError: refuse).
  */
 export function protectionConfig(): string | undefined {
-  return undefined;
+  return `protection:
+  routes:
+    - path: ${PROTECT_PATH}
+      methods: [POST]
+      rules: default
+      request: true
+      response: true
+      onError: refuse
+`;
 }
 
 /**
