@@ -24,7 +24,7 @@ import {
 } from './lib/options.ts';
 import { RssSampler, treeCpuSeconds, treeHwmBytes } from './lib/proc.ts';
 import { installCleanup, runChecked, stopAll, tail } from './lib/procs.ts';
-import { compare, emptyMeasurements, render, warnings, type Comparison, type Measurements, type TelemetryNote } from './lib/report.ts';
+import { compare, emptyMeasurements, render, warnings, type Measurements, type TelemetryNote } from './lib/report.ts';
 import {
   checkRefuses,
   checkServes,
