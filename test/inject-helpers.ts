@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { parseAddress, validateConfig } from '../src/config/index.ts';
-import { DEFAULT_EGRESS_PORT, resolveSettings, type InjectFlags, type InjectSettings } from '../src/inject/index.ts';
+import { resolveSettings, type InjectFlags, type InjectSettings } from '../src/inject/index.ts';
 
 /** A file under test/fixtures/inject. */
 export const fixture = (name: string): string => readFileSync(new URL(`./fixtures/inject/${name}`, import.meta.url), 'utf8');
@@ -12,7 +12,7 @@ export const settingsFor = (flags: InjectFlags = {}): InjectSettings => resolveS
 /** The sidecar's ports as the configuration schema's defaults give them. */
 export function schemaPorts(): { ingress: number; egress: number; admin: number } {
   const defaults = validateConfig({});
-  return { ingress: parseAddress(defaults.listen.address).port, egress: DEFAULT_EGRESS_PORT, admin: parseAddress(defaults.admin.address).port };
+  return { ingress: parseAddress(defaults.listen.address).port, egress: parseAddress(defaults.egress.address).port, admin: parseAddress(defaults.admin.address).port };
 }
 
 export type Obj = Record<string, any>;

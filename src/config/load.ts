@@ -10,6 +10,7 @@ export interface ConfigOverrides {
   listen?: string | undefined;
   upstream?: string | undefined;
   admin?: string | undefined;
+  egress?: string | undefined;
   logLevel?: string | undefined;
 }
 
@@ -75,6 +76,7 @@ function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     listen: env.SIDECAR_LISTEN || undefined,
     upstream: env.SIDECAR_UPSTREAM || undefined,
     admin: env.SIDECAR_ADMIN || undefined,
+    egress: env.SIDECAR_EGRESS || undefined,
     logLevel: env.SIDECAR_LOG_LEVEL || undefined,
   };
 }
@@ -83,6 +85,7 @@ function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void 
   if (o.listen !== undefined) section(doc, 'listen').address = o.listen;
   if (o.upstream !== undefined) section(doc, 'upstream').url = o.upstream;
   if (o.admin !== undefined) section(doc, 'admin').address = o.admin;
+  if (o.egress !== undefined) section(doc, 'egress').address = o.egress;
   if (o.logLevel !== undefined) section(doc, 'log').level = o.logLevel;
 }
 

@@ -1,34 +1,13 @@
-import bytes from 'bytes';
-import ms from 'ms';
 import { z } from 'zod';
+import { egress } from './egress.ts';
+import { address, duration, failMode, keyValues, size } from './fields.ts';
+
+export { address, DURATION_PATTERN } from './fields.ts';
 
 /**
  * The one schema of the sidecar's configuration. Every default lives here; the JSON Schema
  * in config/sidecar.schema.json is generated from it (npm run schema).
  */
-
-export const DURATION_PATTERN = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
-const duration = (description: string) =>
-  z
-    .union([z.number().int().nonnegative(), z.string().regex(DURATION_PATTERN, 'expected a duration such as 500ms, 30s, 5m or 1h')])
-    .transform((v) => (typeof v === 'number' ? v : ms(v as ms.StringValue)))
-    .meta({ description: `${description} A duration such as 500ms, 30s or 5m, or a number of milliseconds.` });
-
-const SIZE = /^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i;
-const size = (description: string) =>
-  z
-    .union([z.number().int().nonnegative(), z.string().regex(SIZE, 'expected a size such as 16kb or 10mb')])
-    .transform((v) => (typeof v === 'number' ? v : (bytes.parse(v) ?? 0)))
-    .meta({ description: `${description} A size such as 16kb or 10mb, or a number of bytes.` });
-
-const ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
-/** host:port, [v6]:port. Port 0 asks the kernel for a free port. */
-export const address = (description: string) =>
-  z
-    .string()
-    .regex(ADDRESS, { error: 'expected host:port, for example 0.0.0.0:8080 or [::1]:8080', abort: true })
-    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'the port must be at most 65535')
-    .meta({ description });
 
 const upstreamUrl = z
   .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL such as http://127.0.0.1:8000', abort: true })
@@ -219,9 +198,6 @@ const stores = z
   .strictObject({ redis: redisStore.optional().meta({ description: 'Without it, revocations, rate limits and Redis API keys live in memory.' }) })
   .prefault({});
 
-const failMode = (def: 'open' | 'closed', what: string) =>
-  z.enum(['open', 'closed']).default(def).meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
-
 const revocation = z
   .strictObject({
     failMode: failMode('closed', 'requests'),
@@ -263,8 +239,6 @@ const cors = z
 const audit = z
   .strictObject({ stdout: z.boolean().default(true).meta({ description: 'Audit events as JSON lines on stdout.' }) })
   .prefault({});
-
-const keyValues = (description: string) => z.record(z.string().min(1), z.string()).default({}).meta({ description });
 
 const telemetry = z
   .strictObject({
@@ -493,6 +467,7 @@ export const configSchema = z
     audit,
     telemetry,
     protection,
+    egress,
   })
   .meta({ title: 'agent-sidecar configuration' });
 

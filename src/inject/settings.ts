@@ -4,12 +4,6 @@ import { SidecarError } from '../errors/index.ts';
 import { version } from '../version.ts';
 import { DEFAULT_CONFIGMAP } from './names.ts';
 
-/**
- * The port of the LLM egress listener. The configuration schema has no egress listener
- * yet; when it gains one, its default belongs there and this reads it like the others.
- */
-export const DEFAULT_EGRESS_PORT = 8081;
-
 export interface SidecarPorts {
   ingress: number;
   egress: number;
@@ -60,7 +54,7 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
   const config: SidecarConfig = file === undefined ? validateConfig({}) : loadConfig({ file, env: withoutOverrides(env) });
   const ports: SidecarPorts = {
     ingress: portFlag('--ingress-port', flags.ingressPort) ?? configPort('listen.address', config.listen.address),
-    egress: portFlag('--egress-port', flags.egressPort) ?? DEFAULT_EGRESS_PORT,
+    egress: portFlag('--egress-port', flags.egressPort) ?? configPort('egress.address', config.egress.address),
     admin: portFlag('--admin-port', flags.adminPort) ?? configPort('admin.address', config.admin.address),
   };
   const seen = new Map<number, string>();
@@ -91,7 +85,7 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
 }
 
 function withoutOverrides(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { SIDECAR_LISTEN: _l, SIDECAR_UPSTREAM: _u, SIDECAR_ADMIN: _a, SIDECAR_LOG_LEVEL: _g, ...rest } = env;
+  const { SIDECAR_LISTEN: _l, SIDECAR_UPSTREAM: _u, SIDECAR_ADMIN: _a, SIDECAR_EGRESS: _e, SIDECAR_LOG_LEVEL: _g, ...rest } = env;
   return rest;
 }
 

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { address, duration, failMode, size } from './fields.ts';
+
+/** The `egress` section: the LLM egress listener, its providers, prices, budgets and capture. */
+
+const usd = (description: string) => z.number().nonnegative().meta({ description: `${description} USD per million tokens.` });
+
+const rates = {
+  input: usd('Uncached input tokens.'),
+  output: usd('Output tokens (reasoning tokens included).'),
+  cacheRead: usd('Input tokens read from the prompt cache. Default: the input price.').optional(),
+  cacheWrite: usd('Input tokens written to the prompt cache (Anthropic: the 5-minute cache). Default: the input price.').optional(),
+  cacheWrite1h: usd("Input tokens written to Anthropic's 1-hour cache. Default: cacheWrite.").optional(),
+};
+
+export const priceSchema = z
+  .strictObject({
+    ...rates,
+    longContext: z
+      .strictObject({
+        above: z.number().int().min(1).meta({ description: 'Input tokens of a call (cached ones included) past which the whole call is billed at these rates.' }),
+        ...rates,
+      })
+      .optional()
+      .meta({ description: 'Long-context rates, as some models bill a whole call whose prompt passes a size.' }),
+  })
+  .meta({ description: 'The price of one model.' });
+
+const route = (def: string) =>
+  z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, 'expected a path such as /anthropic')
+    .default(def)
+    .meta({ description: 'Path prefix on the egress listener; the rest of the path goes to the provider as is.' });
+
+const origin = (def: string) =>
+  z
+    .url({ protocol: /^https?$/, error: 'expected an origin such as https://api.anthropic.com', abort: true })
+    .refine((v) => {
+      const u = new URL(v);
+      return (u.pathname === '/' || u.pathname === '') && u.search === '' && u.hash === '';
+    }, 'the origin names a scheme, host and port only, with no path')
+    .default(def)
+    .meta({ description: 'Where the provider is. http:// only with egress.allowHttp.' });
+
+const budgetLimit = z.strictObject({
+  window: z.enum(['hour', 'day', 'month']).meta({ description: 'A calendar hour, day or month (UTC).' }),
+  usd: z.number().positive().meta({ description: 'Spend allowed in the window, in USD; past it calls are refused with 429 before anything reaches the provider.' }),
+  model: z
+    .string()
+    .regex(/^[A-Za-z0-9._:/@-]+\*?$/, 'expected a model id such as claude-opus-5, or a prefix ending in * such as claude-opus-*')
+    .optional()
+    .meta({ description: 'Only calls for this model (the id the agent requests), or for models starting with a prefix ending in *. Default: every model.' }),
+  soft: z.number().gt(0).max(1).optional().meta({ description: 'Share of the limit at which a warning event is logged once per window. Default: egress.budgets.soft.' }),
+});
+
+export const egress = z
+  .strictObject({
+    enabled: z.boolean().default(true).meta({ description: 'The LLM egress listener: agents reach their providers through it (ANTHROPIC_BASE_URL, OPENAI_BASE_URL).' }),
+    address: address('Where the egress listener binds. Loopback by default: the agent beside the sidecar is its only client.').default('127.0.0.1:8081'),
+    allowHttp: z.boolean().default(false).meta({ description: 'Allow http:// provider origins (a local model server, tests).' }),
+    providers: z
+      .strictObject({
+        anthropic: z
+          .strictObject({ enabled: z.boolean().default(true), origin: origin('https://api.anthropic.com'), route: route('/anthropic') })
+          .prefault({})
+          .meta({ description: 'The Anthropic Messages API. ANTHROPIC_BASE_URL=http://<egress>/anthropic.' }),
+        openai: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            origin: origin('https://api.openai.com'),
+            route: route('/openai'),
+            includeUsage: z.boolean().default(true).meta({
+              description:
+                'Add stream_options.include_usage to streamed Chat Completions requests without stream_options, so that they report usage, and keep the usage chunk only the sidecar asked for from the agent.',
+            }),
+          })
+          .prefault({})
+          .meta({ description: 'The OpenAI API (Chat Completions, Responses, Embeddings). OPENAI_BASE_URL=http://<egress>/openai/v1.' }),
+      })
+      .prefault({}),
+    connections: z.number().int().min(1).max(4096).default(64).meta({ description: 'Keep-alive connections per provider at most.' }),
+    keepAliveTimeout: duration('How long an idle provider connection is kept.').prefault('60s'),
+    timeouts: z
+      .strictObject({
+        connect: duration('Connecting to the provider.').prefault('10s'),
+        headers: duration('From the request being sent to the response headers arriving (a long unstreamed completion takes minutes).').prefault('10m'),
+        body: duration('The longest gap between two chunks of a response; 0 disables it.').prefault('5m'),
+      })
+      .prefault({}),
+    maxRequestBytes: size('Largest request body accepted (the body is read whole to find the model before the budget check); larger gets 413.').prefault('32mb'),
+    prices: z.record(z.string().min(1), priceSchema).default({}).meta({
+      description:
+        'Prices by model id, over the shipped table (README: Egress, prices). A dated id such as claude-haiku-4-5-20251001 falls back to claude-haiku-4-5. Calls of a model without a price are counted in tokens, not in cost.',
+    }),
+    budgets: z
+      .strictObject({
+        limits: z.array(budgetLimit).default([]).meta({ description: "Spend limits of this agent (telemetry.agentType), shared by every sidecar on the same Redis." }),
+        soft: z.number().gt(0).max(1).default(0.8).meta({ description: 'Share of a limit at which a warning event is logged once per window.' }),
+        failMode: failMode('open', 'LLM calls'),
+      })
+      .prefault({}),
+    capture: z
+      .strictObject({
+        prompts: z.boolean().default(false).meta({ description: 'Put the prompt on the LLM span (gen_ai.input.messages), after data protection. Needs protection.' }),
+        completions: z.boolean().default(false).meta({ description: 'Put the completion on the LLM span (gen_ai.output.messages), after data protection. Needs protection.' }),
+        maxChars: z.number().int().min(1).default(16_384).meta({ description: 'Characters kept of each captured text.' }),
+      })
+      .prefault({}),
+  })
+  .prefault({})
+  .superRefine((e, ctx) => {
+    const { anthropic, openai } = e.providers;
+    if (anthropic.route === openai.route) ctx.addIssue({ code: 'custom', path: ['providers', 'openai', 'route'], message: 'two providers cannot share a route' });
+    if (e.allowHttp) return;
+    for (const name of ['anthropic', 'openai'] as const) {
+      if (e.providers[name].origin.startsWith('http:')) {
+        ctx.addIssue({ code: 'custom', path: ['providers', name, 'origin'], message: 'an http:// origin sends API keys in clear text; use https:// or set egress.allowHttp' });
+      }
+    }
+  })
+  .meta({ description: 'LLM egress: the provider calls of the agent, measured, priced, budgeted and traced.' });
+
+export type EgressConfig = z.output<typeof egress>;
+export type PriceConfig = z.output<typeof priceSchema>;

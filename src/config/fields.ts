@@ -1,0 +1,33 @@
+import bytes from 'bytes';
+import ms from 'ms';
+import { z } from 'zod';
+
+/** Field builders shared by the sections of the configuration schema (schema.ts, egress.ts). */
+
+export const DURATION_PATTERN = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
+export const duration = (description: string) =>
+  z
+    .union([z.number().int().nonnegative(), z.string().regex(DURATION_PATTERN, 'expected a duration such as 500ms, 30s, 5m or 1h')])
+    .transform((v) => (typeof v === 'number' ? v : ms(v as ms.StringValue)))
+    .meta({ description: `${description} A duration such as 500ms, 30s or 5m, or a number of milliseconds.` });
+
+const SIZE = /^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i;
+export const size = (description: string) =>
+  z
+    .union([z.number().int().nonnegative(), z.string().regex(SIZE, 'expected a size such as 16kb or 10mb')])
+    .transform((v) => (typeof v === 'number' ? v : (bytes.parse(v) ?? 0)))
+    .meta({ description: `${description} A size such as 16kb or 10mb, or a number of bytes.` });
+
+const ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+/** host:port, [v6]:port. Port 0 asks the kernel for a free port. */
+export const address = (description: string) =>
+  z
+    .string()
+    .regex(ADDRESS, { error: 'expected host:port, for example 0.0.0.0:8080 or [::1]:8080', abort: true })
+    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'the port must be at most 65535')
+    .meta({ description });
+
+export const failMode = (def: 'open' | 'closed', what: string) =>
+  z.enum(['open', 'closed']).default(def).meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
+
+export const keyValues = (description: string) => z.record(z.string().min(1), z.string()).default({}).meta({ description });
