@@ -18,7 +18,8 @@ import { createForwarder } from './proxy/forward.ts';
 import { createForwardedResolver } from './proxy/forwarded.ts';
 import { createRequestHeaderBuilder } from './proxy/request-headers.ts';
 import { createUpgrader } from './proxy/upgrade.ts';
-import { createTelemetry, type Telemetry } from './telemetry/index.ts';
+import { createEgress, type Egress } from './egress/index.ts';
+import { createTelemetry, resolveSettings, type Telemetry } from './telemetry/index.ts';
 import { version } from './version.ts';
 
 export interface SidecarOptions {
@@ -38,10 +39,28 @@ export interface SidecarOptions {
   describe?: { auth: string; stores: string; telemetry?: string; protection?: string };
   /** Watch each request (telemetry). */
   observers?: readonly RequestObserver[];
+  /** Listeners besides ingress and admin (LLM egress). */
+  listeners?: readonly SideListener[];
+}
+
+/**
+ * A listener of its own (LLM egress): bound at start after the ingress, and drained after
+ * the ingress at shutdown, since an agent finishing its last requests still calls out.
+ */
+export interface SideListener {
+  readonly name: string;
+  readonly address: string;
+  readonly server: Server;
+  /** For the startup line, e.g. `/anthropic -> https://api.anthropic.com`. */
+  readonly describe: string;
+  stopAccepting(): void;
+  idle(): Promise<void>;
+  destroyAll(): void;
+  close(): Promise<void>;
 }
 
 export interface Sidecar {
-  start(): Promise<{ ingress: AddressInfo; admin: AddressInfo | undefined }>;
+  start(): Promise<{ ingress: AddressInfo; admin: AddressInfo | undefined; listeners: Record<string, AddressInfo> }>;
   /** Drain and stop; safe to call more than once. */
   shutdown(options?: { drainDelay?: number }): Promise<void>;
   readonly draining: boolean;
@@ -111,6 +130,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     : undefined;
 
   let stopping: Promise<void> | undefined;
+  const sideListeners = options.listeners ?? [];
 
   async function stop(drainDelay: number): Promise<void> {
     draining = true;
@@ -119,6 +139,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     if (drainDelay > 0) await sleep(drainDelay);
     ingress.stopAccepting();
     const grace = config.shutdown.gracePeriod;
+    const deadline = Date.now() + grace;
     const drained = await Promise.race([ingress.idle().then(() => true), sleep(grace, false, { ref: false })]);
     if (!drained) {
       logger.warn({ event_type: 'shutdown', in_flight: ingress.inFlight, grace_period_ms: grace }, 'grace period over: closing the remaining connections');
@@ -126,6 +147,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       await forwarder.pool.destroy();
     } else {
       await forwarder.close();
+    }
+    for (const l of sideListeners) {
+      l.stopAccepting();
+      const idle = await Promise.race([l.idle().then(() => true), sleep(Math.max(0, deadline - Date.now()), false, { ref: false })]);
+      if (!idle) {
+        logger.warn({ event_type: 'shutdown', listener: l.name }, `grace period over: closing the remaining ${l.name} connections`);
+        l.destroyAll();
+      }
+      await l.close().catch((err: unknown) => logger.error({ err, listener: l.name }, 'closing a listener failed'));
     }
     for (const hook of options.onShutdown ?? []) {
       await hook().catch((err: unknown) => logger.error({ err }, 'shutdown hook failed'));
@@ -141,6 +171,8 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     async start() {
       const ingressAddress = await listen(ingress.server, config.listen.address, 'ingress');
       const adminAddress = admin ? await listen(admin, config.admin.address, 'admin') : undefined;
+      const listeners: Record<string, AddressInfo> = {};
+      for (const l of sideListeners) listeners[l.name] = await listen(l.server, l.address, l.name);
       const scheme = config.listen.tls ? 'https' : 'http';
       const summary = {
         listen: `${scheme}://${formatAddress({ host: ingressAddress.address, port: ingressAddress.port })}`,
@@ -151,11 +183,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         telemetry: options.describe?.telemetry ?? 'off',
         protection: options.describe?.protection ?? 'off',
       };
+      const sides = sideListeners.map((l) => {
+        const a = listeners[l.name]!;
+        return [l.name, `http://${formatAddress({ host: a.address, port: a.port })} (${l.describe})`] as const;
+      });
       logger.info(
-        { event_type: 'startup', version, ...summary },
-        `agent-sidecar ${version}: listen ${summary.listen} -> upstream ${summary.upstream}; admin ${summary.admin}; auth ${summary.auth}; stores ${summary.stores}; telemetry ${summary.telemetry}; protection ${summary.protection}`,
+        { event_type: 'startup', version, ...summary, ...Object.fromEntries(sides) },
+        `agent-sidecar ${version}: listen ${summary.listen} -> upstream ${summary.upstream}; admin ${summary.admin}; ${sides.map(([n, d]) => `${n} ${d}; `).join('')}auth ${summary.auth}; stores ${summary.stores}; telemetry ${summary.telemetry}; protection ${summary.protection}`,
       );
-      return { ingress: ingressAddress, admin: adminAddress };
+      return { ingress: ingressAddress, admin: adminAddress, listeners };
     },
     shutdown(opts = {}) {
       stopping ??= stop(opts.drainDelay ?? config.shutdown.drainDelay);
@@ -188,7 +224,7 @@ export async function assembleSidecar(
   config: Readonly<SidecarConfig>,
   baseLogger: Logger,
   extra: Partial<SidecarOptions> = {},
-): Promise<Sidecar & { access: Access; telemetry: Telemetry; protection: Protection }> {
+): Promise<Sidecar & { access: Access; telemetry: Telemetry; protection: Protection; egress: Egress | undefined }> {
   const protection = await createProtection(config, baseLogger, { watch: true });
   // Every line written from here on (access records, audit events, warnings) is protected.
   const logger = protection.logger(baseLogger);
@@ -199,6 +235,9 @@ export async function assembleSidecar(
   const adminHandlers = new Map(access.adminHandlers);
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
   for (const [cacheType, stats] of Object.entries(access.caches)) telemetry.observeCache(cacheType, stats);
+  const egress = config.egress.enabled
+    ? createEgress(config, logger, { meter: telemetry.meter, tracer: telemetry.tracer, agentType: resolveSettings(config.telemetry, process.env).agentType, redis: access.redis })
+    : undefined;
   const sidecar = createSidecar({
     config,
     logger,
@@ -209,8 +248,21 @@ export async function assembleSidecar(
     stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],
     describe: { ...access.describe, telemetry: telemetry.describe, protection: protection.describe },
     observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
+    listeners: [...(egress ? [{ ...egressListener(egress), address: config.egress.address }] : []), ...(extra.listeners ?? [])],
     // Telemetry last, so that what the other hooks log still goes out.
     onShutdown: [...(extra.onShutdown ?? []), () => access.close(), async () => protection.close(), () => telemetry.shutdown()],
   });
-  return Object.assign(sidecar, { access, telemetry, protection });
+  return Object.assign(sidecar, { access, telemetry, protection, egress });
+}
+
+function egressListener(egress: Egress): Omit<SideListener, 'address'> {
+  return {
+    name: 'egress',
+    server: egress.server,
+    describe: egress.describe,
+    stopAccepting: () => egress.stopAccepting(),
+    idle: () => egress.idle(),
+    destroyAll: () => egress.destroyAll(),
+    close: () => egress.close(),
+  };
 }

@@ -8,7 +8,7 @@ const DEMO = fileURLToPath(new URL('../src/demo/main.ts', import.meta.url));
 
 describe('npm run demo', () => {
   const child = spawn(process.execPath, [DEMO], {
-    env: { ...process.env, SIDECAR_LISTEN: '127.0.0.1:0', SIDECAR_ADMIN: '127.0.0.1:0', SIDECAR_LOG_LEVEL: 'warn' },
+    env: { ...process.env, SIDECAR_LISTEN: '127.0.0.1:0', SIDECAR_ADMIN: '127.0.0.1:0', SIDECAR_EGRESS: '127.0.0.1:0', SIDECAR_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -53,7 +53,7 @@ export function captureLogs(): LogCapture {
 export async function startSidecar(
   input: SidecarConfigInput,
   extra: Partial<Omit<SidecarOptions, 'config' | 'logger'>> = {},
-): Promise<{ sidecar: Sidecar; url: string; port: number; adminUrl: string; logs: LogCapture; close: () => Promise<void> }> {
+): Promise<{ sidecar: Sidecar; url: string; port: number; adminUrl: string; egressUrl: string; logs: LogCapture; close: () => Promise<void> }> {
   const config = validateConfig({
     ...input,
     // Telemetry (on by default) only where a test asks for it: no exports to whatever may
@@ -61,10 +61,11 @@ export async function startSidecar(
     telemetry: input.telemetry ?? { enabled: false },
     listen: { address: '127.0.0.1:0', ...input.listen },
     admin: { address: '127.0.0.1:0', ...input.admin },
+    egress: { address: '127.0.0.1:0', ...input.egress },
   });
   const logs = captureLogs();
   const sidecar = await assembleSidecar(config, createLogger('info', logs.stream), extra);
-  const { ingress, admin } = await sidecar.start();
+  const { ingress, admin, listeners } = await sidecar.start();
   const scheme = config.listen.tls ? 'https' : 'http';
   return {
     sidecar,
@@ -72,6 +73,7 @@ export async function startSidecar(
     port: ingress.port,
     url: `${scheme}://127.0.0.1:${ingress.port}`,
     adminUrl: admin ? `http://127.0.0.1:${admin.port}` : '',
+    egressUrl: listeners.egress ? `http://127.0.0.1:${listeners.egress.port}` : '',
     close: () => sidecar.shutdown({ drainDelay: 0 }),
   };
 }
@@ -87,7 +89,8 @@ export function spawnCli(
   options: { input?: string; cwd?: string } = {},
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const stdin = options.input === undefined ? 'ignore' : 'pipe';
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
+  // The egress listener on a free port unless a test says otherwise: its default, 127.0.0.1:8081, is one port for every test file.
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIDECAR_EGRESS: '127.0.0.1:0', ...env }, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
   let out = '';
   let stdout = '';
   let stderr = '';

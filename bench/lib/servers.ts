@@ -146,6 +146,8 @@ upstream:
   url: ${upstream.url.replace(/\/$/, '')}
 admin:
   address: ${HOST}:${adminPort}
+egress:
+  address: ${HOST}:0
 log:
   level: ${options.logLevel ?? 'warn'}
 ${options.extraConfig ?? ''}`,

@@ -29,6 +29,8 @@ export interface Access {
   close(): Promise<void>;
   /** For the startup line. */
   describe: { auth: string; stores: string };
+  /** The Redis client of stores.redis, shared with the other stores (LLM budgets); undefined without Redis. */
+  redis: Redis | undefined;
   /** The sidecar's caches by cache_type, for cache_hits / cache_misses. */
   caches: Record<string, () => { readonly hits: number; readonly misses: number } | undefined>;
 }
@@ -146,6 +148,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
     stripHeaders,
     readinessChecks,
     adminHandlers,
+    redis,
     caches: { token: () => auth.tokenCacheStats() },
     async reload() {
       policies.reload();

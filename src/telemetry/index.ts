@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import type { Meter, Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { AggregationTemporality, InstrumentType, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
@@ -19,7 +20,7 @@ import { createPrometheusEndpoint } from './prometheus.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings } from './settings.ts';
 
-export { METRIC, REFERENCE_BUCKETS, TRACE_HEADERS } from './names.ts';
+export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
 
@@ -39,6 +40,9 @@ export interface Telemetry {
   readonly metricsHandler: http.RequestListener | undefined;
   /** For the startup line. */
   readonly describe: string;
+  /** The meter and tracer other parts record with (LLM egress); undefined when telemetry, or traces, are off. */
+  readonly meter: Meter | undefined;
+  readonly tracer: Tracer | undefined;
   /** Audit events also as OTLP log records, span events and counters; `base` keeps getting them. */
   audit(base: AuditSink | undefined): AuditSink;
   /** Counts each revocation check by result. */
@@ -161,6 +165,8 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     stripHeaders: TRACE_HEADERS,
     metricsHandler: prometheus?.handler,
     describe,
+    meter,
+    tracer: tracerProvider?.getTracer('agent-sidecar'),
     audit(base) {
       return createAuditTee({ base, instruments: instruments!, agentType, logs: logBatcher, spanOf: observer.spanOf });
     },
@@ -207,6 +213,8 @@ function disabledTelemetry(): Telemetry {
     stripHeaders: [],
     metricsHandler: undefined,
     describe: 'off',
+    meter: undefined,
+    tracer: undefined,
     audit: (base) => base ?? { emit() {} },
     instrumentRevocationCheck: (check) => check,
     observeCache() {},

@@ -55,3 +55,57 @@ export const TRACE_HEADERS = ['traceparent', 'tracestate', 'baggage'] as const;
 
 /** The endpoint label of requests that matched no route template (never the raw path). */
 export const UNMATCHED = 'unmatched';
+
+/**
+ * LLM egress metrics: the GenAI semantic conventions' histograms, and counters and gauges
+ * under the names the dashboards and alerts use (Prometheus: llm_tokens_total,
+ * llm_api_cost_usd_total, anthropic_tokens_total, anthropic_api_cost_total,
+ * llm_quota_utilization_ratio, llm_budget_utilization_ratio, …). Units in braces are
+ * annotations, which the Prometheus translation leaves out of the name.
+ */
+export const LLM_METRIC = {
+  tokenUsage: 'gen_ai.client.token.usage',
+  operationDuration: 'gen_ai.client.operation.duration',
+  timeToFirstChunk: 'gen_ai.client.operation.time_to_first_chunk',
+  tokens: 'llm_tokens',
+  cost: 'llm_api_cost_usd',
+  anthropicTokens: 'anthropic_tokens',
+  anthropicCost: 'anthropic_api_cost',
+  requests: 'llm_requests',
+  rateLimited: 'llm_rate_limited',
+  retryAfter: 'llm_retry_after_seconds',
+  quotaRemaining: 'llm_quota_remaining',
+  quotaLimit: 'llm_quota_limit',
+  quotaUtilization: 'llm_quota_utilization_ratio',
+  budgetUtilization: 'llm_budget_utilization_ratio',
+  budgetSpent: 'llm_budget_spent_usd',
+  budgetLimit: 'llm_budget_limit_usd',
+  budgetRefused: 'llm_budget_refused',
+  budgetSoftLimit: 'llm_budget_soft_limit_reached',
+} as const;
+
+/** GenAI semantic-convention attributes (gen_ai.system is deprecated for gen_ai.provider.name), and the sidecar's own. */
+export const GEN_AI = {
+  operation: 'gen_ai.operation.name',
+  provider: 'gen_ai.provider.name',
+  requestModel: 'gen_ai.request.model',
+  requestMaxTokens: 'gen_ai.request.max_tokens',
+  requestTemperature: 'gen_ai.request.temperature',
+  responseModel: 'gen_ai.response.model',
+  responseId: 'gen_ai.response.id',
+  finishReasons: 'gen_ai.response.finish_reasons',
+  tokenType: 'gen_ai.token.type',
+  inputTokens: 'gen_ai.usage.input_tokens',
+  outputTokens: 'gen_ai.usage.output_tokens',
+  cacheReadTokens: 'gen_ai.usage.cache_read.input_tokens',
+  cacheCreationTokens: 'gen_ai.usage.cache_creation.input_tokens',
+  inputMessages: 'gen_ai.input.messages',
+  outputMessages: 'gen_ai.output.messages',
+  cost: 'agent_sidecar.llm.cost_usd',
+  incomplete: 'agent_sidecar.llm.incomplete',
+} as const;
+
+/** The GenAI conventions' advised buckets: tokens, and seconds for durations and the first chunk. */
+export const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+export const GEN_AI_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+export const FIRST_CHUNK_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];

@@ -1,0 +1,65 @@
+import type { EgressConfig } from '../config/egress.ts';
+import { SidecarError } from '../errors/index.ts';
+import type { Api } from './providers.ts';
+
+/** Data protection for captured text: what comes back is what may be exported. */
+export type ProtectText = (text: string) => string;
+
+/** Prompt and completion capture onto LLM spans. Every captured text goes through `protect` first. */
+export interface Capture {
+  readonly prompts: boolean;
+  readonly completions: boolean;
+  readonly maxChars: number;
+  /** gen_ai.input.messages: the prompt parts of a request body, protected, then cut to maxChars. */
+  prompt(api: Api, body: Record<string, unknown>): string;
+  /** gen_ai.output.messages: the completion text, protected, then cut to maxChars. */
+  completion(text: string): string;
+}
+
+/**
+ * Capture is off unless egress.capture asks for it, and then only with data protection: a
+ * prompt is the likeliest place for a customer's personal data, and a span is exported to
+ * systems with wider access than the provider's. Without `protect` an enabled capture stops
+ * the start with SIDECAR_CONFIG_INVALID rather than export raw text.
+ */
+export function createCapture(config: EgressConfig['capture'], protect: ProtectText | undefined): Capture | undefined {
+  if (!config.prompts && !config.completions) return undefined;
+  if (protect === undefined) {
+    throw new SidecarError('SIDECAR_CONFIG_INVALID', {
+      message: 'egress.capture.prompts and egress.capture.completions need data protection, which this build does not configure; turn capture off',
+    });
+  }
+  const { maxChars } = config;
+  // Protected whole, then cut: a cut first could halve a card number or key and hide it from the detectors.
+  const guard = (text: string) => {
+    const safe = protect(text);
+    return safe.length > maxChars ? safe.slice(0, maxChars) : safe;
+  };
+  return {
+    prompts: config.prompts,
+    completions: config.completions,
+    maxChars,
+    prompt(api, body) {
+      return guard(JSON.stringify(promptParts(api, body)));
+    },
+    completion(text) {
+      return guard(JSON.stringify([{ role: 'assistant', parts: [{ type: 'text', content: text }] }]));
+    },
+  };
+}
+
+/** The parts of a request that make up the prompt, in the provider's own shape. */
+function promptParts(api: Api, body: Record<string, unknown>): unknown {
+  switch (api) {
+    case 'anthropic.messages':
+      return body.system === undefined ? body.messages : [{ role: 'system', content: body.system }, ...(Array.isArray(body.messages) ? body.messages : [])];
+    case 'openai.chat':
+      return body.messages;
+    case 'openai.responses':
+      return body.instructions === undefined ? body.input : [{ role: 'system', content: body.instructions }, { role: 'user', content: body.input }];
+    case 'openai.completions':
+      return [{ role: 'user', content: body.prompt }];
+    case 'openai.embeddings':
+      return [{ role: 'user', content: body.input }];
+  }
+}

@@ -1,0 +1,146 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { EgressConfig } from '../config/egress.ts';
+import { sendError, type SidecarError } from '../errors/index.ts';
+import { connectionTokens, HOP_BY_HOP, upstreamError } from '../proxy/index.ts';
+import type { Provider } from './providers.ts';
+import { createTee, type ResponseTee } from './tee.ts';
+
+/** What a metered call needs to hear from the hop. */
+export interface CallHooks {
+  /** 2xx responses of metered calls are read through a tee built here. */
+  tee(status: number, headers: IncomingHttpHeaders): ResponseTee | undefined;
+  response(status: number, headers: IncomingHttpHeaders): void;
+  firstChunk(): void;
+  /**
+   * The call is over: cut (by either side, after the response started), failed before a
+   * response (`error`), or the agent went away (`clientGone`).
+   */
+  end(how: { cut: boolean; error?: SidecarError | undefined; clientGone?: boolean }): void;
+}
+
+export interface Hop {
+  provider: Provider;
+  /** Path and query for the provider (the route prefix removed). */
+  path: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  body: Buffer | Readable | null;
+  requestId: string;
+  /** The sidecar changed the body (include_usage): ask for an uncompressed answer, which it then reads event by event. */
+  identity: boolean;
+  call: CallHooks | undefined;
+  draining: boolean;
+}
+
+/** The reason a dispatch is aborted when the agent goes away. */
+class ClientGone extends Error {
+  override readonly name = 'ClientGone';
+}
+
+/**
+ * One dispatcher for every provider: keep-alive pools per origin, and HTTPS_PROXY, HTTP_PROXY
+ * and NO_PROXY (read once, here) honoured through undici's EnvHttpProxyAgent.
+ */
+export function createProviderDispatcher(config: EgressConfig, env: NodeJS.ProcessEnv): Dispatcher {
+  const options = {
+    connections: config.connections,
+    keepAliveTimeout: config.keepAliveTimeout,
+    headersTimeout: config.timeouts.headers,
+    bodyTimeout: config.timeouts.body,
+    connect: { timeout: config.timeouts.connect },
+  };
+  const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy;
+  const httpProxy = env.HTTP_PROXY ?? env.http_proxy;
+  if (!httpsProxy && !httpProxy) return new Agent(options);
+  return new EnvHttpProxyAgent({ ...options, httpsProxy, httpProxy, noProxy: env.NO_PROXY ?? env.no_proxy ?? '' });
+}
+
+/**
+ * Sends the agent's request to the provider and streams the answer back with backpressure.
+ * Headers pass as they are (credentials included, never read or logged) except hop-by-hop
+ * ones and Host; the response's bytes reach the agent unchanged, while a tee reads them.
+ */
+export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
+  const { req, res, call } = hop;
+  let controller: Dispatcher.DispatchController | undefined;
+  let tee: ResponseTee | undefined;
+  let started = false;
+  const onClientClose = () => {
+    if (!res.writableFinished) controller?.abort(new ClientGone('the agent closed the connection'));
+  };
+  res.once('close', onClientClose);
+  const resume = () => controller?.resume();
+
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(c) {
+      controller = c;
+      if (res.destroyed) c.abort(new ClientGone('the agent closed the connection'));
+    },
+    onResponseStart(_c, status, headers, statusMessage) {
+      call?.response(status, headers);
+      tee = call?.tee(status, headers);
+      const out: string[] = [];
+      const listed = connectionTokens(headers.connection);
+      for (const name in headers) {
+        if (HOP_BY_HOP.has(name) || listed?.has(name) || (hop.identity && name === 'content-length')) continue;
+        const value = headers[name];
+        if (Array.isArray(value)) for (const v of value) out.push(name, v);
+        else if (value !== undefined) out.push(name, value);
+      }
+      if (hop.draining) out.push('connection', 'close');
+      res.writeHead(status, statusMessage, out);
+    },
+    onResponseData(c, chunk: Buffer) {
+      if (!started) {
+        started = true;
+        call?.firstChunk();
+      }
+      const data = tee === undefined ? chunk : tee.push(chunk);
+      if (data !== undefined && !res.write(data)) {
+        c.pause();
+        res.once('drain', resume);
+      }
+    },
+    onResponseEnd() {
+      res.removeListener('close', onClientClose);
+      const end = tee?.end();
+      res.end(end?.tail);
+      if (call === undefined) return;
+      if (end === undefined) call.end({ cut: false });
+      else void end.read.then(() => call.end({ cut: false }));
+    },
+    onResponseError(_c, err) {
+      res.removeListener('close', onClientClose);
+      const gone = err instanceof ClientGone || controller?.reason instanceof ClientGone;
+      const e = gone ? undefined : upstreamError(err);
+      if (!res.headersSent) {
+        if (e !== undefined) sendError(res, e, hop.requestId);
+        call?.end({ cut: false, error: e, clientGone: gone });
+        return;
+      }
+      // After the head, a cut connection is the only honest signal left (HTTP/1.1).
+      res.destroy();
+      const done = tee?.abort() ?? Promise.resolve();
+      void done.then(() => call?.end({ cut: true, error: e, clientGone: gone }));
+    },
+  };
+  dispatcher.dispatch({ origin: hop.provider.origin, path: hop.path, method: req.method as Dispatcher.HttpMethod, headers: requestHeaders(hop), body: hop.body }, handler);
+}
+
+/** The agent's headers in their order, less hop-by-hop ones, Host and (for a buffered body) its length. */
+function requestHeaders(hop: Hop): string[] {
+  const raw = hop.req.rawHeaders;
+  const listed = connectionTokens(hop.req.headers.connection);
+  const buffered = Buffer.isBuffer(hop.body);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || (buffered && name === 'content-length') || (hop.identity && name === 'accept-encoding')) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  out.push('host', hop.provider.host);
+  if (hop.identity) out.push('accept-encoding', 'identity');
+  return out;
+}

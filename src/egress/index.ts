@@ -1,0 +1,84 @@
+/**
+ * LLM egress: the agent's provider SDKs point their base URL at this listener
+ * (ANTHROPIC_BASE_URL=http://127.0.0.1:8081/anthropic, OPENAI_BASE_URL=…/openai/v1), and
+ * every call is forwarded to the provider unchanged while its tokens, cost, the provider's
+ * remaining quota, the agent's budgets and a span are recorded.
+ *
+ * @example
+ * const egress = createEgress(config, logger, { meter, tracer, agentType: 'support-agent' });
+ * egress.server.listen(8081, '127.0.0.1');
+ */
+import type { Meter, Tracer } from '@opentelemetry/api';
+import type { Redis } from 'ioredis';
+import type { SidecarConfig } from '../config/index.ts';
+import { componentLogger, type Logger } from '../log/index.ts';
+import { createMemoryBudgetStore, createRedisBudgetStore } from './budget-store.ts';
+import { createBudgets, type Budgets } from './budgets.ts';
+import { createCapture, type ProtectText } from './capture.ts';
+import { createProviderDispatcher } from './dispatch.ts';
+import { createLlmMetrics } from './metrics.ts';
+import { createPriceBook } from './prices.ts';
+import { providersOf, type Provider } from './providers.ts';
+import { createRecorder } from './record.ts';
+import { createEgressServer, type EgressServer } from './server.ts';
+
+export { createPriceBook, costOf, type Cost, type PriceBook } from './prices.ts';
+export { DEFAULT_PRICES, PRICES_AS_OF } from './price-table.ts';
+export { createBudgets, windowOf, type Budgets, type BudgetStatus } from './budgets.ts';
+export { createMemoryBudgetStore, createRedisBudgetStore, type BudgetStore } from './budget-store.ts';
+export { createCapture, type Capture, type ProtectText } from './capture.ts';
+export { createUsageReader, type Usage, type UsageReader } from './usage.ts';
+export { SseFrames } from './sse-frames.ts';
+export { quotaReadings, retryAfterSeconds, type Provider, type ProviderName } from './providers.ts';
+
+export interface EgressOptions {
+  /** Undefined when telemetry is off: calls are still forwarded, budgeted and logged. */
+  meter?: Meter | undefined;
+  tracer?: Tracer | undefined;
+  /** The agent budgets belong to (telemetry.agentType) and the agent_type label. */
+  agentType: string;
+  /** The store shared with rate limits and revocation; memory without it. */
+  redis?: Redis | undefined;
+  /** Data protection for captured prompts and completions; capture refuses to start without it. */
+  protectText?: ProtectText | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Egress extends EgressServer {
+  readonly providers: readonly Provider[];
+  readonly budgets: Budgets;
+  /** For the startup line: routes and budgets. */
+  readonly describe: string;
+  /** Closes the provider connections. */
+  close(): Promise<void>;
+}
+
+export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger, o: EgressOptions): Egress {
+  const e = config.egress;
+  const logger = componentLogger(baseLogger, 'agent-sidecar.egress');
+  const capture = createCapture(e.capture, o.protectText);
+  const metrics = o.meter === undefined ? undefined : createLlmMetrics(o.meter, o.agentType);
+  const budgets = createBudgets({
+    config: e.budgets,
+    agentType: o.agentType,
+    store: o.redis === undefined ? createMemoryBudgetStore() : createRedisBudgetStore(o.redis),
+    logger: baseLogger,
+    hooks: {
+      status: (s) => metrics?.budget(s),
+      refused: (s) => metrics?.budgetRefused(s),
+      soft: (s) => metrics?.budgetSoft(s),
+    },
+  });
+  const providers = providersOf(e);
+  const dispatcher = createProviderDispatcher(e, o.env ?? process.env);
+  const recorder = createRecorder({ metrics, tracer: o.tracer, logger, prices: createPriceBook(e.prices), budgets, capture });
+  const server = createEgressServer({ providers, dispatcher, recorder, budgets, maxRequestBytes: e.maxRequestBytes, logger });
+  const routes = providers.map((p) => `${p.route} -> ${p.origin}`).join(', ');
+  const budgetText = budgets.limits === 0 ? 'no budgets' : `${budgets.limits} budget${budgets.limits === 1 ? '' : 's'} (${o.redis ? 'redis' : 'memory'})`;
+  return Object.assign(server, {
+    providers,
+    budgets,
+    describe: `${routes || 'no providers'}; ${budgetText}${capture ? '; capture on (protected)' : ''}`,
+    close: () => dispatcher.close(),
+  });
+}

@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http';
+import { SidecarError } from '../errors/index.ts';
+import type { Operation, Provider } from './providers.ts';
+import { isObject, str } from './usage.ts';
+
+/** A metered request, read whole: the model decides the budget before anything is sent. */
+export interface LlmRequest {
+  /** The bytes the provider gets: the agent's, unless include_usage was added. */
+  body: Buffer;
+  /** The body as JSON, when it is a JSON object. */
+  json: Record<string, unknown> | undefined;
+  model: string | undefined;
+  stream: boolean;
+  /** stream_options.include_usage was added by the sidecar (OpenAI Chat Completions). */
+  addedUsage: boolean;
+}
+
+const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
+
+/** Reads a request body of at most `max` bytes; past it, SIDECAR_BODY_TOO_LARGE (413). */
+export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max) throw new SidecarError('SIDECAR_BODY_TOO_LARGE', { message: 'The request body is larger than egress.maxRequestBytes allows.' });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) throw new SidecarError('SIDECAR_BODY_TOO_LARGE', { message: 'The request body is larger than egress.maxRequestBytes allows.' });
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof SidecarError) throw err;
+    throw new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err });
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/**
+ * What the call asks for. A body that is not JSON goes to the provider as it is (the provider
+ * answers 400); with OpenAI's include_usage on, a streamed Chat Completions request without
+ * stream_options gets `"stream_options":{"include_usage":true}` inserted after its opening
+ * brace, the only change ever made to a request body: without it a streamed call reports no
+ * usage at all.
+ */
+export function inspectRequest(provider: Provider, operation: Operation, raw: Buffer): LlmRequest {
+  let json: Record<string, unknown> | undefined;
+  try {
+    const v: unknown = JSON.parse(raw.toString('utf8'));
+    json = isObject(v) ? v : undefined;
+  } catch {
+    json = undefined;
+  }
+  const stream = json?.stream === true;
+  const add = provider.includeUsage && stream && json !== undefined && !('stream_options' in json) && (operation.api === 'openai.chat' || operation.api === 'openai.completions');
+  let body = raw;
+  if (add) {
+    const brace = raw.indexOf(0x7b);
+    body = Buffer.concat([raw.subarray(0, brace + 1), INCLUDE_USAGE, raw.subarray(brace + 1)]);
+  }
+  return { body, json, model: str(json?.model), stream, addedUsage: add };
+}

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { isSidecarError, sendError, SidecarError } from '../errors/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { Budgets } from './budgets.ts';
+import { dispatchToProvider } from './dispatch.ts';
+import { operationOf, routeOf, type Provider } from './providers.ts';
+import type { Recorder } from './record.ts';
+import { inspectRequest, readBody } from './request.ts';
+
+export interface EgressServerOptions {
+  providers: readonly Provider[];
+  dispatcher: Dispatcher;
+  recorder: Recorder;
+  budgets: Budgets;
+  maxRequestBytes: number;
+  logger: Logger;
+}
+
+export interface EgressServer {
+  readonly server: http.Server;
+  readonly inFlight: number;
+  /** Stop accepting connections; responses on open ones carry Connection: close. */
+  stopAccepting(): void;
+  /** Resolves once no call is in flight. */
+  idle(): Promise<void>;
+  destroyAll(): void;
+}
+
+/**
+ * The egress listener: `<route>/<provider path>` goes to that provider's origin. Metered calls
+ * (Messages, Chat Completions, Responses, Completions, Embeddings) are read whole first, for
+ * the model and the budget; anything else (model lists, token counts, files) streams through
+ * unmetered.
+ */
+export function createEgressServer(o: EgressServerOptions): EgressServer {
+  const { providers, dispatcher, recorder, budgets, logger } = o;
+  let inFlight = 0;
+  let draining = false;
+  let waiters: Array<() => void> = [];
+  const settle = () => {
+    if (inFlight > 0) return;
+    for (const w of waiters) w();
+    waiters = [];
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const route = routeOf(providers, req.url ?? '/');
+    if (route === undefined) throw new SidecarError('SIDECAR_EGRESS_ROUTE_UNKNOWN');
+    const { provider, path } = route;
+    const operation = operationOf(provider, req.method, path);
+    const hop = { provider, path, req, res, requestId, draining };
+    if (operation === undefined) {
+      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+      dispatchToProvider(dispatcher, { ...hop, body: hasBody ? req : null, identity: false, call: undefined });
+      return;
+    }
+    const request = inspectRequest(provider, operation, await readBody(req, o.maxRequestBytes));
+    try {
+      await budgets.check(request.model);
+    } catch (err) {
+      if (isSidecarError(err)) recorder.refused(provider, operation, request.model, err);
+      throw err;
+    }
+    if (res.destroyed) return;
+    const call = recorder.start(provider, operation, request, req.headers);
+    dispatchToProvider(dispatcher, { ...hop, body: request.body, identity: request.addedUsage, call });
+  }
+
+  const server = http.createServer({ noDelay: true, requireHostHeader: false }, (req, res) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (draining) settle();
+    });
+    const requestId = randomUUID();
+    handle(req, res, requestId).catch((err: unknown) => {
+      const e = isSidecarError(err) ? err : new SidecarError('SIDECAR_INTERNAL', { cause: err });
+      if (!isSidecarError(err)) logger.error({ err, request_id: requestId, error_type: e.code }, 'unexpected error in the egress path');
+      // A refused body that was not read leaves the connection unusable.
+      sendError(res, e, requestId, req.complete ? undefined : { connection: 'close' });
+    });
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  return {
+    server,
+    get inFlight() {
+      return inFlight;
+    },
+    stopAccepting() {
+      draining = true;
+      server.close();
+      server.closeIdleConnections();
+    },
+    idle() {
+      return new Promise((resolve) => {
+        waiters.push(resolve);
+        settle();
+      });
+    },
+    destroyAll() {
+      server.closeAllConnections();
+    },
+  };
+}
