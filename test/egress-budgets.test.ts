@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
+import type { SidecarConfigInput } from '../src/config/index.ts';
 import { windowOf } from '../src/egress/index.ts';
 import { startServer, startSidecar } from './helpers.ts';
 import { anthropicStream, sample, startFakeProvider, type FakeProvider } from './fake-provider.ts';
@@ -21,7 +22,9 @@ afterAll(async () => {
   await redis?.close();
 });
 
-function egressConfig(limits: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) {
+type Limits = NonNullable<NonNullable<NonNullable<SidecarConfigInput['egress']>['budgets']>['limits']>;
+
+function egressConfig(limits: Limits, extra: { failMode?: 'open' | 'closed' } = {}) {
   return { allowHttp: true, providers: { anthropic: { origin: provider.url } }, budgets: { limits, ...extra } };
 }
 
@@ -93,7 +96,7 @@ describe('budgets', () => {
 
   it('shares the spend of an agent between sidecars through Redis, and fails closed when asked to', async () => {
     const stores = { redis: { url: redis.url, keyPrefix: `budget-test-${Date.now()}:` } };
-    const limits = [{ window: 'month', usd: CALL_USD / 2 }];
+    const limits: Limits = [{ window: 'month', usd: CALL_USD / 2 }];
     const telemetry = { enabled: false, agentType: 'shared-agent' };
     // An agent that answers, so that /readyz says when Redis is connected.
     const agent = await startServer((_req, res) => res.end());

@@ -29,7 +29,7 @@ export { createMemoryBudgetStore, createRedisBudgetStore, type BudgetStore } fro
 export { createCapture, type Capture, type ProtectText } from './capture.ts';
 export { createUsageReader, type Usage, type UsageReader } from './usage.ts';
 export { SseFrames } from './sse-frames.ts';
-export { quotaReadings, retryAfterSeconds, type Provider, type ProviderName } from './providers.ts';
+export { quotaReadings, retryAfterSeconds, sdkBaseUrls, type Provider, type ProviderName } from './providers.ts';
 
 export interface EgressOptions {
   /** Undefined when telemetry is off: calls are still forwarded, budgeted and logged. */

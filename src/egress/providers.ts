@@ -116,3 +116,11 @@ function count(value: string | string[] | undefined): number | undefined {
   if (v === undefined || !/^\d+$/.test(v.trim())) return undefined;
   return Number(v);
 }
+
+/**
+ * The variables the providers' official SDKs read their base URL from, pointed at the egress
+ * listener (the OpenAI SDKs expect the /v1 in it; Anthropic's add it themselves).
+ */
+export function sdkBaseUrls(egressOrigin: string, providers: readonly Provider[]): Array<[name: string, value: string]> {
+  return providers.map((p) => (p.name === 'anthropic' ? ['ANTHROPIC_BASE_URL', `${egressOrigin}${p.route}`] : ['OPENAI_BASE_URL', `${egressOrigin}${p.route}/v1`]));
+}

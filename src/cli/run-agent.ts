@@ -1,0 +1,86 @@
+import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { formatAddress, type SidecarConfig } from '../config/index.ts';
+import { sdkBaseUrls, type Egress } from '../egress/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { Sidecar } from '../sidecar.ts';
+import { resolveSettings } from '../telemetry/index.ts';
+
+/** Signals passed on to the agent. SIGHUP also makes the sidecar re-read its policy and keys. */
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+export interface AgentEnvOptions {
+  config: Readonly<SidecarConfig>;
+  egress: { address: AddressInfo; service: Egress } | undefined;
+  /** The variable that tells the agent its port (PORT); empty: none. */
+  portEnv: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * The agent's environment: its port (the upstream's), the provider SDKs' base URLs on the
+ * egress listener, and where its own OpenTelemetry SDK sends (the sidecar's collector, under
+ * the sidecar's service name) unless the environment says so already. Returns what changed.
+ */
+export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; notes: string[] } {
+  const env = { ...o.env };
+  const notes: string[] = [];
+  const set = (name: string, value: string, keep: boolean) => {
+    const before = env[name];
+    if (before === value) return;
+    if (before !== undefined && before !== '' && keep) {
+      notes.push(`kept ${name}=${before} (already set)`);
+      return;
+    }
+    env[name] = value;
+    notes.push(before === undefined || before === '' ? `${name}=${value}` : `${name}=${value} (was ${before})`);
+  };
+  const upstream = new URL(o.config.upstream.url);
+  if (o.portEnv !== '') set(o.portEnv, upstream.port || (upstream.protocol === 'https:' ? '443' : '80'), false);
+  if (o.egress !== undefined) {
+    const { address, port } = o.egress.address;
+    // A listener on every interface is still reached over loopback from this machine.
+    const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
+    for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host, port })}`, o.egress.service.providers)) set(name, value, false);
+  }
+  const t = resolveSettings(o.config.telemetry, o.env);
+  if (t.enabled && t.endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', t.endpoint, true);
+  set('OTEL_SERVICE_NAME', t.serviceName, true);
+  return { env, notes };
+}
+
+/**
+ * `agent-sidecar run -- <command...>`: the sidecar is up first, then the agent starts as a
+ * child in its own process group (so that a terminal's Ctrl-C reaches it once, through the
+ * sidecar), with its environment wired. Signals are passed on; when the agent exits, the
+ * sidecar drains and stops, and the process exits with the agent's status (128 + the signal
+ * number when a signal ended it; 127 when the command cannot be started).
+ */
+export async function runAgent(command: readonly string[], sidecar: Sidecar & { egress: Egress | undefined; access: { reload(): Promise<void> } }, o: Omit<AgentEnvOptions, 'egress'> & { egressAddress: AddressInfo | undefined; logger: Logger }): Promise<number> {
+  const egress = sidecar.egress !== undefined && o.egressAddress !== undefined ? { address: o.egressAddress, service: sidecar.egress } : undefined;
+  const { env, notes } = agentEnvironment({ ...o, egress });
+  o.logger.info({ event_type: 'agent_start', command: command[0], env: notes }, `starting the agent: ${command.join(' ')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
+  const child = spawn(command[0]!, command.slice(1), { env, stdio: 'inherit', detached: true });
+
+  const forward = (signal: NodeJS.Signals) => {
+    if (signal === 'SIGHUP') void sidecar.access.reload();
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+
+  const status = await new Promise<number>((resolve) => {
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      o.logger.error({ event_type: 'agent_exit', err: { message: err.message, code: err.code } }, `the agent could not be started: ${err.message}`);
+      resolve(err.code === 'EACCES' ? 126 : 127);
+    });
+    child.once('exit', (code, signal) => {
+      const exitStatus = code ?? 128 + (signal === null ? 0 : (os.constants.signals[signal] ?? 0));
+      o.logger.info({ event_type: 'agent_exit', exit_code: code, signal }, `the agent exited (${signal ?? `status ${code}`}); stopping the sidecar`);
+      resolve(exitStatus);
+    });
+  });
+  for (const s of FORWARDED) process.off(s, forward);
+  await sidecar.shutdown({ drainDelay: 0 });
+  return status;
+}

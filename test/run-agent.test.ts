@@ -1,0 +1,117 @@
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { spawnCli, waitForStartup } from './helpers.ts';
+import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
+
+const AGENT = fileURLToPath(new URL('./fixtures/egress/agent.mjs', import.meta.url));
+const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_SERVICE_NAME: '' };
+
+let provider: FakeProvider;
+let receiver: OtlpReceiver;
+let config: string;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+function queueAnswers(): void {
+  provider.next({ json: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'hi' }], stop_reason: 'end_turn', usage: { input_tokens: 10, output_tokens: 4, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 } } });
+  provider.next({ events: anthropicStream({ model: 'claude-sonnet-4-6', input: 20, cacheRead: 500, cacheWrite: 0, outputs: [3, 6] }) });
+  provider.next({ events: openaiChatStream({ model: 'gpt-5.4', text: ['Hel', 'lo'], usage: { prompt: 30, cached: 0, completion: 2 } }) });
+}
+
+/** The JSON lines of the wrapper's stdout (the sidecar's and the agent's, which inherits it). */
+const lines = (out: string) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+
+beforeAll(async () => {
+  provider = await startFakeProvider();
+  receiver = await startOtlpReceiver();
+  config = join(os.tmpdir(), `run-agent-${process.pid}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'listen: { address: 127.0.0.1:0 }',
+      'admin: { address: 127.0.0.1:0 }',
+      'egress:',
+      '  address: 127.0.0.1:0',
+      '  allowHttp: true',
+      `  providers: { anthropic: { origin: "${provider.url}" }, openai: { origin: "${provider.url}" } }`,
+      'telemetry:',
+      `  endpoint: ${receiver.endpoint}`,
+      '  serviceName: wrapped-agent',
+      '  traces: { scheduledDelay: 50ms }',
+      '  metrics: { exportInterval: 200ms }',
+      '  logs: { otlp: false }',
+    ].join('\n'),
+  );
+});
+
+afterAll(async () => {
+  await provider?.close();
+  await receiver?.stop();
+});
+
+describe('agent-sidecar run -- <command>', () => {
+  it('starts an agent using the official SDKs with its environment wired: its calls are measured, its port served, SIGTERM passed on', async () => {
+    queueAnswers();
+    const port = await freePort();
+    const proc = spawnCli(['run', '--config', config, '--agent-port', String(port), '--', process.execPath, AGENT], { ...CLEAN_ENV, ANTHROPIC_API_KEY: 'sk-ant-api03-wrapper', OPENAI_API_KEY: 'sk-proj-wrapper', ANTHROPIC_BASE_URL: 'https://example.invalid' });
+    const { listen } = await waitForStartup(proc);
+    await expect.poll(() => lines(proc.stdout()).find((l) => l.agent !== undefined), { timeout: 15_000 }).toBeDefined();
+    const agent = lines(proc.stdout()).find((l) => l.agent !== undefined)!.agent;
+    expect(agent).toMatchObject({ message: { input_tokens: 10, output_tokens: 4 }, streamed: { input_tokens: 20, output_tokens: 6, cache_read_input_tokens: 500 }, text: 'Hello', port });
+
+    // The provider saw the agent's own keys (this SDK sends its API key as a bearer token), and the agent is reached through the sidecar on the port it was given.
+    expect(provider.seen.slice(-3).map((s) => [s.path, s.headers['x-api-key'] ?? s.headers.authorization])).toEqual([
+      ['/v1/messages', 'Bearer sk-ant-api03-wrapper'],
+      ['/v1/messages', 'Bearer sk-ant-api03-wrapper'],
+      ['/v1/chat/completions', 'Bearer sk-proj-wrapper'],
+    ]);
+    const res = await request(`${listen}/`);
+    expect(await res.body.text()).toBe('agent here');
+
+    const calls = lines(proc.stdout()).filter((l) => l.event_type === 'llm_call');
+    expect(calls.map((c) => [c.provider, c.model, c.output_tokens, c.outcome])).toEqual([
+      ['anthropic', 'claude-sonnet-4-6', 4, 'complete'],
+      ['anthropic', 'claude-sonnet-4-6', 6, 'complete'],
+      ['openai', 'gpt-5.4', 2, 'complete'],
+    ]);
+    const started = lines(proc.stdout()).find((l) => l.event_type === 'agent_start')!;
+    expect(started.env).toEqual(expect.arrayContaining([`PORT=${port}`, 'OTEL_SERVICE_NAME=wrapped-agent', `OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.endpoint}`]));
+    expect(started.env.find((e: string) => e.startsWith('ANTHROPIC_BASE_URL='))).toMatch(/^ANTHROPIC_BASE_URL=http:\/\/127\.0\.0\.1:\d+\/anthropic \(was https:\/\/example\.invalid\)$/);
+
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+    expect(lines(proc.stdout()).some((l) => l.event_type === 'shutdown' && l.message === 'stopped')).toBe(true);
+    // Flushed on the way out: the collector has the calls' tokens.
+    const points = receiver.metrics().filter((m) => m.name === 'llm_tokens' && m.attributes.token_type === 'output');
+    expect(points.some((p) => p.attributes.model === 'gpt-5.4' && p.value === 2 && p.resource['service.name'] === 'wrapped-agent')).toBe(true);
+  });
+
+  it("exits with the agent's status when it exits on its own, and 127 when the command does not exist", async () => {
+    queueAnswers();
+    const proc = spawnCli(['run', '--config', config, '--agent-port', String(await freePort()), '--', process.execPath, AGENT, 'exit'], { ...CLEAN_ENV, ANTHROPIC_API_KEY: 'k', OPENAI_API_KEY: 'k' });
+    expect(await proc.exited).toBe(7);
+    expect(lines(proc.stdout()).find((l) => l.event_type === 'agent_exit')).toMatchObject({ exit_code: 7 });
+
+    const missing = spawnCli(['run', '--config', config, '--', 'no-such-agent-binary'], CLEAN_ENV);
+    expect(await missing.exited).toBe(127);
+  });
+
+  it('refuses a bad --agent-port before starting anything', async () => {
+    const proc = spawnCli(['run', '--config', config, '--agent-port', '70000', '--', process.execPath, AGENT], CLEAN_ENV);
+    expect(await proc.exited).toBe(2);
+    expect(proc.stderr()).toContain('[SIDECAR_USAGE_INVALID]');
+  });
+});
