@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { startSidecar } from './helpers.ts';
+import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
+
+const AGENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const AGENT_SPAN = '00f067aa0ba902b7';
+
+let provider: FakeProvider;
+let receiver: OtlpReceiver;
+let sidecar: Awaited<ReturnType<typeof startSidecar>>;
+
+beforeAll(async () => {
+  provider = await startFakeProvider();
+  receiver = await startOtlpReceiver();
+  sidecar = await startSidecar({
+    egress: { allowHttp: true, providers: { anthropic: { origin: provider.url }, openai: { origin: provider.url } } },
+    telemetry: { endpoint: receiver.endpoint, serviceName: 'traced-agent', traces: { scheduledDelay: '50ms' }, metrics: { exportInterval: '200ms' }, logs: { otlp: false } },
+  });
+});
+
+afterAll(async () => {
+  await sidecar?.close();
+  await provider?.close();
+  await receiver?.stop();
+});
+
+describe('LLM calls in OpenTelemetry', () => {
+  it('exports a CLIENT span per call, named {operation} {model}, a child of the traceparent the agent sent', async () => {
+    provider.next({ events: anthropicStream({ model: 'claude-sonnet-5', input: 100, cacheRead: 2000, cacheWrite: 300, outputs: [10, 42] }) });
+    const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { traceparent: `00-${AGENT_TRACE}-${AGENT_SPAN}-01`, 'x-api-key': 'k' },
+      body: JSON.stringify({ model: 'claude-sonnet-5', max_tokens: 512, temperature: 0.2, stream: true, messages: [{ role: 'user', content: 'secret prompt' }] }),
+    });
+    await res.body.text();
+    const s = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.name === 'chat claude-sonnet-5'))).find((x) => x.name === 'chat claude-sonnet-5')!;
+    expect(s.kindName).toBe('CLIENT');
+    expect(s.traceId).toBe(AGENT_TRACE);
+    expect(s.parentSpanId).toBe(AGENT_SPAN);
+    expect(s.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'anthropic',
+      'gen_ai.request.model': 'claude-sonnet-5',
+      'gen_ai.response.model': 'claude-sonnet-5',
+      'gen_ai.response.id': 'msg_01',
+      'gen_ai.request.max_tokens': 512,
+      'gen_ai.request.temperature': 0.2,
+      'gen_ai.response.finish_reasons': ['end_turn'],
+      // Input as the conventions count it: cached input included.
+      'gen_ai.usage.input_tokens': 2400,
+      'gen_ai.usage.output_tokens': 42,
+      'gen_ai.usage.cache_read.input_tokens': 2000,
+      'gen_ai.usage.cache_creation.input_tokens': 300,
+      'http.response.status_code': 200,
+    });
+    // claude-sonnet-5: $2 input, $10 output, $0.20 cache read, $2.50 cache write per million.
+    expect(s.attributes['agent_sidecar.llm.cost_usd']).toBeCloseTo((100 * 2 + 42 * 10 + 2000 * 0.2 + 300 * 2.5) / 1e6, 12);
+    expect(s.status.codeName).toBe('UNSET');
+    expect(JSON.stringify(s.attributes)).not.toContain('secret prompt');
+  });
+
+  it('records the GenAI histograms by gen_ai.token.type, and the error of a failed call', async () => {
+    provider.next({ events: openaiChatStream({ model: 'gpt-5.4-mini', text: ['a'], usage: { prompt: 64, cached: 0, completion: 5 } }) });
+    await (await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4-mini', stream: true, messages: [] }) })).body.text();
+    provider.next({ status: 500, json: { error: { message: 'boom', type: 'server_error' } } });
+    await (await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4-mini', messages: [] }) })).body.text();
+
+    const points = await receiver.waitFor(receiver.metrics, (m) => m.some((p) => p.name === 'gen_ai.client.operation.duration' && p.attributes['error.type'] === '500'));
+    const usage = (type: string) => points.filter((p) => p.name === 'gen_ai.client.token.usage' && p.attributes['gen_ai.token.type'] === type && p.attributes['gen_ai.request.model'] === 'gpt-5.4-mini').at(-1);
+    expect(usage('input')).toMatchObject({ type: 'histogram', unit: '{token}', count: 1, sum: 64 });
+    expect(usage('output')).toMatchObject({ count: 1, sum: 5 });
+    expect(usage('input')!.attributes).toMatchObject({ 'gen_ai.provider.name': 'openai', 'gen_ai.operation.name': 'chat', 'gen_ai.response.model': 'gpt-5.4-mini', 'server.address': '127.0.0.1' });
+    const ttfc = points.filter((p) => p.name === 'gen_ai.client.operation.time_to_first_chunk').at(-1)!;
+    expect(ttfc).toMatchObject({ unit: 's', type: 'histogram' });
+    const [failed] = (await receiver.waitFor(receiver.spans, (s) => s.some((x) => x.name === 'chat gpt-5.4-mini' && x.attributes['error.type'] === '500'))).filter(
+      (x) => x.name === 'chat gpt-5.4-mini' && x.attributes['error.type'] === '500',
+    );
+    expect(failed!.status.codeName).toBe('ERROR');
+    expect(failed!.attributes['http.response.status_code']).toBe(500);
+  });
+});
