@@ -72,6 +72,12 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
   };
   res.once('close', onClientClose);
   const resume = () => controller?.resume();
+  let corked = false;
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    res.uncork();
+  };
 
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart(c) {
@@ -97,14 +103,23 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
         started = true;
         call?.firstChunk();
       }
-      const data = tee === undefined ? chunk : tee.push(chunk);
+      // The parser hands over a provider's chunked body one chunk at a time, many per socket
+      // read: corked until the read is done, they leave in one write.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
+      const data = tee?.holds ? tee.push(chunk) : chunk;
       if (data !== undefined && !res.write(data)) {
         c.pause();
         res.once('drain', resume);
       }
+      if (tee !== undefined && !tee.holds) tee.push(chunk);
     },
     onResponseEnd() {
       res.removeListener('close', onClientClose);
+      uncork();
       const end = tee?.end();
       res.end(end?.tail);
       if (call === undefined) return;
@@ -121,6 +136,7 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
         return;
       }
       // After the head, a cut connection is the only honest signal left (HTTP/1.1).
+      uncork();
       res.destroy();
       const done = tee?.abort() ?? Promise.resolve();
       void done.then(() => call?.end({ cut: true, error: e, clientGone: gone }));

@@ -18,6 +18,12 @@ const MAX_EVENT_BYTES = 16 * 1024 * 1024;
  * event and the usage chunk the agent never asked for is left out.
  */
 export interface ResponseTee {
+  /**
+   * True when the tee decides what reaches the agent (stripping): the chunk goes through
+   * push() first. Otherwise the chunk is written to the agent first and read after, so that
+   * reading never delays a byte.
+   */
+  readonly holds: boolean;
   /** The bytes to write to the agent for this chunk (the chunk itself unless stripping). */
   push(chunk: Buffer): Buffer | undefined;
   /** The provider's response ended: what is left to write, and when reading is done. */
@@ -95,6 +101,7 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
   const frames = strip && kind === 'sse' && decompress === undefined ? new SseFrames() : undefined;
 
   return {
+    holds: frames !== undefined,
     push(chunk) {
       if (frames === undefined) {
         write(chunk);
@@ -124,6 +131,7 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
 }
 
 const passThrough: ResponseTee = {
+  holds: false,
   push: (chunk) => chunk,
   end: () => ({ tail: undefined, read: Promise.resolve() }),
   abort: () => Promise.resolve(),
