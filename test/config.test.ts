@@ -2,18 +2,11 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { configJsonSchema, loadConfig, substituteEnv, validateConfig } from '../src/config/index.ts';
-import type { SidecarError } from '../src/errors/index.ts';
+import { thrownBy } from './thrown.ts';
 
 const EXAMPLE = new URL('../config/sidecar.example.yaml', import.meta.url);
 
-function failure(fn: () => unknown): SidecarError {
-  try {
-    fn();
-  } catch (err) {
-    return err as SidecarError;
-  }
-  throw new Error('expected an error');
-}
+const failure = thrownBy;
 
 describe('configuration', () => {
   it('applies every default from the one schema', () => {

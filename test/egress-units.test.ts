@@ -7,18 +7,10 @@ import { inspectRequest } from '../src/egress/request.ts';
 import type { SidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
 import { sse } from './fake-provider.ts';
+import { thrownBy } from './thrown.ts';
 
 const usage = (u: Partial<Record<'input' | 'output' | 'cacheRead' | 'cacheWrite' | 'cacheWrite1h', number>>) => ({ input: 0, output: 0, cacheRead: 0, cacheWrite: 0, cacheWrite1h: 0, ...u });
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
-
-function thrown(fn: () => unknown): SidecarError {
-  try {
-    fn();
-  } catch (err) {
-    return err as SidecarError;
-  }
-  throw new Error('expected an error');
-}
 
 describe('prices', () => {
   const book = createPriceBook({ 'claude-sonnet-4-6': { input: 1, output: 2 }, 'my-finetune': { input: 10, output: 20, cacheRead: 1 } });
@@ -144,7 +136,7 @@ describe('capture', () => {
   const config = { prompts: true, completions: true, maxChars: 42 };
 
   it('refuses to start without data protection', () => {
-    expect(thrown(() => createCapture(config, undefined)).code).toBe('SIDECAR_CONFIG_INVALID');
+    expect(thrownBy(() => createCapture(config, undefined)).code).toBe('SIDECAR_CONFIG_INVALID');
     expect(createCapture({ ...config, prompts: false, completions: false }, undefined)).toBeUndefined();
   });
 
@@ -158,7 +150,7 @@ describe('capture', () => {
 
 describe('egress configuration', () => {
   it('refuses http:// origins unless allowHttp, and two providers on one route', () => {
-    const problems = (doc: unknown) => (thrown(() => validateConfig(doc)).details as { problems: string[] }).problems;
+    const problems = (doc: unknown) => (thrownBy(() => validateConfig(doc)).details as { problems: string[] }).problems;
     expect(problems({ egress: { providers: { openai: { origin: 'http://127.0.0.1:1' } } } })[0]).toMatch(/^egress\.providers\.openai\.origin: /);
     expect(() => validateConfig({ egress: { allowHttp: true, providers: { openai: { origin: 'http://127.0.0.1:1' } } } })).not.toThrow();
     expect(problems({ egress: { providers: { openai: { route: '/anthropic' } } } })[0]).toMatch(/^egress\.providers\.openai\.route: /);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Principal } from '../src/auth/principal.ts';
-import type { SidecarError } from '../src/errors/index.ts';
+import { thrownBy } from './thrown.ts';
 import { compilePolicy, DEFAULT_POLICY, loadPolicyFile, normalizePath, type Policy } from '../src/policy/index.ts';
 
 const as = (...roles: string[]): Principal => ({ subject: 'u-1', roles, scopes: [], method: 'jwt' });
@@ -41,14 +41,7 @@ const file = (name: string, text: string) => {
   writeFileSync(p, text);
   return p;
 };
-const errorOf = (fn: () => unknown): SidecarError => {
-  try {
-    fn();
-  } catch (err) {
-    return err as SidecarError;
-  }
-  throw new Error('expected an error');
-};
+const errorOf = thrownBy;
 
 describe('default policy', () => {
   const policy = loadPolicyFile();
