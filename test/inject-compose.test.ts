@@ -33,6 +33,7 @@ describe('inject --compose', () => {
       SIDECAR_UPSTREAM: 'http://agent:8000',
       SIDECAR_LISTEN: `0.0.0.0:${ports.ingress}`,
       SIDECAR_ADMIN: `0.0.0.0:${ports.admin}`,
+      SIDECAR_EGRESS: `0.0.0.0:${ports.egress}`,
     });
   });
 

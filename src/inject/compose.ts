@@ -176,7 +176,8 @@ function sidecarService(
   return {
     image: settings.image,
     depends_on: [name],
-    environment: Object.fromEntries(env),
+    // The agent calls out from its own container, by service name: egress cannot stay on loopback here.
+    environment: { ...Object.fromEntries(env), SIDECAR_EGRESS: `0.0.0.0:${settings.ports.egress}` },
     ...nodes,
     ...(configMount === undefined ? {} : { volumes: [`${configMount}:${CONFIG_DIR}/${CONFIG_KEY}:ro`] }),
     read_only: true,
