@@ -1,0 +1,124 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { validateConfig } from '../src/config/index.ts';
+import { createEgress } from '../src/egress/index.ts';
+import { createLogger } from '../src/log/index.ts';
+import { startServer, startSidecar } from './helpers.ts';
+import { anthropicStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
+
+let provider: FakeProvider;
+
+beforeAll(async () => {
+  provider = await startFakeProvider();
+});
+
+afterAll(async () => {
+  await provider?.close();
+});
+
+/**
+ * A forward proxy, as corporate egress proxies are: CONNECT tunnels (https:// targets) and
+ * absolute-form requests (http:// targets), each recorded by the host it was for.
+ */
+async function startForwardProxy(): Promise<{ url: string; tunnels: string[]; close: () => Promise<void> }> {
+  const tunnels: string[] = [];
+  const server = http.createServer((req, res) => {
+    const target = new URL(req.url ?? '');
+    tunnels.push(target.host);
+    const out = http.request({ host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    req.pipe(out);
+  });
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    tunnels.push(req.url ?? '');
+    const [host, port] = (req.url ?? '').split(':');
+    const upstream = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    tunnels,
+    close: () => new Promise((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+describe('the hop to the provider', () => {
+  it('goes through HTTP_PROXY/HTTPS_PROXY when set, except for NO_PROXY hosts', async () => {
+    const proxy = await startForwardProxy();
+    const config = validateConfig({ egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
+    const logger = createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
+    const target = new URL(provider.url).host;
+    for (const [env, tunnelled] of [
+      [{ HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url }, true],
+      [{ HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, false],
+    ] as const) {
+      const egress = createEgress(config, logger, { agentType: 'proxied', env });
+      egress.server.listen(0, '127.0.0.1');
+      await once(egress.server, 'listening');
+      try {
+        const before = proxy.tunnels.length;
+        provider.next({ json: { id: 'm', model: 'claude-haiku-4-5', usage: { input_tokens: 1, output_tokens: 1 } } });
+        const res = await request(`http://127.0.0.1:${(egress.server.address() as AddressInfo).port}/anthropic/v1/messages`, { method: 'POST', body: '{"model":"claude-haiku-4-5"}' });
+        expect(res.statusCode).toBe(200);
+        expect(((await res.body.json()) as { id: string }).id).toBe('m');
+        expect(proxy.tunnels.slice(before)).toEqual(tunnelled ? [target] : []);
+      } finally {
+        egress.stopAccepting();
+        egress.destroyAll();
+        await egress.close();
+      }
+    }
+    await proxy.close();
+  });
+
+  it('stops the provider stream when the agent goes away, and records what arrived as incomplete', async () => {
+    const s = await startSidecar({ egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
+    try {
+      // A long stream; the agent leaves after the first bytes.
+      const events = anthropicStream({ model: 'claude-sonnet-4-6', input: 50, cacheRead: 0, cacheWrite: 0, outputs: [5], text: Array.from({ length: 2000 }, () => 'word ') });
+      provider.next({ events });
+      const url = new URL(`${s.egressUrl}/anthropic/v1/messages`);
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false });
+      req.end(JSON.stringify({ model: 'claude-sonnet-4-6', stream: true, max_tokens: 10, messages: [] }));
+      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+      await once(res, 'data');
+      req.destroy();
+      await expect.poll(() => s.logs.lines.find((l) => l.event_type === 'llm_call')).toMatchObject({ outcome: 'incomplete', error_type: 'client_closed', input_tokens: 50 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('keeps serving LLM calls while the ingress drains at shutdown, then stops', async () => {
+    let release!: () => void;
+    const slow = await startServer((_req, res) => {
+      release = () => res.end('done');
+    });
+    const s = await startSidecar({ upstream: { url: slow.url }, egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
+    const inFlight = request(`${s.url}/slow`).then((r) => r.body.text());
+    await expect.poll(() => typeof release).toBe('function');
+    const stopping = s.close();
+    provider.next({ json: { id: 'during-drain', model: 'claude-haiku-4-5', usage: { input_tokens: 1, output_tokens: 1 } } });
+    const during = await request(`${s.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: '{"model":"claude-haiku-4-5"}' });
+    expect(((await during.body.json()) as { id: string }).id).toBe('during-drain');
+    release();
+    expect(await inFlight).toBe('done');
+    await stopping;
+    await expect(request(`${s.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: '{}' })).rejects.toThrow();
+    await slow.close();
+  });
+});
