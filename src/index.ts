@@ -5,5 +5,6 @@ export { catalog, isSidecarError, SidecarError, type SidecarErrorCode } from './
 export type { RequestContext, Stage } from './ingress/index.ts';
 export type { ReadinessCheck } from './admin/index.ts';
 export { createLogger, type Logger } from './log/index.ts';
+export { createEgress, createPriceBook, DEFAULT_PRICES, type Egress, type EgressOptions, type PriceBook } from './egress/index.ts';
 export { version } from './version.ts';
 export { createProtection, createProtector, type Protection, type Protector } from './protect/index.ts';

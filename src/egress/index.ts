@@ -22,6 +22,8 @@ import { providersOf, type Provider } from './providers.ts';
 import { createRecorder } from './record.ts';
 import { createEgressServer, type EgressServer } from './server.ts';
 
+export type { EgressServer } from './server.ts';
+
 export { createPriceBook, costOf, type Cost, type PriceBook } from './prices.ts';
 export { DEFAULT_PRICES, PRICES_AS_OF } from './price-table.ts';
 export { createBudgets, windowOf, type Budgets, type BudgetStatus } from './budgets.ts';
