@@ -72,11 +72,24 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
   };
   res.once('close', onClientClose);
   const resume = () => controller?.resume();
-  let corked = false;
-  const uncork = () => {
-    if (!corked) return;
-    corked = false;
-    res.uncork();
+  // The parser hands over a provider's chunked body one chunk at a time, often hundreds per
+  // socket read (a token or a few each): they leave as one chunk once the read is done, and
+  // only then does the tee read them, so that reading never holds a byte back.
+  let batch: Buffer[] = [];
+  let read: Buffer[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (batch.length > 0) {
+      const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
+      batch = [];
+      if (!res.write(out)) {
+        controller?.pause();
+        res.once('drain', resume);
+      }
+    }
+    for (const chunk of read) tee!.push(chunk);
+    read = [];
   };
 
   const handler: Dispatcher.DispatchHandler = {
@@ -98,28 +111,22 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
       if (hop.draining) out.push('connection', 'close');
       res.writeHead(status, statusMessage, out);
     },
-    onResponseData(c, chunk: Buffer) {
+    onResponseData(_c, chunk: Buffer) {
       if (!started) {
         started = true;
         call?.firstChunk();
       }
-      // The parser hands over a provider's chunked body one chunk at a time, many per socket
-      // read: corked until the read is done, they leave in one write.
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(uncork);
-      }
       const data = tee?.holds ? tee.push(chunk) : chunk;
-      if (data !== undefined && !res.write(data)) {
-        c.pause();
-        res.once('drain', resume);
+      if (data !== undefined) batch.push(data);
+      if (tee !== undefined && !tee.holds) read.push(chunk);
+      if (!scheduled) {
+        scheduled = true;
+        process.nextTick(flush);
       }
-      if (tee !== undefined && !tee.holds) tee.push(chunk);
     },
     onResponseEnd() {
       res.removeListener('close', onClientClose);
-      uncork();
+      flush();
       const end = tee?.end();
       res.end(end?.tail);
       if (call === undefined) return;
@@ -136,7 +143,7 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
         return;
       }
       // After the head, a cut connection is the only honest signal left (HTTP/1.1).
-      uncork();
+      flush();
       res.destroy();
       const done = tee?.abort() ?? Promise.resolve();
       void done.then(() => call?.end({ cut: true, error: e, clientGone: gone }));
