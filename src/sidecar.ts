@@ -236,7 +236,14 @@ export async function assembleSidecar(
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
   for (const [cacheType, stats] of Object.entries(access.caches)) telemetry.observeCache(cacheType, stats);
   const egress = config.egress.enabled
-    ? createEgress(config, logger, { meter: telemetry.meter, tracer: telemetry.tracer, agentType: resolveSettings(config.telemetry, process.env).agentType, redis: access.redis })
+    ? createEgress(config, logger, {
+        meter: telemetry.meter,
+        tracer: telemetry.tracer,
+        agentType: resolveSettings(config.telemetry, process.env).agentType,
+        redis: access.redis,
+        // Captured prompts and completions go out with the telemetry: its rule set protects them.
+        protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
+      })
     : undefined;
   const sidecar = createSidecar({
     config,

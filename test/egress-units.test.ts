@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { checkConfigFiles } from '../src/config/check-files.ts';
 import { validateConfig } from '../src/config/index.ts';
 import { createBudgets, createCapture, createMemoryBudgetStore, createPriceBook, createUsageReader, quotaReadings, retryAfterSeconds, SseFrames, windowOf, type BudgetStatus } from '../src/egress/index.ts';
 import { providersOf } from '../src/egress/providers.ts';
@@ -135,8 +136,9 @@ describe('budget windows', () => {
 describe('capture', () => {
   const config = { prompts: true, completions: true, maxChars: 42 };
 
-  it('refuses to start without data protection', () => {
+  it('refuses to start without data protection, and validate says so as run would', async () => {
     expect(thrownBy(() => createCapture(config, undefined)).code).toBe('SIDECAR_CONFIG_INVALID');
+    await expect(checkConfigFiles(validateConfig({ egress: { capture: { completions: true } } }))).rejects.toMatchObject({ code: 'SIDECAR_CONFIG_INVALID' });
     expect(createCapture({ ...config, prompts: false, completions: false }, undefined)).toBeUndefined();
   });
 

@@ -1,5 +1,6 @@
 import { readApiKeyFile } from '../auth/apikey-file.ts';
 import { createCors } from '../cors/index.ts';
+import { checkCapture } from '../egress/capture.ts';
 import { loadTls } from '../ingress/tls.ts';
 import { loadPolicyFile } from '../policy/index.ts';
 import { loadKey } from '../protect/key-material.ts';
@@ -8,7 +9,8 @@ import type { SidecarConfig } from './schema.ts';
 
 /**
  * Loads every file the configuration names with the same loaders `run` uses (policy, API
- * keys, TLS pair, protection keys) and builds the CORS rules, so `validate` fails where `run` would.
+ * keys, TLS pair, protection keys) and builds the CORS rules and the egress capture, so
+ * `validate` fails where `run` would.
  * Returns the warnings that do not stop a start.
  */
 export async function checkConfigFiles(config: Readonly<SidecarConfig>): Promise<string[]> {
@@ -19,5 +21,6 @@ export async function checkConfigFiles(config: Readonly<SidecarConfig>): Promise
   const { keys, hashKey } = config.protection;
   if (keys.ring.length > 0 || keys.file !== undefined) await loadKeyRing(keys);
   if (hashKey !== undefined) await loadKey(hashKey, 'protection.hashKey', process.env);
+  checkCapture(config);
   return warnings;
 }

@@ -1,4 +1,5 @@
 import type { EgressConfig } from '../config/egress.ts';
+import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Api } from './providers.ts';
 
@@ -17,18 +18,15 @@ export interface Capture {
 }
 
 /**
- * Capture is off unless egress.capture asks for it, and then only with data protection: a
+ * Capture is off unless egress.capture asks for it, and then only through data protection: a
  * prompt is the likeliest place for a customer's personal data, and a span is exported to
- * systems with wider access than the provider's. Without `protect` an enabled capture stops
- * the start with SIDECAR_CONFIG_INVALID rather than export raw text.
+ * systems with wider access than the provider's. Without `protect` (protection.telemetry
+ * off) an enabled capture stops the start with SIDECAR_CONFIG_INVALID rather than export raw
+ * text.
  */
 export function createCapture(config: EgressConfig['capture'], protect: ProtectText | undefined): Capture | undefined {
   if (!config.prompts && !config.completions) return undefined;
-  if (protect === undefined) {
-    throw new SidecarError('SIDECAR_CONFIG_INVALID', {
-      message: 'egress.capture.prompts and egress.capture.completions need data protection, which this build does not configure; turn capture off',
-    });
-  }
+  if (protect === undefined) throw unprotected();
   const { maxChars } = config;
   // Protected whole, then cut: a cut first could halve a card number or key and hide it from the detectors.
   const guard = (text: string) => {
@@ -62,4 +60,16 @@ function promptParts(api: Api, body: Record<string, unknown>): unknown {
     case 'openai.embeddings':
       return [{ role: 'user', content: body.input }];
   }
+}
+
+/** What validate checks, as run would refuse it: capture on with telemetry protection off. */
+export function checkCapture(config: Readonly<SidecarConfig>): void {
+  const c = config.egress.capture;
+  if ((c.prompts || c.completions) && !config.protection.telemetry.enabled) throw unprotected();
+}
+
+function unprotected(): SidecarError {
+  return new SidecarError('SIDECAR_CONFIG_INVALID', {
+    message: 'egress.capture.prompts and .completions need data protection of telemetry (protection.telemetry.enabled), which is off; turn capture off or protection on',
+  });
 }

@@ -31,6 +31,7 @@ export interface Recorder {
 }
 
 const propagator = new W3CTraceContextPropagator();
+const MAX_MODEL_LABELS = 200;
 
 /**
  * Everything a call leaves behind when it ends: metrics, the span, one `llm_call` log line
@@ -40,6 +41,15 @@ const propagator = new W3CTraceContextPropagator();
 export function createRecorder(o: RecorderOptions): Recorder {
   const { metrics, tracer, logger, prices, budgets, capture } = o;
   const unpriced = new Set<string>();
+  // The model label comes from the agent's request: bounded, so that a stream of made-up
+  // model names cannot grow the metric series without end (logs and spans keep the real one).
+  const labels = new Set<string>();
+  const labelOf = (model: string) => {
+    if (labels.has(model)) return model;
+    if (labels.size >= MAX_MODEL_LABELS) return 'other';
+    labels.add(model);
+    return model;
+  };
 
   function start(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders): CallHooks {
     const startedAt = process.hrtime.bigint();
@@ -58,7 +68,7 @@ export function createRecorder(o: RecorderOptions): Recorder {
       response(s, h) {
         status = s;
         providerRequestId = header(h['request-id']) ?? header(h['x-request-id']);
-        const label = model ?? 'unknown';
+        const label = labelOf(model ?? 'unknown');
         metrics?.quota(provider.name, label, quotaReadings(provider.name, h));
         if (s === 429) metrics?.rateLimited(provider.name, label, retryAfterSeconds(h['retry-after']));
       },
@@ -83,7 +93,7 @@ export function createRecorder(o: RecorderOptions): Recorder {
         metrics?.call({
           provider: provider.name,
           operation: operation.name,
-          model: label,
+          model: labelOf(label),
           responseModel: st.responseModel,
           serverAddress: provider.host.replace(/:\d+$/, ''),
           serverPort: provider.port,
