@@ -81,6 +81,8 @@ describe('agent-sidecar run -- <command>', () => {
     const res = await request(`${listen}/`);
     expect(await res.body.text()).toBe('agent here');
 
+    // The sidecar's lines are written in batches: the last call's may trail the agent's line.
+    await expect.poll(() => lines(proc.stdout()).filter((l) => l.event_type === 'llm_call').length).toBe(3);
     const calls = lines(proc.stdout()).filter((l) => l.event_type === 'llm_call');
     expect(calls.map((c) => [c.provider, c.model, c.output_tokens, c.outcome])).toEqual([
       ['anthropic', 'claude-sonnet-4-6', 4, 'complete'],

@@ -45,7 +45,9 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
     for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host, port })}`, o.egress.service.providers)) set(name, value, false);
   }
   const t = resolveSettings(o.config.telemetry, o.env);
-  if (t.enabled && t.endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', t.endpoint, true);
+  // Only a collector the configuration names: the exporters' own default differs by protocol (4317, 4318).
+  const endpoint = o.config.telemetry.endpoint;
+  if (t.enabled && endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', endpoint, true);
   set('OTEL_SERVICE_NAME', t.serviceName, true);
   return { env, notes };
 }
