@@ -80,4 +80,30 @@ describe('LLM calls in OpenTelemetry', () => {
     expect(failed!.status.codeName).toBe('ERROR');
     expect(failed!.attributes['http.response.status_code']).toBe(500);
   });
+
+  it('captures prompts and completions, when asked, only through data protection', async () => {
+    const captured = await startSidecar({
+      egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } }, capture: { prompts: true, completions: true } },
+      telemetry: { endpoint: receiver.endpoint, serviceName: 'captured-agent', traces: { scheduledDelay: '50ms' }, metrics: { otlp: false }, logs: { otlp: false } },
+    });
+    try {
+      provider.next({ events: anthropicStream({ model: 'claude-haiku-4-5', input: 9, cacheRead: 0, cacheWrite: 0, outputs: [4], text: ['Write to ', 'carol@example.org', ' today'] }) });
+      await (
+        await request(`${captured.egressUrl}/anthropic/v1/messages`, {
+          method: 'POST',
+          body: JSON.stringify({ model: 'claude-haiku-4-5', stream: true, max_tokens: 20, system: 'be brief', messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111, mail bob@example.com' }] }),
+        })
+      ).body.text();
+      const span = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'captured-agent'))).find((x) => x.resource['service.name'] === 'captured-agent')!;
+      const input = String(span.attributes['gen_ai.input.messages']);
+      const output = String(span.attributes['gen_ai.output.messages']);
+      expect(input).toContain('be brief');
+      expect(input).toContain('[REDACTED:card]');
+      expect(input).toContain('[REDACTED:email]');
+      expect(input).not.toMatch(/4111|bob@example/);
+      expect(JSON.parse(output)).toEqual([{ role: 'assistant', parts: [{ type: 'text', content: 'Write to [REDACTED:email] today' }] }]);
+    } finally {
+      await captured.close();
+    }
+  });
 });

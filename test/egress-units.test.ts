@@ -136,9 +136,11 @@ describe('budget windows', () => {
 describe('capture', () => {
   const config = { prompts: true, completions: true, maxChars: 42 };
 
-  it('refuses to start without data protection, and validate says so as run would', async () => {
+  it('refuses to start without data protection of telemetry, and validate says so as run would', async () => {
     expect(thrownBy(() => createCapture(config, undefined)).code).toBe('SIDECAR_CONFIG_INVALID');
-    await expect(checkConfigFiles(validateConfig({ egress: { capture: { completions: true } } }))).rejects.toMatchObject({ code: 'SIDECAR_CONFIG_INVALID' });
+    const capture = { egress: { capture: { completions: true } } };
+    await expect(checkConfigFiles(validateConfig({ ...capture, protection: { telemetry: { enabled: false } } }))).rejects.toMatchObject({ code: 'SIDECAR_CONFIG_INVALID' });
+    await expect(checkConfigFiles(validateConfig(capture))).resolves.toEqual([]);
     expect(createCapture({ ...config, prompts: false, completions: false }, undefined)).toBeUndefined();
   });
 
