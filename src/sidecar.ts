@@ -243,6 +243,7 @@ export async function assembleSidecar(
         redis: access.redis,
         // Captured prompts and completions go out with the telemetry: its rule set protects them.
         protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
+        protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
       })
     : undefined;
   const sidecar = createSidecar({

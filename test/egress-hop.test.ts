@@ -121,4 +121,30 @@ describe('the hop to the provider', () => {
     await expect(request(`${s.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: '{}' })).rejects.toThrow();
     await slow.close();
   });
+
+  it('protects prompts before they leave with egress.protectPrompts, and sends a prompt with nothing to protect byte for byte', async () => {
+    const s = await startSidecar({
+      egress: { allowHttp: true, providers: { openai: { origin: provider.url } }, protectPrompts: 'prompts' },
+      protection: { rules: { prompts: { fields: [] } } },
+    });
+    try {
+      const send = async (body: string) => {
+        provider.next({ json: { id: 'c', model: 'gpt-5.4', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } } });
+        const res = await request(`${s.egressUrl}/openai/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await res.body.text();
+        return provider.seen.at(-1)!.body;
+      };
+      const dirty = await send(JSON.stringify({ model: 'gpt-5.4', messages: [{ role: 'user', content: 'I am bob@example.com, card 4111 1111 1111 1111' }], tools: [{ type: 'function', function: { name: 'login', parameters: { properties: { password: { type: 'string' } } } } }] }));
+      expect(JSON.parse(dirty)).toEqual({
+        model: 'gpt-5.4',
+        messages: [{ role: 'user', content: 'I am [REDACTED:email], card [REDACTED:card]' }],
+        tools: [{ type: 'function', function: { name: 'login', parameters: { properties: { password: { type: 'string' } } } } }],
+      });
+      const clean = '{ "model" : "gpt-5.4",\n  "messages": [{"role":"user","content":"hello"}] }';
+      expect(await send(clean)).toBe(clean);
+      await expect.poll(() => s.logs.lines.filter((l) => l.event_type === 'llm_call').map((l) => l.prompt_protected)).toEqual([true, undefined]);
+    } finally {
+      await s.close();
+    }
+  });
 });

@@ -100,6 +100,14 @@ export const egress = z
         failMode: failMode('open', 'LLM calls'),
       })
       .prefault({}),
+    protectPrompts: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          'A protection.rules rule set applied to each metered request body before it leaves for the provider: a body with nothing to protect goes byte for byte, a changed one re-serialized. Field rules act on every key, tool schemas included: prefer a rule set of detectors. Default: off.',
+      }),
     capture: z
       .strictObject({
         prompts: z.boolean().default(false).meta({ description: 'Put the prompt on the LLM span (gen_ai.input.messages), after data protection. Needs protection.' }),

@@ -469,6 +469,12 @@ export const configSchema = z
     protection,
     egress,
   })
+  .superRefine((c, ctx) => {
+    const name = c.egress.protectPrompts;
+    if (name !== undefined && name !== 'default' && !(name in c.protection.rules)) {
+      ctx.addIssue({ code: 'custom', path: ['egress', 'protectPrompts'], message: `no rule set named ${name} in protection.rules` });
+    }
+  })
   .meta({ title: 'agent-sidecar configuration' });
 
 /** The validated configuration, with every default applied. */

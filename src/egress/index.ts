@@ -11,6 +11,7 @@
 import type { Meter, Tracer } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { SidecarConfig } from '../config/index.ts';
+import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createMemoryBudgetStore, createRedisBudgetStore } from './budget-store.ts';
 import { createBudgets, type Budgets } from './budgets.ts';
@@ -20,6 +21,7 @@ import { createLlmMetrics } from './metrics.ts';
 import { createPriceBook } from './prices.ts';
 import { providersOf, type Provider } from './providers.ts';
 import { createRecorder } from './record.ts';
+import type { ProtectPrompt } from './request.ts';
 import { createEgressServer, type EgressServer } from './server.ts';
 
 export type { EgressServer } from './server.ts';
@@ -29,6 +31,7 @@ export { DEFAULT_PRICES, PRICES_AS_OF } from './price-table.ts';
 export { createBudgets, windowOf, type Budgets, type BudgetStatus } from './budgets.ts';
 export { createMemoryBudgetStore, createRedisBudgetStore, type BudgetStore } from './budget-store.ts';
 export { createCapture, type Capture, type ProtectText } from './capture.ts';
+export type { ProtectPrompt } from './request.ts';
 export { createUsageReader, type Usage, type UsageReader } from './usage.ts';
 export { SseFrames } from './sse-frames.ts';
 export { quotaReadings, retryAfterSeconds, sdkBaseUrls, type Provider, type ProviderName } from './providers.ts';
@@ -43,6 +46,8 @@ export interface EgressOptions {
   redis?: Redis | undefined;
   /** Data protection for captured prompts and completions; capture refuses to start without it. */
   protectText?: ProtectText | undefined;
+  /** Data protection of request bodies, for egress.protectPrompts (which refuses to start without it). */
+  protectPrompt?: ProtectPrompt | undefined;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -74,13 +79,17 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
   const providers = providersOf(e);
   const dispatcher = createProviderDispatcher(e, o.env ?? process.env);
   const recorder = createRecorder({ metrics, tracer: o.tracer, logger, prices: createPriceBook(e.prices), budgets, capture });
-  const server = createEgressServer({ providers, dispatcher, recorder, budgets, maxRequestBytes: e.maxRequestBytes, logger });
+  if (e.protectPrompts !== undefined && o.protectPrompt === undefined) {
+    throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'egress.protectPrompts names a rule set, but no data protection was given to apply it' });
+  }
+  const protectPrompt = e.protectPrompts === undefined ? undefined : o.protectPrompt;
+  const server = createEgressServer({ providers, dispatcher, recorder, budgets, maxRequestBytes: e.maxRequestBytes, protectPrompt, logger });
   const routes = providers.map((p) => `${p.route} -> ${p.origin}`).join(', ');
   const budgetText = budgets.limits === 0 ? 'no budgets' : `${budgets.limits} budget${budgets.limits === 1 ? '' : 's'} (${o.redis ? 'redis' : 'memory'})`;
   return Object.assign(server, {
     providers,
     budgets,
-    describe: `${routes || 'no providers'}; ${budgetText}${capture ? '; capture on (protected)' : ''}`,
+    describe: `${routes || 'no providers'}; ${budgetText}${protectPrompt ? `; prompts protected (${e.protectPrompts})` : ''}${capture ? '; capture on (protected)' : ''}`,
     close: () => dispatcher.close(),
   });
 }

@@ -125,6 +125,7 @@ export function createRecorder(o: RecorderOptions): Recorder {
             cache_creation_tokens: usage?.cacheWrite,
             cost_usd: cost === undefined ? undefined : Math.round(cost.total * 1e9) / 1e9,
             provider_request_id: providerRequestId,
+            prompt_protected: request.protected || undefined,
             trace_id: sc?.traceId,
             span_id: sc?.spanId,
           },

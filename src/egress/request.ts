@@ -13,7 +13,12 @@ export interface LlmRequest {
   stream: boolean;
   /** stream_options.include_usage was added by the sidecar (OpenAI Chat Completions). */
   addedUsage: boolean;
+  /** Data protection changed the prompt (egress.protectPrompts). */
+  protected: boolean;
 }
+
+/** Data protection of a parsed request body: the same object when nothing needs protecting. */
+export type ProtectPrompt = (body: Record<string, unknown>) => unknown;
 
 const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
 
@@ -38,18 +43,30 @@ export async function readBody(req: IncomingMessage, max: number): Promise<Buffe
 
 /**
  * What the call asks for. A body that is not JSON goes to the provider as it is (the provider
- * answers 400); with OpenAI's include_usage on, a streamed Chat Completions request without
- * stream_options gets `"stream_options":{"include_usage":true}` inserted after its opening
- * brace, the only change ever made to a request body: without it a streamed call reports no
- * usage at all.
+ * answers 400). Two changes are ever made to a request body: with egress.protectPrompts, a
+ * prompt that carries something protected is protected and re-serialized; with OpenAI's
+ * include_usage on, a streamed Chat Completions request without stream_options gets
+ * `"stream_options":{"include_usage":true}` inserted after its opening brace (without it a
+ * streamed call reports no usage at all).
  */
-export function inspectRequest(provider: Provider, operation: Operation, raw: Buffer): LlmRequest {
+export function inspectRequest(provider: Provider, operation: Operation, raw: Buffer, protect?: ProtectPrompt): LlmRequest {
   let json: Record<string, unknown> | undefined;
   try {
     const v: unknown = JSON.parse(raw.toString('utf8'));
     json = isObject(v) ? v : undefined;
   } catch {
     json = undefined;
+  }
+  const model = str(json?.model);
+  let changed = false;
+  if (protect !== undefined && json !== undefined) {
+    const out = protect(json);
+    if (out !== json && isObject(out)) {
+      // Copy on write: only a prompt that carried something protected is re-serialized.
+      raw = Buffer.from(JSON.stringify(out));
+      json = out;
+      changed = true;
+    }
   }
   const stream = json?.stream === true;
   const add = provider.includeUsage && stream && json !== undefined && !('stream_options' in json) && (operation.api === 'openai.chat' || operation.api === 'openai.completions');
@@ -58,5 +75,5 @@ export function inspectRequest(provider: Provider, operation: Operation, raw: Bu
     const brace = raw.indexOf(0x7b);
     body = Buffer.concat([raw.subarray(0, brace + 1), INCLUDE_USAGE, raw.subarray(brace + 1)]);
   }
-  return { body, json, model: str(json?.model), stream, addedUsage: add };
+  return { body, json, model, stream, addedUsage: add, protected: changed };
 }

@@ -7,7 +7,7 @@ import type { Budgets } from './budgets.ts';
 import { dispatchToProvider } from './dispatch.ts';
 import { operationOf, routeOf, type Provider } from './providers.ts';
 import type { Recorder } from './record.ts';
-import { inspectRequest, readBody } from './request.ts';
+import { inspectRequest, readBody, type ProtectPrompt } from './request.ts';
 
 export interface EgressServerOptions {
   providers: readonly Provider[];
@@ -15,6 +15,8 @@ export interface EgressServerOptions {
   recorder: Recorder;
   budgets: Budgets;
   maxRequestBytes: number;
+  /** egress.protectPrompts: data protection of each metered request body. */
+  protectPrompt: ProtectPrompt | undefined;
   logger: Logger;
 }
 
@@ -56,7 +58,7 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
       dispatchToProvider(dispatcher, { ...hop, body: hasBody ? req : null, identity: false, call: undefined });
       return;
     }
-    const request = inspectRequest(provider, operation, await readBody(req, o.maxRequestBytes));
+    const request = inspectRequest(provider, operation, await readBody(req, o.maxRequestBytes), o.protectPrompt);
     try {
       await budgets.check(request.model);
     } catch (err) {
