@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { address, duration, failMode, size } from './fields.ts';
+import { address, clientPool, failMode, size } from './fields.ts';
 
 /** The `egress` section: the LLM egress listener, its providers, prices, budgets and capture. */
 
@@ -79,15 +79,7 @@ export const egress = z
           .meta({ description: 'The OpenAI API (Chat Completions, Responses, Embeddings). OPENAI_BASE_URL=http://<egress>/openai/v1.' }),
       })
       .prefault({}),
-    connections: z.number().int().min(1).max(4096).default(64).meta({ description: 'Keep-alive connections per provider at most.' }),
-    keepAliveTimeout: duration('How long an idle provider connection is kept.').prefault('60s'),
-    timeouts: z
-      .strictObject({
-        connect: duration('Connecting to the provider.').prefault('10s'),
-        headers: duration('From the request being sent to the response headers arriving (a long unstreamed completion takes minutes).').prefault('10m'),
-        body: duration('The longest gap between two chunks of a response; 0 disables it.').prefault('5m'),
-      })
-      .prefault({}),
+    ...clientPool('each provider', { connections: 64, keepAlive: '60s', connect: '10s', headers: '10m', body: '5m', headersNote: ' (a long unstreamed completion takes minutes)' }),
     maxRequestBytes: size('Largest request body accepted (the body is read whole to find the model before the budget check); larger gets 413.').prefault('32mb'),
     prices: z.record(z.string().min(1), priceSchema).default({}).meta({
       description:

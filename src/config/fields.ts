@@ -31,3 +31,19 @@ export const failMode = (def: 'open' | 'closed', what: string) =>
   z.enum(['open', 'closed']).default(def).meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
 
 export const keyValues = (description: string) => z.record(z.string().min(1), z.string()).default({}).meta({ description });
+
+/**
+ * The pool of an HTTP client (the upstream's, each LLM provider's): keep-alive connections and
+ * the three timeouts, with the defaults and the name of what it connects to.
+ */
+export const clientPool = (peer: string, d: { connections: number; keepAlive: string; connect: string; headers: string; body: string; headersNote?: string }) => ({
+  connections: z.number().int().min(1).max(4096).default(d.connections).meta({ description: `Keep-alive connections to ${peer} at most.` }),
+  keepAliveTimeout: duration(`How long an idle connection to ${peer} is kept.`).prefault(d.keepAlive),
+  timeouts: z
+    .strictObject({
+      connect: duration(`Connecting to ${peer}.`).prefault(d.connect),
+      headers: duration(`From the request being sent to the response headers arriving${d.headersNote ?? ''}.`).prefault(d.headers),
+      body: duration('The longest gap between two chunks of the response body; 0 disables it (long-lived streams).').prefault(d.body),
+    })
+    .prefault({}),
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { egress } from './egress.ts';
-import { address, duration, failMode, keyValues, size } from './fields.ts';
+import { address, clientPool, duration, failMode, keyValues, size } from './fields.ts';
 
 export { address, DURATION_PATTERN } from './fields.ts';
 
@@ -35,16 +35,8 @@ const listen = z
 const upstream = z
   .strictObject({
     url: upstreamUrl.default('http://127.0.0.1:8000'),
-    connections: z.number().int().min(1).max(4096).default(128).meta({ description: 'Keep-alive connections to the upstream at most.' }),
+    ...clientPool('the upstream', { connections: 128, keepAlive: '4s', connect: '5s', headers: '60s', body: '5m' }),
     preserveHost: z.boolean().default(false).meta({ description: "Forward the client's Host header instead of the upstream's host." }),
-    keepAliveTimeout: duration('How long an idle upstream connection is kept.').prefault('4s'),
-    timeouts: z
-      .strictObject({
-        connect: duration('Connecting to the upstream.').prefault('5s'),
-        headers: duration('From the request being sent to the response headers arriving.').prefault('60s'),
-        body: duration('The longest gap between two chunks of the response body; 0 disables it (long-lived streams).').prefault('5m'),
-      })
-      .prefault({}),
     retry: z
       .strictObject({
         attempts: z.number().int().min(0).max(5).default(1).meta({ description: 'Retries of an idempotent request without a body after a connection failure; 0 disables.' }),
