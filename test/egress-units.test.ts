@@ -1,10 +1,12 @@
 import { Writable } from 'node:stream';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { checkConfigFiles } from '../src/config/check-files.ts';
 import { validateConfig } from '../src/config/index.ts';
 import { createBudgets, createCapture, createMemoryBudgetStore, createPriceBook, createUsageReader, quotaReadings, retryAfterSeconds, SseFrames, windowOf, type BudgetStatus } from '../src/egress/index.ts';
 import { providersOf } from '../src/egress/providers.ts';
 import { inspectRequest } from '../src/egress/request.ts';
+import { createTee } from '../src/egress/tee.ts';
 import type { SidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
 import { sse } from './fake-provider.ts';
@@ -63,6 +65,36 @@ describe('usage readers', () => {
     expect(r.state.usage).toEqual(usage({ input: 9, output: 2 }));
     expect(r.state.finishReasons).toEqual(['stop']);
     expect(r.event(undefined, JSON.stringify({ model: 'm', choices: [], usage: { prompt_tokens: 9, completion_tokens: 2 } }))).toBe(true);
+  });
+});
+
+describe('the response tee', () => {
+  it('reads a compressed event stream in any chunking, and a stream cut inside the compressed data', async () => {
+    const wire = [
+      sse('message_start', { type: 'message_start', message: { id: 'm', model: 'x', usage: { input_tokens: 7, output_tokens: 1 } } }),
+      sse('message_delta', { type: 'message_delta', usage: { output_tokens: 12 } }),
+      sse('message_stop', { type: 'message_stop' }),
+    ].join('');
+    for (const [encoding, compress] of [['gzip', gzipSync], ['br', brotliCompressSync], ['deflate', deflateSync]] as const) {
+      const bytes = compress(Buffer.from(wire));
+      const reader = createUsageReader('anthropic.messages', { captureText: false, maxChars: 0, addedUsage: false });
+      const tee = createTee({ 'content-type': 'text/event-stream', 'content-encoding': encoding }, reader, false, (what) => expect.fail(what));
+      for (let i = 0; i < bytes.length; i += 5) expect(tee.push(bytes.subarray(i, i + 5))).toEqual(bytes.subarray(i, i + 5));
+      await tee.end().read;
+      expect([encoding, reader.state.usage?.output, reader.state.finished]).toEqual([encoding, 12, true]);
+    }
+    const cut = createUsageReader('anthropic.messages', { captureText: false, maxChars: 0, addedUsage: false });
+    const problems: string[] = [];
+    const tee = createTee({ 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }, cut, false, (what) => problems.push(what));
+    // Deltas between start and stop, of text that compresses poorly, so that the cut falls between them.
+    const deltas = Array.from({ length: 200 }, (_, i) => sse('content_block_delta', { delta: { type: 'text_delta', text: (i * 7919).toString(36).repeat(3) } })).join('');
+    const gz = gzipSync(Buffer.from(wire.replace('event: message_delta', `${deltas}event: message_delta`)));
+    tee.push(gz.subarray(0, Math.floor(gz.length / 2)));
+    await tee.abort();
+    expect(cut.state.usage?.input).toBe(7);
+    expect(cut.state.finished).toBe(false);
+    // A cut is the call's outcome (incomplete), not a body the sidecar failed to read.
+    expect(problems).toEqual([]);
   });
 });
 
