@@ -51,10 +51,24 @@ export function protectionConfig(): string | undefined {
 /**
  * (f) sidecar-egress's configuration: the egress listener on `address`, its OpenAI provider at
  * `providerOrigin` (the bench's SSE upstream, plain HTTP on loopback), and the path prefix of
- * that provider on the listener (e.g. /openai). Undefined until the egress listener is in this build.
+ * that provider on the listener.
  */
-export function egressConfig(_o: { address: string; providerOrigin: string }): { yaml: string; basePath: string } | undefined {
-  return undefined;
+export function egressConfig(o: { address: string; providerOrigin: string }): { yaml: string; basePath: string } | undefined {
+  return {
+    yaml: `egress:
+  enabled: true
+  address: ${o.address}
+  allowHttp: true
+  providers:
+    anthropic:
+      enabled: false
+    openai:
+      enabled: true
+      origin: ${o.providerOrigin}
+      route: /openai
+`,
+    basePath: '/openai',
+  };
 }
 
 /** Why the scenario cannot run in this build, or undefined when it can. */

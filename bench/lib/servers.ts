@@ -146,9 +146,7 @@ upstream:
   url: ${upstream.url.replace(/\/$/, '')}
 admin:
   address: ${HOST}:${adminPort}
-egress:
-  address: ${HOST}:0
-log:
+${/^egress:/m.test(options.extraConfig ?? '') ? '' : `egress:\n  address: ${HOST}:0\n`}log:
   level: ${options.logLevel ?? 'warn'}
 ${options.extraConfig ?? ''}`,
   );
