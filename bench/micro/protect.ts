@@ -89,6 +89,7 @@ async function sidecarWith(routes: Array<{ path: string }>) {
     upstream: { url: agentUrl },
     log: { level: 'warn' },
     telemetry: { enabled: false },
+    egress: { enabled: false },
     protection: { routes },
   });
   const s = await assembleSidecar(config, createLogger('warn'));
