@@ -1,0 +1,298 @@
+/**
+ * The whole pipeline on the real programs, on loopback: client -> sidecar -> demo agent;
+ * sidecar -OTLP-> the built collector (collector/otelcol.yaml + the dev profile) ->
+ * Prometheus (scraping its exporter), Elasticsearch (agent-logs-YYYY.MM.DD) and Jaeger v2.
+ * Known traffic goes through, then each backend is asked, as a user would ask it, whether it
+ * shows exactly that traffic. Last, Elasticsearch goes down for a minute under traffic (and
+ * the collector restarts meanwhile): every log record must still arrive.
+ *
+ * npm run test:e2e builds the programs first (npm run stack:build). KEEP_E2E_DIR=1 keeps the
+ * run directory with every program's configuration and output.
+ */
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get } from '../../bench/lib/net.ts';
+import { stopAll } from '../../bench/lib/procs.ts';
+import { locateStack, type Stack } from '../../scripts/stack/build.ts';
+import { REPO } from '../../scripts/stack/cache.ts';
+import { esRequest, esSearch, eventually, jaegerTrace, promQuery, promRules, promSumBy, tag, type Doc } from './queries.ts';
+import {
+  startCollector,
+  startDemoAgent,
+  startElasticsearch,
+  startJaeger,
+  startPrometheus,
+  startTelemetrySidecar,
+  type Collector,
+  type Elasticsearch,
+  type Jaeger,
+  saveStderr,
+  type Prometheus,
+  type SidecarUnderTest,
+} from './services.ts';
+import { expectedMetrics, JWT_SECRET, plan, PLANTED, send, sidecarConfig, type Planned } from './traffic.ts';
+
+const RUN = `e2e${Date.now().toString(36)}`;
+const INDEX = 'agent-logs-*';
+/** How long a backend may take to show what was sent (exports every 0.2-1 s, scrapes every 1 s). */
+const SHOW_MS = 60_000;
+const OUTAGE_MS = 60_000;
+
+const timings: Array<[string, number]> = [];
+async function phase<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  try {
+    return await work();
+  } finally {
+    timings.push([name, Date.now() - t0]);
+  }
+}
+
+let dir: string;
+let stack: Stack;
+let es: Elasticsearch;
+let jaeger: Jaeger;
+let collector: Collector;
+let prometheus: Prometheus;
+let agent: Awaited<ReturnType<typeof startDemoAgent>>;
+let sidecar: SidecarUnderTest;
+const requests = plan(RUN);
+const answers = new Map<string, number>();
+
+/** The index template as shipped, less the lifecycle setting: the test distribution has no ILM. */
+function templateWithoutLifecycle(): object {
+  const template = JSON.parse(readFileSync(join(REPO, 'config', 'elasticsearch', 'agent-logs.template.json'), 'utf8')) as {
+    template: { settings: Record<string, unknown> };
+  };
+  delete template.template.settings['index.lifecycle.name'];
+  return template;
+}
+
+async function accessRecords(ids: readonly string[]): Promise<Doc[]> {
+  return esSearch(es.url, INDEX, { bool: { filter: [{ term: { event_type: 'access' } }, { terms: { request_id: ids } }] } });
+}
+
+beforeAll(async () => {
+  stack = locateStack();
+  dir = mkdtempSync(join(tmpdir(), 'agent-sidecar-e2e-'));
+  chmodSync(dir, 0o755); // Elasticsearch runs as an unprivileged user when the test runs as root
+  await phase('start Elasticsearch, Jaeger', async () => {
+    [es, jaeger] = await Promise.all([startElasticsearch(stack, join(dir, 'elasticsearch')), startJaeger(stack, join(dir, 'jaeger'))]);
+  });
+  await esRequest(es.url, 'PUT', '/_index_template/agent-logs', templateWithoutLifecycle());
+  await phase('start collector, Prometheus, agent, sidecar', async () => {
+    collector = await startCollector(stack, join(dir, 'collector'), { profile: 'dev', elasticsearch: es.url, jaegerOtlp: jaeger.otlpEndpoint });
+    agent = await startDemoAgent(join(dir, 'agent'));
+    sidecar = await startTelemetrySidecar(join(dir, 'sidecar'), agent, {
+      collector: collector.otlpEndpoint,
+      extraConfig: sidecarConfig(join(REPO, 'config', 'demo-policy.yaml')),
+      env: { ...process.env, JWT_SECRET },
+    });
+    prometheus = await startPrometheus(stack, join(dir, 'prometheus'), {
+      'otel-collector': collector.exporterTarget,
+      'otel-collector-internal': collector.telemetryTarget,
+      'agent-sidecar': new URL(sidecar.adminUrl).host,
+    });
+  });
+  await phase('send the planned traffic', async () => {
+    let agentUp = true;
+    for (const p of requests) {
+      if (p.agentDown === agentUp) {
+        await (agentUp ? agent.stop() : agent.start());
+        agentUp = !agentUp;
+      }
+      answers.set(p.id, (await send(sidecar.url, p)).status);
+    }
+    if (!agentUp) await agent.start();
+  });
+}, 600_000);
+
+afterAll(async () => {
+  const services = { elasticsearch: es, jaeger, collector, prometheus, agent, sidecar };
+  for (const [name, service] of Object.entries(services)) if (service !== undefined) saveStderr(service.child, join(dir, name));
+  await stopAll();
+  const report = timings.map(([name, ms]) => `  ${name.padEnd(58)} ${(ms / 1000).toFixed(1).padStart(6)} s`).join('\n');
+  process.stdout.write(`\nfull-stack timings (${RUN}):\n${report}\n`);
+  if (dir !== undefined && process.env.KEEP_E2E_DIR === undefined) rmSync(dir, { recursive: true, force: true });
+  else if (dir !== undefined) process.stdout.write(`run directory kept: ${dir}\n`);
+}, 120_000);
+
+describe('the full stack on real binaries', () => {
+  it('the sidecar answered the planned traffic as planned', () => {
+    expect(Object.fromEntries(requests.map((p) => [p.id, answers.get(p.id)]))).toEqual(Object.fromEntries(requests.map((p) => [p.id, p.status])));
+  });
+
+  it('Prometheus, scraping the collector, has the request metrics with their labels and values', async () => {
+    const want = expectedMetrics(requests);
+    const job = '{job="support-agent"}';
+    await phase('Prometheus shows the traffic', () =>
+      eventually('agent_requests_total in Prometheus', SHOW_MS, async () => {
+        const got: Record<string, number> = {};
+        for (const s of await promQuery(prometheus.url, `sum by (endpoint, status) (agent_requests_total${job})`)) got[`${s.metric.endpoint} ${s.metric.status}`] = s.value;
+        expect(got).toEqual(want.requestsBy);
+      }),
+    );
+    expect(await promSumBy(prometheus.url, 'error_type', `agent_errors_total${job}`)).toEqual(want.errorsBy);
+    expect(await promSumBy(prometheus.url, 'endpoint', `agent_rate_limited_total${job}`)).toEqual(want.rateLimitedBy);
+    expect(await promSumBy(prometheus.url, 'http_response_status_code', `http_server_request_duration_seconds_count${job}`)).toEqual(want.statusBy);
+    expect(await promSumBy(prometheus.url, 'reason', 'agent_auth_attempts_total{job="support-agent",outcome="failure"}')).toEqual(want.authFailuresBy);
+    expect(await promSumBy(prometheus.url, 'outcome', 'agent_auth_attempts_total{job="support-agent",outcome="success"}')).toEqual({ success: want.authSuccesses });
+    // The reference histogram: every request in a bucket, labelled by agent type and endpoint.
+    const counts = await promQuery(prometheus.url, `agent_request_duration_seconds_bucket{job="support-agent",le="+Inf"}`);
+    expect(counts.reduce((n, s) => n + s.value, 0)).toBe(requests.length);
+    expect(new Set(counts.map((s) => s.metric.agent_type))).toEqual(new Set(['support-agent']));
+    const info = await promQuery(prometheus.url, 'agent_system_info');
+    expect(info.map((s) => [s.metric.agent_type, s.metric.environment])).toEqual([['support-agent', 'e2e']]);
+  });
+
+  it('Prometheus loads the shipped alert rules and scrapes the sidecar and the collector', async () => {
+    const rules = await eventually('every rule evaluated', SHOW_MS, async () => {
+      const all = await promRules(prometheus.url);
+      expect(all.filter((r) => r.lastEvaluation.startsWith('0001'))).toEqual([]);
+      return all;
+    });
+    expect(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`)).toEqual([]);
+    expect(rules.filter((r) => r.type === 'alerting').length).toBeGreaterThanOrEqual(12);
+    await eventually('every target scraped', SHOW_MS, async () => {
+      const up = await promQuery(prometheus.url, 'up');
+      expect(Object.fromEntries(up.map((s) => [s.metric.job, s.value]))).toEqual({ 'otel-collector': 1, 'otel-collector-internal': 1, 'agent-sidecar': 1 });
+    });
+    // The collector metrics that CollectorQueueFilling divides exist under these names.
+    const names = await promQuery(prometheus.url, 'count by (__name__) ({__name__=~"otelcol_exporter_queue_size|otelcol_exporter_queue_capacity"})');
+    expect(names.map((s) => s.metric.__name__).sort()).toEqual(['otelcol_exporter_queue_capacity', 'otelcol_exporter_queue_size']);
+  });
+
+  it('Elasticsearch has an access record per request and the audit events, with the reference field names', async () => {
+    const docs = await phase('Elasticsearch shows the traffic', () =>
+      eventually('access records in Elasticsearch', SHOW_MS, async () => {
+        const found = await accessRecords(requests.map((p) => p.id));
+        expect(found.length).toBe(requests.length);
+        return found;
+      }),
+    );
+    const byId = new Map(docs.map((d) => [d.request_id as string, d]));
+    for (const p of requests) {
+      const d = byId.get(p.id)!;
+      expect(d, p.id).toMatchObject({ method: p.method, route: p.endpoint, status_code: p.status, agent_type: 'support-agent', event_type: 'access' });
+      expect(d.level).toBe(p.status >= 500 ? 'ERROR' : p.status >= 400 ? 'WARN' : 'INFO');
+      expect(d.message).toBe(`${p.method} ${d.path as string} ${p.status}`);
+      expect(typeof d.duration_ms).toBe('number');
+      expect(d['@timestamp']).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(d.trace_id).toMatch(/^[0-9a-f]{32}$/);
+      expect(d.error_type).toBe(p.errorType);
+      expect(d.user_id).toBe(p.role === undefined ? undefined : `e2e-${p.role}`);
+      if (p.status >= 500) expect(d.tags).toEqual(['error']);
+    }
+    // Audit: a failed authentication per anonymous request, a denial per 403, tagged audit.
+    const audit = await esSearch(es.url, INDEX, { terms: { request_id: requests.map((p) => p.id) } });
+    const failures = audit.filter((d) => d.event_type === 'authentication' && d.success === false);
+    expect(failures.map((d) => d.request_id).sort()).toEqual(requests.filter((p) => p.role === undefined).map((p) => p.id).sort());
+    for (const d of failures) expect(d).toMatchObject({ tags: ['audit'], ip_address: '127.0.0.1', reason: 'SIDECAR_CREDENTIALS_MISSING', level: 'INFO' });
+    const denials = audit.filter((d) => d.event_type === 'authorization' && d.allowed === false);
+    expect(denials.map((d) => d.request_id).sort()).toEqual(requests.filter((p) => p.status === 403).map((p) => p.id).sort());
+    expect(denials[0]).toMatchObject({ action: 'view:agent', user_id: 'e2e-user', tags: ['audit'] });
+    // Daily indices, mapped by the shipped template.
+    const mapping = await esRequest<Record<string, { mappings: { properties: Record<string, { type: string }> } }>>(es.url, 'GET', `/${INDEX}/_mapping`);
+    const [index, { mappings }] = Object.entries(mapping)[0]!;
+    expect(index).toMatch(/^agent-logs-\d{4}\.\d\d\.\d\d$/);
+    const types = Object.fromEntries(['@timestamp', 'level', 'message', 'ip_address', 'duration_ms', 'request_id', 'event_type', 'user_id'].map((f) => [f, mappings.properties[f]?.type]));
+    expect(types).toEqual({ '@timestamp': 'date', level: 'keyword', message: 'text', ip_address: 'ip', duration_ms: 'float', request_id: 'keyword', event_type: 'keyword', user_id: 'keyword' });
+  });
+
+  it('Jaeger has the traces, the server span with the client span to the agent under it', async () => {
+    const [first] = await accessRecords([requests[0]!.id]);
+    const trace = await phase('Jaeger shows the trace', () => eventually('the trace in Jaeger', SHOW_MS, () => jaegerTrace(jaeger.queryUrl, first!.trace_id as string)));
+    const kind = (k: string) => trace.spans.filter((s) => tag(s, 'span.kind') === k);
+    const [server] = kind('server');
+    const [client] = kind('client');
+    expect(server?.operationName).toBe('GET /api/v1/agents');
+    expect(tag(server!, 'http.response.status_code')).toBe(200);
+    expect(client?.references).toEqual([expect.objectContaining({ refType: 'CHILD_OF', spanID: server!.spanID })]);
+    expect(tag(client!, 'url.full')).toBe(`${agent.url}api/v1/agents`);
+    expect(trace.processes[server!.processID]?.serviceName).toBe('support-agent');
+    // A streamed answer is one server span too, ended when the stream ended.
+    const chat = requests.find((p) => p.endpoint === '/api/v1/chat')!;
+    const [chatRecord] = await accessRecords([chat.id]);
+    const chatTrace = await eventually('the chat trace in Jaeger', SHOW_MS, () => jaegerTrace(jaeger.queryUrl, chatRecord!.trace_id as string));
+    expect(chatTrace.spans.map((s) => s.operationName).sort()).toEqual(['POST', 'POST /api/v1/chat']);
+  });
+
+  it('the collector masks the planted e-mail address and API key in logs and traces', async () => {
+    const planted = requests.find((p) => p.path.includes(PLANTED.email))!;
+    const records = await esSearch(es.url, INDEX, { term: { request_id: planted.id } });
+    const access = records.find((d) => d.event_type === 'access')!;
+    const authn = records.find((d) => d.event_type === 'authentication')!;
+    expect(access.path).toBe('/api/v1/agents/****');
+    expect(access.message).toBe('GET /api/v1/agents/**** 401');
+    expect(authn.user_agent).toBe('e2e-probe ****');
+    expect(authn['redaction.masked.count']).toBe(1);
+    const trace = await eventually('the planted trace in Jaeger', SHOW_MS, () => jaegerTrace(jaeger.queryUrl, access.trace_id as string));
+    const server = trace.spans.find((s) => tag(s, 'span.kind') === 'server')!;
+    expect([tag(server, 'url.path'), tag(server, 'user_agent.original')]).toEqual(['/api/v1/agents/****', 'e2e-probe ****']);
+    // Nowhere in clear: not in any document of the index, not in the trace.
+    const everything = JSON.stringify(await esSearch(es.url, INDEX, { match_all: {} })) + JSON.stringify(trace);
+    expect(everything).not.toContain(PLANTED.email);
+    expect(everything).not.toContain(PLANTED.apiKey);
+    expect(everything).not.toContain(PLANTED.apiKey.slice(14, 40));
+  });
+
+  it('Elasticsearch down for a minute under traffic, the collector restarted meanwhile: no log record lost', async () => {
+    const outage: Planned[] = Array.from({ length: 60 }, (_, i) => ({
+      id: `${RUN}-outage-${i + 1}`,
+      method: 'GET',
+      path: '/api/v1/agents',
+      role: 'analyst',
+      status: 200,
+      endpoint: '/api/v1/agents',
+    }));
+    const half = outage.length / 2;
+    const started = Date.now();
+    await phase('Elasticsearch stopped', () => es.stop(30_000));
+    await phase('traffic during the outage, collector restarted halfway', async () => {
+      for (const [i, p] of outage.entries()) {
+        if (i === half) {
+          // Let the sidecar hand over what it has, then restart the collector: what it
+          // queued must come back from file_storage, not from memory.
+          await eventually('the collector has queued the first half', 20_000, async () => {
+            const accepted = await promQuery(prometheus.url, 'sum(otelcol_receiver_accepted_log_records)');
+            expect(accepted[0]?.value ?? 0).toBeGreaterThan(0);
+            const queued = await promQuery(prometheus.url, 'sum(otelcol_exporter_queue_size{exporter="elasticsearch"})');
+            expect(queued[0]?.value ?? 0).toBeGreaterThan(0);
+          });
+          await collector.stop(15_000);
+          expect(readdirSync(collector.storageDir).some((f) => f.startsWith('exporter_elasticsearch'))).toBe(true);
+          await collector.start();
+          // The sidecar drops what it cannot export while its gRPC channel reconnects (by
+          // design: it never queues for long); traffic resumes once its exports get through.
+          const before = await promQuery(prometheus.url, 'sum(otelcol_receiver_accepted_metric_points)');
+          await eventually('the sidecar exports to the restarted collector', 30_000, async () => {
+            const now = await promQuery(prometheus.url, 'sum(otelcol_receiver_accepted_metric_points)');
+            expect(now[0]?.value ?? 0).toBeGreaterThan(0);
+            expect(now[0]?.value).not.toBe(before[0]?.value);
+          });
+        }
+        expect((await send(sidecar.url, p)).status).toBe(200);
+        await sleep(OUTAGE_MS / 2 / outage.length);
+      }
+    });
+    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - started)));
+    // The sidecar handed every record over: none dropped on its side.
+    const metrics = await get(`${sidecar.adminUrl}/metrics`);
+    expect(metrics.body).not.toMatch(/agent_telemetry_dropped_total\{[^}]*signal="logs"[^}]*\} [1-9]/);
+    await phase('Elasticsearch restarted', () => es.start());
+    const ids = [...requests, ...outage].map((p) => p.id);
+    const docs = await phase('every record indexed after the outage', () =>
+      eventually('all access records after the outage', 180_000, async () => {
+        const found = await accessRecords(ids);
+        const present = new Set(found.map((d) => d.request_id as string));
+        expect(ids.filter((id) => !present.has(id))).toEqual([]);
+        return found;
+      }, 2000),
+    );
+    const duplicates = docs.length - new Set(docs.map((d) => d.request_id)).size;
+    timings.push([`  (${outage.length} records sent during the outage; ${duplicates} duplicates, at-least-once)`, 0]);
+  }, 600_000);
+});

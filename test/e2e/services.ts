@@ -1,0 +1,252 @@
+/**
+ * The full stack on loopback, every program on free ports, each in its own directory under
+ * one run directory: Elasticsearch, Jaeger v2, the collector distribution, Prometheus, the
+ * demo agent and the sidecar. Programs come from the cache (scripts/stack); services that
+ * must go away and come back (Elasticsearch, the collector, the agent) restart on the same
+ * ports and data.
+ */
+import { chownSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { freePort, HOST, waitFor200 } from '../../bench/lib/net.ts';
+import { startChild, stopChild, type Child } from '../../bench/lib/procs.ts';
+import { startSidecar, type Server } from '../../bench/lib/servers.ts';
+import { unzip, type Stack } from '../../scripts/stack/build.ts';
+import { REPO } from '../../scripts/stack/cache.ts';
+
+const READY_MS = 120_000;
+/** Elasticsearch refuses to run as root; as root it runs as this user (nobody on Debian). */
+const ES_UID = 65534;
+
+/** A service that can be stopped and started again in place. */
+export interface Restartable {
+  readonly child: Child;
+  stop(graceMs?: number): Promise<void>;
+  start(): Promise<void>;
+}
+
+/** Keeps a program's stderr beside its stdout in its directory (KEEP_E2E_DIR=1 keeps the run). */
+export function saveStderr(child: Child, dir: string, run: number | string = 'last'): void {
+  writeFileSync(join(dir, `stderr-${run}.log`), child.stderr());
+}
+
+function restartable(dir: string, launch: (run: number) => Promise<Child>): Promise<Restartable> {
+  let child: Child;
+  let runs = 0;
+  const r: Restartable = {
+    get child() {
+      return child;
+    },
+    async stop(graceMs = 10_000) {
+      await stopChild(child, graceMs);
+      saveStderr(child, dir, runs);
+    },
+    async start() {
+      child = await launch(++runs);
+    },
+  };
+  return r.start().then(() => r);
+}
+
+function chownTree(path: string, uid: number): void {
+  chownSync(path, uid, uid);
+  if (!statSync(path).isDirectory()) return;
+  for (const entry of readdirSync(path)) chownTree(join(path, entry), uid);
+}
+
+export interface Elasticsearch extends Restartable {
+  readonly url: string;
+}
+
+export async function startElasticsearch(stack: Stack, dir: string): Promise<Elasticsearch> {
+  mkdirSync(dir, { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  let home = stack.elasticsearchHome;
+  if (asRoot) {
+    // The cache under /root is not readable by the unprivileged user: a private copy (1-2 s).
+    const zip = stack.paths.elasticsearchZip;
+    await unzip(zip, join(dir, 'dist'));
+    home = join(dir, 'dist', readdirSync(join(dir, 'dist'))[0]!);
+  }
+  const conf = join(dir, 'config');
+  cpSync(join(stack.elasticsearchHome, 'config'), conf, { recursive: true });
+  const [port, transport] = [await freePort(), await freePort()];
+  writeFileSync(
+    join(conf, 'elasticsearch.yml'),
+    stringify({
+      'cluster.name': 'agent-sidecar-e2e',
+      'node.name': 'e2e',
+      'discovery.type': 'single-node',
+      'network.host': HOST,
+      'http.port': port,
+      'transport.port': transport,
+      'path.data': join(dir, 'data'),
+      'path.logs': join(dir, 'logs'),
+      'xpack.security.enabled': false,
+      // A nearly full disk on a shared machine must not turn the indices read-only mid-test.
+      'cluster.routing.allocation.disk.threshold_enabled': false,
+    }),
+  );
+  for (const d of ['data', 'logs', 'tmp']) mkdirSync(join(dir, d), { recursive: true });
+  if (asRoot) chownTree(dir, ES_UID);
+  const url = `http://${HOST}:${port}`;
+  const env = { ...process.env, ES_JAVA_HOME: stack.java, ES_PATH_CONF: conf, ES_TMPDIR: join(dir, 'tmp'), ES_JAVA_OPTS: '-Xms512m -Xmx512m' };
+  const bin = join(home, 'bin', 'elasticsearch');
+  const [command, args] = asRoot ? ['setpriv', [`--reuid=${ES_UID}`, `--regid=${ES_UID}`, '--clear-groups', bin]] : [bin, []];
+  const service = await restartable(dir, async () => {
+    const child = startChild('elasticsearch', command, args, { env, stdoutFile: join(dir, 'stdout.log') });
+    await waitFor200(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`, child, READY_MS);
+    return child;
+  });
+  return Object.assign(service, { url });
+}
+
+export interface Jaeger {
+  readonly child: Child;
+  readonly otlpEndpoint: string;
+  readonly queryUrl: string;
+  readonly metricsUrl: string;
+}
+
+/** Jaeger v2 with config/jaeger/config.yaml: OTLP gRPC in, memory storage, the query API. */
+export async function startJaeger(stack: Stack, dir: string): Promise<Jaeger> {
+  mkdirSync(dir, { recursive: true });
+  const [otlp, query, grpc, health, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const env = {
+    ...process.env,
+    JAEGER_OTLP_GRPC_ENDPOINT: `${HOST}:${otlp}`,
+    JAEGER_QUERY_HTTP_ENDPOINT: `${HOST}:${query}`,
+    JAEGER_QUERY_GRPC_ENDPOINT: `${HOST}:${grpc}`,
+    JAEGER_HEALTH_ENDPOINT: `${HOST}:${health}`,
+    JAEGER_METRICS_HOST: HOST,
+    JAEGER_METRICS_PORT: String(metrics),
+  };
+  const child = startChild('jaeger', stack.jaeger, ['--config', join(REPO, 'config', 'jaeger', 'config.yaml')], { env, stdoutFile: join(dir, 'stdout.log') });
+  await waitFor200(`http://${HOST}:${health}/status`, child, READY_MS);
+  return { child, otlpEndpoint: `${HOST}:${otlp}`, queryUrl: `http://${HOST}:${query}`, metricsUrl: `http://${HOST}:${metrics}/metrics` };
+}
+
+export interface Collector extends Restartable {
+  readonly otlpEndpoint: string;
+  /** The Prometheus exporter (the sidecar's metrics). */
+  readonly exporterTarget: string;
+  /** The collector's own metrics (otelcol_*). */
+  readonly telemetryTarget: string;
+  readonly storageDir: string;
+}
+
+/** The built distribution with collector/otelcol.yaml and a profile overlay. */
+export async function startCollector(stack: Stack, dir: string, options: { profile: string; elasticsearch: string; jaegerOtlp: string }): Promise<Collector> {
+  mkdirSync(dir, { recursive: true });
+  const [grpc, http, exporter, telemetry, health, pprof, zpages] = await Promise.all(Array.from({ length: 7 }, () => freePort()));
+  const storageDir = join(dir, 'storage');
+  const env = {
+    ...process.env,
+    OTELCOL_OTLP_GRPC_ENDPOINT: `${HOST}:${grpc}`,
+    OTELCOL_OTLP_HTTP_ENDPOINT: `${HOST}:${http}`,
+    OTELCOL_PROMETHEUS_ENDPOINT: `${HOST}:${exporter}`,
+    OTELCOL_TELEMETRY_HOST: HOST,
+    OTELCOL_TELEMETRY_PORT: String(telemetry),
+    OTELCOL_HEALTH_ENDPOINT: `${HOST}:${health}`,
+    OTELCOL_PPROF_ENDPOINT: `${HOST}:${pprof}`,
+    OTELCOL_ZPAGES_ENDPOINT: `${HOST}:${zpages}`,
+    OTELCOL_STORAGE_DIR: storageDir,
+    ELASTICSEARCH_ENDPOINT: options.elasticsearch,
+    JAEGER_OTLP_ENDPOINT: options.jaegerOtlp,
+    DEPLOYMENT_ENVIRONMENT: 'e2e',
+  };
+  const configs = ['--config', join(REPO, 'collector', 'otelcol.yaml'), '--config', join(REPO, 'collector', 'profiles', `${options.profile}.yaml`)];
+  const service = await restartable(dir, async (run) => {
+    const child = startChild('otelcol', stack.collector, configs, { env, stdoutFile: join(dir, `stdout-${run}.log`) });
+    await waitFor200(`http://${HOST}:${health}/`, child, READY_MS);
+    return child;
+  });
+  return Object.assign(service, {
+    otlpEndpoint: `http://${HOST}:${grpc}`,
+    exporterTarget: `${HOST}:${exporter}`,
+    telemetryTarget: `${HOST}:${telemetry}`,
+    storageDir,
+  });
+}
+
+export interface Prometheus {
+  readonly child: Child;
+  readonly url: string;
+}
+
+/**
+ * Prometheus with config/prometheus/prometheus.yml and its rule files, the scrape targets
+ * replaced by the loopback ones and scraped every second. Jobs the test has no target for
+ * (Alertmanager, Prometheus itself) are left out.
+ */
+export async function startPrometheus(stack: Stack, dir: string, targets: Record<string, string>): Promise<Prometheus> {
+  mkdirSync(dir, { recursive: true });
+  const shipped = join(REPO, 'config', 'prometheus', 'prometheus.yml');
+  const config = parse(readFileSync(shipped, 'utf8')) as {
+    global: Record<string, unknown>;
+    rule_files: string[];
+    alerting?: unknown;
+    scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }>; scrape_interval?: string }>;
+  };
+  config.global.scrape_interval = '1s';
+  config.global.evaluation_interval = '1s';
+  delete config.alerting;
+  config.rule_files = config.rule_files.map((f) => join(REPO, 'config', 'prometheus', f));
+  config.scrape_configs = config.scrape_configs
+    .filter((job) => targets[job.job_name] !== undefined)
+    .map((job) => ({ ...job, scrape_interval: '1s', static_configs: [{ targets: [targets[job.job_name]!] }] }));
+  const missing = Object.keys(targets).filter((name) => !config.scrape_configs.some((j) => j.job_name === name));
+  if (missing.length > 0) throw new Error(`${shipped} has no scrape job ${missing.join(', ')}`);
+  const file = join(dir, 'prometheus.yml');
+  writeFileSync(file, stringify(config));
+  const port = await freePort();
+  const child = startChild(
+    'prometheus',
+    stack.tools.prometheus,
+    [`--config.file=${file}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${HOST}:${port}`, '--web.enable-lifecycle'],
+    { stdoutFile: join(dir, 'stdout.log') },
+  );
+  const url = `http://${HOST}:${port}`;
+  await waitFor200(`${url}/-/ready`, child, READY_MS);
+  return { child, url };
+}
+
+/** The demo agent (src/demo/agent.ts) as its own process, restartable on its port. */
+export async function startDemoAgent(dir: string): Promise<Restartable & Server> {
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const url = `http://${HOST}:${port}/`;
+  const script = join(REPO, 'test', 'e2e', 'demo-agent.ts');
+  const service = await restartable(dir, async () => {
+    const child = startChild('demo-agent', process.execPath, [script, String(port)], { stdoutFile: join(dir, 'stdout.log') });
+    await waitFor200(`${url}health`, child, READY_MS);
+    return child;
+  });
+  return Object.assign(service, { name: 'demo-agent', url });
+}
+
+export interface SidecarUnderTest extends Server {
+  readonly adminUrl: string;
+}
+
+/** The sidecar CLI with telemetry to the collector, exporting often so the test waits little. */
+export async function startTelemetrySidecar(dir: string, agent: Server, options: { collector: string; extraConfig: string; env: NodeJS.ProcessEnv }): Promise<SidecarUnderTest> {
+  mkdirSync(dir, { recursive: true });
+  const server = await startSidecar(dir, agent, {
+    name: 'sidecar',
+    cpus: undefined,
+    logLevel: 'warn',
+    env: options.env,
+    stdoutFile: join(dir, 'stdout.log'),
+    extraConfig: `${options.extraConfig}
+telemetry:
+  endpoint: ${options.collector}
+  serviceName: support-agent
+  environment: e2e
+  metrics: { exportInterval: 1s }
+  traces: { scheduledDelay: 200ms }
+  logs: { scheduledDelay: 200ms, stdout: false }
+`,
+  });
+  return server as SidecarUnderTest;
+}
