@@ -1,0 +1,110 @@
+/**
+ * The Prometheus metric names that dashboards and alert rules may use: the sidecar's own
+ * (derived from src/telemetry/names.ts the way the collector's exporter and our /metrics
+ * translate them), the LLM egress's, the collector's own, and our recording rules.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { METRIC } from '../src/telemetry/names.ts';
+import { prometheusName } from '../src/telemetry/prometheus.ts';
+
+export const REPO = fileURLToPath(new URL('../', import.meta.url));
+export const RULES_DIR = join(REPO, 'config', 'prometheus', 'rules');
+
+type Kind = 'counter' | 'gauge' | 'histogram';
+/** The instrument kind and unit of every metric the sidecar emits (src/telemetry/instruments.ts, index.ts). */
+const KINDS: Record<keyof typeof METRIC, [Kind, string]> = {
+  serverDuration: ['histogram', 's'],
+  serverActive: ['gauge', '{request}'],
+  clientDuration: ['histogram', 's'],
+  requests: ['counter', ''],
+  requestDuration: ['histogram', 's'],
+  errors: ['counter', ''],
+  activeSessions: ['gauge', '{session}'],
+  systemInfo: ['gauge', ''],
+  cacheHits: ['counter', ''],
+  cacheMisses: ['counter', ''],
+  authAttempts: ['counter', ''],
+  authzDecisions: ['counter', ''],
+  rateLimited: ['counter', ''],
+  revocationChecks: ['counter', ''],
+  telemetryDropped: ['counter', ''],
+};
+
+/** Series names of one metric as Prometheus stores them. */
+function seriesNames(name: string, kind: Kind, unit: string): string[] {
+  const base = prometheusName(name, unit);
+  if (kind === 'counter') return [`${base}_total`];
+  if (kind === 'histogram') return [`${base}_bucket`, `${base}_sum`, `${base}_count`];
+  return [base];
+}
+
+/** Metric family -> its series names, e.g. agent_requests -> [agent_requests_total]. */
+export function sidecarSeries(): Map<keyof typeof METRIC, string[]> {
+  const out = new Map<keyof typeof METRIC, string[]>();
+  for (const key of Object.keys(METRIC) as Array<keyof typeof METRIC>) out.set(key, seriesNames(METRIC[key], ...KINDS[key]));
+  return out;
+}
+
+/** The LLM egress's metrics (a later feature): the names dashboards and alerts are written for. */
+export const EGRESS_SERIES = [
+  'llm_tokens_total',
+  'llm_api_cost_usd_total',
+  'anthropic_tokens_total',
+  'anthropic_api_cost_total',
+  'llm_quota_utilization_ratio',
+  'llm_budget_utilization_ratio',
+];
+
+/** The collector's own metrics that rules use; the full-stack test checks them on the real collector. */
+export const COLLECTOR_SERIES = ['otelcol_exporter_queue_size', 'otelcol_exporter_queue_capacity'];
+
+/** Prometheus's own: the scrape health of every target. */
+export const PROMETHEUS_SERIES = ['up'];
+
+export interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export function ruleFiles(): string[] {
+  return readdirSync(RULES_DIR)
+    .filter((f) => f.endsWith('.rules.yml'))
+    .map((f) => join(RULES_DIR, f));
+}
+
+export function rules(): Rule[] {
+  return ruleFiles().flatMap((f) => (parse(readFileSync(f, 'utf8')) as { groups: Array<{ rules: Rule[] }> }).groups.flatMap((g) => g.rules));
+}
+
+export function knownSeries(): Set<string> {
+  return new Set([
+    ...[...sidecarSeries().values()].flat(),
+    ...EGRESS_SERIES,
+    ...COLLECTOR_SERIES,
+    ...PROMETHEUS_SERIES,
+    ...rules().flatMap((r) => (r.record === undefined ? [] : [r.record])),
+  ]);
+}
+
+const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan']);
+
+/** The metric names a PromQL expression reads (label matchers, ranges and functions left out). */
+export function metricNamesIn(expr: string): string[] {
+  const bare = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const names = new Set<string>();
+  for (const [, name, call] of bare.matchAll(/(?<![\w:.$])([a-zA-Z_:][\w:]*)(\s*\()?/g)) {
+    if (call === undefined && !KEYWORDS.has(name!.toLowerCase())) names.add(name!);
+  }
+  return [...names];
+}
