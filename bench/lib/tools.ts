@@ -1,6 +1,6 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import { cacheDir } from '../../scripts/stack/cache.ts';
 import { runChecked, runTool } from './procs.ts';
 
 export const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12@latest';
@@ -9,11 +9,10 @@ export const OAUTH2_PROXY_MODULE = 'github.com/oauth2-proxy/oauth2-proxy/v7@v7.1
 
 /** Where installed load tools live: outside the repository, reused across runs. */
 export function toolDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
-  return join(base, 'agent-sidecar', 'bin');
+  return join(cacheDir(env), 'bin');
 }
 
-function executable(path: string): boolean {
+export function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;

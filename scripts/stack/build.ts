@@ -1,8 +1,8 @@
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { runChecked } from '../../bench/lib/procs.ts';
-import { which } from '../../bench/lib/tools.ts';
+import { executable, requireTool } from '../../bench/lib/tools.ts';
 import { BUILDER_CONFIG, collectorBuild, ELASTICSEARCH_ARTIFACT, ELASTICSEARCH_VERSION, JAEGER_MODULE, JAEGER_VERSION, stackPaths, type StackPaths } from './cache.ts';
 
 /**
@@ -16,24 +16,9 @@ export type Log = (line: string) => void;
 
 const GO_BUILD_TIMEOUT = 60 * 60_000;
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function need(name: string, hint: string): string {
-  const path = which(name);
-  if (path === undefined) throw new Error(`${name} not found on PATH; ${hint}`);
-  return path;
-}
-
 /** Runs a long build step niced, with its output kept only for the error message. */
 async function nice(what: string, command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
-  await runChecked(what, need('nice', 'coreutils'), ['-n', '10', command, ...args], GO_BUILD_TIMEOUT, { cwd, env });
+  await runChecked(what, requireTool('nice', 'coreutils'), ['-n', '10', command, ...args], GO_BUILD_TIMEOUT, { cwd, env });
 }
 
 async function timed<T>(log: Log, what: string, step: () => Promise<T>): Promise<T> {
@@ -47,7 +32,7 @@ async function timed<T>(log: Log, what: string, step: () => Promise<T>): Promise
 /** The collector distribution of collector/builder-config.yaml, built once per version of that file. */
 export async function ensureCollector(paths: StackPaths, log: Log): Promise<string> {
   if (executable(paths.collector)) return paths.collector;
-  const go = need('go', 'install Go to build the collector');
+  const go = requireTool('go', 'install Go to build the collector');
   const { version } = collectorBuild();
   const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
   if (!executable(paths.builder)) {
@@ -75,7 +60,7 @@ export async function ensureCollector(paths: StackPaths, log: Log): Promise<stri
  */
 export async function ensureJaeger(paths: StackPaths, log: Log): Promise<string> {
   if (executable(paths.jaeger)) return paths.jaeger;
-  const go = need('go', 'install Go to build Jaeger');
+  const go = requireTool('go', 'install Go to build Jaeger');
   const dir = paths.jaegerBuildDir;
   const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
   mkdirSync(dir, { recursive: true });
@@ -94,7 +79,7 @@ export async function ensureElasticsearch(paths: StackPaths, log: Log): Promise<
   const bin = join(paths.elasticsearchHome, 'bin', 'elasticsearch');
   if (executable(bin)) return paths.elasticsearchHome;
   if (!existsSync(paths.elasticsearchZip)) {
-    const mvn = need('mvn', 'install Maven to download Elasticsearch from Maven Central');
+    const mvn = requireTool('mvn', 'install Maven to download Elasticsearch from Maven Central');
     const downloads = dirname(paths.elasticsearchZip);
     mkdirSync(downloads, { recursive: true });
     await timed(log, `mvn dependency:copy ${ELASTICSEARCH_ARTIFACT}`, () =>
@@ -113,7 +98,7 @@ export async function ensureElasticsearch(paths: StackPaths, log: Log): Promise<
 }
 
 export async function unzip(zip: string, into: string): Promise<void> {
-  await runChecked('unzip', need('unzip', 'apt-get install unzip'), ['-q', '-o', zip, '-d', into], 10 * 60_000);
+  await runChecked('unzip', requireTool('unzip', 'apt-get install unzip'), ['-q', '-o', zip, '-d', into], 10 * 60_000);
 }
 
 /** A JDK that Elasticsearch 8.19 runs on: ES_JAVA_HOME, else the newest of Java 17 to 21 installed, else JAVA_HOME. */
@@ -137,7 +122,7 @@ export function elasticsearchJava(env: NodeJS.ProcessEnv = process.env): string 
 /** The Debian-packaged tools; .ci/run installs them (apt-get install prometheus prometheus-alertmanager redis-server). */
 export function debianTools(): { prometheus: string; promtool: string; amtool: string; redis: string } {
   const hint = 'apt-get install prometheus prometheus-alertmanager redis-server';
-  return { prometheus: need('prometheus', hint), promtool: need('promtool', hint), amtool: need('amtool', hint), redis: need('redis-server', hint) };
+  return { prometheus: requireTool('prometheus', hint), promtool: requireTool('promtool', hint), amtool: requireTool('amtool', hint), redis: requireTool('redis-server', hint) };
 }
 
 export interface Stack {

@@ -211,14 +211,14 @@ export async function startPrometheus(stack: Stack, dir: string, targets: Record
   return { child, url };
 }
 
-/** The demo agent (src/demo/agent.ts) as its own process, restartable on its port. */
+/** The demo agent (src/demo/agent-server.ts) as its own process, restartable on its port. */
 export async function startDemoAgent(dir: string): Promise<Restartable & Server> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const url = `http://${HOST}:${port}/`;
-  const script = join(REPO, 'test', 'e2e', 'demo-agent.ts');
+  const script = join(REPO, 'src', 'demo', 'agent-server.ts');
   const service = await restartable(dir, async () => {
-    const child = startChild('demo-agent', process.execPath, [script, String(port)], { stdoutFile: join(dir, 'stdout.log') });
+    const child = startChild('demo-agent', process.execPath, [script, String(port), HOST], { env: { ...process.env, AGENT_TOKEN_DELAY_MS: '5' }, stdoutFile: join(dir, 'stdout.log') });
     await waitFor200(`${url}health`, child, READY_MS);
     return child;
   });

@@ -41,7 +41,7 @@ export interface Planned {
   status: number;
   /** The route template (the endpoint label), or unmatched. */
   endpoint: string;
-  /** The error_type of a failed request (a SIDECAR_* code). */
+  /** The error_type of the access record: a SIDECAR_* code (of a refusal or a failure). */
   errorType?: string;
   /** Sent while the demo agent is stopped. */
   agentDown?: boolean;
@@ -113,13 +113,20 @@ export function expectedMetrics(requests: readonly Planned[]) {
   const statusBy: Record<string, number> = {};
   const authFailuresBy: Record<string, number> = {};
   let authSuccesses = 0;
+  const tokenUses: Record<string, number> = {};
   for (const p of requests) {
-    bump(requestsBy, `${p.endpoint} ${p.errorType === undefined ? 'success' : 'error'}`);
-    if (p.errorType !== undefined) bump(errorsBy, p.errorType);
+    // Only failures are errors (5xx); a refusal is the sidecar doing its job.
+    const failed = p.status >= 500;
+    bump(requestsBy, `${p.endpoint} ${failed ? 'error' : 'success'}`);
+    if (failed) bump(errorsBy, p.errorType!);
+    if (p.role !== undefined) bump(tokenUses, p.role);
     if (p.status === 429) bump(rateLimitedBy, p.endpoint);
     bump(statusBy, String(p.status));
     if (p.role === undefined) bump(authFailuresBy, 'SIDECAR_CREDENTIALS_MISSING');
     else authSuccesses++;
   }
-  return { requestsBy, errorsBy, rateLimitedBy, statusBy, authFailuresBy, authSuccesses };
+  // One token per role: verified once (a miss), then found in the token cache.
+  const roles = Object.values(tokenUses);
+  const tokenCache = { hits: roles.reduce((n, uses) => n + uses - 1, 0), misses: roles.length };
+  return { requestsBy, errorsBy, rateLimitedBy, statusBy, authFailuresBy, authSuccesses, tokenCache };
 }
