@@ -1,5 +1,6 @@
 /**
- * The whole pipeline on the real programs, on loopback: client -> sidecar -> demo agent;
+ * The whole pipeline on the real programs, on loopback: client -> sidecar (rate limits and
+ * revocations in Redis) -> demo agent;
  * sidecar -OTLP-> the built collector (collector/otelcol.yaml + the dev profile) ->
  * Prometheus (scraping its exporter), Elasticsearch (agent-logs-YYYY.MM.DD) and Jaeger v2.
  * Known traffic goes through, then each backend is asked, as a user would ask it, whether it
@@ -18,6 +19,7 @@ import { get } from '../../bench/lib/net.ts';
 import { stopAll } from '../../bench/lib/procs.ts';
 import { locateStack, type Stack } from '../../scripts/stack/build.ts';
 import { sidecarSeries } from '../metric-names.ts';
+import { startRedis, type RedisServer } from '../redis-server.ts';
 import { REPO } from '../../scripts/stack/cache.ts';
 import { esRequest, esSearch, eventually, jaegerTrace, promQuery, promRules, promSumBy, tag, type Doc } from './queries.ts';
 import {
@@ -60,6 +62,7 @@ let collector: Collector;
 let prometheus: Prometheus;
 let agent: Awaited<ReturnType<typeof startDemoAgent>>;
 let sidecar: SidecarUnderTest;
+let redis: RedisServer;
 const requests = plan(RUN);
 const answers = new Map<string, number>();
 
@@ -86,10 +89,11 @@ beforeAll(async () => {
   await esRequest(es.url, 'PUT', '/_index_template/agent-logs', templateWithoutLifecycle());
   await phase('start collector, Prometheus, agent, sidecar', async () => {
     collector = await startCollector(stack, join(dir, 'collector'), { profile: 'dev', elasticsearch: es.url, jaegerOtlp: jaeger.otlpEndpoint });
+    redis = await startRedis();
     agent = await startDemoAgent(join(dir, 'agent'));
     sidecar = await startTelemetrySidecar(join(dir, 'sidecar'), agent, {
       collector: collector.otlpEndpoint,
-      extraConfig: sidecarConfig(join(REPO, 'config', 'demo-policy.yaml')),
+      extraConfig: sidecarConfig(join(REPO, 'config', 'demo-policy.yaml'), redis.url),
       env: { ...process.env, JWT_SECRET },
     });
     prometheus = await startPrometheus(stack, join(dir, 'prometheus'), {
@@ -115,6 +119,7 @@ afterAll(async () => {
   const services = { elasticsearch: es, jaeger, collector, prometheus, agent, sidecar };
   for (const [name, service] of Object.entries(services)) if (service !== undefined) saveStderr(service.child, join(dir, name));
   await stopAll();
+  await redis?.close();
   const report = timings.map(([name, ms]) => `  ${name.padEnd(58)} ${(ms / 1000).toFixed(1).padStart(6)} s`).join('\n');
   process.stdout.write(`\nfull-stack timings (${RUN}):\n${report}\n`);
   if (dir !== undefined && process.env.KEEP_E2E_DIR === undefined) rmSync(dir, { recursive: true, force: true });
@@ -145,6 +150,8 @@ describe('the full stack on real binaries', () => {
     const counts = await promQuery(prometheus.url, `agent_request_duration_seconds_bucket{job="support-agent",le="+Inf"}`);
     expect(counts.reduce((n, s) => n + s.value, 0)).toBe(requests.length);
     expect(new Set(counts.map((s) => s.metric.agent_type))).toEqual(new Set(['support-agent']));
+    // Every token checked against the revocations in Redis, and Redis answered each time.
+    expect(await promSumBy(prometheus.url, 'result', 'agent_revocation_checks_total{job="support-agent"}')).toEqual({ valid: want.authSuccesses });
     expect(await promSumBy(prometheus.url, 'cache_type', 'cache_hits_total{job="support-agent"}')).toEqual({ token: want.tokenCache.hits });
     expect(await promSumBy(prometheus.url, 'cache_type', 'cache_misses_total{job="support-agent"}')).toEqual({ token: want.tokenCache.misses });
     // Every metric the sidecar emits arrives under the name dashboards and rules use for it

@@ -16,13 +16,16 @@ export const PLANTED = {
   apiKey: `sk-ant-api03-${randomBytes(30).toString('base64url')}`,
 };
 
-/** The sidecar's auth, policy and rate limit for the plan (telemetry is added by the caller). */
-export const sidecarConfig = (policyFile: string) => `auth:
+/** The sidecar's auth, policy, Redis and rate limit for the plan (telemetry is added by the caller). */
+export const sidecarConfig = (policyFile: string, redisUrl: string) => `auth:
   jwt:
     secret: \${env:JWT_SECRET}
     algorithms: [HS256]
 policy:
   file: ${policyFile}
+stores:
+  redis:
+    url: ${redisUrl}
 rateLimit:
   routes:
     - { path: ${LIMITED_PATH}, methods: [GET], requests: 2, per: 1m }
