@@ -5,11 +5,12 @@
  * must go away and come back (Elasticsearch, the collector, the agent) restart on the same
  * ports and data.
  */
-import { chownSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { freePort, HOST, waitFor200 } from '../../bench/lib/net.ts';
-import { startChild, stopChild, type Child } from '../../bench/lib/procs.ts';
+import { HOST, waitFor200 } from '../../bench/lib/net.ts';
+import { startChild, stopChild, tail, type Child } from '../../bench/lib/procs.ts';
 import { startSidecar, type Server } from '../../bench/lib/servers.ts';
 import { unzip, type Stack } from '../../scripts/stack/build.ts';
 import { REPO } from '../../scripts/stack/cache.ts';
@@ -48,6 +49,48 @@ function restartable(dir: string, launch: (run: number) => Promise<Child>): Prom
   return r.start().then(() => r);
 }
 
+/**
+ * A free port below the kernel's ephemeral range. A port from that range (what listen(0)
+ * picks) can be taken by any outgoing connection on the machine while a service is being
+ * restarted on it; one below it is only ever taken by a program that asks for it by number.
+ */
+const handedOut = new Set<number>();
+async function stablePort(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.min(low ?? 32768, 32768) - 1;
+  for (let i = 0; i < 100; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    const server = net.createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, HOST, () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
+
+/**
+ * Runs a start that binds ports picked free a moment before. On a shared machine another
+ * program can take such a port first; then the start is tried again with new ports.
+ */
+async function onFreePorts<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !/address already in use|BindException|EADDRINUSE/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+/** The last lines of a log file, for an error message; empty when there is none. */
+function logTail(file: string): string {
+  return existsSync(file) ? tail(readFileSync(file, 'utf8'), 30) : '';
+}
+
 function chownTree(path: string, uid: number): void {
   chownSync(path, uid, uid);
   if (!statSync(path).isDirectory()) return;
@@ -70,35 +113,42 @@ export async function startElasticsearch(stack: Stack, dir: string): Promise<Ela
   }
   const conf = join(dir, 'config');
   cpSync(join(stack.elasticsearchHome, 'config'), conf, { recursive: true });
-  const [port, transport] = [await freePort(), await freePort()];
-  writeFileSync(
-    join(conf, 'elasticsearch.yml'),
-    stringify({
-      'cluster.name': 'agent-sidecar-e2e',
-      'node.name': 'e2e',
-      'discovery.type': 'single-node',
-      'network.host': HOST,
-      'http.port': port,
-      'transport.port': transport,
-      'path.data': join(dir, 'data'),
-      'path.logs': join(dir, 'logs'),
-      'xpack.security.enabled': false,
-      // A nearly full disk on a shared machine must not turn the indices read-only mid-test.
-      'cluster.routing.allocation.disk.threshold_enabled': false,
-    }),
-  );
   for (const d of ['data', 'logs', 'tmp']) mkdirSync(join(dir, d), { recursive: true });
-  if (asRoot) chownTree(dir, ES_UID);
-  const url = `http://${HOST}:${port}`;
   const env = { ...process.env, ES_JAVA_HOME: stack.java, ES_PATH_CONF: conf, ES_TMPDIR: join(dir, 'tmp'), ES_JAVA_OPTS: '-Xms512m -Xmx512m' };
   const bin = join(home, 'bin', 'elasticsearch');
   const [command, args] = asRoot ? ['setpriv', [`--reuid=${ES_UID}`, `--regid=${ES_UID}`, '--clear-groups', bin]] : [bin, []];
-  const service = await restartable(dir, async () => {
-    const child = startChild('elasticsearch', command, args, { env, stdoutFile: join(dir, 'stdout.log') });
-    await waitFor200(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`, child, READY_MS);
-    return child;
+  return onFreePorts(async () => {
+    const [port, transport] = [await stablePort(), await stablePort()];
+    writeFileSync(
+      join(conf, 'elasticsearch.yml'),
+      stringify({
+        'cluster.name': 'agent-sidecar-e2e',
+        'node.name': 'e2e',
+        'discovery.type': 'single-node',
+        'network.host': HOST,
+        'http.port': port,
+        'transport.port': transport,
+        'path.data': join(dir, 'data'),
+        'path.logs': join(dir, 'logs'),
+        'xpack.security.enabled': false,
+        // A nearly full disk on a shared machine must not turn the indices read-only mid-test.
+        'cluster.routing.allocation.disk.threshold_enabled': false,
+      }),
+    );
+    if (asRoot) chownTree(dir, ES_UID);
+    const url = `http://${HOST}:${port}`;
+    const service = await restartable(dir, async () => {
+      const child = startChild('elasticsearch', command, args, { env, stdoutFile: join(dir, 'stdout.log') });
+      try {
+        await waitFor200(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`, child, READY_MS);
+      } catch (err) {
+        await stopChild(child, 1000);
+        throw new Error(`${(err as Error).message}\n${logTail(join(dir, 'logs', 'agent-sidecar-e2e.log'))}`);
+      }
+      return child;
+    });
+    return Object.assign(service, { url });
   });
-  return Object.assign(service, { url });
 }
 
 export interface Jaeger {
@@ -109,9 +159,13 @@ export interface Jaeger {
 }
 
 /** Jaeger v2 with config/jaeger/config.yaml: OTLP gRPC in, memory storage, the query API. */
-export async function startJaeger(stack: Stack, dir: string): Promise<Jaeger> {
+export function startJaeger(stack: Stack, dir: string): Promise<Jaeger> {
+  return onFreePorts(() => launchJaeger(stack, dir));
+}
+
+async function launchJaeger(stack: Stack, dir: string): Promise<Jaeger> {
   mkdirSync(dir, { recursive: true });
-  const [otlp, query, grpc, health, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [otlp, query, grpc, health, metrics] = await Promise.all([stablePort(), stablePort(), stablePort(), stablePort(), stablePort()]);
   const env = {
     ...process.env,
     JAEGER_OTLP_GRPC_ENDPOINT: `${HOST}:${otlp}`,
@@ -136,9 +190,13 @@ export interface Collector extends Restartable {
 }
 
 /** The built distribution with collector/otelcol.yaml and a profile overlay. */
-export async function startCollector(stack: Stack, dir: string, options: { profile: string; elasticsearch: string; jaegerOtlp: string }): Promise<Collector> {
+export function startCollector(stack: Stack, dir: string, options: { profile: string; elasticsearch: string; jaegerOtlp: string }): Promise<Collector> {
+  return onFreePorts(() => launchCollector(stack, dir, options));
+}
+
+async function launchCollector(stack: Stack, dir: string, options: { profile: string; elasticsearch: string; jaegerOtlp: string }): Promise<Collector> {
   mkdirSync(dir, { recursive: true });
-  const [grpc, http, exporter, telemetry, health, pprof, zpages] = await Promise.all(Array.from({ length: 7 }, () => freePort()));
+  const [grpc, http, exporter, telemetry, health, pprof, zpages] = await Promise.all(Array.from({ length: 7 }, () => stablePort()));
   const storageDir = join(dir, 'storage');
   const env = {
     ...process.env,
@@ -179,7 +237,11 @@ export interface Prometheus {
  * replaced by the loopback ones and scraped every second. Jobs the test has no target for
  * (Alertmanager, Prometheus itself) are left out.
  */
-export async function startPrometheus(stack: Stack, dir: string, targets: Record<string, string>): Promise<Prometheus> {
+export function startPrometheus(stack: Stack, dir: string, targets: Record<string, string>): Promise<Prometheus> {
+  return onFreePorts(() => launchPrometheus(stack, dir, targets));
+}
+
+async function launchPrometheus(stack: Stack, dir: string, targets: Record<string, string>): Promise<Prometheus> {
   mkdirSync(dir, { recursive: true });
   const shipped = join(REPO, 'config', 'prometheus', 'prometheus.yml');
   const config = parse(readFileSync(shipped, 'utf8')) as {
@@ -199,7 +261,7 @@ export async function startPrometheus(stack: Stack, dir: string, targets: Record
   if (missing.length > 0) throw new Error(`${shipped} has no scrape job ${missing.join(', ')}`);
   const file = join(dir, 'prometheus.yml');
   writeFileSync(file, stringify(config));
-  const port = await freePort();
+  const port = await stablePort();
   const child = startChild(
     'prometheus',
     stack.tools.prometheus,
@@ -212,9 +274,13 @@ export async function startPrometheus(stack: Stack, dir: string, targets: Record
 }
 
 /** The demo agent (src/demo/agent-server.ts) as its own process, restartable on its port. */
-export async function startDemoAgent(dir: string): Promise<Restartable & Server> {
+export function startDemoAgent(dir: string): Promise<Restartable & Server> {
+  return onFreePorts(() => launchDemoAgent(dir));
+}
+
+async function launchDemoAgent(dir: string): Promise<Restartable & Server> {
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
+  const port = await stablePort();
   const url = `http://${HOST}:${port}/`;
   const script = join(REPO, 'src', 'demo', 'agent-server.ts');
   const service = await restartable(dir, async () => {
