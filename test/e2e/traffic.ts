@@ -31,6 +31,11 @@ rateLimit:
     - { path: ${LIMITED_PATH}, methods: [GET], requests: 2, per: 1m }
 audit:
   stdout: false
+# The planted values must reach the collector in clear: its redaction is what is tested here
+# (the sidecar's own protection of telemetry has its tests).
+protection:
+  telemetry:
+    enabled: false
 `;
 
 export interface Planned {
