@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { HOST, waitFor200 } from '../../bench/lib/net.ts';
 import { startChild, stopChild, tail, type Child } from '../../bench/lib/procs.ts';
-import { startSidecar, type Server } from '../../bench/lib/servers.ts';
+import { SIDECAR_SOURCE, startSidecar, type Server } from '../../bench/lib/servers.ts';
 import { unzip, type Stack } from '../../scripts/stack/build.ts';
 import { REPO } from '../../scripts/stack/cache.ts';
 
@@ -301,6 +301,8 @@ export async function startTelemetrySidecar(dir: string, agent: Server, options:
   const server = await startSidecar(dir, agent, {
     name: 'sidecar',
     cpus: undefined,
+    // The working tree's code, whether or not dist/ was rebuilt since.
+    entry: SIDECAR_SOURCE,
     logLevel: 'warn',
     env: options.env,
     stdoutFile: join(dir, 'stdout.log'),
