@@ -1,13 +1,13 @@
 /**
- * The Prometheus metric names that dashboards and alert rules may use: the sidecar's own
- * (derived from src/telemetry/names.ts the way the collector's exporter and our /metrics
- * translate them), the LLM egress's, the collector's own, and our recording rules.
+ * The Prometheus metric names that dashboards and alert rules may use: the sidecar's own and
+ * its LLM egress's (derived from src/telemetry/names.ts the way the collector's exporter and
+ * our /metrics translate them), the collector's own, and our recording rules.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { METRIC } from '../src/telemetry/names.ts';
+import { LLM_METRIC, METRIC } from '../src/telemetry/names.ts';
 import { prometheusName } from '../src/telemetry/prometheus.ts';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -48,15 +48,34 @@ export function sidecarSeries(): Map<keyof typeof METRIC, string[]> {
   return out;
 }
 
-/** The LLM egress's metrics (a later feature): the names dashboards and alerts are written for. */
-export const EGRESS_SERIES = [
-  'llm_tokens_total',
-  'llm_api_cost_usd_total',
-  'anthropic_tokens_total',
-  'anthropic_api_cost_total',
-  'llm_quota_utilization_ratio',
-  'llm_budget_utilization_ratio',
-];
+/** The kind and unit of every metric of the LLM egress (src/egress/metrics.ts). */
+const LLM_KINDS: Record<keyof typeof LLM_METRIC, [Kind, string]> = {
+  tokenUsage: ['histogram', '{token}'],
+  operationDuration: ['histogram', 's'],
+  timeToFirstChunk: ['histogram', 's'],
+  tokens: ['counter', '{token}'],
+  cost: ['counter', '{USD}'],
+  anthropicTokens: ['counter', '{token}'],
+  anthropicCost: ['counter', '{USD}'],
+  requests: ['counter', '{request}'],
+  rateLimited: ['counter', '{request}'],
+  retryAfter: ['gauge', 's'],
+  quotaRemaining: ['gauge', ''],
+  quotaLimit: ['gauge', ''],
+  quotaUtilization: ['gauge', '1'],
+  budgetUtilization: ['gauge', '1'],
+  budgetSpent: ['gauge', '{USD}'],
+  budgetLimit: ['gauge', '{USD}'],
+  budgetRefused: ['counter', '{request}'],
+  budgetSoftLimit: ['counter', ''],
+};
+
+/** LLM egress metric -> its series names, e.g. tokens -> [llm_tokens_total]. */
+export function egressSeries(): Map<keyof typeof LLM_METRIC, string[]> {
+  const out = new Map<keyof typeof LLM_METRIC, string[]>();
+  for (const key of Object.keys(LLM_METRIC) as Array<keyof typeof LLM_METRIC>) out.set(key, seriesNames(LLM_METRIC[key], ...LLM_KINDS[key]));
+  return out;
+}
 
 /** The collector's own metrics that rules use; the full-stack test checks them on the real collector. */
 export const COLLECTOR_SERIES = ['otelcol_exporter_queue_size', 'otelcol_exporter_queue_capacity'];
@@ -86,7 +105,7 @@ export function rules(): Rule[] {
 export function knownSeries(): Set<string> {
   return new Set([
     ...[...sidecarSeries().values()].flat(),
-    ...EGRESS_SERIES,
+    ...[...egressSeries().values()].flat(),
     ...COLLECTOR_SERIES,
     ...PROMETHEUS_SERIES,
     ...rules().flatMap((r) => (r.record === undefined ? [] : [r.record])),

@@ -18,10 +18,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get } from '../../bench/lib/net.ts';
 import { stopAll } from '../../bench/lib/procs.ts';
 import { locateStack, type Stack } from '../../scripts/stack/build.ts';
-import { sidecarSeries } from '../metric-names.ts';
+import { egressSeries, sidecarSeries } from '../metric-names.ts';
 import { startRedis, type RedisServer } from '../redis-server.ts';
 import { REPO } from '../../scripts/stack/cache.ts';
-import { esRequest, esSearch, eventually, jaegerTrace, promQuery, promRules, promSumBy, tag, type Doc } from './queries.ts';
+import { esRequest, esSearch, eventually, jaegerTrace, promQuery, promRules, promSumBy, tag, type Doc, type JaegerTrace } from './queries.ts';
 import {
   startCollector,
   startDemoAgent,
@@ -33,10 +33,12 @@ import {
   type Elasticsearch,
   type Jaeger,
   saveStderr,
+  stablePort,
   type Prometheus,
   type SidecarUnderTest,
 } from './services.ts';
-import { expectedMetrics, JWT_SECRET, plan, PLANTED, send, sidecarConfig, type Planned } from './traffic.ts';
+import { anthropicLimits, anthropicStream, startFakeProvider, type FakeProvider } from '../fake-provider.ts';
+import { expectedMetrics, JWT_SECRET, LLM, plan, PLANTED, send, sidecarConfig, type Planned } from './traffic.ts';
 
 const RUN = `e2e${Date.now().toString(36)}`;
 const INDEX = 'agent-logs-*';
@@ -63,6 +65,8 @@ let prometheus: Prometheus;
 let agent: Awaited<ReturnType<typeof startDemoAgent>>;
 let sidecar: SidecarUnderTest;
 let redis: RedisServer;
+let provider: FakeProvider;
+let egressUrl: string;
 const requests = plan(RUN);
 const answers = new Map<string, number>();
 
@@ -90,10 +94,12 @@ beforeAll(async () => {
   await phase('start collector, Prometheus, agent, sidecar', async () => {
     collector = await startCollector(stack, join(dir, 'collector'), { profile: 'dev', elasticsearch: es.url, jaegerOtlp: jaeger.otlpEndpoint });
     redis = await startRedis();
+    provider = await startFakeProvider();
+    egressUrl = `http://127.0.0.1:${await stablePort()}`;
     agent = await startDemoAgent(join(dir, 'agent'));
     sidecar = await startTelemetrySidecar(join(dir, 'sidecar'), agent, {
       collector: collector.otlpEndpoint,
-      extraConfig: sidecarConfig(join(REPO, 'config', 'demo-policy.yaml'), redis.url),
+      extraConfig: sidecarConfig(join(REPO, 'config', 'demo-policy.yaml'), redis.url, { address: new URL(egressUrl).host, provider: provider.url }),
       env: { ...process.env, JWT_SECRET },
     });
     prometheus = await startPrometheus(stack, join(dir, 'prometheus'), {
@@ -120,6 +126,7 @@ afterAll(async () => {
   for (const [name, service] of Object.entries(services)) if (service !== undefined) saveStderr(service.child, join(dir, name));
   await stopAll();
   await redis?.close();
+  await provider?.close();
   const report = timings.map(([name, ms]) => `  ${name.padEnd(58)} ${(ms / 1000).toFixed(1).padStart(6)} s`).join('\n');
   process.stdout.write(`\nfull-stack timings (${RUN}):\n${report}\n`);
   if (dir !== undefined && process.env.KEEP_E2E_DIR === undefined) rmSync(dir, { recursive: true, force: true });
@@ -252,6 +259,55 @@ describe('the full stack on real binaries', () => {
     expect(everything).not.toContain(PLANTED.email);
     expect(everything).not.toContain(PLANTED.apiKey);
     expect(everything).not.toContain(PLANTED.apiKey.slice(14, 40));
+  });
+
+  it('a streamed LLM call through egress: tokens, cost, quota and budget in Prometheus, the quota alert pending, the CLIENT span in Jaeger', async () => {
+    const u = LLM.usage;
+    const limits = anthropicLimits({ requests: [1000, 999], tokens: [LLM.tokenLimit, LLM.tokensRemaining], input: [80_000, 20_000], output: [20_000, 10_000] });
+    provider.next({ events: anthropicStream({ model: LLM.model, input: u.input, cacheRead: u.cacheRead, cacheWrite: u.cacheWrite, outputs: u.outputs }), headers: limits });
+    const res = await fetch(`${egressUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': 'e2e-key', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: LLM.model, max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('message_stop');
+    const output = u.outputs.at(-1)!;
+    const tokens = { input: u.input, cache_read: u.cacheRead, cache_creation: u.cacheWrite, output };
+    await phase('Prometheus shows the LLM call', () =>
+      eventually('llm_tokens_total in Prometheus', SHOW_MS, async () => {
+        expect(await promSumBy(prometheus.url, 'token_type', `llm_tokens_total{job="support-agent",provider="anthropic",model="${LLM.model}"}`)).toEqual(tokens);
+      }),
+    );
+    expect(await promSumBy(prometheus.url, 'token_type', `anthropic_tokens_total{job="support-agent",model="${LLM.model}"}`)).toEqual(tokens);
+    const p = LLM.prices;
+    const usd = (u.input * p.input + output * p.output + u.cacheRead * p.cacheRead + u.cacheWrite * p.cacheWrite) / 1e6;
+    const [cost] = await promQuery(prometheus.url, `sum(llm_api_cost_usd_total{job="support-agent",model="${LLM.model}"})`);
+    expect(cost!.value).toBeCloseTo(usd, 12);
+    const [anthropicCost] = await promQuery(prometheus.url, `sum(anthropic_api_cost_total{job="support-agent",model="${LLM.model}"})`);
+    expect(anthropicCost!.value).toBeCloseTo(usd, 12);
+    const quota = await promQuery(prometheus.url, `llm_quota_utilization_ratio{job="support-agent",limit_type="tokens"}`);
+    expect(quota.map((q) => [q.metric.provider, q.metric.model, q.value])).toEqual([['anthropic', LLM.model, 1 - LLM.tokensRemaining / LLM.tokenLimit]]);
+    const [budget] = await promQuery(prometheus.url, 'llm_budget_utilization_ratio{job="support-agent",window="day"}');
+    expect(budget!.value).toBeCloseTo(usd / LLM.budgetUsd, 12);
+    // Every egress metric a successful call makes, under the names dashboards and rules use.
+    const absent = new Set(['rateLimited', 'retryAfter', 'budgetRefused', 'budgetSoftLimit']);
+    const expected = [...egressSeries()].filter(([key]) => !absent.has(key)).flatMap(([, names]) => names);
+    const present = await promQuery(prometheus.url, `count by (__name__) ({job="support-agent",__name__=~"${expected.join('|')}"})`);
+    expect(present.map((x) => x.metric.__name__).sort()).toEqual(expected.sort());
+    // 85% of the token quota: the shipped LLMQuotaHigh rule takes it up (pending for its 2 minutes).
+    await eventually('LLMQuotaHigh pending', SHOW_MS, async () => {
+      const alerts = await promQuery(prometheus.url, 'ALERTS{alertname="LLMQuotaHigh"}');
+      expect(alerts.map((a) => [a.metric.alertstate, a.metric.limit_type, a.metric.severity])).toEqual([['pending', 'tokens', 'critical']]);
+    });
+    const found = await eventually('the LLM span in Jaeger', SHOW_MS, async () => {
+      const body = (await (await fetch(`${jaeger.queryUrl}/api/traces?service=support-agent&operation=${encodeURIComponent(`chat ${LLM.model}`)}&lookback=1h&limit=5`)).json()) as { data: JaegerTrace[] };
+      const span = body.data.flatMap((t) => t.spans).find((x) => x.operationName === `chat ${LLM.model}`);
+      if (span === undefined) throw new Error('no LLM span yet');
+      return span;
+    });
+    expect([tag(found, 'span.kind'), tag(found, 'gen_ai.provider.name'), tag(found, 'gen_ai.usage.output_tokens')]).toEqual(['client', 'anthropic', output]);
+    expect(tag(found, 'gen_ai.usage.input_tokens')).toBe(u.input + u.cacheRead + u.cacheWrite);
   });
 
   it('Elasticsearch down for a minute under traffic, the collector killed and restarted meanwhile: no log record lost', async () => {

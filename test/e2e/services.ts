@@ -55,7 +55,7 @@ function restartable(dir: string, launch: (run: number) => Promise<Child>): Prom
  * restarted on it; one below it is only ever taken by a program that asks for it by number.
  */
 const handedOut = new Set<number>();
-async function stablePort(): Promise<number> {
+export async function stablePort(): Promise<number> {
   const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
   const top = Math.min(low ?? 32768, 32768) - 1;
   for (let i = 0; i < 100; i++) {

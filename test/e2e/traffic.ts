@@ -16,8 +16,31 @@ export const PLANTED = {
   apiKey: `sk-ant-api03-${randomBytes(30).toString('base64url')}`,
 };
 
-/** The sidecar's auth, policy, Redis and rate limit for the plan (telemetry is added by the caller). */
-export const sidecarConfig = (policyFile: string, redisUrl: string) => `auth:
+/** The LLM call through egress: a model priced by the test's own price table entry. */
+export const LLM = {
+  model: 'claude-e2e-1',
+  /** USD per million tokens. */
+  prices: { input: 2, output: 10, cacheRead: 0.2, cacheWrite: 2.5 },
+  /** What the fake provider's stream reports: message_delta output counts are cumulative. */
+  usage: { input: 100, cacheRead: 2000, cacheWrite: 300, outputs: [10, 42] },
+  /** Tokens per minute: 85% in use. */
+  tokenLimit: 100_000,
+  tokensRemaining: 15_000,
+  budgetUsd: 100,
+};
+
+/** The sidecar's auth, policy, Redis, rate limit and LLM egress for the plan (telemetry is added by the caller). */
+export const sidecarConfig = (policyFile: string, redisUrl: string, egress: { address: string; provider: string }) => `egress:
+  address: ${egress.address}
+  allowHttp: true
+  providers:
+    anthropic: { origin: ${egress.provider} }
+  prices:
+    ${LLM.model}: ${JSON.stringify(LLM.prices)}
+  budgets:
+    limits:
+      - { window: day, usd: ${LLM.budgetUsd} }
+auth:
   jwt:
     secret: \${env:JWT_SECRET}
     algorithms: [HS256]
