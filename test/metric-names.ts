@@ -41,12 +41,18 @@ function seriesNames(name: string, kind: Kind, unit: string): string[] {
   return [base];
 }
 
-/** Metric family -> its series names, e.g. agent_requests -> [agent_requests_total]. */
-export function sidecarSeries(): Map<keyof typeof METRIC, string[]> {
-  const out = new Map<keyof typeof METRIC, string[]>();
-  for (const key of Object.keys(METRIC) as Array<keyof typeof METRIC>) out.set(key, seriesNames(METRIC[key], ...KINDS[key]));
-  return out;
+/** Each metric of a name table with its series names, e.g. requests -> [agent_requests_total]. */
+function seriesOf<K extends string>(names: Readonly<Record<K, string>>, kinds: Readonly<Record<K, [Kind, string]>>): Map<K, string[]> {
+  return new Map(
+    (Object.keys(names) as K[]).map((key) => {
+      const [kind, unit] = kinds[key];
+      return [key, seriesNames(names[key], kind, unit)] as const;
+    }),
+  );
 }
+
+/** The sidecar's metrics and their series names. */
+export const sidecarSeries = () => seriesOf(METRIC, KINDS);
 
 /** The kind and unit of every metric of the LLM egress (src/egress/metrics.ts). */
 const LLM_KINDS: Record<keyof typeof LLM_METRIC, [Kind, string]> = {
@@ -70,12 +76,8 @@ const LLM_KINDS: Record<keyof typeof LLM_METRIC, [Kind, string]> = {
   budgetSoftLimit: ['counter', ''],
 };
 
-/** LLM egress metric -> its series names, e.g. tokens -> [llm_tokens_total]. */
-export function egressSeries(): Map<keyof typeof LLM_METRIC, string[]> {
-  const out = new Map<keyof typeof LLM_METRIC, string[]>();
-  for (const key of Object.keys(LLM_METRIC) as Array<keyof typeof LLM_METRIC>) out.set(key, seriesNames(LLM_METRIC[key], ...LLM_KINDS[key]));
-  return out;
-}
+/** The LLM egress's metrics and their series names, e.g. tokens -> [llm_tokens_total]. */
+export const egressSeries = () => seriesOf(LLM_METRIC, LLM_KINDS);
 
 /** The collector's own metrics that rules use; the full-stack test checks them on the real collector. */
 export const COLLECTOR_SERIES = ['otelcol_exporter_queue_size', 'otelcol_exporter_queue_capacity'];
