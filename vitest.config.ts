@@ -9,7 +9,7 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          // npm test
+          // npm run test:unit (and first in npm test)
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, 'test/e2e/**'],
@@ -20,7 +20,7 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          // npm run test:e2e: the full stack on real binaries (built into the cache first).
+          // npm run test:e2e (and second in npm test): the full stack on real binaries (built into the cache first).
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 300_000,
