@@ -185,3 +185,36 @@ describe('OpenAI through the egress listener', () => {
     expect(sample(await metrics(), 'llm_requests_total', { provider: 'openai', model: 'gpt-4.1', outcome: 'complete' })).toBe(1);
   });
 });
+
+describe('egress paths', () => {
+  it('refuses a metered call on a non-canonical path (400) without contacting the provider, so no path skips the budget', async () => {
+    const before = provider.seen.length;
+    // (Dot segments never arrive: HTTP clients resolve them before sending.)
+    for (const path of ['/anthropic//v1/messages', '/anthropic/v1/%6Dessages', '/openai/v1//chat/completions']) {
+      const res = await call(path, { model: 'claude-sonnet-4-5', max_tokens: 10, messages: [] });
+      expect(res.status, path).toBe(400);
+      expect(res.json().error.code, path).toBe('SIDECAR_PATH_INVALID');
+    }
+    expect(provider.seen.length).toBe(before);
+  });
+});
+
+describe('SseFrames: holding back events has a bound', () => {
+  it('passes bytes on unchanged once an event grows past the cap, instead of holding without limit', async () => {
+    const { SseFrames, MAX_HELD_BYTES } = await import('../src/egress/sse-frames.ts');
+    const frames = new SseFrames();
+    expect(frames.push(Buffer.from('data: {"a":1}\n\ndata: {"b"'))).toEqual([Buffer.from('data: {"a":1}\n\n')]);
+    expect(frames.push(Buffer.from(':2}\n\n'))).toEqual([Buffer.from('data: {"b":2}\n\n')]);
+    // Lines without the blank line that ends an event (some servers stream so).
+    const line = Buffer.from(`data: ${'x'.repeat(100)}\n`);
+    let passed = 0;
+    let pushed = 0;
+    for (let i = 0; i < 2000; i++) {
+      pushed += line.length;
+      for (const f of frames.push(line)) passed += f.length;
+    }
+    expect(frames.passthrough).toBe(true);
+    expect(pushed - passed).toBe(0);
+    expect(pushed).toBeGreaterThan(MAX_HELD_BYTES);
+  });
+});

@@ -131,7 +131,7 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
       res.end(end?.tail);
       if (call === undefined) return;
       if (end === undefined) call.end({ cut: false });
-      else void end.read.then(() => call.end({ cut: false }));
+      else void end.read.then(() => call.end({ cut: false })).catch(accountingFailed);
     },
     onResponseError(_c, err) {
       res.removeListener('close', onClientClose);
@@ -146,7 +146,7 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
       flush();
       res.destroy();
       const done = tee?.abort() ?? Promise.resolve();
-      void done.then(() => call?.end({ cut: true, error: e, clientGone: gone }));
+      void done.then(() => call?.end({ cut: true, error: e, clientGone: gone })).catch(accountingFailed);
     },
   };
   dispatcher.dispatch({ origin: hop.provider.origin, path: hop.path, method: req.method as Dispatcher.HttpMethod, headers: requestHeaders(hop), body: hop.body }, handler);
@@ -166,4 +166,12 @@ function requestHeaders(hop: Hop): string[] {
   out.push('host', hop.provider.host);
   if (hop.identity) out.push('accept-encoding', 'identity');
   return out;
+}
+
+/**
+ * Accounting runs after the response is done; if it throws (a metric, a span, capture), the
+ * call's figures are lost, never the process (an unhandled rejection would end it).
+ */
+function accountingFailed(err: unknown): void {
+  process.emitWarning(`agent-sidecar: accounting an LLM call failed: ${err instanceof Error ? err.message : String(err)}`);
 }

@@ -1,3 +1,4 @@
+import { SidecarError } from '../errors/index.ts';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { EgressConfig } from '../config/egress.ts';
 
@@ -71,8 +72,14 @@ export function operationOf(provider: Provider, method: string | undefined, path
   if (method !== 'POST') return undefined;
   const q = path.indexOf('?');
   const bare = q === -1 ? path : path.slice(0, q);
-  return OPERATIONS[provider.name].get(bare.endsWith('/') ? bare.slice(0, -1) : bare);
+  // Only canonical paths are classified: '//v1/messages', '/v1/%6Dessages' or '/v1/./messages'
+  // could reach a provider that normalizes paths as a chat call that skipped the budget.
+  if (NON_CANONICAL.test(bare)) throw new SidecarError('SIDECAR_PATH_INVALID');
+  return OPERATIONS[provider.name].get((bare.endsWith('/') ? bare.slice(0, -1) : bare).toLowerCase());
 }
+
+// A doubled slash, a percent escape, a dot segment or a backslash.
+const NON_CANONICAL = /\/\/|%|\/\.\.?(?:\/|$)|\\/;
 
 /** One rate limit the provider reported on a response. */
 export interface QuotaReading {

@@ -108,7 +108,10 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
         return chunk;
       }
       const out: Buffer[] = [];
-      for (const frame of frames.push(chunk)) {
+      const wasPassing = frames.passthrough;
+      const complete = frames.push(chunk);
+      if (!wasPassing && frames.passthrough) onProblem('an event that never ends (no blank line within 64 KiB): passed on unchanged, usage chunk included');
+      for (const frame of complete) {
         dropNext = false;
         write(frame);
         if (!dropNext) out.push(frame);

@@ -90,6 +90,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     res.once('close', onClientClose);
     // A response body rewritten by a stage (data protection), and its head while the rewrite holds it.
     let transform: BodyTransform | undefined;
+    let refused = false;
     let heldHead: { statusCode: number; statusMessage: string | undefined; out: string[] } | undefined;
     const writeHeldHead = (contentLength: number | undefined) => {
       if (heldHead === undefined) return;
@@ -119,10 +120,15 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         ctx.bytesOut += chunk.length;
         let data: Buffer | undefined = chunk;
         if (transform !== undefined) {
+          if (refused) return;
           try {
             data = transform.push(chunk);
           } catch (err) {
-            c.abort(err as Error);
+            // On the next turn, as at the end: the frames already written (and the head) leave
+            // the corked socket before the cut; nothing more is read meanwhile.
+            refused = true;
+            c.pause();
+            setImmediate(() => c.abort(err as Error));
             return;
           }
           if (data === undefined || data.length === 0) return;
