@@ -207,6 +207,25 @@ export class ProtoWriter {
     this.#buf[this.pos++] = Number(big);
   }
 
+  /**
+   * At this.pos, without moving it: a KeyValue's tag and length, its key and the tag and
+   * length of an AnyValue of `anyLen` bytes; the position after them, or -1 when the key is
+   * not ASCII (nothing is committed until the caller sets this.pos).
+   */
+  #keyValueHead(field: number, key: string, anyLen: number): number {
+    const b = this.#buf;
+    let p = this.pos;
+    b[p++] = (field << 3) | WIRE_LENGTH;
+    b[p++] = key.length + anyLen + 4; // KeyValue
+    b[p++] = 0x0a; // key
+    b[p++] = key.length;
+    p = copyAscii(b, p, key);
+    if (p < 0) return -1;
+    b[p++] = 0x12; // value: AnyValue
+    b[p++] = anyLen;
+    return p;
+  }
+
   /** repeated KeyValue attributes in `field` (a field number under 16). */
   attributes(field: number, attrs: Attributes): void {
     for (const key in attrs) {
@@ -223,53 +242,27 @@ export class ProtoWriter {
   // The common attribute, short ASCII key and value, is written in one pass with its lengths
   // known up front (no length patching); anything else falls back to begin/end.
   #shortString(field: number, key: string, value: string): boolean {
-    const kLen = key.length;
     const vLen = value.length;
-    if (kLen + vLen > 120) return false;
-    this.#room(kLen + vLen + 8);
+    if (key.length + vLen > 120) return false;
+    this.#room(key.length + vLen + 8);
+    let p = this.#keyValueHead(field, key, vLen + 2);
+    if (p < 0) return false;
     const b = this.#buf;
-    const start = this.pos;
-    let p = start;
-    b[p++] = (field << 3) | WIRE_LENGTH;
-    b[p++] = kLen + vLen + 6; // KeyValue
-    b[p++] = 0x0a; // key
-    b[p++] = kLen;
-    for (let i = 0; i < kLen; i++) {
-      const c = key.charCodeAt(i);
-      if (c > 0x7f) return false;
-      b[p++] = c;
-    }
-    b[p++] = 0x12; // value: AnyValue
-    b[p++] = vLen + 2;
     b[p++] = 0x0a; // string_value
     b[p++] = vLen;
-    for (let i = 0; i < vLen; i++) {
-      const c = value.charCodeAt(i);
-      if (c > 0x7f) return false;
-      b[p++] = c;
-    }
+    p = copyAscii(b, p, value);
+    if (p < 0) return false;
     this.pos = p;
     return true;
   }
 
   #shortUint(field: number, key: string, value: number): boolean {
-    const kLen = key.length;
-    if (kLen > 100 || !Number.isSafeInteger(value) || value < 0 || value >= 2 ** 28) return false;
+    if (key.length > 100 || !Number.isSafeInteger(value) || value < 0 || value >= 2 ** 28) return false;
     const vSize = value < 128 ? 1 : value < 16384 ? 2 : value < 2097152 ? 3 : 4;
-    this.#room(kLen + vSize + 8);
+    this.#room(key.length + vSize + 8);
+    let p = this.#keyValueHead(field, key, vSize + 1);
+    if (p < 0) return false;
     const b = this.#buf;
-    let p = this.pos;
-    b[p++] = (field << 3) | WIRE_LENGTH;
-    b[p++] = kLen + vSize + 5; // KeyValue
-    b[p++] = 0x0a;
-    b[p++] = kLen;
-    for (let i = 0; i < kLen; i++) {
-      const c = key.charCodeAt(i);
-      if (c > 0x7f) return false;
-      b[p++] = c;
-    }
-    b[p++] = 0x12;
-    b[p++] = vSize + 1;
     b[p++] = 0x18; // int_value
     let v = value;
     while (v > 0x7f) {
@@ -280,4 +273,14 @@ export class ProtoWriter {
     this.pos = p;
     return true;
   }
+}
+
+/** Copies `s` into `b` at `p` when it is all ASCII: the position after it, or -1. */
+function copyAscii(b: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    b[p++] = c;
+  }
+  return p;
 }
