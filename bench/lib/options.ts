@@ -25,7 +25,7 @@ export interface BenchOptions {
   streams: number;
   /** Events per stream of the SSE scenarios. */
   events: number;
-  /** Minutes of constant rate on the scenario's own sidecar after the measured phases, RSS sampled every 10 s; 0: no soak. */
+  /** Minutes of constant rate on the scenario's own sidecar after the constant-rate phase (before saturation), RSS sampled every 10 s; 0: no soak. */
   soakMinutes: number;
   /** Run the sidecar from its TypeScript sources instead of building dist/ and running bin/agent-sidecar.js. */
   source: boolean;
