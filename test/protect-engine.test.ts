@@ -4,6 +4,7 @@ import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts'
 import type { SidecarError } from '../src/errors/index.ts';
 import { createKeyRing, createProtection, createProtector, type Protector } from '../src/protect/index.ts';
 import { createLogger } from '../src/log/index.ts';
+import { createTelemetryProtection } from '../src/protect/telemetry.ts';
 
 const key = randomBytes(32);
 const ring = createKeyRing(new Map([['k1', key]]), 'k1');
@@ -128,6 +129,51 @@ describe('actions on detected text', () => {
     });
     const clean = { 'http.route': '/api/v1/agents' };
     expect(p.attributes(clean)).toBe(clean);
+  });
+
+  it('remembers clean telemetry values, never protected ones: every finding is protected and observed afresh', () => {
+    const seen: string[] = [];
+    const config = validateConfig({ protection: { rules: { default: { detectors: { email: 'encrypt' } } }, keys: { ring: [{ id: 'k1', env: 'UNUSED' }] }, hashKey: { env: 'UNUSED' } } });
+    const p = createProtector(config.protection.rules.default!, { ring: () => ring, hashKey, observe: (label) => seen.push(label) });
+    const clean = { 'http.route': '/api/v1/agents', 'user_agent.original': 'curl/8.5' };
+    const secret = { 'url.path': '/users/bob@example.com' };
+    const envelopes = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      expect(p.attributes(clean)).toBe(clean);
+      expect(p.recurring('GET /api/v1/agents 200')).toBe('GET /api/v1/agents 200');
+      const out = p.attributes(secret)['url.path'] as string;
+      expect(out).toMatch(/^\/users\/enc:v1:k1:[A-Za-z0-9_-]+$/);
+      envelopes.add(out);
+      expect(p.recurring('mail bob@example.com')).toMatch(/^mail enc:v1:k1:/);
+    }
+    // A fresh envelope (random nonce) each time, and each finding counted.
+    expect(envelopes.size).toBe(3);
+    expect(seen).toEqual(Array(6).fill('email'));
+    // Past its bound the memory forgets the oldest values; verdicts stay the same.
+    for (let i = 0; i < 5000; i++) expect(p.recurring(`/api/v1/agents/${i}`)).toBe(`/api/v1/agents/${i}`);
+    expect(p.recurring('/api/v1/agents/0')).toBe('/api/v1/agents/0');
+    expect(p.recurring('x'.repeat(300) + ' bob@example.com')).toContain('enc:v1:k1:');
+  });
+
+  it('protects queued log records once: access records, protected when written, pass export protection as they are', () => {
+    const t = createTelemetryProtection(protector({}));
+    const base = { timeNs: 0n, severityNumber: 9, severityText: 'INFO', eventName: 'audit', traceId: '', spanId: '', traceFlags: 0 };
+    const audit = { ...base, body: 'login bob@example.com', attributes: { user_id: 'bob@example.com' } };
+    const written = { ...base, eventName: 'access', body: 'GET / 200', attributes: { user_id: '[REDACTED:email]' }, protected: true as const };
+    const [a, w] = t.logs([audit, written]);
+    expect(a).toMatchObject({ body: 'login [REDACTED:email]', attributes: { user_id: '[REDACTED:email]' } });
+    expect(w).toBe(written);
+    const lines: Array<Record<string, unknown>> = [];
+    const log = t.accessLog({ enabled: () => true, write: (_level, record, message) => lines.push({ ...record, message }) })!;
+    log.write('info', { path: '/users/bob@example.com', status_code: 200 }, 'GET /users/bob@example.com 200', '', '', 0);
+    // Ids the sidecar made are not scanned: a span id of 16 digits passing Luhn is not a card.
+    // The same digits where a client put them are.
+    const card = '4111111111111111';
+    log.write('info', { request_id: card, trace_id: `0000000000000000${card}`, span_id: card }, 'GET / 200', '', '', 0);
+    expect(lines).toEqual([
+      { path: '/users/[REDACTED:email]', status_code: 200, message: 'GET /users/[REDACTED:email] 200' },
+      { request_id: '[REDACTED:card]', trace_id: `0000000000000000${card}`, span_id: card, message: 'GET / 200' },
+    ]);
   });
 
   it('protects what a log call passes as it will be serialized: URLs, class instances', () => {

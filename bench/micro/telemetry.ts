@@ -11,6 +11,7 @@ import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord } from 
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { TracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { validateConfig } from '../../src/config/index.ts';
+import { createProtection } from '../../src/protect/index.ts';
 import type { RequestContext } from '../../src/ingress/context.ts';
 import { componentLogger, createLogger } from '../../src/log/index.ts';
 import { createAccessLog } from '../../src/telemetry/access-log.ts';
@@ -143,6 +144,18 @@ const sdkEmit = time(() =>
 );
 const sdkEncode = encode(sdkRecords.take(), (b) => ProtobufLogsSerializer.serializeRequest(b));
 
+// Telemetry protection with the default rules, as the sidecar runs it: the access record
+// before it is written, the request's two spans before they are encoded.
+const protection = (await createProtection(config, logger)).telemetryExport!;
+const protectedLog = protection.accessLog(createAccessLog(undefined, { push() {} }, true))!;
+const spanPairs = spanBatch.length / 2;
+const protectRequest = time((i) => {
+  const k = (i % spanPairs) * 2;
+  // Ids differ on every request, as they do in the sidecar.
+  protectedLog.write('info', { ...sample.attributes, request_id: `${i}-4bf92f3577b34da6a3ce929d0e0e4736`, trace_id: `${i}a3ce929d0e0e4736`, span_id: `${i}b7ad6b7169203331` }, sample.body, sample.traceId, sample.spanId, sample.traceFlags);
+  protection.spans(spanBatch.slice(k, k + 2));
+});
+
 const f = (n: number) => `${n.toFixed(2).padStart(6)} µs`;
 const ratio = (ours: number, base: number) => `${(ours / base).toFixed(2)}x`;
 const out = [
@@ -155,6 +168,7 @@ const out = [
   `  OTLP encoding, 2 spans              ${f(spanEncode * 2)}`,
   `  OTLP encoding, 1 access record      ${f(logEncode)}`,
   `  all, recorded and encoded           ${f(all - contextOnly + spanEncode * 2 + logEncode)}`,
+  `  protection, default rules: access record + 2 spans  ${f(protectRequest)}`,
   `baselines, same record:`,
   `  stdout line through pino            ${f(pinoLine)}   ours ${ratio(withStdout - metrics, pinoLine)}`,
   `  SDK log record, emitted + encoded   ${f(sdkEmit + sdkEncode)}   ours ${ratio(withOtlpLogs - metrics + logEncode, sdkEmit + sdkEncode)}`,

@@ -2,7 +2,7 @@ import type { Attributes, AttributeValue } from '@opentelemetry/api';
 import type { RuleSetConfig } from '../config/schema.ts';
 import { createActions, DROP, type ActionKeys } from './actions.ts';
 import { buildDetectors } from './detect/index.ts';
-import { compileFieldRules } from './fields.ts';
+import { compileFieldRules, type FieldRule } from './fields.ts';
 import { createTextProtector, type FindingObserver } from './scan.ts';
 import { createValueProtector } from './walk.ts';
 
@@ -14,9 +14,23 @@ export interface Protector {
   value(value: unknown): unknown;
   /** JSON text; the same string when nothing changed, undefined when it is not valid JSON. */
   json(text: string): string | undefined;
-  /** Flat telemetry attributes (span, log record, data point); the same object when nothing changed. */
-  attributes(attrs: Attributes): Attributes;
+  /**
+   * Flat telemetry attributes (span, log record, data point); the same object when nothing
+   * changed. `generated` names keys whose values the sidecar made in a fixed format (trace and
+   * span ids in hex): field rules apply to them, detectors do not, so that a span id that
+   * happens to be 16 digits passing Luhn is never taken for a card number.
+   */
+  attributes(attrs: Attributes, generated?: ReadonlySet<string>): Attributes;
+  /**
+   * Short text that recurs (span names, log messages): text() with clean verdicts
+   * remembered, as attribute values are.
+   */
+  recurring(value: string): string;
 }
+
+/** Strings up to this length that held nothing to protect are remembered, this many at most. */
+const CLEAN_MAX_LENGTH = 256;
+const CLEAN_MAX_ENTRIES = 4096;
 
 export interface ProtectorOptions extends ActionKeys {
   /** Called for each protected value with its label (the redact CLI counts them). */
@@ -37,18 +51,57 @@ export function createProtector(rules: RuleSetConfig, options: ProtectorOptions)
   const fields = compileFieldRules(rules.fields);
   const values = createValueProtector(fields, actions, text, options.observe);
 
-  function attribute(key: string, value: AttributeValue | undefined): AttributeValue | undefined | typeof DROP {
-    const rule = fields.flat(key);
+  // Telemetry repeats itself: the same attribute keys on every record, and mostly the same
+  // values (methods, routes, addresses, user agents, paths). Rules are looked up once per key,
+  // and a value found clean is not scanned again while it is remembered. Only clean verdicts
+  // are kept: what has a finding is protected afresh each time (an envelope is never reused,
+  // and every finding is observed).
+  const flatRules = new Map<string, FieldRule | null>();
+  const ruleOf = (key: string): FieldRule | undefined => {
+    let r = flatRules.get(key);
+    if (r === undefined) {
+      if (flatRules.size >= CLEAN_MAX_ENTRIES) flatRules.clear();
+      flatRules.set(key, (r = fields.flat(key) ?? null));
+    }
+    return r ?? undefined;
+  };
+  // Two generations: a value is looked up in both, and one found in the older is carried
+  // into the younger; when the younger is full, the older is let go. Values that recur stay,
+  // one-off ones (request and trace ids) pass through, and nothing costs more than a lookup.
+  let young = new Set<string>();
+  let old = new Set<string>();
+  const remember = (value: string) => {
+    if (young.size >= CLEAN_MAX_ENTRIES / 2) {
+      old = young;
+      young = new Set();
+    }
+    young.add(value);
+  };
+  function recurring(value: string): string {
+    if (value.length > CLEAN_MAX_LENGTH) return text(value);
+    if (young.has(value)) return value;
+    if (old.has(value)) {
+      remember(value);
+      return value;
+    }
+    const out = text(value);
+    if (out === value) remember(value);
+    return out;
+  }
+
+  function attribute(key: string, value: AttributeValue | undefined, generated: ReadonlySet<string> | undefined): AttributeValue | undefined | typeof DROP {
+    const rule = ruleOf(key);
     if (rule !== undefined) {
       options.observe?.(rule.label, rule.action);
       return actions.field(rule.action, value, rule.label) as AttributeValue | typeof DROP;
     }
-    if (typeof value === 'string') return text(value);
+    if (generated?.has(key)) return value;
+    if (typeof value === 'string') return recurring(value);
     if (Array.isArray(value)) {
       let out: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const v = value[i];
-        const w = typeof v === 'string' ? text(v) : v;
+        const w = typeof v === 'string' ? recurring(v) : v;
         if (w !== v) (out ??= value.slice())[i] = w;
       }
       return (out as AttributeValue | undefined) ?? value;
@@ -58,13 +111,14 @@ export function createProtector(rules: RuleSetConfig, options: ProtectorOptions)
 
   return {
     text,
+    recurring,
     value: values.value,
     json: values.json,
-    attributes(attrs) {
+    attributes(attrs, generated) {
       let out: Attributes | undefined;
       for (const key in attrs) {
         const v = attrs[key];
-        const w = attribute(key, v);
+        const w = attribute(key, v, generated);
         if (w === v) continue;
         out ??= { ...attrs };
         if (w === DROP) delete out[key];

@@ -19,14 +19,18 @@ export interface TelemetryProtection {
   accessLog(log: AccessLog | undefined): AccessLog | undefined;
 }
 
+/** The access record's ids that the sidecar wrote itself, in hex (request_id may come from the client: it is scanned). */
+const ACCESS_IDS: ReadonlySet<string> = new Set(['trace_id', 'span_id']);
+
 export function createTelemetryProtection(p: Protector): TelemetryProtection {
   const attrs = (a: Attributes | undefined) => (a === undefined ? a : p.attributes(a));
   return {
     spans: (spans) => mapChanged(spans, (s) => protectSpan(p, s, attrs)),
     logs: (entries) =>
       mapChanged(entries, (e) => {
+        if (e.protected === true) return e;
         const attributes = p.attributes(e.attributes);
-        const body = p.text(e.body);
+        const body = p.recurring(e.body);
         return attributes === e.attributes && body === e.body ? e : { ...e, attributes, body };
       }),
     metrics(rm) {
@@ -44,7 +48,7 @@ export function createTelemetryProtection(p: Protector): TelemetryProtection {
       return {
         enabled: (level) => log.enabled(level),
         write(level, record, message, traceId, spanId, traceFlags) {
-          log.write(level, p.attributes(record) as typeof record, p.text(message), traceId, spanId, traceFlags);
+          log.write(level, p.attributes(record, ACCESS_IDS) as typeof record, p.recurring(message), traceId, spanId, traceFlags);
         },
       };
     },
@@ -52,18 +56,18 @@ export function createTelemetryProtection(p: Protector): TelemetryProtection {
 }
 
 function protectSpan(p: Protector, s: ReadableSpan, attrs: (a: Attributes | undefined) => Attributes | undefined): ReadableSpan {
-  const name = p.text(s.name);
+  const name = p.recurring(s.name);
   const attributes = p.attributes(s.attributes);
   const events = mapChanged(s.events, (e) => {
     const a = attrs(e.attributes);
-    const n = p.text(e.name);
+    const n = p.recurring(e.name);
     return a === e.attributes && n === e.name ? e : { ...e, name: n, attributes: a };
   });
   const links = mapChanged(s.links, (l) => {
     const a = attrs(l.attributes);
     return a === l.attributes ? l : { ...l, attributes: a };
   });
-  const message = s.status.message === undefined ? undefined : p.text(s.status.message);
+  const message = s.status.message === undefined ? undefined : p.recurring(s.status.message);
   const status = message === s.status.message ? s.status : { ...s.status, message };
   if (name === s.name && attributes === s.attributes && events === s.events && links === s.links && status === s.status) return s;
   return {

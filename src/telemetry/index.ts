@@ -132,7 +132,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     [hits, misses],
   );
 
-  const accessLog = createAccessLog(t.logs.stdout ? logger : undefined, logBatcher);
+  const accessLog = createAccessLog(t.logs.stdout ? logger : undefined, logBatcher, options.protect !== undefined);
   const protectedAccessLog = options.protect === undefined ? accessLog : options.protect.accessLog(accessLog);
   const observer = createTelemetryObserver({
     instruments,

@@ -16,6 +16,8 @@ export interface LogEntry {
   spanId: string;
   /** W3C trace flags of that span (1: sampled). */
   traceFlags: number;
+  /** Already protected when it was written (access records): export protection passes it as it is. */
+  protected?: true;
 }
 
 let nsMs = 0;
