@@ -22,7 +22,7 @@ import {
   type SidecarTarget,
   type TargetName,
 } from './lib/options.ts';
-import { RssSampler, treeCpuSeconds, treeHwmBytes } from './lib/proc.ts';
+import { RssSampler, treeAnonBytes, treeCpuSeconds, treeHwmBytes } from './lib/proc.ts';
 import { installCleanup, runChecked, stopAll, tail } from './lib/procs.ts';
 import { compare, emptyMeasurements, render, warnings, type Measurements, type TelemetryNote } from './lib/report.ts';
 import {
@@ -281,24 +281,35 @@ function assertAlive(servers: Map<TargetName, Server>): void {
  * One measured phase of one target: its CPU seconds and largest RSS alongside. The upstream's
  * CPU and memory are not a proxy's: `direct` gets neither.
  */
-async function phase<T>(t: TargetName, server: Server, run: () => Promise<T>): Promise<{ result: T; cpuSeconds?: number; rssBytes?: number }> {
+interface PhaseCost {
+  cpuSeconds?: number;
+  rssBytes?: number;
+  anonBytes?: number;
+}
+
+async function phase<T>(t: TargetName, server: Server, run: () => Promise<T>): Promise<{ result: T } & PhaseCost> {
   if (t === 'direct') return { result: await run() };
   const pid = server.child.proc.pid!;
   const cpuBefore = treeCpuSeconds(pid);
   const sampler = new RssSampler(pid, RSS_SAMPLE_MS);
+  const anon = new RssSampler(pid, RSS_SAMPLE_MS, treeAnonBytes);
   let result: T;
   try {
     result = await run();
   } finally {
     sampler.stop();
+    anon.stop();
   }
-  return { result, cpuSeconds: treeCpuSeconds(pid) - cpuBefore, rssBytes: Math.max(...sampler.samples.map((s) => s.bytes)) };
+  return { result, cpuSeconds: treeCpuSeconds(pid) - cpuBefore, rssBytes: sampler.peak(), anonBytes: anon.peak() };
 }
 
-function record<T>(into: { results: Partial<Record<TargetName, T>>; cpu: Partial<Record<TargetName, number>>; rss: Partial<Record<TargetName, number>> }, t: TargetName, p: { result: T; cpuSeconds?: number; rssBytes?: number }): T {
+type PerTargetOf<T> = Partial<Record<TargetName, T>>;
+
+function record<T>(into: { results: PerTargetOf<T>; cpu: PerTargetOf<number>; rss: PerTargetOf<number>; anon: PerTargetOf<number> }, t: TargetName, p: { result: T } & PhaseCost): T {
   into.results[t] = p.result;
   if (p.cpuSeconds !== undefined) into.cpu[t] = p.cpuSeconds;
   if (p.rssBytes !== undefined) into.rss[t] = p.rssBytes;
+  if (p.anonBytes !== undefined) into.anon[t] = p.anonBytes;
   return p.result;
 }
 
@@ -317,7 +328,7 @@ async function measureRate(o: BenchOptions, targets: readonly TargetName[], tmp:
     log(`constant rate: ${t} (vegeta ${o.rate} req/s, ${o.rateSeconds}s)`);
     watch?.begin(t, 'rate');
     const r = record(
-      { results: m.rate, cpu: m.cpuSeconds.rate, rss: m.rssBytes.rate },
+      { results: m.rate, cpu: m.cpuSeconds.rate, rss: m.rssBytes.rate, anon: m.anonBytes.rate },
       t,
       await phase(t, servers.get(t)!, () => runVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.rateSeconds, name: t })),
     );
@@ -337,7 +348,7 @@ async function measureSaturation(o: BenchOptions, targets: readonly TargetName[]
     log(`saturation: ${t} (wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s)`);
     watch?.begin(t, 'saturation');
     const r = record(
-      { results: m.saturation, cpu: m.cpuSeconds.saturation, rss: m.rssBytes.saturation },
+      { results: m.saturation, cpu: m.cpuSeconds.saturation, rss: m.rssBytes.saturation, anon: m.anonBytes.saturation },
       t,
       await phase(t, servers.get(t)!, () => runWrk(tools.wrk, script, url, { ...wrkOpts, seconds: o.saturationSeconds })),
     );
@@ -356,7 +367,7 @@ async function measureStreams(o: BenchOptions, targets: readonly TargetName[], t
     await sleep(PAUSE_MS);
     log(`streams: ${t} (${o.streams} concurrent streams of ${o.events} events, ${o.saturationSeconds}s)`);
     record(
-      { results: m.streams, cpu: m.cpuSeconds.streams, rss: m.rssBytes.streams },
+      { results: m.streams, cpu: m.cpuSeconds.streams, rss: m.rssBytes.streams, anon: m.anonBytes.streams },
       t,
       await phase(t, servers.get(t)!, () => runStreams(url, shape, { ...opts, seconds: o.saturationSeconds, name: t })),
     );

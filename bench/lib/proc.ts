@@ -22,8 +22,8 @@ export function parseStatTicks(stat: string): number {
   return utime + stime;
 }
 
-/** A `Name:   value kB` line of /proc/<pid>/status (VmRSS, VmHWM) in bytes; undefined when absent (a zombie, a kernel thread). */
-export function parseStatusBytes(status: string, field: 'VmRSS' | 'VmHWM'): number | undefined {
+/** A `Name:   value kB` line of /proc/<pid>/status (VmRSS, VmHWM, RssAnon) in bytes; undefined when absent (a zombie, a kernel thread). */
+export function parseStatusBytes(status: string, field: 'VmRSS' | 'VmHWM' | 'RssAnon'): number | undefined {
   const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status);
   return m ? Number(m[1]) * 1024 : undefined;
 }
@@ -74,6 +74,17 @@ export function treeRssBytes(pid: number): number {
 }
 
 /**
+ * Anonymous bytes resident now (RssAnon: heaps, stacks, JIT code), summed over the tree. The rest
+ * of VmRSS is mostly the pages of the executable and libraries in use: file-backed, shared by
+ * every process running the same binary, and reclaimable under memory pressure.
+ */
+export function treeAnonBytes(pid: number): number {
+  let bytes = 0;
+  for (const p of treePids(pid)) bytes += readOr(`/proc/${p}/status`, (s) => parseStatusBytes(s, 'RssAnon') ?? 0, 0);
+  return bytes;
+}
+
+/**
  * Peak resident bytes (VmHWM) summed over the tree: each process's own high-water mark since
  * it started, so for a tree it is an upper bound (the peaks need not coincide).
  */
@@ -107,6 +118,11 @@ export class RssSampler {
   stop(): number {
     clearInterval(this.timer);
     this.sample();
+    return this.peak();
+  }
+
+  /** The largest sample so far. */
+  peak(): number {
     return Math.max(...this.samples.map((s) => s.bytes));
   }
 }

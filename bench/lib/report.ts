@@ -16,6 +16,8 @@ export interface Measurements {
   cpuSeconds: { saturation: PerTarget<number>; rate: PerTarget<number>; streams: PerTarget<number> };
   /** Largest resident bytes of each server's processes (VmRSS summed, sampled every RSS_SAMPLE_MS) during each phase. */
   rssBytes: { saturation: PerTarget<number>; rate: PerTarget<number>; streams: PerTarget<number> };
+  /** RssAnon of the same samples: VmRSS less the file-backed pages of the binary and libraries. */
+  anonBytes: { saturation: PerTarget<number>; rate: PerTarget<number>; streams: PerTarget<number> };
   /** VmHWM (each process's own peak since it started) summed over each server's processes at the end. */
   hwmBytes: PerTarget<number>;
   /** --soak: the scenario's own sidecar at the constant rate for minutes. */
@@ -29,6 +31,7 @@ export function emptyMeasurements(): Measurements {
     streams: {},
     cpuSeconds: { saturation: {}, rate: {}, streams: {} },
     rssBytes: { saturation: {}, rate: {}, streams: {} },
+    anonBytes: { saturation: {}, rate: {}, streams: {} },
     hwmBytes: {},
   };
 }
@@ -539,8 +542,12 @@ function requestLines(m: Measurements, cmp: Comparison, order: readonly TargetNa
 }
 
 function rssLine(m: Measurements, phase: 'saturation' | 'rate' | 'streams', order: readonly TargetName[]): string[] {
-  const parts = order.flatMap((t) => (m.rssBytes[phase][t] === undefined ? [] : [`${t} ${mb(m.rssBytes[phase][t])}`]));
-  return parts.length === 0 ? [] : [`  Peak RSS in MB (VmRSS of the server's processes, sampled while measured): ${parts.join(' · ')}`];
+  const parts = order.flatMap((t) => {
+    const rss = m.rssBytes[phase][t];
+    const anon = m.anonBytes[phase][t];
+    return rss === undefined ? [] : [`${t} ${mb(rss)}${anon === undefined ? '' : ` (anonymous ${mb(anon)})`}`];
+  });
+  return parts.length === 0 ? [] : [`  Peak RSS in MB (VmRSS of the server's processes, sampled while measured; RssAnon apart): ${parts.join(' · ')}`];
 }
 
 function hwmLine(m: Measurements, order: readonly TargetName[]): string[] {

@@ -43,10 +43,10 @@ export function performanceTable(
   const out = [
     `Machine: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.kernel}, ${o.pinning}; Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; commit ${meta.gitCommit}; load average before the run ${meta.loadAverage.join(' ')}.`,
     `The sidecar ${options.source ? 'from src/ (--source: type stripping adds about 40 MB of RSS)' : 'as deployed: bin/agent-sidecar.js on the build in dist/'}${options.cpuProfile ? ', with --cpu-prof (more CPU and RSS than without)' : ''}.`,
-    `Saturation: wrk -t${options.threads} -c${options.connections}, ${options.saturationSeconds} s per target. Latency: vegeta at ${options.rate} req/s for ${options.rateSeconds} s, exact percentiles in µs; +pNN is added over direct. CPU: cores per 1000 req/s at that rate. RSS: the largest VmRSS of the server's processes at that rate (measured first, on a server only warmed up), then under saturation (measured after it).`,
+    `Saturation: wrk -t${options.threads} -c${options.connections}, ${options.saturationSeconds} s per target. Latency: vegeta at ${options.rate} req/s for ${options.rateSeconds} s, exact percentiles in µs; +pNN is added over direct. CPU: cores per 1000 req/s at that rate. RSS: the largest VmRSS of the server's processes at that rate (measured first, on a server only warmed up), the anonymous part of it (RssAnon: the rest is the binary's and libraries' file-backed pages), then under saturation (measured after it).`,
     '',
-    row(['scenario', 'target', 'req/s', 'p50', 'p99', 'p99.9', '+p50', '+p99', 'CPU cores / 1000 req/s', 'RSS MB', 'RSS MB saturated']),
-    row(['---', '---', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:']),
+    row(['scenario', 'target', 'req/s', 'p50', 'p99', 'p99.9', '+p50', '+p99', 'CPU cores / 1000 req/s', 'RSS MB', 'of which anonymous', 'RSS MB saturated']),
+    row(['---', '---', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:']),
   ];
   for (const r of runs) {
     const m = r.measurements;
@@ -67,6 +67,7 @@ export function performanceTable(
           t === 'direct' ? '' : signed(added?.p99),
           n(r.comparison.rate.coresPer1000Rps[t], 3),
           n(m.rssBytes.rate[t] === undefined ? undefined : m.rssBytes.rate[t]! / MB, 1),
+          n(m.anonBytes.rate[t] === undefined ? undefined : m.anonBytes.rate[t]! / MB, 1),
           n(m.rssBytes.saturation[t] === undefined ? undefined : m.rssBytes.saturation[t]! / MB, 1),
         ]),
       );
