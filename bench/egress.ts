@@ -8,6 +8,8 @@ import { RawHttpClient, rawPost } from './lib/http-reader.ts';
 import { freePort, HOST, waitFor200 } from './lib/net.ts';
 import { treeCpuNanos } from './lib/proc.ts';
 import { installCleanup, startChild, stopAll } from './lib/procs.ts';
+import { NGINX, startNginxProxy } from './lib/servers.ts';
+import { executable } from './lib/tools.ts';
 
 /**
  * npm run bench:egress: a streamed completion of 1 MB (an Anthropic Messages stream) from a
@@ -26,7 +28,7 @@ import { installCleanup, startChild, stopAll } from './lib/procs.ts';
  * from how the scheduler shares the cores. `--floors` adds two hops that are not the sidecar:
  * bench/lib/bare-proxy.ts (node:http + undici, each chunk written as it comes) and
  * bench/lib/tcp-relay.ts (bytes piped both ways, no HTTP at all): the least any Node.js hop
- * costs on this machine.
+ * costs on this machine; and nginx with proxy_buffering off, when it is installed.
  */
 
 const SIDECAR_CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -54,10 +56,10 @@ if (!CLIENTS.includes(clientKind)) throw new Error(`--client: one of ${CLIENTS.j
 let perCall = '';
 const loadBefore = os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
-const ALL_LEGS = ['direct', 'egress', 'hop', 'undici-proxy', 'tcp-relay'] as const;
+const ALL_LEGS = ['direct', 'egress', 'hop', 'undici-proxy', 'tcp-relay', 'nginx'] as const;
 type Leg = (typeof ALL_LEGS)[number];
-// With --floors, two more hops that are not the sidecar: what any Node.js hop costs.
-const LEGS: readonly Leg[] = values.floors ? ALL_LEGS : ALL_LEGS.slice(0, 3);
+// With --floors, more hops that are not the sidecar: what any Node.js hop costs, and nginx (when installed).
+const LEGS: readonly Leg[] = values.floors ? ALL_LEGS.filter((l) => l !== 'nginx' || executable(NGINX)) : ALL_LEGS.slice(0, 3);
 const HEADERS = { 'content-type': 'application/json', 'x-api-key': 'bench' };
 
 interface Sample {
@@ -209,6 +211,12 @@ async function main(): Promise<void> {
       targets['undici-proxy'] = make(new URL(`http://${HOST}:${bareProxyPort}`), '/v1/messages');
       targets['tcp-relay'] = make(new URL(`http://${HOST}:${relayPort}`), '/v1/messages');
       Object.assign(middle, { 'undici-proxy': bare.proc.pid!, 'tcp-relay': relay.proc.pid! });
+      if (LEGS.includes('nginx')) {
+        // As the SSE scenarios run it: proxy_buffering off, each event passed on as it arrives.
+        const nginx = await startNginxProxy(tmp, { name: 'provider', url: `${providerUrl}/`, child: provider }, undefined, { streaming: true });
+        targets.nginx = make(new URL(nginx.url), '/v1/messages');
+        middle.nginx = nginx.child.proc.pid!;
+      }
     }
     const results = Object.fromEntries(LEGS.map((l) => [l, [] as Sample[]])) as Record<Leg, Sample[]>;
     const cpu = Object.fromEntries(LEGS.map((l) => [l, [] as Cpu[]])) as Record<Leg, Cpu[]>;
