@@ -126,3 +126,30 @@ export class RssSampler {
     return Math.max(...this.samples.map((s) => s.bytes));
   }
 }
+
+/** The first field of /proc/<pid>/task/<tid>/schedstat: nanoseconds that thread has run. */
+export function parseSchedstatNanos(schedstat: string): number {
+  const ns = Number(schedstat.slice(0, schedstat.indexOf(' ')));
+  if (!Number.isFinite(ns)) throw new Error(`not a schedstat line: ${JSON.stringify(schedstat.slice(0, 80))}`);
+  return ns;
+}
+
+/**
+ * CPU nanoseconds a process tree's live threads have run, from each thread's schedstat: the
+ * same time as utime + stime, without their 10 ms ticks, so that one short call can be
+ * charged. Threads that exited are missed (a Node server's threads live as long as it does).
+ * Falls back to utime + stime where schedstat is not kept (it reads 0).
+ */
+export function treeCpuNanos(pid: number): number {
+  let ns = 0;
+  for (const p of treePids(pid)) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) ns += readOr(`/proc/${p}/task/${tid}/schedstat`, parseSchedstatNanos, 0);
+  }
+  return ns > 0 ? ns : treeCpuSeconds(pid) * 1e9;
+}

@@ -23,9 +23,15 @@ function openai(): string[] {
   return [...out, sse(undefined, { id: 'c', model: 'gpt-5.4', choices: [], usage: { prompt_tokens: 10, completion_tokens: 9999 } }), 'data: [DONE]\n\n'];
 }
 
-async function measure(label: string, api: Api, events: string[]): Promise<void> {
-  const chunks: Buffer[] = [];
+/** `read`: undefined for the provider's writes (8 events each), or a byte count: the socket reads the hop hands over (64 KiB). */
+async function measure(label: string, api: Api, events: string[], read?: number): Promise<void> {
+  let chunks: Buffer[] = [];
   for (let k = 0; k < events.length; k += 8) chunks.push(Buffer.from(events.slice(k, k + 8).join('')));
+  if (read !== undefined) {
+    const all = Buffer.concat(chunks);
+    chunks = [];
+    for (let k = 0; k < all.length; k += read) chunks.push(all.subarray(k, k + read));
+  }
   const once = async () => {
     const reader = createUsageReader(api, { captureText: false, maxChars: 0, addedUsage: false });
     const tee = createTee({ 'content-type': 'text/event-stream' }, reader, false, (what) => {
@@ -43,5 +49,7 @@ async function measure(label: string, api: Api, events: string[]): Promise<void>
   process.stdout.write(`${label}: ${((used.user + used.system) / n / 1000).toFixed(2)} ms CPU per MB (${chunks.length} chunks, ${events.length} events)\n`);
 }
 
-await measure('Anthropic Messages stream', 'anthropic.messages', anthropic());
-await measure('OpenAI Chat Completions stream', 'openai.chat', openai());
+await measure('Anthropic Messages stream, in writes of 8 events', 'anthropic.messages', anthropic());
+await measure('Anthropic Messages stream, in reads of 64 KiB', 'anthropic.messages', anthropic(), 64 * 1024);
+await measure('OpenAI Chat Completions stream, in writes of 8 events', 'openai.chat', openai());
+await measure('OpenAI Chat Completions stream, in reads of 64 KiB', 'openai.chat', openai(), 64 * 1024);

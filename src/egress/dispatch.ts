@@ -74,22 +74,21 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
   const resume = () => controller?.resume();
   // The parser hands over a provider's chunked body one chunk at a time, often hundreds per
   // socket read (a token or a few each): they leave as one chunk once the read is done, and
-  // only then does the tee read them, so that reading never holds a byte back.
+  // only then does the tee read that chunk (in one go), so that reading never holds a byte back.
+  // When the tee holds (it decides what leaves), it reads each chunk as it comes instead.
   let batch: Buffer[] = [];
-  let read: Buffer[] = [];
+  let readAfter = false;
   let scheduled = false;
   const flush = () => {
     scheduled = false;
-    if (batch.length > 0) {
-      const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
-      batch = [];
-      if (!res.write(out)) {
-        controller?.pause();
-        res.once('drain', resume);
-      }
+    if (batch.length === 0) return;
+    const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
+    batch = [];
+    if (!res.write(out)) {
+      controller?.pause();
+      res.once('drain', resume);
     }
-    for (const chunk of read) tee!.push(chunk);
-    read = [];
+    if (readAfter) tee!.push(out);
   };
 
   const handler: Dispatcher.DispatchHandler = {
@@ -100,6 +99,7 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
     onResponseStart(_c, status, headers, statusMessage) {
       call?.response(status, headers);
       tee = call?.tee(status, headers);
+      readAfter = tee !== undefined && !tee.holds;
       const out: string[] = [];
       const listed = connectionTokens(headers.connection);
       for (const name in headers) {
@@ -116,9 +116,8 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
         started = true;
         call?.firstChunk();
       }
-      const data = tee?.holds ? tee.push(chunk) : chunk;
+      const data = readAfter || tee === undefined ? chunk : tee.push(chunk);
       if (data !== undefined) batch.push(data);
-      if (tee !== undefined && !tee.holds) read.push(chunk);
       if (!scheduled) {
         scheduled = true;
         process.nextTick(flush);
