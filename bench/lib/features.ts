@@ -2,11 +2,10 @@ import { configSchema } from '../../src/config/schema.ts';
 import type { Scenario } from './options.ts';
 
 /**
- * Scenarios (d) protect and (f) egress measure features that may not be in this build yet.
- * Each needs a top-level configuration key and a sidecar configuration from this file; until
- * both exist the scenario fails with a message saying what it needs (and `--scenario all`
- * skips it). protectionConfig is filled in; whoever adds the egress listener fills in
- * egressConfig below: everything else (request, upstream, checks, figures) is in place.
+ * Scenarios (d) protect and (f) egress measure features with their own configuration: each
+ * needs a top-level configuration key and a sidecar configuration from this file. A build
+ * without one (an older one, measured for comparison) fails the scenario with a message saying
+ * what it needs, and `--scenario all` skips it.
  */
 
 export interface Feature {
