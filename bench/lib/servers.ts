@@ -19,6 +19,12 @@ export const NGINX = '/usr/sbin/nginx';
 export const UPSTREAM_BODY = 'ok\n';
 /** The sidecar from its TypeScript sources (Node's type stripping): --source. */
 export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/**
+ * The V8 flag bin/agent-sidecar.js starts `run` with (it re-executes itself with it). The
+ * bench gives it to the sidecar run from source and to undici-proxy, so that every Node.js
+ * server measured has the same young generation.
+ */
+export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=4'];
 /** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */
 export const SIDECAR_BIN = fileURLToPath(new URL('../../bin/agent-sidecar.js', import.meta.url));
 const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));
@@ -108,7 +114,7 @@ export async function startNginxProxy(dir: string, upstream: Server, cpus: strin
 /** The floor for a Node.js proxy: node:http + an undici Pool, nothing else (bare-proxy.ts). */
 export async function startBareProxy(upstream: Server, cpus: string | undefined): Promise<Server> {
   const port = await freePort();
-  const child = startChild('undici-proxy', process.execPath, [BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus });
+  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus });
   const url = `http://${HOST}:${port}/`;
   await waitFor200(url, child);
   return { name: 'undici-proxy', url, child };
@@ -150,7 +156,9 @@ ${/^egress:/m.test(options.extraConfig ?? '') ? '' : `egress:\n  address: ${HOST
   level: ${options.logLevel ?? 'warn'}
 ${options.extraConfig ?? ''}`,
   );
-  const nodeFlags = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
+  const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
+  // The launcher adds SIDECAR_V8_FLAGS itself; the sources get them here.
+  const nodeFlags = options.entry === SIDECAR_SOURCE ? [...SIDECAR_V8_FLAGS, ...profile] : profile;
   const child = startChild(options.name, process.execPath, [...nodeFlags, options.entry ?? SIDECAR_BIN, 'run', '--config', file], {
     cpus: options.cpus,
     env: options.env,
