@@ -19,6 +19,7 @@ import {
   USAGE,
   type BenchOptions,
   type Scenario,
+  NODE_TARGETS,
   type SidecarTarget,
   type TargetName,
 } from './lib/options.ts';
@@ -323,7 +324,9 @@ async function measureRate(o: BenchOptions, targets: readonly TargetName[], tmp:
   for (const t of targets) {
     const url = targetUrl(servers.get(t)!, shape);
     const vegetaOpts = { rate: o.rate, cpus: cpus.load, dir: tmp, headers: shape.headers, method: shape.method, body: shape.body };
-    if (o.warmupSeconds > 0) await warmVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: o.warmupSeconds, name: `${t}-warmup` });
+    // Node.js servers get longer: V8 optimizes their hot path only after many requests.
+    const warmup = NODE_TARGETS.includes(t) ? Math.max(o.warmupSeconds, o.rateWarmupSeconds) : o.warmupSeconds;
+    if (warmup > 0) await warmVegeta(tools.vegeta, url, { ...vegetaOpts, seconds: warmup, name: `${t}-warmup` });
     await sleep(PAUSE_MS);
     log(`constant rate: ${t} (vegeta ${o.rate} req/s, ${o.rateSeconds}s)`);
     watch?.begin(t, 'rate');
@@ -454,7 +457,7 @@ async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonl
           targets,
           {
             saturation: `Saturation: wrk -t${o.threads} -c${o.connections}, ${o.saturationSeconds}s per target${warm}; latency in µs`,
-            rate: `Constant rate: vegeta ${o.rate} req/s, ${o.rateSeconds}s per target${warm}; latency in µs`,
+            rate: `Constant rate: vegeta ${o.rate} req/s, ${o.rateSeconds}s per target${warm}${o.rateWarmupSeconds > o.warmupSeconds ? ` (Node.js servers: ${o.rateWarmupSeconds}s at the rate first)` : ''}; latency in µs`,
             streams: `SSE streams: ${o.streams} concurrent streams of ${o.events} events, ${o.saturationSeconds}s per target${warm}`,
           },
           { telemetry: telemetryNote },

@@ -87,6 +87,12 @@ describe('bench options', () => {
 
   it('shortens everything with --quick unless a duration is given', () => {
     const o = parse(['--quick', '--duration', '5']);
-    expect([o.saturationSeconds, o.rateSeconds, o.warmupSeconds]).toEqual([5, 2, 1]);
+    expect([o.saturationSeconds, o.rateSeconds, o.warmupSeconds, o.rateWarmupSeconds]).toEqual([5, 2, 1, 1]);
+  });
+
+  it('warms Node.js servers at the constant rate for 15 s by default, or what --rate-warmup says', () => {
+    expect(parse([]).rateWarmupSeconds).toBe(15);
+    expect(parse(['--rate-warmup', '0']).rateWarmupSeconds).toBe(0);
+    expect(() => parse(['--rate-warmup', 'soon'])).toThrow(/--rate-warmup/);
   });
 });
