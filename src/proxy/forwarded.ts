@@ -21,10 +21,21 @@ export type ForwardedResolver = (req: IncomingMessage) => ForwardedValues;
 export function createForwardedResolver(options: { trustedProxies: readonly string[]; tls: boolean }): ForwardedResolver {
   const trust = proxyaddr.compile([...options.trustedProxies]);
   const ownProto = options.tls ? 'https' : 'http';
+  // Peers are few (a load balancer, a mesh, the clients of one node) and parsing one takes
+  // about a microsecond: each peer's verdict is kept, a bounded number of them.
+  const verdicts = new Map<string, boolean>();
+  const trustedPeer = (peer: string): boolean => {
+    let v = verdicts.get(peer);
+    if (v === undefined) {
+      if (verdicts.size >= MAX_PEERS) verdicts.clear();
+      verdicts.set(peer, (v = trust(peer, 0)));
+    }
+    return v;
+  };
   return function resolveForwarded(req) {
     const peer = unmapped(req.socket.remoteAddress ?? '');
     const h = req.headers;
-    if (!trust(peer, 0)) {
+    if (!trustedPeer(peer)) {
       return { for: peer, proto: ownProto, host: h.host, clientAddress: peer, trusted: false };
     }
     const prior = first(h['x-forwarded-for']);
@@ -34,11 +45,14 @@ export function createForwardedResolver(options: { trustedProxies: readonly stri
       for: prior ? `${prior}, ${peer}` : peer,
       proto: proto ?? ownProto,
       host: host ?? h.host,
-      clientAddress: unmapped(proxyaddr(req, trust)),
+      // With no X-Forwarded-For the trusted peer is the client.
+      clientAddress: prior === undefined ? peer : unmapped(proxyaddr(req, trust)),
       trusted: true,
     };
   };
 }
+
+const MAX_PEERS = 10_000;
 
 function first(v: string | string[] | undefined): string | undefined {
   if (v === undefined) return undefined;
