@@ -7,15 +7,16 @@ if (major < 24) {
 
 // The long-running sidecar (`run`) caps V8's young generation. Left to itself, V8 sizes it
 // from the machine's memory and grows it under load. Measured with npm run bench on a 2-CPU,
-// 24 GB machine, two runs each, default -> this cap:
-//   RSS at 1000 req/s: passthrough 145-148 -> 123-125 MB, full chain 247-249 -> 156-157 MB;
-//   RSS under saturation: passthrough 261-262 -> 158 MB, full chain 492 -> 397-406 MB;
-//   requests/s and CPU per request within the spread of runs (passthrough 30-32k vs
-//   34k req/s, full chain 10.8-11.8k vs 10.3-10.6k).
+// 24 GB machine, default -> 8 MB semi-spaces:
+//   RSS at 1000 req/s: passthrough 145-148 -> 132-134 MB, full chain 247-249 -> 157-167 MB;
+//   RSS under saturation: passthrough 261-262 -> 163 MB, full chain 492 -> 372-400 MB;
+//   requests/s within the spread of runs (JWT + RBAC: 31.1-32.0k -> 31.0-32.5k).
+// 4 MB saved another 10 MB at 1000 req/s but cost the JWT path 12% of its requests/s
+// (27.1-28.4k), 16 MB kept 15 MB more.
 // V8 reads the flag only at start, so the process replaces itself once (same pid, same
 // descriptors) with the flag in place. A --max-semi-space-size of your own (on the command
 // line or in NODE_OPTIONS) wins, and AGENT_SIDECAR_NODE_FLAGS=none turns this off.
-const YOUNG_GENERATION = '--max-semi-space-size=4';
+const YOUNG_GENERATION = '--max-semi-space-size=8';
 const own = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
 if (process.argv[2] === 'run' && !own && process.env.AGENT_SIDECAR_NODE_FLAGS !== 'none' && typeof process.execve === 'function') {
   process.execve(process.execPath, [process.execPath, YOUNG_GENERATION, ...process.execArgv, ...process.argv.slice(1)], process.env);

@@ -24,7 +24,7 @@ export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', imp
  * bench gives it to the sidecar run from source and to undici-proxy, so that every Node.js
  * server measured has the same young generation.
  */
-export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=4'];
+export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=8'];
 /** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */
 export const SIDECAR_BIN = fileURLToPath(new URL('../../bin/agent-sidecar.js', import.meta.url));
 const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));
