@@ -14,11 +14,21 @@ if (major < 24) {
 // 4 MB saved another 10 MB at 1000 req/s but cost the JWT path 12% of its requests/s
 // (27.1-28.4k), 16 MB kept 15 MB more.
 // V8 reads the flag only at start, so the process replaces itself once (same pid, same
-// descriptors) with the flag in place. A --max-semi-space-size of your own (on the command
-// line or in NODE_OPTIONS) wins, and AGENT_SIDECAR_NODE_FLAGS=none turns this off.
+// descriptors) with the flag in place: preloads (--import, --require) then run twice, and a
+// parent that forked it with an IPC channel loses that channel. A --max-semi-space-size of your
+// own (on the command line or in NODE_OPTIONS) wins, and AGENT_SIDECAR_NODE_FLAGS=none turns
+// this off. Where the process cannot be replaced (Windows, a permission model that forbids it)
+// the sidecar runs with V8's default.
 const YOUNG_GENERATION = '--max-semi-space-size=8';
-const own = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
-if (process.argv[2] === 'run' && !own && process.env.AGENT_SIDECAR_NODE_FLAGS !== 'none' && typeof process.execve === 'function') {
-  process.execve(process.execPath, [process.execPath, YOUNG_GENERATION, ...process.execArgv, ...process.argv.slice(1)], process.env);
+const first = process.argv[2];
+// `run` is the default command: `agent-sidecar`, `agent-sidecar --upstream …` run it too.
+const isRun = first === 'run' || first === undefined || (first.startsWith('-') && !['-h', '--help', '-v', '--version'].includes(first));
+const own = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.replaceAll('_', '-').startsWith('--max-semi-space-size'));
+if (isRun && !own && process.env.AGENT_SIDECAR_NODE_FLAGS !== 'none' && process.platform !== 'win32' && typeof process.execve === 'function') {
+  try {
+    process.execve(process.execPath, [process.execPath, YOUNG_GENERATION, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  } catch {
+    // Not replaced: this process goes on as it is.
+  }
 }
 await import('../dist/cli/main.js');

@@ -29,6 +29,10 @@ describe('bench HTTP/1.1 response reader', () => {
     expect([empty.status, empty.bodyBytes, empty.firstBodyAt]).toEqual([204, 0, undefined]);
   });
 
+  it('refuses a Content-Length that is not a length instead of waiting for ever', () => {
+    expect(() => new ResponseReader().push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n'))).toThrow(/Content-Length that is not a length/);
+  });
+
   it('refuses bytes past the end and a body read to the close', () => {
     expect(() => new ResponseReader().push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab'))).toThrow(/1 bytes after the end/);
     expect(() => new ResponseReader().push(Buffer.from('HTTP/1.1 200 OK\r\n\r\nab'))).toThrow(/neither Content-Length nor chunked/);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,8 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIDECAR_V8_FLAGS } from '../bench/lib/servers.ts';
 
 // bin/agent-sidecar.js as users and the image start it: `run` replaces itself once with the
-// young-generation cap; the command line of the running pid shows what V8 got.
+// young-generation cap; the command line of the running pid shows what V8 got. The launcher
+// runs the build (dist/, which npm ci and npm run build make).
 const BIN = fileURLToPath(new URL('../bin/agent-sidecar.js', import.meta.url));
+const BUILT = existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)));
 const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', SIDECAR_EGRESS: '127.0.0.1:0', NODE_OPTIONS: '' };
 
 let dir: string;
@@ -24,8 +26,8 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Starts the launcher, waits for the startup line, and returns the running pid's node arguments. */
-async function nodeArgsOfRun(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = []): Promise<string[]> {
-  const child = spawn(process.execPath, [...extraNodeArgs, BIN, 'run', '--config', config], { env: { ...process.env, ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function nodeArgsOfRun(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = [], command: string[] = ['run']): Promise<string[]> {
+  const child = spawn(process.execPath, [...extraNodeArgs, BIN, ...command, '--config', config], { env: { ...process.env, ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -43,14 +45,19 @@ async function nodeArgsOfRun(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = [
   }
 }
 
-describe.runIf(process.platform === 'linux')('bin/agent-sidecar.js run', () => {
+describe.runIf(process.platform === 'linux' && BUILT)('bin/agent-sidecar.js run', () => {
   it('runs the sidecar with the young generation capped, in the same process, keeping node flags of its own', async () => {
     expect(await nodeArgsOfRun({}, ['--stack-size=2000'])).toEqual([...SIDECAR_V8_FLAGS, '--stack-size=2000']);
+  });
+
+  it('does the same for run as the default command (agent-sidecar --config …)', async () => {
+    expect(await nodeArgsOfRun({}, [], [])).toEqual(SIDECAR_V8_FLAGS);
   });
 
   it('leaves a --max-semi-space-size of the user (command line or NODE_OPTIONS) alone, and AGENT_SIDECAR_NODE_FLAGS=none turns it off', async () => {
     expect(await nodeArgsOfRun({}, ['--max-semi-space-size=16'])).toEqual(['--max-semi-space-size=16']);
     expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max-semi-space-size=16' })).toEqual([]);
+    expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max_semi_space_size=16' })).toEqual([]);
     expect(await nodeArgsOfRun({ AGENT_SIDECAR_NODE_FLAGS: 'none' })).toEqual([]);
   });
 });

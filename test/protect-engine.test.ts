@@ -159,10 +159,12 @@ describe('actions on detected text', () => {
     const t = createTelemetryProtection(protector({}));
     const base = { timeNs: 0n, severityNumber: 9, severityText: 'INFO', eventName: 'audit', traceId: '', spanId: '', traceFlags: 0 };
     const audit = { ...base, body: 'login bob@example.com', attributes: { user_id: 'bob@example.com' } };
-    const written = { ...base, eventName: 'access', body: 'GET / 200', attributes: { user_id: '[REDACTED:email]' }, protected: true as const };
+    // Marked as protected when written: export protection leaves it alone, whatever it holds.
+    const written = { ...base, eventName: 'access', body: 'GET /users/bob@example.com 200', attributes: { user_id: 'bob@example.com' }, protected: true as const };
     const [a, w] = t.logs([audit, written]);
     expect(a).toMatchObject({ body: 'login [REDACTED:email]', attributes: { user_id: '[REDACTED:email]' } });
     expect(w).toBe(written);
+    expect(t.logs([{ ...written, protected: undefined }])[0]).toMatchObject({ body: 'GET /users/[REDACTED:email] 200', attributes: { user_id: '[REDACTED:email]' } });
     const lines: Array<Record<string, unknown>> = [];
     const log = t.accessLog({ enabled: () => true, write: (_level, record, message) => lines.push({ ...record, message }) })!;
     log.write('info', { path: '/users/bob@example.com', status_code: 200 }, 'GET /users/bob@example.com 200', '', '', 0);

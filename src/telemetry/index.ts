@@ -132,6 +132,8 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     [hits, misses],
   );
 
+  // Records are marked protected exactly when protection wraps this log (the next line): the
+  // log batcher's export protection then passes them.
   const accessLog = createAccessLog(t.logs.stdout ? logger : undefined, logBatcher, options.protect !== undefined);
   const protectedAccessLog = options.protect === undefined ? accessLog : options.protect.accessLog(accessLog);
   const observer = createTelemetryObserver({
