@@ -17,6 +17,7 @@ import { componentLogger, createLogger } from '../../src/log/index.ts';
 import { createAccessLog } from '../../src/telemetry/access-log.ts';
 import { createHistograms, createInstruments } from '../../src/telemetry/instruments.ts';
 import { createTelemetryObserver } from '../../src/telemetry/observer.ts';
+import { RequestTracer } from '../../src/telemetry/tracer.ts';
 import { LogsEncoder, type LogEntry } from '../../src/telemetry/otlp/logs.ts';
 import { SpansEncoder } from '../../src/telemetry/otlp/spans.ts';
 import { createSessionTracker } from '../../src/telemetry/sessions.ts';
@@ -50,17 +51,18 @@ const config = validateConfig({ telemetry: { enabled: true } });
 const settings = resolveSettings(config.telemetry, {});
 const meter = new MeterProvider({ resource: settings.resource }).getMeter('bench');
 const instruments = createInstruments(meter, createHistograms());
-const tracer = new TracerProvider({ resource: settings.resource, sampler: settings.sampler, spanProcessors: [spanSink] }).getTracer('bench');
+const sdkTracer = new TracerProvider({ resource: settings.resource, sampler: settings.sampler, spanProcessors: [spanSink] }).getTracer('bench');
+const tracer = new RequestTracer({ sampler: settings.sampler, resource: settings.resource, scope: { name: 'bench' }, processor: spanSink });
 const otelLogger = new LoggerProvider({ resource: settings.resource, processors: [logSink] }).getLogger('bench');
 // Like the sidecar's own destination (pino's sonic-boom), a write is a call that returns.
 const devNull = { write: () => true } as unknown as NodeJS.WritableStream;
 const logger = createLogger('info', devNull);
 
-function observer(parts: { traces?: boolean; otlpLogs?: boolean; stdout?: boolean }) {
+function observer(parts: { traces?: boolean; sdkTraces?: boolean; otlpLogs?: boolean; stdout?: boolean }) {
   return createTelemetryObserver({
     instruments,
     agentType: 'bench',
-    tracer: parts.traces ? tracer : undefined,
+    tracer: parts.sdkTraces ? sdkTracer : parts.traces ? tracer : undefined,
     propagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
     trustIncoming: undefined,
     recordUser: false,
@@ -123,6 +125,8 @@ function encode<T>(items: T[], serialize: (batch: T[]) => Uint8Array | undefined
 
 const contextOnly = time(context);
 const metrics = record({});
+const withSdkTraces = record({ sdkTraces: true });
+spans.take();
 const withTraces = record({ traces: true });
 const spanBatch = spans.take();
 const withOtlpLogs = record({ otlpLogs: true });
@@ -173,5 +177,6 @@ const out = [
   `  stdout line through pino            ${f(pinoLine)}   ours ${ratio(withStdout - metrics, pinoLine)}`,
   `  SDK log record, emitted + encoded   ${f(sdkEmit + sdkEncode)}   ours ${ratio(withOtlpLogs - metrics + logEncode, sdkEmit + sdkEncode)}`,
   `  SDK serializer, 2 spans             ${f(sdkSpanEncode * 2)}   ours ${ratio(spanEncode, sdkSpanEncode)}`,
+  `  SDK tracer, 2 spans recorded        ${f(withSdkTraces - metrics)}   ours ${ratio(withTraces - metrics, withSdkTraces - metrics)}`,
 ];
 process.stdout.write(`${out.join('\n')}\n`);

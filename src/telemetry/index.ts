@@ -11,6 +11,7 @@ import type { TelemetryProtection } from '../protect/telemetry.ts';
 import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAccessLog } from './access-log.ts';
+import { RequestTracer } from './tracer.ts';
 import { createAuditTee } from './audit.ts';
 import { createHistograms, createInstruments, HistogramProducer, type Instruments } from './instruments.ts';
 import { METRIC, TRACE_HEADERS } from './names.ts';
@@ -103,9 +104,12 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const meter = meterProvider.getMeter('agent-sidecar');
   instruments = createInstruments(meter, histograms);
 
-  const tracerProvider = t.traces.enabled
-    ? new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [createSpanPipeline(endpoint, t, drops, options.protect)] })
-    : undefined;
+  const spanPipeline = t.traces.enabled ? createSpanPipeline(endpoint, t, drops, options.protect) : undefined;
+  const tracerProvider = spanPipeline === undefined ? undefined : new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [spanPipeline] });
+  // The request path's SERVER and CLIENT spans (tracer.ts says why not the SDK's tracer); the
+  // provider's tracer serves the rest, and both end in the same pipeline.
+  const requestTracer =
+    spanPipeline === undefined ? undefined : new RequestTracer({ sampler: settings.sampler, resource, scope: { name: 'agent-sidecar' }, processor: spanPipeline });
   // Access records and audit events skip the SDK's log records (access-log.ts says why).
   const logBatcher = t.logs.otlp ? createLogBatcher(endpoint, t, resource, settings.version, drops, options.protect) : undefined;
 
@@ -139,7 +143,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const observer = createTelemetryObserver({
     instruments,
     agentType,
-    tracer: tracerProvider?.getTracer('agent-sidecar'),
+    tracer: requestTracer,
     propagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
     trustIncoming: t.traces.trustIncoming,
     recordUser: t.traces.recordUser,
