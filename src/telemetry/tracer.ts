@@ -19,6 +19,7 @@ import {
   type TimeInput,
   type Tracer,
 } from '@opentelemetry/api';
+import { hrTime, hrTimeDuration, timeInputToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import { SamplingDecision, type ReadableSpan, type Sampler, type SpanProcessor, type TimedEvent } from '@opentelemetry/sdk-trace';
 
@@ -69,7 +70,8 @@ export class RequestTracer implements Tracer {
     };
     if (traceState !== undefined) spanContext.traceState = traceState;
     if (sampled.decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
-    const span = new RecordedSpan(name, kind, spanContext, parent, this.#resource, this.#scope, this.#processor, startOf(options.startTime));
+    const start = options.startTime === undefined ? hrTime() : timeInputToHrTime(options.startTime);
+    const span = new RecordedSpan(name, kind, spanContext, parent, this.#resource, this.#scope, this.#processor, start);
     span.setAttributes(attributes);
     if (sampled.attributes !== undefined) span.setAttributes(sampled.attributes);
     for (const l of links) span.addLink(l);
@@ -96,7 +98,7 @@ class RecordedSpan implements Span, ReadableSpan {
   readonly links: Link[] = [];
   readonly events: TimedEvent[] = [];
   status: SpanStatus = { code: SpanStatusCode.UNSET };
-  startTime: HrTime = [0, 0];
+  readonly startTime: HrTime;
   endTime: HrTime = [0, 0];
   duration: HrTime = [0, 0];
   ended = false;
@@ -105,11 +107,9 @@ class RecordedSpan implements Span, ReadableSpan {
   droppedLinksCount = 0;
   readonly #context: SpanContext;
   readonly #processor: SpanProcessor;
-  /** performance.now() at the start. */
-  readonly #start: number;
   #count = 0;
 
-  constructor(name: string, kind: SpanKind, ctx: SpanContext, parent: SpanContext | undefined, resource: Resource, scope: Scope, processor: SpanProcessor, start: number) {
+  constructor(name: string, kind: SpanKind, ctx: SpanContext, parent: SpanContext | undefined, resource: Resource, scope: Scope, processor: SpanProcessor, start: HrTime) {
     this.name = name;
     this.kind = kind;
     this.#context = ctx;
@@ -117,7 +117,7 @@ class RecordedSpan implements Span, ReadableSpan {
     this.resource = resource;
     this.instrumentationScope = scope;
     this.#processor = processor;
-    this.#start = start;
+    this.startTime = start;
   }
 
   spanContext(): SpanContext {
@@ -151,7 +151,7 @@ class RecordedSpan implements Span, ReadableSpan {
     const isTime = attributesOrTime instanceof Date || typeof attributesOrTime === 'number' || Array.isArray(attributesOrTime);
     const attributes = isTime ? undefined : (attributesOrTime as Attributes | undefined);
     const at = isTime ? (attributesOrTime as TimeInput) : time;
-    this.events.push({ name, attributes, time: at === undefined ? wallTime(performance.now()) : hrTimeOf(at), droppedAttributesCount: 0 });
+    this.events.push({ name, attributes, time: at === undefined ? hrTime() : timeInputToHrTime(at), droppedAttributesCount: 0 });
     return this;
   }
 
@@ -182,11 +182,8 @@ class RecordedSpan implements Span, ReadableSpan {
   end(endTime?: TimeInput): void {
     if (this.ended) return;
     this.ended = true;
-    const end = endTime === undefined ? performance.now() : undefined;
-    this.startTime = wallTime(this.#start);
-    this.endTime = end === undefined ? hrTimeOf(endTime!) : wallTime(end);
-    const ns = Math.max(0, (this.endTime[0] - this.startTime[0]) * 1e9 + (this.endTime[1] - this.startTime[1]));
-    this.duration = [Math.trunc(ns / 1e9), ns % 1e9];
+    this.endTime = endTime === undefined ? hrTime() : timeInputToHrTime(endTime);
+    this.duration = hrTimeDuration(this.startTime, this.endTime);
     this.#processor.onEnd(this);
   }
 
@@ -223,37 +220,4 @@ function randomId(bytes: number): string {
     // All zeros is the invalid id.
     if (!ZERO.test(id)) return id;
   }
-}
-
-const ORIGIN = millisToHrTime(performance.timeOrigin);
-
-function millisToHrTime(ms: number): HrTime {
-  const seconds = Math.trunc(ms / 1000);
-  const nanos = Math.round((ms - seconds * 1000) * 1e6);
-  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos];
-}
-
-/** Wall-clock time of a performance.now() reading, as the SDK computes it (time origin + monotonic offset). */
-function wallTime(now: number): HrTime {
-  const offset = millisToHrTime(now);
-  let seconds = ORIGIN[0] + offset[0];
-  let nanos = ORIGIN[1] + offset[1];
-  if (nanos >= 1e9) {
-    seconds += 1;
-    nanos -= 1e9;
-  }
-  return [seconds, nanos];
-}
-
-function startOf(t: TimeInput | undefined): number {
-  if (t === undefined) return performance.now();
-  const [s, ns] = hrTimeOf(t);
-  return s * 1000 + ns / 1e6 - performance.timeOrigin;
-}
-
-function hrTimeOf(t: TimeInput): HrTime {
-  if (Array.isArray(t)) return t;
-  if (t instanceof Date) return millisToHrTime(t.getTime());
-  // A number below the time origin is a performance.now() reading, as the SDK reads it.
-  return t < performance.timeOrigin ? wallTime(t) : millisToHrTime(t);
 }
