@@ -244,12 +244,14 @@ const telemetry = z
     environment: z.string().min(1).optional().meta({ description: 'deployment.environment.name (production, staging). Default: from OTEL_RESOURCE_ATTRIBUTES, else unknown.' }),
     agentType: z.string().min(1).optional().meta({ description: 'The agent_type label of the agent_* metrics and logs. Default: the service name.' }),
     resourceAttributes: keyValues('Further resource attributes, over OTEL_RESOURCE_ATTRIBUTES.'),
-    exportTimeout: duration('Timeout of one export to the collector.').prefault('10s'),
+    exportTimeout: duration(
+      'Timeout of one export to the collector, for every signal; 0: no limit. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, lowered by OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT or OTEL_METRIC_EXPORT_TIMEOUT, else 10s.',
+    ).optional(),
     shutdownTimeout: duration('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
     errorLogInterval: duration('Export errors are logged at most once per this long (and counted always).').prefault('60s'),
     traces: z
       .strictObject({
-        enabled: z.boolean().default(true),
+        enabled: z.boolean().optional().meta({ description: 'Record and export spans. Default: on; OTEL_TRACES_EXPORTER=none turns it off.' }),
         sampleRatio: z.number().min(0).max(1).optional().meta({
           description: 'Share of new traces recorded (parent-based: a trusted caller\'s decision is kept). Default: OTEL_TRACES_SAMPLER(_ARG), else 1.',
         }),
@@ -258,16 +260,16 @@ const telemetry = z
             'Peers whose traceparent, tracestate and baggage are continued: IPs, CIDRs, or loopback, linklocal, uniquelocal. Default: proxy.trustedProxies. From anyone else they are dropped and a new trace starts.',
         }),
         recordUser: z.boolean().default(false).meta({ description: 'Put the caller\'s subject on server spans as enduser.id.' }),
-        queueSize: z.number().int().min(1).default(2048).meta({ description: 'Finished spans waiting for export at most; more are dropped and counted.' }),
-        batchSize: z.number().int().min(1).default(512).meta({ description: 'Spans per export at most.' }),
-        scheduledDelay: duration('How long a span may wait for its batch.').prefault('5s'),
+        queueSize: z.number().int().min(1).optional().meta({ description: 'Finished spans waiting for export at most; more are dropped and counted. Default: OTEL_BSP_MAX_QUEUE_SIZE, else 2048.' }),
+        batchSize: z.number().int().min(1).optional().meta({ description: 'Spans per export at most (at most queueSize). Default: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, else 512.' }),
+        scheduledDelay: duration('How long a span may wait for its batch. Default: OTEL_BSP_SCHEDULE_DELAY, else 5s.').optional(),
       })
       .prefault({}),
     metrics: z
       .strictObject({
-        otlp: z.boolean().default(true).meta({ description: 'Push metrics to the collector.' }),
+        otlp: z.boolean().optional().meta({ description: 'Push metrics to the collector. Default: on; OTEL_METRICS_EXPORTER=none or prometheus turns it off.' }),
         prometheus: z.boolean().default(true).meta({ description: 'Serve /metrics (Prometheus text) on the admin listener.' }),
-        exportInterval: duration('How often metrics are pushed to the collector.').prefault('15s'),
+        exportInterval: duration('How often metrics are pushed to the collector. Default: OTEL_METRIC_EXPORT_INTERVAL, else 15s.').optional(),
         sessionHeader: z.string().toLowerCase().default('x-session-id').meta({
           description: "Request header naming the caller's session for agent_active_sessions; the token's session claim counts when the header is absent.",
         }),
@@ -277,16 +279,16 @@ const telemetry = z
       .prefault({}),
     logs: z
       .strictObject({
-        otlp: z.boolean().default(true).meta({ description: 'Access records and audit events as OTLP log records.' }),
+        otlp: z.boolean().optional().meta({ description: 'Access records and audit events as OTLP log records. Default: on; OTEL_LOGS_EXPORTER=none turns it off.' }),
         stdout: z.boolean().default(true).meta({ description: 'One access record per request as a JSON line on stdout (audit events: audit.stdout).' }),
-        queueSize: z.number().int().min(1).default(2048).meta({ description: 'Log records waiting for export at most; more are dropped and counted.' }),
-        batchSize: z.number().int().min(1).default(512).meta({ description: 'Log records per export at most.' }),
-        scheduledDelay: duration('How long a log record may wait for its batch.').prefault('1s'),
+        queueSize: z.number().int().min(1).optional().meta({ description: 'Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.' }),
+        batchSize: z.number().int().min(1).optional().meta({ description: 'Log records per export at most (at most queueSize). Default: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, else 512.' }),
+        scheduledDelay: duration('How long a log record may wait for its batch. Default: OTEL_BLRP_SCHEDULE_DELAY, else 1s.').optional(),
       })
       .prefault({}),
   })
   .prefault({})
-  .meta({ description: 'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. Standard OTEL_* variables apply; these keys win.' });
+  .meta({ description: 'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. The standard OTEL_* variables apply (endpoint, headers, resource, sampler, exporters, batching, timeouts); these keys win.' });
 
 const protectAction = z.enum(['redact', 'hash', 'encrypt', 'drop']);
 const detectorAction = (def: 'redact' | 'off', what: string) =>

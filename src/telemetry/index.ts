@@ -23,7 +23,7 @@ import { resolveSettings } from './settings.ts';
 
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
-export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
+export { resolveSettings, DEFAULT_ENDPOINT, type TelemetryEnvWarning, type TelemetrySettings } from './settings.ts';
 
 /** Hit and miss counts of one of the sidecar's caches, read when metrics are collected. */
 export interface CacheStats {
@@ -77,7 +77,9 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const settings = resolveSettings(t, options.env ?? process.env);
   if (!settings.enabled) return disabledTelemetry();
 
-  const throttle = createLogThrottle(componentLogger(logger, 'agent-sidecar.telemetry'), t.errorLogInterval);
+  const log = componentLogger(logger, 'agent-sidecar.telemetry');
+  for (const w of settings.warnings) log.warn({ event_type: 'telemetry_config', code: w.code, variable: w.variable, value: w.value, using: w.using }, w.message);
+  const throttle = createLogThrottle(log, t.errorLogInterval);
   routeSdkErrors(throttle);
   let instruments: Instruments | undefined;
   const drops = createDropCounter(() => instruments?.dropped, throttle);
@@ -86,13 +88,13 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   // The request-path histograms are aggregated by us and handed to every reader by a producer.
   const histograms = createHistograms();
   const readers: IMetricReader[] = [];
-  if (t.metrics.otlp) {
-    const exporter = createMetricExporter(endpoint, t, drops, options.protect);
+  if (settings.metrics.otlp) {
+    const exporter = createMetricExporter(endpoint, settings, drops, options.protect);
     readers.push(
       new PeriodicExportingMetricReader({
         exporter,
-        exportIntervalMillis: t.metrics.exportInterval,
-        exportTimeoutMillis: Math.min(t.exportTimeout, t.metrics.exportInterval),
+        exportIntervalMillis: settings.metrics.exportInterval,
+        exportTimeoutMillis: Math.min(settings.metrics.exportTimeout, settings.metrics.exportInterval),
         metricProducers: [new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)],
       }),
     );
@@ -104,14 +106,14 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const meter = meterProvider.getMeter('agent-sidecar');
   instruments = createInstruments(meter, histograms);
 
-  const spanPipeline = t.traces.enabled ? createSpanPipeline(endpoint, t, drops, options.protect) : undefined;
+  const spanPipeline = settings.traces.enabled ? createSpanPipeline(endpoint, settings, drops, options.protect) : undefined;
   const tracerProvider = spanPipeline === undefined ? undefined : new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [spanPipeline] });
   // The request path's SERVER and CLIENT spans (tracer.ts says why not the SDK's tracer); the
   // provider's tracer serves the rest, and both end in the same pipeline.
   const requestTracer =
     spanPipeline === undefined ? undefined : new RequestTracer({ sampler: settings.sampler, resource, scope: { name: 'agent-sidecar' }, processor: spanPipeline });
   // Access records and audit events skip the SDK's log records (access-log.ts says why).
-  const logBatcher = t.logs.otlp ? createLogBatcher(endpoint, t, resource, settings.version, drops, options.protect) : undefined;
+  const logBatcher = settings.logs.otlp ? createLogBatcher(endpoint, settings, resource, settings.version, drops, options.protect) : undefined;
 
   const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
   const agentType = settings.agentType;
@@ -156,7 +158,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
 
   const revocationAttrs = { valid: { result: 'valid' }, revoked: { result: 'revoked' }, unavailable: { result: 'store_unavailable' } };
   let stopping: Promise<void> | undefined;
-  const signals = [t.traces.enabled ? 'traces' : '', t.metrics.otlp ? 'metrics' : '', t.logs.otlp ? 'logs' : ''].filter(Boolean);
+  const signals = [settings.traces.enabled ? 'traces' : '', settings.metrics.otlp ? 'metrics' : '', settings.logs.otlp ? 'logs' : ''].filter(Boolean);
   const describe =
     signals.length === 0
       ? `otlp off${prometheus ? '; /metrics on admin' : ''}`

@@ -3,9 +3,32 @@ import type { Attributes } from '@opentelemetry/api';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace';
 import type { SidecarConfig } from '../config/index.ts';
+import type { SidecarErrorCode } from '../errors/index.ts';
 import { version as sidecarVersion } from '../version.ts';
 
 export type TelemetryConfig = SidecarConfig['telemetry'];
+
+/** A batching signal's effective settings (traces, logs). */
+export interface BatchSettings {
+  /** Items waiting for export at most. */
+  queueSize: number;
+  /** Items per export at most; never more than queueSize. */
+  batchSize: number;
+  /** How long an item may wait for its batch (ms). */
+  scheduledDelay: number;
+  /** One export's timeout (ms). */
+  exportTimeout: number;
+}
+
+/** An OTEL_* variable whose value was ignored: one warning line at start. */
+export interface TelemetryEnvWarning {
+  readonly code: Extract<SidecarErrorCode, 'SIDECAR_OTEL_ENV_INVALID'>;
+  readonly variable: string;
+  readonly value: string;
+  /** What applies instead, e.g. `2048 (the default)`. */
+  readonly using: string;
+  readonly message: string;
+}
 
 /** What the configuration and the OTEL_* environment decide, resolved once at start. */
 export interface TelemetrySettings {
@@ -21,9 +44,28 @@ export interface TelemetrySettings {
   resource: Resource;
   sampler: Sampler;
   samplerShown: string;
+  /** telemetry.headers: export metadata over OTEL_EXPORTER_OTLP_HEADERS (which the exporters read). */
+  headers: Readonly<Record<string, string>>;
+  /** Each signal: config key, else its OTEL_* variable, else our default. `enabled`/`otlp`: exported over OTLP at all. */
+  traces: BatchSettings & { enabled: boolean };
+  logs: BatchSettings & { otlp: boolean };
+  metrics: { otlp: boolean; exportInterval: number; exportTimeout: number };
+  /** The OTEL_* variables ignored for a bad value, one each; empty when telemetry is off. */
+  warnings: readonly TelemetryEnvWarning[];
 }
 
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4317';
+
+/** What we ship when neither a config key nor an OTEL_* variable says otherwise (metrics: 15 s, not the spec's 60 s). */
+export const TELEMETRY_DEFAULTS = {
+  exportTimeout: 10_000,
+  traces: { queueSize: 2048, batchSize: 512, scheduledDelay: 5000 },
+  logs: { queueSize: 2048, batchSize: 512, scheduledDelay: 1000 },
+  metrics: { exportInterval: 15_000 },
+} as const;
+
+/** A timeout of 0 means no limit (the spec's Timeout type): the longest a timer can wait. */
+export const NO_TIMEOUT = 2 ** 31 - 1;
 
 /** Resolves the telemetry section against the OTEL_* variables; config keys win. */
 export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv): TelemetrySettings {
@@ -51,6 +93,7 @@ export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv)
   };
   const resource = defaultResource().merge(fromEnv).merge(resourceFromAttributes(ours));
   const { sampler, shown } = resolveSampler(config.traces.sampleRatio, env);
+  const exports = resolveExportSettings(config, env);
   return {
     enabled,
     endpoint,
@@ -62,7 +105,138 @@ export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv)
     resource,
     sampler,
     samplerShown: shown,
+    headers: config.headers,
+    ...exports,
+    warnings: enabled ? exports.warnings : [],
   };
+}
+
+type ExportSettings = Pick<TelemetrySettings, 'traces' | 'logs' | 'metrics' | 'warnings'>;
+
+/**
+ * Batching, export timeouts and exporter selection: a key the configuration has wins, else the
+ * standard variable (OTEL_BSP_*, OTEL_BLRP_*, OTEL_METRIC_EXPORT_*, OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT,
+ * OTEL_{TRACES,METRICS,LOGS}_EXPORTER), else TELEMETRY_DEFAULTS. A variable with a value the
+ * spec does not allow is ignored with a warning, as if unset.
+ *
+ * A signal's export timeout is telemetry.exportTimeout, else the lower of the exporter's
+ * (OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT, else OTEL_EXPORTER_OTLP_TIMEOUT, else 10 s) and the
+ * processor's (OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT),
+ * which bounds the same export. Timeouts of 0 mean no limit.
+ */
+export function resolveExportSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv): ExportSettings {
+  const r = new EnvReader(env);
+  const d = TELEMETRY_DEFAULTS;
+  const configTimeout = config.exportTimeout === undefined ? undefined : noLimitIfZero(config.exportTimeout);
+  const exportTimeout = (signal: 'TRACES' | 'METRICS' | 'LOGS', processor: string): number => {
+    if (configTimeout !== undefined) return configTimeout;
+    const general = r.number('OTEL_EXPORTER_OTLP_TIMEOUT', 'timeout', () => `${d.exportTimeout} ms (the default)`);
+    const exporter =
+      r.number(`OTEL_EXPORTER_OTLP_${signal}_TIMEOUT`, 'timeout', () => (general === undefined ? `${d.exportTimeout} ms (the default)` : `${shownMs(general)} (OTEL_EXPORTER_OTLP_TIMEOUT)`)) ??
+      general ??
+      d.exportTimeout;
+    const bound = r.number(processor, 'timeout', () => `${shownMs(exporter)} (the exporter's timeout)`);
+    return Math.min(exporter, bound ?? NO_TIMEOUT);
+  };
+  const batch = (c: { queueSize?: number | undefined; batchSize?: number | undefined; scheduledDelay?: number | undefined }, prefix: 'OTEL_BSP' | 'OTEL_BLRP', def: { queueSize: number; batchSize: number; scheduledDelay: number }) => {
+    const queueSize = c.queueSize ?? r.number(`${prefix}_MAX_QUEUE_SIZE`, 'count', () => `${def.queueSize} (the default)`) ?? def.queueSize;
+    const batchSize = c.batchSize ?? r.number(`${prefix}_MAX_EXPORT_BATCH_SIZE`, 'count', () => `${def.batchSize} (the default)`) ?? def.batchSize;
+    const scheduledDelay = c.scheduledDelay ?? r.number(`${prefix}_SCHEDULE_DELAY`, 'duration', () => `${def.scheduledDelay} ms (the default)`) ?? def.scheduledDelay;
+    return { queueSize, batchSize: Math.min(batchSize, queueSize), scheduledDelay };
+  };
+
+  const traces = {
+    enabled: config.traces.enabled ?? r.exporter('OTEL_TRACES_EXPORTER', []) ?? true,
+    ...batch(config.traces, 'OTEL_BSP', d.traces),
+    exportTimeout: exportTimeout('TRACES', 'OTEL_BSP_EXPORT_TIMEOUT'),
+  };
+  const logs = {
+    otlp: config.logs.otlp ?? r.exporter('OTEL_LOGS_EXPORTER', []) ?? true,
+    ...batch(config.logs, 'OTEL_BLRP', d.logs),
+    exportTimeout: exportTimeout('LOGS', 'OTEL_BLRP_EXPORT_TIMEOUT'),
+  };
+  const metrics = {
+    // prometheus: pulled from the admin /metrics (telemetry.metrics.prometheus), so no push.
+    otlp: config.metrics.otlp ?? r.exporter('OTEL_METRICS_EXPORTER', ['prometheus']) ?? true,
+    exportInterval:
+      config.metrics.exportInterval ?? r.number('OTEL_METRIC_EXPORT_INTERVAL', 'interval', () => `${d.metrics.exportInterval} ms (the default)`) ?? d.metrics.exportInterval,
+    exportTimeout: exportTimeout('METRICS', 'OTEL_METRIC_EXPORT_TIMEOUT'),
+  };
+  return { traces, logs, metrics, warnings: r.warnings };
+}
+
+type NumberKind = 'count' | 'duration' | 'interval' | 'timeout';
+const EXPECTED: Record<NumberKind, string> = {
+  count: 'a positive integer',
+  duration: 'a whole number of milliseconds',
+  interval: 'a whole number of milliseconds above 0',
+  timeout: 'a whole number of milliseconds, 0 for no limit',
+};
+/** The spec's range for integers, durations and timeouts: 0 to 2^31 - 1 (also the longest timer). */
+const MAX_VALUE = 2 ** 31 - 1;
+
+/** Reads OTEL_* variables as the spec types them; each bad one is ignored and warned about once. */
+class EnvReader {
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #warned = new Map<string, TelemetryEnvWarning>();
+  constructor(env: NodeJS.ProcessEnv) {
+    this.#env = env;
+  }
+
+  get warnings(): TelemetryEnvWarning[] {
+    return [...this.#warned.values()];
+  }
+
+  /** Undefined when unset, empty or invalid. Timeouts of 0 come back as NO_TIMEOUT. */
+  number(name: string, kind: NumberKind, using: () => string): number | undefined {
+    const raw = this.#env[name];
+    const text = nonEmpty(raw);
+    if (text === undefined) return undefined;
+    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    const min = kind === 'count' || kind === 'interval' ? 1 : 0;
+    if (!(n >= min && n <= MAX_VALUE)) {
+      this.#warn(name, raw!, `ignored, expected ${EXPECTED[kind]}`, using());
+      return undefined;
+    }
+    return kind === 'timeout' ? noLimitIfZero(n) : n;
+  }
+
+  /**
+   * OTEL_{TRACES,METRICS,LOGS}_EXPORTER, a comma list: true when it has otlp, false when it has
+   * only none (or `noPush`: values that mean no OTLP push), undefined when unset. Exporters we
+   * do not have (zipkin, console) are ignored with a warning; left with none, as if unset.
+   */
+  exporter(name: string, noPush: readonly string[]): boolean | undefined {
+    const raw = this.#env[name];
+    const values = (raw ?? '')
+      .split(',')
+      .map((v) => v.trim().toLowerCase())
+      .filter((v) => v !== '');
+    if (values.length === 0) return undefined;
+    const known = ['otlp', 'none', ...noPush];
+    const unknown = values.filter((v) => !known.includes(v));
+    const rest = values.filter((v) => known.includes(v));
+    const result = rest.includes('otlp') ? true : rest.length > 0 ? false : undefined;
+    if (unknown.length > 0) {
+      const available = `${known.slice(0, -1).join(', ')} or ${known.at(-1)}`;
+      this.#warn(name, raw!, `${unknown.join(', ')} ignored, the exporters here are ${available}`, result === false ? 'no OTLP export' : 'otlp');
+    }
+    return result;
+  }
+
+  #warn(variable: string, value: string, what: string, using: string): void {
+    if (this.#warned.has(variable)) return;
+    const message = `${variable}=${JSON.stringify(value)}: ${what}; using ${using}`;
+    this.#warned.set(variable, { code: 'SIDECAR_OTEL_ENV_INVALID', variable, value, using, message });
+  }
+}
+
+function noLimitIfZero(ms: number): number {
+  return ms === 0 ? NO_TIMEOUT : ms;
+}
+
+function shownMs(ms: number): string {
+  return ms === NO_TIMEOUT ? 'no limit' : `${ms} ms`;
 }
 
 /** The downward API's usual variables; only those present become attributes. */
