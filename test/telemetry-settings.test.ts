@@ -1,6 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { request } from 'undici';
 import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts';
 import { NO_TIMEOUT, resolveExportSettings, resolveSettings } from '../src/telemetry/settings.ts';
+import { spawnCli, startServer, waitForStartup } from './helpers.ts';
+import { startOtlpReceiver } from './otlp-receiver.ts';
 
 const telemetry = (t: NonNullable<SidecarConfigInput['telemetry']> = {}) => validateConfig({ telemetry: t }).telemetry;
 const resolve = (env: NodeJS.ProcessEnv, t?: NonNullable<SidecarConfigInput['telemetry']>) => resolveExportSettings(telemetry(t), env);
@@ -127,5 +133,71 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
     const env = { OTEL_BSP_MAX_QUEUE_SIZE: '-1', OTEL_SDK_DISABLED: 'true' };
     expect(resolveSettings(telemetry(), env).warnings).toEqual([]);
     expect(resolveSettings(telemetry(), { OTEL_BSP_MAX_QUEUE_SIZE: '-1' }).warnings).toHaveLength(1);
+  });
+});
+
+describe('the OTEL_* variables, end to end', () => {
+  it('a real sidecar exports what they say: no traces, log records in batches of 2, metrics every 200 ms, no timeout; a bad one is warned about once', async () => {
+    const receiver = await startOtlpReceiver();
+    const upstream = await startServer((_req, res) => res.end('ok'));
+    const dir = mkdtempSync(join(tmpdir(), 'otel-env-'));
+    const config = join(dir, 'sidecar.yaml');
+    // Spans would leave 50 ms after each request if traces were on.
+    writeFileSync(config, ['telemetry:', `  endpoint: ${receiver.endpoint}`, '  errorLogInterval: 1h', '  traces: { scheduledDelay: 50ms }', ''].join('\n'));
+    // Only these OTEL_* variables: the test runner's own are blanked.
+    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('OTEL_')).map((k) => [k, '']));
+    Object.assign(env, {
+      SIDECAR_CONFIG: '',
+      SIDECAR_LOG_LEVEL: '',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: '2',
+      // Only full batches leave before shutdown.
+      OTEL_BLRP_SCHEDULE_DELAY: '60000',
+      OTEL_METRIC_EXPORT_INTERVAL: '200',
+      OTEL_BSP_MAX_QUEUE_SIZE: 'plenty',
+      // No limit: the spec's meaning of 0, which the exporters themselves would call invalid.
+      OTEL_EXPORTER_OTLP_TIMEOUT: '0',
+    });
+    const proc = spawnCli(['run', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', upstream.url], env);
+    try {
+      const { listen } = await waitForStartup(proc);
+      const lines = proc
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.event_type === 'startup')?.telemetry).toMatch(/^otlp http:\/\/127\.0\.0\.1:\d+ \(metrics, logs; /);
+      expect(lines.filter((l) => l.event_type === 'telemetry_config')).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          code: 'SIDECAR_OTEL_ENV_INVALID',
+          variable: 'OTEL_BSP_MAX_QUEUE_SIZE',
+          value: 'plenty',
+          using: '2048 (the default)',
+          message: 'OTEL_BSP_MAX_QUEUE_SIZE="plenty": ignored, expected a positive integer; using 2048 (the default)',
+        }),
+      ]);
+      expect(lines.filter((l) => l.event_type === 'telemetry_error')).toEqual([]);
+
+      for (let i = 0; i < 5; i++) await (await request(`${listen}/r${i}`)).body.dump();
+      const records = await receiver.waitFor(receiver.logs, (l) => l.length >= 4);
+      expect(records.map((r) => r.attributes.path)).toEqual(['/r0', '/r1', '/r2', '/r3']);
+      expect(receiver.requests.logs).toBe(2);
+      // The default interval (15 s) would miss this wait (5 s).
+      await receiver.waitFor(receiver.metrics, (m) => m.some((p) => p.name === 'agent_requests' && p.value === 5));
+      expect(receiver.requests.traces).toBe(0);
+
+      proc.child.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+      // The fifth record is flushed on the way out, alone.
+      expect(receiver.logs().map((r) => r.attributes.path)).toEqual(['/r0', '/r1', '/r2', '/r3', '/r4']);
+      expect(receiver.requests.logs).toBe(3);
+      expect(receiver.requests.traces).toBe(0);
+    } finally {
+      if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+      await upstream.close();
+      await receiver.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -142,12 +142,20 @@ function countDataPoints(rm: ResourceMetrics): number {
 }
 
 /**
+ * The exporters read these variables too, though they are always handed the timeout
+ * settings.ts resolved (and warned about, with 0 as no limit): their own complaints are noise.
+ */
+const OWN_VARIABLES = /\bOTEL_EXPORTER_OTLP_(?:(?:TRACES|METRICS|LOGS)_)?TIMEOUT\b/;
+
+/**
  * The SDK's diagnostics and its global error handler go to one throttled warning: during
  * an outage every export fails the same way, and one line per interval says as much.
  */
 export function routeSdkErrors(throttle: LogThrottle): void {
-  const warn = (message: string, ...args: unknown[]) =>
+  const warn = (message: string, ...args: unknown[]) => {
+    if (OWN_VARIABLES.test(message)) return;
     throttle.warn({ event_type: 'telemetry_error', detail: args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ') }, `telemetry: ${message}`);
+  };
   const noop = () => {};
   diag.setLogger({ error: warn, warn, info: noop, debug: noop, verbose: noop }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
   setGlobalErrorHandler((err) => warn('an exporter or processor failed', err));
