@@ -124,6 +124,14 @@ describe('validate', () => {
     expect(r.stderr).toContain('SIDECAR_CONFIG_UNREADABLE');
   });
 
+  it('warns about an OTEL_* variable run would ignore, and still exits 0', async () => {
+    const cfg = file('otel-env.yaml', ['upstream:', '  url: http://127.0.0.1:8000']);
+    const r = await cli(['validate', '--config', cfg], { OTEL_SDK_DISABLED: '', OTEL_BSP_MAX_QUEUE_SIZE: '-1' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('warning: OTEL_BSP_MAX_QUEUE_SIZE="-1": ignored, expected a positive integer; using 2048 (the default) [SIDECAR_OTEL_ENV_INVALID]\n');
+    expect(r.stdout).toContain('configuration is valid');
+  });
+
   it('takes the file from SIDECAR_CONFIG', async () => {
     const cfg = file('from-env.yaml', ['upstream:', '  url: nope']);
     const r = await cli(['validate'], { SIDECAR_CONFIG: cfg });
