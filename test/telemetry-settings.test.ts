@@ -136,6 +136,44 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
   });
 });
 
+describe('telemetry settings: endpoints and sampler', () => {
+  it("takes each signal's endpoint variable over the general one, and telemetry.endpoint over both", () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://traces.example:443' };
+    const s = resolveSettings(telemetry(), env);
+    expect(s.endpoints).toEqual({ traces: 'https://traces.example:443', metrics: 'http://collector:4317', logs: 'http://collector:4317' });
+    expect(s.endpointShown).toBe('traces https://traces.example:443, metrics http://collector:4317, logs http://collector:4317');
+    const c = resolveSettings(telemetry({ endpoint: 'http://10.0.0.9:4317' }), env);
+    expect(c.endpoints).toEqual({ traces: 'http://10.0.0.9:4317', metrics: 'http://10.0.0.9:4317', logs: 'http://10.0.0.9:4317' });
+    expect(c.endpointShown).toBe('http://10.0.0.9:4317');
+    expect(resolveSettings(telemetry(), { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://logs:4317' }).endpoints).toEqual({
+      traces: 'http://127.0.0.1:4317',
+      metrics: 'http://127.0.0.1:4317',
+      logs: 'http://logs:4317',
+    });
+  });
+
+  it('ignores a sampler it does not have, or a ratio outside 0..1, with a warning', () => {
+    const bad = resolveSettings(telemetry(), { OTEL_TRACES_SAMPLER: 'jaeger_remote' });
+    expect(bad.samplerShown).toBe('parentbased_always_on');
+    expect(bad.warnings.map((w) => [w.variable, w.code, w.using])).toEqual([['OTEL_TRACES_SAMPLER', 'SIDECAR_OTEL_ENV_INVALID', 'parentbased_always_on (the default)']]);
+    const ratio = resolveSettings(telemetry(), { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' });
+    expect(ratio.samplerShown).toBe('parentbased_traceidratio 1');
+    expect(ratio.warnings.map((w) => w.message)).toEqual(['OTEL_TRACES_SAMPLER_ARG="1.5": ignored, expected a ratio from 0 to 1; using 1 (the default)']);
+    const good = resolveSettings(telemetry(), { OTEL_TRACES_SAMPLER: 'TraceIdRatio', OTEL_TRACES_SAMPLER_ARG: '0.25' });
+    expect([good.samplerShown, good.warnings]).toEqual(['traceidratio 0.25', []]);
+    // A ratio the configuration sets leaves both variables unread.
+    expect(resolveSettings(telemetry({ traces: { sampleRatio: 0.5 } }), { OTEL_TRACES_SAMPLER: 'xray' }).warnings).toEqual([]);
+  });
+});
+
+describe('telemetry keys: timers', () => {
+  it('refuses a metric interval of 0 and a timer longer than a timer can wait', () => {
+    expect(() => telemetry({ metrics: { exportInterval: 0 } })).toThrow(/exportInterval[\s\S]*at least 1ms/);
+    expect(() => telemetry({ shutdownTimeout: '30d' })).toThrow(/shutdownTimeout[\s\S]*at most 24d/);
+    expect(telemetry({ shutdownTimeout: '24d', metrics: { exportInterval: 1 } })).toMatchObject({ shutdownTimeout: 24 * 86_400_000, metrics: { exportInterval: 1 } });
+  });
+});
+
 describe('the OTEL_* variables, end to end', () => {
   it('a real sidecar exports what they say: no traces, log records in batches of 2, metrics every 200 ms, no timeout; a bad one is warned about once', async () => {
     const receiver = await startOtlpReceiver();

@@ -11,6 +11,15 @@ export const duration = (description: string) =>
     .transform((v) => (typeof v === 'number' ? v : ms(v as ms.StringValue)))
     .meta({ description: `${description} A duration such as 500ms, 30s or 5m, or a number of milliseconds.` });
 
+/** The longest a Node.js timer waits (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration that a timer waits for: at most MAX_TIMER_MS, and at least `min` ms. */
+export const timer = (description: string, min = 0) =>
+  duration(description)
+    .refine((v) => v <= MAX_TIMER_MS, 'at most 24d: a timer cannot wait longer')
+    .refine((v) => v >= min, `at least ${min}ms`);
+
 const SIZE = /^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i;
 export const size = (description: string) =>
   z
@@ -38,12 +47,12 @@ export const keyValues = (description: string) => z.record(z.string().min(1), z.
  */
 export const clientPool = (peer: string, d: { connections: number; keepAlive: string; connect: string; headers: string; body: string; headersNote?: string }) => ({
   connections: z.number().int().min(1).max(4096).default(d.connections).meta({ description: `Keep-alive connections to ${peer} at most.` }),
-  keepAliveTimeout: duration(`How long an idle connection to ${peer} is kept.`).prefault(d.keepAlive),
+  keepAliveTimeout: timer(`How long an idle connection to ${peer} is kept.`).prefault(d.keepAlive),
   timeouts: z
     .strictObject({
-      connect: duration(`Connecting to ${peer}.`).prefault(d.connect),
-      headers: duration(`From the request being sent to the response headers arriving${d.headersNote ?? ''}.`).prefault(d.headers),
-      body: duration('The longest gap between two chunks of the response body; 0 disables it (long-lived streams).').prefault(d.body),
+      connect: timer(`Connecting to ${peer}.`).prefault(d.connect),
+      headers: timer(`From the request being sent to the response headers arriving${d.headersNote ?? ''}.`).prefault(d.headers),
+      body: timer('The longest gap between two chunks of the response body; 0 disables it (long-lived streams).').prefault(d.body),
     })
     .prefault({}),
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { egress } from './egress.ts';
-import { address, clientPool, duration, failMode, keyValues, size } from './fields.ts';
+import { address, clientPool, duration, failMode, keyValues, size, timer } from './fields.ts';
 
 export { address, DURATION_PATTERN } from './fields.ts';
 
@@ -46,7 +46,7 @@ const upstream = z
       .strictObject({
         enabled: z.boolean().default(true),
         failureThreshold: z.number().int().min(1).default(5).meta({ description: 'Consecutive upstream failures that open the circuit.' }),
-        openDuration: duration('How long the circuit stays open before one probe request is let through.').prefault('10s'),
+        openDuration: timer('How long the circuit stays open before one probe request is let through.').prefault('10s'),
         countStatus: z.array(z.number().int().min(500).max(599)).default([]).meta({
           description: 'Upstream response statuses that count as failures (connection failures and timeouts always do), for example [502, 503].',
         }),
@@ -60,9 +60,9 @@ const limits = z
   .strictObject({
     maxHeaderBytes: size('Largest request head (request line and headers) accepted; larger gets 431.').prefault('16kb'),
     maxBodyBytes: size('Largest request body accepted; larger gets 413. 0 means no limit.').prefault('10mb'),
-    clientIdleTimeout: duration('How long an idle keep-alive client connection is kept.').prefault('60s'),
-    clientHeadersTimeout: duration('How long a client may take to send the request headers.').prefault('30s'),
-    clientRequestTimeout: duration('How long a client may take to send the whole request; 0 disables.').prefault('5m'),
+    clientIdleTimeout: timer('How long an idle keep-alive client connection is kept.').prefault('60s'),
+    clientHeadersTimeout: timer('How long a client may take to send the request headers.').prefault('30s'),
+    clientRequestTimeout: timer('How long a client may take to send the whole request; 0 disables.').prefault('5m'),
   })
   .prefault({});
 
@@ -89,8 +89,8 @@ const admin = z
 
 const shutdown = z
   .strictObject({
-    drainDelay: duration('After SIGTERM, keep accepting while readiness reports not ready, so that load balancers stop sending first.').prefault('0s'),
-    gracePeriod: duration('How long in-flight requests and streams may finish after the listener closes.').prefault('30s'),
+    drainDelay: timer('After SIGTERM, keep accepting while readiness reports not ready, so that load balancers stop sending first.').prefault('0s'),
+    gracePeriod: timer('How long in-flight requests and streams may finish after the listener closes.').prefault('30s'),
   })
   .prefault({});
 
@@ -111,9 +111,9 @@ const jwt = z
     secret: z.string().min(32, 'an HS256 secret needs at least 32 characters (256 bits)').optional().meta({ description: 'Shared secret for HS256, usually ${env:JWT_SECRET}. Enables HS256.' }),
     keyFiles: z.array(z.string().min(1)).default([]).meta({ description: 'Public keys: PEM (SPKI or certificate) files, JWK or JWKS JSON files.' }),
     jwksUrl: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'Remote JWKS, fetched at start, cached, refetched on an unknown kid.' }),
-    jwksRefresh: duration('How often the JWKS is refetched in the background.').prefault('10m'),
-    jwksCooldown: duration('An unknown kid triggers at most one refetch per this long.').prefault('30s'),
-    jwksTimeout: duration('Timeout of one JWKS fetch.').prefault('5s'),
+    jwksRefresh: timer('How often the JWKS is refetched in the background.').prefault('10m'),
+    jwksCooldown: timer('An unknown kid triggers at most one refetch per this long.').prefault('30s'),
+    jwksTimeout: timer('Timeout of one JWKS fetch.').prefault('5s'),
     issuer: stringOrList.optional().meta({ description: 'Accepted `iss` values.' }),
     audience: stringOrList.optional().meta({ description: 'Accepted `aud` values.' }),
     clockSkew: duration('Tolerance for exp and nbf.').prefault('30s'),
@@ -182,8 +182,8 @@ const policy = z
 const redisStore = z.strictObject({
   url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://…').meta({ description: 'redis://[user:pass@]host:port[/db]' }),
   keyPrefix: z.string().default('agent-sidecar:'),
-  connectTimeout: duration('Connecting to Redis.').prefault('2s'),
-  commandTimeout: duration('One command; past it the store counts as unreachable.').prefault('500ms'),
+  connectTimeout: timer('Connecting to Redis.').prefault('2s'),
+  commandTimeout: timer('One command; past it the store counts as unreachable.').prefault('500ms'),
 });
 
 const stores = z
@@ -244,11 +244,11 @@ const telemetry = z
     environment: z.string().min(1).optional().meta({ description: 'deployment.environment.name (production, staging). Default: from OTEL_RESOURCE_ATTRIBUTES, else unknown.' }),
     agentType: z.string().min(1).optional().meta({ description: 'The agent_type label of the agent_* metrics and logs. Default: the service name.' }),
     resourceAttributes: keyValues('Further resource attributes, over OTEL_RESOURCE_ATTRIBUTES.'),
-    exportTimeout: duration(
-      'Timeout of one export to the collector, for every signal; 0: no limit. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, lowered by OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT or OTEL_METRIC_EXPORT_TIMEOUT, else 10s.',
+    exportTimeout: timer(
+      'Timeout of one export to the collector, for every signal; 0: no limit (a day). Default: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, lowered by OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT or OTEL_METRIC_EXPORT_TIMEOUT, else 10s.',
     ).optional(),
-    shutdownTimeout: duration('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
-    errorLogInterval: duration('Export errors are logged at most once per this long (and counted always).').prefault('60s'),
+    shutdownTimeout: timer('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
+    errorLogInterval: timer('Export errors are logged at most once per this long (and counted always).').prefault('60s'),
     traces: z
       .strictObject({
         enabled: z.boolean().optional().meta({ description: 'Record and export spans. Default: on; OTEL_TRACES_EXPORTER=none turns it off.' }),
@@ -262,14 +262,14 @@ const telemetry = z
         recordUser: z.boolean().default(false).meta({ description: 'Put the caller\'s subject on server spans as enduser.id.' }),
         queueSize: z.number().int().min(1).optional().meta({ description: 'Finished spans waiting for export at most; more are dropped and counted. Default: OTEL_BSP_MAX_QUEUE_SIZE, else 2048.' }),
         batchSize: z.number().int().min(1).optional().meta({ description: 'Spans per export at most (at most queueSize). Default: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, else 512.' }),
-        scheduledDelay: duration('How long a span may wait for its batch. Default: OTEL_BSP_SCHEDULE_DELAY, else 5s.').optional(),
+        scheduledDelay: timer('How long a span may wait for its batch. Default: OTEL_BSP_SCHEDULE_DELAY, else 5s.').optional(),
       })
       .prefault({}),
     metrics: z
       .strictObject({
         otlp: z.boolean().optional().meta({ description: 'Push metrics to the collector. Default: on; OTEL_METRICS_EXPORTER=none or prometheus turns it off.' }),
         prometheus: z.boolean().default(true).meta({ description: 'Serve /metrics (Prometheus text) on the admin listener.' }),
-        exportInterval: duration('How often metrics are pushed to the collector. Default: OTEL_METRIC_EXPORT_INTERVAL, else 15s.').optional(),
+        exportInterval: timer('How often metrics are pushed to the collector. Default: OTEL_METRIC_EXPORT_INTERVAL, else 15s.', 1).optional(),
         sessionHeader: z.string().toLowerCase().default('x-session-id').meta({
           description: "Request header naming the caller's session for agent_active_sessions; the token's session claim counts when the header is absent.",
         }),
@@ -283,7 +283,7 @@ const telemetry = z
         stdout: z.boolean().default(true).meta({ description: 'One access record per request as a JSON line on stdout (audit events: audit.stdout).' }),
         queueSize: z.number().int().min(1).optional().meta({ description: 'Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.' }),
         batchSize: z.number().int().min(1).optional().meta({ description: 'Log records per export at most (at most queueSize). Default: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, else 512.' }),
-        scheduledDelay: duration('How long a log record may wait for its batch. Default: OTEL_BLRP_SCHEDULE_DELAY, else 1s.').optional(),
+        scheduledDelay: timer('How long a log record may wait for its batch. Default: OTEL_BLRP_SCHEDULE_DELAY, else 1s.').optional(),
       })
       .prefault({}),
   })

@@ -83,13 +83,13 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   routeSdkErrors(throttle);
   let instruments: Instruments | undefined;
   const drops = createDropCounter(() => instruments?.dropped, throttle);
-  const { resource, endpoint } = settings;
+  const { resource } = settings;
 
   // The request-path histograms are aggregated by us and handed to every reader by a producer.
   const histograms = createHistograms();
   const readers: IMetricReader[] = [];
   if (settings.metrics.otlp) {
-    const exporter = createMetricExporter(endpoint, settings, drops, options.protect);
+    const exporter = createMetricExporter(settings, drops, options.protect);
     readers.push(
       new PeriodicExportingMetricReader({
         exporter,
@@ -106,14 +106,14 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const meter = meterProvider.getMeter('agent-sidecar');
   instruments = createInstruments(meter, histograms);
 
-  const spanPipeline = settings.traces.enabled ? createSpanPipeline(endpoint, settings, drops, options.protect) : undefined;
+  const spanPipeline = settings.traces.enabled ? createSpanPipeline(settings, drops, options.protect) : undefined;
   const tracerProvider = spanPipeline === undefined ? undefined : new TracerProvider({ resource, sampler: settings.sampler, spanProcessors: [spanPipeline] });
   // The request path's SERVER and CLIENT spans (tracer.ts says why not the SDK's tracer); the
   // provider's tracer serves the rest, and both end in the same pipeline.
   const requestTracer =
     spanPipeline === undefined ? undefined : new RequestTracer({ sampler: settings.sampler, resource, scope: { name: 'agent-sidecar' }, processor: spanPipeline });
   // Access records and audit events skip the SDK's log records (access-log.ts says why).
-  const logBatcher = settings.logs.otlp ? createLogBatcher(endpoint, settings, resource, settings.version, drops, options.protect) : undefined;
+  const logBatcher = settings.logs.otlp ? createLogBatcher(settings, resource, settings.version, drops, options.protect) : undefined;
 
   const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
   const agentType = settings.agentType;

@@ -16,7 +16,7 @@ import type { TelemetrySettings } from './settings.ts';
 export type Signal = 'traces' | 'metrics' | 'logs';
 
 /** What the pipelines take from the resolved settings: metadata, and each signal's batching and timeout. */
-export type ExportConfig = Pick<TelemetrySettings, 'headers' | 'traces' | 'logs' | 'metrics'>;
+export type ExportConfig = Pick<TelemetrySettings, 'endpoints' | 'headers' | 'traces' | 'logs' | 'metrics'>;
 
 /** Exports of one signal in flight at once; past that, batches wait in their queue. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
@@ -40,13 +40,11 @@ export function createDropCounter(counter: () => Counter | undefined, throttle: 
 }
 
 /**
- * Exporter options shared by the three signals: the endpoint (undefined lets the
- * OTEL_EXPORTER_OTLP_*_ENDPOINT variables decide), metadata over OTEL_EXPORTER_OTLP_HEADERS,
- * the signal's resolved export timeout.
+ * A signal's exporter options: its resolved endpoint and export timeout, metadata over
+ * OTEL_EXPORTER_OTLP_HEADERS (which the exporter reads itself, as it does TLS files).
  */
-export function exporterOptions(endpoint: string | undefined, config: ExportConfig, signal: Signal): OTLPGRPCExporterConfigNode {
-  const options: OTLPGRPCExporterConfigNode = { timeoutMillis: config[signal].exportTimeout };
-  if (endpoint !== undefined) options.url = endpoint;
+export function exporterOptions(config: ExportConfig, signal: Signal): OTLPGRPCExporterConfigNode {
+  const options: OTLPGRPCExporterConfigNode = { url: config.endpoints[signal], timeoutMillis: config[signal].exportTimeout };
   const entries = Object.entries(config.headers);
   if (entries.length > 0) {
     const metadata = createEmptyMetadata();
@@ -79,7 +77,7 @@ class BatchingSpanProcessor implements SpanProcessor {
  * counted, several exports in flight, no encoding while the collector refuses). `protect`
  * (data protection) sees each batch just before it is encoded, as do the log and metric exports.
  */
-export function createSpanPipeline(endpoint: string | undefined, config: ExportConfig, drops: DropCounter, protect?: TelemetryProtection): SpanProcessor {
+export function createSpanPipeline(config: ExportConfig, drops: DropCounter, protect?: TelemetryProtection): SpanProcessor {
   const t = config.traces;
   const encoder = new SpansEncoder();
   return new BatchingSpanProcessor(
@@ -89,7 +87,7 @@ export function createSpanPipeline(endpoint: string | undefined, config: ExportC
       batchSize: Math.min(t.batchSize, t.queueSize),
       scheduledDelay: t.scheduledDelay,
       maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-      transport: createGrpcTransport('traces', exporterOptions(endpoint, config, 'traces'), (spans: ReadableSpan[]) => encoder.encode(protect ? protect.spans(spans) : spans)),
+      transport: createGrpcTransport('traces', exporterOptions(config, 'traces'), (spans: ReadableSpan[]) => encoder.encode(protect ? protect.spans(spans) : spans)),
       drops,
     }),
   );
@@ -97,7 +95,6 @@ export function createSpanPipeline(endpoint: string | undefined, config: ExportC
 
 /** Access records and audit events to OTLP gRPC: batched plain objects, encoded by LogsEncoder. */
 export function createLogBatcher(
-  endpoint: string | undefined,
   config: ExportConfig,
   resource: Resource,
   version: string,
@@ -112,14 +109,14 @@ export function createLogBatcher(
     batchSize: Math.min(l.batchSize, l.queueSize),
     scheduledDelay: l.scheduledDelay,
     maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-    transport: createGrpcTransport('logs', exporterOptions(endpoint, config, 'logs'), (entries: LogEntry[]) => encoder.encode(protect ? protect.logs(entries) : entries)),
+    transport: createGrpcTransport('logs', exporterOptions(config, 'logs'), (entries: LogEntry[]) => encoder.encode(protect ? protect.logs(entries) : entries)),
     drops,
   });
 }
 
 /** The OTLP metric exporter, counting the data points of failed exports. */
-export function createMetricExporter(endpoint: string | undefined, config: ExportConfig, drops: DropCounter, protect?: TelemetryProtection): PushMetricExporter {
-  const inner = new OTLPMetricExporter(exporterOptions(endpoint, config, 'metrics'));
+export function createMetricExporter(config: ExportConfig, drops: DropCounter, protect?: TelemetryProtection): PushMetricExporter {
+  const inner = new OTLPMetricExporter(exporterOptions(config, 'metrics'));
   const wrapped: PushMetricExporter = {
     export(metrics, done) {
       inner.export(protect ? protect.metrics(metrics) : metrics, (result) => {

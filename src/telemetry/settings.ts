@@ -33,9 +33,12 @@ export interface TelemetryEnvWarning {
 /** What the configuration and the OTEL_* environment decide, resolved once at start. */
 export interface TelemetrySettings {
   enabled: boolean;
-  /** The collector's URL, or undefined to let a signal-specific OTEL_EXPORTER_OTLP_*_ENDPOINT decide. */
-  endpoint: string | undefined;
-  /** For the startup line. */
+  /**
+   * Each signal's collector URL: telemetry.endpoint, else OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT,
+   * else OTEL_EXPORTER_OTLP_ENDPOINT, else DEFAULT_ENDPOINT.
+   */
+  endpoints: Readonly<Record<'traces' | 'metrics' | 'logs', string>>;
+  /** For the startup line: the one URL, or each signal's when they differ. */
   endpointShown: string;
   serviceName: string;
   agentType: string;
@@ -64,18 +67,19 @@ export const TELEMETRY_DEFAULTS = {
   metrics: { exportInterval: 15_000 },
 } as const;
 
-/** A timeout of 0 means no limit (the spec's Timeout type): the longest a timer can wait. */
-export const NO_TIMEOUT = 2 ** 31 - 1;
+/**
+ * A timeout of 0 means no limit (the spec's Timeout type): a day in practice, which is also
+ * the longest export deadline sent. A gRPC deadline near the longest timer (2^31 - 1 ms)
+ * overflows in grpc-js servers, which then cancel the call after 1 ms.
+ */
+export const NO_TIMEOUT = 86_400_000;
 
 /** Resolves the telemetry section against the OTEL_* variables; config keys win. */
 export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv): TelemetrySettings {
-  const envEndpoint = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
-  const signalEndpoint = ['TRACES', 'METRICS', 'LOGS'].some((s) => nonEmpty(env[`OTEL_EXPORTER_OTLP_${s}_ENDPOINT`]) !== undefined);
   // On unless turned off: no agent goes unmeasured. Without a collector the exports fail
   // cheaply (nothing is encoded while they do) and are counted; OTEL_SDK_DISABLED=true wins.
   const enabled = (config.enabled ?? true) && !isTrue(env.OTEL_SDK_DISABLED);
-  // Without any endpoint, 127.0.0.1 rather than the exporters' `localhost`, which may resolve to ::1 first.
-  const endpoint = config.endpoint ?? envEndpoint ?? (signalEndpoint ? undefined : DEFAULT_ENDPOINT);
+  const endpoints = resolveEndpoints(config.endpoint, env);
 
   const fromEnv = detectResources({ detectors: [envDetector] });
   const envAttrs = fromEnv.attributes;
@@ -92,12 +96,12 @@ export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv)
     ...config.resourceAttributes,
   };
   const resource = defaultResource().merge(fromEnv).merge(resourceFromAttributes(ours));
-  const { sampler, shown } = resolveSampler(config.traces.sampleRatio, env);
+  const { sampler, shown, warnings: samplerWarnings } = resolveSampler(config.traces.sampleRatio, env);
   const exports = resolveExportSettings(config, env);
   return {
     enabled,
-    endpoint,
-    endpointShown: endpoint ?? 'OTEL_EXPORTER_OTLP_*_ENDPOINT',
+    endpoints,
+    endpointShown: showEndpoints(endpoints),
     serviceName,
     agentType: config.agentType ?? serviceName,
     environment,
@@ -107,8 +111,24 @@ export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv)
     samplerShown: shown,
     headers: config.headers,
     ...exports,
-    warnings: enabled ? exports.warnings : [],
+    warnings: enabled ? [...exports.warnings, ...samplerWarnings] : [],
   };
+}
+
+/**
+ * The spec's order, resolved here rather than by the exporters (which read process.env only):
+ * telemetry.endpoint, else the signal's variable, else the general one, else 127.0.0.1:4317
+ * (not the exporters' `localhost`, which may resolve to ::1 first).
+ */
+export function resolveEndpoints(configured: string | undefined, env: NodeJS.ProcessEnv): TelemetrySettings['endpoints'] {
+  const general = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+  const of = (signal: string) => configured ?? nonEmpty(env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`]) ?? general ?? DEFAULT_ENDPOINT;
+  return { traces: of('TRACES'), metrics: of('METRICS'), logs: of('LOGS') };
+}
+
+function showEndpoints(e: TelemetrySettings['endpoints']): string {
+  if (e.traces === e.metrics && e.metrics === e.logs) return e.traces;
+  return `traces ${e.traces}, metrics ${e.metrics}, logs ${e.logs}`;
 }
 
 type ExportSettings = Pick<TelemetrySettings, 'traces' | 'logs' | 'metrics' | 'warnings'>;
@@ -195,7 +215,7 @@ class EnvReader {
     const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
     const min = kind === 'count' || kind === 'interval' ? 1 : 0;
     if (!(n >= min && n <= MAX_VALUE)) {
-      this.#warn(name, raw!, `ignored, expected ${EXPECTED[kind]}`, using());
+      this.warn(name, raw!, `ignored, expected ${EXPECTED[kind]}`, using());
       return undefined;
     }
     return kind === 'timeout' ? noLimitIfZero(n) : n;
@@ -219,12 +239,13 @@ class EnvReader {
     const result = rest.includes('otlp') ? true : rest.length > 0 ? false : undefined;
     if (unknown.length > 0) {
       const available = `${known.slice(0, -1).join(', ')} or ${known.at(-1)}`;
-      this.#warn(name, raw!, `${unknown.join(', ')} ignored, the exporters here are ${available}`, result === false ? 'no OTLP export' : 'otlp');
+      this.warn(name, raw!, `${unknown.join(', ')} ignored, the exporters here are ${available}`, result === false ? 'no OTLP export' : 'otlp');
     }
     return result;
   }
 
-  #warn(variable: string, value: string, what: string, using: string): void {
+  /** Records that `variable` was ignored; once per variable. */
+  warn(variable: string, value: string, what: string, using: string): void {
     if (this.#warned.has(variable)) return;
     const message = `${variable}=${JSON.stringify(value)}: ${what}; using ${using}`;
     this.#warned.set(variable, { code: 'SIDECAR_OTEL_ENV_INVALID', variable, value, using, message });
@@ -232,11 +253,11 @@ class EnvReader {
 }
 
 function noLimitIfZero(ms: number): number {
-  return ms === 0 ? NO_TIMEOUT : ms;
+  return ms === 0 ? NO_TIMEOUT : Math.min(ms, NO_TIMEOUT);
 }
 
 function shownMs(ms: number): string {
-  return ms === NO_TIMEOUT ? 'no limit' : `${ms} ms`;
+  return ms === NO_TIMEOUT ? 'no limit (a day)' : `${ms} ms`;
 }
 
 /** The downward API's usual variables; only those present become attributes. */
@@ -254,25 +275,49 @@ export function kubernetesAttributes(env: NodeJS.ProcessEnv): Attributes {
   return attrs;
 }
 
-/** telemetry.traces.sampleRatio (always parent-based), else OTEL_TRACES_SAMPLER(_ARG), else parent-based always-on. */
-export function resolveSampler(ratio: number | undefined, env: NodeJS.ProcessEnv): { sampler: Sampler; shown: string } {
-  if (ratio !== undefined) return { sampler: parentBased(ratio), shown: `parentbased_traceidratio ${ratio}` };
-  const name = nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase() ?? 'parentbased_always_on';
-  const arg = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
-  const r = Number.isFinite(arg) && arg >= 0 && arg <= 1 ? arg : 1;
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+
+/**
+ * telemetry.traces.sampleRatio (always parent-based), else OTEL_TRACES_SAMPLER(_ARG), else
+ * parent-based always-on. A sampler we do not have (jaeger_remote, xray) or a ratio outside
+ * 0..1 is ignored with a warning, as the spec asks.
+ */
+export function resolveSampler(ratio: number | undefined, env: NodeJS.ProcessEnv): { sampler: Sampler; shown: string; warnings: TelemetryEnvWarning[] } {
+  const r = new EnvReader(env);
+  const done = (sampler: Sampler, shown: string) => ({ sampler, shown, warnings: r.warnings });
+  if (ratio !== undefined) return done(parentBased(ratio), `parentbased_traceidratio ${ratio}`);
+  const rawName = env.OTEL_TRACES_SAMPLER;
+  let name = nonEmpty(rawName)?.toLowerCase() ?? 'parentbased_always_on';
+  if (!SAMPLERS.includes(name)) {
+    r.warn('OTEL_TRACES_SAMPLER', rawName!, `ignored, the samplers here are ${SAMPLERS.join(', ')}`, 'parentbased_always_on (the default)');
+    name = 'parentbased_always_on';
+  }
+  const arg = (): number => {
+    const raw = env.OTEL_TRACES_SAMPLER_ARG;
+    const text = nonEmpty(raw);
+    if (text === undefined) return 1;
+    const n = Number(text);
+    if (Number.isFinite(n) && n >= 0 && n <= 1) return n;
+    r.warn('OTEL_TRACES_SAMPLER_ARG', raw!, 'ignored, expected a ratio from 0 to 1', '1 (the default)');
+    return 1;
+  };
   switch (name) {
     case 'always_on':
-      return { sampler: new AlwaysOnSampler(), shown: name };
+      return done(new AlwaysOnSampler(), name);
     case 'always_off':
-      return { sampler: new AlwaysOffSampler(), shown: name };
-    case 'traceidratio':
-      return { sampler: new TraceIdRatioBasedSampler(r), shown: `${name} ${r}` };
+      return done(new AlwaysOffSampler(), name);
+    case 'traceidratio': {
+      const a = arg();
+      return done(new TraceIdRatioBasedSampler(a), `${name} ${a}`);
+    }
     case 'parentbased_always_off':
-      return { sampler: new ParentBasedSampler({ root: new AlwaysOffSampler() }), shown: name };
-    case 'parentbased_traceidratio':
-      return { sampler: parentBased(r), shown: `${name} ${r}` };
+      return done(new ParentBasedSampler({ root: new AlwaysOffSampler() }), name);
+    case 'parentbased_traceidratio': {
+      const a = arg();
+      return done(parentBased(a), `${name} ${a}`);
+    }
     default:
-      return { sampler: parentBased(1), shown: 'parentbased_always_on' };
+      return done(parentBased(1), 'parentbased_always_on');
   }
 }
 
