@@ -27,18 +27,27 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Starts the launcher, waits for the startup line, and returns the running pid's node arguments. */
 async function nodeArgsOfRun(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = [], command: string[] = ['run']): Promise<string[]> {
-  const child = spawn(process.execPath, [...extraNodeArgs, BIN, ...command, '--config', config], { env: { ...process.env, ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return (await launch(env, extraNodeArgs, command)).args;
+}
+
+/**
+ * The launcher's running pid: its node arguments, the environment it was (re)started with,
+ * and what the sidecar printed once `until` appeared.
+ */
+async function launch(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = [], command: string[] = ['run'], until = '"event_type":"startup"', tail: string[] = []) {
+  const child = spawn(process.execPath, [...extraNodeArgs, BIN, ...command, '--config', config, ...tail], { env: { ...process.env, ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   try {
     const deadline = Date.now() + 15_000;
-    while (!out.includes('"event_type":"startup"')) {
+    while (!out.includes(until)) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the sidecar did not start:\n${out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    return argv.slice(1, argv.indexOf(BIN));
+    const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0').filter(Boolean);
+    return { args: argv.slice(1, argv.indexOf(BIN)), environ, out };
   } finally {
     child.kill('SIGTERM');
     await once(child, 'close');
@@ -59,5 +68,17 @@ describe.runIf(process.platform === 'linux' && BUILT)('bin/agent-sidecar.js run'
     expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max-semi-space-size=16' })).toEqual([]);
     expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max_semi_space_size=16' })).toEqual([]);
     expect(await nodeArgsOfRun({ AGENT_SIDECAR_NODE_FLAGS: 'none' })).toEqual([]);
+  });
+
+  it('starts the sidecar with MALLOC_ARENA_MAX=2 unless it is set, and keeps it from the agent it runs', async () => {
+    const ours = await launch({});
+    expect(ours.environ).toContain('MALLOC_ARENA_MAX=2');
+    const theirs = await launch({ MALLOC_ARENA_MAX: '4' }, ['--max-semi-space-size=16']);
+    expect(theirs.environ.filter((e) => e.startsWith('MALLOC_ARENA_MAX') || e.startsWith('AGENT_SIDECAR_MALLOC'))).toEqual(['MALLOC_ARENA_MAX=4']);
+    // `run -- <agent>`: the agent's environment has neither the variable nor the launcher's mark.
+    const agent = `console.log('AGENT_ENV=' + JSON.stringify([process.env.MALLOC_ARENA_MAX ?? null, process.env.AGENT_SIDECAR_MALLOC_ARENA_MAX_SET ?? null])); setTimeout(() => {}, 10000)`;
+    const wrapped = await launch({}, [], ['run'], 'AGENT_ENV=', ['--', process.execPath, '-e', agent]);
+    expect(wrapped.environ).toContain('MALLOC_ARENA_MAX=2');
+    expect(wrapped.out).toContain('AGENT_ENV=[null,null]');
   });
 });

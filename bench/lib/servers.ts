@@ -25,6 +25,8 @@ export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', imp
  * server measured has the same young generation.
  */
 export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=8'];
+/** The environment the launcher adds likewise (fewer glibc malloc arenas). */
+export const SIDECAR_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 /** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */
 export const SIDECAR_BIN = fileURLToPath(new URL('../../bin/agent-sidecar.js', import.meta.url));
 const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));
@@ -114,7 +116,7 @@ export async function startNginxProxy(dir: string, upstream: Server, cpus: strin
 /** The floor for a Node.js proxy: node:http + an undici Pool, nothing else (bare-proxy.ts). */
 export async function startBareProxy(upstream: Server, cpus: string | undefined): Promise<Server> {
   const port = await freePort();
-  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus });
+  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus, env: { ...process.env, ...SIDECAR_ENV } });
   const url = `http://${HOST}:${port}/`;
   await waitFor200(url, child);
   return { name: 'undici-proxy', url, child };
@@ -157,11 +159,12 @@ ${/^egress:/m.test(options.extraConfig ?? '') ? '' : `egress:\n  address: ${HOST
 ${options.extraConfig ?? ''}`,
   );
   const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
-  // The launcher adds SIDECAR_V8_FLAGS itself; the sources get them here.
-  const nodeFlags = options.entry === SIDECAR_SOURCE ? [...SIDECAR_V8_FLAGS, ...profile] : profile;
+  // The launcher adds SIDECAR_V8_FLAGS and SIDECAR_ENV itself; the sources get them here.
+  const source = options.entry === SIDECAR_SOURCE;
+  const nodeFlags = source ? [...SIDECAR_V8_FLAGS, ...profile] : profile;
   const child = startChild(options.name, process.execPath, [...nodeFlags, options.entry ?? SIDECAR_BIN, 'run', '--config', file], {
     cpus: options.cpus,
-    env: options.env,
+    env: source ? { ...(options.env ?? process.env), ...SIDECAR_ENV } : options.env,
     stdoutFile: options.stdoutFile,
   });
   const adminUrl = `http://${HOST}:${adminPort}`;
