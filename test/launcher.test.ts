@@ -63,10 +63,11 @@ describe.runIf(process.platform === 'linux' && BUILT)('bin/agent-sidecar.js run'
     expect(await nodeArgsOfRun({}, [], [])).toEqual(SIDECAR_V8_FLAGS);
   });
 
-  it('leaves a --max-semi-space-size of the user (command line or NODE_OPTIONS) alone, and AGENT_SIDECAR_NODE_FLAGS=none turns it off', async () => {
-    expect(await nodeArgsOfRun({}, ['--max-semi-space-size=16'])).toEqual(['--max-semi-space-size=16']);
-    expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max-semi-space-size=16' })).toEqual([]);
-    expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max_semi_space_size=16' })).toEqual([]);
+  it('leaves a flag the user gives (command line or NODE_OPTIONS, either spelling, --no- form) alone, and AGENT_SIDECAR_NODE_FLAGS=none turns them off', async () => {
+    expect(await nodeArgsOfRun({}, ['--max-semi-space-size=16'])).toEqual(['--no-allocation-site-pretenuring', '--max-semi-space-size=16']);
+    expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max-semi-space-size=16' })).toEqual(['--no-allocation-site-pretenuring']);
+    expect(await nodeArgsOfRun({ NODE_OPTIONS: '--max_semi_space_size=16' })).toEqual(['--no-allocation-site-pretenuring']);
+    expect(await nodeArgsOfRun({}, ['--allocation-site-pretenuring'])).toEqual(['--max-semi-space-size=8', '--allocation-site-pretenuring']);
     expect(await nodeArgsOfRun({ AGENT_SIDECAR_NODE_FLAGS: 'none' })).toEqual([]);
   });
 

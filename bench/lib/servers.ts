@@ -20,11 +20,11 @@ export const UPSTREAM_BODY = 'ok\n';
 /** The sidecar from its TypeScript sources (Node's type stripping): --source. */
 export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /**
- * The V8 flag bin/agent-sidecar.js starts `run` with (it re-executes itself with it). The
- * bench gives it to the sidecar run from source and to undici-proxy, so that every Node.js
- * server measured has the same young generation.
+ * The V8 flags bin/agent-sidecar.js starts `run` with (it re-executes itself with them). The
+ * bench gives them to the sidecar run from source and to undici-proxy, so that every Node.js
+ * server measured has the same garbage collector settings.
  */
-export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=8'];
+export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=8', '--no-allocation-site-pretenuring'];
 /** The environment the launcher adds likewise (fewer glibc malloc arenas). */
 export const SIDECAR_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 /** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */
