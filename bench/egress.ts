@@ -186,7 +186,7 @@ async function main(): Promise<void> {
         'telemetry: { metrics: { otlp: false }, traces: { enabled: false }, logs: { otlp: false, stdout: false } }',
       ].join('\n'),
     );
-    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_'))), ...SIDECAR_ENV };
+    const env = { ...SIDECAR_ENV, ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_'))) };
     const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
     // From source, with the V8 flags and environment the launcher gives the deployed sidecar.
     const sidecar = startChild('sidecar', process.execPath, [...SIDECAR_V8_FLAGS, ...prof, SIDECAR_CLI, 'run', '--config', config], { env });
@@ -205,7 +205,7 @@ async function main(): Promise<void> {
     const middle: Partial<Record<Leg, number>> = { direct: sidecar.proc.pid!, egress: sidecar.proc.pid!, hop: sidecar.proc.pid! };
     if (values.floors) {
       const [bareProxyPort, relayPort] = [await freePort(), await freePort()];
-      const bare = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${bareProxyPort}`, providerUrl], { env: { ...process.env, ...SIDECAR_ENV } });
+      const bare = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${bareProxyPort}`, providerUrl], { env: { ...SIDECAR_ENV, ...process.env } });
       const relay = startChild('tcp-relay', process.execPath, [TCP_RELAY, `${HOST}:${relayPort}`, `${HOST}:${providerPort}`]);
       await waitFor200(`http://${HOST}:${bareProxyPort}/`, bare);
       await waitFor200(`http://${HOST}:${relayPort}/`, relay);

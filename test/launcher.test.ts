@@ -12,7 +12,7 @@ import { SIDECAR_V8_FLAGS } from '../bench/lib/servers.ts';
 // runs the build (dist/, which npm ci and npm run build make).
 const BIN = fileURLToPath(new URL('../bin/agent-sidecar.js', import.meta.url));
 const BUILT = existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)));
-const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', SIDECAR_EGRESS: '127.0.0.1:0', NODE_OPTIONS: '' };
+const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', SIDECAR_EGRESS: '127.0.0.1:0', NODE_OPTIONS: '', MALLOC_ARENA_MAX: undefined };
 
 let dir: string;
 let config: string;
@@ -78,7 +78,7 @@ describe.runIf(process.platform === 'linux' && BUILT)('bin/agent-sidecar.js run'
     expect(theirs.environ.filter((e) => e.startsWith('MALLOC_ARENA_MAX') || e.startsWith('AGENT_SIDECAR_MALLOC'))).toEqual(['MALLOC_ARENA_MAX=4']);
     // `run -- <agent>`: the agent's environment has neither the variable nor the launcher's mark.
     const agent = `console.log('AGENT_ENV=' + JSON.stringify([process.env.MALLOC_ARENA_MAX ?? null, process.env.AGENT_SIDECAR_MALLOC_ARENA_MAX_SET ?? null])); setTimeout(() => {}, 10000)`;
-    const wrapped = await launch({}, [], ['run'], 'AGENT_ENV=', ['--', process.execPath, '-e', agent]);
+    const wrapped = await launch({}, [], ['run'], 'AGENT_ENV=[', ['--', process.execPath, '-e', agent]);
     expect(wrapped.environ).toContain('MALLOC_ARENA_MAX=2');
     expect(wrapped.out).toContain('AGENT_ENV=[null,null]');
   });

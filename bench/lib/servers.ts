@@ -116,7 +116,7 @@ export async function startNginxProxy(dir: string, upstream: Server, cpus: strin
 /** The floor for a Node.js proxy: node:http + an undici Pool, nothing else (bare-proxy.ts). */
 export async function startBareProxy(upstream: Server, cpus: string | undefined): Promise<Server> {
   const port = await freePort();
-  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus, env: { ...process.env, ...SIDECAR_ENV } });
+  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus, env: { ...SIDECAR_ENV, ...process.env } });
   const url = `http://${HOST}:${port}/`;
   await waitFor200(url, child);
   return { name: 'undici-proxy', url, child };
@@ -164,7 +164,7 @@ ${options.extraConfig ?? ''}`,
   const nodeFlags = source ? [...SIDECAR_V8_FLAGS, ...profile] : profile;
   const child = startChild(options.name, process.execPath, [...nodeFlags, options.entry ?? SIDECAR_BIN, 'run', '--config', file], {
     cpus: options.cpus,
-    env: source ? { ...(options.env ?? process.env), ...SIDECAR_ENV } : options.env,
+    env: source ? { ...SIDECAR_ENV, ...(options.env ?? process.env) } : options.env,
     stdoutFile: options.stdoutFile,
   });
   const adminUrl = `http://${HOST}:${adminPort}`;

@@ -17,7 +17,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A duration that a timer waits for: at most MAX_TIMER_MS, and at least `min` ms. */
 export const timer = (description: string, min = 0) =>
   duration(description)
-    .refine((v) => v <= MAX_TIMER_MS, 'at most 24d: a timer cannot wait longer')
+    .refine((v) => v <= MAX_TIMER_MS, `at most ${MAX_TIMER_MS}ms (about 24.8 days): a timer cannot wait longer`)
     .refine((v) => v >= min, `at least ${min}ms`);
 
 const SIZE = /^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i;

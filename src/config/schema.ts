@@ -245,7 +245,7 @@ const telemetry = z
     agentType: z.string().min(1).optional().meta({ description: 'The agent_type label of the agent_* metrics and logs. Default: the service name.' }),
     resourceAttributes: keyValues('Further resource attributes, over OTEL_RESOURCE_ATTRIBUTES.'),
     exportTimeout: timer(
-      'Timeout of one export to the collector, for every signal; 0: no limit (a day). Default: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, lowered by OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT or OTEL_METRIC_EXPORT_TIMEOUT, else 10s.',
+      'Timeout of one export to the collector, for every signal; 0: no limit; at most a day (metrics: at most the export interval). Default: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, lowered by OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT or OTEL_METRIC_EXPORT_TIMEOUT, else 10s.',
     ).optional(),
     shutdownTimeout: timer('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
     errorLogInterval: timer('Export errors are logged at most once per this long (and counted always).').prefault('60s'),

@@ -23,7 +23,7 @@ import { resolveSettings } from './settings.ts';
 
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
-export { resolveSettings, DEFAULT_ENDPOINT, type TelemetryEnvWarning, type TelemetrySettings } from './settings.ts';
+export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
 
 /** Hit and miss counts of one of the sidecar's caches, read when metrics are collected. */
 export interface CacheStats {
@@ -94,7 +94,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
       new PeriodicExportingMetricReader({
         exporter,
         exportIntervalMillis: settings.metrics.exportInterval,
-        exportTimeoutMillis: Math.min(settings.metrics.exportTimeout, settings.metrics.exportInterval),
+        exportTimeoutMillis: settings.metrics.exportTimeout,
         metricProducers: [new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)],
       }),
     );

@@ -84,7 +84,7 @@ export function createSpanPipeline(config: ExportConfig, drops: DropCounter, pro
     new Batcher<ReadableSpan>({
       signal: 'traces',
       queueSize: t.queueSize,
-      batchSize: Math.min(t.batchSize, t.queueSize),
+      batchSize: t.batchSize,
       scheduledDelay: t.scheduledDelay,
       maxInFlight: MAX_EXPORTS_IN_FLIGHT,
       transport: createGrpcTransport('traces', exporterOptions(config, 'traces'), (spans: ReadableSpan[]) => encoder.encode(protect ? protect.spans(spans) : spans)),
@@ -106,7 +106,7 @@ export function createLogBatcher(
   return new Batcher<LogEntry>({
     signal: 'logs',
     queueSize: l.queueSize,
-    batchSize: Math.min(l.batchSize, l.queueSize),
+    batchSize: l.batchSize,
     scheduledDelay: l.scheduledDelay,
     maxInFlight: MAX_EXPORTS_IN_FLIGHT,
     transport: createGrpcTransport('logs', exporterOptions(config, 'logs'), (entries: LogEntry[]) => encoder.encode(protect ? protect.logs(entries) : entries)),

@@ -3,6 +3,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace';
 import type { SidecarConfig } from '../config/index.ts';
+import { MAX_TIMER_MS } from '../config/fields.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
 import { version as sidecarVersion } from '../version.ts';
 
@@ -175,12 +176,15 @@ export function resolveExportSettings(config: TelemetryConfig, env: NodeJS.Proce
     ...batch(config.logs, 'OTEL_BLRP', d.logs),
     exportTimeout: exportTimeout('LOGS', 'OTEL_BLRP_EXPORT_TIMEOUT'),
   };
+  const exportInterval =
+    config.metrics.exportInterval ?? r.number('OTEL_METRIC_EXPORT_INTERVAL', 'interval', () => `${d.metrics.exportInterval} ms (the default)`) ?? d.metrics.exportInterval;
   const metrics = {
     // prometheus: pulled from the admin /metrics (telemetry.metrics.prometheus), so no push.
     otlp: config.metrics.otlp ?? r.exporter('OTEL_METRICS_EXPORTER', ['prometheus']) ?? true,
-    exportInterval:
-      config.metrics.exportInterval ?? r.number('OTEL_METRIC_EXPORT_INTERVAL', 'interval', () => `${d.metrics.exportInterval} ms (the default)`) ?? d.metrics.exportInterval,
-    exportTimeout: exportTimeout('METRICS', 'OTEL_METRIC_EXPORT_TIMEOUT'),
+    exportInterval,
+    // The reader starts the next export after an interval whatever happened to the last: a
+    // longer deadline would let abandoned exports pile up while the collector hangs.
+    exportTimeout: Math.min(exportTimeout('METRICS', 'OTEL_METRIC_EXPORT_TIMEOUT'), exportInterval),
   };
   return { traces, logs, metrics, warnings: r.warnings };
 }
@@ -193,7 +197,7 @@ const EXPECTED: Record<NumberKind, string> = {
   timeout: 'a whole number of milliseconds, 0 for no limit',
 };
 /** The spec's range for integers, durations and timeouts: 0 to 2^31 - 1 (also the longest timer). */
-const MAX_VALUE = 2 ** 31 - 1;
+const MAX_VALUE = MAX_TIMER_MS;
 
 /** Reads OTEL_* variables as the spec types them; each bad one is ignored and warned about once. */
 class EnvReader {
