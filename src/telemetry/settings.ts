@@ -196,8 +196,6 @@ const EXPECTED: Record<NumberKind, string> = {
   interval: 'a whole number of milliseconds above 0',
   timeout: 'a whole number of milliseconds, 0 for no limit',
 };
-/** The spec's range for integers, durations and timeouts: 0 to 2^31 - 1 (also the longest timer). */
-const MAX_VALUE = MAX_TIMER_MS;
 
 /** Reads OTEL_* variables as the spec types them; each bad one is ignored and warned about once. */
 class EnvReader {
@@ -218,7 +216,8 @@ class EnvReader {
     if (text === undefined) return undefined;
     const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
     const min = kind === 'count' || kind === 'interval' ? 1 : 0;
-    if (!(n >= min && n <= MAX_VALUE)) {
+    // The spec's range for integers, durations and timeouts tops out at the longest timer.
+    if (!(n >= min && n <= MAX_TIMER_MS)) {
       this.warn(name, raw!, `ignored, expected ${EXPECTED[kind]}`, using());
       return undefined;
     }
