@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startSidecar } from './helpers.ts';
 import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
-import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
+import { startOtlpReceiver, type DecodedMetric, type OtlpReceiver } from './otlp-receiver.ts';
 
 const AGENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const AGENT_SPAN = '00f067aa0ba902b7';
@@ -79,6 +79,28 @@ describe('LLM calls in OpenTelemetry', () => {
     );
     expect(failed!.status.codeName).toBe('ERROR');
     expect(failed!.attributes['http.response.status_code']).toBe(500);
+  });
+
+  it('gen_ai.client.token.usage has input (cached input included) and output only, so a sum over types counts each token once', async () => {
+    provider.next({ events: anthropicStream({ model: 'claude-opus-4-6', input: 7, cacheRead: 5000, cacheWrite: 600, outputs: [3, 11] }) });
+    await (await request(`${sidecar.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'claude-opus-4-6', stream: true, max_tokens: 64, messages: [] }) })).body.text();
+    provider.next({ json: { id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-5.4', choices: [], usage: { prompt_tokens: 900, completion_tokens: 8, prompt_tokens_details: { cached_tokens: 800 } } } });
+    await (await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4', messages: [] }) })).body.text();
+
+    const of = (points: readonly DecodedMetric[], model: string) => points.filter((p) => p.name === 'gen_ai.client.token.usage' && p.attributes['gen_ai.request.model'] === model);
+    const points = await receiver.waitFor(receiver.metrics, (m) => of(m, 'claude-opus-4-6').length > 0 && of(m, 'gpt-5.4').length > 0);
+    for (const [model, input, output] of [['claude-opus-4-6', 7 + 5000 + 600, 11], ['gpt-5.4', 900, 8]] as const) {
+      const usage = of(points, model);
+      expect(new Set(usage.map((p) => p.attributes['gen_ai.token.type']))).toEqual(new Set(['input', 'output']));
+      expect(usage.filter((p) => p.attributes['gen_ai.token.type'] === 'input').at(-1)).toMatchObject({ count: 1, sum: input });
+      expect(usage.filter((p) => p.attributes['gen_ai.token.type'] === 'output').at(-1)).toMatchObject({ count: 1, sum: output });
+    }
+    // The cache split stays in llm_tokens_total (at /metrics as at the collector).
+    const text = await (await request(`${sidecar.adminUrl}/metrics`)).body.text();
+    expect(text).toMatch(/llm_tokens_total\{[^}]*model="claude-opus-4-6"[^}]*token_type="cache_read"[^}]*\} 5000\n/);
+    expect(text).toMatch(/llm_tokens_total\{[^}]*model="claude-opus-4-6"[^}]*token_type="cache_creation"[^}]*\} 600\n/);
+    expect(text).toMatch(/llm_tokens_total\{[^}]*model="claude-opus-4-6"[^}]*token_type="input"[^}]*\} 7\n/);
+    expect(text).not.toMatch(/gen_ai_client_token_usage[^{]*\{[^}]*gen_ai_token_type="cache_/);
   });
 
   it('captures prompts and completions, when asked, only through data protection', async () => {

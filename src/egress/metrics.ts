@@ -45,7 +45,7 @@ const TOKEN_TYPES = [
  * HTTP instruments, which keep their own cells).
  */
 export function createLlmMetrics(meter: Meter, agentType: string): LlmMetrics {
-  const tokenUsage = meter.createHistogram(LLM_METRIC.tokenUsage, { unit: '{token}', description: 'Tokens per LLM call, by gen_ai.token.type (input includes cached input).', advice: { explicitBucketBoundaries: TOKEN_BUCKETS } });
+  const tokenUsage = meter.createHistogram(LLM_METRIC.tokenUsage, { unit: '{token}', description: 'Tokens per LLM call, by gen_ai.token.type: input (cached input included) and output.', advice: { explicitBucketBoundaries: TOKEN_BUCKETS } });
   const duration = meter.createHistogram(LLM_METRIC.operationDuration, { unit: 's', description: 'Duration of LLM calls.', advice: { explicitBucketBoundaries: GEN_AI_DURATION_BUCKETS } });
   const firstChunk = meter.createHistogram(LLM_METRIC.timeToFirstChunk, { unit: 's', description: 'Time to the first chunk of a streamed LLM response.', advice: { explicitBucketBoundaries: FIRST_CHUNK_BUCKETS } });
   const tokens = meter.createCounter(LLM_METRIC.tokens, { unit: '{token}', description: 'LLM tokens by provider, model, token_type (input = uncached input, cache_read, cache_creation, output) and agent_type.' });
@@ -80,10 +80,10 @@ export function createLlmMetrics(meter: Meter, agentType: string): LlmMetrics {
       requests.add(1, { provider: r.provider, model: r.model, operation: r.operation, outcome: r.outcome, agent_type: agentType });
       const u = r.usage;
       if (u === undefined) return;
+      // The conventions define only input and output here; input includes cached input, so
+      // cache types beside it would be counted twice by a sum. The split is in llm_tokens_total.
       tokenUsage.record(totalInput(u), { ...semconv, [GEN_AI.tokenType]: 'input' });
       tokenUsage.record(u.output, { ...semconv, [GEN_AI.tokenType]: 'output' });
-      if (u.cacheRead > 0) tokenUsage.record(u.cacheRead, { ...semconv, [GEN_AI.tokenType]: 'cache_read' });
-      if (u.cacheWrite > 0) tokenUsage.record(u.cacheWrite, { ...semconv, [GEN_AI.tokenType]: 'cache_creation' });
       for (const [field, type] of TOKEN_TYPES) {
         const n = u[field];
         if (n === 0 && (type === 'cache_read' || type === 'cache_creation')) continue;
