@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { validateConfig } from '../src/config/index.ts';
 import { createEgress } from '../src/egress/index.ts';
 import { createLogger } from '../src/log/index.ts';
-import { startServer, startSidecar } from './helpers.ts';
+import { startRawServer, startServer, startSidecar } from './helpers.ts';
 import { anthropicStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
 
 let provider: FakeProvider;
@@ -100,6 +100,27 @@ describe('the hop to the provider', () => {
       await expect.poll(() => s.logs.lines.find((l) => l.event_type === 'llm_call')).toMatchObject({ outcome: 'incomplete', error_type: 'client_closed', input_tokens: 50 });
     } finally {
       await s.close();
+    }
+  });
+
+  it('answers invalid HTTP from the provider with 502 SIDECAR_UPSTREAM_PROTOCOL_ERROR, as the ingress hop does', async () => {
+    const answers: Record<string, string> = {
+      'status-line': 'HTTX/9 abc\r\n\r\n',
+      'status-above-599': 'HTTP/1.1 700 Odd\r\ncontent-length: 2\r\n\r\n{}',
+      'nul-in-header': 'HTTP/1.1 200 OK\r\nx-a: a\0b\r\ncontent-length: 2\r\n\r\n{}',
+      'header-without-colon': 'HTTP/1.1 200 OK\r\nbroken\r\ncontent-length: 2\r\n\r\n{}',
+      'header-too-long': `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\ncontent-length: 2\r\n\r\n{}`,
+    };
+    const raw = await startRawServer((head) => answers[head.slice(head.indexOf('/v1/') + 4, head.indexOf(' HTTP/1.1'))] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    const s = await startSidecar({ egress: { allowHttp: true, providers: { openai: { origin: raw.url } } } });
+    try {
+      for (const name of Object.keys(answers)) {
+        const res = await request(`${s.egressUrl}/openai/v1/${name}`, { method: 'POST', body: '{"model":"gpt-5.4"}' });
+        expect([res.statusCode, ((await res.body.json()) as { error: { code: string } }).error.code], name).toEqual([502, 'SIDECAR_UPSTREAM_PROTOCOL_ERROR']);
+      }
+    } finally {
+      await s.close();
+      await raw.close();
     }
   });
 

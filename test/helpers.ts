@@ -149,3 +149,38 @@ export async function rawExchange(port: number, text: string, waitMs = 3000): Pr
   socket.destroy();
   return out;
 }
+
+/**
+ * A raw TCP "HTTP server" on a free loopback port: each request head it reads is answered with
+ * exactly the bytes `answer` returns for it (then the connection ends), so tests can send what
+ * no HTTP library would write. `connections` counts the connections accepted.
+ */
+export async function startRawServer(answer: (head: string) => string | Buffer): Promise<{ url: string; port: number; connections: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let head = '';
+    socket.on('data', (d: Buffer) => {
+      if (head.includes('\r\n\r\n')) return;
+      head += d.toString('latin1');
+      if (head.includes('\r\n\r\n')) socket.end(answer(head));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { rawExchange, startServer, startSidecar } from './helpers.ts';
+import { rawExchange, startRawServer, startServer, startSidecar } from './helpers.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -276,3 +276,121 @@ describe('upstream failures', () => {
     }
   });
 });
+
+describe('invalid HTTP from the upstream', () => {
+  // Each answer is invalid in its head, so nothing of it has been relayed when it is found out.
+  const INVALID: Record<string, string> = {
+    'status-line': 'HTTX/9 abc\r\n\r\n',
+    'not-http': 'hello\r\n\r\n',
+    'status-not-a-number': 'HTTP/1.1 abc OK\r\ncontent-length: 0\r\n\r\n',
+    'status-four-digits': 'HTTP/1.1 1000 Odd\r\ncontent-length: 2\r\n\r\nok',
+    'status-below-100': 'HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok',
+    'status-above-599': 'HTTP/1.1 700 Odd\r\ncontent-length: 2\r\n\r\nok',
+    'nul-in-header': 'HTTP/1.1 200 OK\r\nx-a: a\0b\r\ncontent-length: 2\r\n\r\nok',
+    'control-in-header': 'HTTP/1.1 200 OK\r\nx-a: a\x7fb\r\ncontent-length: 2\r\n\r\nok',
+    'control-in-reason': 'HTTP/1.1 200 O\x01K\r\ncontent-length: 2\r\n\r\nok',
+    'header-without-colon': 'HTTP/1.1 200 OK\r\nbroken\r\ncontent-length: 2\r\n\r\nok',
+    'space-in-header-name': 'HTTP/1.1 200 OK\r\nbad name: 1\r\ncontent-length: 2\r\n\r\nok',
+    'header-too-long': `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\ncontent-length: 2\r\n\r\nok`,
+    'bad-content-length': 'HTTP/1.1 200 OK\r\ncontent-length: abc\r\n\r\nok',
+    'length-and-chunked': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+    'bare-lf': 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok',
+    'unasked-100': 'HTTP/1.1 100 Continue\r\n\r\n',
+    'unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n',
+  };
+  const caseOf = (head: string) => head.slice(head.indexOf('/') + 1, head.indexOf(' HTTP/1.1'));
+  let raw: Awaited<ReturnType<typeof startRawServer>>;
+  beforeAll(async () => {
+    raw = await startRawServer((head) => {
+      const name = caseOf(head);
+      if (name === 'early-hints') return 'HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal';
+      if (name === 'obs-text-reason') return Buffer.from('HTTP/1.1 200 Tr\xe8s bien\r\ncontent-length: 2\r\n\r\nok', 'latin1');
+      if (name === 'bad-chunk') return 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n';
+      return INVALID[name] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n';
+    });
+  });
+  afterAll(() => raw.close());
+
+  it('answers 502 SIDECAR_UPSTREAM_PROTOCOL_ERROR to each invalid answer, and does not retry it', async () => {
+    const sidecar = await startSidecar({ upstream: { url: raw.url, circuitBreaker: { enabled: false } } });
+    try {
+      const got: Record<string, string> = {};
+      for (const name of Object.keys(INVALID)) {
+        const before = raw.connections();
+        const res = await request(`${sidecar.url}/${name}`);
+        const body = (await res.body.json()) as { error: { code: string } };
+        got[name] = `${res.statusCode} ${body.error.code}`;
+        // The upstream answered, so it may have acted on the request: one attempt only.
+        expect(raw.connections() - before, name).toBe(1);
+      }
+      expect(got).toEqual(Object.fromEntries(Object.keys(INVALID).map((n) => [n, '502 SIDECAR_UPSTREAM_PROTOCOL_ERROR'])));
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('relays valid answers it could have mistaken: an interim 103 before the final answer, a reason phrase in obs-text', async () => {
+    const sidecar = await startSidecar({ upstream: { url: raw.url } });
+    try {
+      const hints = await request(`${sidecar.url}/early-hints`);
+      expect([hints.statusCode, await hints.body.text()]).toEqual([200, 'final']);
+      const reason = await request(`${sidecar.url}/obs-text-reason`);
+      expect([reason.statusCode, await reason.body.text()]).toEqual([200, 'ok']);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('cuts the connection on invalid framing after the head, and records the protocol error', async () => {
+    const sidecar = await startSidecar({ upstream: { url: raw.url }, telemetry: { logs: { stdout: true, otlp: false }, traces: { enabled: false }, metrics: { otlp: false } } });
+    try {
+      const res = await request(`${sidecar.url}/bad-chunk`).then(
+        (r) => r.body.text().then(() => 'complete', () => 'cut'),
+        () => 'cut',
+      );
+      expect(res).toBe('cut');
+      const record = await waitForLine(sidecar.logs.lines, (l) => l.event_type === 'access' && l.path === '/bad-chunk');
+      expect(record.error_type).toBe('SIDECAR_UPSTREAM_PROTOCOL_ERROR');
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('counts a protocol error as an upstream failure for the circuit breaker', async () => {
+    const sidecar = await startSidecar({ upstream: { url: raw.url, circuitBreaker: { failureThreshold: 2, openDuration: '1m' } } });
+    try {
+      const codes: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await request(`${sidecar.url}/status-line`);
+        codes.push(((await res.body.json()) as { error: { code: string } }).error.code);
+      }
+      expect(codes).toEqual(['SIDECAR_UPSTREAM_PROTOCOL_ERROR', 'SIDECAR_UPSTREAM_PROTOCOL_ERROR', 'SIDECAR_CIRCUIT_OPEN']);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('answers a WebSocket handshake that gets invalid HTTP with the same code', async () => {
+    const sidecar = await startSidecar({ upstream: { url: raw.url } });
+    try {
+      for (const name of ['status-line', 'status-above-599', 'nul-in-header', 'header-without-colon']) {
+        const reply = await rawExchange(
+          sidecar.port,
+          `GET /${name} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        );
+        expect([reply.slice(0, 12), codeOf(reply)], name).toEqual(['HTTP/1.1 502', 'SIDECAR_UPSTREAM_PROTOCOL_ERROR']);
+      }
+    } finally {
+      await sidecar.close();
+    }
+  });
+});
+
+async function waitForLine(lines: Array<Record<string, unknown>>, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 100; i++) {
+    const found = lines.find(match);
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('no such log line');
+}

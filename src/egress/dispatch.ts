@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { EgressConfig } from '../config/egress.ts';
 import { sendError, type SidecarError } from '../errors/index.ts';
-import { connectionTokens, HOP_BY_HOP, upstreamError } from '../proxy/index.ts';
+import { connectionTokens, HOP_BY_HOP, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
 import type { Provider } from './providers.ts';
 import { createTee, type ResponseTee } from './tee.ts';
 
@@ -97,6 +97,9 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
       if (res.destroyed) c.abort(new ClientGone('the agent closed the connection'));
     },
     onResponseStart(_c, status, headers, statusMessage) {
+      // As on the ingress hop: what cannot be relayed is thrown and ends the call (onResponseError).
+      if (upstreamStatusKind(status) === 'interim') return;
+      const reason = relayedReason(statusMessage);
       call?.response(status, headers);
       tee = call?.tee(status, headers);
       readAfter = tee !== undefined && !tee.holds;
@@ -109,7 +112,7 @@ export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
         else if (value !== undefined) out.push(name, value);
       }
       if (hop.draining) out.push('connection', 'close');
-      res.writeHead(status, statusMessage, out);
+      res.writeHead(status, reason, out);
     },
     onResponseData(_c, chunk: Buffer) {
       if (!started) {

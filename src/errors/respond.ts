@@ -32,7 +32,8 @@ export function sendError(
     ...extraHeaders,
   };
   if (requestId !== undefined) headers[requestIdHeader] = requestId;
-  res.writeHead(err.status, headers);
+  // The phrase is given: a relayed head that node:http refused may have left its own behind.
+  res.writeHead(err.status, STATUS_CODES[err.status], headers);
   res.end(body);
 }
 

@@ -8,7 +8,7 @@ import type { RequestObserver } from '../ingress/observer.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
-import { isConnectionFailure, upstreamError } from './upstream-errors.ts';
+import { isConnectionFailure, relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';
 
 export interface ForwarderOptions {
   upstream: SidecarConfig['upstream'];
@@ -106,15 +106,18 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         if (res.destroyed) c.abort(new ClientGone('client closed the connection'));
       },
       onResponseStart(_c, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string) {
-        settle(!failureStatuses.has(statusCode));
+        // What cannot be relayed is thrown, and undici ends the exchange with it (onResponseError).
+        if (upstreamStatusKind(statusCode) === 'interim') return;
+        const reason = relayedReason(statusMessage);
         // Two Allow-Origin values are rejected by browsers, and the upstream's would bypass the allowlist.
         if (ownsCors) for (const name in headers) if (name.startsWith('access-control-')) delete headers[name];
         transform = ctx.responseBody?.(statusCode, headers);
         const out = clientResponseHeaders(headers, requestIdHeader, ctx.requestId);
         for (const [name, value] of ctx.responseHeaders) out.push(name, value);
         if (isDraining()) out.push('connection', 'close');
-        if (transform?.holdHead) heldHead = { statusCode, statusMessage, out };
-        else res.writeHead(statusCode, statusMessage, out);
+        if (transform?.holdHead) heldHead = { statusCode, statusMessage: reason, out };
+        else res.writeHead(statusCode, reason, out);
+        settle(!failureStatuses.has(statusCode));
       },
       onResponseData(c, chunk: Buffer) {
         ctx.bytesOut += chunk.length;

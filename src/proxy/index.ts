@@ -4,4 +4,4 @@ export { createForwardedResolver, type ForwardedResolver, type ForwardedValues }
 export { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts';
 export { createRequestHeaderBuilder, type RequestHeaderBuilder } from './request-headers.ts';
 export { createUpgrader, type Upgrader } from './upgrade.ts';
-export { isConnectionFailure, upstreamError } from './upstream-errors.ts';
+export { isConnectionFailure, relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';

@@ -1,4 +1,4 @@
-import http, { type IncomingMessage } from 'node:http';
+import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -6,7 +6,7 @@ import { writeSocketError, type SidecarError } from '../errors/index.ts';
 import type { RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
-import { upstreamError } from './upstream-errors.ts';
+import { relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';
 
 export interface UpgraderOptions {
   upstreamUrl: string;
@@ -91,6 +91,13 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
       client.once('error', abandon).once('close', abandon).once('end', abandon);
 
       proxyReq.once('upgrade', (upRes: IncomingMessage, upstream: Duplex, upHead: Buffer) => {
+        const line = statusLine(upRes);
+        if (line instanceof Error) {
+          proxyReq.removeListener('error', fail).on('error', () => undefined);
+          upstream.destroy();
+          fail(line);
+          return;
+        }
         settled();
         observer?.upstreamEnd(ctx, upRes.statusCode, undefined);
         if (client.destroyed || client.readableEnded) {
@@ -100,7 +107,7 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
         }
         ctx.upgradeStatus = upRes.statusCode;
         (upstream as Socket).setTimeout(0);
-        client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader) + '\r\n');
+        client.write(line + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader) + '\r\n');
         if (upHead.length > 0) client.write(upHead);
         if (head.length > 0) upstream.write(head);
         const both = () => {
@@ -123,10 +130,17 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
 
       // The upstream refused the upgrade: relay its answer and close.
       proxyReq.once('response', (upRes: IncomingMessage) => {
+        const line = statusLine(upRes);
+        if (line instanceof Error) {
+          proxyReq.removeListener('error', fail).on('error', () => undefined);
+          upRes.destroy();
+          fail(line);
+          return;
+        }
         settled();
         observer?.upstreamEnd(ctx, upRes.statusCode, undefined);
         ctx.upgradeStatus = upRes.statusCode;
-        client.write(statusLine(upRes) + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader, true) + 'connection: close\r\n\r\n');
+        client.write(line + rawHeaderLines(upRes.rawHeaders, ctx.requestId, options.requestIdHeader, true) + 'connection: close\r\n\r\n');
         upRes.on('data', (chunk: Buffer) => void (ctx.bytesOut += chunk.length));
         upRes.pipe(client);
         // Ended, cut or abandoned by the client: the exchange is over either way.
@@ -141,8 +155,15 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
   };
 }
 
-function statusLine(res: IncomingMessage): string {
-  return `HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ''}\r\n`;
+/** The status line to relay, or the protocol error that the upstream's is not HTTP. */
+function statusLine(res: IncomingMessage): string | Error {
+  const status = res.statusCode ?? 0;
+  try {
+    upstreamStatusKind(status);
+    return `HTTP/1.1 ${status} ${relayedReason(res.statusMessage) ?? STATUS_CODES[status] ?? ''}\r\n`;
+  } catch (err) {
+    return err as Error;
+  }
 }
 
 function rawHeaderLines(raw: string[], requestId: string, requestIdHeader: string, refused = false): string {
