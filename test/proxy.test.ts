@@ -239,6 +239,55 @@ describe('upstream failures', () => {
     }
   });
 
+  it('counts a retried request once: with the defaults (one retry, 5 failures) requests 1 to 5 get 502 and the 6th 503', async () => {
+    const placeholder = await startServer(() => undefined);
+    await placeholder.close();
+    const sidecar = await startSidecar({ upstream: { url: placeholder.url } });
+    try {
+      const got: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const res = await request(`${sidecar.url}/x`, { method: i % 2 === 0 ? 'GET' : 'DELETE' });
+        got.push(`${res.statusCode} ${((await res.body.json()) as { error: { code: string } }).error.code}`);
+      }
+      expect(got).toEqual([...Array<string>(5).fill('502 SIDECAR_UPSTREAM_UNAVAILABLE'), '503 SIDECAR_CIRCUIT_OPEN', '503 SIDECAR_CIRCUIT_OPEN']);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('keeps the half-open probe a probe across its retry', async () => {
+    const placeholder = await startServer(() => undefined);
+    const port = placeholder.port;
+    await placeholder.close();
+    const sidecar = await startSidecar({ upstream: { url: `http://127.0.0.1:${port}`, circuitBreaker: { failureThreshold: 2, openDuration: '200ms' } } });
+    try {
+      for (let i = 0; i < 2; i++) await (await request(`${sidecar.url}/x`)).body.dump();
+      const open = await request(`${sidecar.url}/x`);
+      await open.body.dump();
+      expect(open.statusCode).toBe(503);
+      // Back, but the first connection it takes is reset: the probe's retry gets the answer.
+      let calls = 0;
+      const revived = http.createServer((req, res) => {
+        if (++calls === 1) req.socket.destroy();
+        else res.end('back');
+      });
+      revived.listen(port, '127.0.0.1');
+      await once(revived, 'listening');
+      try {
+        await new Promise((r) => setTimeout(r, 250));
+        const probe = await request(`${sidecar.url}/x`);
+        expect([probe.statusCode, await probe.body.text(), calls]).toEqual([200, 'back', 2]);
+        const after = await request(`${sidecar.url}/x`);
+        expect([after.statusCode, await after.body.text()]).toEqual([200, 'back']);
+      } finally {
+        revived.closeAllConnections();
+        revived.close();
+      }
+    } finally {
+      await sidecar.close();
+    }
+  });
+
   it('opens the circuit after consecutive failures, fails fast, and closes after a good probe', async () => {
     const placeholder = await startServer(() => undefined);
     const port = placeholder.port;

@@ -5,7 +5,7 @@ import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
 import type { BodyTransform, RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
-import type { CircuitBreaker } from './breaker.ts';
+import type { Admission, CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
 import { isConnectionFailure, relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';
@@ -66,23 +66,24 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const retries = upstream.retry.attempts;
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
 
-  function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number): void {
-    const admission = breaker?.allow() ?? 'request';
-    if (admission === false) {
-      const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
-      observer?.upstreamEnd(ctx, undefined, open);
-      fail(ctx, res, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
-      return;
-    }
-    let controller: Dispatcher.DispatchController | undefined;
+  /**
+   * The breaker hears one verdict per request, whatever the retries: a retry runs under the
+   * request's admission (the half-open probe stays the probe), and only the last attempt's
+   * outcome counts.
+   */
+  function verdictFor(admission: Admission): (ok: boolean | undefined) => void {
     let settled = false;
-    const settle = (ok: boolean | undefined) => {
+    return (ok) => {
       if (settled || breaker === undefined) return;
       settled = true;
       if (ok === true) breaker.success(admission);
       else if (ok === false) breaker.failure(admission);
       else breaker.abandon(admission);
     };
+  }
+
+  function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number, settle: (ok: boolean | undefined) => void): void {
+    let controller: Dispatcher.DispatchController | undefined;
     const onClientClose = () => {
       if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
     };
@@ -168,11 +169,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           return;
         }
         const clientFault = err instanceof SidecarError || isClientBodyError(err, ctx);
-        settle(clientFault ? undefined : false);
         if (!res.headersSent && opts.body == null && attempt < retries && IDEMPOTENT.has(opts.method) && isConnectionFailure(err)) {
-          dispatch(ctx, res, opts, attempt + 1);
+          dispatch(ctx, res, opts, attempt + 1, settle);
           return;
         }
+        settle(clientFault ? undefined : false);
         const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
         options.onUpstreamError?.(ctx, e);
         observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
@@ -197,13 +198,20 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes, ctx), noop) : req;
       }
       observer?.upstreamStart(ctx);
+      const admission = breaker?.allow() ?? 'request';
+      if (admission === false) {
+        const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
+        observer?.upstreamEnd(ctx, undefined, open);
+        fail(ctx, res, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
+        return;
+      }
       const opts: Dispatcher.DispatchOptions = {
         path: ctx.target,
         method: req.method as Dispatcher.HttpMethod,
         headers: buildHeaders(ctx),
         body,
       };
-      dispatch(ctx, res, opts, 0);
+      dispatch(ctx, res, opts, 0, verdictFor(admission));
     },
     close: () => pool.close(),
   };
