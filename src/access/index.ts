@@ -15,10 +15,11 @@ import { createRedis, redisReadiness } from '../stores/index.ts';
 import { createCookieStripper, createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
 import { createRateLimitStage } from './rate-limit-stage.ts';
 import { createRefreshStage } from './refresh.ts';
+import { createRouteStage } from './route.ts';
 import { createAccessStage } from './stage.ts';
 
 export interface Access {
-  /** CORS, refresh endpoint, identify and authorize, rate limits: in that order. */
+  /** CORS, refresh endpoint, the route, identify and authorize (auth on), rate limits: in that order. */
   stages: Stage[];
   /** Client headers never forwarded (identity headers, credentials). */
   stripHeaders: string[];
@@ -87,6 +88,8 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const cors = createCors(config.cors);
   if (cors !== undefined) stages.push(cors);
 
+  // Auth on or off, the route is resolved here, after CORS and refresh answered theirs.
+  const route = createRouteStage({ policy: () => policies.current(), rejectSemicolons: config.policy.rejectSemicolons, enforce: auth.enabled });
   if (auth.enabled) {
     const jwt = config.auth.jwt;
     if (config.auth.refresh.enabled && jwt?.secret !== undefined) {
@@ -105,6 +108,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
       );
     }
     stages.push(
+      route,
       createAccessStage({
         authenticate: (ctx) => auth.authenticate(ctx.req),
         policy: () => policies.current(),
@@ -114,11 +118,10 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
         audit,
         logger,
         dryRun: config.policy.dryRun,
-        rejectSemicolons: config.policy.rejectSemicolons,
         methodOverride: config.policy.methodOverride,
       }),
     );
-  }
+  } else stages.push(route);
 
   const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
   const rateLimit = createRateLimitStage(config.rateLimit, createRateLimiter({ store: limiterStore, failMode: config.rateLimit.failMode, logger }));

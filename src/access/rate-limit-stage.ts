@@ -9,7 +9,8 @@ interface RouteRule extends RateRule {
 
 /**
  * Per principal (or client address when anonymous) and per principal and route template.
- * Routes are matched by template, so /agents/1 and /agents/2 share one bucket.
+ * Routes are matched by template, so /agents/1 and /agents/2 share one bucket; the template
+ * is resolved for every request, auth on or off (route.ts).
  */
 export function createRateLimitStage(config: SidecarConfig['rateLimit'], limiter: RateLimiter): Stage | undefined {
   const perPrincipal = config.perPrincipal === undefined ? undefined : toRule(config.perPrincipal);
@@ -19,9 +20,12 @@ export function createRateLimitStage(config: SidecarConfig['rateLimit'], limiter
   return async function rateLimit(ctx: RequestContext) {
     const who = ctx.principal ? `sub:${ctx.principal.subject}` : `ip:${ctx.forwarded.clientAddress}`;
     if (perPrincipal !== undefined) await enforceRateLimit(limiter, who, perPrincipal, ctx.responseHeaders, 'principal');
-    if (ctx.route === undefined) return;
+    // A path that could not be normalized (auth off) may be any route at the agent: it is
+    // charged to each, so that spelling a path oddly cannot escape a route's limit.
+    const any = ctx.pathInvalid === true;
+    if (ctx.route === undefined && !any) return;
     for (const r of routes) {
-      if (r.route !== ctx.route || (r.methods !== undefined && !r.methods.has(ctx.req.method ?? 'GET'))) continue;
+      if ((!any && r.route !== ctx.route) || (r.methods !== undefined && !r.methods.has(ctx.req.method ?? 'GET'))) continue;
       await enforceRateLimit(limiter, `${who}|${r.route}`, r, ctx.responseHeaders, 'route');
     }
   };

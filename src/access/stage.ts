@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principal.ts';
 import { isSidecarError, SidecarError } from '../errors/index.ts';
 import type { RequestContext, Stage } from '../ingress/context.ts';
 import type { Logger } from '../log/index.ts';
-import { normalizePath, type Policy } from '../policy/index.ts';
+import type { Policy } from '../policy/index.ts';
 import { effectiveMethod } from './method-override.ts';
 
 export interface AccessDeps {
@@ -16,22 +16,19 @@ export interface AccessDeps {
   audit: AuditSink;
   logger: Logger;
   dryRun: boolean;
-  rejectSemicolons: boolean;
   methodOverride: 'strip' | 'authorize';
 }
 
 /**
- * Identify and authorize, in this order: normalize the path (what is matched is exactly
- * what is forwarded), skip credentials on public routes,
- * authenticate, check revocation, decide with the policy, audit the decision.
+ * Identify and authorize, in this order: skip credentials on public routes, authenticate,
+ * check revocation, decide with the policy, audit the decision. The route stage before it
+ * normalized the path (what is matched is exactly what is forwarded) and resolved the route.
  */
 export function createAccessStage(deps: AccessDeps): Stage {
   const { audit } = deps;
-  const normalize = { rejectSemicolons: deps.rejectSemicolons };
 
   return async function access(ctx) {
     deps.stripTokenCookie?.(ctx);
-    ctx.target = normalizePath(ctx.target, normalize);
     const method = effectiveMethod(ctx, deps.methodOverride);
     // With an override forwarded, the agent may run either method (many honour it only on
     // POST), so both must be allowed.
@@ -41,7 +38,6 @@ export function createAccessStage(deps: AccessDeps): Stage {
     const policy = deps.policy();
 
     const match = policy.match(method, path);
-    ctx.route = match.route;
     if (match.public && (real === method || policy.match(real, path).public)) return;
 
     let principal: Principal | undefined;

@@ -25,8 +25,10 @@ export interface RequestContext {
   readonly responseHeaders: Map<string, string>;
   /** Set by identification; absent for public routes and when auth is off. */
   principal?: Principal | undefined;
-  /** The matched route template, e.g. /api/v1/agents/{agent_id} (for metrics and logs). */
+  /** The matched route template, e.g. /api/v1/agents/{agent_id} (for metrics, logs and rate limits), auth on or off. */
   route?: string | undefined;
+  /** Auth off: the path could not be normalized and is forwarded as sent; no route is known. */
+  pathInvalid?: boolean | undefined;
   /** The code of the error the sidecar answered with, if it did (for logs and metrics). */
   errorCode?: SidecarErrorCode | undefined;
   /** Request body bytes: the declared length, or what was counted of a chunked body (for a WebSocket: bytes to the upstream). */
