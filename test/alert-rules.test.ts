@@ -62,6 +62,12 @@ describe('Prometheus configuration and alert rules', () => {
     }
   });
 
+  it('no rule reads agent_requests_total by success or by not-error: a refusal is status="refused", neither', () => {
+    const exprs = rules().map((r) => `${r.alert ?? r.record}: ${r.expr}`);
+    // status="error" keeps its meaning; "everything but error" and "success" would now change theirs.
+    expect(exprs.filter((e) => /status\s*(?:!=|!~)\s*"[^"]*error|status\s*=~?\s*"[^"]*success/.test(e))).toEqual([]);
+  });
+
   it('the unit tests catch an alert whose threshold is wrong', () => {
     // The same tests against rules where HighErrorRate fires only at 100 failures a second.
     const dir = join(scratch, 'mutated');

@@ -104,6 +104,17 @@ describe('Grafana dashboards', () => {
     expect(p95.targets![0]!.expr).toMatch(/^histogram_quantile\(0\.95, sum by \(agent_type, le\) \(rate\(agent_request_duration_seconds_bucket\{[^}]*\}\[5m\]\)\)\)$/);
   });
 
+  it('keeps the sidecar\'s refusals apart from successes and errors', () => {
+    const overview = dashboards.find((d) => d.file === 'agent-overview.json')!.dashboard;
+    const byStatus = panelsOf(overview).find((p) => p.targets?.some((t) => /sum by \(agent_type, status\) \(rate\(agent_requests_total\{/.test(t.expr ?? '')));
+    expect(byStatus).toBeDefined();
+    const security = dashboards.find((d) => d.file === 'agent-security.json')!.dashboard;
+    const refusals = panelsOf(security).flatMap((p) => p.targets ?? []).filter((t) => /agent_requests_total\{[^}]*status="refused"/.test(t.expr ?? ''));
+    expect(refusals).toHaveLength(1);
+    // No panel calls everything but errors a success.
+    expect(promTargets.filter((t) => /status\s*(?:!=|!~)\s*"[^"]*error|status\s*=~?\s*"[^"]*success/.test(t.expr)).map((t) => t.where)).toEqual([]);
+  });
+
   it('names only provisioned data sources', () => {
     const provisioned = parse(readFileSync(join(GRAFANA, 'provisioning', 'datasources', 'datasources.yml'), 'utf8')) as {
       datasources: Array<{ uid: string; type: string; jsonData?: { dataLinks?: Array<{ datasourceUid: string }>; tracesToLogsV2?: { datasourceUid: string } } }>;

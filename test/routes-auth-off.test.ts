@@ -130,7 +130,8 @@ describe('routes with auth off', () => {
         ['GET', undefined, 200],
       ]);
       const text = await (await request(`${sidecar.adminUrl}/metrics`)).body.text();
-      expect(text).toMatch(/agent_requests_total\{[^}]*status="success",endpoint="\/docs\/\{doc_id\}"[^}]*\} 3\n/);
+      expect(text).toMatch(/agent_requests_total\{[^}]*status="success",endpoint="\/docs\/\{doc_id\}"[^}]*\} 2\n/);
+      expect(text).toMatch(/agent_requests_total\{[^}]*status="refused",endpoint="\/docs\/\{doc_id\}"[^}]*\} 1\n/);
       expect(text).toMatch(/agent_requests_total\{[^}]*endpoint="unmatched"[^}]*\} 1\n/);
       expect(text).toMatch(/agent_rate_limited_total\{[^}]*endpoint="\/docs\/\{doc_id\}"[^}]*\} 1\n/);
       expect(text).toMatch(/http_server_request_duration_seconds_count\{[^}]*http_response_status_code="200",http_route="\/docs\/\{doc_id\}"[^}]*\} 2\n/);

@@ -42,6 +42,11 @@ beforeAll(async () => {
       req.socket.destroy();
       return;
     }
+    if (req.url?.startsWith('/api/v1/agents/missing')) {
+      res.statusCode = 404;
+      res.end('no such agent');
+      return;
+    }
     res.end('ok');
   });
   sidecar = await startSidecar({
@@ -85,6 +90,8 @@ describe('telemetry over OTLP', () => {
     const broken = await get('/api/v1/agents/broken', auth);
     expect(broken.status).toBe(502);
     ids.broken = broken.requestId;
+    // The agent's own 4xx: an answer, not a refusal by the sidecar.
+    expect((await get('/api/v1/agents/missing', auth)).status).toBe(404);
   });
 
   it('exports a SERVER span and its CLIENT child, whose id the upstream received as traceparent', async () => {
@@ -123,12 +130,17 @@ describe('telemetry over OTLP', () => {
   it('exports the reference metrics with bounded attributes', async () => {
     const points = await receiver.waitFor(receiver.metrics, (m) => latest(m, 'agent_errors', { error_type: 'SIDECAR_UPSTREAM_UNAVAILABLE' }) !== undefined);
     const base = { agent_type: 'triage-agent' };
-    // Refusals (403, 401, 429) are answers as configured, not errors: HighErrorRate must not
-    // page on a client with a bad token. Only the 502 is an error.
-    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/agents' })?.value).toBe(3);
+    // Refusals (403, 401, 429) are the sidecar working as configured: neither successes nor
+    // errors (HighErrorRate must not page on a client with a bad token). Only the 502 is an
+    // error; the agent's own 404 is a success.
+    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/agents' })?.value).toBe(1);
+    expect(latest(points, 'agent_requests', { ...base, status: 'refused', endpoint: '/api/v1/agents' })?.value).toBe(2);
     expect(latest(points, 'agent_requests', { ...base, status: 'error', endpoint: '/api/v1/agents' })).toBeUndefined();
-    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/conversations' })?.value).toBe(2);
+    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/conversations' })?.value).toBe(1);
+    expect(latest(points, 'agent_requests', { ...base, status: 'refused', endpoint: '/api/v1/conversations' })?.value).toBe(1);
     expect(latest(points, 'agent_requests', { ...base, status: 'error', endpoint: '/api/v1/agents/{agent_id}' })?.value).toBe(1);
+    expect(latest(points, 'agent_requests', { ...base, status: 'success', endpoint: '/api/v1/agents/{agent_id}' })?.value).toBe(1);
+    expect(latest(points, 'agent_requests', { ...base, status: 'refused', endpoint: '/api/v1/agents/{agent_id}' })).toBeUndefined();
     expect(latest(points, 'agent_errors', { ...base, error_type: 'SIDECAR_UPSTREAM_UNAVAILABLE' })?.value).toBe(1);
     for (const code of ['SIDECAR_FORBIDDEN', 'SIDECAR_CREDENTIALS_MISSING', 'SIDECAR_RATE_LIMITED']) {
       expect(latest(points, 'agent_errors', { ...base, error_type: code }), code).toBeUndefined();
@@ -200,7 +212,12 @@ describe('telemetry over OTLP', () => {
     ]) {
       expect(text, name).toContain(name);
     }
-    expect(text).toMatch(/agent_requests_total\{[^}]*agent_type="triage-agent"[^}]*status="success"[^}]*endpoint="\/api\/v1\/agents"[^}]*\} 3/);
+    // 200 / 403 + 401 on /api/v1/agents, 200 / 429 on /api/v1/conversations.
+    const requests = (status: string, endpoint: string) => new RegExp(`agent_requests_total\\{[^}]*agent_type="triage-agent",status="${status}",endpoint="${endpoint}"[^}]*\\} (\\d+)\\n`).exec(text)?.[1];
+    expect(['success', 'refused', 'error'].map((st) => requests(st, '/api/v1/agents'))).toEqual(['1', '2', undefined]);
+    expect(['success', 'refused', 'error'].map((st) => requests(st, '/api/v1/conversations'))).toEqual(['1', '1', undefined]);
+    // agent_errors_total holds the 502 alone.
+    expect([...text.matchAll(/^agent_errors_total\{[^}]*error_type="([^"]+)"[^}]*\} (\d+)$/gm)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['SIDECAR_UPSTREAM_UNAVAILABLE 1']);
     expect(text).toContain('le="30"');
   });
 

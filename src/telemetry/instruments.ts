@@ -170,7 +170,7 @@ export function createInstruments(meter: Meter, histograms: ReturnType<typeof cr
   const errors = new Tallies();
   const rateLimited = new Tallies();
   serverActive.observe(meter.createObservableUpDownCounter(METRIC.serverActive, { unit: '{request}', description: 'Number of active HTTP server requests.' }));
-  requests.observe(meter.createObservableCounter(METRIC.requests, { description: 'Requests to the agent, by agent_type, status (success|error) and endpoint (route template).' }));
+  requests.observe(meter.createObservableCounter(METRIC.requests, { description: 'Requests to the agent, by agent_type, status (success|refused|error) and endpoint (route template).' }));
   errors.observe(meter.createObservableCounter(METRIC.errors, { description: 'Failed requests by agent_type and error_type (a SIDECAR_* code or the upstream status).' }));
   rateLimited.observe(meter.createObservableCounter(METRIC.rateLimited, { description: 'Requests refused with 429, by agent_type and endpoint.' }));
   return {

@@ -100,9 +100,11 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
    * A request failed when it got a 5xx (the sidecar's own, such as an upstream timeout, or the
    * upstream's) or no answer at all: only those carry error.type on the HTTP metrics, count as
    * agent_requests{status="error"} and in agent_errors, the series HighErrorRate pages on.
-   * Refusals (401, 403, 429, 413, …) are the sidecar working as configured: they show in the
-   * auth, authorization and rate-limit counters and in the access record's error_type, and a
-   * client sending bad tokens cannot page anyone.
+   * A refusal is a 4xx the sidecar answered itself (401, 403, 429, 400, 404, 408, 413, 431:
+   * it set the error code): the sidecar working as configured, neither success nor error, so
+   * agent_requests{status="refused"}; it shows in the auth, authorization and rate-limit
+   * counters and in the access record's error_type, and a client sending bad tokens cannot
+   * page anyone. The agent's own 4xx carry no code here and stay status="success".
    */
   function attrSet(method: string, route: string | undefined, status: number, errorType: string | undefined): AttrSet {
     const key = `${method} ${route ?? ''} ${status} ${errorType ?? ''}`;
@@ -113,7 +115,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     if (route !== undefined) server[ATTR.route] = route;
     const failed = errorType !== undefined && (status >= 500 || status === CLIENT_CLOSED);
     if (failed) server[ATTR.errorType] = errorType;
-    const outcome = failed ? 'error' : 'success';
+    const outcome = failed ? 'error' : errorType !== undefined && status >= 400 && status < 500 ? 'refused' : 'success';
     const endpointAttrs = { agent_type: agentType, endpoint };
     s = {
       server,

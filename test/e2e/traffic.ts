@@ -146,9 +146,11 @@ export function expectedMetrics(requests: readonly Planned[]) {
   let authSuccesses = 0;
   const tokenUses: Record<string, number> = {};
   for (const p of requests) {
-    // Only failures are errors (5xx); a refusal is the sidecar doing its job.
+    // Only failures are errors (5xx); a refusal (a 4xx the sidecar answered itself, with its
+    // code) is the sidecar doing its job: neither a success nor an error.
     const failed = p.status >= 500;
-    bump(requestsBy, `${p.endpoint} ${failed ? 'error' : 'success'}`);
+    const refused = p.status >= 400 && p.status < 500 && p.errorType !== undefined;
+    bump(requestsBy, `${p.endpoint} ${failed ? 'error' : refused ? 'refused' : 'success'}`);
     if (failed) bump(errorsBy, p.errorType!);
     if (p.role !== undefined) bump(tokenUses, p.role);
     if (p.status === 429) bump(rateLimitedBy, p.endpoint);
