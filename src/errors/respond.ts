@@ -10,7 +10,7 @@ export function errorBody(err: SidecarError, requestId: string | undefined): str
 
 /**
  * Answers with the error unless a response has already started; in that case the only
- * honest signal left to the client is a cut connection.
+ * honest signal left to the client is a cut connection. Returns the body bytes written.
  */
 export function sendError(
   res: ServerResponse,
@@ -18,15 +18,16 @@ export function sendError(
   requestId: string | undefined,
   extraHeaders?: Record<string, string>,
   requestIdHeader = 'x-request-id',
-): void {
+): number {
   if (res.headersSent) {
     res.destroy(err);
-    return;
+    return 0;
   }
   const body = errorBody(err, requestId);
+  const length = Buffer.byteLength(body);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
+    'content-length': length,
     'cache-control': 'no-store',
     ...err.headers,
     ...extraHeaders,
@@ -35,30 +36,33 @@ export function sendError(
   // The phrase is given: a relayed head that node:http refused may have left its own behind.
   res.writeHead(err.status, STATUS_CODES[err.status], headers);
   res.end(body);
+  return length;
 }
 
-/** For raw sockets (parse errors, CONNECT): writes a minimal HTTP/1.1 error and closes. */
+/** For raw sockets (parse errors, CONNECT): writes a minimal HTTP/1.1 error and closes. Returns the body bytes written. */
 export function writeSocketError(
   socket: { writable: boolean; end(data: string): void; destroy(): void },
   err: SidecarError,
   requestId?: string,
   requestIdHeader = 'x-request-id',
-): void {
+): number {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return 0;
   }
   const body = errorBody(err, requestId);
+  const length = Buffer.byteLength(body);
   let extra = '';
   for (const [name, value] of Object.entries(err.headers ?? {})) extra += `${name}: ${value}\r\n`;
   socket.end(
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}\r\n` +
       'content-type: application/json; charset=utf-8\r\n' +
       extra +
-      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `content-length: ${length}\r\n` +
       (requestId === undefined ? '' : `${requestIdHeader}: ${requestId}\r\n`) +
       'connection: close\r\n\r\n' +
       body,
   );
+  return length;
 }
 

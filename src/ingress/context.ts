@@ -33,7 +33,10 @@ export interface RequestContext {
   errorCode?: SidecarErrorCode | undefined;
   /** Request body bytes: the declared length, or what was counted of a chunked body (for a WebSocket: bytes to the upstream). */
   bytesIn: number;
-  /** Response body bytes relayed from the upstream (for a WebSocket: bytes from the upstream over the tunnel). */
+  /**
+   * Response body bytes the client got, whoever produced them: the upstream's (after a rewrite),
+   * or the sidecar's own answer (ingress/answer.ts). For a WebSocket tunnel: bytes from the upstream.
+   */
   bytesOut: number;
   /**
    * For a WebSocket upgrade, which has no ServerResponse: the status the client got (101, a

@@ -2,11 +2,12 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { SidecarConfig } from '../config/index.ts';
-import { isSidecarError, sendError, SidecarError, writeSocketError } from '../errors/index.ts';
+import { isSidecarError, SidecarError, writeSocketError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Forwarder } from '../proxy/forward.ts';
 import type { ForwardedResolver } from '../proxy/forwarded.ts';
 import type { Upgrader } from '../proxy/upgrade.ts';
+import { answerError, answerReply } from './answer.ts';
 import { runStages, type RequestContext, type Stage } from './context.ts';
 import type { RequestObserver } from './observer.ts';
 import { requestIdFrom } from './request-id.ts';
@@ -95,36 +96,28 @@ export function createIngress(options: IngressOptions): Ingress {
     try {
       ctx.target = requestTarget(req);
     } catch (err) {
-      refuse(res, err, ctx.requestId, ctx);
+      refuse(err, ctx);
       return;
     }
     const proceed = () => {
       if (ctx.reply === undefined) forwarder.forward(ctx);
-      else answer(res, ctx);
+      else answerReply(ctx, idHeader);
     };
     try {
       const pending = stages.length === 0 ? undefined : runStages(stages, ctx);
       if (pending === undefined) proceed();
-      else pending.then(proceed, (err: unknown) => refuse(res, err, ctx.requestId, ctx));
+      else pending.then(proceed, (err: unknown) => refuse(err, ctx));
     } catch (err) {
-      refuse(res, err, ctx.requestId, ctx);
+      refuse(err, ctx);
     }
   }
 
-  function answer(res: ServerResponse, ctx: RequestContext): void {
-    const reply = ctx.reply!;
-    const body = reply.body ?? '';
-    res.writeHead(reply.status, { ...Object.fromEntries(ctx.responseHeaders), ...reply.headers, [idHeader]: ctx.requestId, 'content-length': String(Buffer.byteLength(body)) });
-    res.end(body);
-  }
-
-  function refuse(res: ServerResponse, err: unknown, requestId: string, ctx: RequestContext): void {
-    const e = asSidecarError(err, logger, requestId);
-    ctx.errorCode = e.code;
+  function refuse(err: unknown, ctx: RequestContext): void {
+    const e = asSidecarError(err, logger, ctx.requestId);
     const headers: Record<string, string> = Object.fromEntries(ctx.responseHeaders);
     // Whatever body the client still sends is unread: do not reuse the connection.
     if (e.status < 500 && !ctx.req.complete) headers.connection = 'close';
-    sendError(res, e, requestId, headers, idHeader);
+    answerError(ctx, e, idHeader, headers);
   }
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -137,10 +130,7 @@ export function createIngress(options: IngressOptions): Ingress {
       observer?.requestEnd(ctx);
     };
     const refuse = (err: unknown) => {
-      const e = asSidecarError(err, logger, ctx.requestId);
-      ctx.errorCode = e.code;
-      ctx.upgradeStatus = e.status;
-      writeSocketError(socket, e, ctx.requestId, idHeader);
+      answerError(ctx, asSidecarError(err, logger, ctx.requestId), idHeader);
       done();
     };
     // RFC 6455 4.1: the opening handshake is a GET.

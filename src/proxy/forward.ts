@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
-import { SidecarError, sendError } from '../errors/index.ts';
+import { SidecarError } from '../errors/index.ts';
+import { answerError } from '../ingress/answer.ts';
 import type { BodyTransform, RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
 import type { Admission, CircuitBreaker } from './breaker.ts';
@@ -58,9 +59,8 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
 
-  function fail(ctx: RequestContext, res: ServerResponse, err: SidecarError, headers?: Record<string, string>): void {
-    ctx.errorCode = err.code;
-    sendError(res, err, ctx.requestId, headers, requestIdHeader);
+  function fail(ctx: RequestContext, err: SidecarError, headers?: Record<string, string>): void {
+    answerError(ctx, err, requestIdHeader, headers);
   }
   const pool = createUpstreamPool(upstream);
   const retries = upstream.retry.attempts;
@@ -121,7 +121,6 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         settle(!failureStatuses.has(statusCode));
       },
       onResponseData(c, chunk: Buffer) {
-        ctx.bytesOut += chunk.length;
         let data: Buffer | undefined = chunk;
         if (transform !== undefined) {
           if (refused) return;
@@ -138,6 +137,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           if (data === undefined || data.length === 0) return;
           writeHeldHead(undefined);
         }
+        // What the client gets: after a rewrite, not what the upstream sent.
+        ctx.bytesOut += data.length;
         if (!res.write(data)) {
           c.pause();
           res.once('drain', resume);
@@ -159,6 +160,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           res.addTrailers(trailers as Record<string, string>);
           break;
         }
+        if (tail !== undefined) ctx.bytesOut += tail.length;
         res.end(tail);
       },
       onResponseError(_c, err: Error) {
@@ -177,7 +179,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
         options.onUpstreamError?.(ctx, e);
         observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
-        fail(ctx, res, e, e.status === 413 || clientFault ? { connection: 'close' } : undefined);
+        fail(ctx, e, e.status === 413 || clientFault ? { connection: 'close' } : undefined);
       },
     };
     pool.dispatch(opts, handler);
@@ -192,7 +194,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       let body: Buffer | Readable | null = ctx.requestBody ?? null;
       if (body === null && (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined)) {
         if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
-          fail(ctx, res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
+          fail(ctx, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
           return;
         }
         body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes, ctx), noop) : req;
@@ -202,7 +204,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       if (admission === false) {
         const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
         observer?.upstreamEnd(ctx, undefined, open);
-        fail(ctx, res, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
+        fail(ctx, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
         return;
       }
       const opts: Dispatcher.DispatchOptions = {
