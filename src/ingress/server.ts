@@ -6,6 +6,7 @@ import { isSidecarError, sendError, SidecarError, writeSocketError } from '../er
 import type { Logger } from '../log/index.ts';
 import type { Forwarder } from '../proxy/forward.ts';
 import type { ForwardedResolver } from '../proxy/forwarded.ts';
+import { cgiFoldingHeader } from '../proxy/request-headers.ts';
 import type { Upgrader } from '../proxy/upgrade.ts';
 import { runStages, type RequestContext, type Stage } from './context.ts';
 import type { RequestObserver } from './observer.ts';
@@ -41,6 +42,7 @@ export interface Ingress {
 export function createIngress(options: IngressOptions): Ingress {
   const { config, stages, forwarder, upgrader, resolveForwarded, logger, observer } = options;
   const idHeader = config.proxy.requestIdHeader;
+  const refuseFoldingHeaders = config.proxy.headersWithUnderscores === 'refuse';
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
     headersTimeout: config.limits.clientHeadersTimeout,
@@ -94,6 +96,7 @@ export function createIngress(options: IngressOptions): Ingress {
     });
     try {
       ctx.target = requestTarget(req);
+      if (refuseFoldingHeaders) refuseFoldingHeader(req);
     } catch (err) {
       refuse(res, err, ctx.requestId, ctx);
       return;
@@ -158,6 +161,7 @@ export function createIngress(options: IngressOptions): Ingress {
     });
     try {
       ctx.target = requestTarget(req);
+      if (refuseFoldingHeaders) refuseFoldingHeader(req);
       const pending = runStages(stages, ctx);
       if (pending === undefined) go();
       else pending.then(go, refuse);
@@ -219,4 +223,10 @@ function asSidecarError(err: unknown, logger: Logger, requestId: string): Sideca
   if (isSidecarError(err)) return err;
   logger.error({ err, request_id: requestId, error_type: 'SIDECAR_INTERNAL' }, 'unexpected error in the request path');
   return new SidecarError('SIDECAR_INTERNAL', { cause: err });
+}
+
+/** proxy.headersWithUnderscores `refuse`: a client header name with `_` or `.` refuses the request. */
+function refuseFoldingHeader(req: IncomingMessage): void {
+  const name = cgiFoldingHeader(req.rawHeaders);
+  if (name !== undefined) throw new SidecarError('SIDECAR_HEADER_NAME_REFUSED', { details: { header: name } });
 }
