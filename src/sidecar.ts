@@ -88,6 +88,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     requestIdHeader: config.proxy.requestIdHeader,
     upstreamHost: config.upstream.preserveHost ? undefined : new URL(config.upstream.url).host,
     alwaysStrip: options.stripHeaders,
+    headersWithUnderscores: config.proxy.headersWithUnderscores,
+    onFoldingHeaderDropped: logger.isLevelEnabled('debug')
+      ? (ctx, name) => logger.debug({ event_type: 'header_dropped', request_id: ctx.requestId, header: name }, 'client header with `_` or `.` in its name not forwarded')
+      : undefined,
   });
   const onUpstreamError = (ctx: RequestContext, err: SidecarError) =>
     logger.warn({ request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) }, 'upstream request failed');

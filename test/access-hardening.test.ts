@@ -98,3 +98,102 @@ describe('access hardening', () => {
     }
   });
 });
+
+describe('client headers with `_` or `.` in their names (CGI-style servers read them as the `-` spelling)', () => {
+  let upstream: Awaited<ReturnType<typeof startServer>>;
+  /** Each request's raw header names and values as the agent received them. */
+  const seen: Array<{ url: string; raw: string[] }> = [];
+  beforeAll(async () => {
+    upstream = await startServer((req, res) => {
+      seen.push({ url: req.url!, raw: req.rawHeaders });
+      res.end('ok');
+    });
+    upstream.server.on('upgrade', (req, socket) => {
+      seen.push({ url: req.url!, raw: req.rawHeaders });
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+  });
+  afterAll(() => upstream.close());
+
+  const names = (raw: string[]) => raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  const value = (raw: string[], name: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name);
+  const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+  // Spellings of the identity, credential and sidecar-owned headers, and a harmless one.
+  const SPOOFS =
+    'x_auth_subject: evil\r\nX_Auth_Roles: admin\r\nx.auth.tenant: other\r\nx_AUTH-scopes: all\r\nx_api_key: sk_sidecar_deadbeef_' +
+    'A'.repeat(43) +
+    '\r\nX_Forwarded_For: 10.0.0.1\r\nx_request_id: forged\r\nx_custom_trace: 1\r\nx.custom: 2\r\n';
+  const status = (text: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+  const code = (text: string) => /"code":"([A-Z_]+)"/.exec(text)?.[1];
+
+  it('drops them by default, on HTTP and WebSocket requests, auth on or off', async () => {
+    const bearer = `Authorization: Bearer ${await token(['analyst'])}\r\n`;
+    for (const auth of [{ jwt: { secret: SECRET } }, {}]) {
+      const sidecar = await startSidecar({ upstream: { url: upstream.url }, auth });
+      try {
+        seen.length = 0;
+        const http = await rawExchange(sidecar.port, `GET /api/v1/agents HTTP/1.1\r\nHost: a\r\n${bearer}${SPOOFS}X-Custom: kept\r\nConnection: close\r\n\r\n`);
+        expect(status(http)).toBe(200);
+        const ws = await rawExchange(sidecar.port, `GET /api/v1/agents HTTP/1.1\r\nHost: a\r\n${bearer}${SPOOFS}${UPGRADE}\r\n`, 1500);
+        expect(status(ws)).toBe(101);
+        expect(seen).toHaveLength(2);
+        for (const { raw } of seen) {
+          expect(names(raw).filter((n) => n.includes('_') || n.includes('.'))).toEqual([]);
+          expect(value(raw, 'x-auth-subject')).toEqual('jwt' in auth ? ['carol'] : []);
+          expect(value(raw, 'x-auth-roles')).toEqual('jwt' in auth ? ['analyst'] : []);
+          expect(value(raw, 'x-forwarded-for')).toEqual(['127.0.0.1']);
+          expect(value(raw, 'x-request-id')).not.toContain('forged');
+        }
+        expect(value(seen[0]!.raw, 'x-custom')).toEqual(['kept']);
+      } finally {
+        await sidecar.close();
+      }
+    }
+  });
+
+  it('refuses the request with 400 SIDECAR_HEADER_NAME_REFUSED when set to refuse, before authentication', async () => {
+    const sidecar = await startSidecar({ upstream: { url: upstream.url }, auth: { jwt: { secret: SECRET } }, proxy: { headersWithUnderscores: 'refuse' } });
+    try {
+      seen.length = 0;
+      const bearer = `Authorization: Bearer ${await token(['analyst'])}\r\n`;
+      for (const header of ['x_auth_subject: evil', 'X_Custom: 1', 'x.auth.roles: admin', 'x_api_key: k']) {
+        for (const creds of [bearer, '']) {
+          const http = await rawExchange(sidecar.port, `GET /api/v1/agents HTTP/1.1\r\nHost: a\r\n${creds}${header}\r\nConnection: close\r\n\r\n`);
+          expect([status(http), code(http)]).toEqual([400, 'SIDECAR_HEADER_NAME_REFUSED']);
+        }
+        const ws = await rawExchange(sidecar.port, `GET /api/v1/agents HTTP/1.1\r\nHost: a\r\n${bearer}${header}\r\n${UPGRADE}\r\n`, 1500);
+        expect([status(ws), code(ws)]).toEqual([400, 'SIDECAR_HEADER_NAME_REFUSED']);
+      }
+      expect(seen).toEqual([]);
+      const clean = await rawExchange(sidecar.port, `GET /api/v1/agents HTTP/1.1\r\nHost: a\r\n${bearer}X-Custom: 1\r\nConnection: close\r\n\r\n`);
+      expect(status(clean)).toBe(200);
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('forwards them when allowed, but never one that spells a header the sidecar removes or sets', async () => {
+    const sidecar = await startSidecar({
+      upstream: { url: upstream.url },
+      // API keys on: x-api-key is a credential, never forwarded. The tenant header renamed,
+      // so x-auth-tenant is nobody's and its spellings pass, and the dash spelling of the new one does not.
+      auth: { jwt: { secret: SECRET }, apiKeys: {}, identityHeaders: { tenant: 'x_tenant' } },
+      proxy: { headersWithUnderscores: 'allow' },
+    });
+    try {
+      seen.length = 0;
+      const bearer = `Authorization: Bearer ${await token(['analyst'], { tenant_id: 't1' })}\r\n`;
+      const extra = 'Content_Length: 5\r\nX-Tenant: forged\r\nx.tenant: forged\r\nConnection: close, x_hop\r\nx_hop: 1\r\n';
+      const http = await rawExchange(sidecar.port, `GET /api/v1/agents HTTP/1.1\r\nHost: a\r\n${bearer}${SPOOFS}${extra}\r\n`);
+      expect(status(http)).toBe(200);
+      const { raw } = seen[0]!;
+      expect(names(raw).filter((n) => n.includes('_') || n.includes('.'))).toEqual(['x.auth.tenant', 'x_custom_trace', 'x.custom', 'x_tenant']);
+      expect(value(raw, 'x_tenant')).toEqual(['t1']);
+      expect(value(raw, 'x-tenant')).toEqual([]);
+      expect(value(raw, 'x-auth-subject')).toEqual(['carol']);
+      expect(value(raw, 'x-forwarded-for')).toEqual(['127.0.0.1']);
+    } finally {
+      await sidecar.close();
+    }
+  });
+});

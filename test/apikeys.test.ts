@@ -18,6 +18,7 @@ import {
 import { validateConfig } from '../src/config/index.ts';
 import { isSidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
+import { createRedis, waitForRedis } from '../src/stores/index.ts';
 import { serveAuthenticator } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
@@ -119,6 +120,7 @@ describe('API keys from a file', () => {
 describe('API keys in Redis', () => {
   let redisServer: RedisServer;
   let redis: Redis;
+  let raw: Redis;
   let auth: Authenticator;
   let t: Awaited<ReturnType<typeof serve>>;
   const dir = mkdtempSync(join(tmpdir(), 'apikeys-redis-'));
@@ -128,19 +130,24 @@ describe('API keys in Redis', () => {
 
   beforeAll(async () => {
     redisServer = await startRedis();
-    redis = new Redis(redisServer.url, { commandTimeout: 500, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-    await once(redis, 'ready');
-    await redis.set(apiKeyRedisKey('test:', inRedis.id), JSON.stringify(record(inRedis, { subject: 'from-redis' })));
-    await redis.set(apiKeyRedisKey('test:', both.id), JSON.stringify(record(both, { subject: 'from-redis' })));
-    await redis.set(apiKeyRedisKey('test:', 'corrupt0'), '{not json');
+    // The sidecar's own client: it adds stores.redis.keyPrefix to every key.
+    redis = createRedis({ url: redisServer.url, keyPrefix: 'test:', connectTimeout: 1000, commandTimeout: 500 }, logger);
+    await waitForRedis(redis);
+    // Written as an operator would with redis-cli: the full name, prefix included.
+    raw = new Redis(redisServer.url, { commandTimeout: 500, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    await once(raw, 'ready');
+    await raw.set(`test:apikey:${inRedis.id}`, JSON.stringify(record(inRedis, { subject: 'from-redis' })));
+    await redis.set(apiKeyRedisKey(both.id), JSON.stringify(record(both, { subject: 'from-redis' })));
+    await redis.set(apiKeyRedisKey('corrupt0'), '{not json');
     writeFileSync(file, stringify({ keys: [record(both, { subject: 'from-file', enabled: false })] }));
-    auth = await createAuthenticator(validateConfig({ auth: { apiKeys: { file, redis: true } } }).auth, { logger, now, redis, redisKeyPrefix: 'test:' });
+    auth = await createAuthenticator(validateConfig({ auth: { apiKeys: { file, redis: true } } }).auth, { logger, now, redis });
     t = await serve(auth);
   });
   afterAll(async () => {
     await t.close();
     await auth.close();
     redis.disconnect();
+    raw.disconnect();
     await redisServer.close();
   });
 
@@ -151,7 +158,8 @@ describe('API keys in Redis', () => {
   });
 
   it('refuses a disabled Redis record and survives a corrupt one', async () => {
-    await redis.set(apiKeyRedisKey('test:', inRedis.id), JSON.stringify(record(inRedis, { enabled: false })));
+    await redis.set(apiKeyRedisKey(inRedis.id), JSON.stringify(record(inRedis, { enabled: false })));
+    expect(JSON.parse((await raw.get(`test:apikey:${inRedis.id}`))!)).toMatchObject({ enabled: false });
     expect((await t.call(inRedis.key)).code).toBe('SIDECAR_API_KEY_INVALID');
     expect((await t.call(`sk_sidecar_corrupt0_${'A'.repeat(43)}`)).code).toBe('SIDECAR_API_KEY_INVALID');
   });

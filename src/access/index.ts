@@ -59,7 +59,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
     closers.push(() => void redis.quit().catch(() => redis.disconnect()));
   }
 
-  const auth: Authenticator = await createAuthenticator(config.auth, { logger, redis, redisKeyPrefix: redisConfig?.keyPrefix });
+  const auth: Authenticator = await createAuthenticator(config.auth, { logger, redis });
   closers.unshift(() => auth.close());
   const keyFile = config.auth.apiKeys?.file;
   if (keyFile !== undefined) {

@@ -20,14 +20,17 @@ export interface ApiKeyVerifier {
 
 export interface ApiKeyVerifierDeps {
   logger: Logger;
+  /** A client from createRedis: it adds stores.redis.keyPrefix itself. */
   redis?: Redis | undefined;
-  redisKeyPrefix?: string | undefined;
   now: () => number;
 }
 
-/** Where a key record lives in Redis: `${prefix}apikey:${id}`, a JSON ApiKeyRecord. */
-export function apiKeyRedisKey(prefix: string, id: string): string {
-  return `${prefix}apikey:${id}`;
+/**
+ * Where a key record lives in Redis: `apikey:<id>`, a JSON ApiKeyRecord, under
+ * stores.redis.keyPrefix, which the client adds (see stores/redis.ts).
+ */
+export function apiKeyRedisKey(id: string): string {
+  return `apikey:${id}`;
 }
 
 interface Compiled {
@@ -49,7 +52,6 @@ export async function createApiKeyVerifier(config: ApiKeysConfig, deps: ApiKeyVe
   if (config.redis && !redis) {
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'auth.apiKeys.redis is on but stores.redis is not configured.' });
   }
-  const prefix = deps.redisKeyPrefix ?? 'agent-sidecar:';
   let fromFile = config.file === undefined ? new Map<string, Compiled>() : compileAll(await readApiKeyFile(config.file));
 
   async function lookup(id: string): Promise<Compiled | undefined> {
@@ -57,7 +59,7 @@ export async function createApiKeyVerifier(config: ApiKeysConfig, deps: ApiKeyVe
     if (local || !redis) return local;
     let json: string | null;
     try {
-      json = await redis.get(apiKeyRedisKey(prefix, id));
+      json = await redis.get(apiKeyRedisKey(id));
     } catch (cause) {
       throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', { cause });
     }

@@ -45,9 +45,8 @@ export interface Authenticator {
 
 export interface AuthenticatorDeps {
   logger: Logger;
-  /** Needed when auth.apiKeys.redis is on; the caller owns (and closes) the connection. */
+  /** Needed when auth.apiKeys.redis is on: a client from createRedis (it adds the key prefix); the caller owns (and closes) it. */
   redis?: Redis | undefined;
-  redisKeyPrefix?: string | undefined;
   /** Epoch milliseconds; a fake clock in tests. */
   now?: () => number;
 }
@@ -70,7 +69,7 @@ export async function createAuthenticator(config: SidecarConfig['auth'], deps: A
   let jwtVerifier: JwtVerifier | undefined;
   let apiKeyVerifier: ApiKeyVerifier | undefined;
 
-  if (apiKeys) apiKeyVerifier = await createApiKeyVerifier(apiKeys, { logger: deps.logger, redis: deps.redis, redisKeyPrefix: deps.redisKeyPrefix, now });
+  if (apiKeys) apiKeyVerifier = await createApiKeyVerifier(apiKeys, { logger: deps.logger, redis: deps.redis, now });
   if (jwt) {
     // Everything that can throw runs before the JWKS timer starts, so a failed start leaks nothing.
     allowedAlgorithms(jwt);

@@ -7,8 +7,7 @@ import {
   writeApiKeyFile,
   type ApiKeyRecord,
 } from '../auth/index.ts';
-import { SidecarError } from '../errors/index.ts';
-import { loadRedisClient } from '../stores/index.ts';
+import { connectRedis, scanKeys } from '../stores/index.ts';
 import { auditSensitiveOperation } from './operator-audit.ts';
 import { registerProtectionKeyCommands } from './protect-keys.ts';
 import { collect, parseDurationFlag, usageError } from './usage.ts';
@@ -44,46 +43,24 @@ async function openStore(flags: StoreFlags): Promise<KeyStore> {
     };
   }
   if (!/^rediss?:\/\//.test(flags.redis!)) throw usageError(`--redis ${flags.redis}: expected redis://host:port`);
-  const RedisClient = loadRedisClient();
-  const redis = new RedisClient(flags.redis!, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy: () => null });
-  // ioredis reports the real cause (ECONNREFUSED, auth) as an event, then rejects with "Connection is closed".
-  let lastError: Error | undefined;
-  redis.on('error', (err: Error) => (lastError = err));
-  try {
-    await redis.connect();
-  } catch (cause) {
-    redis.disconnect();
-    const where = redactUrl(flags.redis!);
-    throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', { message: `cannot connect to ${where}: ${(lastError ?? (cause as Error)).message}`, cause });
-  }
+  // The sidecar's key prefix rule (stores/redis.ts): names here are unprefixed, the client adds --prefix.
+  const redis = await connectRedis({ url: flags.redis!, keyPrefix: flags.prefix, connectTimeout: 2_000, commandTimeout: 5_000 });
   return {
     async list() {
       const out: ApiKeyRecord[] = [];
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', apiKeyRedisKey(flags.prefix, '*'), 'COUNT', 200);
-        cursor = next;
-        for (const key of keys) {
-          const json = await redis.get(key);
-          if (json !== null) out.push(apiKeyRecordSchema.parse(JSON.parse(json)));
-        }
-      } while (cursor !== '0');
+      for await (const key of scanKeys(redis, apiKeyRedisKey('*'))) {
+        const json = await redis.get(key);
+        if (json !== null) out.push(apiKeyRecordSchema.parse(JSON.parse(json)));
+      }
       return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     },
     async put(record, isNew) {
-      const key = apiKeyRedisKey(flags.prefix, record.id);
+      const key = apiKeyRedisKey(record.id);
       const ok = isNew ? await redis.set(key, JSON.stringify(record), 'NX') : await redis.set(key, JSON.stringify(record));
       if (ok === null) throw usageError(`Redis already has a key with id ${record.id}`);
     },
     close: async () => void (await redis.quit()),
   };
-}
-
-/** The URL without its password, for messages. */
-function redactUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password !== '') u.password = '***';
-  return u.toString();
 }
 
 async function withStore<T>(flags: StoreFlags, fn: (store: KeyStore) => Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { checkConfigFiles } from '../config/check-files.ts';
 import { loadConfig, type ConfigOverrides } from '../config/index.ts';
 import { isSidecarError, SidecarError } from '../errors/index.ts';
-import { createLogger } from '../log/index.ts';
+import { createLogger, flushStdout } from '../log/index.ts';
 import { assembleSidecar } from '../sidecar.ts';
 import { version } from '../version.ts';
 import { registerDecryptCommand } from './decrypt.ts';
@@ -11,7 +11,7 @@ import { registerInjectCommand } from './inject.ts';
 import { registerKeysCommand } from './keys.ts';
 import { registerRedactCommand } from './redact.ts';
 import { registerRevokeCommand } from './revoke.ts';
-import { runAgent } from './run-agent.ts';
+import { runAgent, signalStatus } from './run-agent.ts';
 import { registerTokenCommand } from './token.ts';
 
 interface CommonFlags {
@@ -29,6 +29,10 @@ interface RunFlags extends CommonFlags {
 }
 
 const EXIT_CONFIG = 2;
+/** How long the last log lines may wait for a slow reader of stdout before the process exits (never past the grace period). */
+const LOG_FLUSH_MS = 2_000;
+/** What the shutdown hooks get past the grace period and telemetry.shutdownTimeout before the process exits anyway. */
+const SHUTDOWN_HOOKS_MS = 10_000;
 
 function withConfigFlags(cmd: Command): Command {
   return cmd
@@ -59,6 +63,7 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
   const { listeners } = await sidecar.start();
   if (command.length > 0) {
     const status = await runAgent(command, sidecar, { config, egressAddress: listeners.egress, portEnv: flags.portEnv, env: process.env, logger });
+    await flushStdout(LOG_FLUSH_MS);
     process.exit(status);
   }
   process.on('SIGHUP', () => {
@@ -71,10 +76,21 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
     signals += 1;
     if (signals > 1) {
       logger.warn({ event_type: 'shutdown', signal }, 'second signal: exiting at once');
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      process.exit(signalStatus(signal));
     }
     // SIGINT comes from a terminal: no one needs a load-balancer drain delay there.
-    void sidecar.shutdown(signal === 'SIGINT' ? { drainDelay: 0 } : {}).then(() => process.exit(0));
+    const drainDelay = signal === 'SIGINT' ? 0 : config.shutdown.drainDelay;
+    const deadline = Date.now() + drainDelay + config.shutdown.gracePeriod;
+    // Nothing may hold the process long past its grace period: not a shutdown hook that
+    // does not return, not a stdout nobody reads.
+    setTimeout(() => {
+      logger.error({ event_type: 'shutdown', signal }, 'shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, deadline - Date.now() + config.telemetry.shutdownTimeout + SHUTDOWN_HOOKS_MS);
+    void sidecar
+      .shutdown({ drainDelay })
+      .then(() => flushStdout(Math.min(LOG_FLUSH_MS, Math.max(0, deadline - Date.now()))))
+      .then(() => process.exit(0));
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

@@ -1,9 +1,8 @@
 import { Option, type Command } from 'commander';
 import { SidecarError, isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
-import { createLogger } from '../log/index.ts';
 import { parseRevokeRequest, type RevokeRequest } from '../revocation/request.ts';
 import { createRedisRevocationStore } from '../revocation/redis.ts';
-import { createRedis, waitForRedis } from '../stores/index.ts';
+import { connectRedis } from '../stores/index.ts';
 
 interface RevokeFlags {
   jti?: string;
@@ -89,11 +88,9 @@ function seconds(v: string | undefined, name: string): number | undefined {
 }
 
 async function viaRedis(url: string, keyPrefix: string, o: { skew: number; ttl: number | undefined }, request: RevokeRequest): Promise<void> {
-  const redis = createRedis({ url, keyPrefix, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS }, createLogger('silent'));
+  // The sidecar's key prefix rule (stores/redis.ts): the store's names are unprefixed, the client adds --key-prefix.
+  const redis = await connectRedis({ url, keyPrefix, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS });
   try {
-    await waitForRedis(redis, TIMEOUT_MS).catch((err: unknown) => {
-      throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', { message: `Redis at ${redactUrl(url)} is unreachable.`, cause: err });
-    });
     const store = createRedisRevocationStore(redis, { clockSkewSeconds: o.skew, subjectTtlSeconds: o.ttl });
     if (request.kind === 'token') await store.revokeToken(request.jti, request.exp);
     else await store.revokeSubject(request.sub, request.before);
@@ -130,4 +127,3 @@ function failure(err: unknown, exit: number): { code: number; line: string } {
 }
 
 const iso = (unix: number) => new Date(unix * 1000).toISOString();
-const redactUrl = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');

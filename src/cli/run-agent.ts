@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { formatAddress, type SidecarConfig } from '../config/index.ts';
 import { sdkBaseUrls, type Egress } from '../egress/index.ts';
-import type { Logger } from '../log/index.ts';
+import { stdoutDestination, type Logger } from '../log/index.ts';
 import type { Sidecar } from '../sidecar.ts';
 import { resolveSettings } from '../telemetry/index.ts';
 
@@ -64,11 +64,32 @@ export async function runAgent(command: readonly string[], sidecar: Sidecar & { 
   const { env, notes } = agentEnvironment({ ...o, egress });
   o.logger.info({ event_type: 'agent_start', command: command[0], env: notes }, `starting the agent: ${command.join(' ')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
   const child = spawn(command[0]!, command.slice(1), { env, stdio: 'inherit', detached: true });
+  // The child inherited stdout, and starting it made a shared stdout blocking again.
+  stdoutDestination().afterSpawn();
+  const agentRunning = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined;
 
+  let stops = 0;
   const forward = (signal: NodeJS.Signals) => {
     if (signal === 'SIGHUP') void sidecar.access.reload();
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    if (signal === 'SIGTERM' || signal === 'SIGINT') {
+      stops += 1;
+      // The second one, or one after the agent is gone: exit now, and take the agent's
+      // process group along, so that nothing of it outlives the command.
+      if (stops > 1 || !agentRunning()) {
+        o.logger.warn({ event_type: 'shutdown', signal }, stops > 1 ? 'second signal: exiting at once' : 'signal while stopping: exiting at once');
+        if (agentRunning()) {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            // Already gone.
+          }
+        }
+        process.exit(signalStatus(signal));
+      }
+    }
+    if (agentRunning()) child.kill(signal);
   };
+  // Kept until the process exits: a signal during the sidecar's drain after the agent exited ends it at once.
   for (const s of FORWARDED) process.on(s, forward);
 
   const status = await new Promise<number>((resolve) => {
@@ -82,7 +103,11 @@ export async function runAgent(command: readonly string[], sidecar: Sidecar & { 
       resolve(exitStatus);
     });
   });
-  for (const s of FORWARDED) process.off(s, forward);
   await sidecar.shutdown({ drainDelay: 0 });
   return status;
+}
+
+/** The exit status of a process ended by `signal`: 128 + its number (SIGINT 130, SIGTERM 143). */
+export function signalStatus(signal: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[signal] ?? 0);
 }

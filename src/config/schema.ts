@@ -74,6 +74,10 @@ const proxy = z
     }),
     requestIdHeader: z.string().toLowerCase().default('x-request-id').meta({ description: 'Header carrying the request id; generated when absent.' }),
     websockets: z.boolean().default(true).meta({ description: 'Proxy WebSocket upgrades.' }),
+    headersWithUnderscores: z.enum(['drop', 'refuse', 'allow']).default('drop').meta({
+      description:
+        'Client headers whose names hold `_` or `.`, which CGI-style servers (CGI, WSGI, Rack, PHP) read as the same variable as the `-` spelling (x_auth_subject as X-Auth-Subject): drop them, refuse the request with 400 SIDECAR_HEADER_NAME_REFUSED, or allow them (never one spelling a header the sidecar removes or sets).',
+    }),
   })
   .prefault({});
 

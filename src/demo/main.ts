@@ -19,13 +19,15 @@ const agentPort = (agent.address() as AddressInfo).port;
 try {
   // A fresh signing secret per run: tokens below are valid for this demo process only.
   const secret = randomBytes(32).toString('base64url');
+  const otlp = demoOtlp(process.env);
   const config = loadConfig({
     overrides: { upstream: `http://127.0.0.1:${agentPort}`, listen: process.env.SIDECAR_LISTEN ?? '127.0.0.1:8080' },
     base: {
       auth: { jwt: { secret, algorithms: ['HS256'] }, refresh: { enabled: true } },
       policy: { file: fileURLToPath(new URL('../../config/demo-policy.yaml', import.meta.url)) },
       audit: { stdout: false },
-      telemetry: { enabled: true },
+      // /metrics and the access records always; OTLP export only to a collector someone named.
+      telemetry: { enabled: true, traces: { enabled: otlp.traces }, metrics: { otlp: otlp.metrics }, logs: { otlp: otlp.logs, stdout: true } },
     },
   });
   const sidecar = await assembleSidecar(config, createLogger(config.log.level));
@@ -62,7 +64,7 @@ Paste these into another terminal:
   curl -s http://127.0.0.1:${admin?.port}/readyz
   curl -s http://127.0.0.1:${admin?.port}/metrics      # Prometheus: agent_requests_total, agent_request_duration_seconds, …
 
-Telemetry: ${sidecar.telemetry.describe}; one access record per request as a JSON line below.
+${telemetryLine(otlp, sidecar.telemetry.describe, `http://127.0.0.1:${admin?.port}/metrics`)}
 
 Ctrl-C stops both.
 `);
@@ -80,4 +82,21 @@ Ctrl-C stops both.
     process.stderr.write(`agent-sidecar demo: ${err.message} [${err.code}]\n`);
     process.exitCode = err.code === 'SIDECAR_LISTEN_FAILED' ? 1 : 2;
   } else throw err;
+}
+
+/**
+ * The demo needs no external service, so it exports OTLP only where a collector is named:
+ * each signal whose OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT, is
+ * set (undefined: the usual defaults and variables decide); the rest is off.
+ */
+function demoOtlp(env: NodeJS.ProcessEnv): { traces: false | undefined; metrics: false | undefined; logs: false | undefined } {
+  const off = (signal: string) => (env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`] || env.OTEL_EXPORTER_OTLP_ENDPOINT ? undefined : false);
+  return { traces: off('TRACES'), metrics: off('METRICS'), logs: off('LOGS') };
+}
+
+/** One line: where the demo's telemetry goes. */
+function telemetryLine(otlp: ReturnType<typeof demoOtlp>, describe: string, metricsUrl: string): string {
+  const exported = Object.values(otlp).some((v) => v === undefined);
+  const otlpPart = exported ? describe.replace(/^otlp /, 'OTLP export to ').replace(/; \/metrics on admin$/, '') : 'OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a collector)';
+  return `Telemetry: /metrics on the admin listener (${metricsUrl}); ${otlpPart}; one access record per request as a JSON line below.`;
 }

@@ -8,6 +8,7 @@ export const catalog = {
   SIDECAR_INVALID_TARGET: { status: 400, message: 'The request target must be an origin-form path such as /api/v1/agents.' },
   SIDECAR_FOREIGN_AUTHORITY: { status: 400, message: 'The absolute request URI names another host; this is a reverse proxy, not a forward proxy.' },
   SIDECAR_CONNECT_NOT_SUPPORTED: { status: 400, message: 'CONNECT is not supported; this is a reverse proxy, not a forward proxy.' },
+  SIDECAR_HEADER_NAME_REFUSED: { status: 400, message: 'A request header name holds `_` or `.`, which the agent\'s server may read as the `-` spelling; this sidecar refuses them (proxy.headersWithUnderscores).' },
   SIDECAR_PATH_INVALID: { status: 400, message: 'The request path has an encoding the sidecar refuses (encoded slash, backslash, NUL or a bad escape).' },
   SIDECAR_UPGRADE_REFUSED: { status: 400, message: 'Only WebSocket upgrades are proxied, and only when proxy.websockets is on.' },
   SIDECAR_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than limits.maxHeaderBytes allows.' },

@@ -6,6 +6,7 @@ import { isSidecarError, SidecarError, writeSocketError } from '../errors/index.
 import type { Logger } from '../log/index.ts';
 import type { Forwarder } from '../proxy/forward.ts';
 import type { ForwardedResolver } from '../proxy/forwarded.ts';
+import { cgiFoldingHeader } from '../proxy/request-headers.ts';
 import type { Upgrader } from '../proxy/upgrade.ts';
 import { answerError, answerReply } from './answer.ts';
 import { runStages, type RequestContext, type Stage } from './context.ts';
@@ -42,6 +43,7 @@ export interface Ingress {
 export function createIngress(options: IngressOptions): Ingress {
   const { config, stages, forwarder, upgrader, resolveForwarded, logger, observer } = options;
   const idHeader = config.proxy.requestIdHeader;
+  const refuseFoldingHeaders = config.proxy.headersWithUnderscores === 'refuse';
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
     headersTimeout: config.limits.clientHeadersTimeout,
@@ -95,6 +97,7 @@ export function createIngress(options: IngressOptions): Ingress {
     });
     try {
       ctx.target = requestTarget(req);
+      if (refuseFoldingHeaders) refuseFoldingHeader(req);
     } catch (err) {
       refuse(err, ctx);
       return;
@@ -148,6 +151,7 @@ export function createIngress(options: IngressOptions): Ingress {
     });
     try {
       ctx.target = requestTarget(req);
+      if (refuseFoldingHeaders) refuseFoldingHeader(req);
       const pending = runStages(stages, ctx);
       if (pending === undefined) go();
       else pending.then(go, refuse);
@@ -209,4 +213,10 @@ function asSidecarError(err: unknown, logger: Logger, requestId: string): Sideca
   if (isSidecarError(err)) return err;
   logger.error({ err, request_id: requestId, error_type: 'SIDECAR_INTERNAL' }, 'unexpected error in the request path');
   return new SidecarError('SIDECAR_INTERNAL', { cause: err });
+}
+
+/** proxy.headersWithUnderscores `refuse`: a client header name with `_` or `.` refuses the request. */
+function refuseFoldingHeader(req: IncomingMessage): void {
+  const name = cgiFoldingHeader(req.rawHeaders);
+  if (name !== undefined) throw new SidecarError('SIDECAR_HEADER_NAME_REFUSED', { details: { header: name } });
 }

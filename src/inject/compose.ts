@@ -5,9 +5,10 @@ import { ANNOTATION, CONFIG_DIR, CONFIG_KEY } from './names.ts';
 import type { Result } from './manifests.ts';
 import type { InjectSettings } from './settings.ts';
 import { agentEnv, sidecarEnv } from './sidecar.ts';
+import { markRaw, removedText } from './source.ts';
 import { parseStatus } from './status.ts';
 import { lineIn, parseStream, printStream } from './stream.ts';
-import { dropIfEmpty, ensure, mapAt, scalarValue, seqAt, stringMap, text, type Doc } from './tree.ts';
+import { dropIfEmpty, ensure, mapAt, readMapAt, scalarValue, seqAt, stringMap, text, type Doc } from './tree.ts';
 import { change, inputError, type Change, type Path, type Where } from './where.ts';
 
 export interface ComposeOptions {
@@ -23,11 +24,14 @@ const composeStatusSchema = z.object({
   version: z.string(),
   service: z.string(),
   env: z.array(z.string()),
-  /** Moved published ports: where they stood in the agent's list, and their value there. */
-  ports: z.array(z.object({ index: z.number().int().nonnegative(), original: z.union([z.string(), z.number()]) })),
-  /** The position of the agent's `ports` key, when moving emptied and removed it. */
+  /** Moved published ports: where they stood in the agent's list, their value there, and their source text (to put back exactly). */
+  ports: z.array(z.object({ index: z.number().int().nonnegative(), original: z.union([z.string(), z.number()]), raw: z.string().optional() })),
+  /** The position of the agent's `ports` key, when moving emptied and removed it, and then its source text. */
   portsKey: z.number().int().nonnegative().optional(),
+  portsRaw: z.string().optional(),
   created: z.array(z.string()),
+  /** Collections created where the key had a null value: that value's source text. */
+  nulls: z.record(z.string(), z.string()).optional(),
 });
 type ComposeStatus = z.infer<typeof composeStatusSchema>;
 
@@ -102,7 +106,7 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     const known = services.items.map((p) => String(scalarValue(p.key))).join(', ');
     throw inputError('SIDECAR_INJECT_INVALID', w, base, `no such service; services: ${known}`);
   }
-  const labels = stringMap(mapAt(w, agent, 'labels', base));
+  const labels = stringMap(readMapAt(doc, w, agent, 'labels', base));
   if (labels.get(ANNOTATION.inject) === 'false') {
     changes.push(change(w, [...base, 'labels'], `skipped: ${ANNOTATION.inject} is "false"`));
     return false;
@@ -120,12 +124,16 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   }
 
   const created: string[] = [];
+  const nulls: Record<string, string> = {};
   const status: ComposeStatus = { version: settings.version, service: name, env: [], ports: [], created };
-  // Moving a node (not a copy) keeps its quoting; uninject moves it back.
+  // Moving a node (not a copy) keeps its quoting; uninject moves it back, as its source text.
   const moved: Node[] = [];
+  const portsPair = agent.items.find((p) => scalarValue(p.key) === 'ports');
+  const portsRaw = portsPair === undefined ? undefined : removedText(doc, agent, portsPair);
   published.forEach((p, index) => {
     if (p?.port !== upstream) return;
-    status.ports.push({ index, original: p.node.value as string | number });
+    const raw = removedText(doc, ports!, ports!.items[index]);
+    status.ports.push({ index, original: p.node.value as string | number, ...(raw === undefined ? {} : { raw }) });
     p.node.value = p.retarget(settings.ports.ingress);
     moved.push(ports!.items[index] as Node);
     changes.push(change(w, [...base, 'ports', index], `moved to ${sidecarName}: ${String(status.ports.at(-1)!.original)} -> ${String(p.node.value)}`));
@@ -133,6 +141,9 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   for (const node of moved) ports!.items.splice(ports!.items.indexOf(node), 1);
   if (ports !== undefined && ports.items.length === 0 && moved.length > 0) {
     status.portsKey = agent.items.findIndex((p) => scalarValue(p.key) === 'ports');
+    if (portsRaw !== undefined) status.portsRaw = portsRaw;
+    // The key's text holds the items': theirs is not needed.
+    for (const p of status.ports) delete p.raw;
     agent.delete('ports');
   }
 
@@ -142,11 +153,12 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
       changes.push(change(w, [...base, 'environment'], `kept ${key}: set in the compose file, not overridden`));
       continue;
     }
-    env.add(doc, key, value, created);
+    env.add(doc, key, value, created, nulls);
     status.env.push(key);
     changes.push(change(w, [...base, 'environment'], `added ${key}=${value}`));
   }
 
+  if (Object.keys(nulls).length > 0) status.nulls = nulls;
   const copied = Object.fromEntries(['networks', 'restart'].flatMap((key) => {
     const value = agent.get(key, true);
     return value === undefined ? [] : [[key, (value as Node).clone()]];
@@ -211,9 +223,9 @@ function environment(w: Where, service: YAMLMap, base: Path) {
       return i >= 0;
     },
     /** Adds to the list, or to the mapping (created when absent, and recorded). */
-    add(doc: Doc, key: string, value: string, created: string[]) {
+    add(doc: Doc, key: string, value: string, created: string[], nulls: Record<string, string>) {
       if (list) list.items.push(doc.createNode(`${key}=${value}`));
-      else ensure(doc, service, 'environment', mapAt(w, service, 'environment', base), 'map', created, 'environment').set(key, value);
+      else ensure(doc, service, 'environment', mapAt(w, service, 'environment', base), 'map', created, 'environment', nulls).set(key, value);
     },
   };
 }
@@ -227,18 +239,23 @@ function uninject(w: Where, services: YAMLMap, sidecarName: string, status: Comp
   const base: Path = ['services', status.service];
   const moved = [...(seqAt(w, sidecar, 'ports', ['services', sidecarName])?.items ?? [])];
   let ports = seqAt(w, agent, 'ports', base);
+  let recreated: Pair | undefined;
   if (ports === undefined && status.ports.length > 0) {
     ports = new YAMLSeq();
-    agent.items.splice(status.portsKey ?? agent.items.length, 0, new Pair(new Scalar('ports'), ports));
+    recreated = new Pair(new Scalar('ports'), ports);
+    agent.items.splice(status.portsKey ?? agent.items.length, 0, recreated);
   }
-  status.ports.forEach(({ index, original }, k) => {
+  status.ports.forEach(({ index, original, raw }, k) => {
     const t = target(moved[k]);
     if (t === undefined) return;
     t.node.value = original;
     ports!.items.splice(index, 0, moved[k]);
+    if (raw !== undefined && recreated === undefined) markRaw(moved[k]!, raw);
     changes.push(change(w, [...base, 'ports', index], `moved back from ${sidecarName}: ${String(original)}`));
   });
+  // The `ports` key inject removed, as it was written.
+  if (recreated !== undefined && status.portsRaw !== undefined) markRaw(recreated, status.portsRaw);
   const env = environment(w, agent, base);
   for (const key of status.env) if (env.remove(key)) changes.push(change(w, [...base, 'environment'], `removed ${key}`));
-  if (status.created.includes('environment')) dropIfEmpty(agent, 'environment');
+  if (status.created.includes('environment')) dropIfEmpty(agent, 'environment', status.nulls?.environment);
 }

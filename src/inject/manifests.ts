@@ -1,12 +1,12 @@
 import { Document } from 'yaml';
 import { PORT_NAME } from './names.ts';
-import { isGenerated, rawStatus } from './status.ts';
+import { generatedStatus, isGenerated, rawStatus } from './status.ts';
 import { injectChoice, isService, isWorkload, objectsOf, podTemplateOf, WORKLOAD_KINDS, type K8sObject } from './objects.ts';
 import { injectPod, uninjectPod, type Injected } from './pod.ts';
 import { restoreService, routeServices } from './service.ts';
 import type { InjectSettings } from './settings.ts';
 import { configMapObject } from './sidecar.ts';
-import { parseStream, printStream } from './stream.ts';
+import { joinedBefore, parseStream, printStream } from './stream.ts';
 import { change, describe, inputError, type Change } from './where.ts';
 
 export interface Result {
@@ -56,16 +56,17 @@ export function injectManifests(input: string, settings: InjectSettings, options
   for (const inj of unrouted.filter((i) => i.t.obj.kind !== 'Job' && i.t.obj.kind !== 'CronJob')) {
     changes.push(change(inj.t.obj.where, [], `note: no Service in this input sends traffic to its port ${inj.agent.port}; point its Service's targetPort at the port named ${PORT_NAME.ingress}`));
   }
-  return { text: printStream(stream, configMaps(injected, settings, changes)), changes };
+  if (settings.configFile === undefined) return { text: printStream(stream), changes };
+  return { text: printStream(stream, configMaps(injected, settings, changes, joinedBefore(printStream(stream), stream))), changes };
 }
 
 /** With --configmap-from: one ConfigMap per namespace that an injected workload uses it in. */
-function configMaps(injected: Injected[], settings: InjectSettings, changes: Change[]): Document[] {
+function configMaps(injected: Injected[], settings: InjectSettings, changes: Change[], joined: string | undefined): Document[] {
   const file = settings.configFile;
   if (file === undefined) return [];
   const namespaces = new Set(injected.filter((i) => i.configMap === settings.configMap).map((i) => i.t.namespace));
-  return [...namespaces].map((namespace) => {
-    const doc = new Document(configMapObject(settings.configMap, namespace, file.text, settings.version));
+  return [...namespaces].map((namespace, i) => {
+    const doc = new Document(configMapObject(settings.configMap, namespace, file.text, settings.version, i === 0 ? joined : undefined));
     changes.push({ where: 'new document', field: `ConfigMap/${settings.configMap}`, what: `added from ${file.path}${namespace === undefined ? '' : ` in namespace ${namespace}`}` });
     return doc;
   });
@@ -73,8 +74,10 @@ function configMaps(injected: Injected[], settings: InjectSettings, changes: Cha
 
 /** Removes an object inject generated: its document, or its item in a List. */
 function drop(obj: K8sObject, changes: Change[]): void {
-  if (obj.list === undefined) obj.segment.dropped = true;
-  else {
+  if (obj.list === undefined) {
+    obj.segment.dropped = true;
+    obj.segment.joined = generatedStatus(rawStatus(obj.node))?.joined;
+  } else {
     obj.list.items.splice(obj.list.items.indexOf(obj.node), 1);
     obj.segment.changed = true;
   }

@@ -1,7 +1,7 @@
 import { isMap, type YAMLMap, type YAMLSeq } from 'yaml';
 import { ANNOTATION } from './names.ts';
 import { lineIn, type Segment, type Stream } from './stream.ts';
-import { annotationOf, mapAt, seqAt, stringMap, text } from './tree.ts';
+import { annotationOf, mapAt, readMapAt, seqAt, stringMap, text } from './tree.ts';
 import { inputError, type Path, type Where } from './where.ts';
 
 /** One Kubernetes object of the input: a document, or an item of a `kind: List`. */
@@ -100,7 +100,7 @@ export function podTemplateOf(obj: K8sObject): PodTemplate {
     template,
     path,
     annotations,
-    labels: stringMap(templateMeta === undefined ? undefined : mapAt(obj.where, templateMeta, 'labels', [...path, 'metadata'])),
+    labels: stringMap(templateMeta === undefined ? undefined : readMapAt(obj.segment.doc, obj.where, templateMeta, 'labels', [...path, 'metadata'])),
     namespace: meta === undefined ? undefined : text(meta, 'namespace'),
     name: name.replace(/-$/, ''),
   };

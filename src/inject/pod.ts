@@ -38,6 +38,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   const image = t.annotations.get(ANNOTATION.image)?.value ?? settings.image;
   const configMap = t.annotations.get(ANNOTATION.config)?.value ?? settings.configMap;
   const created: string[] = [];
+  const nulls: Record<string, string> = {};
   const agentEnvSeq = seqAt(w, agent.node, 'env', agent.path);
   // The sidecar reports under the agent's service name, the user's own if the agent has one.
   const serviceName = envValue(agentEnvSeq, 'OTEL_SERVICE_NAME') ?? t.name;
@@ -45,7 +46,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   const container = doc.createNode(sidecarContainer({ settings, image, upstreamPort: agent.port, serviceName }));
   const what = `${SIDECAR_CONTAINER} (${image}; ports ${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream 127.0.0.1:${agent.port})`;
   if (settings.native) {
-    const init = ensure(doc, spec, 'initContainers', initContainers, 'seq', created, 'initContainers');
+    const init = ensure(doc, spec, 'initContainers', initContainers, 'seq', created, 'initContainers', nulls);
     // First, so that it runs before any other init container that may call out.
     init.items.unshift(container);
     changes.push(change(w, [...specPath, 'initContainers'], `added native sidecar ${what}`));
@@ -56,10 +57,10 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
       changes.push(change(w, [...specPath, 'containers'], 'note: a regular sidecar keeps a Job\'s pod running after the agent exits; use --native-sidecar (Kubernetes 1.29+)'));
     }
   }
-  ensure(doc, spec, 'volumes', volumes, 'seq', created, 'volumes').items.push(doc.createNode(configVolume(configMap)));
+  ensure(doc, spec, 'volumes', volumes, 'seq', created, 'volumes', nulls).items.push(doc.createNode(configVolume(configMap)));
   changes.push(change(w, [...specPath, 'volumes'], `added volume ${CONFIG_VOLUME} (ConfigMap ${configMap})`));
 
-  const env = ensure(doc, agent.node, 'env', agentEnvSeq, 'seq', created, 'env');
+  const env = ensure(doc, agent.node, 'env', agentEnvSeq, 'seq', created, 'env', nulls);
   const added: string[] = [];
   for (const [name, value] of agentEnv(`http://127.0.0.1:${settings.ports.egress}`, t.name, settings.otelEndpoint)) {
     if (envHas(env, name)) {
@@ -75,10 +76,20 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   }
   if (added.length === 0 && created.includes('env')) {
     // Nothing of ours went in: leave the container as it was.
-    dropIfEmpty(agent.node, 'env');
+    dropIfEmpty(agent.node, 'env', nulls.env);
     created.splice(created.indexOf('env'), 1);
+    delete nulls.env;
   }
-  const status: PodStatus = { version: settings.version, container: SIDECAR_CONTAINER, native: settings.native, agent: agent.name, env: added, volume: CONFIG_VOLUME, created };
+  const status: PodStatus = {
+    version: settings.version,
+    container: SIDECAR_CONTAINER,
+    native: settings.native,
+    agent: agent.name,
+    env: added,
+    volume: CONFIG_VOLUME,
+    created,
+    ...(Object.keys(nulls).length > 0 ? { nulls } : {}),
+  };
   writeStatus(doc, w, t.template, t.path, status);
   changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'recorded what was injected'));
   return { t, agent, configMap };
@@ -104,10 +115,10 @@ export function uninjectPod(t: PodTemplate, changes: Change[]): boolean {
     const path = [...specPath, 'containers', i];
     const env = seqAt(w, agent, 'env', path);
     for (const name of status.env) if (removeByName(env, name)) changes.push(change(w, [...path, 'env'], `removed ${name}`));
-    if (status.created.includes('env')) dropIfEmpty(agent, 'env');
+    if (status.created.includes('env')) dropIfEmpty(agent, 'env', status.nulls?.env);
   }
-  for (const key of ['initContainers', 'volumes'] as const) if (status.created.includes(key)) dropIfEmpty(spec, key);
-  removeStatus(t.template, status.created);
+  for (const key of ['initContainers', 'volumes'] as const) if (status.created.includes(key)) dropIfEmpty(spec, key, status.nulls?.[key]);
+  removeStatus(t.template, status.created, status.nulls);
   changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'removed'));
   return true;
 }

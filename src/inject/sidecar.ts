@@ -79,7 +79,7 @@ export function sidecarContainer({ settings, image, upstreamPort, serviceName }:
 export const configVolume = (configMap: string) => ({ name: CONFIG_VOLUME, configMap: { name: configMap } });
 
 /** The ConfigMap that carries the sidecar's configuration file, as given (its ${env:…} are resolved in the pod). */
-export function configMapObject(name: string, namespace: string | undefined, text: string, version: string): Record<string, unknown> {
+export function configMapObject(name: string, namespace: string | undefined, text: string, version: string, joined?: string): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -87,7 +87,8 @@ export function configMapObject(name: string, namespace: string | undefined, tex
       name,
       ...(namespace === undefined ? {} : { namespace }),
       labels: { ...MANAGED_BY },
-      annotations: { [ANNOTATION.status]: JSON.stringify({ version, generated: true }) },
+      // `joined`: the line break appending it put after a last line that had none; uninject takes it out again.
+      annotations: { [ANNOTATION.status]: JSON.stringify({ version, generated: true, ...(joined === undefined ? {} : { joined }) }) },
     },
     data: { [CONFIG_KEY]: text },
   };

@@ -9,6 +9,8 @@ import { inputError, type Path, type Where } from './where.ts';
 
 /** Collections inject created (and so removes again once empty), by label. */
 const created = z.array(z.string()).default([]);
+/** Of those, the ones that replaced a null value: its source text, to write back. */
+const nulls = z.record(z.string(), z.string()).optional();
 
 export const podStatusSchema = z.object({
   version: z.string(),
@@ -18,17 +20,20 @@ export const podStatusSchema = z.object({
   env: z.array(z.string()),
   volume: z.string(),
   created,
+  nulls,
 });
 export type PodStatus = z.infer<typeof podStatusSchema>;
 
 export const serviceStatusSchema = z.object({
   version: z.string(),
-  ports: z.array(z.object({ index: z.number().int().nonnegative(), targetPort: z.union([z.string(), z.number(), z.null()]) })),
+  /** `raw`: the targetPort's source text (its quotes), to write back exactly. */
+  ports: z.array(z.object({ index: z.number().int().nonnegative(), targetPort: z.union([z.string(), z.number(), z.null()]), raw: z.string().optional() })),
   created,
+  nulls,
 });
 export type ServiceStatus = z.infer<typeof serviceStatusSchema>;
 
-export const generatedSchema = z.object({ version: z.string(), generated: z.literal(true) });
+export const generatedSchema = z.object({ version: z.string(), generated: z.literal(true), joined: z.enum(['\n', '\r\n']).optional() });
 
 /** The raw status annotation of `owner` (an object or pod template), if any. */
 export const rawStatus = (owner: YAMLMap): string | undefined => annotationOf(owner, ANNOTATION.status);
@@ -56,27 +61,35 @@ export function parseStatus<T>(w: Where, at: Path, raw: string, schema: z.ZodTyp
 
 /** True when `raw` is the status of a document inject generated (a ConfigMap). */
 export function isGenerated(raw: string | undefined): boolean {
-  if (raw === undefined) return false;
+  return generatedStatus(raw) !== undefined;
+}
+
+/** The status of a document inject generated, or undefined. */
+export function generatedStatus(raw: string | undefined): z.infer<typeof generatedSchema> | undefined {
+  if (raw === undefined) return undefined;
   try {
-    return generatedSchema.safeParse(JSON.parse(raw)).success;
+    const parsed = generatedSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /** Writes the status annotation, creating metadata and annotations as needed (and recording that). */
-export function writeStatus(doc: Doc, w: Where, owner: YAMLMap, path: Path, status: { created: string[] } & Record<string, unknown>): void {
-  const meta = ensure(doc, owner, 'metadata', mapAt(w, owner, 'metadata', path), 'map', status.created, 'metadata');
-  const ann = ensure(doc, meta, 'annotations', mapAt(w, meta, 'annotations', [...path, 'metadata']), 'map', status.created, 'annotations');
+export function writeStatus(doc: Doc, w: Where, owner: YAMLMap, path: Path, status: { created: string[]; nulls?: Record<string, string> | undefined } & Record<string, unknown>): void {
+  const nulls = { ...status.nulls };
+  const meta = ensure(doc, owner, 'metadata', mapAt(w, owner, 'metadata', path), 'map', status.created, 'metadata', nulls);
+  const ann = ensure(doc, meta, 'annotations', mapAt(w, meta, 'annotations', [...path, 'metadata']), 'map', status.created, 'annotations', nulls);
+  if (Object.keys(nulls).length > 0) status.nulls = nulls;
   ann.set(ANNOTATION.status, JSON.stringify(status));
 }
 
 /** Removes the status annotation, and metadata or annotations when inject had created them. */
-export function removeStatus(owner: YAMLMap, createdLabels: readonly string[]): void {
+export function removeStatus(owner: YAMLMap, createdLabels: readonly string[], nulls: Readonly<Record<string, string>> = {}): void {
   const meta = owner.get('metadata', true);
   if (!isMap(meta)) return;
   const ann = meta.get('annotations', true);
   if (isMap(ann)) ann.delete(ANNOTATION.status);
-  if (createdLabels.includes('annotations')) dropIfEmpty(meta as YAMLMap, 'annotations');
-  if (createdLabels.includes('metadata')) dropIfEmpty(owner, 'metadata');
+  if (createdLabels.includes('annotations')) dropIfEmpty(meta as YAMLMap, 'annotations', nulls.annotations);
+  if (createdLabels.includes('metadata')) dropIfEmpty(owner, 'metadata', nulls.metadata);
 }

@@ -1,11 +1,12 @@
 import { Composer, CST, Document, isMap, LineCounter, Parser, type ToStringOptions } from 'yaml';
 import { SidecarError } from '../errors/index.ts';
+import { eolOf, printEdited, snapshot } from './source.ts';
 import type { Path } from './where.ts';
 
 /**
  * A YAML stream split into its documents, each with the exact text it came from, so that a
- * document nothing touched is written back byte for byte, and a touched one is printed by
- * the yaml package (comments, key order and scalar styles kept).
+ * document nothing touched is written back byte for byte, and a touched one is its text with
+ * only the edits spliced in (source.ts).
  */
 export interface Segment {
   doc: Document.Parsed;
@@ -14,6 +15,8 @@ export interface Segment {
   changed: boolean;
   /** Removed from the output (a ConfigMap that inject generated, on uninject). */
   dropped: boolean;
+  /** With `dropped`: text that was added before this document when it was appended (a line break), taken out with it. */
+  joined?: string | undefined;
 }
 
 export interface Stream {
@@ -55,33 +58,50 @@ export function parseStream(text: string, source: string): Stream {
     }
   }
   if (docs.length !== groups.length) throw new Error(`internal: ${docs.length} documents composed from ${groups.length} document tokens`);
-  return {
-    source,
-    segments: docs.map((doc, i) => ({ doc, original: groups[i]!.map((t) => CST.stringify(t)).join(''), changed: false, dropped: false })),
-    rest: groups.length === 0 ? text : '',
-    lineOf,
-  };
+  const segments = docs.map((doc, i) => {
+    const original = groups[i]!.map((t) => CST.stringify(t)).join('');
+    const start = (groups[i]![0] as { offset: number }).offset;
+    if (text.slice(start, start + original.length) === original) snapshot(doc, text, start, start + original.length, printOptions(original));
+    return { doc, original, changed: false, dropped: false };
+  });
+  return { source, segments, rest: groups.length === 0 ? text : '', lineOf };
 }
 
-/** The output text: untouched documents as they were, touched ones printed, new ones appended. */
+/** The output text: untouched documents as they were, touched ones with their edits, new ones appended. */
 export function printStream(stream: Stream, added: Document[] = []): string {
   let out = '';
   for (const s of stream.segments) {
-    if (s.dropped) continue;
-    out = joinDocs(out, s.changed ? s.doc.toString(printOptions(s.original)) : s.original);
+    if (s.dropped) {
+      if (s.joined !== undefined && out.endsWith(s.joined)) out = out.slice(0, out.length - s.joined.length);
+      continue;
+    }
+    out = joinDocs(out, s.changed ? (printEdited(s.doc) ?? s.doc.toString(printOptions(s.original))) : s.original, '\n');
   }
-  for (const doc of added) {
-    if (doc.directives) doc.directives.docStart = true;
-    out = joinDocs(out, doc.toString(printOptions(out)));
-  }
-  return out + stream.rest;
+  return appendDocs(out, added, eolOfStream(stream)) + stream.rest;
 }
 
-function joinDocs(before: string, next: string): string {
+/** What appending documents to `text` puts before the first one besides its `---`: a line break when `text` ends without one. */
+export function joinedBefore(text: string, stream: Stream): string | undefined {
+  return text === '' || text.endsWith('\n') ? undefined : eolOfStream(stream);
+}
+
+const eolOfStream = (stream: Stream): string => (stream.segments[0] === undefined ? '\n' : eolOf(stream.segments[0].doc));
+
+function appendDocs(text: string, added: Document[], eol: string): string {
+  let out = text;
+  for (const doc of added) {
+    if (doc.directives) doc.directives.docStart = true;
+    const printed = doc.toString(printOptions(out));
+    out = joinDocs(out, eol === '\n' ? printed : printed.replace(/\n/g, eol), eol);
+  }
+  return out;
+}
+
+function joinDocs(before: string, next: string, eol: string): string {
   if (before === '') return next;
-  const sep = before.endsWith('\n') ? '' : '\n';
+  const sep = before.endsWith('\n') ? '' : eol;
   // Every document after the first needs its `---` (the yaml printer writes it when the source had one).
-  return before + sep + (/^(#[^\n]*\n|\s*\n)*---/.test(next) ? next : `---\n${next}`);
+  return before + sep + (/^(#[^\n]*\n|\s*\n)*---/.test(next) ? next : `---${eol}${next}`);
 }
 
 /**
@@ -89,9 +109,11 @@ function joinDocs(before: string, next: string): string {
  * padding in flow collections, and sequences indented under their key or not, as the
  * source does (kubectl writes them flush, Helm charts usually indent).
  */
-export function printOptions(source: string): ToStringOptions {
-  const flush = source.match(/^( *)[^\s#-][^\n]*:[ \t]*\n\1- /gm)?.length ?? 0;
-  const indented = source.match(/^( *)[^\s#-][^\n]*:[ \t]*\n\1 +- /gm)?.length ?? 0;
+export function printOptions(text: string): ToStringOptions {
+  const source = text.replace(/\r\n/g, '\n');
+  // A key, then (past blank and comment lines) the first item of its sequence.
+  const flush = source.match(/^( *)[^\s#-][^\n]*:[ \t]*\n(?:[ \t]*(?:#[^\n]*)?\n)*\1- /gm)?.length ?? 0;
+  const indented = source.match(/^( *)[^\s#-][^\n]*:[ \t]*\n(?:[ \t]*(?:#[^\n]*)?\n)*\1 +- /gm)?.length ?? 0;
   const steps = (source.match(/^ +(?=[^\s#])/gm) ?? []).map((s) => s.length);
   const indent = steps.length === 0 ? 2 : Math.min(...steps);
   return { lineWidth: 0, flowCollectionPadding: false, indentSeq: indented >= flush, indent: indent >= 2 && indent <= 8 ? indent : 2 };

@@ -1,4 +1,5 @@
-import { isMap, isScalar, isSeq, type Document, YAMLMap, YAMLSeq } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, Scalar, type Document, type Pair, YAMLMap, YAMLSeq } from 'yaml';
+import { markRaw, rawNull } from './source.ts';
 import { inputError, type Path, type Where } from './where.ts';
 
 // Typed access to the yaml package's document tree: each accessor names the field when
@@ -23,6 +24,21 @@ export function mapAt(w: Where, parent: YAMLMap, key: string, path: Path): YAMLM
   if (node === undefined || node === null || (isScalar(node) && node.value === null)) return undefined;
   if (!isMap(node)) throw inputError('SIDECAR_INJECT_INVALID', w, [...path, key], 'expected a mapping');
   return node as YAMLMap;
+}
+
+/**
+ * Like mapAt, for a mapping that is only read (labels, a selector): an alias (`*labels`) is
+ * followed to the mapping its anchor names. Mappings that inject edits are never followed
+ * through an alias, which would change every place that uses the anchor.
+ */
+export function readMapAt(doc: Doc, w: Where, parent: YAMLMap, key: string, path: Path): YAMLMap | undefined {
+  const node = parent.get(key, true);
+  if (isAlias(node)) {
+    const target = node.resolve(doc as Document);
+    if (isMap(target)) return target as YAMLMap;
+    throw inputError('SIDECAR_INJECT_INVALID', w, [...path, key], 'expected a mapping');
+  }
+  return mapAt(w, parent, key, path);
 }
 
 /** The sequence at `key`; undefined when absent or null; an error for anything else. */
@@ -54,7 +70,9 @@ export function removeByName(seq: YAMLSeq | undefined, name: string): boolean {
 
 /**
  * The collection at `key`, created when absent; `created` records it (by `label`) so that
- * uninject can remove what inject added and nothing else.
+ * uninject can remove what inject added and nothing else. Where the key was there with a
+ * null value (`env:`, `env: ~`), `nulls` records its source text under `label`, for
+ * uninject to write back.
  */
 export function ensure<T extends YAMLMap | YAMLSeq>(
   doc: Doc,
@@ -64,18 +82,32 @@ export function ensure<T extends YAMLMap | YAMLSeq>(
   make: 'map' | 'seq',
   created: string[],
   label: string,
+  nulls?: Record<string, string>,
 ): T {
   if (existing !== undefined) return existing;
+  const pair = parent.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key) as Pair | undefined;
+  const raw = pair === undefined ? undefined : rawNull(doc, parent, pair);
+  if (raw !== undefined && nulls !== undefined) nulls[label] = raw;
   const node = doc.createNode(make === 'map' ? {} : []) as T;
   parent.set(key, node);
   created.push(label);
   return node;
 }
 
-/** Removes `key` when its collection is empty (what inject created, once emptied again). */
-export function dropIfEmpty(parent: YAMLMap | undefined, key: string): void {
+/**
+ * Removes `key` when its collection is empty (what inject created, once emptied again), or,
+ * when it had replaced a null (`raw`, recorded by ensure), puts that null back as it was.
+ */
+export function dropIfEmpty(parent: YAMLMap | undefined, key: string, raw?: string): void {
   const node = parent?.get(key, true);
-  if ((isMap(node) || isSeq(node)) && node.items.length === 0) parent!.delete(key);
+  if (!((isMap(node) || isSeq(node)) && node.items.length === 0)) return;
+  if (raw === undefined) {
+    parent!.delete(key);
+    return;
+  }
+  const empty = new Scalar(null);
+  markRaw(empty, raw);
+  parent!.set(key, empty);
 }
 
 /** metadata.annotations[key] of an object or pod template, as text. */

@@ -1,29 +1,21 @@
 import { pino, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino';
+import { stdoutDestination } from './stdout.ts';
 
 export type { Logger };
 
 /**
- * JSON lines (pino: the lowest overhead among Node loggers). On stdout the writes are
- * asynchronous and coalesced while one is in flight, so access and audit records under load
- * cost a buffer append, not a system call each; what is buffered is flushed at exit.
+ * JSON lines (pino: the lowest overhead among Node loggers), on stdout by default: in
+ * batches, and never in a way that can hold the process when the reader of stdout is gone
+ * or stops reading (see stdout.ts); what is buffered is written at exit.
  */
-const BUFFER_BYTES = 8 * 1024;
-const FLUSH_MS = 100;
-
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  let dest: DestinationStream | NodeJS.WritableStream | undefined = destination;
+  let dest: { write(line: string): unknown } | NodeJS.WritableStream | undefined = destination;
   if (dest === undefined) {
-    // Lines gather up to 8 KiB before a write (one system call per batch of lines, not per
-    // line: the access line of every request otherwise costs a write each), and never wait
-    // longer than FLUSH_MS.
-    const stdout = pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES, periodicFlush: FLUSH_MS });
-    process.once('exit', () => {
-      try {
-        stdout.flushSync();
-      } catch {
-        // stdout already closed: nothing left to save.
-      }
-    });
+    const stdout = stdoutDestination();
+    if (!exitHooked) {
+      exitHooked = true;
+      process.once('exit', () => stdout.flushSync());
+    }
     dest = stdout;
   }
   const root = pino(
@@ -34,7 +26,7 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       formatters: { level: (label) => ({ level: label }) },
       messageKey: 'message',
     },
-    dest,
+    dest as DestinationStream,
   );
   const logger = root.child({ logger: 'agent-sidecar' });
   Object.defineProperty(logger, ROOT, { value: root });
@@ -42,6 +34,7 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
 }
 
 const ROOT = Symbol('agent-sidecar.root-logger');
+let exitHooked = false;
 
 /**
  * A component's logger: its lines carry `logger: <name>` once. (A pino child of a child that
@@ -72,3 +65,4 @@ export function destinationOf(logger: Logger): { write(line: string): unknown } 
   if (stream === undefined) throw new Error('not a pino logger: it has no destination stream');
   return stream;
 }
+

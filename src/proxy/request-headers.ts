@@ -16,8 +16,36 @@ const PROXY_ONLY: ReadonlySet<string> = new Set([
   'x-rewrite-url',
 ]);
 
+/**
+ * Client header names holding `_` or `.`: CGI-style servers (CGI, WSGI, Rack, FastCGI and
+ * PHP behind them) name a header's variable HTTP_ + upper case + `-` as `_`, and PHP turns
+ * `.` into `_` as well, so `x_auth_subject` and `x.auth.subject` are read as the same
+ * HTTP_X_AUTH_SUBJECT as the sidecar's `x-auth-subject`. proxy.headersWithUnderscores:
+ * `drop` them (the default; nginx and Envoy do the same), `refuse` the request (400,
+ * checked by the ingress before anything else) or `allow` them, and even then none whose
+ * `-` spelling is a header the sidecar removes or sets.
+ */
+export type HeadersWithUnderscores = 'drop' | 'refuse' | 'allow';
+
+/** True for a header name a CGI-style server may read as another (see HeadersWithUnderscores). */
+export function foldsLikeCgi(name: string): boolean {
+  return name.includes('_') || name.includes('.');
+}
+
+/** The first client header name that foldsLikeCgi, or undefined: for proxy.headersWithUnderscores `refuse`. */
+export function cgiFoldingHeader(rawHeaders: readonly string[]): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (foldsLikeCgi(rawHeaders[i]!)) return rawHeaders[i];
+  return undefined;
+}
+
+const CGI_FOLD = /[_.]/g;
+
 export interface RequestHeaderOptions {
   requestIdHeader: string;
+  /** proxy.headersWithUnderscores; default `drop`. */
+  headersWithUnderscores?: HeadersWithUnderscores;
+  /** Told of each client header dropped for its `_` or `.` (a debug log); omit for nothing. */
+  onFoldingHeaderDropped?: (ctx: RequestContext, name: string) => void;
   /** Client headers never forwarded, fixed by configuration (identity headers, credentials). */
   alwaysStrip?: readonly string[];
   /** The upstream's host:port, or undefined to keep the client's Host. */
@@ -33,15 +61,32 @@ export type RequestHeaderBuilder = (ctx: RequestContext) => string[];
  */
 export function createRequestHeaderBuilder(options: RequestHeaderOptions): RequestHeaderBuilder {
   const { requestIdHeader, upstreamHost } = options;
-  // Everything fixed at start-up is one set, so a header costs one lookup.
-  const drop: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...SET_BY_SIDECAR, ...PROXY_ONLY, requestIdHeader, ...(options.alwaysStrip ?? [])]);
+  // Everything fixed at start-up is one set, so a header costs one lookup; in the `-`
+  // spelling, so that no spelling of a name in it gets through (see HeadersWithUnderscores).
+  const drop: ReadonlySet<string> = new Set(
+    [...HOP_BY_HOP, ...SET_BY_SIDECAR, ...PROXY_ONLY, requestIdHeader, ...(options.alwaysStrip ?? [])].map((n) => n.toLowerCase().replace(CGI_FOLD, '-')),
+  );
+  // `refuse` never gets here with such a header; should one come, it is dropped.
+  const allowFolding = options.headersWithUnderscores === 'allow';
+  const onDropped = options.onFoldingHeaderDropped;
   return function buildRequestHeaders(ctx) {
     const raw = ctx.req.rawHeaders;
     const listed = connectionTokens(ctx.req.headers.connection);
     const fwd = ctx.forwarded;
     const out: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toLowerCase();
+      const lower = raw[i]!.toLowerCase();
+      let name = lower;
+      if (foldsLikeCgi(lower)) {
+        if (!allowFolding) {
+          onDropped?.(ctx, raw[i]!);
+          continue;
+        }
+        // Allowed, but never as a spelling of a header the sidecar removes or sets, nor of
+        // Content-Length, by which the agent's server could frame the body.
+        name = lower.replace(CGI_FOLD, '-');
+        if (name === 'content-length' || ctx.strippedHeaders.has(lower) || ctx.upstreamHeaders.has(lower) || listed?.has(lower)) continue;
+      }
       if (drop.has(name) || ctx.strippedHeaders.has(name) || ctx.upstreamHeaders.has(name) || listed?.has(name)) {
         if (fwd.trusted && PROXY_ONLY.has(name)) out.push(raw[i]!, raw[i + 1]!);
         continue;

@@ -1,3 +1,3 @@
-export { createRedis, loadRedisClient, redisReadiness, waitForRedis, type RedisStoreConfig } from './redis.ts';
+export { connectRedis, createRedis, loadRedisClient, redactRedisUrl, redisReadiness, scanKeys, waitForRedis, type RedisStoreConfig } from './redis.ts';
 export { createLogThrottle, type LogThrottle } from './throttle.ts';
 export { createStoreFailureHandler, type FailModeStats, type StoreFailureHandler } from './fail-mode.ts';

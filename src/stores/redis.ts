@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { ReadinessCheck } from '../admin/server.ts';
 import type { SidecarConfig } from '../config/schema.ts';
+import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from './throttle.ts';
 
@@ -22,6 +23,29 @@ export function loadRedisClient(): typeof Redis {
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 2_000;
 
+/*
+ * The key prefix rule, in one place. Key names in this code base (apikey:<id>,
+ * revoked:jti:<jti>, ratelimit:<key>, budget:<key>) never carry stores.redis.keyPrefix:
+ * every client, the sidecar's and the CLI's, comes from createRedis or connectRedis,
+ * which hand the prefix to ioredis (keyPrefix), and ioredis puts it in front of every
+ * key of every command. The one thing ioredis does not prefix is a SCAN pattern, and
+ * the keys SCAN returns carry the prefix: scanKeys deals with both. So what one side
+ * writes, the other reads, whoever is on either side.
+ */
+function clientOptions(config: RedisStoreConfig): RedisOptions {
+  return {
+    keyPrefix: config.keyPrefix,
+    connectTimeout: config.connectTimeout,
+    commandTimeout: config.commandTimeout,
+    enableOfflineQueue: false,
+    // A command caught by a dropped connection fails instead of being resent later:
+    // a revocation check answered after the client gave up is worthless.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectionName: 'agent-sidecar',
+  };
+}
+
 /**
  * One ioredis client for every store (revocation, rate limits, API keys).
  *
@@ -38,16 +62,8 @@ export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIn
   const log = componentLogger(logger, 'agent-sidecar.redis');
   const RedisClient = loadRedisClient();
   const redis = new RedisClient(config.url, {
-    keyPrefix: config.keyPrefix,
-    connectTimeout: config.connectTimeout,
-    commandTimeout: config.commandTimeout,
-    enableOfflineQueue: false,
-    // A command caught by a dropped connection fails instead of being resent later:
-    // a revocation check answered after the client gave up is worthless.
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
+    ...clientOptions(config),
     lazyConnect: false,
-    connectionName: 'agent-sidecar',
     // Capped exponential backoff with jitter, so that a fleet of sidecars does not
     // reconnect in lockstep after a Redis restart.
     retryStrategy: (times) => Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100),
@@ -105,4 +121,49 @@ export function redisReadiness(redis: Redis, timeoutMs = 1_000): ReadinessCheck 
       }
     },
   };
+}
+
+/**
+ * A client for one command line run (keys, revoke): the same key prefix rule as the
+ * sidecar's, connected before it is returned, and no reconnecting. A Redis that cannot
+ * be reached rejects with SIDECAR_STORE_UNAVAILABLE naming the cause (ECONNREFUSED, a
+ * refused password), the URL's password left out.
+ */
+export async function connectRedis(config: RedisStoreConfig): Promise<Redis> {
+  const RedisClient = loadRedisClient();
+  const redis = new RedisClient(config.url, { ...clientOptions(config), lazyConnect: true, retryStrategy: () => null });
+  // ioredis reports the real cause as an event, then rejects with "Connection is closed".
+  let lastError: Error | undefined;
+  redis.on('error', (err: Error) => (lastError = err));
+  try {
+    await redis.connect();
+  } catch (cause) {
+    redis.disconnect();
+    throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', {
+      message: `cannot connect to Redis at ${redactRedisUrl(config.url)}: ${(lastError ?? (cause as Error)).message}`,
+      cause,
+    });
+  }
+  return redis;
+}
+
+/** A Redis URL without its password, for messages. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, (_, auth: string) => `//${auth.includes(':') ? `${auth.slice(0, auth.indexOf(':'))}:***` : '***'}@`);
+}
+
+/**
+ * The keys matching `pattern` (a SCAN glob over unprefixed names), unprefixed: SCAN is
+ * the one command whose pattern ioredis does not prefix, and whose answers it does not
+ * strip. The prefix is matched literally, whatever glob characters it holds.
+ */
+export async function* scanKeys(redis: Redis, pattern: string, count = 200): AsyncGenerator<string> {
+  const prefix = redis.options.keyPrefix ?? '';
+  const match = prefix.replace(/[*?[\]\\]/g, '\\$&') + pattern;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', count);
+    cursor = next;
+    for (const key of keys) if (key.startsWith(prefix)) yield key.slice(prefix.length);
+  } while (cursor !== '0');
 }
