@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { parseDocument, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCappedAsync } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
 import { writeFileAtomic } from '../files/write-atomic.ts';
 
 /** One API key as stored: never the key itself, only its hash. */
@@ -27,9 +28,13 @@ const invalid = (message: string, cause?: unknown) => new SidecarError('SIDECAR_
  * SIDECAR_API_KEYS_INVALID naming the file, the entry (index and id) and the field.
  */
 export function parseApiKeyFile(text: string, file: string): ApiKeyRecord[] {
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw invalid(`${file} is not valid YAML or JSON: ${doc.errors.map((e) => e.message).join('; ')}`);
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: false }) ?? {};
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw invalid(`${file} is not valid YAML or JSON: ${err.problems.join('; ')}`);
+  }
   const result = fileSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
@@ -49,14 +54,17 @@ export function parseApiKeyFile(text: string, file: string): ApiKeyRecord[] {
   return result.data.keys;
 }
 
-/** Reads and validates an API key file. A missing file is `[]` only when `missingOk`. */
-export async function readApiKeyFile(file: string, options: { missingOk?: boolean } = {}): Promise<ApiKeyRecord[]> {
+/**
+ * Reads and validates an API key file. A missing file is `[]` only when `missingOk`; `key`
+ * names the setting that gave the path, for the message.
+ */
+export async function readApiKeyFile(file: string, options: { missingOk?: boolean; key?: string } = {}): Promise<ApiKeyRecord[]> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTextCappedAsync(file, FILE_LIMITS.apiKeys);
   } catch (cause) {
     if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw invalid(`cannot read ${file}: ${(cause as Error).message}`, cause);
+    throw invalid(`cannot read ${file}${options.key === undefined ? '' : ` (${options.key})`}: ${(cause as Error).message}`, cause);
   }
   return parseApiKeyFile(text, file);
 }

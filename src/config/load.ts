@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
 import { substituteEnv } from './env.ts';
 import { configSchema, type SidecarConfig } from './schema.ts';
 
@@ -53,17 +53,17 @@ export function validateConfig(doc: unknown, source = 'configuration'): Readonly
 function readYaml(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextCapped(file, FILE_LIMITS.config);
   } catch (cause) {
     throw new SidecarError('SIDECAR_CONFIG_UNREADABLE', { message: `cannot read ${file}: ${(cause as Error).message}`, cause });
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new SidecarError('SIDECAR_CONFIG_PARSE', {
-      message: `${file} is not valid YAML:\n${doc.errors.map((e) => `  - ${e.message}`).join('\n')}`,
-    });
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw new SidecarError('SIDECAR_CONFIG_PARSE', { message: `${file} is not valid YAML:\n${err.problems.map((p) => `  - ${p}`).join('\n')}` });
   }
-  const value: unknown = doc.toJS();
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${file}: the top level must be a mapping of keys` });

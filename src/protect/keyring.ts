@@ -1,8 +1,10 @@
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { parseDocument, stringify } from 'yaml';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { checkKeySource, keyEntryShape, KEY_ID_PATTERN, type ProtectionConfig } from '../config/schema.ts';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
 import { envelopeKeyId, open, seal, type PlaintextType } from './envelope.ts';
 import { keysInvalid, loadKey } from './key-material.ts';
 
@@ -35,14 +37,19 @@ export type RingFile = z.output<typeof ringFileSchema>;
 export function readRingFile(file: string, options: { missingOk?: boolean } = {}): RingFile {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextCapped(file, FILE_LIMITS.keyRing);
   } catch (cause) {
     if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [] };
-    throw keysInvalid(`cannot read the key ring ${file}: ${(cause as Error).message}`, cause);
+    throw keysInvalid(`cannot read the key ring ${file} (protection.keys.file): ${(cause as Error).message}`, cause);
   }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw keysInvalid(`${file} is not valid YAML: ${doc.errors[0]!.message}`);
-  const parsed = ringFileSchema.safeParse(doc.toJS() ?? {});
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: false });
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw keysInvalid(`${file} is not valid YAML: ${err.problems[0]}`);
+  }
+  const parsed = ringFileSchema.safeParse(doc ?? {});
   if (!parsed.success) {
     throw keysInvalid(`${file} is not a valid key ring: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
