@@ -155,6 +155,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     const where = issue.path.length > 0 ? `${path}.` : '';
     return `${issue.keys.map((k) => where + k).join(', ')}: unknown key; see config/sidecar.example.yaml for the keys allowed here`;
   }
+  // A record's key: say what is wrong with it, not only that it is.
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return `${path}: invalid key: ${issue.issues.map((i) => i.message).join('; ')}`;
   return `${path}: ${issue.message}`;
 }
 
