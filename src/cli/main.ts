@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { checkConfigFiles } from '../config/check-files.ts';
+import { checkSidecar, startFailure } from '../check.ts';
 import { loadConfig, type ConfigOverrides } from '../config/index.ts';
 import { isSidecarError, SidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';
@@ -55,7 +55,9 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
   }
   const config = load(flags);
   const logger = createLogger(config.log.level);
-  const sidecar = await assembleSidecar(config, logger);
+  const sidecar = await assembleSidecar(config, logger).catch((err: unknown) => {
+    throw startFailure(err, config);
+  });
   const { listeners } = await sidecar.start();
   if (command.length > 0) {
     const status = await runAgent(command, sidecar, { config, egressAddress: listeners.egress, portEnv: flags.portEnv, env: process.env, logger });
@@ -95,9 +97,11 @@ withConfigFlags(
 ).action(run);
 
 withConfigFlags(
-  program.command('validate').description('check a configuration and the files it names (policy, API keys, TLS) as run would load them, then exit'),
+  program
+    .command('validate')
+    .description('check a configuration as run would start it (every file it names read, every key imported, every rule compiled), without binding or connecting anything, then exit'),
 ).action(async (flags: CommonFlags) => {
-  const warnings = await checkConfigFiles(load(flags));
+  const warnings = await checkSidecar(load(flags));
   for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
   process.stdout.write(`${flags.config ?? 'the defaults'}: configuration is valid\n`);
 });

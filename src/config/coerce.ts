@@ -23,11 +23,12 @@ type Def = {
 const WRAPPERS = new Set(['optional', 'nullable', 'default', 'prefault', 'catch', 'readonly', 'nonoptional', 'success']);
 
 /**
- * Whether the schema takes a number or a boolean at `path` of its input (following objects,
- * records, arrays, unions, wrappers and the input side of pipes and transforms).
+ * The schemas that may apply at `path` of the input: objects, records and arrays are
+ * followed, wrappers, unions and the input side of pipes and transforms looked through.
+ * Empty when no schema has that key (a strict object's unknown key).
  */
-export function acceptsAt(schema: z.core.$ZodType, path: readonly string[]): Accepts {
-  const out: Accepts = { number: false, boolean: false };
+export function schemasAt(schema: z.core.$ZodType, path: readonly string[]): z.core.$ZodType[] {
+  const found: z.core.$ZodType[] = [];
   const visit = (s: z.core.$ZodType | undefined, i: number, budget: number): void => {
     if (s === undefined || budget === 0) return;
     const def = s._zod.def as unknown as Def;
@@ -44,17 +45,22 @@ export function acceptsAt(schema: z.core.$ZodType, path: readonly string[]): Acc
       return;
     }
     if (i === path.length) {
-      if (def.type === 'number' || def.type === 'int' || def.type === 'bigint') out.number = true;
-      if (def.type === 'boolean') out.boolean = true;
+      if (def.type !== 'never') found.push(s);
       return;
     }
     const key = path[i]!;
-    if (def.type === 'object') return visit(def.shape?.[key] ?? def.catchall, i + 1, budget - 1);
+    if (def.type === 'object') return visit(Object.hasOwn(def.shape ?? {}, key) ? def.shape![key] : def.catchall, i + 1, budget - 1);
     if (def.type === 'record') return visit(def.valueType, i + 1, budget - 1);
     if (def.type === 'array' && /^\d+$/.test(key)) return visit(def.element, i + 1, budget - 1);
   };
   visit(schema, 0, 200);
-  return out;
+  return found;
+}
+
+/** Whether the schema takes a number or a boolean at `path` of its input. */
+export function acceptsAt(schema: z.core.$ZodType, path: readonly string[]): Accepts {
+  const types = schemasAt(schema, path).map((s) => (s._zod.def as unknown as Def).type);
+  return { number: types.some((t) => t === 'number' || t === 'int' || t === 'bigint'), boolean: types.includes('boolean') };
 }
 
 // A decimal number as YAML and JSON write it: 8080, -1, 0.5, 1e6.

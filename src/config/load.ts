@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
 import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
 import { parseYaml, YamlError } from '../files/yaml.ts';
-import { acceptsAt, coerceText } from './coerce.ts';
+import { acceptsAt, coerceText, schemasAt } from './coerce.ts';
 import { redactSubstituted, substituteEnv, type Substitution } from './env.ts';
 import { configSchema, type SidecarConfig } from './schema.ts';
 
@@ -170,12 +170,19 @@ function merge(under: Record<string, unknown>, over: Record<string, unknown>): R
   return out;
 }
 
-/** `key:` with nothing after it (or only comments) means unset, as it reads. */
-function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
+/**
+ * `key:` with nothing after it (or only comments) means unset, as it reads. Only for keys
+ * the schema has: an unknown key stays, null or not, and is refused as unknown.
+ */
+function dropNulls(value: unknown, path: string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => dropNulls(v, [...path, String(i)]));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = dropNulls(v);
+  for (const [k, v] of Object.entries(value)) {
+    const at = [...path, k];
+    if (v !== null) out[k] = dropNulls(v, at);
+    else if (schemasAt(configSchema, at).length === 0) out[k] = null;
+  }
   return out;
 }
 

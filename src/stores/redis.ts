@@ -34,7 +34,7 @@ const RETRY_CAP_MS = 2_000;
  * const redis = createRedis(config.stores.redis, logger);
  * const revocations = createRedisRevocationStore(redis, { clockSkewSeconds: 30 });
  */
-export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000): Redis {
+export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000, options: { lazy?: boolean } = {}): Redis {
   const log = componentLogger(logger, 'agent-sidecar.redis');
   const RedisClient = loadRedisClient();
   const redis = new RedisClient(config.url, {
@@ -46,7 +46,8 @@ export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIn
     // a revocation check answered after the client gave up is worthless.
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    lazyConnect: false,
+    // Lazy only for validate, which builds the client to check its settings and never uses it.
+    lazyConnect: options.lazy === true,
     connectionName: 'agent-sidecar',
     // Capped exponential backoff with jitter, so that a fleet of sidecars does not
     // reconnect in lockstep after a Redis restart.
