@@ -94,8 +94,15 @@ describe('${env:…} values are text, never parsed, never shown', () => {
     const r = await runCli(['validate', '--config', config], { RULES: marker });
     expectFailure(r, 'SIDECAR_CONFIG_INVALID');
     expect(r.stderr).toContain('protection.telemetry.rules');
-    expect(r.stderr).toContain('${env:RULES}');
     expect(r.stderr).not.toContain(marker);
+    // Short values too, where the schema would have quoted them: a pattern, a key id.
+    const pattern = file('env-pattern.yaml', 'protection:\n  rules:\n    default:\n      custom: [{ name: mine, pattern: "${env:PATTERN}" }]\n  keys:\n    active: ${env:ACTIVE}\n    ring: [{ id: k1, env: NO_SUCH_KEY_VAR }]\n');
+    const p = await runCli(['validate', '--config', pattern], { PATTERN: 'q(', ACTIVE: 'k9' });
+    expectFailure(p, 'SIDECAR_CONFIG_INVALID');
+    expect(p.stderr).toContain('protection.rules.default.custom.0.pattern');
+    expect(p.stderr).toContain('protection.keys.active');
+    expect(p.stderr).not.toContain('q(');
+    expect(p.stderr).not.toContain('k9');
   });
 
   it('an env value that is an alias bomb or a 50,000-deep list stays text, in one piece', { timeout: 90_000 }, async () => {

@@ -191,7 +191,7 @@ describe('egress configuration', () => {
     expect(() => validateConfig({ egress: { allowHttp: true, providers: { openai: { origin: 'http://127.0.0.1:1' } } } })).not.toThrow();
     expect(problems({ egress: { providers: { openai: { route: '/anthropic' } } } })[0]).toMatch(/^egress\.providers\.openai\.route: /);
     expect(problems({ egress: { budgets: { limits: [{ window: 'week', usd: 1 }] } } })[0]).toMatch(/^egress\.budgets\.limits\.0\.window: /);
-    expect(problems({ egress: { protectPrompts: 'nope' } })[0]).toMatch(/^egress\.protectPrompts: no rule set named nope/);
+    expect(problems({ egress: { protectPrompts: 'nope' } })[0]).toMatch(/^egress\.protectPrompts: names no rule set/);
     expect(() => validateConfig({ egress: { protectPrompts: 'default' } })).not.toThrow();
   });
 });

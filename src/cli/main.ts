@@ -49,7 +49,7 @@ function load(flags: CommonFlags) {
 async function run(command: string[], flags: RunFlags): Promise<void> {
   // Without --, a word after the options is a mistyped command (valdate), not an agent to start.
   if (command.length > 0 && !process.argv.includes('--')) {
-    throw usageError(`unknown command '${command[0]}'; an agent to start goes after --: agent-sidecar run [options] -- ${command.join(' ')}`);
+    throw usageError(`unknown command '${command[0]}' (an agent to start goes after --: agent-sidecar run [options] -- ${command.join(' ')}); see agent-sidecar --help`);
   }
   if (flags.agentPort !== undefined) {
     if (!/^\d{1,5}$/.test(flags.agentPort) || Number(flags.agentPort) < 1 || Number(flags.agentPort) > 65535) {

@@ -391,7 +391,8 @@ const customDetector = z
     try {
       re = new RegExp(d.pattern, `${d.flags}g`);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(err as Error).message}` });
+      // The engine's message quotes the pattern, which may come from the environment: only its reason.
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}` });
       return;
     }
     if (re.test('')) ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'the pattern matches the empty string' });
@@ -449,6 +450,9 @@ const protectRoute = z.strictObject({
   }),
 });
 
+/** A rule set name that names none; the value itself is not repeated (it may come from the environment). */
+const noRuleSet = (names: ReadonlySet<string>) => `names no rule set of protection.rules; the rule sets are ${[...new Set(['default', ...names])].join(', ')}`;
+
 const protection = z
   .strictObject({
     rules: z
@@ -481,7 +485,7 @@ const protection = z
   .superRefine((p, ctx) => {
     const names = new Set(Object.keys(p.rules));
     const known = (name: string, path: PropertyKey[]) => {
-      if (name !== 'default' && !names.has(name)) ctx.addIssue({ code: 'custom', path, message: `no rule set named ${name} in protection.rules` });
+      if (name !== 'default' && !names.has(name)) ctx.addIssue({ code: 'custom', path, message: noRuleSet(names) });
     };
     p.routes.forEach((r, i) => known(r.rules, ['routes', i, 'rules']));
     known(p.telemetry.rules, ['telemetry', 'rules']);
@@ -493,7 +497,7 @@ const protection = z
     const ids = p.keys.ring.map((k) => k.id);
     if (new Set(ids).size !== ids.length) ctx.addIssue({ code: 'custom', path: ['keys', 'ring'], message: 'key ids must be unique' });
     if (p.keys.active !== undefined && p.keys.file === undefined && !ids.includes(p.keys.active)) {
-      ctx.addIssue({ code: 'custom', path: ['keys', 'active'], message: `no key with id ${p.keys.active} in keys.ring` });
+      ctx.addIssue({ code: 'custom', path: ['keys', 'active'], message: 'names no key of keys.ring' });
     }
   })
   .meta({ description: 'Data protection: redaction, hashing and encryption of bodies (per route) and of all telemetry.' });
@@ -522,7 +526,7 @@ export const configSchema = z
     checkListeners(c, ctx);
     const name = c.egress.protectPrompts;
     if (name !== undefined && name !== 'default' && !(name in c.protection.rules)) {
-      ctx.addIssue({ code: 'custom', path: ['egress', 'protectPrompts'], message: `no rule set named ${name} in protection.rules` });
+      ctx.addIssue({ code: 'custom', path: ['egress', 'protectPrompts'], message: noRuleSet(new Set(Object.keys(c.protection.rules))) });
     }
   })
   .meta({ title: 'agent-sidecar configuration' });

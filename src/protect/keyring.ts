@@ -67,13 +67,14 @@ export function writeRingFile(file: string, ring: RingFile): void {
 /** Builds the ring from the configuration's keys and the ring file, reading every key once. */
 export async function loadKeyRing(keys: ProtectionConfig['keys'], env: NodeJS.ProcessEnv = process.env): Promise<KeyRing> {
   const file = keys.file === undefined ? undefined : readRingFile(keys.file);
-  const entries = [...(file?.keys ?? []), ...keys.ring];
+  // Each key named by where it is written: the ring file, or protection.keys.ring.
+  const entries = [...(file?.keys ?? []).map((k) => [k, `key ${k.id} of ${keys.file}`] as const), ...keys.ring.map((k, i) => [k, `protection.keys.ring[${i}] (key ${k.id})`] as const)];
   const material = new Map<string, Buffer>();
-  for (const entry of entries) {
+  for (const [entry, name] of entries) {
     if (material.has(entry.id)) throw keysInvalid(`the key id ${entry.id} appears twice (key ring file and protection.keys.ring)`);
-    material.set(entry.id, await loadKey(entry, `key ${entry.id}`, env));
+    material.set(entry.id, await loadKey(entry, name, env));
   }
-  const activeId = file?.active ?? keys.active ?? entries[0]?.id;
+  const activeId = file?.active ?? keys.active ?? entries[0]?.[0].id;
   if (activeId !== undefined && !material.has(activeId)) throw keysInvalid(`the active key ${activeId} is not in the key ring`);
   return createKeyRing(material, activeId);
 }
