@@ -203,9 +203,12 @@ describe('validate refuses exactly what run refuses', () => {
     expect(tls.validate).toContain('listen.tls.certFile');
   });
 
-  it('rules the parts check when they are built: CORS, capture without protection', { timeout: 90_000 }, async () => {
+  it('rules the parts check when they are built: CORS, capture without protection, a proxy variable', { timeout: 90_000 }, async () => {
     await bothRefuse(runnable('cors.yaml', ['cors: { allowedOrigins: ["*"], allowCredentials: true }']), 'SIDECAR_CONFIG_INVALID');
     await bothRefuse(runnable('capture.yaml', ['egress: { capture: { prompts: true } }', 'protection: { telemetry: { enabled: false } }']), 'SIDECAR_CONFIG_INVALID');
+    const proxy = await bothRefuse(runnable('proxy-env.yaml'), 'SIDECAR_CONFIG_INVALID', { HTTPS_PROXY: 'http://user:hunter2-pw@[bad', https_proxy: '' });
+    expect(proxy.validate).toContain('HTTPS_PROXY');
+    expect(proxy.validate).not.toContain('hunter2-pw');
   });
 
   it('validate contacts nothing: no Redis connection, no JWKS fetch', async () => {
