@@ -27,13 +27,14 @@ const invalid = (message: string, cause?: unknown) => new SidecarError('SIDECAR_
  * Parses and validates an API key file (YAML or JSON, which is YAML too). Throws
  * SIDECAR_API_KEYS_INVALID naming the file, the entry (index and id) and the field.
  */
-export function parseApiKeyFile(text: string, file: string): ApiKeyRecord[] {
+export function parseApiKeyFile(text: string, file: string, key?: string): ApiKeyRecord[] {
+  const name = key === undefined ? file : `${file} (${key})`;
   let raw: unknown;
   try {
     raw = parseYaml(text, { prettyErrors: false }) ?? {};
   } catch (err) {
     if (!(err instanceof YamlError)) throw err;
-    throw invalid(`${file} is not valid YAML or JSON: ${err.problems.join('; ')}`);
+    throw invalid(`${name} is not valid YAML or JSON: ${err.problems.join('; ')}`);
   }
   const result = fileSchema.safeParse(raw);
   if (!result.success) {
@@ -44,11 +45,11 @@ export function parseApiKeyFile(text: string, file: string): ApiKeyRecord[] {
       const field = rest.length > 0 ? `${rest.join('.')}: ` : '';
       return `keys[${index}]${typeof id === 'string' ? ` (id ${id})` : ''}: ${field}${issue.message}`;
     });
-    throw invalid(`${file} is not a valid API key file:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    throw invalid(`${name} is not a valid API key file:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   const seen = new Set<string>();
   for (const [i, rec] of result.data.keys.entries()) {
-    if (seen.has(rec.id)) throw invalid(`${file}: keys[${i}] repeats the id ${rec.id}`);
+    if (seen.has(rec.id)) throw invalid(`${name}: keys[${i}] repeats the id ${rec.id}`);
     seen.add(rec.id);
   }
   return result.data.keys;
@@ -66,7 +67,7 @@ export async function readApiKeyFile(file: string, options: { missingOk?: boolea
     if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw invalid(`cannot read ${file}${options.key === undefined ? '' : ` (${options.key})`}: ${(cause as Error).message}`, cause);
   }
-  return parseApiKeyFile(text, file);
+  return parseApiKeyFile(text, file, options.key);
 }
 
 /**

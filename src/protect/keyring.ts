@@ -34,24 +34,26 @@ export const ringFileSchema = z.strictObject({
 });
 export type RingFile = z.output<typeof ringFileSchema>;
 
-export function readRingFile(file: string, options: { missingOk?: boolean } = {}): RingFile {
+/** Reads and validates a key ring file; `key` names the setting that gave the path, for the messages. */
+export function readRingFile(file: string, options: { missingOk?: boolean; key?: string } = {}): RingFile {
+  const name = options.key === undefined ? file : `${file} (${options.key})`;
   let text: string;
   try {
     text = readTextCapped(file, FILE_LIMITS.keyRing);
   } catch (cause) {
     if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [] };
-    throw keysInvalid(`cannot read the key ring ${file} (protection.keys.file): ${(cause as Error).message}`, cause);
+    throw keysInvalid(`cannot read the key ring ${name}: ${(cause as Error).message}`, cause);
   }
   let doc: unknown;
   try {
     doc = parseYaml(text, { prettyErrors: false });
   } catch (err) {
     if (!(err instanceof YamlError)) throw err;
-    throw keysInvalid(`${file} is not valid YAML: ${err.problems[0]}`);
+    throw keysInvalid(`${name} is not valid YAML: ${err.problems[0]}`);
   }
   const parsed = ringFileSchema.safeParse(doc ?? {});
   if (!parsed.success) {
-    throw keysInvalid(`${file} is not a valid key ring: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw keysInvalid(`${name} is not a valid key ring: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
 }
@@ -66,7 +68,7 @@ export function writeRingFile(file: string, ring: RingFile): void {
 
 /** Builds the ring from the configuration's keys and the ring file, reading every key once. */
 export async function loadKeyRing(keys: ProtectionConfig['keys'], env: NodeJS.ProcessEnv = process.env): Promise<KeyRing> {
-  const file = keys.file === undefined ? undefined : readRingFile(keys.file);
+  const file = keys.file === undefined ? undefined : readRingFile(keys.file, { key: 'protection.keys.file' });
   // Each key named by where it is written: the ring file, or protection.keys.ring.
   const entries = [...(file?.keys ?? []).map((k) => [k, `key ${k.id} of ${keys.file}`] as const), ...keys.ring.map((k, i) => [k, `protection.keys.ring[${i}] (key ${k.id})`] as const)];
   const material = new Map<string, Buffer>();
