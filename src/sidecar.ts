@@ -63,6 +63,8 @@ export interface Sidecar {
   start(): Promise<{ ingress: AddressInfo; admin: AddressInfo | undefined; listeners: Record<string, AddressInfo> }>;
   /** Drain and stop; safe to call more than once. */
   shutdown(options?: { drainDelay?: number }): Promise<void>;
+  /** Releases what a sidecar that was never started holds (pools, file watches, stores), quietly; validate calls it. */
+  dispose(): Promise<void>;
   readonly draining: boolean;
 }
 
@@ -201,6 +203,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
       stopping ??= stop(opts.drainDelay ?? config.shutdown.drainDelay);
       return stopping;
     },
+    async dispose() {
+      ingress.stopAccepting();
+      await forwarder.pool.destroy().catch(() => {});
+      for (const l of sideListeners) {
+        l.stopAccepting();
+        await l.close().catch(() => {});
+      }
+      for (const hook of options.onShutdown ?? []) await hook().catch(() => {});
+    },
   };
 }
 
@@ -220,51 +231,80 @@ function errorMessage(err: SidecarError): string {
   return cause?.message ? `${err.message} (${cause.message})` : err.message;
 }
 
+export interface AssembleOptions {
+  /**
+   * Build every part exactly as for a start (every file read, every key imported, every
+   * rule and matcher compiled, every server, pool and exporter constructed) and contact
+   * nothing: Redis is not connected, the JWKS not fetched, no metric timer started, no file
+   * watched. What `validate` runs; take the result apart with dispose().
+   */
+  offline?: boolean;
+}
+
 /**
  * The sidecar with identity and access built from the configuration: what `run`, the demo
- * and the tests start.
+ * and the tests start, and what `validate` builds offline (src/check.ts).
  */
 export async function assembleSidecar(
   config: Readonly<SidecarConfig>,
   baseLogger: Logger,
   extra: Partial<SidecarOptions> = {},
+  assemble: AssembleOptions = {},
 ): Promise<Sidecar & { access: Access; telemetry: Telemetry; protection: Protection; egress: Egress | undefined }> {
-  const protection = await createProtection(config, baseLogger, { watch: true });
+  const offline = assemble.offline === true;
+  const protection = await createProtection(config, baseLogger, { watch: !offline });
   // Every line written from here on (access records, audit events, warnings) is protected.
   const logger = protection.logger(baseLogger);
-  const telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport });
+  const telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport, offline });
+  // What is built so far holds file watches and exporters: a failure further on releases them.
+  const release = async () => {
+    protection.close();
+    await telemetry.shutdown();
+  };
   const access = await createAccess(config, logger, telemetry.audit(config.audit.stdout ? createLogAudit(logger) : undefined), {
     instrumentRevocationCheck: (check) => telemetry.instrumentRevocationCheck(check),
+    offline,
+  }).catch(async (err: unknown) => {
+    await release();
+    throw err;
   });
   const adminHandlers = new Map(access.adminHandlers);
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
   for (const [cacheType, stats] of Object.entries(access.caches)) telemetry.observeCache(cacheType, stats);
-  const egress = config.egress.enabled
-    ? createEgress(config, logger, {
-        meter: telemetry.meter,
-        tracer: telemetry.tracer,
-        agentType: resolveSettings(config.telemetry, process.env).agentType,
-        redis: access.redis,
-        // Captured prompts and completions go out with the telemetry: its rule set protects them.
-        protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
-        protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
-      })
-    : undefined;
-  const sidecar = createSidecar({
-    config,
-    logger,
-    // Bodies are read and protected only once the request is authorized.
-    stages: [...access.stages, ...(protection.stage === undefined ? [] : [protection.stage]), ...(extra.stages ?? [])],
-    readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
-    adminHandlers,
-    stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],
-    describe: { ...access.describe, telemetry: telemetry.describe, protection: protection.describe },
-    observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
-    listeners: [...(egress ? [{ ...egressListener(egress), address: config.egress.address }] : []), ...(extra.listeners ?? [])],
-    // Telemetry last, so that what the other hooks log still goes out.
-    onShutdown: [...(extra.onShutdown ?? []), () => access.close(), async () => protection.close(), () => telemetry.shutdown()],
-  });
-  return Object.assign(sidecar, { access, telemetry, protection, egress });
+  let egress: Egress | undefined;
+  try {
+    egress = config.egress.enabled
+      ? createEgress(config, logger, {
+          meter: telemetry.meter,
+          tracer: telemetry.tracer,
+          agentType: resolveSettings(config.telemetry, process.env).agentType,
+          redis: access.redis,
+          // Captured prompts and completions go out with the telemetry: its rule set protects them.
+          protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
+          protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
+        })
+      : undefined;
+    const sidecar = createSidecar({
+      config,
+      logger,
+      // Bodies are read and protected only once the request is authorized.
+      stages: [...access.stages, ...(protection.stage === undefined ? [] : [protection.stage]), ...(extra.stages ?? [])],
+      readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
+      adminHandlers,
+      stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],
+      describe: { ...access.describe, telemetry: telemetry.describe, protection: protection.describe },
+      observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
+      listeners: [...(egress ? [{ ...egressListener(egress), address: config.egress.address }] : []), ...(extra.listeners ?? [])],
+      // Telemetry last, so that what the other hooks log still goes out.
+      onShutdown: [...(extra.onShutdown ?? []), () => access.close(), async () => protection.close(), () => telemetry.shutdown()],
+    });
+    return Object.assign(sidecar, { access, telemetry, protection, egress });
+  } catch (err) {
+    await egress?.close().catch(() => {});
+    await access.close();
+    await release();
+    throw err;
+  }
 }
 
 function egressListener(egress: Egress): Omit<SideListener, 'address'> {

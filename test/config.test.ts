@@ -37,12 +37,12 @@ describe('configuration', () => {
     expect(failure(() => validateConfig({ upstream: { url: 'http://agent:8000/api' } })).code).toBe('SIDECAR_CONFIG_INVALID');
   });
 
-  it('substitutes ${env:…} after parsing, typed when the reference is the whole value', () => {
+  it('substitutes ${env:…} after parsing, as text: a value is never parsed', () => {
     const out = substituteEnv(
-      { a: '${env:PORT}', b: 'http://${env:HOST}:${env:PORT}', c: '${env:NOPE:-fallback}', d: '$${env:LITERAL}', e: ['${env:FLAG}'] },
-      { PORT: '8080', HOST: 'agent', FLAG: 'true' },
+      { a: '${env:PORT}', b: 'http://${env:HOST}:${env:PORT}', c: '${env:NOPE:-fallback}', d: '$${env:LITERAL}', e: ['${env:FLAG}'], f: '${env:ODD}', g: '${env:EMPTY:-}' },
+      { PORT: '8080', HOST: 'agent', FLAG: 'true', ODD: '&a [*a] # not a comment' },
     );
-    expect(out).toEqual({ a: 8080, b: 'http://agent:8080', c: 'fallback', d: '${env:LITERAL}', e: [true] });
+    expect(out).toEqual({ a: '8080', b: 'http://agent:8080', c: 'fallback', d: '${env:LITERAL}', e: ['true'], f: '&a [*a] # not a comment', g: null });
     expect(failure(() => substituteEnv({ x: { y: '${env:MISSING}' } }, {})).code).toBe('SIDECAR_CONFIG_ENV_MISSING');
   });
 

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { checkConfigFiles } from '../src/config/check-files.ts';
+import { checkSidecar } from '../src/check.ts';
 import { validateConfig } from '../src/config/index.ts';
 import { createBudgets, createCapture, createMemoryBudgetStore, createPriceBook, createUsageReader, quotaReadings, retryAfterSeconds, SseFrames, windowOf, type BudgetStatus } from '../src/egress/index.ts';
 import { providersOf } from '../src/egress/providers.ts';
@@ -171,8 +171,8 @@ describe('capture', () => {
   it('refuses to start without data protection of telemetry, and validate says so as run would', async () => {
     expect(thrownBy(() => createCapture(config, undefined)).code).toBe('SIDECAR_CONFIG_INVALID');
     const capture = { egress: { capture: { completions: true } } };
-    await expect(checkConfigFiles(validateConfig({ ...capture, protection: { telemetry: { enabled: false } } }))).rejects.toMatchObject({ code: 'SIDECAR_CONFIG_INVALID' });
-    await expect(checkConfigFiles(validateConfig(capture))).resolves.toEqual([]);
+    await expect(checkSidecar(validateConfig({ ...capture, protection: { telemetry: { enabled: false } } }))).rejects.toMatchObject({ code: 'SIDECAR_CONFIG_INVALID' });
+    await expect(checkSidecar(validateConfig(capture))).resolves.toEqual([]);
     expect(createCapture({ ...config, prompts: false, completions: false }, undefined)).toBeUndefined();
   });
 
@@ -191,7 +191,7 @@ describe('egress configuration', () => {
     expect(() => validateConfig({ egress: { allowHttp: true, providers: { openai: { origin: 'http://127.0.0.1:1' } } } })).not.toThrow();
     expect(problems({ egress: { providers: { openai: { route: '/anthropic' } } } })[0]).toMatch(/^egress\.providers\.openai\.route: /);
     expect(problems({ egress: { budgets: { limits: [{ window: 'week', usd: 1 }] } } })[0]).toMatch(/^egress\.budgets\.limits\.0\.window: /);
-    expect(problems({ egress: { protectPrompts: 'nope' } })[0]).toMatch(/^egress\.protectPrompts: no rule set named nope/);
+    expect(problems({ egress: { protectPrompts: 'nope' } })[0]).toMatch(/^egress\.protectPrompts: names no rule set/);
     expect(() => validateConfig({ egress: { protectPrompts: 'default' } })).not.toThrow();
   });
 });

@@ -8,6 +8,7 @@ import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts'
 import { isSidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
 import { serveAuthenticator, startServer } from './helpers.ts';
+import { thrownBy } from './thrown.ts';
 
 type JwtInput = NonNullable<NonNullable<SidecarConfigInput['auth']>['jwt']>;
 type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
@@ -262,7 +263,10 @@ describe('key files, secrets and credentials', () => {
     } finally {
       await t.close();
     }
-    const err = await createAuthenticator(validateConfig({ auth: { jwt: { algorithms: ['HS256'] } } }).auth, { logger }).catch((e: unknown) => e);
+    // HS256 without a secret: the schema refuses it (so validate does), and so would the authenticator.
+    expect(thrownBy(() => validateConfig({ auth: { jwt: { algorithms: ['HS256'] } } })).code).toBe('SIDECAR_CONFIG_INVALID');
+    const unchecked = { ...validateConfig({ auth: { jwt: {} } }).auth.jwt!, algorithms: ['HS256' as const] };
+    const err = await createAuthenticator({ ...validateConfig({}).auth, jwt: unchecked }, { logger }).catch((e: unknown) => e);
     expect(isSidecarError(err) && err.code).toBe('SIDECAR_CONFIG_INVALID');
     writeFileSync(join(dir, 'private.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
     const bad = await createAuthenticator(validateConfig({ auth: { jwt: { keyFiles: [join(dir, 'private.pem')] } } }).auth, { logger }).catch((e: unknown) => e);

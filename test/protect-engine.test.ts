@@ -222,7 +222,7 @@ describe('protection configuration', () => {
     const problems = configError({ protection: { routes: [{ path: '/x', rules: 'strict' }], rules: { default: { detectors: { email: 'encrypt', card: 'hash' } } } } });
     expect(problems).toEqual(
       expect.arrayContaining([
-        'protection.routes.0.rules: no rule set named strict in protection.rules',
+        'protection.routes.0.rules: names no rule set of protection.rules; the rule sets are default',
         'protection.keys: a rule encrypts, so keys.ring or keys.file must name at least one key',
         'protection.hashKey: a rule hashes, so hashKey must name a key',
       ]),

@@ -18,7 +18,7 @@ import {
   type RevocationStore,
 } from '../src/revocation/index.ts';
 import { createRedis, redisReadiness, waitForRedis } from '../src/stores/index.ts';
-import { captureLogs, startServer } from './helpers.ts';
+import { captureLogs, CLI, startServer } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -214,14 +214,8 @@ describe('revocation admin API', () => {
 
 /** The revoke command in a child process, as the CLI would run it. */
 async function runRevokeCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
-  const script = [
-    "import { Command } from 'commander';",
-    "import { registerRevokeCommand } from './src/cli/revoke.ts';",
-    "const program = new Command('agent-sidecar');",
-    'registerRevokeCommand(program);',
-    "await program.parseAsync(process.argv.slice(1), { from: 'user' });",
-  ].join('\n');
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, 'revoke', ...args], {
+  // The real CLI: its usage errors (an unknown option) exit 2 as revoke's own bad input does.
+  const child = spawn(process.execPath, [CLI, 'revoke', ...args], {
     cwd: ROOT,
     env: { ...process.env, SIDECAR_ADMIN_TOKEN: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

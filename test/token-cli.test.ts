@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -75,6 +75,14 @@ describe('agent-sidecar keys', () => {
 
   it('refuses bad input with a code', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'keys-cli-')), 'keys.yaml');
+    // list and revoke need the file; only create makes it.
+    for (const args of [
+      ['keys', 'list', '--file', file],
+      ['keys', 'revoke', '--file', file, '--id', 'nosuchkey'],
+    ]) {
+      await expect(cli(args), args.join(' ')).rejects.toMatchObject({ code: 'SIDECAR_API_KEYS_INVALID' });
+    }
+    writeFileSync(file, 'keys: []\n');
     for (const args of [
       ['keys', 'create', '--file', file],
       ['keys', 'create', '--file', file, '--sub', 'a', '--ttl', 'forever'],

@@ -46,23 +46,27 @@ const ADMIN_PERMISSION = 'manage:users';
 export interface AccessHooks {
   /** Wraps the revocation check (telemetry counts its results). */
   instrumentRevocationCheck?: (check: RevocationCheck) => RevocationCheck;
+  /** Build everything, contact nothing: Redis not connected, JWKS not fetched, no file watched (validate). */
+  offline?: boolean;
 }
 
 export async function createAccess(config: Readonly<SidecarConfig>, logger: Logger, auditSink?: AuditSink, hooks: AccessHooks = {}): Promise<Access> {
   const audit = auditSink ?? (config.audit.stdout ? createLogAudit(logger) : { emit() {} });
   const redisConfig = config.stores.redis;
-  const redis: Redis | undefined = redisConfig === undefined ? undefined : createRedis(redisConfig, logger);
+  const offline = hooks.offline === true;
+  const redis: Redis | undefined = redisConfig === undefined ? undefined : createRedis(redisConfig, logger, undefined, { lazy: offline });
   const closers: Array<() => Promise<void> | void> = [];
   const readinessChecks: ReadinessCheck[] = [];
   if (redis !== undefined) {
     readinessChecks.push(redisReadiness(redis));
-    closers.push(() => void redis.quit().catch(() => redis.disconnect()));
+    // A client that never connected (validate) has nothing to say goodbye to.
+    closers.push(() => (redis.status === 'wait' ? redis.disconnect() : void redis.quit().catch(() => redis.disconnect())));
   }
 
-  const auth: Authenticator = await createAuthenticator(config.auth, { logger, redis });
+  const auth: Authenticator = await createAuthenticator(config.auth, { logger, redis, offline });
   closers.unshift(() => auth.close());
   const keyFile = config.auth.apiKeys?.file;
-  if (keyFile !== undefined) {
+  if (keyFile !== undefined && !offline) {
     const onKeyFileChange = () =>
       void auth.reload().catch((err: unknown) => logger.error({ err, event_type: 'api_keys_reload', file: keyFile }, 'API key reload refused; the running keys stay'));
     watchFile(keyFile, { interval: 500, persistent: false }, onKeyFileChange);
@@ -78,7 +82,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const revocationCheck = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit });
   const checkRevoked = hooks.instrumentRevocationCheck?.(revocationCheck) ?? revocationCheck;
 
-  const policies = createPolicyHolder({ file: config.policy.file, logger });
+  const policies = createPolicyHolder({ file: config.policy.file, logger, watch: !offline });
   closers.push(() => policies.close());
 
   const credentialHeaders = [config.auth.jwt?.header, config.auth.apiKeys?.header].filter((h): h is string => h !== undefined);

@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { parseDocument, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCappedAsync } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
 import { writeFileAtomic } from '../files/write-atomic.ts';
 
 /** One API key as stored: never the key itself, only its hash. */
@@ -26,10 +27,15 @@ const invalid = (message: string, cause?: unknown) => new SidecarError('SIDECAR_
  * Parses and validates an API key file (YAML or JSON, which is YAML too). Throws
  * SIDECAR_API_KEYS_INVALID naming the file, the entry (index and id) and the field.
  */
-export function parseApiKeyFile(text: string, file: string): ApiKeyRecord[] {
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw invalid(`${file} is not valid YAML or JSON: ${doc.errors.map((e) => e.message).join('; ')}`);
-  const raw: unknown = doc.toJS() ?? {};
+export function parseApiKeyFile(text: string, file: string, key?: string): ApiKeyRecord[] {
+  const name = key === undefined ? file : `${file} (${key})`;
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: false }) ?? {};
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw invalid(`${name} is not valid YAML or JSON: ${err.problems.join('; ')}`);
+  }
   const result = fileSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
@@ -39,26 +45,29 @@ export function parseApiKeyFile(text: string, file: string): ApiKeyRecord[] {
       const field = rest.length > 0 ? `${rest.join('.')}: ` : '';
       return `keys[${index}]${typeof id === 'string' ? ` (id ${id})` : ''}: ${field}${issue.message}`;
     });
-    throw invalid(`${file} is not a valid API key file:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    throw invalid(`${name} is not a valid API key file:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   const seen = new Set<string>();
   for (const [i, rec] of result.data.keys.entries()) {
-    if (seen.has(rec.id)) throw invalid(`${file}: keys[${i}] repeats the id ${rec.id}`);
+    if (seen.has(rec.id)) throw invalid(`${name}: keys[${i}] repeats the id ${rec.id}`);
     seen.add(rec.id);
   }
   return result.data.keys;
 }
 
-/** Reads and validates an API key file. A missing file is `[]` only when `missingOk`. */
-export async function readApiKeyFile(file: string, options: { missingOk?: boolean } = {}): Promise<ApiKeyRecord[]> {
+/**
+ * Reads and validates an API key file. A missing file is `[]` only when `missingOk`; `key`
+ * names the setting that gave the path, for the message.
+ */
+export async function readApiKeyFile(file: string, options: { missingOk?: boolean; key?: string } = {}): Promise<ApiKeyRecord[]> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTextCappedAsync(file, FILE_LIMITS.apiKeys);
   } catch (cause) {
     if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw invalid(`cannot read ${file}: ${(cause as Error).message}`, cause);
+    throw invalid(`cannot read ${file}${options.key === undefined ? '' : ` (${options.key})`}: ${(cause as Error).message}`, cause);
   }
-  return parseApiKeyFile(text, file);
+  return parseApiKeyFile(text, file, options.key);
 }
 
 /**

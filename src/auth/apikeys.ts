@@ -52,7 +52,7 @@ export async function createApiKeyVerifier(config: ApiKeysConfig, deps: ApiKeyVe
   if (config.redis && !redis) {
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'auth.apiKeys.redis is on but stores.redis is not configured.' });
   }
-  let fromFile = config.file === undefined ? new Map<string, Compiled>() : compileAll(await readApiKeyFile(config.file));
+  let fromFile = config.file === undefined ? new Map<string, Compiled>() : compileAll(await readApiKeyFile(config.file, { key: 'auth.apiKeys.file' }));
 
   async function lookup(id: string): Promise<Compiled | undefined> {
     const local = fromFile.get(id);
@@ -89,7 +89,7 @@ export async function createApiKeyVerifier(config: ApiKeysConfig, deps: ApiKeyVe
     async reload() {
       if (config.file === undefined) return;
       try {
-        fromFile = compileAll(await readApiKeyFile(config.file));
+        fromFile = compileAll(await readApiKeyFile(config.file, { key: 'auth.apiKeys.file' }));
         logger.info({ event_type: 'api_keys', file: config.file, keys: fromFile.size }, 'API keys reloaded');
       } catch (err) {
         logger.error({ event_type: 'api_keys', file: config.file, error: (err as Error).message }, 'API key file not reloaded; keeping the previous keys');

@@ -49,6 +49,8 @@ export interface AuthenticatorDeps {
   redis?: Redis | undefined;
   /** Epoch milliseconds; a fake clock in tests. */
   now?: () => number;
+  /** Build everything, fetch nothing: the JWKS is not fetched (validate). */
+  offline?: boolean;
 }
 
 /**
@@ -75,7 +77,15 @@ export async function createAuthenticator(config: SidecarConfig['auth'], deps: A
     allowedAlgorithms(jwt);
     const staticKeys = loadKeyFiles(jwt.keyFiles);
     if (jwt.jwksUrl) {
-      jwks = createJwksSource({ url: jwt.jwksUrl, refreshMs: jwt.jwksRefresh, cooldownMs: jwt.jwksCooldown, timeoutMs: jwt.jwksTimeout, logger: deps.logger, now });
+      jwks = createJwksSource({
+        url: jwt.jwksUrl,
+        refreshMs: jwt.jwksRefresh,
+        cooldownMs: jwt.jwksCooldown,
+        timeoutMs: jwt.jwksTimeout,
+        logger: deps.logger,
+        now,
+        start: deps.offline !== true,
+      });
     }
     const secret = jwt.secret === undefined ? undefined : new TextEncoder().encode(jwt.secret);
     jwtVerifier = createJwtVerifier(jwt, { keyring: createKeyring({ secret, staticKeys, jwks }), now });
@@ -84,7 +94,7 @@ export async function createAuthenticator(config: SidecarConfig['auth'], deps: A
     }
     // The first fetch is under way; wait for it (bounded by jwksTimeout) so that a
     // healthy provider means ready at start, but never fail on it.
-    await jwks?.refresh();
+    if (deps.offline !== true) await jwks?.refresh();
   }
 
   const read = createCredentialReader({

@@ -12,6 +12,8 @@ export interface JwksSourceOptions {
   timeoutMs: number;
   logger: Logger;
   now?: () => number;
+  /** False: fetch nothing until refresh() is called (validate builds the source without contacting the provider). */
+  start?: boolean;
 }
 
 /** A remote JWKS that keeps its last good keys. */
@@ -110,7 +112,7 @@ export function createJwksSource(options: JwksSourceOptions): JwksSource {
     timer.unref();
   }
 
-  void refresh();
+  if (options.start !== false) void refresh();
 
   return {
     keys: () => current,

@@ -1,6 +1,6 @@
 import { createPublicKey, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
 
 /** A public verification key, imported once; `kid` and `alg` come from its JWK when present. */
 export interface VerificationKey {
@@ -79,7 +79,7 @@ export function loadKeyFiles(files: readonly string[]): VerificationKey[] {
       new SidecarError('SIDECAR_CONFIG_INVALID', { message: `auth.jwt.keyFiles[${i}] (${file}): ${why}`, cause });
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readTextCapped(file, FILE_LIMITS.jwtKey);
     } catch (cause) {
       throw fail(`cannot be read: ${(cause as Error).message}`, cause);
     }

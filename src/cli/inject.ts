@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { text as readAll } from 'node:stream/consumers';
 import { Command } from 'commander';
 import { createTwoFilesPatch } from 'diff';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readStreamCapped, readTextCappedAsync } from '../files/read.ts';
 import { writeFileAtomic } from '../files/write-atomic.ts';
 import { defaultImage, formatChange, injectCompose, injectManifests, resolveSettings, type InjectFlags, type Result } from '../inject/index.ts';
 import { usageError } from './usage.ts';
@@ -20,10 +19,14 @@ interface Flags extends InjectFlags {
 async function readInput(file: string | undefined): Promise<{ name: string; text: string }> {
   if (file === undefined || file === '-') {
     if (process.stdin.isTTY) throw usageError('give the manifests with -f FILE, or pipe them into stdin');
-    return { name: 'stdin', text: await readAll(process.stdin) };
+    try {
+      return { name: 'stdin', text: await readStreamCapped(process.stdin, FILE_LIMITS.inject) };
+    } catch (cause) {
+      throw new SidecarError('SIDECAR_INJECT_UNREADABLE', { message: `cannot read stdin: ${(cause as Error).message}`, cause });
+    }
   }
   try {
-    return { name: file, text: await readFile(file, 'utf8') };
+    return { name: file, text: await readTextCappedAsync(file, FILE_LIMITS.inject) };
   } catch (cause) {
     throw new SidecarError('SIDECAR_INJECT_UNREADABLE', { message: `cannot read ${file}: ${(cause as Error).message}`, cause });
   }

@@ -30,7 +30,8 @@ async function openStore(flags: StoreFlags): Promise<KeyStore> {
   if (flags.file !== undefined) {
     const file = flags.file;
     return {
-      list: () => readApiKeyFile(file, { missingOk: true }),
+      // Listing or revoking in a file that is not there is a mistake (a wrong path); create makes it.
+      list: () => readApiKeyFile(file, { key: '--file' }),
       async put(record, isNew) {
         const records = await readApiKeyFile(file, { missingOk: true });
         const i = records.findIndex((r) => r.id === record.id);

@@ -36,11 +36,14 @@ export async function filterLines(
   }
   if (bad > 0 || reported > 0) {
     throw new SidecarError('SIDECAR_INPUT_INVALID', {
-      message: `${bad} of ${n} input lines were left out and ${reported} problems were reported in written lines (see above); the other lines were written`,
+      message: `${bad} of ${count(n, 'input line')} ${bad === 1 ? 'was' : 'were'} left out and ${count(reported, 'problem')} ${reported === 1 ? 'was' : 'were'} reported in written lines (see above); the other lines were written`,
     });
   }
   return { lines: n };
 }
+
+/** `1 problem`, `2 problems`. */
+export const count = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function inputError(message: string): SidecarError {
   return new SidecarError('SIDECAR_INPUT_INVALID', { message });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
-import { checkConfigFiles } from '../config/check-files.ts';
+import { Command, CommanderError, Option } from 'commander';
+import { checkSidecar, startFailure } from '../check.ts';
 import { loadConfig, type ConfigOverrides } from '../config/index.ts';
 import { isSidecarError, SidecarError } from '../errors/index.ts';
 import { createLogger, flushStdout } from '../log/index.ts';
@@ -13,6 +13,7 @@ import { registerRedactCommand } from './redact.ts';
 import { registerRevokeCommand } from './revoke.ts';
 import { runAgent, signalStatus } from './run-agent.ts';
 import { registerTokenCommand } from './token.ts';
+import { usageError } from './usage.ts';
 
 interface CommonFlags {
   config?: string;
@@ -50,6 +51,10 @@ function load(flags: CommonFlags) {
 }
 
 async function run(command: string[], flags: RunFlags): Promise<void> {
+  // Without --, a word after the options is a mistyped command (valdate), not an agent to start.
+  if (command.length > 0 && !process.argv.includes('--')) {
+    throw usageError(`unknown command '${command[0]}' (an agent to start goes after --: agent-sidecar run [options] -- ${command.join(' ')}); see agent-sidecar --help`);
+  }
   if (flags.agentPort !== undefined) {
     if (!/^\d{1,5}$/.test(flags.agentPort) || Number(flags.agentPort) < 1 || Number(flags.agentPort) > 65535) {
       throw new SidecarError('SIDECAR_USAGE_INVALID', { message: `--agent-port ${flags.agentPort}: expected a port number from 1 to 65535` });
@@ -59,7 +64,9 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
   }
   const config = load(flags);
   const logger = createLogger(config.log.level);
-  const sidecar = await assembleSidecar(config, logger);
+  const sidecar = await assembleSidecar(config, logger).catch((err: unknown) => {
+    throw startFailure(err, config);
+  });
   const { listeners } = await sidecar.start();
   if (command.length > 0) {
     const status = await runAgent(command, sidecar, { config, egressAddress: listeners.egress, portEnv: flags.portEnv, env: process.env, logger });
@@ -96,10 +103,17 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
   process.on('SIGINT', onSignal);
 }
 
+/** AGENT_SIDECAR_DEBUG=1: an unexpected failure also prints its stack. */
+const DEBUG = process.env.AGENT_SIDECAR_DEBUG === '1';
+
 const program = new Command('agent-sidecar')
   .description('An authenticating reverse proxy and telemetry sidecar for AI agent services.')
   .version(version, '-v, --version')
-  .showHelpAfterError();
+  // Set before the subcommands are added, which inherit both: Commander's usage errors come
+  // to fail() as CommanderErrors instead of printing the help and exiting 1.
+  .exitOverride()
+  // Its error line and the help it prints after a missing subcommand: fail() says it in one line.
+  .configureOutput({ writeErr: () => {}, outputError: () => {} });
 
 withConfigFlags(
   program
@@ -111,9 +125,11 @@ withConfigFlags(
 ).action(run);
 
 withConfigFlags(
-  program.command('validate').description('check a configuration and the files it names (policy, API keys, TLS) as run would load them, then exit'),
+  program
+    .command('validate')
+    .description('check a configuration as run would start it (every file it names read, every key imported, every rule compiled), without binding or connecting anything, then exit'),
 ).action(async (flags: CommonFlags) => {
-  const warnings = await checkConfigFiles(load(flags));
+  const warnings = await checkSidecar(load(flags));
   for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
   process.stdout.write(`${flags.config ?? 'the defaults'}: configuration is valid\n`);
 });
@@ -132,12 +148,50 @@ program
     process.stdout.write(`${version}\n`);
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
+/** `agent-sidecar keys create`: the command the arguments name, for the --help hint. */
+function commandPath(argv: readonly string[]): string {
+  const names = [program.name()];
+  let cmd: Command = program;
+  for (const arg of argv) {
+    if (arg === '--') break;
+    const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (sub === undefined) continue;
+    names.push(sub.name());
+    cmd = sub;
+  }
+  return names.join(' ');
+}
+
+/**
+ * Every way the CLI ends in failure, each one line on stderr with its stable code: a usage
+ * mistake (Commander's or ours) exits 2, a configuration or input error 2, a listener that
+ * cannot bind or an unreachable store 1, anything unexpected 1 with SIDECAR_INTERNAL (and its
+ * stack only with AGENT_SIDECAR_DEBUG=1). Never a raw stack trace.
+ */
+function fail(err: unknown): never {
+  if (err instanceof CommanderError) {
+    // --help, --version, help: already printed.
+    if (err.exitCode === 0) process.exit(0);
+    const where = commandPath(process.argv.slice(2));
+    const what = err.code === 'commander.help' ? `${where.slice(program.name().length + 1)} needs a subcommand` : err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+    process.stderr.write(`agent-sidecar: ${what}; see ${where} --help [SIDECAR_USAGE_INVALID]\n`);
+    process.exit(EXIT_CONFIG);
+  }
   if (isSidecarError(err)) {
     process.stderr.write(`agent-sidecar: ${err.message} [${err.code}]\n`);
     process.exit(err.code === 'SIDECAR_LISTEN_FAILED' || err.code === 'SIDECAR_STORE_UNAVAILABLE' ? 1 : EXIT_CONFIG);
   }
-  throw err;
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  process.stderr.write(`agent-sidecar: unexpected failure: ${message.split('\n')[0]} [SIDECAR_INTERNAL]${DEBUG ? '' : ' (AGENT_SIDECAR_DEBUG=1 shows where)'}\n`);
+  if (DEBUG && err instanceof Error && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+}
+
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  fail(err);
 }

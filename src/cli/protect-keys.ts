@@ -55,7 +55,7 @@ export function registerProtectionKeyCommands(keys: Command): void {
         }
         return;
       }
-      const ring: RingFile = readRingFile(flags.ring, { missingOk: true });
+      const ring: RingFile = readRingFile(flags.ring, { missingOk: true, key: '--ring' });
       if (ring.keys.some((k) => k.id === id)) throw usageError(`${flags.ring} already has a key with id ${id}`);
       ring.keys.unshift(entry);
       if (flags.activate || ring.active === undefined) ring.active = id;
@@ -72,7 +72,7 @@ export function registerProtectionKeyCommands(keys: Command): void {
     .option('--id <id>', 'the key id')
     .action((flags: { ring?: string; id?: string }) => {
       if (flags.ring === undefined || flags.id === undefined) throw usageError('keys activate needs --ring <file> and --id <id>');
-      const ring = readRingFile(flags.ring);
+      const ring = readRingFile(flags.ring, { key: '--ring' });
       if (!ring.keys.some((k) => k.id === flags.id)) throw usageError(`${flags.ring} has no key with id ${flags.id}`);
       const previous = ring.active;
       ring.active = flags.id;

@@ -40,8 +40,6 @@ export function registerRevokeCommand(program: Command): Command {
     .option('--key-prefix <prefix>', 'with --redis: stores.redis.keyPrefix', 'agent-sidecar:')
     .option('--clock-skew <seconds>', 'with --redis: auth.jwt.clockSkew in seconds', '30')
     .option('--subject-ttl <seconds>', 'with --redis: keep a subject revocation this long (default: forever)')
-    // Usage errors exit 2 like every other bad input (commander's own default is 1).
-    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_BAD_INPUT))
     .action(async (flags: RevokeFlags) => {
       const { code, line } = await revoke(flags);
       (code === 0 ? process.stdout : process.stderr).write(`${line}\n`);

@@ -94,7 +94,9 @@ export async function runAgent(command: readonly string[], sidecar: Sidecar & { 
 
   const status = await new Promise<number>((resolve) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
-      o.logger.error({ event_type: 'agent_exit', err: { message: err.message, code: err.code } }, `the agent could not be started: ${err.message}`);
+      o.logger.error({ event_type: 'agent_exit', error_type: 'SIDECAR_AGENT_START_FAILED', err: { message: err.message, code: err.code } }, `the agent could not be started: ${err.message}`);
+      const why = err.code === 'ENOENT' ? 'command not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
+      process.stderr.write(`agent-sidecar: cannot start the agent: ${command[0]}: ${why} [SIDECAR_AGENT_START_FAILED]\n`);
       resolve(err.code === 'EACCES' ? 126 : 127);
     });
     child.once('exit', (code, signal) => {

@@ -1,9 +1,11 @@
 import { z } from 'zod';
-import { address, clientPool, failMode, size } from './fields.ts';
+import { address, clientPool, count, failMode, MIB, size } from './fields.ts';
 
 /** The `egress` section: the LLM egress listener, its providers, prices, budgets and capture. */
 
-const usd = (description: string) => z.number().nonnegative().meta({ description: `${description} USD per million tokens.` });
+// Today's dearest model costs some hundreds of dollars per million tokens.
+const usd = (description: string) =>
+  z.number().nonnegative().max(1_000_000, 'at most 1,000,000').meta({ description: `${description} USD per million tokens, at most 1,000,000.` });
 
 const rates = {
   input: usd('Uncached input tokens.'),
@@ -18,7 +20,7 @@ export const priceSchema = z
     ...rates,
     longContext: z
       .strictObject({
-        above: z.number().int().min(1).meta({ description: 'Input tokens of a call (cached ones included) past which the whole call is billed at these rates.' }),
+        above: count('Input tokens of a call (cached ones included) past which the whole call is billed at these rates.', 1_000_000_000),
         ...rates,
       })
       .optional()
@@ -45,7 +47,11 @@ const origin = (def: string) =>
 
 const budgetLimit = z.strictObject({
   window: z.enum(['hour', 'day', 'month']).meta({ description: 'A calendar hour, day or month (UTC).' }),
-  usd: z.number().positive().meta({ description: 'Spend allowed in the window, in USD; past it calls are refused with 429 before anything reaches the provider.' }),
+  usd: z
+    .number()
+    .positive()
+    .max(1_000_000_000, 'at most 1,000,000,000')
+    .meta({ description: 'Spend allowed in the window, in USD, at most 1,000,000,000; past it calls are refused with 429 before anything reaches the provider.' }),
   model: z
     .string()
     .regex(/^[A-Za-z0-9._:/@-]+\*?$/, 'expected a model id such as claude-opus-5, or a prefix ending in * such as claude-opus-*')
@@ -80,7 +86,11 @@ export const egress = z
       })
       .prefault({}),
     ...clientPool('each provider', { connections: 64, keepAlive: '60s', connect: '10s', headers: '10m', body: '5m', headersNote: ' (a long unstreamed completion takes minutes)' }),
-    maxRequestBytes: size('Largest request body accepted (the body is read whole to find the model before the budget check); larger gets 413.').prefault('32mb'),
+    maxRequestBytes: size('Largest request body accepted (the body is read whole to find the model before the budget check); larger gets 413.', {
+      min: 1,
+      max: 256 * MIB,
+      why: 'each request is held in memory whole; providers accept 32 to 100 MB',
+    }).prefault('32mb'),
     prices: z.record(z.string().min(1), priceSchema).default({}).meta({
       description:
         'Prices by model id, over the shipped table (README: Egress, prices). A dated id such as claude-haiku-4-5-20251001 falls back to claude-haiku-4-5. Calls of a model without a price are counted in tokens, not in cost.',
@@ -104,7 +114,7 @@ export const egress = z
       .strictObject({
         prompts: z.boolean().default(false).meta({ description: 'Put the prompt on the LLM span (gen_ai.input.messages), after data protection. Needs protection.' }),
         completions: z.boolean().default(false).meta({ description: 'Put the completion on the LLM span (gen_ai.output.messages), after data protection. Needs protection.' }),
-        maxChars: z.number().int().min(1).default(16_384).meta({ description: 'Characters kept of each captured text.' }),
+        maxChars: count('Characters kept of each captured text.', 1_000_000).default(16_384),
       })
       .prefault({}),
   })

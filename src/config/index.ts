@@ -1,5 +1,5 @@
 export { configSchema, type SidecarConfig, type SidecarConfigInput } from './schema.ts';
-export { loadConfig, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
-export { substituteEnv } from './env.ts';
+export { loadConfig, redactConfigError, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
+export { substituteEnv, type Substitution } from './env.ts';
 export { parseAddress, formatAddress, type HostPort } from './address.ts';
 export { configJsonSchema } from './json-schema.ts';

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
-import { substituteEnv } from './env.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
+import { acceptsAt, coerceText, schemasAt } from './coerce.ts';
+import { redactSubstituted, substituteEnv, type Substitution } from './env.ts';
 import { configSchema, type SidecarConfig } from './schema.ts';
 
 /** The common keys that flags and SIDECAR_* variables may override. */
@@ -32,10 +33,61 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): Readonly<SidecarConfig> {
   const env = options.env ?? process.env;
   const raw = options.file === undefined ? {} : readYaml(options.file);
-  const doc = merge(options.base ?? {}, dropNulls(substituteEnv(raw, env)) as Record<string, unknown>);
+  const found: Substitution[] = [];
+  const doc = merge(options.base ?? {}, dropNulls(substituteEnv(raw, env, found)) as Record<string, unknown>);
   applyOverrides(doc, envOverrides(env));
   applyOverrides(doc, options.overrides ?? {});
-  return validateConfig(doc, options.file);
+  const texts = applySchemaTypes(doc, found);
+  let config: Readonly<SidecarConfig>;
+  try {
+    config = validateConfig(doc, options.file);
+  } catch (err) {
+    throw redactError(err, texts);
+  }
+  SUBSTITUTED.set(config, texts);
+  return config;
+}
+
+const SUBSTITUTED = new WeakMap<object, readonly Substitution[]>();
+
+/**
+ * An error about a loaded configuration, with every text substituted from the environment
+ * replaced by its reference (\${env:NAME}): a message, a log line or a report never carries
+ * a secret that came from a variable. Errors that are not SidecarErrors pass unchanged.
+ */
+export function redactConfigError(err: unknown, config: Readonly<SidecarConfig>): unknown {
+  return redactError(err, SUBSTITUTED.get(config) ?? []);
+}
+
+function redactError(err: unknown, texts: readonly Substitution[]): unknown {
+  if (!(err instanceof SidecarError) || texts.length === 0) return err;
+  const message = redactSubstituted(err.message, texts);
+  const details = err.details === undefined ? undefined : (JSON.parse(redactSubstituted(JSON.stringify(err.details), texts)) as Record<string, unknown>);
+  if (message === err.message && details === err.details) return err;
+  // The cause is left out: its message (a parser's, the system's) may quote the value.
+  return new SidecarError(err.code, { message, ...(details === undefined ? {} : { details }) });
+}
+
+/**
+ * A whole \${env:…} value takes the type the schema asks for at its key (a number, a
+ * boolean) when its text is one; otherwise it stays text. Returns the substitutions that
+ * are still text in the document: those a message must never show.
+ */
+function applySchemaTypes(doc: Record<string, unknown>, found: readonly Substitution[]): Substitution[] {
+  const texts: Substitution[] = [];
+  for (const f of found) {
+    if (!f.whole) {
+      texts.push(f);
+      continue;
+    }
+    const parent = f.path.slice(0, -1).reduce<unknown>((node, k) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), doc);
+    const key = f.path.at(-1);
+    if (key === undefined || parent === null || typeof parent !== 'object' || (parent as Record<string, unknown>)[key] !== f.text) continue;
+    const value = coerceText(f.text, acceptsAt(configSchema, f.path));
+    (parent as Record<string, unknown>)[key] = value;
+    if (typeof value === 'string') texts.push(f);
+  }
+  return texts;
 }
 
 export function validateConfig(doc: unknown, source = 'configuration'): Readonly<SidecarConfig> {
@@ -53,17 +105,17 @@ export function validateConfig(doc: unknown, source = 'configuration'): Readonly
 function readYaml(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextCapped(file, FILE_LIMITS.config);
   } catch (cause) {
     throw new SidecarError('SIDECAR_CONFIG_UNREADABLE', { message: `cannot read ${file}: ${(cause as Error).message}`, cause });
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new SidecarError('SIDECAR_CONFIG_PARSE', {
-      message: `${file} is not valid YAML:\n${doc.errors.map((e) => `  - ${e.message}`).join('\n')}`,
-    });
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw new SidecarError('SIDECAR_CONFIG_PARSE', { message: `${file} is not valid YAML:\n${err.problems.map((p) => `  - ${p}`).join('\n')}` });
   }
-  const value: unknown = doc.toJS();
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${file}: the top level must be a mapping of keys` });
@@ -103,6 +155,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     const where = issue.path.length > 0 ? `${path}.` : '';
     return `${issue.keys.map((k) => where + k).join(', ')}: unknown key; see config/sidecar.example.yaml for the keys allowed here`;
   }
+  // A record's key: say what is wrong with it, not only that it is.
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return `${path}: invalid key: ${issue.issues.map((i) => i.message).join('; ')}`;
   return `${path}: ${issue.message}`;
 }
 
@@ -116,12 +170,19 @@ function merge(under: Record<string, unknown>, over: Record<string, unknown>): R
   return out;
 }
 
-/** `key:` with nothing after it (or only comments) means unset, as it reads. */
-function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
+/**
+ * `key:` with nothing after it (or only comments) means unset, as it reads. Only for keys
+ * the schema has: an unknown key stays, null or not, and is refused as unknown.
+ */
+function dropNulls(value: unknown, path: string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => dropNulls(v, [...path, String(i)]));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = dropNulls(v);
+  for (const [k, v] of Object.entries(value)) {
+    const at = [...path, k];
+    if (v !== null) out[k] = dropNulls(v, at);
+    else if (schemasAt(configSchema, at).length === 0) out[k] = null;
+  }
   return out;
 }
 

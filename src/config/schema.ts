@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { egress } from './egress.ts';
-import { address, clientPool, duration, failMode, keyValues, size, timer } from './fields.ts';
+import { parseAddress } from './address.ts';
+import { address, clientPool, count, DAY_MS, duration, failMode, headerName, HOUR_MS, KIB, keyValues, MIB, peerList, size, TIB, timer } from './fields.ts';
 
 export { address, DURATION_PATTERN } from './fields.ts';
 
@@ -45,7 +46,7 @@ const upstream = z
     circuitBreaker: z
       .strictObject({
         enabled: z.boolean().default(true),
-        failureThreshold: z.number().int().min(1).default(5).meta({ description: 'Consecutive upstream failures that open the circuit.' }),
+        failureThreshold: count('Consecutive upstream failures that open the circuit.', 10_000).default(5),
         openDuration: timer('How long the circuit stays open before one probe request is let through.').prefault('10s'),
         countStatus: z.array(z.number().int().min(500).max(599)).default([]).meta({
           description: 'Upstream response statuses that count as failures (connection failures and timeouts always do), for example [502, 503].',
@@ -58,21 +59,34 @@ const upstream = z
 
 const limits = z
   .strictObject({
-    maxHeaderBytes: size('Largest request head (request line and headers) accepted; larger gets 431.').prefault('16kb'),
-    maxBodyBytes: size('Largest request body accepted; larger gets 413. 0 means no limit.').prefault('10mb'),
+    maxHeaderBytes: size('Largest request head (request line and headers) accepted; larger gets 431.', {
+      min: KIB,
+      max: MIB,
+      why: 'common proxies allow 8 to 64 KiB, and Node.js holds the whole head in memory',
+    }).prefault('16kb'),
+    maxBodyBytes: size('Largest request body accepted; larger gets 413. 0 means no limit.', { max: TIB }).prefault('10mb'),
     clientIdleTimeout: timer('How long an idle keep-alive client connection is kept.').prefault('60s'),
     clientHeadersTimeout: timer('How long a client may take to send the request headers.').prefault('30s'),
-    clientRequestTimeout: timer('How long a client may take to send the whole request; 0 disables.').prefault('5m'),
+    clientRequestTimeout: timer('How long a client may take to send the whole request; 0 disables; not less than clientHeadersTimeout (Node.js refuses that).').prefault('5m'),
   })
-  .prefault({});
+  .prefault({})
+  .superRefine((l, ctx) => {
+    if (l.clientRequestTimeout > 0 && l.clientHeadersTimeout > 0 && l.clientHeadersTimeout > l.clientRequestTimeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientRequestTimeout'],
+        message: 'must not be less than clientHeadersTimeout (the headers are part of the request), unless 0 (disabled)',
+      });
+    }
+  });
 
 const proxy = z
   .strictObject({
-    trustedProxies: z.array(z.string()).default(['loopback']).meta({
+    trustedProxies: peerList().default(['loopback']).meta({
       description:
         'Peers whose X-Forwarded-* headers are kept and extended: IP addresses, CIDR ranges, or the names loopback, linklocal, uniquelocal. From any other peer they are replaced.',
     }),
-    requestIdHeader: z.string().toLowerCase().default('x-request-id').meta({ description: 'Header carrying the request id; generated when absent.' }),
+    requestIdHeader: headerName('Header carrying the request id; generated when absent.').default('x-request-id'),
     websockets: z.boolean().default(true).meta({ description: 'Proxy WebSocket upgrades.' }),
     headersWithUnderscores: z.enum(['drop', 'refuse', 'allow']).default('drop').meta({
       description:
@@ -120,10 +134,10 @@ const jwt = z
     jwksTimeout: timer('Timeout of one JWKS fetch.').prefault('5s'),
     issuer: stringOrList.optional().meta({ description: 'Accepted `iss` values.' }),
     audience: stringOrList.optional().meta({ description: 'Accepted `aud` values.' }),
-    clockSkew: duration('Tolerance for exp and nbf.').prefault('30s'),
+    clockSkew: duration('Tolerance for exp and nbf.', { max: HOUR_MS, why: 'a larger skew is a broken clock, and makes short token lifetimes meaningless' }).prefault('30s'),
     requiredClaims: z.array(z.string()).default(['exp']).meta({ description: 'Claims a token must carry.' }),
-    maxTokenBytes: size('Longer bearer tokens are refused before parsing.').prefault('8kb'),
-    header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying `Bearer <token>`.' }),
+    maxTokenBytes: size('Longer bearer tokens are refused before parsing.', { min: 1, max: 64 * KIB }).prefault('8kb'),
+    header: headerName('Header carrying `Bearer <token>`.').default('authorization'),
     cookie: z.string().optional().meta({ description: 'Also take the token from this cookie.' }),
     claims: z
       .strictObject({
@@ -133,13 +147,19 @@ const jwt = z
         session: z.string().default('sid'),
       })
       .prefault({}),
-    cacheSize: z.number().int().min(0).default(10_000).meta({ description: 'Verified tokens kept (keyed by hash, never past their exp); 0 disables.' }),
+    cacheSize: count('Verified tokens kept (keyed by hash, never past their exp); 0 disables. A memory bound.', 1_000_000, 0).default(10_000),
+  })
+  .superRefine((j, ctx) => {
+    const hs = j.algorithms.filter((a) => a.startsWith('HS'));
+    if (hs.length > 0 && j.secret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `lists ${hs.join(', ')} but auth.jwt.secret is not set; set the secret or remove the HS* algorithms` });
+    }
   })
   .meta({ description: 'JWT bearer tokens. Configure a secret, keyFiles or jwksUrl.' });
 
 const apiKeys = z
   .strictObject({
-    header: z.string().toLowerCase().default('x-api-key'),
+    header: headerName('Header carrying the API key.').default('x-api-key'),
     file: z.string().optional().meta({ description: 'YAML/JSON file of hashed keys (agent-sidecar keys create writes it); reloaded on change.' }),
     redis: z.boolean().default(false).meta({ description: 'Also look keys up in Redis (stores.redis).' }),
   })
@@ -151,11 +171,11 @@ const auth = z
     apiKeys: apiKeys.optional(),
     identityHeaders: z
       .strictObject({
-        subject: z.string().toLowerCase().default('x-auth-subject'),
-        roles: z.string().toLowerCase().default('x-auth-roles'),
-        scopes: z.string().toLowerCase().default('x-auth-scopes'),
-        keyId: z.string().toLowerCase().default('x-auth-key-id'),
-        tenant: z.string().toLowerCase().default('x-auth-tenant'),
+        subject: headerName("The caller's subject.").default('x-auth-subject'),
+        roles: headerName("The caller's roles, comma-separated.").default('x-auth-roles'),
+        scopes: headerName("The caller's scopes, space-separated.").default('x-auth-scopes'),
+        keyId: headerName('The id of the API key used.').default('x-auth-key-id'),
+        tenant: headerName("The caller's tenant.").default('x-auth-tenant'),
         forwardToken: z.boolean().default(false).meta({ description: 'Forward the original Authorization header to the agent.' }),
       })
       .prefault({})
@@ -164,7 +184,7 @@ const auth = z
       .strictObject({
         enabled: z.boolean().default(false),
         path: z.string().startsWith('/').default('/auth/refresh'),
-        accessTtl: duration('Lifetime of the access tokens it issues.').prefault('60m'),
+        accessTtl: duration('Lifetime of the access tokens it issues.', { min: 1000, max: 30 * DAY_MS }).prefault('60m'),
       })
       .prefault({})
       .meta({ description: 'Exchange a refresh token (HS256, auth.jwt.secret) for a new access token.' }),
@@ -184,7 +204,11 @@ const policy = z
   .prefault({});
 
 const redisStore = z.strictObject({
-  url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://…').meta({ description: 'redis://[user:pass@]host:port[/db]' }),
+  url: z
+    .string()
+    .regex(/^rediss?:\/\//, { error: 'expected redis://host:port or rediss://…', abort: true })
+    .refine((v) => URL.canParse(v), 'not a valid URL: expected redis://[user:pass@]host:port[/db]')
+    .meta({ description: 'redis://[user:pass@]host:port[/db]' }),
   keyPrefix: z.string().default('agent-sidecar:'),
   connectTimeout: timer('Connecting to Redis.').prefault('2s'),
   commandTimeout: timer('One command; past it the store counts as unreachable.').prefault('500ms'),
@@ -199,14 +223,15 @@ const revocation = z
     failMode: failMode('closed', 'requests'),
     subjectTtl: duration(
       'How long a revocation by subject is kept: the longest access-token lifetime your issuers grant. Omit to keep it forever (the sidecar cannot know what an external issuer grants).',
+      { max: 365 * DAY_MS },
     ).optional(),
   })
   .prefault({});
 
 const rateRule = z.strictObject({
-  requests: z.number().int().min(1),
-  per: duration('The window the requests are spread over.'),
-  burst: z.number().int().min(1).optional().meta({ description: 'Requests allowed at once; default: requests.' }),
+  requests: count('Requests allowed per window.', 1_000_000_000),
+  per: duration('The window the requests are spread over.', { min: 1, max: 30 * DAY_MS }),
+  burst: count('Requests allowed at once; default: requests.', 1_000_000_000).optional(),
 });
 
 const rateLimit = z
@@ -227,7 +252,7 @@ const cors = z
     allowedHeaders: z.array(z.string().toLowerCase()).default(['authorization', 'content-type', 'x-api-key', 'x-request-id']),
     exposedHeaders: z.array(z.string().toLowerCase()).default(['x-request-id', 'retry-after', 'ratelimit', 'ratelimit-policy']),
     allowCredentials: z.boolean().default(false),
-    maxAge: duration('How long browsers may cache a preflight answer.').prefault('10m'),
+    maxAge: duration('How long browsers may cache a preflight answer.', { max: DAY_MS, why: 'browsers cap it at 2 hours (Chromium) or a day (Firefox)' }).prefault('10m'),
   })
   .optional()
   .meta({ description: 'CORS: the sidecar answers preflights itself, without a token.' });
@@ -236,13 +261,38 @@ const audit = z
   .strictObject({ stdout: z.boolean().default(true).meta({ description: 'Audit events as JSON lines on stdout.' }) })
   .prefault({});
 
+/** Items waiting for export, per signal: at 1 KiB an item, a queue this long is 1 GiB. */
+const MAX_QUEUE = 1_000_000;
+
+/** A batch is taken from the queue: it cannot be larger (both given here; from OTEL_* variables the batch is cut to the queue). */
+function batchWithinQueue(b: { queueSize?: number | undefined; batchSize?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (b.queueSize !== undefined && b.batchSize !== undefined && b.batchSize > b.queueSize) {
+    ctx.addIssue({ code: 'custom', path: ['batchSize'], message: 'must not be larger than queueSize: a batch is taken from the queue' });
+  }
+}
+
+// gRPC metadata (grpc-js refuses anything else when the exporter is built): lower-case keys of
+// letters, digits, _ . -, not ending in -bin (binary values), and printable ASCII values.
+const GRPC_KEY = /^[0-9a-z_.-]+$/;
+const otlpHeaders = z
+  .record(
+    z
+      .string()
+      .toLowerCase()
+      .regex(GRPC_KEY, 'expected a metadata key of letters, digits, _ . -')
+      .refine((k) => !k.endsWith('-bin'), 'keys ending in -bin carry binary values, which cannot be configured here'),
+    z.string().regex(/^[\x20-\x7e]*$/, 'expected printable ASCII characters only'),
+  )
+  .default({})
+  .meta({ description: 'Metadata sent with every export (an API key, a tenant), merged over OTEL_EXPORTER_OTLP_HEADERS. Keys: letters, digits, _ . -; values: printable ASCII.' });
+
 const telemetry = z
   .strictObject({
     enabled: z.boolean().optional().meta({ description: 'Traces, metrics and logs over OTLP gRPC, /metrics and access records. Default: on; OTEL_SDK_DISABLED=true turns it off.' }),
     endpoint: z.url({ protocol: /^https?$/ }).optional().meta({
       description: 'OTLP gRPC endpoint of the collector. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT, else http://127.0.0.1:4317. https:// uses TLS.',
     }),
-    headers: keyValues('Metadata sent with every export (an API key, a tenant), merged over OTEL_EXPORTER_OTLP_HEADERS.'),
+    headers: otlpHeaders,
     serviceName: z.string().min(1).optional().meta({ description: 'service.name of the fronted agent. Default: OTEL_SERVICE_NAME, else agent.' }),
     serviceVersion: z.string().min(1).optional().meta({ description: "service.version: the fronted agent's version. Default: the sidecar's version." }),
     environment: z.string().min(1).optional().meta({ description: 'deployment.environment.name (production, staging). Default: from OTEL_RESOURCE_ATTRIBUTES, else unknown.' }),
@@ -259,37 +309,39 @@ const telemetry = z
         sampleRatio: z.number().min(0).max(1).optional().meta({
           description: 'Share of new traces recorded (parent-based: a trusted caller\'s decision is kept). Default: OTEL_TRACES_SAMPLER(_ARG), else 1.',
         }),
-        trustIncoming: z.array(z.string()).optional().meta({
+        trustIncoming: peerList().optional().meta({
           description:
             'Peers whose traceparent, tracestate and baggage are continued: IPs, CIDRs, or loopback, linklocal, uniquelocal. Default: proxy.trustedProxies. From anyone else they are dropped and a new trace starts.',
         }),
         recordUser: z.boolean().default(false).meta({ description: 'Put the caller\'s subject on server spans as enduser.id.' }),
-        queueSize: z.number().int().min(1).optional().meta({ description: 'Finished spans waiting for export at most; more are dropped and counted. Default: OTEL_BSP_MAX_QUEUE_SIZE, else 2048.' }),
-        batchSize: z.number().int().min(1).optional().meta({ description: 'Spans per export at most (at most queueSize). Default: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, else 512.' }),
+        queueSize: count('Finished spans waiting for export at most; more are dropped and counted. Default: OTEL_BSP_MAX_QUEUE_SIZE, else 2048.', MAX_QUEUE).optional(),
+        batchSize: count('Spans per export at most (at most queueSize). Default: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, else 512.', MAX_QUEUE).optional(),
         scheduledDelay: timer('How long a span may wait for its batch. Default: OTEL_BSP_SCHEDULE_DELAY, else 5s.').optional(),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine(batchWithinQueue),
     metrics: z
       .strictObject({
         otlp: z.boolean().optional().meta({ description: 'Push metrics to the collector. Default: on; OTEL_METRICS_EXPORTER=none or prometheus turns it off.' }),
         prometheus: z.boolean().default(true).meta({ description: 'Serve /metrics (Prometheus text) on the admin listener.' }),
         exportInterval: timer('How often metrics are pushed to the collector. Default: OTEL_METRIC_EXPORT_INTERVAL, else 15s.', 1).optional(),
-        sessionHeader: z.string().toLowerCase().default('x-session-id').meta({
-          description: "Request header naming the caller's session for agent_active_sessions; the token's session claim counts when the header is absent.",
-        }),
-        sessionWindow: duration('A session counts as active this long after its last request.').prefault('5m'),
-        maxSessions: z.number().int().min(1).default(100_000).meta({ description: 'Distinct sessions tracked at most (memory bound).' }),
+        sessionHeader: headerName(
+          "Request header naming the caller's session for agent_active_sessions; the token's session claim counts when the header is absent.",
+        ).default('x-session-id'),
+        sessionWindow: duration('A session counts as active this long after its last request.', { min: 1, max: DAY_MS }).prefault('5m'),
+        maxSessions: count('Distinct sessions tracked at most (memory bound).', 1_000_000).default(100_000),
       })
       .prefault({}),
     logs: z
       .strictObject({
         otlp: z.boolean().optional().meta({ description: 'Access records and audit events as OTLP log records. Default: on; OTEL_LOGS_EXPORTER=none turns it off.' }),
         stdout: z.boolean().default(true).meta({ description: 'One access record per request as a JSON line on stdout (audit events: audit.stdout).' }),
-        queueSize: z.number().int().min(1).optional().meta({ description: 'Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.' }),
-        batchSize: z.number().int().min(1).optional().meta({ description: 'Log records per export at most (at most queueSize). Default: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, else 512.' }),
+        queueSize: count('Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.', MAX_QUEUE).optional(),
+        batchSize: count('Log records per export at most (at most queueSize). Default: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, else 512.', MAX_QUEUE).optional(),
         scheduledDelay: timer('How long a log record may wait for its batch. Default: OTEL_BLRP_SCHEDULE_DELAY, else 1s.').optional(),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine(batchWithinQueue),
   })
   .prefault({})
   .meta({ description: 'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. The standard OTEL_* variables apply (endpoint, headers, resource, sampler, exporters, batching, timeouts); these keys win.' });
@@ -343,7 +395,8 @@ const customDetector = z
     try {
       re = new RegExp(d.pattern, `${d.flags}g`);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(err as Error).message}` });
+      // The engine's message quotes the pattern, which may come from the environment: only its reason.
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}` });
       return;
     }
     if (re.test('')) ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'the pattern matches the empty string' });
@@ -401,6 +454,9 @@ const protectRoute = z.strictObject({
   }),
 });
 
+/** A rule set name that names none; the value itself is not repeated (it may come from the environment). */
+const noRuleSet = (names: ReadonlySet<string>) => `names no rule set of protection.rules; the rule sets are ${[...new Set(['default', ...names])].join(', ')}`;
+
 const protection = z
   .strictObject({
     rules: z
@@ -409,7 +465,10 @@ const protection = z
       .transform((sets): Record<string, RuleSetOutput> => ('default' in sets ? sets : { ...sets, default: ruleSet.parse({}) }))
       .meta({ description: 'Named rule sets: detectors, field rules, custom detectors. `default` exists with the defaults unless you define it.' }),
     routes: z.array(protectRoute).default([]).meta({ description: 'Where request and response bodies are protected (JSON, text, SSE event by event, NDJSON line by line); first match wins.' }),
-    maxBodyBytes: size('Largest JSON or text body (or single SSE event or NDJSON line) that is protected; larger is handled per onError.').prefault('1mb'),
+    maxBodyBytes: size('Largest JSON or text body (or single SSE event or NDJSON line) that is protected; larger is handled per onError. Such a body is held in memory whole.', {
+      min: 1,
+      max: 64 * MIB,
+    }).prefault('1mb'),
     telemetry: z
       .strictObject({
         enabled: z.boolean().default(true).meta({ description: 'Protect span, log and metric attributes before export, and JSON log lines on stdout.' }),
@@ -430,7 +489,7 @@ const protection = z
   .superRefine((p, ctx) => {
     const names = new Set(Object.keys(p.rules));
     const known = (name: string, path: PropertyKey[]) => {
-      if (name !== 'default' && !names.has(name)) ctx.addIssue({ code: 'custom', path, message: `no rule set named ${name} in protection.rules` });
+      if (name !== 'default' && !names.has(name)) ctx.addIssue({ code: 'custom', path, message: noRuleSet(names) });
     };
     p.routes.forEach((r, i) => known(r.rules, ['routes', i, 'rules']));
     known(p.telemetry.rules, ['telemetry', 'rules']);
@@ -442,7 +501,7 @@ const protection = z
     const ids = p.keys.ring.map((k) => k.id);
     if (new Set(ids).size !== ids.length) ctx.addIssue({ code: 'custom', path: ['keys', 'ring'], message: 'key ids must be unique' });
     if (p.keys.active !== undefined && p.keys.file === undefined && !ids.includes(p.keys.active)) {
-      ctx.addIssue({ code: 'custom', path: ['keys', 'active'], message: `no key with id ${p.keys.active} in keys.ring` });
+      ctx.addIssue({ code: 'custom', path: ['keys', 'active'], message: 'names no key of keys.ring' });
     }
   })
   .meta({ description: 'Data protection: redaction, hashing and encryption of bodies (per route) and of all telemetry.' });
@@ -468,12 +527,33 @@ export const configSchema = z
     egress,
   })
   .superRefine((c, ctx) => {
+    checkListeners(c, ctx);
     const name = c.egress.protectPrompts;
     if (name !== undefined && name !== 'default' && !(name in c.protection.rules)) {
-      ctx.addIssue({ code: 'custom', path: ['egress', 'protectPrompts'], message: `no rule set named ${name} in protection.rules` });
+      ctx.addIssue({ code: 'custom', path: ['egress', 'protectPrompts'], message: noRuleSet(new Set(Object.keys(c.protection.rules))) });
     }
   })
   .meta({ title: 'agent-sidecar configuration' });
+
+/**
+ * Two listeners cannot bind the same port on the same host (or one of them on every host,
+ * 0.0.0.0 or ::): run would fail to start. Port 0 takes a free port, so never conflicts.
+ */
+function checkListeners(c: { listen: { address: string }; admin: { address: string; enabled: boolean }; egress: { address: string; enabled: boolean } }, ctx: z.RefinementCtx): void {
+  const listeners: Array<[PropertyKey[], string]> = [[['listen', 'address'], c.listen.address]];
+  if (c.admin.enabled) listeners.push([['admin', 'address'], c.admin.address]);
+  if (c.egress.enabled) listeners.push([['egress', 'address'], c.egress.address]);
+  const any = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+  for (let i = 0; i < listeners.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const a = parseAddress(listeners[j]![1]);
+      const b = parseAddress(listeners[i]![1]);
+      if (a.port !== 0 && a.port === b.port && (a.host === b.host || any(a.host) || any(b.host))) {
+        ctx.addIssue({ code: 'custom', path: listeners[i]![0], message: `the same port as ${listeners[j]![0].join('.')} (${listeners[j]![1]}): each listener needs its own` });
+      }
+    }
+  }
+}
 
 /** The validated configuration, with every default applied. */
 export type SidecarConfig = z.output<typeof configSchema>;

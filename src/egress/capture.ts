@@ -1,5 +1,4 @@
 import type { EgressConfig } from '../config/egress.ts';
-import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Api } from './providers.ts';
 
@@ -60,12 +59,6 @@ function promptParts(api: Api, body: Record<string, unknown>): unknown {
     case 'openai.embeddings':
       return [{ role: 'user', content: body.input }];
   }
-}
-
-/** What validate checks, as run would refuse it: capture on with telemetry protection off. */
-export function checkCapture(config: Readonly<SidecarConfig>): void {
-  const c = config.egress.capture;
-  if ((c.prompts || c.completions) && !config.protection.telemetry.enabled) throw unprotected();
 }
 
 function unprotected(): SidecarError {

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { EgressConfig } from '../config/egress.ts';
-import { sendError, type SidecarError } from '../errors/index.ts';
+import { sendError, SidecarError } from '../errors/index.ts';
 import { connectionTokens, HOP_BY_HOP, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
 import type { Provider } from './providers.ts';
 import { createTee, type ResponseTee } from './tee.ts';
@@ -53,6 +53,10 @@ export function createProviderDispatcher(config: EgressConfig, env: NodeJS.Proce
   };
   const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy;
   const httpProxy = env.HTTP_PROXY ?? env.http_proxy;
+  for (const [name, value] of [['HTTPS_PROXY', httpsProxy], ['HTTP_PROXY', httpProxy]] as const) {
+    // undici would refuse it with a bare "Invalid URL"; the value is not repeated (it may hold a password).
+    if (value && !URL.canParse(value)) throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${name} (or its lower-case spelling) is not a URL; expected http://[user:pass@]host:port` });
+  }
   if (!httpsProxy && !httpProxy) return new Agent(options);
   return new EnvHttpProxyAgent({ ...options, httpsProxy, httpProxy, noProxy: env.NO_PROXY ?? env.no_proxy ?? '' });
 }

@@ -68,6 +68,7 @@ export const catalog = {
   SIDECAR_DECRYPT_FAILED: { status: 0, message: 'The value does not decrypt: it was altered, or encrypted with another key under the same id.' },
   SIDECAR_INPUT_INVALID: { status: 0, message: 'Some input lines were not valid; each is reported with its line number and left out, the others were processed.' },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
+  SIDECAR_AGENT_START_FAILED: { status: 0, message: 'run -- <command>: the agent command could not be started (not found, or not executable); exit status 127 or 126.' },
   // Operator warnings at start-up (the start goes on).
   SIDECAR_OTEL_ENV_INVALID: { status: 0, message: 'An OTEL_* environment variable has a value the sidecar cannot use; it is ignored (one warning line each), and the configuration or the default applies.' },
   // agent-sidecar inject (exit status 2, nothing written).

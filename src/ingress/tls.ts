@@ -1,7 +1,8 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readFileCapped } from '../files/read.ts';
 import type { Logger } from '../log/index.ts';
 
 export interface TlsFiles {
@@ -11,8 +12,15 @@ export interface TlsFiles {
 
 /** Reads and checks the pair; a bad pair is an operator error with its own code. */
 export function loadTls(files: TlsFiles): SecureContextOptions {
+  const read = (key: keyof TlsFiles): Buffer => {
+    try {
+      return readFileCapped(files[key], FILE_LIMITS.tls);
+    } catch (cause) {
+      throw new SidecarError('SIDECAR_TLS_INVALID', { message: `listen.tls.${key} (${files[key]}) cannot be read: ${(cause as Error).message}`, cause });
+    }
+  };
+  const opts = { cert: read('certFile'), key: read('keyFile') };
   try {
-    const opts = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
     createSecureContext(opts);
     return opts;
   } catch (cause) {

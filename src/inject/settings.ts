@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { loadConfig, parseAddress, validateConfig, type SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
 import { version } from '../version.ts';
 import { DEFAULT_CONFIGMAP } from './names.ts';
 
@@ -79,9 +79,18 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
     configMap: flags.configmapName ?? DEFAULT_CONFIGMAP,
     native: flags.nativeSidecar === true,
     otelEndpoint: endpoint,
-    configFile: file === undefined ? undefined : { path: file, text: readFileSync(file, 'utf8') },
+    // loadConfig above has read it once already, within the same cap.
+    configFile: file === undefined ? undefined : { path: file, text: readConfigText(file) },
     version,
   };
+}
+
+function readConfigText(file: string): string {
+  try {
+    return readTextCapped(file, FILE_LIMITS.config);
+  } catch (cause) {
+    throw new SidecarError('SIDECAR_CONFIG_UNREADABLE', { message: `cannot read ${file}: ${(cause as Error).message}`, cause });
+  }
 }
 
 function withoutOverrides(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

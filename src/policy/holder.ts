@@ -12,6 +12,8 @@ export interface PolicyHolderOptions {
   onReload?: ((policy: Policy) => void) | undefined;
   /** Polling interval of the file watch. */
   intervalMs?: number | undefined;
+  /** False: load the file once and watch nothing (validate). */
+  watch?: boolean | undefined;
 }
 
 export interface PolicyHolder {
@@ -87,7 +89,8 @@ export function createPolicyHolder(options: PolicyHolderOptions): PolicyHolder {
     clearTimeout(settle);
     settle = setTimeout(reload, 50).unref();
   };
-  watchFile(file, { interval: options.intervalMs ?? 500, persistent: false }, onChange);
+  const watching = options.watch !== false;
+  if (watching) watchFile(file, { interval: options.intervalMs ?? 500, persistent: false }, onChange);
 
   let closed = false;
   return {
@@ -97,7 +100,7 @@ export function createPolicyHolder(options: PolicyHolderOptions): PolicyHolder {
       if (closed) return;
       closed = true;
       clearTimeout(settle);
-      unwatchFile(file, onChange);
+      if (watching) unwatchFile(file, onChange);
     },
   };
 }

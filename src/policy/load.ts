@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
 import { DEFAULT_POLICY } from './default-policy.ts';
 import { buildPolicy, canonical, type Policy, type PolicyDocument, type PolicyRoute } from './rbac.ts';
 
@@ -125,20 +125,23 @@ export function loadPolicyFile(path?: string): Policy {
 /** The file's text; an unreadable file is SIDECAR_POLICY_INVALID like a bad one. */
 export function readPolicyFile(path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readTextCapped(path, FILE_LIMITS.policy);
   } catch (cause) {
-    throw new SidecarError('SIDECAR_POLICY_INVALID', { message: `cannot read the policy file ${path}: ${(cause as Error).message}`, cause });
+    throw new SidecarError('SIDECAR_POLICY_INVALID', { message: `cannot read the policy file ${path} (policy.file): ${(cause as Error).message}`, cause });
   }
 }
 
 /** Parses YAML text and compiles it (compilePolicy). */
 export function compilePolicyText(text: string, source: string): Policy {
   // Duplicate keys are errors: a second `GET:` silently replacing the first is a policy bug.
-  const yaml = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (yaml.errors.length > 0) {
-    throw new SidecarError('SIDECAR_POLICY_INVALID', { message: `${source} is not valid YAML:\n${yaml.errors.map((e) => `  - ${e.message}`).join('\n')}` });
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw new SidecarError('SIDECAR_POLICY_INVALID', { message: `${source} is not valid YAML:\n${err.problems.map((p) => `  - ${p}`).join('\n')}` });
   }
-  return compilePolicy(yaml.toJS(), source);
+  return compilePolicy(doc, source);
 }
 
 /** Permissions that routes require but no role grants: nobody can ever pass those rules. */

@@ -95,7 +95,7 @@ export async function createProtection(config: Readonly<SidecarConfig>, logger: 
       : createBodyStage({ routes: p.routes, ruleSet, maxBodyBytes: p.maxBodyBytes, limitBodyBytes: config.limits.maxBodyBytes, logger });
   const ring = holder?.current();
   const parts = [
-    p.routes.length === 0 ? 'bodies off' : `bodies on ${p.routes.length} route(s)`,
+    p.routes.length === 0 ? 'bodies off' : `bodies on ${p.routes.length} route${p.routes.length === 1 ? '' : 's'}`,
     telemetry === undefined ? 'telemetry off' : `telemetry rules ${p.telemetry.rules}`,
     ring === undefined ? 'no encryption keys' : `active key ${ring.activeId} of ${ring.ids.length}`,
   ];

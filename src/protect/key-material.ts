@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { scrypt } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
 
 export const KEY_BYTES = 32;
 // scrypt cost: N=2^15, r=8 (32 MiB, about 0.1 s once at start), per RFC 7914 and OWASP's minimum.
@@ -42,7 +42,7 @@ export async function loadKey(source: KeySource, name: string, env: NodeJS.Proce
   if (source.file !== undefined) {
     let text: string;
     try {
-      text = readFileSync(source.file, 'utf8');
+      text = readTextCapped(source.file, FILE_LIMITS.protectionKey);
     } catch (cause) {
       throw keysInvalid(`${name}: cannot read ${source.file}: ${(cause as Error).message}`, cause);
     }

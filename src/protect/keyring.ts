@@ -1,8 +1,10 @@
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { parseDocument, stringify } from 'yaml';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { checkKeySource, keyEntryShape, KEY_ID_PATTERN, type ProtectionConfig } from '../config/schema.ts';
 import { SidecarError } from '../errors/index.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { parseYaml, YamlError } from '../files/yaml.ts';
 import { envelopeKeyId, open, seal, type PlaintextType } from './envelope.ts';
 import { keysInvalid, loadKey } from './key-material.ts';
 
@@ -32,19 +34,26 @@ export const ringFileSchema = z.strictObject({
 });
 export type RingFile = z.output<typeof ringFileSchema>;
 
-export function readRingFile(file: string, options: { missingOk?: boolean } = {}): RingFile {
+/** Reads and validates a key ring file; `key` names the setting that gave the path, for the messages. */
+export function readRingFile(file: string, options: { missingOk?: boolean; key?: string } = {}): RingFile {
+  const name = options.key === undefined ? file : `${file} (${options.key})`;
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextCapped(file, FILE_LIMITS.keyRing);
   } catch (cause) {
     if (options.missingOk && (cause as NodeJS.ErrnoException).code === 'ENOENT') return { keys: [] };
-    throw keysInvalid(`cannot read the key ring ${file}: ${(cause as Error).message}`, cause);
+    throw keysInvalid(`cannot read the key ring ${name}: ${(cause as Error).message}`, cause);
   }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw keysInvalid(`${file} is not valid YAML: ${doc.errors[0]!.message}`);
-  const parsed = ringFileSchema.safeParse(doc.toJS() ?? {});
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: false });
+  } catch (err) {
+    if (!(err instanceof YamlError)) throw err;
+    throw keysInvalid(`${name} is not valid YAML: ${err.problems[0]}`);
+  }
+  const parsed = ringFileSchema.safeParse(doc ?? {});
   if (!parsed.success) {
-    throw keysInvalid(`${file} is not a valid key ring: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw keysInvalid(`${name} is not a valid key ring: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
 }
@@ -59,14 +68,15 @@ export function writeRingFile(file: string, ring: RingFile): void {
 
 /** Builds the ring from the configuration's keys and the ring file, reading every key once. */
 export async function loadKeyRing(keys: ProtectionConfig['keys'], env: NodeJS.ProcessEnv = process.env): Promise<KeyRing> {
-  const file = keys.file === undefined ? undefined : readRingFile(keys.file);
-  const entries = [...(file?.keys ?? []), ...keys.ring];
+  const file = keys.file === undefined ? undefined : readRingFile(keys.file, { key: 'protection.keys.file' });
+  // Each key named by where it is written: the ring file, or protection.keys.ring.
+  const entries = [...(file?.keys ?? []).map((k) => [k, `key ${k.id} of ${keys.file}`] as const), ...keys.ring.map((k, i) => [k, `protection.keys.ring[${i}] (key ${k.id})`] as const)];
   const material = new Map<string, Buffer>();
-  for (const entry of entries) {
+  for (const [entry, name] of entries) {
     if (material.has(entry.id)) throw keysInvalid(`the key id ${entry.id} appears twice (key ring file and protection.keys.ring)`);
-    material.set(entry.id, await loadKey(entry, `key ${entry.id}`, env));
+    material.set(entry.id, await loadKey(entry, name, env));
   }
-  const activeId = file?.active ?? keys.active ?? entries[0]?.id;
+  const activeId = file?.active ?? keys.active ?? entries[0]?.[0].id;
   if (activeId !== undefined && !material.has(activeId)) throw keysInvalid(`the active key ${activeId} is not in the key ring`);
   return createKeyRing(material, activeId);
 }

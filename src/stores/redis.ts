@@ -58,12 +58,13 @@ function clientOptions(config: RedisStoreConfig): RedisOptions {
  * const redis = createRedis(config.stores.redis, logger);
  * const revocations = createRedisRevocationStore(redis, { clockSkewSeconds: 30 });
  */
-export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000): Redis {
+export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000, options: { lazy?: boolean } = {}): Redis {
   const log = componentLogger(logger, 'agent-sidecar.redis');
   const RedisClient = loadRedisClient();
   const redis = new RedisClient(config.url, {
     ...clientOptions(config),
-    lazyConnect: false,
+    // Lazy only for validate, which builds the client to check its settings and never uses it.
+    lazyConnect: options.lazy === true,
     // Capped exponential backoff with jitter, so that a fleet of sidecars does not
     // reconnect in lockstep after a Redis restart.
     retryStrategy: (times) => Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100),

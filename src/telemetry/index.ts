@@ -60,6 +60,8 @@ export interface TelemetryOptions {
   env?: NodeJS.ProcessEnv;
   /** Data protection of everything exported (spans, log records, metric attributes) and of the access lines on stdout. */
   protect?: TelemetryProtection | undefined;
+  /** Build every part, start none: the metric reader gets no timer, so nothing is exported (validate). */
+  offline?: boolean;
 }
 
 /**
@@ -90,14 +92,15 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const readers: IMetricReader[] = [];
   if (settings.metrics.otlp) {
     const exporter = createMetricExporter(settings, drops, options.protect);
-    readers.push(
-      new PeriodicExportingMetricReader({
-        exporter,
-        exportIntervalMillis: settings.metrics.exportInterval,
-        exportTimeoutMillis: settings.metrics.exportTimeout,
-        metricProducers: [new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)],
-      }),
-    );
+    const reader = new PeriodicExportingMetricReader({
+      exporter,
+      exportIntervalMillis: settings.metrics.exportInterval,
+      exportTimeoutMillis: settings.metrics.exportTimeout,
+      metricProducers: [new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)],
+    });
+    // A reader starts its export timer when a provider takes it: offline, it is built (its
+    // settings checked) and left out.
+    if (options.offline !== true) readers.push(reader);
   }
   const prometheus =
     t.metrics.prometheus && config.admin.enabled ? createPrometheusEndpoint(new HistogramProducer(histograms.all, resource, AggregationTemporality.CUMULATIVE)) : undefined;
