@@ -126,6 +126,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         isDraining: () => draining,
         checks: [upstreamReadiness(forwarder.pool, config.upstream.healthPath, Math.min(2000, config.upstream.timeouts.headers)), ...(options.readinessChecks ?? [])],
         handlers: options.adminHandlers,
+        timeouts: config.limits,
       })
     : undefined;
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { SidecarError } from './catalog.ts';
 
@@ -23,6 +24,8 @@ export function sendError(
     res.destroy(err);
     return;
   }
+  // Every error carries a request id, one of its own when none could be read.
+  requestId ??= randomUUID();
   const body = errorBody(err, requestId);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
@@ -31,7 +34,7 @@ export function sendError(
     ...err.headers,
     ...extraHeaders,
   };
-  if (requestId !== undefined) headers[requestIdHeader] = requestId;
+  headers[requestIdHeader] = requestId;
   res.writeHead(err.status, headers);
   res.end(body);
 }
@@ -47,6 +50,7 @@ export function writeSocketError(
     socket.destroy();
     return;
   }
+  requestId ??= randomUUID();
   const body = errorBody(err, requestId);
   let extra = '';
   for (const [name, value] of Object.entries(err.headers ?? {})) extra += `${name}: ${value}\r\n`;
@@ -55,7 +59,7 @@ export function writeSocketError(
       'content-type: application/json; charset=utf-8\r\n' +
       extra +
       `content-length: ${Buffer.byteLength(body)}\r\n` +
-      (requestId === undefined ? '' : `${requestIdHeader}: ${requestId}\r\n`) +
+      `${requestIdHeader}: ${requestId}\r\n` +
       'connection: close\r\n\r\n' +
       body,
   );

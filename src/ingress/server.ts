@@ -8,6 +8,7 @@ import type { Forwarder } from '../proxy/forward.ts';
 import type { ForwardedResolver } from '../proxy/forwarded.ts';
 import type { Upgrader } from '../proxy/upgrade.ts';
 import { runStages, type RequestContext, type Stage } from './context.ts';
+import { listenerTimeouts } from './listener.ts';
 import type { RequestObserver } from './observer.ts';
 import { requestIdFrom } from './request-id.ts';
 import { requestTarget } from './target.ts';
@@ -43,9 +44,7 @@ export function createIngress(options: IngressOptions): Ingress {
   const idHeader = config.proxy.requestIdHeader;
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
-    headersTimeout: config.limits.clientHeadersTimeout,
-    requestTimeout: config.limits.clientRequestTimeout,
-    keepAliveTimeout: config.limits.clientIdleTimeout,
+    ...listenerTimeouts(config.limits),
     // Checked by requestTarget, so that the refusal carries our JSON error and code.
     requireHostHeader: false,
     noDelay: true,
@@ -182,6 +181,7 @@ export function createIngress(options: IngressOptions): Ingress {
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'SIDECAR_REQUEST_TIMEOUT'
           : 'SIDECAR_MALFORMED_REQUEST';
+    // Nothing of the request could be read, its id included: the error gets one of its own.
     writeSocketError(socket, new SidecarError(code, { cause: err }), undefined, idHeader);
   });
 
