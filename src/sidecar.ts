@@ -97,6 +97,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     observer,
     upstream: config.upstream,
     maxBodyBytes: config.limits.maxBodyBytes,
+    bufferBodyBytes: config.limits.bufferBodyBytes,
     requestIdHeader: config.proxy.requestIdHeader,
     buildHeaders,
     breaker,

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, startSidecar } from './helpers.ts';
@@ -63,6 +64,143 @@ function expectTimeout(o: Outcome): void {
   expect(o.closed).toBe(true);
 }
 
+describe('slow request bodies', () => {
+  let upstream: Awaited<ReturnType<typeof startServer>>;
+  let sidecar: Awaited<ReturnType<typeof startSidecar>>;
+  const seen: Array<{ url: string; headers: http.IncomingHttpHeaders; bytes: number; outcome: 'end' | 'aborted' }> = [];
+  let holdReads: Promise<void> | undefined;
+
+  beforeAll(async () => {
+    upstream = await startServer((req, res) => {
+      let bytes = 0;
+      const record = (outcome: 'end' | 'aborted') => seen.push({ url: req.url!, headers: req.headers, bytes, outcome });
+      req.on('data', (d: Buffer) => (bytes += d.length));
+      req.once('end', () => {
+        record('end');
+        res.end(`got ${bytes}`);
+      });
+      req.once('aborted', () => record('aborted'));
+      req.once('error', () => {});
+      if (req.url === '/slow-reader' && holdReads !== undefined) {
+        req.pause();
+        void holdReads.then(() => req.resume());
+      }
+    });
+    sidecar = await startSidecar({
+      // Few connections, so that a slow client holding one would show at once.
+      upstream: { url: upstream.url, connections: 4, circuitBreaker: { enabled: false } },
+      limits: { clientBodyTimeout: '1s' },
+    });
+  });
+  afterAll(async () => {
+    await sidecar.close();
+    await upstream.close();
+  });
+
+  it('answers 408 to bodies that trickle, under and over the buffer size and chunked, and never lends them a connection', async () => {
+    seen.length = 0;
+    const heads = [
+      'POST /short HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n',
+      'POST /long HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n',
+      'POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n',
+    ];
+    // Ten of each: more than the upstream has connections, one byte every 2.5 s (slower than the 1 s timeout).
+    const tricklers = heads.flatMap((head) => Array.from({ length: 10 }, () => trickle(sidecar.port, head, 2500, head.includes('chunked') ? '1\r\nx\r\n' : 'x')));
+    // Meanwhile, ordinary requests are answered as usual.
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 8; i++) {
+      const res = await request(`${sidecar.url}/ordinary`);
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+    }
+    for (const o of await Promise.all(tricklers)) {
+      expectTimeout(o);
+      // Within the body timeout, not after some longer limit.
+      expect(o.ms).toBeLessThan(4000);
+    }
+    expect(seen.map((s) => s.url).filter((u) => u !== '/ordinary')).toEqual([]);
+  });
+
+  it('cuts the upstream request when a body that already streams stalls', async () => {
+    seen.length = 0;
+    // 100 kB arrive at once (past the 64 kB buffer: the body streams), then nothing more.
+    const o = await trickle(sidecar.port, `POST /stalled HTTP/1.1\r\nHost: a\r\nContent-Length: 300000\r\n\r\n${'x'.repeat(100_000)}`, 60_000);
+    expectTimeout(o);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toEqual([expect.objectContaining({ url: '/stalled', outcome: 'aborted' })]);
+  });
+
+  it('does not time out a body the upstream reads slowly', async () => {
+    seen.length = 0;
+    let release!: () => void;
+    holdReads = new Promise((r) => (release = r));
+    try {
+      // 8 MB sent as fast as the client can, while the upstream reads nothing for 2.5 s.
+      const body = Buffer.alloc(8 * 1024 * 1024, 'y');
+      const pending = request(`${sidecar.url}/slow-reader`, { method: 'POST', body });
+      setTimeout(release, 2500);
+      const res = await pending;
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe(`got ${body.length}`);
+    } finally {
+      holdReads = undefined;
+    }
+  });
+
+  it('sends a short chunked body with its Content-Length, and a long one as it streams', async () => {
+    seen.length = 0;
+    const short = await request(`${sidecar.url}/short-chunked`, { method: 'POST', body: Readable.from([Buffer.from('abc'), Buffer.from('def')]) });
+    expect(await short.body.text()).toBe('got 6');
+    expect(seen[0]!.headers['content-length']).toBe('6');
+    expect(seen[0]!.headers['transfer-encoding']).toBeUndefined();
+    const long = await request(`${sidecar.url}/long-chunked`, { method: 'POST', body: Readable.from([Buffer.alloc(50_000), Buffer.alloc(50_000)]) });
+    expect(await long.body.text()).toBe('got 100000');
+    expect(seen[1]!.headers['transfer-encoding']).toBe('chunked');
+  });
+
+  it('with bufferBodyBytes 0 every body streams, and a silent one still times out', async () => {
+    const streaming = await startSidecar({ upstream: { url: upstream.url }, limits: { clientBodyTimeout: '1s', bufferBodyBytes: 0 } });
+    try {
+      seen.length = 0;
+      let started = false;
+      upstream.server.once('request', () => (started = true));
+      const socket = net.connect(streaming.port, '127.0.0.1');
+      socket.write('POST /tiny HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n');
+      // The agent has the request before its body ended.
+      await expect.poll(() => started).toBe(true);
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.write('0\r\n\r\n');
+      await new Promise((r) => socket.once('close', r));
+      expect(text).toContain('got 3');
+      expect(seen[0]!.headers['transfer-encoding']).toBe('chunked');
+      expectTimeout(await trickle(streaming.port, 'POST /silent HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n', 60_000));
+    } finally {
+      await streaming.close();
+    }
+  });
+});
+
+describe('slow bodies on a protected route', () => {
+  it('answers 408 while data protection reads a body that trickles', async () => {
+    const upstream = await startServer((req, res) => void req.resume().once('end', () => res.end('ok')));
+    const sidecar = await startSidecar({ upstream: { url: upstream.url }, limits: { clientBodyTimeout: '1s' }, protection: { routes: [{ path: '/api/*' }] } });
+    try {
+      const heads = [
+        'POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"a":',
+        'POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-ndjson\r\nContent-Length: 500\r\n\r\n{"a":1}\n',
+      ];
+      for (const o of await Promise.all(heads.map((h) => trickle(sidecar.port, h, 2500, ' ')))) {
+        expectTimeout(o);
+        expect(o.ms).toBeLessThan(4000);
+      }
+    } finally {
+      await sidecar.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('client timeouts fire on time', () => {
   let upstream: Awaited<ReturnType<typeof startServer>>;
   let sidecar: Awaited<ReturnType<typeof startSidecar>>;
@@ -73,7 +211,7 @@ describe('client timeouts fire on time', () => {
     });
     sidecar = await startSidecar({
       upstream: { url: upstream.url },
-      limits: { clientHeadersTimeout: '2s', clientRequestTimeout: '3s' },
+      limits: { clientHeadersTimeout: '2s', clientRequestTimeout: '3s', clientBodyTimeout: '10s' },
     });
   });
   afterAll(async () => {
@@ -98,6 +236,14 @@ describe('client timeouts fire on time', () => {
       expectTimeout(o);
       onTime(o, 2000);
     }
+  });
+
+  it('answers a body that keeps trickling with 408 within a second of clientRequestTimeout, with its request id', async () => {
+    // A byte every 500 ms: never idle for the 10 s body timeout, but the whole request takes too long.
+    const o = await trickle(sidecar.port, 'POST /a HTTP/1.1\r\nHost: a\r\nX-Request-Id: slow-body-1\r\nContent-Length: 100\r\n\r\n', 500);
+    expectTimeout(o);
+    expect(errorOf(o.text)!.request_id).toBe('slow-body-1');
+    onTime(o, 3000);
   });
 
   it('closes slowloris connections on the egress and admin listeners within a second of clientHeadersTimeout', async () => {

@@ -63,6 +63,14 @@ const limits = z
     clientIdleTimeout: timer('How long an idle keep-alive client connection is kept.').prefault('60s'),
     clientHeadersTimeout: timer('How long a client may take to send the request headers.').prefault('30s'),
     clientRequestTimeout: timer('How long a client may take to send the whole request; 0 disables.').prefault('5m'),
+    clientBodyTimeout: timer(
+      'How long a client may send no byte of its request body while the sidecar reads it; past it, 408 SIDECAR_REQUEST_TIMEOUT and the upstream request is cut. 0 disables.',
+    ).prefault('30s'),
+    bufferBodyBytes: size(
+      'Request bodies up to this size are received whole before an upstream connection is taken, and sent with a Content-Length; longer ones stream once this much has arrived. 0: every body streams. At most 16mb (held in memory per request).',
+    )
+      .refine((v) => v <= 16 * 1024 * 1024, 'at most 16mb: each request being received holds this much in memory')
+      .prefault('64kb'),
   })
   .prefault({});
 

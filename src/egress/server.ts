@@ -73,6 +73,8 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
     dispatchToProvider(dispatcher, { ...hop, body: request.body, identity: request.addedUsage, call });
   }
 
+  // Expect: 100-continue is answered at once (Node's default): this listener checks no
+  // credentials, and a metered call's body must be read for its model and budget anyway.
   const server = http.createServer({ noDelay: true, requireHostHeader: false, ...listenerTimeouts(o.timeouts) }, (req, res) => {
     inFlight++;
     res.once('close', () => {

@@ -13,6 +13,7 @@ export const catalog = {
   SIDECAR_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than limits.maxHeaderBytes allows.' },
   SIDECAR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than limits.maxBodyBytes allows.' },
   SIDECAR_REQUEST_TIMEOUT: { status: 408, message: 'The client did not send the whole request in time.' },
+  SIDECAR_EXPECTATION_FAILED: { status: 417, message: 'The Expect header asks for something other than 100-continue, which this proxy cannot meet.' },
   SIDECAR_SHUTTING_DOWN: { status: 503, message: 'The sidecar is shutting down; retry on another instance.' },
   // Identity (401: who are you?) and access (403: not allowed).
   SIDECAR_CREDENTIALS_MISSING: { status: 401, message: 'This route needs a bearer token or an API key.' },

@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
+import { prepend, readHead, type BodyHead } from '../ingress/body.ts';
 import type { BodyTransform, RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
 import type { CircuitBreaker } from './breaker.ts';
@@ -13,6 +14,8 @@ import { isConnectionFailure, upstreamError } from './upstream-errors.ts';
 export interface ForwarderOptions {
   upstream: SidecarConfig['upstream'];
   maxBodyBytes: number;
+  /** limits.bufferBodyBytes: bodies up to it are received whole before a connection is taken; 0: none. */
+  bufferBodyBytes: number;
   requestIdHeader: string;
   buildHeaders: RequestHeaderBuilder;
   breaker: CircuitBreaker | undefined;
@@ -51,20 +54,40 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
 }
 
 /**
- * The proxy hop: request and response bodies flow as streams with backpressure; nothing is
- * buffered. Errors before the response starts become a JSON error with a stable code;
- * after it started, the client connection is cut, which is all HTTP/1.1 allows.
+ * The proxy hop. A request body up to limits.bufferBodyBytes is received whole first (nginx's
+ * request buffering), so that a slow client never holds an upstream connection; a longer one
+ * streams once that much has arrived. Response bodies flow as streams with backpressure.
+ * Errors before the response starts become a JSON error with a stable code; after it
+ * started, the client connection is cut, which is all HTTP/1.1 allows.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
+  const { upstream, maxBodyBytes, bufferBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
 
   function fail(ctx: RequestContext, res: ServerResponse, err: SidecarError, headers?: Record<string, string>): void {
+    // Answered already (a request timeout), and what was under way failed since.
+    if (res.writableEnded) return;
     ctx.errorCode = err.code;
     sendError(res, err, ctx.requestId, headers, requestIdHeader);
   }
+  /** Connection: close when the client's body was not read to its end. */
+  const unread = (ctx: RequestContext) => (ctx.req.complete ? undefined : { connection: 'close' });
   const pool = createUpstreamPool(upstream);
   const retries = upstream.retry.attempts;
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
+
+  /** Sends the request with this body. */
+  function send(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null): void {
+    if (res.destroyed) return;
+    if (Buffer.isBuffer(body) && ctx.requestBody !== body) ctx.upstreamHeaders.set('content-length', String(body.length));
+    observer?.upstreamStart(ctx);
+    const opts: Dispatcher.DispatchOptions = {
+      path: ctx.target,
+      method: ctx.req.method as Dispatcher.HttpMethod,
+      headers: buildHeaders(ctx),
+      body,
+    };
+    dispatch(ctx, res, opts, 0);
+  }
 
   function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number): void {
     const admission = breaker?.allow() ?? 'request';
@@ -173,7 +196,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
         options.onUpstreamError?.(ctx, e);
         observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
-        fail(ctx, res, e, e.status === 413 || clientFault ? { connection: 'close' } : undefined);
+        fail(ctx, res, e, e.status === 413 || clientFault || !ctx.req.complete ? { connection: 'close' } : undefined);
       },
     };
     pool.dispatch(opts, handler);
@@ -184,46 +207,44 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     forward(ctx) {
       const { req } = ctx;
       const res = ctx.res!;
-      const cl = req.headers['content-length'];
-      let body: Buffer | Readable | null = ctx.requestBody ?? null;
-      if (body === null && (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined)) {
-        if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
-          fail(ctx, res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
-          return;
-        }
-        body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes, ctx), noop) : req;
+      // Answered while the stages ran (a request timeout).
+      if (res.writableEnded) return;
+      const source = ctx.requestBody ?? ctx.clientBody;
+      if (source === undefined) {
+        send(ctx, res, null);
+        return;
       }
-      observer?.upstreamStart(ctx);
-      const opts: Dispatcher.DispatchOptions = {
-        path: ctx.target,
-        method: req.method as Dispatcher.HttpMethod,
-        headers: buildHeaders(ctx),
-        body,
-      };
-      dispatch(ctx, res, opts, 0);
+      if (Buffer.isBuffer(source)) {
+        send(ctx, res, source);
+        return;
+      }
+      const cl = req.headers['content-length'];
+      if (source === ctx.clientBody && maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
+        fail(ctx, res, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
+        return;
+      }
+      if (bufferBodyBytes === 0) {
+        send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream() : (source as Readable));
+        return;
+      }
+      // The body's first bufferBodyBytes arrive before a connection is taken: the whole body when
+      // it is that short, else a head that proves the client is sending.
+      const head: Promise<BodyHead> = source === ctx.clientBody ? ctx.clientBody.read(bufferBodyBytes) : readHead(source as Readable, bufferBodyBytes);
+      head.then(
+        ({ body, complete }) => {
+          if (complete) send(ctx, res, body);
+          else send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream(body) : prepend(body, source as Readable));
+        },
+        (err: unknown) => {
+          const e = err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err });
+          fail(ctx, res, e, unread(ctx));
+        },
+      );
     },
     close: () => pool.close(),
   };
 }
 
-function noop(): void {}
-
 function isClientBodyError(err: Error, ctx: RequestContext): boolean {
   return (err as { code?: string }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || ctx.req.errored !== null || (ctx.req.destroyed && !ctx.req.complete);
-}
-
-/** Passes a chunked body through and fails it with 413 past the limit. */
-class ByteLimit extends Transform {
-  readonly #limit: number;
-  readonly #ctx: RequestContext;
-  constructor(limit: number, ctx: RequestContext) {
-    super();
-    this.#limit = limit;
-    this.#ctx = ctx;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.#ctx.bytesIn += chunk.length;
-    if (this.#ctx.bytesIn > this.#limit) done(new SidecarError('SIDECAR_BODY_TOO_LARGE'));
-    else done(null, chunk);
-  }
 }
