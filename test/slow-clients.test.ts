@@ -201,6 +201,116 @@ describe('slow bodies on a protected route', () => {
   });
 });
 
+describe('upstream connections', () => {
+  it('answers 503 SIDECAR_UPSTREAM_BUSY past queueTimeout and maxQueue, counted in agent_errors_total', async () => {
+    const slow = await startServer((_req, res) => void setTimeout(() => res.end('done'), 1500));
+    const sidecar = await startSidecar({
+      upstream: { url: slow.url, connections: 2, queueTimeout: '300ms', maxQueue: 2 },
+      telemetry: { enabled: true, traces: { enabled: false }, metrics: { otlp: false }, logs: { otlp: false, stdout: false } },
+    });
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const res = await request(`${sidecar.url}/x`);
+          const text = await res.body.text();
+          return { status: res.statusCode, retryAfter: res.headers['retry-after'], code: res.statusCode === 503 ? (JSON.parse(text) as { error: { code: string } }).error.code : undefined };
+        }),
+      );
+      // Two hold the connections; two wait and time out; two more find the queue full.
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(2);
+      const busy = answers.filter((a) => a.status === 503);
+      expect(busy).toHaveLength(4);
+      for (const a of busy) expect(a).toMatchObject({ code: 'SIDECAR_UPSTREAM_BUSY', retryAfter: '1' });
+      const metrics = await (await request(`${sidecar.adminUrl}/metrics`)).body.text();
+      expect(metrics).toMatch(/agent_errors_total\{[^}]*error_type="SIDECAR_UPSTREAM_BUSY"[^}]*\} 4/);
+      // A waiting request gets the connection that frees.
+      const later = await request(`${sidecar.url}/x`);
+      expect(later.statusCode).toBe(200);
+      await later.body.dump();
+    } finally {
+      await sidecar.close();
+      await slow.close();
+    }
+  });
+
+  it('lets requests whose body streams hold only their share of the connections', async () => {
+    const active = new Set<string>();
+    const upstream = await startServer((req, res) => {
+      active.add(req.url!);
+      req.resume();
+      req.once('end', () => res.end('ok'));
+      req.once('close', () => active.delete(req.url!));
+    });
+    // Two connections, half for streamed bodies: one upload at a time, one connection left for the rest.
+    const sidecar = await startSidecar({
+      upstream: { url: upstream.url, connections: 2, streamedBodyShare: 0.5, queueTimeout: '1s' },
+      limits: { clientBodyTimeout: '5s' },
+    });
+    try {
+      // Two uploads past the buffer size that then trickle (a byte every 300 ms, within the body timeout).
+      const head = (path: string) => `POST ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'u'.repeat(70_000)}`;
+      const first = trickle(sidecar.port, head('/upload-1'), 300, 'u', 2500);
+      await new Promise((r) => setTimeout(r, 300));
+      const second = trickle(sidecar.port, head('/upload-2'), 300, 'u', 2500);
+      await new Promise((r) => setTimeout(r, 300));
+      expect([...active]).toEqual(['/upload-1']);
+      // Ordinary requests still get the other connection, again and again.
+      for (let i = 0; i < 5; i++) {
+        const res = await request(`${sidecar.url}/ordinary`);
+        expect(res.statusCode).toBe(200);
+        await res.body.dump();
+      }
+      // The second upload waited for the share, and was refused after queueTimeout.
+      const refused = await second;
+      expect(statusOf(refused.text)).toBe(503);
+      expect(errorOf(refused.text)!.code).toBe('SIDECAR_UPSTREAM_BUSY');
+      expect(header(refused.text, 'connection')).toBe('close');
+      await first;
+    } finally {
+      await sidecar.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe('clients that leave', () => {
+  it('cut the upstream request at once, and leave no connection taken, also while they waited for one', async () => {
+    const events: string[] = [];
+    const upstream = await startServer((req, res) => {
+      events.push(`start ${req.url}`);
+      req.resume();
+      req.once('aborted', () => events.push(`aborted ${req.url}`));
+      req.once('end', () => res.end('ok'));
+    });
+    // One connection for streamed bodies, and a body timeout far longer than this test.
+    const sidecar = await startSidecar({ upstream: { url: upstream.url, connections: 2, streamedBodyShare: 0.5 }, limits: { clientBodyTimeout: '60s' } });
+    const upload = (path: string) => {
+      const socket = net.connect(sidecar.port, '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'u'.repeat(70_000)}`);
+      return socket;
+    };
+    try {
+      const first = upload('/first');
+      await expect.poll(() => events).toContain('start /first');
+      // The second waits for the streamed share; both leave.
+      const second = upload('/second');
+      await new Promise((r) => setTimeout(r, 200));
+      second.destroy();
+      first.destroy();
+      await expect.poll(() => events, { timeout: 1000 }).toContain('aborted /first');
+      expect(events).not.toContain('start /second');
+      // Nothing is left holding the share: the next upload is sent at once.
+      const third = upload('/third');
+      await expect.poll(() => events, { timeout: 1000 }).toContain('start /third');
+      third.destroy();
+    } finally {
+      await sidecar.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('client timeouts fire on time', () => {
   let upstream: Awaited<ReturnType<typeof startServer>>;
   let sidecar: Awaited<ReturnType<typeof startSidecar>>;

@@ -53,6 +53,16 @@ const upstream = z
       })
       .prefault({}),
     healthPath: z.string().startsWith('/').default('/').meta({ description: 'Path that /readyz requests from the upstream; any HTTP answer counts as reachable.' }),
+    queueTimeout: timer(
+      'How long a request waits for one of upstream.connections when all are busy; past it, 503 SIDECAR_UPSTREAM_BUSY. 0: no waiting.',
+    ).prefault('5s'),
+    maxQueue: z.number().int().min(0).max(100_000).default(1024).meta({
+      description: 'Requests waiting for an upstream connection at most; one more gets 503 SIDECAR_UPSTREAM_BUSY at once. 0: no waiting.',
+    }),
+    streamedBodyShare: z.number().gt(0).max(1).default(0.5).meta({
+      description:
+        'Share of upstream.connections that requests whose body streams (longer than limits.bufferBodyBytes) may hold at once (at least one), so that slow uploads never take every connection; the others wait as above.',
+    }),
   })
   .prefault({});
 

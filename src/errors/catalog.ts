@@ -46,6 +46,7 @@ export const catalog = {
   SIDECAR_UPSTREAM_PROTOCOL_ERROR: { status: 502, message: 'The upstream sent a response that is not valid HTTP.' },
   SIDECAR_UPSTREAM_BODY_UNPROTECTABLE: { status: 502, message: 'The agent answered with a body this route must protect that cannot be read (invalid JSON, compressed, or over protection.maxBodyBytes).' },
   SIDECAR_CIRCUIT_OPEN: { status: 503, message: 'The upstream failed repeatedly; requests fail fast until a probe succeeds.' },
+  SIDECAR_UPSTREAM_BUSY: { status: 503, message: 'Every connection to the upstream stayed busy for upstream.queueTimeout, or upstream.maxQueue requests were already waiting; retry shortly.' },
   // LLM egress (the agent's calls to its providers).
   SIDECAR_EGRESS_ROUTE_UNKNOWN: { status: 404, message: 'No LLM provider is configured under this path; use /anthropic or /openai (egress.providers).' },
   SIDECAR_BUDGET_EXCEEDED: { status: 429, message: 'The LLM budget of this agent is spent for the current window; the call was not sent to the provider.' },

@@ -6,6 +6,7 @@ import { SidecarError, sendError } from '../errors/index.ts';
 import { prepend, readHead, type BodyHead } from '../ingress/body.ts';
 import type { BodyTransform, RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
+import { Admission } from './admission.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
@@ -31,6 +32,8 @@ export interface Forwarder {
   /** Streams the request to the upstream and the response back; never throws. */
   forward(ctx: RequestContext): void;
   readonly pool: Pool;
+  /** Who holds an upstream connection, and who waits for one. */
+  readonly admission: Admission;
   close(): Promise<void>;
 }
 
@@ -56,9 +59,10 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
 /**
  * The proxy hop. A request body up to limits.bufferBodyBytes is received whole first (nginx's
  * request buffering), so that a slow client never holds an upstream connection; a longer one
- * streams once that much has arrived. Response bodies flow as streams with backpressure.
- * Errors before the response starts become a JSON error with a stable code; after it
- * started, the client connection is cut, which is all HTTP/1.1 allows.
+ * streams once that much has arrived. Each request then takes one of the pool's connections
+ * through the admission step (bounded wait, a share for streamed bodies). Response bodies flow
+ * as streams with backpressure. Errors before the response starts become a JSON error with a
+ * stable code; after it started, the client connection is cut, which is all HTTP/1.1 allows.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const { upstream, maxBodyBytes, bufferBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
@@ -72,11 +76,56 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   /** Connection: close when the client's body was not read to its end. */
   const unread = (ctx: RequestContext) => (ctx.req.complete ? undefined : { connection: 'close' });
   const pool = createUpstreamPool(upstream);
+  const gate = new Admission({
+    slots: upstream.connections,
+    streamedSlots: Math.max(1, Math.floor(upstream.connections * upstream.streamedBodyShare)),
+    queueTimeout: upstream.queueTimeout,
+    maxQueue: upstream.maxQueue,
+  });
   const retries = upstream.retry.attempts;
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
 
-  /** Sends the request with this body. */
-  function send(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null): void {
+  /** Dispatches once a connection is free for it, or answers 503 SIDECAR_UPSTREAM_BUSY. */
+  function admit(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, streamed: boolean): void {
+    if (gate.tryEnter(streamed)) {
+      dispatch(ctx, res, opts, 0, streamed);
+      return;
+    }
+    const body = opts.body as Readable | Buffer | null;
+    const streaming = streamed && body !== null && !Buffer.isBuffer(body);
+    const stop = () => {
+      res.off('close', gone);
+      if (streaming) body.off('error', bodyFailed);
+    };
+    // The client left, or its body failed (timed out, too large) while it waited: no more waiting.
+    const gone = () => {
+      stop();
+      if (waiter !== undefined) gate.cancel(waiter);
+    };
+    const bodyFailed = (err: Error) => {
+      gone();
+      observer?.upstreamEnd(ctx, undefined, undefined);
+      fail(ctx, res, err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { cause: err }), { connection: 'close' });
+    };
+    const waiter = gate.wait(
+      streamed,
+      () => {
+        stop();
+        dispatch(ctx, res, opts, 0, streamed);
+      },
+      (err) => {
+        stop();
+        observer?.upstreamEnd(ctx, undefined, err);
+        fail(ctx, res, err, unread(ctx));
+      },
+    );
+    if (waiter === undefined) return;
+    res.once('close', gone);
+    if (streaming) body.once('error', bodyFailed);
+  }
+
+  /** Sends the request with this body, once a connection is free for it. */
+  function send(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
     if (res.destroyed) return;
     if (Buffer.isBuffer(body) && ctx.requestBody !== body) ctx.upstreamHeaders.set('content-length', String(body.length));
     observer?.upstreamStart(ctx);
@@ -86,12 +135,20 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       headers: buildHeaders(ctx),
       body,
     };
-    dispatch(ctx, res, opts, 0);
+    admit(ctx, res, opts, streamed);
   }
 
-  function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number): void {
+  function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number, streamed: boolean): void {
+    // The slot this request holds, given back once when its exchange is over.
+    let holding = true;
+    const leave = () => {
+      if (!holding) return;
+      holding = false;
+      gate.leave(streamed);
+    };
     const admission = breaker?.allow() ?? 'request';
     if (admission === false) {
+      leave();
       const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
       observer?.upstreamEnd(ctx, undefined, open);
       fail(ctx, res, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
@@ -172,6 +229,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           return;
         }
         res.removeListener('close', onClientClose);
+        leave();
         observer?.upstreamEnd(ctx, res.statusCode, undefined);
         writeHeldHead(tail?.length ?? 0);
         for (const _ in trailers) {
@@ -183,6 +241,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       onResponseError(_c, err: Error) {
         res.removeListener('close', onClientClose);
         if (err instanceof ClientGone || (controller?.reason instanceof ClientGone)) {
+          leave();
           settle(undefined);
           observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, undefined);
           return;
@@ -190,9 +249,12 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         const clientFault = err instanceof SidecarError || isClientBodyError(err, ctx);
         settle(clientFault ? undefined : false);
         if (!res.headersSent && opts.body == null && attempt < retries && IDEMPOTENT.has(opts.method) && isConnectionFailure(err)) {
-          dispatch(ctx, res, opts, attempt + 1);
+          // The retry keeps this request's slot.
+          holding = false;
+          dispatch(ctx, res, opts, attempt + 1, streamed);
           return;
         }
+        leave();
         const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
         options.onUpstreamError?.(ctx, e);
         observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
@@ -204,6 +266,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   return {
     pool,
+    admission: gate,
     forward(ctx) {
       const { req } = ctx;
       const res = ctx.res!;
@@ -211,11 +274,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       if (res.writableEnded) return;
       const source = ctx.requestBody ?? ctx.clientBody;
       if (source === undefined) {
-        send(ctx, res, null);
+        send(ctx, res, null, false);
         return;
       }
       if (Buffer.isBuffer(source)) {
-        send(ctx, res, source);
+        send(ctx, res, source, false);
         return;
       }
       const cl = req.headers['content-length'];
@@ -224,7 +287,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         return;
       }
       if (bufferBodyBytes === 0) {
-        send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream() : (source as Readable));
+        send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream() : (source as Readable), true);
         return;
       }
       // The body's first bufferBodyBytes arrive before a connection is taken: the whole body when
@@ -232,8 +295,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       const head: Promise<BodyHead> = source === ctx.clientBody ? ctx.clientBody.read(bufferBodyBytes) : readHead(source as Readable, bufferBodyBytes);
       head.then(
         ({ body, complete }) => {
-          if (complete) send(ctx, res, body);
-          else send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream(body) : prepend(body, source as Readable));
+          if (complete) send(ctx, res, body, false);
+          else send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream(body) : prepend(body, source as Readable), true);
         },
         (err: unknown) => {
           const e = err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err });
