@@ -57,11 +57,6 @@ export class ClientBody {
     this.#continue = expectContinue;
   }
 
-  /** True while the client waits for a 100 Continue that was not sent: its body is not on the way. */
-  get awaitingContinue(): boolean {
-    return this.#continue;
-  }
-
   /**
    * Reads the body whole when it has at most `cap` bytes; otherwise resolves with what came
    * in once past `cap` (complete: false), and the rest stays unread for stream(head).

@@ -91,11 +91,11 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       dispatch(ctx, res, opts, 0, streamed);
       return;
     }
-    const body = opts.body as Readable | Buffer | null;
-    const streaming = streamed && body !== null && !Buffer.isBuffer(body);
+    // A streamed body (the only kind that can fail while it waits) is a stream.
+    const body = streamed ? (opts.body as Readable) : undefined;
     const stop = () => {
       res.off('close', gone);
-      if (streaming) body.off('error', bodyFailed);
+      body?.off('error', bodyFailed);
     };
     // The client left, or its body failed (timed out, too large) while it waited: no more waiting.
     const gone = () => {
@@ -121,7 +121,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     );
     if (waiter === undefined) return;
     res.once('close', gone);
-    if (streaming) body.once('error', bodyFailed);
+    body?.once('error', bodyFailed);
   }
 
   /** Sends the request with this body, once a connection is free for it. */
