@@ -16,8 +16,10 @@ import type { TrickleKind, TricklerOptions, TrickleResult } from './lib/trickler
  * upstream and sidecar:
  *
  * - `bodies`: POST heads whose body then trickles one byte at a time, slower than
- *   limits.clientBodyTimeout: a third declare a length under limits.bufferBodyBytes
- *   (1000 bytes), a third over it (100000 bytes), a third are chunked;
+ *   limits.clientBodyTimeout: a quarter declare a length under limits.bufferBodyBytes
+ *   (1000 bytes), a quarter over it (100000 bytes), a quarter are chunked, and a quarter
+ *   send 70 kB at once (past the buffer: their body streams and takes an upstream
+ *   connection, within upstream.streamedBodyShare) before they trickle;
  * - `slowloris`: request heads sent one byte at a time, never finished, against
  *   limits.clientHeadersTimeout.
  *
@@ -39,6 +41,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     phases: { type: 'string', default: 'bodies,slowloris' },
+    kinds: { type: 'string', default: 'declared-short,declared-long,chunked,streaming' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -51,6 +54,7 @@ if (values.help) {
       '  --duration S      seconds each phase measures ordinary GETs (default 10)',
       '  --rate N          ordinary GETs per second, sent on schedule (default 1000)',
       '  --phases LIST     bodies, slowloris (default both)',
+      '  --kinds LIST      the slow bodies: declared-short, declared-long, chunked, streaming (default all four)',
       '',
     ].join('\n'),
   );
@@ -62,6 +66,9 @@ const durationMs = Number(values.duration) * 1000;
 const rate = Number(values.rate);
 const phases = values.phases.split(',').map((p) => p.trim()) as Array<'bodies' | 'slowloris'>;
 for (const p of phases) if (p !== 'bodies' && p !== 'slowloris') throw new Error(`--phases: bodies, slowloris (not ${p})`);
+const BODY_KINDS: readonly TrickleKind[] = ['declared-short', 'declared-long', 'chunked', 'streaming'];
+const bodyKinds = values.kinds.split(',').map((k) => k.trim()) as TrickleKind[];
+for (const k of bodyKinds) if (!BODY_KINDS.includes(k)) throw new Error(`--kinds: ${BODY_KINDS.join(', ')} (not ${k})`);
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
@@ -172,7 +179,9 @@ try {
     ].join('\n'),
   );
   const env = { ...SIDECAR_ENV, OTEL_SDK_DISABLED: 'true', ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_'))) };
-  const sidecar = startChild('sidecar', process.execPath, [...SIDECAR_V8_FLAGS, SIDECAR_CLI, 'run', '--config', config], { env });
+  // BENCH_CPU_PROF=DIR: a CPU profile of the sidecar, written when it stops.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const sidecar = startChild('sidecar', process.execPath, [...SIDECAR_V8_FLAGS, ...prof, SIDECAR_CLI, 'run', '--config', config], { env });
   await waitFor200(`http://${HOST}:${adminPort}/readyz`, sidecar);
   log(`sidecar ready; ${clients} slow clients per phase, timeouts ${timeoutMs} ms, GETs at ${rate}/s, ${durationMs / 1000} s per phase; ulimit -n ${limit}`);
 
@@ -183,7 +192,7 @@ try {
   const answers: string[] = [];
 
   for (const phase of phases) {
-    const kinds: TrickleKind[] = phase === 'bodies' ? ['declared-short', 'declared-long', 'chunked'] : ['slowloris'];
+    const kinds: TrickleKind[] = phase === 'bodies' ? bodyKinds : ['slowloris'];
     // Bodies: a byte after 1.5 timeouts, so each times out idle; slowloris: a byte every 500 ms, never idle.
     const everyMs = phase === 'bodies' ? Math.round(timeoutMs * 1.5) : 500;
     const rampMs = 2000;

@@ -5,7 +5,7 @@
 // prints one JSON line: every answer's status and how long it took.
 import net from 'node:net';
 
-export type TrickleKind = 'declared-short' | 'declared-long' | 'chunked' | 'slowloris';
+export type TrickleKind = 'declared-short' | 'declared-long' | 'chunked' | 'streaming' | 'slowloris';
 
 export interface TricklerOptions {
   host: string;
@@ -38,6 +38,8 @@ const HEADS: Record<TrickleKind, { head: string; byte: string }> = {
   'declared-short': { head: 'POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n', byte: 'x' },
   'declared-long': { head: 'POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n', byte: 'x' },
   chunked: { head: 'POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n', byte: '1\r\nx\r\n' },
+  // 70 kB at once, past the buffer, so that the body streams to the upstream; then a trickle.
+  streaming: { head: `POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n${'x'.repeat(70_000)}`, byte: 'x' },
   // A head that never ends: one more header byte at a time.
   slowloris: { head: 'GET / HTTP/1.1\r\nHost: bench\r\nX-Slow: ', byte: 'a' },
 };
