@@ -103,6 +103,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     observer,
     upstream: config.upstream,
     maxBodyBytes: config.limits.maxBodyBytes,
+    bufferBodyBytes: config.limits.bufferBodyBytes,
     requestIdHeader: config.proxy.requestIdHeader,
     buildHeaders,
     breaker,
@@ -132,6 +133,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
         isDraining: () => draining,
         checks: [upstreamReadiness(forwarder.pool, config.upstream.healthPath, Math.min(2000, config.upstream.timeouts.headers)), ...(options.readinessChecks ?? [])],
         handlers: options.adminHandlers,
+        timeouts: config.limits,
       })
     : undefined;
 

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../src/auth/issuer.ts';
@@ -195,5 +196,104 @@ describe('client headers with `_` or `.` in their names (CGI-style servers read 
     } finally {
       await sidecar.close();
     }
+  });
+});
+
+/**
+ * A client that sends `Expect: 100-continue` and its body only once it got `100 Continue`;
+ * returns everything the server wrote until it closed the connection (or 3 s passed).
+ */
+function expectContinue(port: number, head: string, body: string): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    let sent = false;
+    socket.on('connect', () => socket.write(head));
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (!sent && text.startsWith('HTTP/1.1 100 ')) {
+        sent = true;
+        socket.write(body);
+      }
+    });
+    socket.on('error', () => {});
+    const end = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed });
+    };
+    socket.once('close', () => end(true));
+    const timer = setTimeout(() => end(false), 3000);
+  });
+}
+
+describe('Expect: 100-continue', () => {
+  const received: Array<{ url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
+  let agent: Awaited<ReturnType<typeof startServer>>;
+  let sidecar: Awaited<ReturnType<typeof startSidecar>>;
+  beforeAll(async () => {
+    agent = await startServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        received.push({ url: req.url!, headers: req.headers, body });
+        res.end(`agent got ${body.length}`);
+      });
+    });
+    sidecar = await startSidecar({
+      upstream: { url: agent.url },
+      auth: { jwt: { secret: SECRET } },
+      rateLimit: { routes: [{ path: '/api/v1/agents', methods: ['POST'], requests: 1, per: '1h' }] },
+    });
+  });
+  afterAll(async () => {
+    await sidecar.close();
+    await agent.close();
+  });
+
+  const post = (auth: string | undefined, body: string, extra = '') =>
+    `POST /api/v1/agents HTTP/1.1\r\nHost: a\r\n${auth === undefined ? '' : `Authorization: Bearer ${auth}\r\n`}Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n${extra}\r\n`;
+  const codeOf = (text: string) => (JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { code: string } }).error.code;
+
+  it('refuses without inviting the body: no 100 Continue, and the connection closes', async () => {
+    received.length = 0;
+    const body = JSON.stringify({ name: 'never sent' });
+    const cases: Array<[string | undefined, string]> = [
+      [undefined, 'SIDECAR_CREDENTIALS_MISSING'],
+      ['not-a-jwt', 'SIDECAR_TOKEN_MALFORMED'],
+      [await token(['analyst']), 'SIDECAR_FORBIDDEN'],
+    ];
+    for (const [auth, code] of cases) {
+      const { text, closed } = await expectContinue(sidecar.port, post(auth, body), body);
+      expect(text).not.toContain('100 Continue');
+      expect(codeOf(text)).toBe(code);
+      expect(text.toLowerCase()).toContain('\r\nconnection: close\r\n');
+      expect(closed).toBe(true);
+    }
+    expect(received).toHaveLength(0);
+  });
+
+  it('invites the body of an authorized request, which reaches the agent without Expect; over the rate limit, it does not', async () => {
+    received.length = 0;
+    const manager = await token(['agent_manager']);
+    const body = JSON.stringify({ name: 'support' });
+    const ok = await expectContinue(sidecar.port, post(manager, body, 'Connection: close\r\n'), body);
+    expect(ok.text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')).toBe(true);
+    expect(ok.text).toContain(`agent got ${body.length}`);
+    expect(received).toHaveLength(1);
+    expect(received[0]!.body).toBe(body);
+    expect(received[0]!.headers.expect).toBeUndefined();
+
+    const limited = await expectContinue(sidecar.port, post(manager, body), body);
+    expect(limited.text).not.toContain('100 Continue');
+    expect(codeOf(limited.text)).toBe('SIDECAR_RATE_LIMITED');
+    expect(limited.closed).toBe(true);
+    expect(received).toHaveLength(1);
+  });
+
+  it('answers any other expectation with 417 and a code', async () => {
+    const { text } = await expectContinue(sidecar.port, 'POST /api/v1/agents HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: something-else\r\n\r\nab', '');
+    expect(text.startsWith('HTTP/1.1 417 ')).toBe(true);
+    expect(codeOf(text)).toBe('SIDECAR_EXPECTATION_FAILED');
   });
 });

@@ -124,6 +124,27 @@ describe('the hop to the provider', () => {
     }
   });
 
+  it('answers Expect: 100-continue itself and never forwards Expect to the provider', async () => {
+    const s = await startSidecar({ egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
+    try {
+      provider.next({ json: { id: 'msg_1', type: 'message', model: 'claude-sonnet-4-6', usage: { input_tokens: 3, output_tokens: 1 } } });
+      const body = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 10, messages: [] });
+      const socket = net.connect(Number(new URL(s.egressUrl).port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(body);
+      });
+      socket.write(`POST /anthropic/v1/messages HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+      await once(socket, 'close');
+      expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')).toBe(true);
+      expect(provider.seen.at(-1)!.body).toBe(body);
+      expect(provider.seen.at(-1)!.headers.expect).toBeUndefined();
+    } finally {
+      await s.close();
+    }
+  });
+
   it('keeps serving LLM calls while the ingress drains at shutdown, then stops', async () => {
     let release!: () => void;
     const slow = await startServer((_req, res) => {

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import type http from 'node:http';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -160,6 +162,21 @@ describe('request bodies on a protected route', () => {
   it('passes other content types untouched', async () => {
     await send('/api/echo', { method: 'POST', headers: { 'content-type': 'image/png' }, body: PNG });
     expect(lastSeen().body.equals(PNG)).toBe(true);
+  });
+
+  it('sends 100 Continue before it reads a body it protects, and forwards no Expect', async () => {
+    const body = JSON.stringify({ email: 'bob@example.com' });
+    const socket = net.connect(sidecar.port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(body);
+    });
+    socket.write(`POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    await once(socket, 'close');
+    expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')).toBe(true);
+    expect(lastSeen().body.toString()).toBe('{"email":"[REDACTED:email]"}');
+    expect(lastSeen().headers.expect).toBeUndefined();
   });
 
   it('asks the agent for uncompressed, whole answers on protected routes', async () => {

@@ -147,7 +147,17 @@ describe('streaming proxy', () => {
     expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
     expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
     expect(codeOf(await rawExchange(sidecar.port, 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
-    expect(codeOf(await rawExchange(sidecar.port, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`))).toBe('SIDECAR_HEADERS_TOO_LARGE');
+    const tooLarge = await rawExchange(sidecar.port, `GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: lost-in-the-head\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(codeOf(tooLarge)).toBe('SIDECAR_HEADERS_TOO_LARGE');
+    // No header could be read, the client's id neither: the error still carries one, in the body and the header.
+    const id = (JSON.parse(tooLarge.slice(tooLarge.indexOf('\r\n\r\n') + 4)) as { error: { request_id?: string } }).error.request_id;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(tooLarge).toContain(`\r\nx-request-id: ${id}\r\n`);
+    // The admin listener's errors too.
+    const notFound = await request(`${sidecar.adminUrl}/nowhere`);
+    const adminError = ((await notFound.body.json()) as { error: { code: string; request_id?: string } }).error;
+    expect(adminError).toMatchObject({ code: 'SIDECAR_NOT_FOUND', request_id: notFound.headers['x-request-id'] });
+    expect(adminError.request_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(seen).toHaveLength(0);
     // An absolute-form URI naming this host is fine, and reaches the upstream in origin-form.
     const ok = await rawExchange(sidecar.port, `GET http://127.0.0.1:${sidecar.port}/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${sidecar.port}\r\nConnection: close\r\n\r\n`);

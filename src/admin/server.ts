@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { SidecarError, sendError } from '../errors/index.ts';
+import { listenerTimeouts, type ClientTimeouts } from '../ingress/listener.ts';
 
 export interface ReadinessCheck {
   name: string;
@@ -12,6 +13,8 @@ export interface AdminOptions {
   checks: readonly ReadinessCheck[];
   /** Further endpoints by exact path (POST /revoke); each checks its own method and credentials. */
   handlers?: ReadonlyMap<string, http.RequestListener>;
+  /** limits.client*Timeout, which the admin listener's clients get too. */
+  timeouts: ClientTimeouts;
 }
 
 /**
@@ -19,7 +22,7 @@ export interface AdminOptions {
  * traffic (not draining, and every readiness check passes).
  */
 export function createAdminServer(options: AdminOptions): http.Server {
-  return http.createServer((req, res) => {
+  return http.createServer(listenerTimeouts(options.timeouts), (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const handler = options.handlers?.get(path);
     if (handler !== undefined) {

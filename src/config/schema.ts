@@ -54,6 +54,16 @@ const upstream = z
       })
       .prefault({}),
     healthPath: z.string().startsWith('/').default('/').meta({ description: 'Path that /readyz requests from the upstream; any HTTP answer counts as reachable.' }),
+    queueTimeout: timer(
+      'How long a request waits for one of upstream.connections when all are busy; past it, 503 SIDECAR_UPSTREAM_BUSY. 0: no waiting.',
+    ).prefault('5s'),
+    maxQueue: z.number().int().min(0).max(100_000).default(1024).meta({
+      description: 'Requests waiting for an upstream connection at most; one more gets 503 SIDECAR_UPSTREAM_BUSY at once. 0: no waiting.',
+    }),
+    streamedBodyShare: z.number().gt(0).max(1).default(0.5).meta({
+      description:
+        'Share of upstream.connections that requests whose body streams (longer than limits.bufferBodyBytes) may hold at once (at least one), so that slow uploads never take every connection; the others wait as above.',
+    }),
   })
   .prefault({});
 
@@ -68,6 +78,13 @@ const limits = z
     clientIdleTimeout: timer('How long an idle keep-alive client connection is kept.').prefault('60s'),
     clientHeadersTimeout: timer('How long a client may take to send the request headers.').prefault('30s'),
     clientRequestTimeout: timer('How long a client may take to send the whole request; 0 disables; not less than clientHeadersTimeout (Node.js refuses that).').prefault('5m'),
+    clientBodyTimeout: timer(
+      'How long a client may send no byte of its request body while the sidecar reads it; past it, 408 SIDECAR_REQUEST_TIMEOUT and the upstream request is cut. 0 disables.',
+    ).prefault('30s'),
+    bufferBodyBytes: size(
+      'Request bodies up to this size are received whole before an upstream connection is taken, and sent with a Content-Length; longer ones stream once this much has arrived. 0: every body streams.',
+      { max: 16 * MIB, why: 'each request being received holds this much in memory' },
+    ).prefault('64kb'),
   })
   .prefault({})
   .superRefine((l, ctx) => {

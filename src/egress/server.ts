@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { isSidecarError, sendError, SidecarError } from '../errors/index.ts';
+import { listenerTimeouts, type ClientTimeouts } from '../ingress/listener.ts';
 import type { Logger } from '../log/index.ts';
 import type { Budgets } from './budgets.ts';
 import { dispatchToProvider } from './dispatch.ts';
@@ -17,6 +18,8 @@ export interface EgressServerOptions {
   maxRequestBytes: number;
   /** egress.protectPrompts: data protection of each metered request body. */
   protectPrompt: ProtectPrompt | undefined;
+  /** limits.client*Timeout, which the agent's connections get too. */
+  timeouts: ClientTimeouts;
   logger: Logger;
 }
 
@@ -70,7 +73,9 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
     dispatchToProvider(dispatcher, { ...hop, body: request.body, identity: request.addedUsage, call });
   }
 
-  const server = http.createServer({ noDelay: true, requireHostHeader: false }, (req, res) => {
+  // Expect: 100-continue is answered at once (Node's default): this listener checks no
+  // credentials, and a metered call's body must be read for its model and budget anyway.
+  const server = http.createServer({ noDelay: true, requireHostHeader: false, ...listenerTimeouts(o.timeouts) }, (req, res) => {
     inFlight++;
     res.once('close', () => {
       inFlight--;

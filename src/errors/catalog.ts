@@ -14,6 +14,7 @@ export const catalog = {
   SIDECAR_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than limits.maxHeaderBytes allows.' },
   SIDECAR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than limits.maxBodyBytes allows.' },
   SIDECAR_REQUEST_TIMEOUT: { status: 408, message: 'The client did not send the whole request in time.' },
+  SIDECAR_EXPECTATION_FAILED: { status: 417, message: 'The Expect header asks for something other than 100-continue, which this proxy cannot meet.' },
   SIDECAR_SHUTTING_DOWN: { status: 503, message: 'The sidecar is shutting down; retry on another instance.' },
   // Identity (401: who are you?) and access (403: not allowed).
   SIDECAR_CREDENTIALS_MISSING: { status: 401, message: 'This route needs a bearer token or an API key.' },
@@ -46,6 +47,7 @@ export const catalog = {
   SIDECAR_UPSTREAM_PROTOCOL_ERROR: { status: 502, message: 'The upstream sent a response that is not valid HTTP.' },
   SIDECAR_UPSTREAM_BODY_UNPROTECTABLE: { status: 502, message: 'The agent answered with a body this route must protect that cannot be read (invalid JSON, compressed, or over protection.maxBodyBytes).' },
   SIDECAR_CIRCUIT_OPEN: { status: 503, message: 'The upstream failed repeatedly; requests fail fast until a probe succeeds.' },
+  SIDECAR_UPSTREAM_BUSY: { status: 503, message: 'Every connection to the upstream stayed busy for upstream.queueTimeout, or upstream.maxQueue requests were already waiting; retry shortly.' },
   // LLM egress (the agent's calls to its providers).
   SIDECAR_EGRESS_ROUTE_UNKNOWN: { status: 404, message: 'No LLM provider is configured under this path; use /anthropic or /openai (egress.providers).' },
   SIDECAR_BUDGET_EXCEEDED: { status: 429, message: 'The LLM budget of this agent is spent for the current window; the call was not sent to the provider.' },

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { SidecarError } from './catalog.ts';
 
@@ -23,6 +24,8 @@ export function sendError(
     res.destroy(err);
     return 0;
   }
+  // Every error carries a request id, one of its own when none could be read.
+  requestId ??= randomUUID();
   const body = errorBody(err, requestId);
   const length = Buffer.byteLength(body);
   const headers: Record<string, string | number> = {
@@ -32,7 +35,7 @@ export function sendError(
     ...err.headers,
     ...extraHeaders,
   };
-  if (requestId !== undefined) headers[requestIdHeader] = requestId;
+  headers[requestIdHeader] = requestId;
   // The phrase is given: a relayed head that node:http refused may have left its own behind.
   res.writeHead(err.status, STATUS_CODES[err.status], headers);
   res.end(body);
@@ -50,6 +53,7 @@ export function writeSocketError(
     socket.destroy();
     return 0;
   }
+  requestId ??= randomUUID();
   const body = errorBody(err, requestId);
   const length = Buffer.byteLength(body);
   let extra = '';
@@ -59,7 +63,7 @@ export function writeSocketError(
       'content-type: application/json; charset=utf-8\r\n' +
       extra +
       `content-length: ${length}\r\n` +
-      (requestId === undefined ? '' : `${requestIdHeader}: ${requestId}\r\n`) +
+      `${requestIdHeader}: ${requestId}\r\n` +
       'connection: close\r\n\r\n' +
       body,
   );

@@ -3,6 +3,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
 import type { ForwardedValues } from '../proxy/forwarded.ts';
+import type { ClientBody } from './body.ts';
 
 /** What every stage of the request path sees and may refine. */
 export interface RequestContext {
@@ -45,6 +46,11 @@ export interface RequestContext {
   upgradeStatus?: number | undefined;
   /** A slot for the telemetry observer's per-request state (spans). */
   telemetry?: unknown;
+  /**
+   * The client's request body, when it has one: read it through this, never from req, so that a
+   * pending 100 Continue is sent and the body's limits and idle timeout apply.
+   */
+  readonly clientBody?: ClientBody | undefined;
   /** Set by a stage that rewrote the request body (data protection): forwarded instead of the client's. */
   requestBody?: Buffer | Readable | undefined;
   /** Set by a stage that rewrites the response body (data protection); called once the upstream's head is known. */

@@ -2,14 +2,16 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { SidecarConfig } from '../config/index.ts';
-import { isSidecarError, SidecarError, writeSocketError } from '../errors/index.ts';
+import { isSidecarError, sendError, SidecarError, writeSocketError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Forwarder } from '../proxy/forward.ts';
 import type { ForwardedResolver } from '../proxy/forwarded.ts';
 import { cgiFoldingHeader } from '../proxy/request-headers.ts';
 import type { Upgrader } from '../proxy/upgrade.ts';
 import { answerError, answerReply } from './answer.ts';
+import { ClientBody, type BodyLimits } from './body.ts';
 import { runStages, type RequestContext, type Stage } from './context.ts';
+import { listenerTimeouts } from './listener.ts';
 import type { RequestObserver } from './observer.ts';
 import { requestIdFrom } from './request-id.ts';
 import { requestTarget } from './target.ts';
@@ -39,16 +41,19 @@ export interface Ingress {
   startDraining(): void;
 }
 
+const CONTEXT = Symbol('agent-sidecar.context');
+/** A response and the request context it answers, for errors Node reports on the socket. */
+type Answering = ServerResponse & { [CONTEXT]?: RequestContext };
+
 /** The ingress listener: validates what arrives, runs the stages, hands over to the proxy. */
 export function createIngress(options: IngressOptions): Ingress {
   const { config, stages, forwarder, upgrader, resolveForwarded, logger, observer } = options;
   const idHeader = config.proxy.requestIdHeader;
   const refuseFoldingHeaders = config.proxy.headersWithUnderscores === 'refuse';
+  const bodyLimits: BodyLimits = { maxBytes: config.limits.maxBodyBytes, idleTimeout: config.limits.clientBodyTimeout };
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
-    headersTimeout: config.limits.clientHeadersTimeout,
-    requestTimeout: config.limits.clientRequestTimeout,
-    keepAliveTimeout: config.limits.clientIdleTimeout,
+    ...listenerTimeouts(config.limits),
     // Checked by requestTarget, so that the refusal carries our JSON error and code.
     requireHostHeader: false,
     noDelay: true,
@@ -67,9 +72,9 @@ export function createIngress(options: IngressOptions): Ingress {
     }
   };
 
-  function contextFor(req: IncomingMessage, res: ServerResponse | undefined, socket: Duplex): RequestContext {
+  function contextFor(req: IncomingMessage, res: ServerResponse | undefined, socket: Duplex, expectContinue = false): RequestContext {
     const cl = req.headers['content-length'];
-    return {
+    const ctx: RequestContext = {
       req,
       res,
       socket,
@@ -83,12 +88,18 @@ export function createIngress(options: IngressOptions): Ingress {
       responseHeaders: new Map(),
       bytesIn: cl === undefined ? 0 : Number(cl) || 0,
       bytesOut: 0,
+      clientBody: undefined,
     };
+    if (res !== undefined && (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined)) {
+      (ctx as { clientBody: ClientBody }).clientBody = new ClientBody(req, res, ctx, bodyLimits, expectContinue);
+    }
+    return ctx;
   }
 
-  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+  function onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
     inFlight++;
-    const ctx = contextFor(req, res, req.socket);
+    const ctx = contextFor(req, res, req.socket, expectContinue);
+    (res as Answering)[CONTEXT] = ctx;
     observer?.requestStart(ctx);
     res.once('close', () => {
       inFlight--;
@@ -116,6 +127,8 @@ export function createIngress(options: IngressOptions): Ingress {
   }
 
   function refuse(err: unknown, ctx: RequestContext): void {
+    // Answered already (a request timeout), and a reader of its body failed since.
+    if (ctx.res?.writableEnded === true) return;
     const e = asSidecarError(err, logger, ctx.requestId);
     const headers: Record<string, string> = Object.fromEntries(ctx.responseHeaders);
     // Whatever body the client still sends is unread: do not reuse the connection.
@@ -161,12 +174,20 @@ export function createIngress(options: IngressOptions): Ingress {
   }
 
   server.on('request', onRequest);
+  // With a listener, Node leaves 100 Continue to us: ClientBody sends it when the body is first read.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  // RFC 9110 10.1.1: an expectation other than 100-continue cannot be met.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = requestIdFrom(req.headers[idHeader]);
+    sendError(res, new SidecarError('SIDECAR_EXPECTATION_FAILED'), requestId, { connection: 'close' }, idHeader);
+  });
   server.on('upgrade', onUpgrade);
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     writeSocketError(socket, new SidecarError('SIDECAR_CONNECT_NOT_SUPPORTED'), requestIdFrom(req.headers[idHeader]), idHeader);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // Gone, or ended its side in the middle of a request: nobody to answer (a 499 in the records).
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -176,7 +197,20 @@ export function createIngress(options: IngressOptions): Ingress {
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'SIDECAR_REQUEST_TIMEOUT'
           : 'SIDECAR_MALFORMED_REQUEST';
-    writeSocketError(socket, new SidecarError(code, { cause: err }), undefined, idHeader);
+    const e = new SidecarError(code, { cause: err });
+    // The request being received (limits.clientRequestTimeout, or bad framing, during its body) is
+    // answered through its response, with its request id, and whoever reads its body stops;
+    // once that response started, only a cut is left.
+    const res = (socket as { _httpMessage?: Answering })._httpMessage;
+    const ctx = res?.[CONTEXT];
+    if (res !== undefined && ctx !== undefined && !ctx.req.complete) {
+      if (res.headersSent) socket.destroy();
+      else refuse(e, ctx);
+      ctx.clientBody?.fail(e);
+      return;
+    }
+    // Nothing of the request could be read, its id included: the error gets one of its own.
+    writeSocketError(socket, e, undefined, idHeader);
   });
 
   return {

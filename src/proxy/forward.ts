@@ -1,12 +1,14 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { answerError } from '../ingress/answer.ts';
+import { prepend, readHead, type BodyHead } from '../ingress/body.ts';
 import type { BodyTransform, RequestContext } from '../ingress/context.ts';
 import type { RequestObserver } from '../ingress/observer.ts';
-import type { Admission, CircuitBreaker } from './breaker.ts';
+import { Admission } from './admission.ts';
+import type { Admission as BreakerAdmission, CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
 import { isConnectionFailure, relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';
@@ -14,6 +16,8 @@ import { isConnectionFailure, relayedReason, upstreamError, upstreamStatusKind }
 export interface ForwarderOptions {
   upstream: SidecarConfig['upstream'];
   maxBodyBytes: number;
+  /** limits.bufferBodyBytes: bodies up to it are received whole before a connection is taken; 0: none. */
+  bufferBodyBytes: number;
   requestIdHeader: string;
   buildHeaders: RequestHeaderBuilder;
   breaker: CircuitBreaker | undefined;
@@ -29,6 +33,8 @@ export interface Forwarder {
   /** Streams the request to the upstream and the response back; never throws. */
   forward(ctx: RequestContext): void;
   readonly pool: Pool;
+  /** Who holds an upstream connection, and who waits for one. */
+  readonly admission: Admission;
   close(): Promise<void>;
 }
 
@@ -52,26 +58,105 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
 }
 
 /**
- * The proxy hop: request and response bodies flow as streams with backpressure; nothing is
- * buffered. Errors before the response starts become a JSON error with a stable code;
- * after it started, the client connection is cut, which is all HTTP/1.1 allows.
+ * The proxy hop. A request body up to limits.bufferBodyBytes is received whole first (nginx's
+ * request buffering), so that a slow client never holds an upstream connection; a longer one
+ * streams once that much has arrived. Each request then takes one of the pool's connections
+ * through the admission step (bounded wait, a share for streamed bodies). Response bodies flow
+ * as streams with backpressure. Errors before the response starts become a JSON error with a
+ * stable code; after it started, the client connection is cut, which is all HTTP/1.1 allows.
  */
 export function createForwarder(options: ForwarderOptions): Forwarder {
-  const { upstream, maxBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
+  const { upstream, maxBodyBytes, bufferBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
 
   function fail(ctx: RequestContext, err: SidecarError, headers?: Record<string, string>): void {
+    // Answered already (a request timeout), and what was under way failed since.
+    if (ctx.res?.writableEnded === true) return;
     answerError(ctx, err, requestIdHeader, headers);
   }
+  /** Connection: close when the client's body was not read to its end. */
+  const unread = (ctx: RequestContext) => (ctx.req.complete ? undefined : { connection: 'close' });
   const pool = createUpstreamPool(upstream);
+  const gate = new Admission({
+    slots: upstream.connections,
+    streamedSlots: Math.max(1, Math.floor(upstream.connections * upstream.streamedBodyShare)),
+    queueTimeout: upstream.queueTimeout,
+    maxQueue: upstream.maxQueue,
+  });
   const retries = upstream.retry.attempts;
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
+
+  /** Dispatches once a connection is free for it, or answers 503 SIDECAR_UPSTREAM_BUSY. */
+  function admit(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, streamed: boolean): void {
+    if (gate.tryEnter(streamed)) {
+      start(ctx, res, opts, streamed);
+      return;
+    }
+    // A streamed body (the only kind that can fail while it waits) is a stream.
+    const body = streamed ? (opts.body as Readable) : undefined;
+    const stop = () => {
+      res.off('close', gone);
+      body?.off('error', bodyFailed);
+    };
+    // The client left, or its body failed (timed out, too large) while it waited: no more waiting.
+    const gone = () => {
+      stop();
+      if (waiter !== undefined) gate.cancel(waiter);
+    };
+    const bodyFailed = (err: Error) => {
+      gone();
+      observer?.upstreamEnd(ctx, undefined, undefined);
+      fail(ctx, err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { cause: err }), { connection: 'close' });
+    };
+    const waiter = gate.wait(
+      streamed,
+      () => {
+        stop();
+        start(ctx, res, opts, streamed);
+      },
+      (err) => {
+        stop();
+        observer?.upstreamEnd(ctx, undefined, err);
+        fail(ctx, err, unread(ctx));
+      },
+    );
+    if (waiter === undefined) return;
+    res.once('close', gone);
+    body?.once('error', bodyFailed);
+  }
+
+  /** Sends the request with this body, once a connection is free for it. */
+  function send(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
+    if (res.destroyed) return;
+    if (Buffer.isBuffer(body) && ctx.requestBody !== body) ctx.upstreamHeaders.set('content-length', String(body.length));
+    observer?.upstreamStart(ctx);
+    const opts: Dispatcher.DispatchOptions = {
+      path: ctx.target,
+      method: ctx.req.method as Dispatcher.HttpMethod,
+      headers: buildHeaders(ctx),
+      body,
+    };
+    admit(ctx, res, opts, streamed);
+  }
+
+  /** With a connection held: the circuit breaker's admission, once per request, then the first attempt. */
+  function start(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, streamed: boolean): void {
+    const admission = breaker?.allow() ?? 'request';
+    if (admission === false) {
+      gate.leave(streamed);
+      const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
+      observer?.upstreamEnd(ctx, undefined, open);
+      fail(ctx, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
+      return;
+    }
+    dispatch(ctx, res, opts, 0, streamed, verdictFor(admission));
+  }
 
   /**
    * The breaker hears one verdict per request, whatever the retries: a retry runs under the
    * request's admission (the half-open probe stays the probe), and only the last attempt's
    * outcome counts.
    */
-  function verdictFor(admission: Admission): (ok: boolean | undefined) => void {
+  function verdictFor(admission: BreakerAdmission): (ok: boolean | undefined) => void {
     let settled = false;
     return (ok) => {
       if (settled || breaker === undefined) return;
@@ -82,7 +167,21 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     };
   }
 
-  function dispatch(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, attempt: number, settle: (ok: boolean | undefined) => void): void {
+  function dispatch(
+    ctx: RequestContext,
+    res: ServerResponse,
+    opts: Dispatcher.DispatchOptions,
+    attempt: number,
+    streamed: boolean,
+    settle: (ok: boolean | undefined) => void,
+  ): void {
+    // The slot this request holds, given back once when its exchange is over.
+    let holding = true;
+    const leave = () => {
+      if (!holding) return;
+      holding = false;
+      gate.leave(streamed);
+    };
     let controller: Dispatcher.DispatchController | undefined;
     const onClientClose = () => {
       if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
@@ -154,6 +253,7 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           return;
         }
         res.removeListener('close', onClientClose);
+        leave();
         observer?.upstreamEnd(ctx, res.statusCode, undefined);
         writeHeldHead(tail?.length ?? 0);
         for (const _ in trailers) {
@@ -166,20 +266,24 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       onResponseError(_c, err: Error) {
         res.removeListener('close', onClientClose);
         if (err instanceof ClientGone || (controller?.reason instanceof ClientGone)) {
+          leave();
           settle(undefined);
           observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, undefined);
           return;
         }
         const clientFault = err instanceof SidecarError || isClientBodyError(err, ctx);
         if (!res.headersSent && opts.body == null && attempt < retries && IDEMPOTENT.has(opts.method) && isConnectionFailure(err)) {
-          dispatch(ctx, res, opts, attempt + 1, settle);
+          // The retry keeps this request's slot.
+          holding = false;
+          dispatch(ctx, res, opts, attempt + 1, streamed, settle);
           return;
         }
+        leave();
         settle(clientFault ? undefined : false);
         const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
         options.onUpstreamError?.(ctx, e);
         observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
-        fail(ctx, e, e.status === 413 || clientFault ? { connection: 'close' } : undefined);
+        fail(ctx, e, e.status === 413 || clientFault || !ctx.req.complete ? { connection: 'close' } : undefined);
       },
     };
     pool.dispatch(opts, handler);
@@ -187,56 +291,48 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   return {
     pool,
+    admission: gate,
     forward(ctx) {
       const { req } = ctx;
       const res = ctx.res!;
-      const cl = req.headers['content-length'];
-      let body: Buffer | Readable | null = ctx.requestBody ?? null;
-      if (body === null && (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined)) {
-        if (maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
-          fail(ctx, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
-          return;
-        }
-        body = maxBodyBytes > 0 && cl === undefined ? pipeline(req, new ByteLimit(maxBodyBytes, ctx), noop) : req;
-      }
-      observer?.upstreamStart(ctx);
-      const admission = breaker?.allow() ?? 'request';
-      if (admission === false) {
-        const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
-        observer?.upstreamEnd(ctx, undefined, open);
-        fail(ctx, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
+      // Answered while the stages ran (a request timeout).
+      if (res.writableEnded) return;
+      const source = ctx.requestBody ?? ctx.clientBody;
+      if (source === undefined) {
+        send(ctx, res, null, false);
         return;
       }
-      const opts: Dispatcher.DispatchOptions = {
-        path: ctx.target,
-        method: req.method as Dispatcher.HttpMethod,
-        headers: buildHeaders(ctx),
-        body,
-      };
-      dispatch(ctx, res, opts, 0, verdictFor(admission));
+      if (Buffer.isBuffer(source)) {
+        send(ctx, res, source, false);
+        return;
+      }
+      const cl = req.headers['content-length'];
+      if (source === ctx.clientBody && maxBodyBytes > 0 && cl !== undefined && Number(cl) > maxBodyBytes) {
+        fail(ctx, new SidecarError('SIDECAR_BODY_TOO_LARGE'), { connection: 'close' });
+        return;
+      }
+      if (bufferBodyBytes === 0) {
+        send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream() : (source as Readable), true);
+        return;
+      }
+      // The body's first bufferBodyBytes arrive before a connection is taken: the whole body when
+      // it is that short, else a head that proves the client is sending.
+      const head: Promise<BodyHead> = source === ctx.clientBody ? ctx.clientBody.read(bufferBodyBytes) : readHead(source as Readable, bufferBodyBytes);
+      head.then(
+        ({ body, complete }) => {
+          if (complete) send(ctx, res, body, false);
+          else send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream(body) : prepend(body, source as Readable), true);
+        },
+        (err: unknown) => {
+          const e = err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err });
+          fail(ctx, e, unread(ctx));
+        },
+      );
     },
     close: () => pool.close(),
   };
 }
 
-function noop(): void {}
-
 function isClientBodyError(err: Error, ctx: RequestContext): boolean {
   return (err as { code?: string }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || ctx.req.errored !== null || (ctx.req.destroyed && !ctx.req.complete);
-}
-
-/** Passes a chunked body through and fails it with 413 past the limit. */
-class ByteLimit extends Transform {
-  readonly #limit: number;
-  readonly #ctx: RequestContext;
-  constructor(limit: number, ctx: RequestContext) {
-    super();
-    this.#limit = limit;
-    this.#ctx = ctx;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.#ctx.bytesIn += chunk.length;
-    if (this.#ctx.bytesIn > this.#limit) done(new SidecarError('SIDECAR_BODY_TOO_LARGE'));
-    else done(null, chunk);
-  }
 }

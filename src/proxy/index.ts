@@ -1,3 +1,4 @@
+export { Admission, type AdmissionOptions } from './admission.ts';
 export { createCircuitBreaker, type CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './breaker.ts';
 export { createForwarder, createUpstreamPool, type Forwarder, type ForwarderOptions } from './forward.ts';
 export { createForwardedResolver, type ForwardedResolver, type ForwardedValues } from './forwarded.ts';

@@ -1,6 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import { Readable, Transform } from 'node:stream';
-import { SidecarError } from '../../errors/index.ts';
+import { Transform } from 'node:stream';
+import type { SidecarError } from '../../errors/index.ts';
 import type { BodyTransform } from '../../ingress/context.ts';
 import type { Protector } from '../engine.ts';
 import { decode, type ContentType } from './content.ts';
@@ -53,69 +52,10 @@ export function createBufferedTransform(o: { max: number; protect(body: Buffer):
   };
 }
 
-/** Reads a request body up to `cap` bytes; `complete` is false when it stopped there (the stream is paused). */
-export function readBody(req: IncomingMessage, cap: number): Promise<{ body: Buffer; complete: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onAbort);
-      req.off('close', onAbort);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size > cap) {
-        cleanup();
-        req.pause();
-        resolve({ body: Buffer.concat(chunks, size), complete: false });
-      }
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve({ body: Buffer.concat(chunks, size), complete: true });
-    };
-    const onAbort = (cause?: unknown) => {
-      cleanup();
-      reject(new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause }));
-    };
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onAbort);
-    req.once('close', onAbort);
-  });
-}
-
-/** What was read, then the rest of the stream, failing with 413 past limits.maxBodyBytes (0: none). */
-export function concatRest(head: Buffer, rest: IncomingMessage, limit: number, count: (n: number) => void): Readable {
-  let total = head.length;
-  return Readable.from(
-    (async function* () {
-      yield head;
-      for await (const chunk of rest as AsyncIterable<Buffer>) {
-        total += chunk.length;
-        count(chunk.length);
-        if (limit > 0 && total > limit) throw new SidecarError('SIDECAR_BODY_TOO_LARGE');
-        yield chunk;
-      }
-    })(),
-    { objectMode: false },
-  );
-}
-
-/** A BodyTransform as a stream (request bodies), failing with 413 past limits.maxBodyBytes (0: none). */
-export function transformStream(t: BodyTransform, limit: number, count: (n: number) => void): Transform {
-  let total = 0;
+/** A BodyTransform as a stream (request bodies; ClientBody counts and limits what comes in). */
+export function transformStream(t: BodyTransform): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      total += chunk.length;
-      count(chunk.length);
-      if (limit > 0 && total > limit) {
-        done(new SidecarError('SIDECAR_BODY_TOO_LARGE'));
-        return;
-      }
       try {
         done(null, t.push(chunk));
       } catch (err) {

@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline } from 'node:stream';
 import { SidecarError, type SidecarErrorCode } from '../../errors/index.ts';
+import type { ClientBody } from '../../ingress/body.ts';
 import type { BodyTransform, RequestContext, Stage } from '../../ingress/context.ts';
 import type { Logger } from '../../log/index.ts';
 import type { Protector } from '../engine.ts';
-import { concatRest, createBufferedTransform, protectWhole, readBody, transformStream } from './buffered.ts';
+import { createBufferedTransform, protectWhole, transformStream } from './buffered.ts';
 import { classify, type ContentType } from './content.ts';
 import { createFramedTransform, findEvent, findLine } from './framed.ts';
 import { protectEvent, protectLine } from './frames.ts';
@@ -65,12 +66,11 @@ export function createBodyStage(o: BodyStageOptions): Stage {
   }
 
   function protectRequest(ctx: RequestContext, route: ProtectedRoute, p: Protector): void | Promise<void> {
-    const { req } = ctx;
+    const { req, clientBody } = ctx;
+    if (clientBody === undefined) return;
     const cl = req.headers['content-length'];
-    if (cl !== undefined ? cl === '0' : req.headers['transfer-encoding'] === undefined) return;
     const ct = classify(req.headers['content-type']);
     if (ct?.kind === 'other') return;
-    const count = cl === undefined ? (n: number) => (ctx.bytesIn += n) : () => {};
     if (limitBodyBytes > 0 && cl !== undefined && Number(cl) > limitBodyBytes) throw new SidecarError('SIDECAR_BODY_TOO_LARGE');
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
@@ -78,7 +78,7 @@ export function createBodyStage(o: BodyStageOptions): Stage {
       return;
     }
     if (ct?.kind === 'ndjson' || ct?.kind === 'sse') {
-      ctx.requestBody = pipeline(req, transformStream(framed(p, ct, ctx, route, 'request'), limitBodyBytes, count), noop);
+      ctx.requestBody = pipeline(clientBody.stream(), transformStream(framed(p, ct, ctx, route, 'request')), noop);
       ctx.strippedHeaders.add('content-length');
       return;
     }
@@ -86,16 +86,14 @@ export function createBodyStage(o: BodyStageOptions): Stage {
       orThrow(unprotectable(ctx, route, 'request', 'tooLarge'));
       return;
     }
-    return readAndProtect(ctx, route, p, ct, count);
+    return readAndProtect(ctx, clientBody, route, p, ct);
   }
 
-  async function readAndProtect(ctx: RequestContext, route: ProtectedRoute, p: Protector, ct: ContentType | undefined, count: (n: number) => void): Promise<void> {
-    const { req } = ctx;
-    const { body, complete } = await readBody(req, cap);
-    count(body.length);
+  async function readAndProtect(ctx: RequestContext, clientBody: ClientBody, route: ProtectedRoute, p: Protector, ct: ContentType | undefined): Promise<void> {
+    const { body, complete } = await clientBody.read(cap);
     if (!complete) {
       orThrow(unprotectable(ctx, route, 'request', 'tooLarge'));
-      ctx.requestBody = concatRest(body, req, limitBodyBytes, count);
+      ctx.requestBody = clientBody.stream(body);
       return;
     }
     let out = protectWhole(p, ct, body);
