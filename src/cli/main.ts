@@ -116,12 +116,11 @@ program
     process.stdout.write(`${version}\n`);
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
+// No top-level await: the single executable runs this module as CommonJS.
+program.parseAsync(process.argv).catch((err: unknown) => {
   if (isSidecarError(err)) {
     process.stderr.write(`agent-sidecar: ${err.message} [${err.code}]\n`);
     process.exit(err.code === 'SIDECAR_LISTEN_FAILED' || err.code === 'SIDECAR_STORE_UNAVAILABLE' ? 1 : EXIT_CONFIG);
   }
   throw err;
-}
+});
