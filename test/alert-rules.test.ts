@@ -77,9 +77,9 @@ describe('Prometheus configuration and alert rules', () => {
     const mutated = text.replace('expr: agent_type:agent_errors:rate5m > 0.1', 'expr: agent_type:agent_errors:rate5m > 100');
     expect(mutated).not.toBe(text);
     writeFileSync(file, mutated);
-    const r = spawnSync('promtool', ['test', 'rules', join(dir, 'tests', 'agent.test.yml')], { encoding: 'utf8' });
+    const r = promtool('test', 'rules', join(dir, 'tests', 'agent.test.yml'));
     expect(r.status).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/FAILED[\s\S]*alertname: HighErrorRate/);
+    expect(r.output).toMatch(/FAILED[\s\S]*alertname: HighErrorRate/);
   });
 
   it('every alert has a severity Alertmanager routes, a summary, a description and a runbook section', () => {

@@ -27,6 +27,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Write stdout to this file instead of keeping it in memory (a server logging a line per request). */
   stdoutFile?: string | undefined;
+  /** Sees every chunk of stdout (unless it goes to stdoutFile) and stderr as it arrives (progress of a long build). */
+  onOutput?: ((chunk: string) => void) | undefined;
 }
 
 const live = new Set<Child>();
@@ -46,9 +48,15 @@ export function startChild(name: string, command: string, args: readonly string[
     closeSync(outFd); // the child has its own copy
     out = `(stdout in ${options.stdoutFile})`;
   } else {
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out = cap(out + d)));
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out = cap(out + d);
+      options.onOutput?.(d);
+    });
   }
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err = cap(err + d)));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err = cap(err + d);
+    options.onOutput?.(d);
+  });
   const exited = new Promise<number | string>((resolve) => {
     proc.once('error', (e) => {
       err += `\n${name}: ${e.message}`;

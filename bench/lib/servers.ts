@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, HOST, request, waitFor200 } from './net.ts';
 import { startChild, type Child } from './procs.ts';
+import { SIDECAR_V8_FLAGS } from '../../src/cli/launch.ts';
 
 /** A running HTTP server the load is sent to. */
 export interface Server {
@@ -24,7 +25,7 @@ export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', imp
  * bench gives them to the sidecar run from source and to undici-proxy, so that every Node.js
  * server measured has the same garbage collector settings.
  */
-export const SIDECAR_V8_FLAGS = ['--max-semi-space-size=8', '--no-allocation-site-pretenuring'];
+export { SIDECAR_V8_FLAGS };
 /** The environment the launcher adds likewise (fewer glibc malloc arenas). */
 export const SIDECAR_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 /** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */

@@ -15,18 +15,65 @@ import { BUILDER_CONFIG, collectorBuild, ELASTICSEARCH_ARTIFACT, ELASTICSEARCH_V
 export type Log = (line: string) => void;
 
 const GO_BUILD_TIMEOUT = 60 * 60_000;
+const PROGRESS_EVERY_MS = 15_000;
 
-/** Runs a long build step niced, with its output kept only for the error message. */
-async function nice(what: string, command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
-  await runChecked(what, requireTool('nice', 'coreutils'), ['-n', '10', command, ...args], GO_BUILD_TIMEOUT, { cwd, env });
+/**
+ * How long each long step took on a cold 2-core machine (empty module and build caches), for
+ * the progress lines; a warm cache takes seconds.
+ */
+const COLD_SECONDS = { builder: 35, collectorModules: 45, collector: 225, jaegerGet: 25, jaeger: 315, elasticsearch: 15, unzip: 5 } as const;
+
+/** What a Go command printed so far: modules downloaded, packages compiled (`-v`), the last of them. */
+class GoOutput {
+  downloads = 0;
+  packages = 0;
+  last = '';
+  #partial = '';
+  readonly feed = (chunk: string): void => {
+    const lines = (this.#partial + chunk).split('\n');
+    this.#partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const l = line.trim();
+      if (l.startsWith('go: downloading ')) {
+        this.downloads++;
+        this.last = l.slice('go: downloading '.length);
+      } else if (IMPORT_PATH.test(l)) {
+        this.packages++;
+        this.last = l;
+      }
+    }
+  };
+  toString(): string {
+    if (this.downloads + this.packages === 0) return 'running';
+    return `${this.downloads} modules downloaded, ${this.packages} packages compiled, last ${this.last}`;
+  }
+}
+// What `go build -v` prints per package: an import path, nothing else on the line.
+const IMPORT_PATH = /^[a-z][\w.~+-]*(\/[\w.~+-]+)*$/i;
+
+/**
+ * Runs one long step and prints a line when it starts, every 15 s while it runs (elapsed,
+ * what it is doing, what a cold machine takes) and when it ends.
+ */
+async function step<T>(log: Log, what: string, coldSeconds: number, run: (progress: GoOutput) => Promise<T>): Promise<T> {
+  const started = Date.now();
+  const progress = new GoOutput();
+  log(`${what} (about ${coldSeconds} s on a cold 2-core machine, seconds when cached)...`);
+  const timer = setInterval(() => log(`${what}: ${seconds(started)} s so far; ${progress}`), PROGRESS_EVERY_MS);
+  try {
+    const result = await run(progress);
+    log(`${what}: done in ${seconds(started)} s`);
+    return result;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
-async function timed<T>(log: Log, what: string, step: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  log(`${what}...`);
-  const result = await step();
-  log(`${what}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return result;
+const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(0);
+
+/** A Go build step, niced so that a shared machine stays usable; its output is counted for the progress lines and kept for the error message. */
+async function niceGo(what: string, command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, progress: GoOutput): Promise<void> {
+  await runChecked(what, requireTool('nice', 'coreutils'), ['-n', '10', command, ...args], GO_BUILD_TIMEOUT, { cwd, env, onOutput: progress.feed });
 }
 
 /** The collector distribution of collector/builder-config.yaml, built once per version of that file. */
@@ -36,8 +83,8 @@ export async function ensureCollector(paths: StackPaths, log: Log): Promise<stri
   const { version } = collectorBuild();
   const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
   if (!executable(paths.builder)) {
-    await timed(log, `go install go.opentelemetry.io/collector/cmd/builder@v${version}`, () =>
-      nice('go install builder', go, ['install', `go.opentelemetry.io/collector/cmd/builder@v${version}`], paths.root, { ...env, GOBIN: dirname(paths.builder) }),
+    await step(log, `go install go.opentelemetry.io/collector/cmd/builder@v${version}`, COLD_SECONDS.builder, (p) =>
+      niceGo('go install builder', go, ['install', '-v', `go.opentelemetry.io/collector/cmd/builder@v${version}`], paths.root, { ...env, GOBIN: dirname(paths.builder) }, p),
     );
   }
   // The committed file builds into ./dist; here the output goes to the cache instead.
@@ -46,7 +93,15 @@ export async function ensureCollector(paths: StackPaths, log: Log): Promise<stri
   mkdirSync(paths.collectorBuildDir, { recursive: true });
   const configFile = join(paths.collectorBuildDir, 'builder-config.yaml');
   writeFileSync(configFile, stringify(config));
-  await timed(log, `building the collector (${config.dist.name} ${version})`, () => nice('builder', paths.builder, ['--config', configFile], paths.collectorBuildDir, env));
+  // The builder generates the sources and fetches the modules; the compile is ours, with the
+  // builder's own flags plus -v, so that the progress lines can count packages.
+  await step(log, `generating the collector's sources and fetching its modules (${config.dist.name} ${version})`, COLD_SECONDS.collectorModules, (p) =>
+    niceGo('builder', paths.builder, ['--config', configFile, '--skip-compilation', '--verbose'], paths.collectorBuildDir, env, p),
+  );
+  await step(log, `compiling the collector (${config.dist.name} ${version})`, COLD_SECONDS.collector, (p) =>
+    // The builder's own compile: static (CGO off, its default), -trimpath, -ldflags=-s -w.
+    niceGo('go build collector', go, ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', config.dist.name, '.'], paths.collectorBuildDir, { ...env, CGO_ENABLED: '0' }, p),
+  );
   mkdirSync(dirname(paths.collector), { recursive: true });
   copyFileSync(join(paths.collectorBuildDir, config.dist.name), `${paths.collector}.tmp`);
   renameSync(`${paths.collector}.tmp`, paths.collector);
@@ -65,11 +120,11 @@ export async function ensureJaeger(paths: StackPaths, log: Log): Promise<string>
   const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'go.mod'))) writeFileSync(join(dir, 'go.mod'), 'module agent-sidecar.local/jaeger-build\n\ngo 1.24\n');
-  await timed(log, `go get -tool ${JAEGER_MODULE}/cmd/jaeger@${JAEGER_VERSION}`, () =>
-    nice('go get jaeger', go, ['get', '-tool', `${JAEGER_MODULE}/cmd/jaeger@${JAEGER_VERSION}`], dir, env),
+  await step(log, `go get -tool ${JAEGER_MODULE}/cmd/jaeger@${JAEGER_VERSION}`, COLD_SECONDS.jaegerGet, (p) =>
+    niceGo('go get jaeger', go, ['get', '-tool', `${JAEGER_MODULE}/cmd/jaeger@${JAEGER_VERSION}`], dir, env, p),
   );
-  await timed(log, `building Jaeger ${JAEGER_VERSION}`, () =>
-    nice('go install jaeger', go, ['install', `${JAEGER_MODULE}/cmd/jaeger`], dir, { ...env, GOBIN: dirname(paths.jaeger) }),
+  await step(log, `building Jaeger ${JAEGER_VERSION}`, COLD_SECONDS.jaeger, (p) =>
+    niceGo('go install jaeger', go, ['install', '-v', `${JAEGER_MODULE}/cmd/jaeger`], dir, { ...env, GOBIN: dirname(paths.jaeger) }, p),
   );
   return paths.jaeger;
 }
@@ -82,7 +137,7 @@ export async function ensureElasticsearch(paths: StackPaths, log: Log): Promise<
     const mvn = requireTool('mvn', 'install Maven to download Elasticsearch from Maven Central');
     const downloads = dirname(paths.elasticsearchZip);
     mkdirSync(downloads, { recursive: true });
-    await timed(log, `mvn dependency:copy ${ELASTICSEARCH_ARTIFACT}`, () =>
+    await step(log, `mvn dependency:copy ${ELASTICSEARCH_ARTIFACT}`, COLD_SECONDS.elasticsearch, () =>
       runChecked('mvn', mvn, ['-B', '-q', 'dependency:copy', `-Dartifact=${ELASTICSEARCH_ARTIFACT}`, `-DoutputDirectory=${downloads}`], 30 * 60_000, { cwd: downloads }),
     );
   }
@@ -90,7 +145,7 @@ export async function ensureElasticsearch(paths: StackPaths, log: Log): Promise<
   const staging = `${parent}.tmp`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
-  await timed(log, `unpacking Elasticsearch ${ELASTICSEARCH_VERSION}`, () => unzip(paths.elasticsearchZip, staging));
+  await step(log, `unpacking Elasticsearch ${ELASTICSEARCH_VERSION}`, COLD_SECONDS.unzip, () => unzip(paths.elasticsearchZip, staging));
   rmSync(parent, { recursive: true, force: true });
   renameSync(staging, parent);
   if (!executable(bin)) throw new Error(`${paths.elasticsearchZip} did not contain ${bin}`);

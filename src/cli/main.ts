@@ -190,8 +190,5 @@ function fail(err: unknown): never {
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  fail(err);
-}
+// No top-level await: the single executable runs this module as CommonJS.
+program.parseAsync(process.argv).catch(fail);
