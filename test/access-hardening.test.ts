@@ -291,6 +291,19 @@ describe('Expect: 100-continue', () => {
     expect(received).toHaveLength(1);
   });
 
+  it('the refresh endpoint reads its body as the proxy does: a client waiting for 100 Continue gets it, then its token', async () => {
+    const refreshing = await startSidecar({ upstream: { url: agent.url }, auth: { jwt: { secret: SECRET }, refresh: { enabled: true } } });
+    try {
+      const body = JSON.stringify({ refresh_token: await token(['analyst'], {}, 'refresh') });
+      const head = `POST /auth/refresh HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`;
+      const { text } = await expectContinue(refreshing.port, head, body);
+      expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')).toBe(true);
+      expect(text).toContain('"access_token"');
+    } finally {
+      await refreshing.close();
+    }
+  });
+
   it('answers any other expectation with 417 and a code', async () => {
     const { text } = await expectContinue(sidecar.port, 'POST /api/v1/agents HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: something-else\r\n\r\nab', '');
     expect(text.startsWith('HTTP/1.1 417 ')).toBe(true);

@@ -35,6 +35,25 @@ describe('upstream admission', () => {
     expect(gate.waiting).toBe(0);
   });
 
+  it('a waiter that gives its slot back at once (circuit open) lets the queue drain in a loop, not a recursion as deep as the queue', () => {
+    const gate = new Admission({ slots: 1, streamedSlots: 1, queueTimeout: 1000, maxQueue: 100_000 });
+    expect(gate.tryEnter(false)).toBe(true);
+    let ran = 0;
+    for (let i = 0; i < 20_000; i++) {
+      gate.wait(
+        false,
+        () => {
+          ran++;
+          gate.leave(false);
+        },
+        () => {},
+      );
+    }
+    expect(() => gate.leave(false)).not.toThrow();
+    expect(ran).toBe(20_000);
+    expect([gate.active, gate.waiting]).toEqual([0, 0]);
+  });
+
   it('refuses with SIDECAR_UPSTREAM_BUSY at the queue timeout, and at once past maxQueue or with no queue', () => {
     const gate = new Admission({ slots: 1, streamedSlots: 1, queueTimeout: 1000, maxQueue: 2 });
     const log: string[] = [];

@@ -233,6 +233,38 @@ describe('upstream connections', () => {
     }
   });
 
+  it('answers a streamed body the circuit refuses with Connection: close, and stops reading it', async () => {
+    const down = await startServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = 503;
+        res.end('down');
+      });
+    });
+    const sidecar = await startSidecar({
+      upstream: { url: down.url, retry: { attempts: 0 }, circuitBreaker: { failureThreshold: 1, openDuration: '1m', countStatus: [503] } },
+    });
+    try {
+      await (await request(`${sidecar.url}/trip`)).body.dump();
+      // Longer than the buffer, so it streams: 100 kB of a declared 4 MB, then nothing.
+      const socket = net.connect(sidecar.port, '127.0.0.1');
+      socket.on('error', () => {});
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${4 * 1024 * 1024}\r\n\r\n`);
+      socket.write(Buffer.alloc(100_000, 97));
+      const closed = await Promise.race([new Promise((r) => socket.once('close', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
+      socket.destroy();
+      expect(closed).toBe(true);
+      expect(text.startsWith('HTTP/1.1 503 ')).toBe(true);
+      expect(text.toLowerCase()).toContain('\r\nconnection: close\r\n');
+      expect(text).toContain('SIDECAR_CIRCUIT_OPEN');
+    } finally {
+      await sidecar.close();
+      await down.close();
+    }
+  });
+
   it('lets requests whose body streams hold only their share of the connections', async () => {
     const active = new Set<string>();
     const upstream = await startServer((req, res) => {

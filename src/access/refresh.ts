@@ -82,13 +82,13 @@ export function createRefreshStage(options: RefreshOptions): Stage {
 }
 
 async function bodyToken(ctx: RequestContext): Promise<string | undefined> {
-  let text = '';
-  for await (const chunk of ctx.req) {
-    text += String(chunk);
-    if (text.length > MAX_BODY) throw new SidecarError('SIDECAR_BODY_TOO_LARGE');
-  }
+  // Through ClientBody, as every reader of a body: it sends a 100 Continue the client waits
+  // for, and holds a stalled body to limits.clientBodyTimeout.
+  if (ctx.clientBody === undefined) return undefined;
+  const { body, complete } = await ctx.clientBody.read(MAX_BODY);
+  if (!complete) throw new SidecarError('SIDECAR_BODY_TOO_LARGE');
   try {
-    const v = JSON.parse(text) as { refresh_token?: unknown };
+    const v = JSON.parse(body.toString('utf8')) as { refresh_token?: unknown };
     return typeof v.refresh_token === 'string' ? v.refresh_token : undefined;
   } catch {
     return undefined;

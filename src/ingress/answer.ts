@@ -19,6 +19,8 @@ export function answerError(ctx: RequestContext, err: SidecarError, requestIdHea
 export function answerReply(ctx: RequestContext, requestIdHeader: string): void {
   const reply = ctx.reply!;
   const res = ctx.res!;
+  // Answered already (a request timeout while a stage ran).
+  if (res.writableEnded) return;
   const body = reply.body ?? '';
   const length = Buffer.byteLength(body);
   // A body left unread (perhaps never sent: no 100 Continue) must not be read as the next request.

@@ -209,6 +209,12 @@ export function createIngress(options: IngressOptions): Ingress {
       ctx.clientBody?.fail(e);
       return;
     }
+    // A response is under way (the request was complete, say an SSE stream, and the client then
+    // sent garbage): an error written now would land inside its body.
+    if (res?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
     // Nothing of the request could be read, its id included: the error gets one of its own.
     writeSocketError(socket, e, undefined, idHeader);
   });

@@ -89,21 +89,30 @@ export class Admission {
   leave(streamed: boolean): void {
     this.#active--;
     if (streamed) this.#streamed--;
-    if (this.#waiting > 0) this.#admit();
+    // A waiter that gives its slot back at once (circuit open) does so inside the loop below:
+    // the loop goes on, rather than recursing as deep as the queue is long.
+    if (this.#waiting > 0 && !this.#admitting) this.#admit();
   }
 
+  #admitting = false;
+
   #admit(): void {
-    while (this.#active < this.#o.slots && this.#waiting > 0) {
-      let w = this.#plain.shift();
-      if (w === undefined && this.#streamed < this.#o.streamedSlots) w = this.#streaming.shift();
-      if (w === undefined) return;
-      const go = w.go!;
-      this.#waiting--;
-      w.go = undefined;
-      w.refuse = undefined;
-      this.#active++;
-      if (w.streamed) this.#streamed++;
-      go();
+    this.#admitting = true;
+    try {
+      while (this.#active < this.#o.slots && this.#waiting > 0) {
+        let w = this.#plain.shift();
+        if (w === undefined && this.#streamed < this.#o.streamedSlots) w = this.#streaming.shift();
+        if (w === undefined) return;
+        const go = w.go!;
+        this.#waiting--;
+        w.go = undefined;
+        w.refuse = undefined;
+        this.#active++;
+        if (w.streamed) this.#streamed++;
+        go();
+      }
+    } finally {
+      this.#admitting = false;
     }
   }
 

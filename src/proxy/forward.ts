@@ -86,68 +86,81 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
   const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
 
   /** Dispatches once a connection is free for it, or answers 503 SIDECAR_UPSTREAM_BUSY. */
-  function admit(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, streamed: boolean): void {
+  function admit(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
     if (gate.tryEnter(streamed)) {
-      start(ctx, res, opts, streamed);
+      start(ctx, res, body, streamed);
       return;
     }
     // A streamed body (the only kind that can fail while it waits) is a stream.
-    const body = streamed ? (opts.body as Readable) : undefined;
+    const stream = streamed ? (body as Readable) : undefined;
     const stop = () => {
       res.off('close', gone);
-      body?.off('error', bodyFailed);
+      stream?.off('error', bodyFailed);
     };
     // The client left, or its body failed (timed out, too large) while it waited: no more waiting.
+    // Nothing reached the upstream, so there is no upstream call to record.
     const gone = () => {
       stop();
       if (waiter !== undefined) gate.cancel(waiter);
     };
     const bodyFailed = (err: Error) => {
       gone();
-      observer?.upstreamEnd(ctx, undefined, undefined);
       fail(ctx, err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { cause: err }), { connection: 'close' });
     };
     const waiter = gate.wait(
       streamed,
       () => {
         stop();
-        start(ctx, res, opts, streamed);
+        start(ctx, res, body, streamed);
       },
       (err) => {
         stop();
-        observer?.upstreamEnd(ctx, undefined, err);
-        fail(ctx, err, unread(ctx));
+        refuseUnsent(ctx, err, stream);
       },
     );
     if (waiter === undefined) return;
     res.once('close', gone);
-    body?.once('error', bodyFailed);
+    stream?.once('error', bodyFailed);
+  }
+
+  /**
+   * Answers a request that will not be sent (busy, circuit open). A body it did not read to its
+   * end closes the connection, and a streamed one stops being read, its idle clock with it.
+   */
+  function refuseUnsent(ctx: RequestContext, err: SidecarError, stream: Readable | undefined, headers?: Record<string, string>): void {
+    fail(ctx, err, { ...headers, ...unread(ctx) });
+    stream?.destroy();
   }
 
   /** Sends the request with this body, once a connection is free for it. */
   function send(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
     if (res.destroyed) return;
     if (Buffer.isBuffer(body) && ctx.requestBody !== body) ctx.upstreamHeaders.set('content-length', String(body.length));
+    admit(ctx, res, body, streamed);
+  }
+
+  /**
+   * With a connection held: the upstream call starts here (its span and duration leave out the
+   * wait for the connection), the circuit breaker's admission once per request, then the first attempt.
+   */
+  function start(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
+    // The span's traceparent goes into the headers built next.
     observer?.upstreamStart(ctx);
+    const admission = breaker?.allow() ?? 'request';
+    if (admission === false) {
+      const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
+      observer?.upstreamEnd(ctx, undefined, open);
+      refuseUnsent(ctx, open, streamed ? (body as Readable) : undefined, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
+      // Last: giving the connection back may start queued requests, which must not run inside this one.
+      gate.leave(streamed);
+      return;
+    }
     const opts: Dispatcher.DispatchOptions = {
       path: ctx.target,
       method: ctx.req.method as Dispatcher.HttpMethod,
       headers: buildHeaders(ctx),
       body,
     };
-    admit(ctx, res, opts, streamed);
-  }
-
-  /** With a connection held: the circuit breaker's admission, once per request, then the first attempt. */
-  function start(ctx: RequestContext, res: ServerResponse, opts: Dispatcher.DispatchOptions, streamed: boolean): void {
-    const admission = breaker?.allow() ?? 'request';
-    if (admission === false) {
-      gate.leave(streamed);
-      const open = new SidecarError('SIDECAR_CIRCUIT_OPEN');
-      observer?.upstreamEnd(ctx, undefined, open);
-      fail(ctx, open, { 'retry-after': String(Math.ceil(upstream.circuitBreaker.openDuration / 1000)) });
-      return;
-    }
     dispatch(ctx, res, opts, 0, streamed, verdictFor(admission));
   }
 
@@ -206,6 +219,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
         if (res.destroyed) c.abort(new ClientGone('client closed the connection'));
       },
       onResponseStart(_c, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string) {
+        // Answered already (a request timeout while the body was sent): no verdict on the upstream.
+        if (res.writableEnded) throw new ClientGone('the client was answered already');
         // What cannot be relayed is thrown, and undici ends the exchange with it (onResponseError).
         if (upstreamStatusKind(statusCode) === 'interim') return;
         const reason = relayedReason(statusMessage);
