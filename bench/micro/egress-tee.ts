@@ -3,7 +3,7 @@
 // in 8-event chunks. CPU time (process.cpuUsage), so that a busy machine skews it less than wall time.
 // npm run bench:micro:egress
 import { createTee } from '../../src/egress/tee.ts';
-import { createUsageReader } from '../../src/egress/usage.ts';
+import { createUsageReader } from '../../src/egress/usage-reader.ts';
 import type { Api } from '../../src/egress/providers.ts';
 
 const sse = (event: string | undefined, data: unknown) => `${event === undefined ? '' : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`;

@@ -32,7 +32,8 @@ export { createBudgets, windowOf, type Budgets, type BudgetStatus } from './budg
 export { createMemoryBudgetStore, createRedisBudgetStore, type BudgetStore } from './budget-store.ts';
 export { createCapture, type Capture, type ProtectText } from './capture.ts';
 export type { ProtectPrompt } from './request.ts';
-export { createUsageReader, type Usage, type UsageReader } from './usage.ts';
+export { type Usage, type UsageReader } from './usage.ts';
+export { createUsageReader } from './usage-reader.ts';
 export { SseFrames } from './sse-frames.ts';
 export { quotaReadings, retryAfterSeconds, sdkBaseUrls, type Provider, type ProviderName } from './providers.ts';
 

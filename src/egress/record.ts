@@ -12,7 +12,8 @@ import type { Cost, PriceBook } from './prices.ts';
 import { quotaReadings, retryAfterSeconds, type Operation, type Provider } from './providers.ts';
 import type { LlmRequest } from './request.ts';
 import { createTee } from './tee.ts';
-import { createUsageReader, totalInput, type UsageReader } from './usage.ts';
+import { createUsageReader } from './usage-reader.ts';
+import { totalInput, type UsageReader } from './usage.ts';
 
 export interface RecorderOptions {
   metrics: LlmMetrics | undefined;

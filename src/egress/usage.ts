@@ -1,6 +1,6 @@
-import type { Api } from './providers.ts';
-import { createAnthropicReader } from './usage-anthropic.ts';
-import { createOpenAiReader } from './usage-openai.ts';
+// What the usage readers share: the shapes, the state and the JSON helpers. The reader for a
+// response's API is picked in usage-reader.ts, so that the readers import this file and
+// nothing imports them back.
 
 /**
  * Tokens of one call, split so that each kind has one price and the kinds add up to what was
@@ -53,11 +53,6 @@ export interface ReaderOptions {
   maxChars: number;
   /** The sidecar added include_usage: the usage-only chunk is not the agent's. */
   addedUsage: boolean;
-}
-
-/** A reader for the response shape of `api`. */
-export function createUsageReader(api: Api, options: ReaderOptions): UsageReader {
-  return api === 'anthropic.messages' ? createAnthropicReader(options) : createOpenAiReader(api, options);
 }
 
 export function newState(): ReadState {

@@ -93,6 +93,8 @@ const policySchema = z.strictObject({ roles, routes }, { error: 'expected a mapp
 
 /** What a policy file may contain. */
 export type PolicyDocumentInput = z.input<typeof policySchema>;
+/** The built-in policy, checked against the schema's input type here. */
+const BUILT_IN: PolicyDocumentInput = DEFAULT_POLICY;
 
 /**
  * Validates a parsed policy document (YAML or an object) and compiles it.
@@ -118,7 +120,7 @@ export function compilePolicy(doc: unknown, source = 'the policy'): Policy {
  * reference roles and routes, see config/policy.example.yaml).
  */
 export function loadPolicyFile(path?: string): Policy {
-  if (path === undefined) return compilePolicy(DEFAULT_POLICY, 'built-in default policy');
+  if (path === undefined) return compilePolicy(BUILT_IN, 'built-in default policy');
   return compilePolicyText(readPolicyFile(path), path);
 }
 

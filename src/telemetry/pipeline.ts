@@ -12,19 +12,15 @@ import { LogsEncoder, type LogEntry } from './otlp/logs.ts';
 import { SpansEncoder } from './otlp/spans.ts';
 import { createGrpcTransport } from './otlp/transport.ts';
 import type { TelemetrySettings } from './settings.ts';
+import type { DropCounter, Signal } from './signal.ts';
 
-export type Signal = 'traces' | 'metrics' | 'logs';
+export type { DropCounter, Signal } from './signal.ts';
 
 /** What the pipelines take from the resolved settings: metadata, and each signal's batching and timeout. */
 export type ExportConfig = Pick<TelemetrySettings, 'endpoints' | 'headers' | 'traces' | 'logs' | 'metrics'>;
 
 /** Exports of one signal in flight at once; past that, batches wait in their queue. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
-
-/** Counts what never reached the collector: agent_telemetry_dropped_total{signal, reason}. */
-export interface DropCounter {
-  dropped(signal: Signal, reason: 'queue_full' | 'export_failed', count: number): void;
-}
 
 export function createDropCounter(counter: () => Counter | undefined, throttle: LogThrottle): DropCounter {
   const attrs = new Map<string, Attributes>();

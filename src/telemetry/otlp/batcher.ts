@@ -1,5 +1,5 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { DropCounter, Signal } from '../pipeline.ts';
+import type { DropCounter, Signal } from '../signal.ts';
 
 /** Where a batch goes: the OTLP exporter's delegate (serializes and sends). */
 export interface BatchTransport<T> {
