@@ -1,6 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import { ProtoWriter } from './writer.ts';
+import { ANY_VALUE, EXPORT_REQUEST, INSTRUMENTATION_SCOPE, LOG_RECORD, RESOURCE, RESOURCE_LOGS, SCOPE_LOGS } from './fields.ts';
 
 /** One log record as the request path hands it over: plain values, encoded later in a batch. */
 export interface LogEntry {
@@ -44,14 +45,14 @@ export class LogsEncoder {
 
   constructor(resource: Resource, scopeName: string, scopeVersion: string) {
     const w = new ProtoWriter(4096);
-    const r = w.begin(1); // ResourceLogs.resource
-    w.attributes(1, resource.attributes);
+    const r = w.begin(RESOURCE_LOGS.resource);
+    w.attributes(RESOURCE.attributes, resource.attributes);
     w.end(r);
     this.#resource = w.finish();
     w.reset();
-    const s = w.begin(1); // ScopeLogs.scope
-    w.string(1, scopeName);
-    w.string(2, scopeVersion);
+    const s = w.begin(SCOPE_LOGS.scope);
+    w.string(INSTRUMENTATION_SCOPE.name, scopeName);
+    w.string(INSTRUMENTATION_SCOPE.version, scopeVersion);
     w.end(s);
     this.#scope = w.finish();
   }
@@ -59,26 +60,26 @@ export class LogsEncoder {
   encode(entries: readonly LogEntry[]): Uint8Array {
     const w = this.#w;
     w.reset();
-    const rl = w.begin(1); // ExportLogsServiceRequest.resource_logs
+    const rl = w.begin(EXPORT_REQUEST.resourceLogs);
     w.raw(this.#resource);
-    const sl = w.begin(2); // ResourceLogs.scope_logs
+    const sl = w.begin(RESOURCE_LOGS.scopeLogs);
     w.raw(this.#scope);
     for (const e of entries) {
-      const lr = w.begin(2); // ScopeLogs.log_records
-      w.fixed64(1, e.timeNs); // time_unix_nano
-      w.fixed64(11, e.timeNs); // observed_time_unix_nano
-      w.uint(2, e.severityNumber);
-      w.string(3, e.severityText);
-      const body = w.begin(5);
-      w.string(1, e.body);
+      const lr = w.begin(SCOPE_LOGS.logRecords);
+      w.fixed64(LOG_RECORD.timeUnixNano, e.timeNs);
+      w.fixed64(LOG_RECORD.observedTimeUnixNano, e.timeNs);
+      w.uint(LOG_RECORD.severityNumber, e.severityNumber);
+      w.string(LOG_RECORD.severityText, e.severityText);
+      const body = w.begin(LOG_RECORD.body);
+      w.string(ANY_VALUE.stringValue, e.body);
       w.end(body);
-      w.attributes(6, e.attributes);
+      w.attributes(LOG_RECORD.attributes, e.attributes);
       if (e.traceId !== '') {
-        w.fixed32(8, e.traceFlags);
-        w.hex(9, e.traceId);
-        w.hex(10, e.spanId);
+        w.fixed32(LOG_RECORD.flags, e.traceFlags);
+        w.hex(LOG_RECORD.traceId, e.traceId);
+        w.hex(LOG_RECORD.spanId, e.spanId);
       }
-      w.string(12, e.eventName);
+      w.string(LOG_RECORD.eventName, e.eventName);
       w.end(lr);
     }
     w.end(sl);

@@ -2,6 +2,7 @@ import type { Link } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import type { Resource } from '@opentelemetry/resources';
 import { ProtoWriter } from './writer.ts';
+import { EXPORT_REQUEST, INSTRUMENTATION_SCOPE, RESOURCE, RESOURCE_SPANS, SCOPE_SPANS, SPAN, SPAN_EVENT, SPAN_LINK, STATUS } from './fields.ts';
 
 type Scope = ReadableSpan['instrumentationScope'];
 
@@ -31,19 +32,19 @@ export class SpansEncoder {
       else list.push(span);
     }
     for (const [resource, scopes] of byResource) {
-      const rs = w.begin(1); // resource_spans
+      const rs = w.begin(EXPORT_REQUEST.resourceSpans);
       w.raw(this.#resource(resource));
       for (const [scope, list] of scopes) {
-        const ss = w.begin(2); // scope_spans
-        const sc = w.begin(1);
-        w.string(1, scope.name);
-        if (scope.version !== undefined) w.string(2, scope.version);
+        const ss = w.begin(RESOURCE_SPANS.scopeSpans);
+        const sc = w.begin(SCOPE_SPANS.scope);
+        w.string(INSTRUMENTATION_SCOPE.name, scope.name);
+        if (scope.version !== undefined) w.string(INSTRUMENTATION_SCOPE.version, scope.version);
         w.end(sc);
         for (const span of list) this.#span(span);
-        if (scope.schemaUrl !== undefined) w.string(3, scope.schemaUrl);
+        if (scope.schemaUrl !== undefined) w.string(SCOPE_SPANS.schemaUrl, scope.schemaUrl);
         w.end(ss);
       }
-      if (resource.schemaUrl !== undefined) w.string(3, resource.schemaUrl);
+      if (resource.schemaUrl !== undefined) w.string(RESOURCE_SPANS.schemaUrl, resource.schemaUrl);
       w.end(rs);
     }
     return w.finish();
@@ -53,8 +54,8 @@ export class SpansEncoder {
     let bytes = this.#resources.get(resource);
     if (bytes === undefined) {
       const w = new ProtoWriter(4096);
-      const r = w.begin(1);
-      w.attributes(1, resource.attributes);
+      const r = w.begin(RESOURCE_SPANS.resource);
+      w.attributes(RESOURCE.attributes, resource.attributes);
       w.end(r);
       this.#resources.set(resource, (bytes = w.finish()));
     }
@@ -64,51 +65,51 @@ export class SpansEncoder {
   #span(span: ReadableSpan): void {
     const w = this.#w;
     const ctx = span.spanContext();
-    const at = w.begin(2); // spans
-    w.hex(1, ctx.traceId);
-    w.hex(2, ctx.spanId);
+    const at = w.begin(SCOPE_SPANS.spans);
+    w.hex(SPAN.traceId, ctx.traceId);
+    w.hex(SPAN.spanId, ctx.spanId);
     const traceState = ctx.traceState?.serialize();
-    if (traceState) w.string(3, traceState);
+    if (traceState) w.string(SPAN.traceState, traceState);
     const parent = span.parentSpanContext;
-    if (parent?.spanId) w.hex(4, parent.spanId);
-    w.string(5, span.name);
-    w.uint(6, span.kind + 1); // SPAN_KIND_* = the API's SpanKind + 1
-    w.hrTime(7, span.startTime);
-    w.hrTime(8, span.endTime);
-    w.attributes(9, span.attributes);
-    if (span.droppedAttributesCount > 0) w.uint(10, span.droppedAttributesCount);
+    if (parent?.spanId) w.hex(SPAN.parentSpanId, parent.spanId);
+    w.string(SPAN.name, span.name);
+    w.uint(SPAN.kind, span.kind + 1); // SPAN_KIND_* = the API's SpanKind + 1
+    w.hrTime(SPAN.startTimeUnixNano, span.startTime);
+    w.hrTime(SPAN.endTimeUnixNano, span.endTime);
+    w.attributes(SPAN.attributes, span.attributes);
+    if (span.droppedAttributesCount > 0) w.uint(SPAN.droppedAttributesCount, span.droppedAttributesCount);
     for (const e of span.events) this.#event(e);
-    if (span.droppedEventsCount > 0) w.uint(12, span.droppedEventsCount);
+    if (span.droppedEventsCount > 0) w.uint(SPAN.droppedEventsCount, span.droppedEventsCount);
     for (const l of span.links) this.#link(l);
-    if (span.droppedLinksCount > 0) w.uint(14, span.droppedLinksCount);
-    const st = w.begin(15);
-    if (span.status.message) w.string(2, span.status.message);
-    if (span.status.code !== 0) w.uint(3, span.status.code);
+    if (span.droppedLinksCount > 0) w.uint(SPAN.droppedLinksCount, span.droppedLinksCount);
+    const st = w.begin(SPAN.status);
+    if (span.status.message) w.string(STATUS.message, span.status.message);
+    if (span.status.code !== 0) w.uint(STATUS.code, span.status.code);
     w.end(st);
-    w.fixed32(16, (ctx.traceFlags & 0xff) | HAS_IS_REMOTE | (parent?.isRemote ? IS_REMOTE : 0));
+    w.fixed32(SPAN.flags, (ctx.traceFlags & 0xff) | HAS_IS_REMOTE | (parent?.isRemote ? IS_REMOTE : 0));
     w.end(at);
   }
 
   #event(e: TimedEvent): void {
     const w = this.#w;
-    const at = w.begin(11);
-    w.hrTime(1, e.time);
-    w.string(2, e.name);
-    if (e.attributes !== undefined) w.attributes(3, e.attributes);
-    if (e.droppedAttributesCount) w.uint(4, e.droppedAttributesCount);
+    const at = w.begin(SPAN.events);
+    w.hrTime(SPAN_EVENT.timeUnixNano, e.time);
+    w.string(SPAN_EVENT.name, e.name);
+    if (e.attributes !== undefined) w.attributes(SPAN_EVENT.attributes, e.attributes);
+    if (e.droppedAttributesCount) w.uint(SPAN_EVENT.droppedAttributesCount, e.droppedAttributesCount);
     w.end(at);
   }
 
   #link(l: Link): void {
     const w = this.#w;
-    const at = w.begin(13);
-    w.hex(1, l.context.traceId);
-    w.hex(2, l.context.spanId);
+    const at = w.begin(SPAN.links);
+    w.hex(SPAN_LINK.traceId, l.context.traceId);
+    w.hex(SPAN_LINK.spanId, l.context.spanId);
     const traceState = l.context.traceState?.serialize();
-    if (traceState) w.string(3, traceState);
-    if (l.attributes !== undefined) w.attributes(4, l.attributes);
-    if (l.droppedAttributesCount) w.uint(5, l.droppedAttributesCount);
-    w.fixed32(6, (l.context.traceFlags & 0xff) | HAS_IS_REMOTE | (l.context.isRemote ? IS_REMOTE : 0));
+    if (traceState) w.string(SPAN_LINK.traceState, traceState);
+    if (l.attributes !== undefined) w.attributes(SPAN_LINK.attributes, l.attributes);
+    if (l.droppedAttributesCount) w.uint(SPAN_LINK.droppedAttributesCount, l.droppedAttributesCount);
+    w.fixed32(SPAN_LINK.flags, (l.context.traceFlags & 0xff) | HAS_IS_REMOTE | (l.context.isRemote ? IS_REMOTE : 0));
     w.end(at);
   }
 }

@@ -1,9 +1,15 @@
 import type { AttributeValue, Attributes } from '@opentelemetry/api';
+import { ANY_VALUE, ARRAY_VALUE, KEY_VALUE } from './fields.ts';
 
 const WIRE_VARINT = 0;
 const WIRE_FIXED64 = 1;
 const WIRE_LENGTH = 2;
 const WIRE_FIXED32 = 5;
+// The tags the fast paths write as bytes: KeyValue's key and value, AnyValue's string and int.
+const KEY_TAG = (KEY_VALUE.key << 3) | WIRE_LENGTH;
+const VALUE_TAG = (KEY_VALUE.value << 3) | WIRE_LENGTH;
+const STRING_VALUE_TAG = (ANY_VALUE.stringValue << 3) | WIRE_LENGTH;
+const INT_VALUE_TAG = (ANY_VALUE.intValue << 3) | WIRE_VARINT;
 
 /**
  * A protobuf writer for the few OTLP messages the request path encodes itself: one growing
@@ -177,18 +183,18 @@ export class ProtoWriter {
   /** opentelemetry.proto.common.v1.AnyValue, as the SDK maps JS values (integers to int_value). */
   anyValue(field: number, v: AttributeValue): void {
     const at = this.begin(field);
-    if (typeof v === 'string') this.string(1, v);
-    else if (typeof v === 'boolean') this.uint(2, v ? 1 : 0);
+    if (typeof v === 'string') this.string(ANY_VALUE.stringValue, v);
+    else if (typeof v === 'boolean') this.uint(ANY_VALUE.boolValue, v ? 1 : 0);
     else if (typeof v === 'number') {
-      if (Number.isSafeInteger(v) && v >= 0) this.uint(3, v);
-      else if (Number.isSafeInteger(v)) this.int64(3, v);
-      else this.double(4, v);
+      if (Number.isSafeInteger(v) && v >= 0) this.uint(ANY_VALUE.intValue, v);
+      else if (Number.isSafeInteger(v)) this.int64(ANY_VALUE.intValue, v);
+      else this.double(ANY_VALUE.doubleValue, v);
     } else if (Array.isArray(v)) {
-      const arr = this.begin(5);
+      const arr = this.begin(ANY_VALUE.arrayValue);
       for (const item of v) {
         // An empty AnyValue keeps the positions of null entries, as the SDK writes them.
-        if (item === null || item === undefined) this.end(this.begin(1));
-        else this.anyValue(1, item as AttributeValue);
+        if (item === null || item === undefined) this.end(this.begin(ARRAY_VALUE.values));
+        else this.anyValue(ARRAY_VALUE.values, item as AttributeValue);
       }
       this.end(arr);
     }
@@ -217,11 +223,11 @@ export class ProtoWriter {
     let p = this.pos;
     b[p++] = (field << 3) | WIRE_LENGTH;
     b[p++] = key.length + anyLen + 4; // KeyValue
-    b[p++] = 0x0a; // key
+    b[p++] = KEY_TAG;
     b[p++] = key.length;
     p = copyAscii(b, p, key);
     if (p < 0) return -1;
-    b[p++] = 0x12; // value: AnyValue
+    b[p++] = VALUE_TAG;
     b[p++] = anyLen;
     return p;
   }
@@ -233,8 +239,8 @@ export class ProtoWriter {
       if (v === undefined || v === null) continue;
       if (typeof v === 'string' ? this.#shortString(field, key, v) : typeof v === 'number' && this.#shortUint(field, key, v)) continue;
       const kv = this.begin(field);
-      this.string(1, key);
-      this.anyValue(2, v);
+      this.string(KEY_VALUE.key, key);
+      this.anyValue(KEY_VALUE.value, v);
       this.end(kv);
     }
   }
@@ -248,7 +254,7 @@ export class ProtoWriter {
     let p = this.#keyValueHead(field, key, vLen + 2);
     if (p < 0) return false;
     const b = this.#buf;
-    b[p++] = 0x0a; // string_value
+    b[p++] = STRING_VALUE_TAG;
     b[p++] = vLen;
     p = copyAscii(b, p, value);
     if (p < 0) return false;
@@ -263,7 +269,7 @@ export class ProtoWriter {
     let p = this.#keyValueHead(field, key, vSize + 1);
     if (p < 0) return false;
     const b = this.#buf;
-    b[p++] = 0x18; // int_value
+    b[p++] = INT_VALUE_TAG;
     let v = value;
     while (v > 0x7f) {
       b[p++] = (v & 0x7f) | 0x80;
