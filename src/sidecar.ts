@@ -19,7 +19,7 @@ import { createForwardedResolver } from './proxy/forwarded.ts';
 import { createRequestHeaderBuilder } from './proxy/request-headers.ts';
 import { createUpgrader } from './proxy/upgrade.ts';
 import { createEgress, type Egress } from './egress/index.ts';
-import { createTelemetry, resolveSettings, type Telemetry } from './telemetry/index.ts';
+import { createTelemetry, type Telemetry } from './telemetry/index.ts';
 import { version } from './version.ts';
 
 export interface SidecarOptions {
@@ -279,7 +279,7 @@ export async function assembleSidecar(
       ? createEgress(config, logger, {
           meter: telemetry.meter,
           tracer: telemetry.tracer,
-          agentType: resolveSettings(config.telemetry, process.env).agentType,
+          agentType: telemetry.settings.agentType,
           redis: access.redis,
           // Captured prompts and completions go out with the telemetry: its rule set protects them.
           protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),

@@ -5,7 +5,7 @@ import { formatAddress, type SidecarConfig } from '../config/index.ts';
 import { sdkBaseUrls, type Egress } from '../egress/index.ts';
 import { stdoutDestination, type Logger } from '../log/index.ts';
 import type { Sidecar } from '../sidecar.ts';
-import { resolveSettings } from '../telemetry/index.ts';
+import type { TelemetrySettings } from '../telemetry/index.ts';
 
 /** Signals passed on to the agent. SIGHUP also makes the sidecar re-read its policy and keys. */
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
@@ -16,6 +16,8 @@ export interface AgentEnvOptions {
   /** The variable that tells the agent its port (PORT); empty: none. */
   portEnv: string;
   env: NodeJS.ProcessEnv;
+  /** The sidecar's telemetry settings, as resolved at its start. */
+  telemetry: Pick<TelemetrySettings, 'enabled' | 'serviceName'>;
 }
 
 /**
@@ -44,7 +46,7 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
     for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host, port })}`, o.egress.service.providers)) set(name, value, false);
   }
-  const t = resolveSettings(o.config.telemetry, o.env);
+  const t = o.telemetry;
   // Only a collector the configuration names: the exporters' own default differs by protocol (4317, 4318).
   const endpoint = o.config.telemetry.endpoint;
   if (t.enabled && endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', endpoint, true);
@@ -59,9 +61,9 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
  * sidecar drains and stops, and the process exits with the agent's status (128 + the signal
  * number when a signal ended it; 127 when the command cannot be started).
  */
-export async function runAgent(command: readonly string[], sidecar: Sidecar & { egress: Egress | undefined; access: { reload(): Promise<void> } }, o: Omit<AgentEnvOptions, 'egress'> & { egressAddress: AddressInfo | undefined; logger: Logger }): Promise<number> {
+export async function runAgent(command: readonly string[], sidecar: Sidecar & { egress: Egress | undefined; access: { reload(): Promise<void> }; telemetry: { settings: TelemetrySettings } }, o: Omit<AgentEnvOptions, 'egress' | 'telemetry'> & { egressAddress: AddressInfo | undefined; logger: Logger }): Promise<number> {
   const egress = sidecar.egress !== undefined && o.egressAddress !== undefined ? { address: o.egressAddress, service: sidecar.egress } : undefined;
-  const { env, notes } = agentEnvironment({ ...o, egress });
+  const { env, notes } = agentEnvironment({ ...o, egress, telemetry: sidecar.telemetry.settings });
   o.logger.info({ event_type: 'agent_start', command: command[0], env: notes }, `starting the agent: ${command.join(' ')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
   const child = spawn(command[0]!, command.slice(1), { env, stdio: 'inherit', detached: true });
   // The child inherited stdout, and starting it made a shared stdout blocking again.

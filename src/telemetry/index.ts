@@ -19,7 +19,7 @@ import { createTelemetryObserver } from './observer.ts';
 import { createDropCounter, createLogBatcher, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
 import { createPrometheusEndpoint } from './prometheus.ts';
 import { createSessionTracker } from './sessions.ts';
-import { resolveSettings } from './settings.ts';
+import { resolveSettings, type TelemetrySettings } from './settings.ts';
 
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
@@ -41,6 +41,8 @@ export interface Telemetry {
   readonly metricsHandler: http.RequestListener | undefined;
   /** For the startup line. */
   readonly describe: string;
+  /** The settings resolved once at start (configuration, OTEL_* variables, defaults), for whoever else needs them (egress, the wrapper). */
+  readonly settings: TelemetrySettings;
   /** The meter and tracer other parts record with (LLM egress); undefined when telemetry, or traces, are off. */
   readonly meter: Meter | undefined;
   readonly tracer: Tracer | undefined;
@@ -77,7 +79,7 @@ export interface TelemetryOptions {
 export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger, options: TelemetryOptions = {}): Telemetry {
   const t = config.telemetry;
   const settings = resolveSettings(t, options.env ?? process.env);
-  if (!settings.enabled) return disabledTelemetry();
+  if (!settings.enabled) return disabledTelemetry(settings);
 
   const log = componentLogger(logger, 'agent-sidecar.telemetry');
   for (const w of settings.warnings) log.warn({ event_type: 'telemetry_config', code: w.code, variable: w.variable, value: w.value, using: w.using }, w.message);
@@ -169,6 +171,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
 
   return {
     enabled: true,
+    settings,
     observer,
     // With telemetry on, the sidecar owns the trace headers: with traces on it continues a
     // trusted caller's context or starts its own; with traces off a caller's context is not
@@ -217,9 +220,10 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   };
 }
 
-function disabledTelemetry(): Telemetry {
+function disabledTelemetry(settings: TelemetrySettings): Telemetry {
   return {
     enabled: false,
+    settings,
     observer: undefined,
     stripHeaders: [],
     metricsHandler: undefined,
