@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig, type SidecarConfigInput } from '../src/config/index.ts';
 import { createCors, type CorsStage } from '../src/cors/index.ts';
 import { isSidecarError, type SidecarError } from '../src/errors/index.ts';
-import type { RequestContext } from '../src/ingress/context.ts';
+import type { RequestContext } from '../src/core/index.ts';
 import { startServer } from './helpers.ts';
 
 const APP = 'https://app.example.com';

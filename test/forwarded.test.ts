@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { createForwardedResolver } from '../src/proxy/forwarded.ts';
+import { createForwardedResolver } from '../src/ingress/forwarded.ts';
 
 function req(remoteAddress: string, headers: Record<string, string> = {}): IncomingMessage {
   return { socket: { remoteAddress }, headers: { host: 'agent.local', ...headers } } as unknown as IncomingMessage;

@@ -3,8 +3,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Stage } from '../src/ingress/context.ts';
-import type { RequestObserver } from '../src/ingress/observer.ts';
+import type { RequestObserver, Stage } from '../src/core/index.ts';
 import { startSidecar } from './helpers.ts';
 
 /** Records what the observer is told, in order: each request must end exactly once, last. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { exportSPKI } from 'jose';
 import { createAccess } from '../../src/access/index.ts';
 import { validateConfig } from '../../src/config/index.ts';
-import { runStages, type RequestContext } from '../../src/ingress/context.ts';
+import { runStages, type RequestContext } from '../../src/core/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 
 const { publicKey, privateKey } = await generateKeyPair('RS256');

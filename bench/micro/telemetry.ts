@@ -12,7 +12,7 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { TracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { validateConfig } from '../../src/config/index.ts';
 import { createProtection } from '../../src/protect/index.ts';
-import type { RequestContext } from '../../src/ingress/context.ts';
+import type { RequestContext } from '../../src/core/index.ts';
 import { componentLogger, createLogger } from '../../src/log/index.ts';
 import { createAccessLog } from '../../src/telemetry/access-log.ts';
 import { createHistograms, createInstruments } from '../../src/telemetry/instruments.ts';

@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/principal.ts';
 import type { SidecarConfig } from '../config/index.ts';
-import type { RequestContext } from '../ingress/context.ts';
+import type { RequestContext } from '../core/index.ts';
 
 type HeaderConfig = SidecarConfig['auth']['identityHeaders'];
 

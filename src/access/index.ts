@@ -1,12 +1,11 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type http from 'node:http';
 import type { Redis } from 'ioredis';
-import type { ReadinessCheck } from '../admin/index.ts';
+import type { ReadinessCheck, Stage } from '../core/index.ts';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import { createAuthenticator, type Authenticator } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
-import type { Stage } from '../ingress/context.ts';
 import type { Logger } from '../log/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';

@@ -1,5 +1,5 @@
 import { SidecarError } from '../errors/index.ts';
-import type { RequestContext } from '../ingress/context.ts';
+import type { RequestContext } from '../core/index.ts';
 
 // Frameworks that honour these let a GET-authorized caller perform a DELETE.
 export const METHOD_OVERRIDE_HEADERS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];

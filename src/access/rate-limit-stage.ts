@@ -1,5 +1,5 @@
 import type { SidecarConfig } from '../config/index.ts';
-import type { RequestContext, Stage } from '../ingress/context.ts';
+import type { RequestContext, Stage } from '../core/index.ts';
 import { enforceRateLimit, type RateLimiter, type RateRule } from '../ratelimit/index.ts';
 
 interface RouteRule extends RateRule {

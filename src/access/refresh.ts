@@ -5,7 +5,7 @@ import type { Principal } from '../auth/principal.ts';
 import { issueToken } from '../auth/issuer.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import type { RequestContext, Stage } from '../ingress/context.ts';
+import type { RequestContext, Stage } from '../core/index.ts';
 
 export interface RefreshOptions {
   path: string;

@@ -1,4 +1,4 @@
-import type { RequestContext, Stage } from '../ingress/context.ts';
+import type { RequestContext, Stage } from '../core/index.ts';
 import { normalizePath, type Policy } from '../policy/index.ts';
 
 export interface RouteDeps {

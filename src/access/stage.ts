@@ -1,7 +1,7 @@
 import type { AuditSink } from '../audit/index.ts';
 import type { Principal } from '../auth/principal.ts';
 import { isSidecarError, SidecarError } from '../errors/index.ts';
-import type { RequestContext, Stage } from '../ingress/context.ts';
+import type { RequestContext, Stage } from '../core/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Policy } from '../policy/index.ts';
 import { effectiveMethod } from './method-override.ts';

@@ -1,2 +1,2 @@
-export { createAdminServer, type AdminOptions, type ReadinessCheck } from './server.ts';
+export { createAdminServer, type AdminOptions } from './server.ts';
 export { upstreamReadiness } from './upstream-check.ts';

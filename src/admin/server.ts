@@ -1,12 +1,8 @@
 import http from 'node:http';
+import type { ReadinessCheck } from '../core/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
 import { listenerTimeouts, type ClientTimeouts } from '../ingress/listener.ts';
 
-export interface ReadinessCheck {
-  name: string;
-  /** Resolves to a problem description, or undefined when ready. */
-  check(): Promise<string | undefined>;
-}
 
 export interface AdminOptions {
   isDraining: () => boolean;

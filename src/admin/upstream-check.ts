@@ -1,5 +1,5 @@
 import type { Pool } from 'undici';
-import type { ReadinessCheck } from './server.ts';
+import type { ReadinessCheck } from '../core/index.ts';
 
 /**
  * Ready when the upstream answers HTTP at all (any status): the question is whether the

@@ -1,6 +1,6 @@
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import type { RequestContext } from '../ingress/context.ts';
+import type { RequestContext } from '../core/index.ts';
 
 export type CorsConfig = NonNullable<SidecarConfig['cors']>;
 /** A request stage: answers preflights, decorates cross-origin responses. */

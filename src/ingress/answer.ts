@@ -1,5 +1,5 @@
 import { sendError, writeSocketError, type SidecarError } from '../errors/index.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../core/index.ts';
 
 /**
  * The one place where the sidecar answers a request of the ingress itself (its errors, from

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
+import type { BodyHead, RequestBody } from '../core/index.ts';
 import { SidecarError } from '../errors/index.ts';
 
 export interface BodyLimits {
@@ -7,13 +8,6 @@ export interface BodyLimits {
   maxBytes: number;
   /** limits.clientBodyTimeout: no byte for this long while the body is read fails it with 408; 0: no limit. */
   idleTimeout: number;
-}
-
-/** What a read of the first bytes gives: the whole body, or its head when it is longer than the cap. */
-export interface BodyHead {
-  body: Buffer;
-  /** False when the body goes on past `body` (the rest is still unread). */
-  complete: boolean;
 }
 
 /**
@@ -31,7 +25,7 @@ export interface BodyHead {
  * Failures reach the reader as errors (a SidecarError), so that the client still gets its
  * answer on the open connection.
  */
-export class ClientBody {
+export class ClientBody implements RequestBody {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #ctx: { bytesIn: number };

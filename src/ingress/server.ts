@@ -4,15 +4,12 @@ import type { Duplex } from 'node:stream';
 import type { SidecarConfig } from '../config/index.ts';
 import { isSidecarError, sendError, SidecarError, writeSocketError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
-import type { Forwarder } from '../proxy/forward.ts';
-import type { ForwardedResolver } from '../proxy/forwarded.ts';
-import { cgiFoldingHeader } from '../proxy/request-headers.ts';
-import type { Upgrader } from '../proxy/upgrade.ts';
+import type { ForwardedResolver } from './forwarded.ts';
+import { cgiFoldingHeader } from './cgi-headers.ts';
 import { answerError, answerReply } from './answer.ts';
 import { ClientBody, type BodyLimits } from './body.ts';
-import { runStages, type RequestContext, type Stage } from './context.ts';
+import { type RequestBody, type RequestContext, type RequestForwarder, type RequestObserver, runStages, type Stage, type UpgradeRelay } from '../core/index.ts';
 import { listenerTimeouts } from './listener.ts';
-import type { RequestObserver } from './observer.ts';
 import { requestIdFrom } from './request-id.ts';
 import { requestTarget } from './target.ts';
 import { loadTls, watchTls } from './tls.ts';
@@ -20,8 +17,8 @@ import { loadTls, watchTls } from './tls.ts';
 export interface IngressOptions {
   config: Readonly<SidecarConfig>;
   stages: readonly Stage[];
-  forwarder: Forwarder;
-  upgrader: Upgrader;
+  forwarder: RequestForwarder;
+  upgrader: UpgradeRelay;
   resolveForwarded: ForwardedResolver;
   logger: Logger;
   observer?: RequestObserver | undefined;
@@ -91,7 +88,7 @@ export function createIngress(options: IngressOptions): Ingress {
       clientBody: undefined,
     };
     if (res !== undefined && (cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined)) {
-      (ctx as { clientBody: ClientBody }).clientBody = new ClientBody(req, res, ctx, bodyLimits, expectContinue);
+      (ctx as { clientBody: RequestBody }).clientBody = new ClientBody(req, res, ctx, bodyLimits, expectContinue);
     }
     return ctx;
   }

@@ -18,7 +18,7 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import type { Stage } from '../ingress/context.ts';
+import type { Stage } from '../core/index.ts';
 import { protectLogger, type Logger } from '../log/index.ts';
 import { createBodyStage } from './body/stage.ts';
 import { createProtector, type Protector } from './engine.ts';

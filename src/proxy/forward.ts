@@ -4,9 +4,8 @@ import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { answerError } from '../ingress/answer.ts';
-import { prepend, readHead, type BodyHead } from '../ingress/body.ts';
-import type { BodyTransform, RequestContext } from '../ingress/context.ts';
-import type { RequestObserver } from '../ingress/observer.ts';
+import type { BodyHead, BodyTransform, RequestContext, RequestForwarder, RequestObserver } from '../core/index.ts';
+import { prepend, readHead } from '../ingress/body.ts';
 import { Admission } from './admission.ts';
 import type { Admission as BreakerAdmission, CircuitBreaker } from './breaker.ts';
 import { clientResponseHeaders } from './headers.ts';
@@ -29,9 +28,7 @@ export interface ForwarderOptions {
   observer?: RequestObserver | undefined;
 }
 
-export interface Forwarder {
-  /** Streams the request to the upstream and the response back; never throws. */
-  forward(ctx: RequestContext): void;
+export interface Forwarder extends RequestForwarder {
   readonly pool: Pool;
   /** Who holds an upstream connection, and who waits for one. */
   readonly admission: Admission;

@@ -1,7 +1,6 @@
 export { Admission, type AdmissionOptions } from './admission.ts';
 export { createCircuitBreaker, type CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './breaker.ts';
 export { createForwarder, createUpstreamPool, type Forwarder, type ForwarderOptions } from './forward.ts';
-export { createForwardedResolver, type ForwardedResolver, type ForwardedValues } from './forwarded.ts';
 export { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts';
 export { createRequestHeaderBuilder, type RequestHeaderBuilder } from './request-headers.ts';
 export { createUpgrader, type Upgrader } from './upgrade.ts';

@@ -4,8 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SidecarError } from '../errors/index.ts';
 import { answerError } from '../ingress/answer.ts';
-import type { RequestContext } from '../ingress/context.ts';
-import type { RequestObserver } from '../ingress/observer.ts';
+import type { RequestContext, RequestObserver, UpgradeRelay } from '../core/index.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
 import { relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';
 
@@ -18,16 +17,7 @@ export interface UpgraderOptions {
   observer?: RequestObserver | undefined;
 }
 
-export interface Upgrader {
-  /**
-   * Relays an Upgrade (WebSocket) handshake and then both byte streams; `done` is called once
-   * when the exchange is over (tunnel closed, refusal relayed, failure written, client gone).
-   */
-  upgrade(ctx: RequestContext, head: Buffer, done: () => void): void;
-  /** Tunnels currently open, for shutdown. */
-  readonly open: ReadonlySet<Duplex>;
-  closeAll(): void;
-}
+export type Upgrader = UpgradeRelay;
 
 /**
  * WebSocket upgrades go through node:http rather than the undici pool: each tunnel owns its

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
-import type { ReadinessCheck } from '../admin/server.ts';
+import type { ReadinessCheck } from '../core/index.ts';
 import type { SidecarConfig } from '../config/schema.ts';
 import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';

@@ -5,7 +5,7 @@ import { AggregationTemporality, InstrumentType, MeterProvider, PeriodicExportin
 import { TracerProvider } from '@opentelemetry/sdk-trace';
 import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
-import type { RequestObserver } from '../ingress/observer.ts';
+import type { RequestObserver } from '../core/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import type { TelemetryProtection } from '../protect/telemetry.ts';
 import type { RevocationCheck } from '../revocation/index.ts';

@@ -13,8 +13,7 @@ import {
 } from '@opentelemetry/api';
 import proxyaddr from 'proxy-addr';
 import type { SidecarError } from '../errors/index.ts';
-import type { RequestContext } from '../ingress/context.ts';
-import type { RequestObserver } from '../ingress/observer.ts';
+import type { RequestContext, RequestObserver, RequestTelemetry } from '../core/index.ts';
 import type { AccessLevel, AccessLog, AccessRecord } from './access-log.ts';
 import type { HistogramCell, Instruments, Tally } from './instruments.ts';
 import { ATTR, KNOWN_METHODS, UNMATCHED } from './names.ts';
@@ -42,7 +41,7 @@ export interface ObserverOptions {
 }
 
 /** Per request, in ctx.telemetry: one object, no closures. */
-class RequestState {
+class RequestState implements RequestTelemetry {
   server: Span | undefined = undefined;
   client: Span | undefined = undefined;
   parent: Context = ROOT_CONTEXT;
@@ -54,6 +53,15 @@ class RequestState {
     this.method = method;
     this.active = active;
   }
+  get context(): Context {
+    return this.server === undefined ? this.parent : trace.setSpan(this.parent, this.server);
+  }
+}
+
+/** This observer's state of the request; another observer's (or none) is not ours to read. */
+function stateOf(ctx: RequestContext): RequestState | undefined {
+  const st = ctx.telemetry;
+  return st instanceof RequestState ? st : undefined;
 }
 
 /** The attribute objects of one (method, route, status, error) combination, built once. */
@@ -183,7 +191,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     },
 
     upstreamStart(ctx) {
-      const st = ctx.telemetry as RequestState | undefined;
+      const st = stateOf(ctx);
       if (st === undefined) return;
       st.upstreamAt = process.hrtime.bigint();
       if (tracer === undefined || st.server === undefined) return;
@@ -197,7 +205,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     },
 
     upstreamEnd(ctx, statusCode, err) {
-      const st = ctx.telemetry as RequestState | undefined;
+      const st = stateOf(ctx);
       if (st === undefined || st.upstreamAt === 0n) return;
       const ms = Number(process.hrtime.bigint() - st.upstreamAt) / 1e6;
       st.upstreamMs = ms;
@@ -219,7 +227,7 @@ export function createTelemetryObserver(o: ObserverOptions): RequestObserver & {
     },
 
     requestEnd(ctx) {
-      const st = ctx.telemetry as RequestState | undefined;
+      const st = stateOf(ctx);
       if (st === undefined) return;
       const res = ctx.res;
       const durationNs = process.hrtime.bigint() - ctx.startedAt;

@@ -1,6 +1,6 @@
 import { Transform } from 'node:stream';
 import type { SidecarError } from '../../errors/index.ts';
-import type { BodyTransform } from '../../ingress/context.ts';
+import type { BodyTransform } from '../../core/index.ts';
 import type { Protector } from '../engine.ts';
 import { decode, type ContentType } from './content.ts';
 

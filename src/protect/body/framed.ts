@@ -1,4 +1,4 @@
-import type { BodyTransform } from '../../ingress/context.ts';
+import type { BodyTransform } from '../../core/index.ts';
 import type { SidecarError } from '../../errors/index.ts';
 
 /** Where a frame ends in `buf` (searching from `from`): its content ends at `end`, the next frame starts at `next`. */

@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline } from 'node:stream';
 import { SidecarError, type SidecarErrorCode } from '../../errors/index.ts';
-import type { ClientBody } from '../../ingress/body.ts';
-import type { BodyTransform, RequestContext, Stage } from '../../ingress/context.ts';
+import type { BodyTransform, RequestBody, RequestContext, Stage } from '../../core/index.ts';
 import type { Logger } from '../../log/index.ts';
 import type { Protector } from '../engine.ts';
 import { createBufferedTransform, protectWhole, transformStream } from './buffered.ts';
@@ -89,7 +88,7 @@ export function createBodyStage(o: BodyStageOptions): Stage {
     return readAndProtect(ctx, clientBody, route, p, ct);
   }
 
-  async function readAndProtect(ctx: RequestContext, clientBody: ClientBody, route: ProtectedRoute, p: Protector, ct: ContentType | undefined): Promise<void> {
+  async function readAndProtect(ctx: RequestContext, clientBody: RequestBody, route: ProtectedRoute, p: Protector, ct: ContentType | undefined): Promise<void> {
     const { body, complete } = await clientBody.read(cap);
     if (!complete) {
       orThrow(unprotectable(ctx, route, 'request', 'tooLarge'));

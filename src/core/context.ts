@@ -1,9 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
+import type { Context } from '@opentelemetry/api';
 import type { Principal } from '../auth/principal.ts';
-import type { SidecarErrorCode } from '../errors/index.ts';
-import type { ForwardedValues } from '../proxy/forwarded.ts';
-import type { ClientBody } from './body.ts';
+import type { SidecarError, SidecarErrorCode } from '../errors/index.ts';
 
 /** What every stage of the request path sees and may refine. */
 export interface RequestContext {
@@ -44,19 +43,55 @@ export interface RequestContext {
    * refusal, the upstream's non-101 answer); undefined while none was sent.
    */
   upgradeStatus?: number | undefined;
-  /** A slot for the telemetry observer's per-request state (spans). */
-  telemetry?: unknown;
+  /** Set by the telemetry observer when the request arrives; undefined when telemetry is off. */
+  telemetry?: RequestTelemetry | undefined;
   /**
    * The client's request body, when it has one: read it through this, never from req, so that a
    * pending 100 Continue is sent and the body's limits and idle timeout apply.
    */
-  readonly clientBody?: ClientBody | undefined;
+  readonly clientBody?: RequestBody | undefined;
   /** Set by a stage that rewrote the request body (data protection): forwarded instead of the client's. */
   requestBody?: Buffer | Readable | undefined;
   /** Set by a stage that rewrites the response body (data protection); called once the upstream's head is known. */
   responseBody?: ResponseBodyHook | undefined;
   /** Set by a stage that answers the request itself (a CORS preflight): nothing is forwarded. */
   reply?: { status: number; headers: Record<string, string>; body?: string } | undefined;
+}
+
+/** X-Forwarded-* values and the client's address, after trusted proxies (ingress/forwarded.ts). */
+export interface ForwardedValues {
+  for: string;
+  proto: string;
+  host: string | undefined;
+  /** The client's address as this hop sees it: the peer, or the first untrusted hop. */
+  clientAddress: string;
+  /** Whether the peer is a trusted proxy, whose Forwarded header may pass. */
+  trusted: boolean;
+}
+
+/** What a read of the first bytes gives: the whole body, or its head when it is longer than the cap. */
+export interface BodyHead {
+  body: Buffer;
+  /** False when the body goes on past `body` (the rest is still unread). */
+  complete: boolean;
+}
+
+/** The client's request body as stages and the proxy read it (ingress/body.ts ClientBody). */
+export interface RequestBody {
+  /** Reads up to `cap` bytes: the whole body, or its head with the rest unread. */
+  read(cap: number): Promise<BodyHead>;
+  /** The body as a stream, `head` (what read() gave) first. */
+  stream(head?: Buffer): Readable;
+  /** Fails the body for its reader (a timeout answered elsewhere). */
+  fail(err: SidecarError): void;
+}
+
+/**
+ * The telemetry observer's per-request state, as the rest of the request path may use it:
+ * the context a stage's own spans are children of (the SERVER span's, or the caller's).
+ */
+export interface RequestTelemetry {
+  readonly context: Context;
 }
 
 /**
@@ -73,22 +108,4 @@ export interface BodyTransform {
   push(chunk: Buffer): Buffer | undefined;
   /** What remains once the upstream's body ended. */
   end(): Buffer | undefined;
-}
-
-/**
- * A stage identifies, authorizes, limits or protects a request. It refines the context or
- * throws a SidecarError to refuse it; it never writes the response itself.
- */
-export type Stage = (ctx: RequestContext) => void | Promise<void>;
-
-/** Runs stages in order; stays synchronous while every stage is. */
-export function runStages(stages: readonly Stage[], ctx: RequestContext, from = 0): void | Promise<void> {
-  for (let i = from; i < stages.length; i++) {
-    // A stage that answered the request itself (CORS preflight, refresh endpoint) ends the chain.
-    if (ctx.reply !== undefined) return;
-    const result = stages[i]!(ctx);
-    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
-      return (result as Promise<void>).then(() => runStages(stages, ctx, i + 1));
-    }
-  }
 }

@@ -1,15 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import proxyaddr from 'proxy-addr';
-
-export interface ForwardedValues {
-  for: string;
-  proto: string;
-  host: string | undefined;
-  /** The client's address as this hop sees it: the peer, or the first untrusted hop. */
-  clientAddress: string;
-  /** Whether the peer is a trusted proxy, whose Forwarded header may pass. */
-  trusted: boolean;
-}
+import type { ForwardedValues } from '../core/index.ts';
 
 export type ForwardedResolver = (req: IncomingMessage) => ForwardedValues;
 
