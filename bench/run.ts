@@ -200,7 +200,7 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
   for (const t of targets) {
     if (!isSidecar(t)) continue;
     const plan = sidecarPlan(t, o, scenario, f, tmp, `${HOST}:${egressPort}`, upstream.url.replace(/\/$/, ''));
-    const started = await startSidecar(tmp, upstream, { ...plan, cpus: cpus.servers, cpuProfileDir, entry: o.source ? SIDECAR_SOURCE : SIDECAR_BIN });
+    const started = await startSidecar(tmp, upstream, { ...plan, cpus: cpus.servers, cpuProfileDir, entry: o.source ? SIDECAR_SOURCE : SIDECAR_BIN, nodeFlags: o.nodeFlags });
     if (t === 'sidecar-egress') {
       // The load goes to the egress listener, under its provider's path prefix.
       const egress = egressConfig({ address: `${HOST}:${egressPort}`, providerOrigin: upstream.url.replace(/\/$/, '') })!;
@@ -449,7 +449,7 @@ async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonl
           f.telemetry && exporter ? `; ${exporter} records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${f.telemetry.endpoint}, metrics every 5s)` : ''
         }`,
         `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
-        `The sidecar ran ${o.source ? 'from src/ (type stripping: about 40 MB more RSS than deployed)' : 'as deployed (bin/agent-sidecar.js, built to dist/)'}${o.cpuProfile ? '; with --cpu-prof, which adds CPU and RSS: read the profiles, not these figures' : ''}`,
+        `The sidecar ran ${o.source ? 'from src/ (type stripping: about 40 MB more RSS than deployed)' : 'as deployed (bin/agent-sidecar.js, built to dist/)'}${o.nodeFlags === 'none' ? ', without the V8 flags and MALLOC_ARENA_MAX of `run` (--node-flags none)' : ''}${o.cpuProfile ? '; with --cpu-prof, which adds CPU and RSS: read the profiles, not these figures' : ''}`,
         '',
         render(
           m,

@@ -19,6 +19,14 @@ describe('bench options', () => {
     expect(o.source).toBe(false);
   });
 
+  it('runs the sidecars without the launcher\'s Node.js settings only when asked, and refuses other values', () => {
+    expect(parse([]).nodeFlags).toBe('default');
+    expect(parse(['--node-flags', 'none']).nodeFlags).toBe('none');
+    expect(parse([], { BENCH_NODE_FLAGS: 'none' }).nodeFlags).toBe('none');
+    expect(parse(['--node-flags', 'default'], { BENCH_NODE_FLAGS: 'none' }).nodeFlags).toBe('default');
+    expect(() => parse(['--node-flags', 'off'])).toThrow(/default or none/);
+  });
+
   it('runs the sidecar from its sources with --source or BENCH_SOURCE', () => {
     expect(parse(['--source']).source).toBe(true);
     expect(parse([], { BENCH_SOURCE: '1' }).source).toBe(true);

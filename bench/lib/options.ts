@@ -35,6 +35,12 @@ export interface BenchOptions {
   soakMinutes: number;
   /** Run the sidecar from its TypeScript sources instead of building dist/ and running bin/agent-sidecar.js. */
   source: boolean;
+  /**
+   * The Node.js and allocator settings `run` applies (src/cli/launch.ts): `default` keeps them,
+   * `none` runs every sidecar target without them (AGENT_SIDECAR_NODE_FLAGS=none), to measure
+   * what they are worth (README: Measured decisions).
+   */
+  nodeFlags: 'default' | 'none';
   /** Pass --cpu-prof to the sidecar; profiles land next to the results. */
   cpuProfile: boolean;
   /** Keep the temporary directory (configs, logs) after a successful run. */
@@ -168,6 +174,9 @@ export const USAGE = `usage: npm run bench -- [options]
                           sampled every 10 s; with all, only in full        (BENCH_SOAK)
   --source                run the sidecar from src/ (type stripping) instead of
                           building dist/ and running bin/agent-sidecar.js   (BENCH_SOURCE=1)
+  --node-flags <default|none>  none: every sidecar target without the V8 flags and
+                          MALLOC_ARENA_MAX that \`run\` sets (AGENT_SIDECAR_NODE_FLAGS=none),
+                          to measure them against default in alternate runs (BENCH_NODE_FLAGS)
   --cpu-prof              write a CPU profile of each sidecar to bench/results/profiles/
                           (a .cpuprofile: a flame graph in speedscope or Chrome DevTools)
   --keep-tmp              keep the temporary directory with configs and logs
@@ -195,6 +204,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
       events: { type: 'string' },
       soak: { type: 'string' },
       source: { type: 'boolean' },
+      'node-flags': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       'keep-tmp': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -223,6 +233,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): B
     events: int('events', values.events ?? env.BENCH_EVENTS, 1000),
     soakMinutes: int('soak', values.soak ?? env.BENCH_SOAK, 0, 0),
     source: values.source ?? truthy(env.BENCH_SOURCE),
+    nodeFlags: nodeFlagsOf(values['node-flags'] ?? env.BENCH_NODE_FLAGS),
     cpuProfile: values['cpu-prof'] ?? false,
     keepTmp: values['keep-tmp'] ?? false,
   };
@@ -242,6 +253,12 @@ function int(name: string, raw: string | undefined, fallback: number, min = 1): 
 /** `--soak` without a value (last, or followed by another flag) means DEFAULT_SOAK_MINUTES. */
 export function withSoakDefault(argv: readonly string[]): string[] {
   return argv.map((a, i) => (a === '--soak' && (i === argv.length - 1 || argv[i + 1]!.startsWith('-')) ? `--soak=${DEFAULT_SOAK_MINUTES}` : a));
+}
+
+function nodeFlagsOf(raw: string | undefined): 'default' | 'none' {
+  if (raw === undefined || raw === '' || raw === 'default') return 'default';
+  if (raw === 'none') return 'none';
+  throw new Error(`--node-flags expects default or none, got ${JSON.stringify(raw)}`);
 }
 
 function scenarioOf(raw: string | undefined): Scenario | 'all' {

@@ -138,6 +138,8 @@ export interface SidecarStartOptions {
   env?: NodeJS.ProcessEnv;
   /** Send stdout to this file rather than into memory. */
   stdoutFile?: string;
+  /** none: without the V8 flags and allocator variable `run` applies (bench --node-flags none). */
+  nodeFlags?: 'default' | 'none';
   /** The script node runs: SIDECAR_BIN (default) or SIDECAR_SOURCE. */
   entry?: string;
 }
@@ -162,10 +164,12 @@ ${options.extraConfig ?? ''}`,
   const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
   // The launcher adds SIDECAR_V8_FLAGS and SIDECAR_ENV itself; the sources get them here.
   const source = options.entry === SIDECAR_SOURCE;
-  const nodeFlags = source ? [...SIDECAR_V8_FLAGS, ...profile] : profile;
+  const bare = options.nodeFlags === 'none';
+  const nodeFlags = source && !bare ? [...SIDECAR_V8_FLAGS, ...profile] : profile;
+  const env = options.env ?? process.env;
   const child = startChild(options.name, process.execPath, [...nodeFlags, options.entry ?? SIDECAR_BIN, 'run', '--config', file], {
     cpus: options.cpus,
-    env: source ? { ...SIDECAR_ENV, ...(options.env ?? process.env) } : options.env,
+    env: bare ? { ...env, AGENT_SIDECAR_NODE_FLAGS: 'none' } : source ? { ...SIDECAR_ENV, ...env } : options.env,
     stdoutFile: options.stdoutFile,
   });
   const adminUrl = `http://${HOST}:${adminPort}`;

@@ -4,13 +4,10 @@ import { isSea } from 'node:sea';
 // executable (dist/agent-sidecar-linux-x64) both call relaunch() before anything else loads.
 //
 // The long-running sidecar (`run`) caps V8's young generation. Left to itself, V8 sizes it
-// from the machine's memory and grows it under load. Measured with npm run bench on a 2-CPU,
-// 24 GB machine, default -> 8 MB semi-spaces:
-//   RSS at 1000 req/s: passthrough 145-148 -> 132-134 MB, full chain 247-249 -> 157-167 MB;
-//   RSS under saturation: passthrough 261-262 -> 163 MB, full chain 492 -> 372-400 MB;
-//   requests/s within the spread of runs (JWT + RBAC: 31.1-32.0k -> 31.0-32.5k).
-// 4 MB saved another 10 MB at 1000 req/s but cost the JWT path 12% of its requests/s
-// (27.1-28.4k), 16 MB kept 15 MB more.
+// from the machine's memory and grows it under load: 8 MB semi-spaces keep the resident set
+// down at no measured cost in requests/s; 4 MB cost the JWT path requests/s, 16 MB kept more
+// memory. Each of the three settings here is measured by `npm run bench` against
+// `npm run bench -- --node-flags none` (bench/README.md, Measured decisions, has the figures).
 // V8 reads the flag only at start, so the process replaces itself once (same pid, same
 // descriptors) with the flag in place: preloads (--import, --require) then run twice, and a
 // parent that forked it with an IPC channel loses that channel. A --max-semi-space-size of your
@@ -20,21 +17,14 @@ import { isSea } from 'node:sea';
 //
 // The same replacement sets MALLOC_ARENA_MAX=2 unless it is set: glibc otherwise keeps up to
 // eight malloc arenas per CPU for the process's threads (V8's, libuv's), each holding freed
-// memory. Measured with npm run bench -- --scenario auth, 16 -> 2 arenas, two runs each:
-//   RSS at 1000 req/s: passthrough 136-138 -> 127-130 MB, JWT + RBAC 137-144 -> 130-133 MB;
-//   RSS under saturation: 170-186 -> 153-169 MB; JWT + RBAC requests/s 26.6-27.5k -> 28.8k.
-// musl ignores it.
+// memory. musl ignores it.
 // glibc reads it once, at start: the replaced process removes it from its environment again,
 // so that an agent started by `run -- <command>` or any other child keeps its allocator's default.
 //
 // And V8's allocation-site pretenuring is off. With request bodies, V8 decided to allocate
 // per-request objects straight in the old generation, where they die: every scavenge then
-// scanned them. Measured at 1000 req/s with 4 KB JSON POSTs, two runs each, on / off:
-//   passthrough: GC 10.9-12.1 -> 1.5-2.0 µs per request, anonymous RSS 176-177 -> 129-132 MB,
-//     p99 2.0-2.3 -> 0.7-1.0 ms, 0.172-0.174 -> 0.125-0.159 cores;
-//   with traces, metrics and logs: GC 14.2-14.3 -> 5.3-5.5 µs per request, p99 2.7-2.8 ->
-//     1.5-1.6 ms, 0.209-0.225 -> 0.178-0.189 cores;
-//   GET requests: within the spread of runs (anonymous RSS +6 MB, CPU 0.121-0.131 -> 0.104-0.113).
+// scanned them; off, bodies cost less GC, memory and tail latency, and GET requests are
+// unchanged (--scenario protect against --node-flags none).
 //
 // The single executable carries the V8 flags in its own execArgv (scripts/build-sea.ts), since
 // flags on its command line are the application's arguments; it replaces itself only for the

@@ -12,8 +12,8 @@ export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
 /**
  * ioredis, loaded only when Redis is configured. Loading it defines a String subclass
  * (its RESP3 VerbatimString), and once any exists, V8 (Node 24) runs every
- * String.prototype.charCodeAt loop of the process 5 to 8 times slower (measured: OTLP
- * attribute encoding 0.18 µs -> 1.37 µs). A sidecar without Redis never pays that.
+ * String.prototype.charCodeAt loop of the process several times slower (npm run
+ * bench:micro:strings measures it). A sidecar without Redis never pays that.
  */
 export function loadRedisClient(): typeof Redis {
   // In the single executable (a CommonJS bundle) `require` is the bundle's own, which holds

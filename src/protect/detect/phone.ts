@@ -9,8 +9,9 @@ import { regexDetector, type Detector } from './types.ts';
 const CANDIDATE = /(?<![\w.+/-])(?:\+|\(\+?)?\d[\d ().\-/\u00a0]{5,22}\d(?![\w]|[.-]\d)/g;
 const DATE_LIKE = /^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}/;
 
-// libphonenumber takes about 10 µs per number: verdicts are kept per candidate text, since the
-// same numbers come back in every turn of a conversation (chat requests resend the history).
+// libphonenumber's parse costs far more than the scan around it: verdicts are kept per
+// candidate text, since the same numbers come back in every turn of a conversation (chat
+// requests resend the history).
 const MAX_VERDICTS = 4096;
 
 export function phoneDetector(countries: readonly string[]): Detector {
