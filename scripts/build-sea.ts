@@ -94,7 +94,7 @@ try {
 } catch (err) {
   const e = err as { stdout?: Buffer; stderr?: Buffer };
   process.stderr.write(`${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? ''}`);
-  throw new Error('postject could not write the blob into the executable');
+  throw new Error('postject could not write the blob into the executable', { cause: err });
 }
 say(`wrote ${SEA_EXECUTABLE} (${mb(statSync(SEA_EXECUTABLE).size)}, Node.js ${process.version}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 

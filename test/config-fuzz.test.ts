@@ -129,7 +129,7 @@ function makeCase(r: Rng, n: number): Case {
   const env: Record<string, string> = { FUZZ_SECRET: 's'.repeat(40), FUZZ_HASH_KEY: 'a'.repeat(64), JWT_SECRET: 'j'.repeat(40) };
   const secrets: string[] = [];
   const done: string[] = [];
-  let textMutations: Array<(text: string) => string> = [];
+  const textMutations: Array<(text: string) => string> = [];
   for (let m = 0, count = r.pick([1, 1, 1, 2, 2, 3]); m < count; m++) {
     const all = paths(doc);
     const path = all.length > 0 ? r.pick(all) : ['upstream'];
@@ -202,7 +202,6 @@ function makeCase(r: Rng, n: number): Case {
   }
   let text = stringify(doc, { aliasDuplicateObjects: true, lineWidth: 0 });
   for (const mutate of textMutations) text = mutate(text);
-  textMutations = [];
   return { name: `#${n}: ${done.join(', ')}`, text, env, secrets };
 }
 

@@ -119,7 +119,7 @@ describe('inject: Kubernetes workloads', () => {
       '',
     ].join('\n');
     const res = inject(wide).text;
-    expect(res).toMatch(/^        - name: agent-sidecar\n {10}image: /m);
+    expect(res).toMatch(/^ {8}- name: agent-sidecar\n {10}image: /m);
     expect(uninject(res).text).toBe(wide);
   });
 
@@ -174,7 +174,7 @@ describe('inject: native sidecars, Lists, Services without targetPort', () => {
   });
 
   it('a Service in another namespace, or selecting other pods, is left alone', () => {
-    const other = helm.replace(/name: router\n  namespace: agents\nspec:\n  type: ClusterIP/, 'name: router\n  namespace: elsewhere\nspec:\n  type: ClusterIP');
+    const other = helm.replace(/name: router\n {2}namespace: agents\nspec:\n {2}type: ClusterIP/, 'name: router\n  namespace: elsewhere\nspec:\n  type: ClusterIP');
     expect(find(inject(other).text, 'Service', 'router').spec.ports[0].targetPort).toBe(8000);
     expect(inject(other).changes.map(formatChange)).toContain(
       "document 3 (Deployment/router): (document): note: no Service in this input sends traffic to its port 8000; point its Service's targetPort at the port named sidecar-ingress",

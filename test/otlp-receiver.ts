@@ -634,6 +634,7 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
       if (predicate(items)) return items;
       throw new Error(
         `OTLP receiver: condition not met after ${timeoutMs}ms; have ${items.length} item(s), requests ${JSON.stringify(requests)}`,
+        { cause: error },
       );
     } finally {
       clearTimeout(timer);

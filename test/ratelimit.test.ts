@@ -118,8 +118,7 @@ describe('headers', () => {
   });
 
   it('enforceRateLimit appends to the response headers and throws 429 with them', async () => {
-    let clock = 0;
-    const limiter = createRateLimiter({ store: createMemoryRateLimitStore({ now: () => clock }), failMode: 'open', logger });
+    const limiter = createRateLimiter({ store: createMemoryRateLimitStore({ now: () => 0 }), failMode: 'open', logger });
     const headers = new Map<string, string>();
     await enforceRateLimit(limiter, 'who', { requests: 100, perMs: 60_000 }, headers, 'principal');
     const route = { requests: 1, perMs: 5000 };

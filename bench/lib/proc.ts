@@ -143,7 +143,7 @@ export function parseSchedstatNanos(schedstat: string): number {
 export function treeCpuNanos(pid: number): number {
   let ns = 0;
   for (const p of treePids(pid)) {
-    let tids: string[] = [];
+    let tids: string[];
     try {
       tids = readdirSync(`/proc/${p}/task`);
     } catch {

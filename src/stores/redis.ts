@@ -18,6 +18,7 @@ export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
 export function loadRedisClient(): typeof Redis {
   // In the single executable (a CommonJS bundle) `require` is the bundle's own, which holds
   // ioredis and still loads it only on this call; from ESM it is created here.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a synchronous, lazy load; see above
   const ioredis = (typeof require === 'function' ? require('ioredis') : createRequire(import.meta.url)('ioredis')) as typeof import('ioredis');
   return ioredis.Redis;
 }

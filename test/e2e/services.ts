@@ -143,7 +143,7 @@ export async function startElasticsearch(stack: Stack, dir: string): Promise<Ela
         await waitFor200(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`, child, READY_MS);
       } catch (err) {
         await stopChild(child, 1000);
-        throw new Error(`${(err as Error).message}\n${logTail(join(dir, 'logs', 'agent-sidecar-e2e.log'))}`);
+        throw new Error(`${(err as Error).message}\n${logTail(join(dir, 'logs', 'agent-sidecar-e2e.log'))}`, { cause: err });
       }
       return child;
     });
