@@ -7,7 +7,6 @@ import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import type { RequestObserver } from '../core/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
-import type { TelemetryProtection } from '../protect/telemetry.ts';
 import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAccessLog } from './access-log.ts';
@@ -18,12 +17,16 @@ import { METRIC, TRACE_HEADERS } from './names.ts';
 import { createTelemetryObserver } from './observer.ts';
 import { createDropCounter, createLogBatcher, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
 import { createPrometheusEndpoint } from './prometheus.ts';
+import type { TelemetryProtection } from './protection.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
 
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
+export type { AccessLog, AccessLevel, AccessRecord } from './access-log.ts';
+export type { LogEntry } from './otlp/logs.ts';
+export type { TelemetryProtection } from './protection.ts';
 
 /** Hit and miss counts of one of the sidecar's caches, read when metrics are collected. */
 export interface CacheStats {
