@@ -263,7 +263,7 @@ export async function assembleSidecar(
     await telemetry.shutdown();
   };
   const access = await createAccess(config, logger, telemetry.audit(config.audit.stdout ? createLogAudit(logger) : undefined), {
-    instrumentRevocationCheck: (check) => telemetry.instrumentRevocationCheck(check),
+    meter: telemetry.meter,
     offline,
   }).catch(async (err: unknown) => {
     await release();

@@ -47,8 +47,6 @@ export function createAuditTee(options: AuditTeeOptions): AuditSink {
         if (event.request_id !== undefined) {
           spanOf(event.request_id)?.addEvent(`authorization ${decision}`, { 'authz.permission': event.action, 'authz.reason': reason });
         }
-      } else if (event.operation === 'revocation_check_skipped') {
-        instruments.revocationChecks.add(1, cached('r|skipped', () => ({ result: 'skipped_store_unavailable' })));
       }
       if (logs !== undefined) {
         // In the request's trace when its span is known, so the record links to the trace.

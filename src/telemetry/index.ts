@@ -7,7 +7,6 @@ import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import type { RequestObserver } from '../core/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
-import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAccessLog } from './access-log.ts';
 import { RequestTracer } from './tracer.ts';
@@ -46,13 +45,11 @@ export interface Telemetry {
   readonly describe: string;
   /** The settings resolved once at start (configuration, OTEL_* variables, defaults), for whoever else needs them (egress, the wrapper). */
   readonly settings: TelemetrySettings;
-  /** The meter and tracer other parts record with (LLM egress); undefined when telemetry, or traces, are off. */
+  /** The meter and tracer features record with (revocation, LLM egress); undefined when telemetry, or traces, are off. */
   readonly meter: Meter | undefined;
   readonly tracer: Tracer | undefined;
   /** Audit events also as OTLP log records, span events and counters; `base` keeps getting them. */
   audit(base: AuditSink | undefined): AuditSink;
-  /** Counts each revocation check by result. */
-  instrumentRevocationCheck(check: RevocationCheck): RevocationCheck;
   /** cache_hits_total / cache_misses_total{cache_type} from counts the cache keeps. */
   observeCache(cacheType: string, stats: () => CacheStats | undefined): void;
   /** Exports what is queued now. */
@@ -164,7 +161,6 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     access: protectedAccessLog,
   });
 
-  const revocationAttrs = { valid: { result: 'valid' }, revoked: { result: 'revoked' }, unavailable: { result: 'store_unavailable' } };
   let stopping: Promise<void> | undefined;
   const signals = [settings.traces.enabled ? 'traces' : '', settings.metrics.otlp ? 'metrics' : '', settings.logs.otlp ? 'logs' : ''].filter(Boolean);
   const describe =
@@ -186,19 +182,6 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     tracer: tracerProvider?.getTracer('agent-sidecar'),
     audit(base) {
       return createAuditTee({ base, instruments: instruments!, agentType, logs: logBatcher, spanOf: observer.spanOf });
-    },
-    instrumentRevocationCheck(check) {
-      const counter = instruments!.revocationChecks;
-      const instrumented = async (p: Parameters<RevocationCheck>[0]) => {
-        try {
-          await check(p);
-        } catch (err) {
-          counter.add(1, (err as { code?: string }).code === 'SIDECAR_TOKEN_REVOKED' ? revocationAttrs.revoked : revocationAttrs.unavailable);
-          throw err;
-        }
-        counter.add(1, revocationAttrs.valid);
-      };
-      return Object.assign(instrumented, { stats: check.stats });
     },
     observeCache(cacheType, stats) {
       caches.push({ attrs: { cache_type: cacheType }, stats });
@@ -234,7 +217,6 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
     meter: undefined,
     tracer: undefined,
     audit: (base) => base ?? { emit() {} },
-    instrumentRevocationCheck: (check) => check,
     observeCache() {},
     forceFlush: async () => {},
     shutdown: async () => {},
