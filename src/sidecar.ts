@@ -18,7 +18,7 @@ import { createForwardedResolver } from './ingress/forwarded.ts';
 import { createRequestHeaderBuilder } from './proxy/request-headers.ts';
 import { createUpgrader } from './proxy/upgrade.ts';
 import { createEgress, type Egress } from './egress/index.ts';
-import { createTelemetry, type Telemetry } from './telemetry/index.ts';
+import { createTelemetry, observeCaches, type Telemetry } from './telemetry/index.ts';
 import { version } from './version.ts';
 
 export interface SidecarOptions {
@@ -271,7 +271,7 @@ export async function assembleSidecar(
   });
   const adminHandlers = new Map(access.adminHandlers);
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
-  for (const [cacheType, stats] of Object.entries(access.caches)) telemetry.observeCache(cacheType, stats);
+  if (telemetry.meter !== undefined) observeCaches(telemetry.meter, access.caches);
   let egress: Egress | undefined;
   try {
     egress = config.egress.enabled

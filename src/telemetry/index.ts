@@ -23,15 +23,10 @@ import { resolveSettings, type TelemetrySettings } from './settings.ts';
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
+export { observeCaches, type CacheCounts, type CacheStats } from './caches.ts';
 export type { AccessLog, AccessLevel, AccessRecord } from './access-log.ts';
 export type { LogEntry } from './otlp/logs.ts';
 export type { TelemetryProtection } from './protection.ts';
-
-/** Hit and miss counts of one of the sidecar's caches, read when metrics are collected. */
-export interface CacheStats {
-  readonly hits: number;
-  readonly misses: number;
-}
 
 export interface Telemetry {
   readonly enabled: boolean;
@@ -45,13 +40,11 @@ export interface Telemetry {
   readonly describe: string;
   /** The settings resolved once at start (configuration, OTEL_* variables, defaults), for whoever else needs them (egress, the wrapper). */
   readonly settings: TelemetrySettings;
-  /** The meter and tracer features record with (revocation, LLM egress); undefined when telemetry, or traces, are off. */
+  /** The meter and tracer features record with (revocation, caches, LLM egress); undefined when telemetry, or traces, are off. */
   readonly meter: Meter | undefined;
   readonly tracer: Tracer | undefined;
   /** Audit events also as OTLP log records, span events and counters; `base` keeps getting them. */
   audit(base: AuditSink | undefined): AuditSink;
-  /** cache_hits_total / cache_misses_total{cache_type} from counts the cache keeps. */
-  observeCache(cacheType: string, stats: () => CacheStats | undefined): void;
   /** Exports what is queued now. */
   forceFlush(): Promise<void>;
   /** Flushes within telemetry.shutdownTimeout, then stops; safe to call twice. */
@@ -128,20 +121,6 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     .addCallback((r) => r.observe(sessions.count(), sessionAttrs));
   const infoAttrs = { version: settings.version, environment: settings.environment, agent_type: agentType };
   meter.createObservableGauge(METRIC.systemInfo, { description: 'Always 1; the labels say which version runs where.' }).addCallback((r) => r.observe(1, infoAttrs));
-  const caches: Array<{ attrs: { cache_type: string }; stats: () => CacheStats | undefined }> = [];
-  const hits = meter.createObservableCounter(METRIC.cacheHits, { description: 'Cache hits by cache_type.' });
-  const misses = meter.createObservableCounter(METRIC.cacheMisses, { description: 'Cache misses by cache_type.' });
-  meter.addBatchObservableCallback(
-    (r) => {
-      for (const c of caches) {
-        const s = c.stats();
-        if (s === undefined) continue;
-        r.observe(hits, s.hits, c.attrs);
-        r.observe(misses, s.misses, c.attrs);
-      }
-    },
-    [hits, misses],
-  );
 
   // Records are marked protected exactly when protection wraps this log (the next line): the
   // log batcher's export protection then passes them.
@@ -183,9 +162,6 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     audit(base) {
       return createAuditTee({ base, instruments: instruments!, agentType, logs: logBatcher, spanOf: observer.spanOf });
     },
-    observeCache(cacheType, stats) {
-      caches.push({ attrs: { cache_type: cacheType }, stats });
-    },
     async forceFlush() {
       await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), logBatcher?.forceFlush()]);
     },
@@ -217,7 +193,6 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
     meter: undefined,
     tracer: undefined,
     audit: (base) => base ?? { emit() {} },
-    observeCache() {},
     forceFlush: async () => {},
     shutdown: async () => {},
   };
