@@ -3,35 +3,41 @@ import type { Meter, Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { AggregationTemporality, InstrumentType, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
-import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
-import type { RequestObserver } from '../core/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAccessLog } from './access-log.ts';
 import { RequestTracer } from './tracer.ts';
-import { createAuditTee } from './audit.ts';
 import { createHistograms, createInstruments, HistogramProducer, type Instruments } from './instruments.ts';
 import { METRIC, TRACE_HEADERS } from './names.ts';
-import { createTelemetryObserver } from './observer.ts';
+import { createTelemetryObserver, type TelemetryObserver } from './observer.ts';
 import { createDropCounter, createLogBatcher, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
 import { createPrometheusEndpoint } from './prometheus.ts';
 import type { TelemetryProtection } from './protection.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
+import type { LogSink } from './signal.ts';
 
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
 export { observeCaches, type CacheCounts, type CacheStats } from './caches.ts';
 export type { AccessLog, AccessLevel, AccessRecord } from './access-log.ts';
-export type { LogEntry } from './otlp/logs.ts';
+export { nowNs, type LogEntry } from './otlp/logs.ts';
+export type { TelemetryObserver } from './observer.ts';
 export type { TelemetryProtection } from './protection.ts';
+export type { LogSink } from './signal.ts';
 
+/**
+ * The SDK as wired for this process: what features record with (meter, tracer, log sink),
+ * what the sidecar serves and strips, and its lifecycle. Features instrument themselves
+ * with these (the OpenTelemetry way: instrumentation depends on the API only), so this
+ * folder imports none of them.
+ */
 export interface Telemetry {
   readonly enabled: boolean;
-  /** Watches every request: spans, metrics, the access record. Undefined when telemetry is off. */
-  readonly observer: RequestObserver | undefined;
+  /** Watches every request: spans, metrics, the access record; finds a request's live span by id. Undefined when telemetry is off. */
+  readonly observer: TelemetryObserver | undefined;
   /** Client headers never forwarded: a client's traceparent, tracestate and baggage (ours replace them). */
   readonly stripHeaders: readonly string[];
   /** GET /metrics for the admin listener, or undefined. */
@@ -40,11 +46,11 @@ export interface Telemetry {
   readonly describe: string;
   /** The settings resolved once at start (configuration, OTEL_* variables, defaults), for whoever else needs them (egress, the wrapper). */
   readonly settings: TelemetrySettings;
-  /** The meter and tracer features record with (revocation, caches, LLM egress); undefined when telemetry, or traces, are off. */
+  /** The meter and tracer features record with (audit, revocation, caches, LLM egress); undefined when telemetry, or traces, are off. */
   readonly meter: Meter | undefined;
   readonly tracer: Tracer | undefined;
-  /** Audit events also as OTLP log records, span events and counters; `base` keeps getting them. */
-  audit(base: AuditSink | undefined): AuditSink;
+  /** OTLP log records (audit events); undefined when telemetry, or telemetry.logs.otlp, is off. */
+  readonly logs: LogSink | undefined;
   /** Exports what is queued now. */
   forceFlush(): Promise<void>;
   /** Flushes within telemetry.shutdownTimeout, then stops; safe to call twice. */
@@ -159,9 +165,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     describe,
     meter,
     tracer: tracerProvider?.getTracer('agent-sidecar'),
-    audit(base) {
-      return createAuditTee({ base, instruments: instruments!, agentType, logs: logBatcher, spanOf: observer.spanOf });
-    },
+    logs: logBatcher,
     async forceFlush() {
       await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), logBatcher?.forceFlush()]);
     },
@@ -192,7 +196,7 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
     describe: 'off',
     meter: undefined,
     tracer: undefined,
-    audit: (base) => base ?? { emit() {} },
+    logs: undefined,
     forceFlush: async () => {},
     shutdown: async () => {},
   };

@@ -149,8 +149,6 @@ export interface Instruments {
   requests: Tallies;
   requestDuration: OwnHistogram;
   errors: Tallies;
-  authAttempts: Counter;
-  authzDecisions: Counter;
   rateLimited: Tallies;
   dropped: Counter;
 }
@@ -179,8 +177,6 @@ export function createInstruments(meter: Meter, histograms: ReturnType<typeof cr
     requests,
     requestDuration: histograms.requestDuration,
     errors,
-    authAttempts: meter.createCounter(METRIC.authAttempts, { description: 'Authentication outcomes by outcome, auth_method and reason.' }),
-    authzDecisions: meter.createCounter(METRIC.authzDecisions, { description: 'Policy decisions by decision (allowed|denied|dry_run_denied) and reason.' }),
     rateLimited,
     dropped: meter.createCounter(METRIC.telemetryDropped, { description: 'Spans, log records and metric points that never reached the collector, by signal and reason.' }),
   };
