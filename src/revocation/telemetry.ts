@@ -1,5 +1,4 @@
 import type { Attributes, Meter } from '@opentelemetry/api';
-import type { Principal } from '../auth/principal.ts';
 import { METRIC } from '../telemetry/index.ts';
 
 export type RevocationResult = 'valid' | 'revoked' | 'store_unavailable' | 'skipped_store_unavailable';
@@ -23,7 +22,7 @@ export function createRevocationCounter(meter: Meter): RevocationCounter {
  * `check`, counted by how each call ends: it returned (valid), it threw SIDECAR_TOKEN_REVOKED
  * (revoked), it threw anything else (store_unavailable: failMode closed refused the request).
  */
-export function countResults(check: (p: Principal) => Promise<void>, count: RevocationCounter): (p: Principal) => Promise<void> {
+export function countResults<P>(check: (p: P) => Promise<void>, count: RevocationCounter): (p: P) => Promise<void> {
   return async (p) => {
     try {
       await check(p);
