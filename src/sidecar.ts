@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createAccess, type Access } from './access/index.ts';
 import { combineObservers, type ReadinessCheck, type RequestContext, type RequestObserver, type Stage } from './core/index.ts';
 import { createAdminServer } from './admin/server.ts';
-import { createLogAudit } from './audit/index.ts';
+import { createLogAudit, instrumentAudit } from './audit/index.ts';
 import { upstreamReadiness } from './admin/upstream-check.ts';
 import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
 import { SidecarError } from './errors/index.ts';
@@ -18,7 +18,7 @@ import { createForwardedResolver } from './ingress/forwarded.ts';
 import { createRequestHeaderBuilder } from './proxy/request-headers.ts';
 import { createUpgrader } from './proxy/upgrade.ts';
 import { createEgress, type Egress } from './egress/index.ts';
-import { createTelemetry, type Telemetry } from './telemetry/index.ts';
+import { createTelemetry, observeCaches, type Telemetry } from './telemetry/index.ts';
 import { version } from './version.ts';
 
 export interface SidecarOptions {
@@ -262,22 +262,28 @@ export async function assembleSidecar(
     protection.close();
     await telemetry.shutdown();
   };
-  const access = await createAccess(config, logger, telemetry.audit(config.audit.stdout ? createLogAudit(logger) : undefined), {
-    instrumentRevocationCheck: (check) => telemetry.instrumentRevocationCheck(check),
-    offline,
-  }).catch(async (err: unknown) => {
+  // Features instrument themselves with telemetry's meter, tracer and log sink; with telemetry
+  // off those are undefined and the features record nothing.
+  const { meter, tracer } = telemetry;
+  const audit = instrumentAudit(config.audit.stdout ? createLogAudit(logger) : undefined, {
+    meter,
+    agentType: telemetry.settings.agentType,
+    logs: telemetry.logs,
+    spans: telemetry.observer,
+  });
+  const access = await createAccess(config, logger, audit, { meter, offline }).catch(async (err: unknown) => {
     await release();
     throw err;
   });
   const adminHandlers = new Map(access.adminHandlers);
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
-  for (const [cacheType, stats] of Object.entries(access.caches)) telemetry.observeCache(cacheType, stats);
+  if (meter !== undefined) observeCaches(meter, access.caches);
   let egress: Egress | undefined;
   try {
     egress = config.egress.enabled
       ? createEgress(config, logger, {
-          meter: telemetry.meter,
-          tracer: telemetry.tracer,
+          meter,
+          tracer,
           agentType: telemetry.settings.agentType,
           redis: access.redis,
           // Captured prompts and completions go out with the telemetry: its rule set protects them.

@@ -1,5 +1,6 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type http from 'node:http';
+import type { Meter } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { ReadinessCheck, Stage } from '../core/index.ts';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
@@ -9,7 +10,7 @@ import { createCors } from '../cors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
-import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck, type RevocationCheck } from '../revocation/index.ts';
+import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
 import { createRedis, redisReadiness } from '../stores/index.ts';
 import { createCookieStripper, createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
 import { createRateLimitStage } from './rate-limit-stage.ts';
@@ -38,17 +39,17 @@ export interface Access {
 // The reference design's admin permission for user and credential management.
 const ADMIN_PERMISSION = 'manage:users';
 
-/**
- * Builds identity and access from the configuration: the stores (Redis or memory), the
- * authenticator, the policy, revocation, rate limits and the admin revocation API.
- */
 export interface AccessHooks {
-  /** Wraps the revocation check (telemetry counts its results). */
-  instrumentRevocationCheck?: (check: RevocationCheck) => RevocationCheck;
+  /** The meter the features record with (revocation check results); undefined when telemetry is off. */
+  meter?: Meter | undefined;
   /** Build everything, contact nothing: Redis not connected, JWKS not fetched, no file watched (validate). */
   offline?: boolean;
 }
 
+/**
+ * Builds identity and access from the configuration: the stores (Redis or memory), the
+ * authenticator, the policy, revocation, rate limits and the admin revocation API.
+ */
 export async function createAccess(config: Readonly<SidecarConfig>, logger: Logger, auditSink?: AuditSink, hooks: AccessHooks = {}): Promise<Access> {
   const audit = auditSink ?? (config.audit.stdout ? createLogAudit(logger) : { emit() {} });
   const redisConfig = config.stores.redis;
@@ -78,8 +79,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const revocations = redis
     ? createRedisRevocationStore(redis, { clockSkewSeconds, subjectTtlSeconds })
     : createMemoryRevocationStore({ clockSkewSeconds, subjectTtlSeconds });
-  const revocationCheck = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit });
-  const checkRevoked = hooks.instrumentRevocationCheck?.(revocationCheck) ?? revocationCheck;
+  const checkRevoked = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit, meter: hooks.meter });
 
   const policies = createPolicyHolder({ file: config.policy.file, logger, watch: !offline });
   closers.push(() => policies.close());

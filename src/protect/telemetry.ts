@@ -1,27 +1,19 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import type { AccessLog } from '../telemetry/access-log.ts';
-import type { LogEntry } from '../telemetry/otlp/logs.ts';
+import type { TelemetryProtection } from '../telemetry/index.ts';
 import type { Protector } from './engine.ts';
 
-/**
- * What the telemetry pipeline calls: spans, log records and metric data points just before
- * they are encoded for export, the last point inside the process, whatever code set their
- * attributes (ours today, captured payloads or a library's tomorrow). That runs in the
- * batchers, off the request path; unchanged items are passed as they are. The access log,
- * whose stdout line is written by hand, is protected before its line is built.
- */
-export interface TelemetryProtection {
-  spans(spans: ReadableSpan[]): ReadableSpan[];
-  logs(entries: LogEntry[]): LogEntry[];
-  metrics(metrics: ResourceMetrics): ResourceMetrics;
-  accessLog(log: AccessLog | undefined): AccessLog | undefined;
-}
+export type { TelemetryProtection } from '../telemetry/index.ts';
 
 /** The access record's ids that the sidecar wrote itself, in hex (request_id may come from the client: it is scanned). */
 const ACCESS_IDS: ReadonlySet<string> = new Set(['trace_id', 'span_id']);
 
+/**
+ * The telemetry pipeline's protection (TelemetryProtection, declared by telemetry): spans,
+ * log records and metric data points just before they are encoded for export, whatever
+ * code set their attributes (ours today, captured payloads or a library's tomorrow), and
+ * the access log before its stdout line is built.
+ */
 export function createTelemetryProtection(p: Protector): TelemetryProtection {
   const attrs = (a: Attributes | undefined) => (a === undefined ? a : p.attributes(a));
   return {

@@ -1,9 +1,11 @@
+import type { Meter } from '@opentelemetry/api';
 import type { AuditSink } from '../audit/index.ts';
 import type { Principal } from '../auth/principal.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { createStoreFailureHandler, type FailModeStats } from '../stores/index.ts';
 import type { RevocationStore } from './store.ts';
+import { countResults, createRevocationCounter } from './telemetry.ts';
 
 export interface RevocationCheckOptions {
   /** revocation.failMode: what an unreachable store means. */
@@ -13,9 +15,10 @@ export interface RevocationCheckOptions {
   audit?: AuditSink | undefined;
   /** At most one warning per this long while the store is failing. Default 10 s. */
   warnIntervalMs?: number;
+  /** When given (telemetry on), every check is counted: agent_revocation_checks_total{result}. */
+  meter?: Meter | undefined;
 }
 
-/** Counters for telemetry. */
 /** Counters for telemetry: requests let through unchecked, or refused, because the store failed. */
 export type RevocationCheckStats = FailModeStats;
 
@@ -33,6 +36,7 @@ export type RevocationCheck = ((p: Principal) => Promise<void>) & { readonly sta
  */
 export function createRevocationCheck(store: RevocationStore, options: RevocationCheckOptions): RevocationCheck {
   const { failMode, audit } = options;
+  const count = options.meter === undefined ? undefined : createRevocationCounter(options.meter);
   const failure = createStoreFailureHandler({
     store: 'revocation',
     openMeans: 'letting requests through unchecked',
@@ -53,9 +57,11 @@ export function createRevocationCheck(store: RevocationStore, options: Revocatio
         operation: 'revocation_check_skipped',
         details: { reason: 'SIDECAR_STORE_UNAVAILABLE', token_id: p.tokenId },
       });
+      // The call still returns, so it is counted as valid too: skipped says how many of those went unchecked.
+      count?.('skipped_store_unavailable');
       return;
     }
     if (revoked) throw new SidecarError('SIDECAR_TOKEN_REVOKED', { headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="revoked"' } });
   };
-  return Object.assign(check, { stats: failure.stats });
+  return Object.assign(count === undefined ? check : countResults(check, count), { stats: failure.stats });
 }

@@ -1,6 +1,7 @@
 import { SeverityNumber } from '@opentelemetry/api';
 import { destinationOf, type Logger } from '../log/index.ts';
 import { nowNs, type LogEntry } from './otlp/logs.ts';
+import type { LogSink } from './signal.ts';
 
 /** One request's access record: the reference's field names, so its Elasticsearch template applies. */
 export type AccessRecord = Record<string, string | number>;
@@ -29,7 +30,7 @@ export interface AccessLog {
  */
 export function createAccessLog(
   stdout: Logger | undefined,
-  otlp: { push(entry: LogEntry): void } | undefined,
+  otlp: LogSink | undefined,
   /** Records are protected before they are written (TelemetryProtection.accessLog wraps this log). */
   protectedRecords = false,
 ): AccessLog | undefined {

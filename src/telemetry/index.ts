@@ -3,38 +3,41 @@ import type { Meter, Tracer } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { AggregationTemporality, InstrumentType, MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import { TracerProvider } from '@opentelemetry/sdk-trace';
-import type { AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
-import type { RequestObserver } from '../core/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
-import type { TelemetryProtection } from '../protect/telemetry.ts';
-import type { RevocationCheck } from '../revocation/index.ts';
 import { createLogThrottle } from '../stores/index.ts';
 import { createAccessLog } from './access-log.ts';
 import { RequestTracer } from './tracer.ts';
-import { createAuditTee } from './audit.ts';
 import { createHistograms, createInstruments, HistogramProducer, type Instruments } from './instruments.ts';
 import { METRIC, TRACE_HEADERS } from './names.ts';
-import { createTelemetryObserver } from './observer.ts';
+import { createTelemetryObserver, type TelemetryObserver } from './observer.ts';
 import { createDropCounter, createLogBatcher, createMetricExporter, createSpanPipeline, routeSdkErrors } from './pipeline.ts';
 import { createPrometheusEndpoint } from './prometheus.ts';
+import type { TelemetryProtection } from './protection.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
+import type { LogSink } from './signal.ts';
 
 export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
+export { observeCaches, type CacheCounts, type CacheStats } from './caches.ts';
+export type { AccessLog, AccessLevel, AccessRecord } from './access-log.ts';
+export { nowNs, type LogEntry } from './otlp/logs.ts';
+export type { TelemetryObserver } from './observer.ts';
+export type { TelemetryProtection } from './protection.ts';
+export type { LogSink } from './signal.ts';
 
-/** Hit and miss counts of one of the sidecar's caches, read when metrics are collected. */
-export interface CacheStats {
-  readonly hits: number;
-  readonly misses: number;
-}
-
+/**
+ * The SDK as wired for this process: what features record with (meter, tracer, log sink),
+ * what the sidecar serves and strips, and its lifecycle. Features instrument themselves
+ * with these (the OpenTelemetry way: instrumentation depends on the API only), so this
+ * folder imports none of them.
+ */
 export interface Telemetry {
   readonly enabled: boolean;
-  /** Watches every request: spans, metrics, the access record. Undefined when telemetry is off. */
-  readonly observer: RequestObserver | undefined;
+  /** Watches every request: spans, metrics, the access record; finds a request's live span by id. Undefined when telemetry is off. */
+  readonly observer: TelemetryObserver | undefined;
   /** Client headers never forwarded: a client's traceparent, tracestate and baggage (ours replace them). */
   readonly stripHeaders: readonly string[];
   /** GET /metrics for the admin listener, or undefined. */
@@ -43,15 +46,11 @@ export interface Telemetry {
   readonly describe: string;
   /** The settings resolved once at start (configuration, OTEL_* variables, defaults), for whoever else needs them (egress, the wrapper). */
   readonly settings: TelemetrySettings;
-  /** The meter and tracer other parts record with (LLM egress); undefined when telemetry, or traces, are off. */
+  /** The meter and tracer features record with (audit, revocation, caches, LLM egress); undefined when telemetry, or traces, are off. */
   readonly meter: Meter | undefined;
   readonly tracer: Tracer | undefined;
-  /** Audit events also as OTLP log records, span events and counters; `base` keeps getting them. */
-  audit(base: AuditSink | undefined): AuditSink;
-  /** Counts each revocation check by result. */
-  instrumentRevocationCheck(check: RevocationCheck): RevocationCheck;
-  /** cache_hits_total / cache_misses_total{cache_type} from counts the cache keeps. */
-  observeCache(cacheType: string, stats: () => CacheStats | undefined): void;
+  /** OTLP log records (audit events); undefined when telemetry, or telemetry.logs.otlp, is off. */
+  readonly logs: LogSink | undefined;
   /** Exports what is queued now. */
   forceFlush(): Promise<void>;
   /** Flushes within telemetry.shutdownTimeout, then stops; safe to call twice. */
@@ -128,20 +127,6 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     .addCallback((r) => r.observe(sessions.count(), sessionAttrs));
   const infoAttrs = { version: settings.version, environment: settings.environment, agent_type: agentType };
   meter.createObservableGauge(METRIC.systemInfo, { description: 'Always 1; the labels say which version runs where.' }).addCallback((r) => r.observe(1, infoAttrs));
-  const caches: Array<{ attrs: { cache_type: string }; stats: () => CacheStats | undefined }> = [];
-  const hits = meter.createObservableCounter(METRIC.cacheHits, { description: 'Cache hits by cache_type.' });
-  const misses = meter.createObservableCounter(METRIC.cacheMisses, { description: 'Cache misses by cache_type.' });
-  meter.addBatchObservableCallback(
-    (r) => {
-      for (const c of caches) {
-        const s = c.stats();
-        if (s === undefined) continue;
-        r.observe(hits, s.hits, c.attrs);
-        r.observe(misses, s.misses, c.attrs);
-      }
-    },
-    [hits, misses],
-  );
 
   // Records are marked protected exactly when protection wraps this log (the next line): the
   // log batcher's export protection then passes them.
@@ -161,7 +146,6 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     access: protectedAccessLog,
   });
 
-  const revocationAttrs = { valid: { result: 'valid' }, revoked: { result: 'revoked' }, unavailable: { result: 'store_unavailable' } };
   let stopping: Promise<void> | undefined;
   const signals = [settings.traces.enabled ? 'traces' : '', settings.metrics.otlp ? 'metrics' : '', settings.logs.otlp ? 'logs' : ''].filter(Boolean);
   const describe =
@@ -181,25 +165,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     describe,
     meter,
     tracer: tracerProvider?.getTracer('agent-sidecar'),
-    audit(base) {
-      return createAuditTee({ base, instruments: instruments!, agentType, logs: logBatcher, spanOf: observer.spanOf });
-    },
-    instrumentRevocationCheck(check) {
-      const counter = instruments!.revocationChecks;
-      const instrumented = async (p: Parameters<RevocationCheck>[0]) => {
-        try {
-          await check(p);
-        } catch (err) {
-          counter.add(1, (err as { code?: string }).code === 'SIDECAR_TOKEN_REVOKED' ? revocationAttrs.revoked : revocationAttrs.unavailable);
-          throw err;
-        }
-        counter.add(1, revocationAttrs.valid);
-      };
-      return Object.assign(instrumented, { stats: check.stats });
-    },
-    observeCache(cacheType, stats) {
-      caches.push({ attrs: { cache_type: cacheType }, stats });
-    },
+    logs: logBatcher,
     async forceFlush() {
       await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), logBatcher?.forceFlush()]);
     },
@@ -230,9 +196,7 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
     describe: 'off',
     meter: undefined,
     tracer: undefined,
-    audit: (base) => base ?? { emit() {} },
-    instrumentRevocationCheck: (check) => check,
-    observeCache() {},
+    logs: undefined,
     forceFlush: async () => {},
     shutdown: async () => {},
   };

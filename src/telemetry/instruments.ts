@@ -149,10 +149,7 @@ export interface Instruments {
   requests: Tallies;
   requestDuration: OwnHistogram;
   errors: Tallies;
-  authAttempts: Counter;
-  authzDecisions: Counter;
   rateLimited: Tallies;
-  revocationChecks: Counter;
   dropped: Counter;
 }
 
@@ -180,10 +177,7 @@ export function createInstruments(meter: Meter, histograms: ReturnType<typeof cr
     requests,
     requestDuration: histograms.requestDuration,
     errors,
-    authAttempts: meter.createCounter(METRIC.authAttempts, { description: 'Authentication outcomes by outcome, auth_method and reason.' }),
-    authzDecisions: meter.createCounter(METRIC.authzDecisions, { description: 'Policy decisions by decision (allowed|denied|dry_run_denied) and reason.' }),
     rateLimited,
-    revocationChecks: meter.createCounter(METRIC.revocationChecks, { description: 'Token revocation checks by result (valid|revoked|store_unavailable).' }),
     dropped: meter.createCounter(METRIC.telemetryDropped, { description: 'Spans, log records and metric points that never reached the collector, by signal and reason.' }),
   };
 }

@@ -86,8 +86,11 @@ const mapSetter: TextMapSetter<Map<string, string>> = {
 // Combinations are bounded (routes x methods x statuses), but a cap keeps a bug from being a leak.
 const MAX_CACHED = 20_000;
 
+/** The request observer telemetry wires in, and where a request's live server span is found by its id (audit events). */
+export type TelemetryObserver = RequestObserver & { spanOf(requestId: string): Span | undefined };
+
 /** The telemetry observer: spans, metrics and the access record, recorded explicitly (no auto-instrumentation). */
-export function createTelemetryObserver(o: ObserverOptions): RequestObserver & { spanOf(requestId: string): Span | undefined } {
+export function createTelemetryObserver(o: ObserverOptions): TelemetryObserver {
   const { instruments: m, agentType, tracer, propagator, access, sessions, sessionHeader, recordUser } = o;
   const trust = o.trustIncoming === undefined ? undefined : proxyaddr.compile([...o.trustIncoming]);
   const upstreamHost = o.upstream.hostname;

@@ -5,12 +5,12 @@ import { createEmptyMetadata, type OTLPGRPCExporterConfigNode } from '@opentelem
 import type { Resource } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
-import type { TelemetryProtection } from '../protect/telemetry.ts';
 import type { LogThrottle } from '../stores/index.ts';
 import { Batcher } from './otlp/batcher.ts';
 import { LogsEncoder, type LogEntry } from './otlp/logs.ts';
 import { SpansEncoder } from './otlp/spans.ts';
 import { createGrpcTransport } from './otlp/transport.ts';
+import type { TelemetryProtection } from './protection.ts';
 import type { TelemetrySettings } from './settings.ts';
 import type { DropCounter, Signal } from './signal.ts';
 

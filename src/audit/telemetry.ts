@@ -1,25 +1,33 @@
-import { SeverityNumber, type Attributes, type Span } from '@opentelemetry/api';
-import type { AuditEvent, AuditSink } from '../audit/index.ts';
-import type { Instruments } from './instruments.ts';
-import { nowNs, type LogEntry } from './otlp/logs.ts';
+import { SeverityNumber, type Attributes, type Meter, type Span } from '@opentelemetry/api';
+import { METRIC, nowNs, type LogEntry, type LogSink } from '../telemetry/index.ts';
+import type { AuditEvent, AuditSink } from './audit.ts';
 
-export interface AuditTeeOptions {
-  /** Where the events went before (JSON lines on stdout), or undefined. */
-  base: AuditSink | undefined;
-  instruments: Instruments;
+export interface AuditTelemetryOptions {
+  /** Undefined when telemetry is off: the events go to `base` alone, at no cost. */
+  meter: Meter | undefined;
+  /** The agent_type label. */
   agentType: string;
   /** OTLP log records; undefined when telemetry.logs.otlp is off. */
-  logs: { push(entry: LogEntry): void } | undefined;
-  /** The live server span of a request, by request id, for span events. */
-  spanOf: (requestId: string) => Span | undefined;
+  logs?: LogSink | undefined;
+  /** Where a request's live server span is found by its id (the telemetry observer), for span events and trace ids. */
+  spans?: { spanOf(requestId: string): Span | undefined } | undefined;
 }
 
 /**
  * Audit events also become OTel log records (sensitive operations at WARN), span events
- * on the request's server span, and the auth outcome and policy decision counters.
+ * on the request's server span, and the auth outcome and policy decision counters;
+ * `base` (JSON lines on stdout, or undefined) keeps getting them first.
+ *
+ * @example
+ * const audit = instrumentAudit(createLogAudit(logger), { meter: telemetry.meter, agentType, logs: telemetry.logs, spans: telemetry.observer });
  */
-export function createAuditTee(options: AuditTeeOptions): AuditSink {
-  const { base, instruments, agentType, logs, spanOf } = options;
+export function instrumentAudit(base: AuditSink | undefined, options: AuditTelemetryOptions): AuditSink {
+  const { meter, agentType, logs, spans } = options;
+  if (meter === undefined) return base ?? { emit() {} };
+  const authAttempts = meter.createCounter(METRIC.authAttempts, { description: 'Authentication outcomes by outcome, auth_method and reason.' });
+  const authzDecisions = meter.createCounter(METRIC.authzDecisions, { description: 'Policy decisions by decision (allowed|denied|dry_run_denied) and reason.' });
+  const spanOf = (requestId: string): Span | undefined => spans?.spanOf(requestId);
+  // Built once per combination: a synchronous add hashes its attributes, a fresh object each time costs more.
   const attrCache = new Map<string, Attributes>();
   const cached = (key: string, make: () => Attributes): Attributes => {
     let a = attrCache.get(key);
@@ -36,19 +44,17 @@ export function createAuditTee(options: AuditTeeOptions): AuditSink {
         const outcome = event.success ? 'success' : 'failure';
         const method = event.auth_method ?? 'none';
         const reason = event.reason ?? 'ok';
-        instruments.authAttempts.add(1, cached(`n|${outcome}|${method}|${reason}`, () => ({ agent_type: agentType, outcome, auth_method: method, reason })));
+        authAttempts.add(1, cached(`n|${outcome}|${method}|${reason}`, () => ({ agent_type: agentType, outcome, auth_method: method, reason })));
         if (event.request_id !== undefined) {
           spanOf(event.request_id)?.addEvent(event.success ? 'authenticated' : 'authentication failed', event.success ? { 'auth.method': method } : { 'auth.reason': reason });
         }
       } else if (event.event_type === 'authorization') {
         const decision = event.allowed ? 'allowed' : event.dry_run ? 'dry_run_denied' : 'denied';
         const reason = event.reason ?? 'ok';
-        instruments.authzDecisions.add(1, cached(`z|${decision}|${reason}`, () => ({ agent_type: agentType, decision, reason })));
+        authzDecisions.add(1, cached(`z|${decision}|${reason}`, () => ({ agent_type: agentType, decision, reason })));
         if (event.request_id !== undefined) {
           spanOf(event.request_id)?.addEvent(`authorization ${decision}`, { 'authz.permission': event.action, 'authz.reason': reason });
         }
-      } else if (event.operation === 'revocation_check_skipped') {
-        instruments.revocationChecks.add(1, cached('r|skipped', () => ({ result: 'skipped_store_unavailable' })));
       }
       if (logs !== undefined) {
         // In the request's trace when its span is known, so the record links to the trace.
