@@ -5,6 +5,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { LogsEncoder, type LogEntry } from '../src/telemetry/otlp/logs.ts';
+import { sdkLogsEncoding, sdkSpansEncoding } from '../src/telemetry/otlp/sdk.ts';
 import { SpansEncoder } from '../src/telemetry/otlp/spans.ts';
 import { ProtoWriter } from '../src/telemetry/otlp/writer.ts';
 import { countItems, decodeLogsRequest, decodeTraceRequest } from './otlp-receiver.ts';
@@ -84,6 +85,29 @@ describe('LogsEncoder: ExportLogsServiceRequest bytes a protobuf decoder reads b
     const again = decodeLogsRequest(encoder.encode([entry({ only: 'one' })]));
     expect(again).toHaveLength(1);
     expect(again[0]!.attributes).toEqual({ only: 'one' });
+  });
+});
+
+describe('telemetry.encoder sdk: the SDK serializers, for troubleshooting, decode to what the sidecar encoders write', () => {
+  it('log records: the same records, field for field, in and outside a span', () => {
+    const entries = [
+      entry({ status_code: 200, route: '/api/v1/agents/{agent_id}', unicode: 'naïve – 東京', list: ['a', 'b'], double: 1.25, ok: true }),
+      entry({ only: 'one' }, { traceId: '', spanId: '', traceFlags: 0, severityNumber: 13, severityText: 'WARN', eventName: 'audit' }),
+    ];
+    const ours = decodeLogsRequest(new LogsEncoder(resource, 'agent-sidecar', '1.2.3').encode(entries));
+    const sdk = decodeLogsRequest(sdkLogsEncoding(resource, 'agent-sidecar', '1.2.3')(entries));
+    expect(sdk).toHaveLength(2);
+    expect(sdk).toEqual(ours);
+  });
+
+  it('spans: the bytes are the SDK serializer\'s own', () => {
+    const provider = new TracerProvider({ resource });
+    const tracer = provider.getTracer('agent-sidecar', '1.2.3');
+    const span = tracer.startSpan('GET', { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'GET' } });
+    span.end();
+    const spans = [span as unknown as ReadableSpan];
+    expect(Buffer.from(sdkSpansEncoding()(spans))).toEqual(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!));
+    expect(decodeTraceRequest(sdkSpansEncoding()(spans))).toEqual(decodeTraceRequest(new SpansEncoder().encode(spans)));
   });
 });
 

@@ -284,6 +284,37 @@ describe('telemetry and untrusted input', () => {
     expect(await activeSessions()).toBe(before);
   });
 
+  it('with telemetry.encoder sdk, exports the same spans and access records through the SDK serializers', async () => {
+    const sdk = await startSidecar({
+      upstream: { url: upstream.url },
+      telemetry: {
+        endpoint: receiver.endpoint,
+        serviceName: 'sdk-encoded',
+        encoder: 'sdk',
+        errorLogInterval: '1h',
+        traces: { scheduledDelay: '50ms' },
+        logs: { scheduledDelay: '50ms' },
+      },
+    });
+    try {
+      const res = await request(`${sdk.url}/sdk-encoded`);
+      await res.body.dump();
+      const requestId = String(res.headers['x-request-id']);
+      const spans = await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'sdk-encoded' && x.kindName === 'CLIENT'));
+      const server = spans.find((x) => x.resource['service.name'] === 'sdk-encoded' && x.kindName === 'SERVER')!;
+      const client = spans.find((x) => x.resource['service.name'] === 'sdk-encoded' && x.kindName === 'CLIENT')!;
+      expect(client.parentSpanId).toBe(server.spanId);
+      expect(server.attributes).toMatchObject({ 'http.request.method': 'GET', 'url.path': '/sdk-encoded', 'http.response.status_code': 200 });
+      const logs = await receiver.waitFor(receiver.logs, (l) => l.some((r) => r.attributes.request_id === requestId));
+      const access = logs.find((r) => r.attributes.request_id === requestId)!;
+      expect(access).toMatchObject({ severityText: 'INFO', traceId: server.traceId, spanId: server.spanId, scope: { name: 'agent-sidecar' } });
+      expect(access.attributes).toMatchObject({ event_type: 'access', path: '/sdk-encoded', status_code: 200 });
+      expect(access.resource['service.name']).toBe('sdk-encoded');
+    } finally {
+      await sdk.close();
+    }
+  });
+
   it('with traces off, never passes a client trace context on', async () => {
     const quiet = await startSidecar({
       upstream: { url: upstream.url },

@@ -320,6 +320,13 @@ const telemetry = z
     ).optional(),
     shutdownTimeout: timer('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
     errorLogInterval: timer('Export errors are logged at most once per this long (and counted always).').prefault('60s'),
+    encoder: z
+      .enum(['sidecar', 'sdk'])
+      .default('sidecar')
+      .meta({
+        description:
+          "How spans and log records are encoded for OTLP: sidecar (the sidecar's own encoder, the default) or sdk (the OpenTelemetry SDK's protobuf serializers: slower, for troubleshooting an export a collector refuses or misreads).",
+      }),
     traces: z
       .strictObject({
         enabled: z.boolean().optional().meta({ description: 'Record and export spans. Default: on; OTEL_TRACES_EXPORTER=none turns it off.' }),

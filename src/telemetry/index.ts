@@ -151,7 +151,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const describe =
     signals.length === 0
       ? `otlp off${prometheus ? '; /metrics on admin' : ''}`
-      : `otlp ${settings.endpointShown} (${signals.join(', ')}; sampler ${settings.samplerShown})${prometheus ? '; /metrics on admin' : ''}`;
+      : `otlp ${settings.endpointShown} (${signals.join(', ')}; sampler ${settings.samplerShown}${settings.encoder === 'sdk' ? "; the SDK's encoders" : ''})${prometheus ? '; /metrics on admin' : ''}`;
 
   return {
     enabled: true,

@@ -8,6 +8,7 @@ import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace
 import type { LogThrottle } from '../stores/index.ts';
 import { Batcher } from './otlp/batcher.ts';
 import { LogsEncoder, type LogEntry } from './otlp/logs.ts';
+import { sdkLogsEncoding, sdkSpansEncoding } from './otlp/sdk.ts';
 import { SpansEncoder } from './otlp/spans.ts';
 import { createGrpcTransport } from './otlp/transport.ts';
 import type { TelemetryProtection } from './protection.ts';
@@ -17,7 +18,7 @@ import type { DropCounter, Signal } from './signal.ts';
 export type { DropCounter, Signal } from './signal.ts';
 
 /** What the pipelines take from the resolved settings: metadata, and each signal's batching and timeout. */
-export type ExportConfig = Pick<TelemetrySettings, 'endpoints' | 'headers' | 'traces' | 'logs' | 'metrics'>;
+export type ExportConfig = Pick<TelemetrySettings, 'endpoints' | 'headers' | 'encoder' | 'traces' | 'logs' | 'metrics'>;
 
 /** Exports of one signal in flight at once; past that, batches wait in their queue. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
@@ -68,14 +69,25 @@ class BatchingSpanProcessor implements SpanProcessor {
   }
 }
 
+function spansEncoding(): (spans: ReadableSpan[]) => Uint8Array {
+  const encoder = new SpansEncoder();
+  return (spans) => encoder.encode(spans);
+}
+
+function logsEncoding(resource: Resource, scopeName: string, scopeVersion: string): (entries: LogEntry[]) => Uint8Array {
+  const encoder = new LogsEncoder(resource, scopeName, scopeVersion);
+  return (entries) => encoder.encode(entries);
+}
+
 /**
- * Spans to OTLP gRPC: the exporter's transport with SpansEncoder, behind a Batcher (bounded,
+ * Spans to OTLP gRPC: the exporter's transport with SpansEncoder (or, with telemetry.encoder
+ * sdk, the SDK's serializer), behind a Batcher (bounded,
  * counted, several exports in flight, no encoding while the collector refuses). `protect`
  * (data protection) sees each batch just before it is encoded, as do the log and metric exports.
  */
 export function createSpanPipeline(config: ExportConfig, drops: DropCounter, protect?: TelemetryProtection): SpanProcessor {
   const t = config.traces;
-  const encoder = new SpansEncoder();
+  const encode = config.encoder === 'sdk' ? sdkSpansEncoding() : spansEncoding();
   return new BatchingSpanProcessor(
     new Batcher<ReadableSpan>({
       signal: 'traces',
@@ -83,7 +95,7 @@ export function createSpanPipeline(config: ExportConfig, drops: DropCounter, pro
       batchSize: t.batchSize,
       scheduledDelay: t.scheduledDelay,
       maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-      transport: createGrpcTransport('traces', exporterOptions(config, 'traces'), (spans: ReadableSpan[]) => encoder.encode(protect ? protect.spans(spans) : spans)),
+      transport: createGrpcTransport('traces', exporterOptions(config, 'traces'), (spans: ReadableSpan[]) => encode(protect ? protect.spans(spans) : spans)),
       drops,
     }),
   );
@@ -98,14 +110,14 @@ export function createLogBatcher(
   protect?: TelemetryProtection,
 ): Batcher<LogEntry> {
   const l = config.logs;
-  const encoder = new LogsEncoder(resource, 'agent-sidecar', version);
+  const encode = config.encoder === 'sdk' ? sdkLogsEncoding(resource, 'agent-sidecar', version) : logsEncoding(resource, 'agent-sidecar', version);
   return new Batcher<LogEntry>({
     signal: 'logs',
     queueSize: l.queueSize,
     batchSize: l.batchSize,
     scheduledDelay: l.scheduledDelay,
     maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-    transport: createGrpcTransport('logs', exporterOptions(config, 'logs'), (entries: LogEntry[]) => encoder.encode(protect ? protect.logs(entries) : entries)),
+    transport: createGrpcTransport('logs', exporterOptions(config, 'logs'), (entries: LogEntry[]) => encode(protect ? protect.logs(entries) : entries)),
     drops,
   });
 }

@@ -50,6 +50,8 @@ export interface TelemetrySettings {
   samplerShown: string;
   /** telemetry.headers: export metadata over OTEL_EXPORTER_OTLP_HEADERS (which the exporters read). */
   headers: Readonly<Record<string, string>>;
+  /** telemetry.encoder: the sidecar's OTLP encoders, or the SDK's serializers (troubleshooting). */
+  encoder: 'sidecar' | 'sdk';
   /** Each signal: config key, else its OTEL_* variable, else our default. `enabled`/`otlp`: exported over OTLP at all. */
   traces: BatchSettings & { enabled: boolean };
   logs: BatchSettings & { otlp: boolean };
@@ -111,6 +113,7 @@ export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv)
     sampler,
     samplerShown: shown,
     headers: config.headers,
+    encoder: config.encoder,
     ...exports,
     warnings: enabled ? [...exports.warnings, ...samplerWarnings] : [],
   };
