@@ -64,3 +64,16 @@ export abstract class Relay implements Dispatcher.DispatchHandler {
     this.res.destroy(reason);
   }
 }
+
+/** Who a failed call is down to: the client left, its request was at fault (its body), or the upstream. */
+export type Blame = 'gone' | 'client' | 'upstream';
+
+/**
+ * What the retry and circuit-breaker handlers (decorators.ts) ask of the relay they wrap:
+ * facts of the client's side that undici's dispatch cannot see.
+ */
+export interface UpstreamHandler extends Dispatcher.DispatchHandler {
+  /** Nothing of the response reached the client yet: the request may be sent again. */
+  readonly replayable: boolean;
+  blame(err: Error): Blame;
+}
