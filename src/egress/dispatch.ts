@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { EgressConfig } from '../config/egress.ts';
 import { sendError, SidecarError } from '../errors/index.ts';
-import { connectionTokens, HOP_BY_HOP, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
+import { connectionTokens, HOP_BY_HOP, Relay, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
 import type { Provider } from './providers.ts';
 import { createTee, type ResponseTee } from './tee.ts';
 
@@ -34,11 +34,6 @@ export interface Hop {
   draining: boolean;
 }
 
-/** The reason a dispatch is aborted when the agent goes away. */
-class ClientGone extends Error {
-  override readonly name = 'ClientGone';
-}
-
 /**
  * One dispatcher for every provider: keep-alive pools per origin, and HTTPS_PROXY, HTTP_PROXY
  * and NO_PROXY (read once, here) honoured through undici's EnvHttpProxyAgent.
@@ -67,95 +62,104 @@ export function createProviderDispatcher(config: EgressConfig, env: NodeJS.Proce
  * ones and Host; the response's bytes reach the agent unchanged, while a tee reads them.
  */
 export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
-  const { req, res, call } = hop;
-  let controller: Dispatcher.DispatchController | undefined;
-  let tee: ResponseTee | undefined;
-  let started = false;
-  const onClientClose = () => {
-    if (!res.writableFinished) controller?.abort(new ClientGone('the agent closed the connection'));
-  };
-  res.once('close', onClientClose);
-  const resume = () => controller?.resume();
+  dispatcher.dispatch({ origin: hop.provider.origin, path: hop.path, method: hop.req.method as Dispatcher.HttpMethod, headers: requestHeaders(hop), body: hop.body }, new ProviderCall(hop));
+}
+
+/** One call to a provider: the relay's client-gone, backpressure and cut, plus batching and the tee. */
+class ProviderCall extends Relay {
+  readonly #hop: Hop;
+  readonly #call: CallHooks | undefined;
+  #tee: ResponseTee | undefined = undefined;
+  #started = false;
   // The parser hands over a provider's chunked body one chunk at a time, often hundreds per
   // socket read (a token or a few each): they leave as one chunk once the read is done, and
   // only then does the tee read that chunk (in one go), so that reading never holds a byte back.
   // When the tee holds (it decides what leaves), it reads each chunk as it comes instead.
-  let batch: Buffer[] = [];
-  let readAfter = false;
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
+  #batch: Buffer[] = [];
+  #readAfter = false;
+  #scheduled = false;
+
+  constructor(hop: Hop) {
+    super(hop.res, 'the agent closed the connection');
+    this.#hop = hop;
+    this.#call = hop.call;
+  }
+
+  flush(): void {
+    this.#scheduled = false;
+    const batch = this.#batch;
     if (batch.length === 0) return;
     const out = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
-    batch = [];
-    if (!res.write(out)) {
-      controller?.pause();
-      res.once('drain', resume);
-    }
-    if (readAfter) tee!.push(out);
-  };
+    this.#batch = [];
+    this.send(out);
+    if (this.#readAfter) this.#tee!.push(out);
+  }
 
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(c) {
-      controller = c;
-      if (res.destroyed) c.abort(new ClientGone('the agent closed the connection'));
-    },
-    onResponseStart(_c, status, headers, statusMessage) {
-      // As on the ingress hop: what cannot be relayed is thrown and ends the call (onResponseError).
-      if (upstreamStatusKind(status) === 'interim') return;
-      const reason = relayedReason(statusMessage);
-      call?.response(status, headers);
-      tee = call?.tee(status, headers);
-      readAfter = tee !== undefined && !tee.holds;
-      const out: string[] = [];
-      const listed = connectionTokens(headers.connection);
-      for (const name in headers) {
-        if (HOP_BY_HOP.has(name) || listed?.has(name) || (hop.identity && name === 'content-length')) continue;
-        const value = headers[name];
-        if (Array.isArray(value)) for (const v of value) out.push(name, v);
-        else if (value !== undefined) out.push(name, value);
-      }
-      if (hop.draining) out.push('connection', 'close');
-      res.writeHead(status, reason, out);
-    },
-    onResponseData(_c, chunk: Buffer) {
-      if (!started) {
-        started = true;
-        call?.firstChunk();
-      }
-      const data = readAfter || tee === undefined ? chunk : tee.push(chunk);
-      if (data !== undefined) batch.push(data);
-      if (!scheduled) {
-        scheduled = true;
-        process.nextTick(flush);
-      }
-    },
-    onResponseEnd() {
-      res.removeListener('close', onClientClose);
-      flush();
-      const end = tee?.end();
-      res.end(end?.tail);
-      if (call === undefined) return;
-      if (end === undefined) call.end({ cut: false });
-      else void end.read.then(() => call.end({ cut: false })).catch(accountingFailed);
-    },
-    onResponseError(_c, err) {
-      res.removeListener('close', onClientClose);
-      const gone = err instanceof ClientGone || controller?.reason instanceof ClientGone;
-      const e = gone ? undefined : upstreamError(err);
-      if (!res.headersSent) {
-        if (e !== undefined) sendError(res, e, hop.requestId);
-        call?.end({ cut: false, error: e, clientGone: gone });
-        return;
-      }
-      // After the head, a cut connection is the only honest signal left (HTTP/1.1).
-      flush();
-      res.destroy();
-      const done = tee?.abort() ?? Promise.resolve();
-      void done.then(() => call?.end({ cut: true, error: e, clientGone: gone })).catch(accountingFailed);
-    },
-  };
-  dispatcher.dispatch({ origin: hop.provider.origin, path: hop.path, method: req.method as Dispatcher.HttpMethod, headers: requestHeaders(hop), body: hop.body }, handler);
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    // As on the ingress hop: what cannot be relayed is thrown and ends the call (onResponseError).
+    if (upstreamStatusKind(status) === 'interim') return;
+    const hop = this.#hop;
+    const reason = relayedReason(statusMessage);
+    this.#call?.response(status, headers);
+    const tee = this.#call?.tee(status, headers);
+    this.#tee = tee;
+    this.#readAfter = tee !== undefined && !tee.holds;
+    const out: string[] = [];
+    const listed = connectionTokens(headers.connection);
+    for (const name in headers) {
+      if (HOP_BY_HOP.has(name) || listed?.has(name) || (hop.identity && name === 'content-length')) continue;
+      const value = headers[name];
+      if (Array.isArray(value)) for (const v of value) out.push(name, v);
+      else if (value !== undefined) out.push(name, value);
+    }
+    if (hop.draining) out.push('connection', 'close');
+    this.res.writeHead(status, reason, out);
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#started) {
+      this.#started = true;
+      this.#call?.firstChunk();
+    }
+    const tee = this.#tee;
+    const data = this.#readAfter || tee === undefined ? chunk : tee.push(chunk);
+    if (data !== undefined) this.#batch.push(data);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      process.nextTick(flushCall, this);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.unwatch();
+    this.flush();
+    const end = this.#tee?.end();
+    this.res.end(end?.tail);
+    const call = this.#call;
+    if (call === undefined) return;
+    if (end === undefined) call.end({ cut: false });
+    else void end.read.then(() => call.end({ cut: false })).catch(accountingFailed);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
+    this.unwatch();
+    const call = this.#call;
+    const gone = this.clientLeft(err);
+    const e = gone ? undefined : upstreamError(err);
+    if (!this.res.headersSent) {
+      if (e !== undefined) sendError(this.res, e, this.#hop.requestId);
+      call?.end({ cut: false, error: e, clientGone: gone });
+      return;
+    }
+    this.flush();
+    this.cut();
+    const done = this.#tee?.abort() ?? Promise.resolve();
+    void done.then(() => call?.end({ cut: true, error: e, clientGone: gone })).catch(accountingFailed);
+  }
+}
+
+function flushCall(call: ProviderCall): void {
+  call.flush();
 }
 
 /** The agent's headers in their order, less hop-by-hop ones, Host and (for a buffered body) its length. */

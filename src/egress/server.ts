@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { isSidecarError, sendError, SidecarError } from '../errors/index.ts';
-import { listenerTimeouts, type ClientTimeouts } from '../ingress/listener.ts';
+import { createDrain, listenerTimeouts, type ClientTimeouts } from '../ingress/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Budgets } from './budgets.ts';
 import { dispatchToProvider } from './dispatch.ts';
@@ -41,21 +41,14 @@ export interface EgressServer {
  */
 export function createEgressServer(o: EgressServerOptions): EgressServer {
   const { providers, dispatcher, recorder, budgets, logger } = o;
-  let inFlight = 0;
-  let draining = false;
-  let waiters: Array<() => void> = [];
-  const settle = () => {
-    if (inFlight > 0) return;
-    for (const w of waiters) w();
-    waiters = [];
-  };
+  const drain = createDrain();
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const route = routeOf(providers, req.url ?? '/');
     if (route === undefined) throw new SidecarError('SIDECAR_EGRESS_ROUTE_UNKNOWN');
     const { provider, path } = route;
     const operation = operationOf(provider, req.method, path);
-    const hop = { provider, path, req, res, requestId, draining };
+    const hop = { provider, path, req, res, requestId, draining: drain.draining };
     if (operation === undefined) {
       const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
       dispatchToProvider(dispatcher, { ...hop, body: hasBody ? req : null, identity: false, call: undefined });
@@ -76,11 +69,8 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
   // Expect: 100-continue is answered at once (Node's default): this listener checks no
   // credentials, and a metered call's body must be read for its model and budget anyway.
   const server = http.createServer({ noDelay: true, requireHostHeader: false, ...listenerTimeouts(o.timeouts) }, (req, res) => {
-    inFlight++;
-    res.once('close', () => {
-      inFlight--;
-      if (draining) settle();
-    });
+    drain.enter();
+    res.once('close', drain.leave);
     const requestId = randomUUID();
     handle(req, res, requestId).catch((err: unknown) => {
       const e = isSidecarError(err) ? err : new SidecarError('SIDECAR_INTERNAL', { cause: err });
@@ -94,18 +84,15 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
   return {
     server,
     get inFlight() {
-      return inFlight;
+      return drain.inFlight;
     },
     stopAccepting() {
-      draining = true;
+      drain.start();
       server.close();
       server.closeIdleConnections();
     },
-    idle() {
-      return new Promise((resolve) => {
-        waiters.push(resolve);
-        settle();
-      });
+    async idle() {
+      await drain.idle();
     },
     destroyAll() {
       server.closeAllConnections();

@@ -1,4 +1,5 @@
 export { ClientBody, type BodyLimits } from './body.ts';
+export { createDrain, type Drain } from './drain.ts';
 export { createForwardedResolver, type ForwardedResolver } from './forwarded.ts';
 export { createIngress, type Ingress, type IngressOptions } from './server.ts';
 export { listenerTimeouts, type ClientTimeouts } from './listener.ts';

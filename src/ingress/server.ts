@@ -9,6 +9,7 @@ import { cgiFoldingHeader } from './cgi-headers.ts';
 import { answerError, answerReply } from './answer.ts';
 import { ClientBody, type BodyLimits } from './body.ts';
 import { type RequestBody, type RequestContext, type RequestForwarder, type RequestObserver, runStages, type Stage, type UpgradeRelay } from '../core/index.ts';
+import { createDrain } from './drain.ts';
 import { listenerTimeouts } from './listener.ts';
 import { requestIdFrom } from './request-id.ts';
 import { requestTarget } from './target.ts';
@@ -59,15 +60,8 @@ export function createIngress(options: IngressOptions): Ingress {
   const server = tls ? https.createServer({ ...serverOptions, ...loadTls(tls) }) : http.createServer(serverOptions);
   const stopWatchingTls = tls?.reload ? watchTls(server as https.Server, tls, logger) : undefined;
 
-  let inFlight = 0;
-  let draining = false;
-  let waiters: Array<() => void> = [];
-  const settleIdle = () => {
-    if (inFlight === 0 && upgrader.open.size === 0) {
-      for (const w of waiters) w();
-      waiters = [];
-    }
-  };
+  // Open WebSocket tunnels hold the listener busy too.
+  const drain = createDrain(() => upgrader.open.size > 0);
 
   function contextFor(req: IncomingMessage, res: ServerResponse | undefined, socket: Duplex, expectContinue = false): RequestContext {
     const cl = req.headers['content-length'];
@@ -94,14 +88,13 @@ export function createIngress(options: IngressOptions): Ingress {
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
-    inFlight++;
+    drain.enter();
     const ctx = contextFor(req, res, req.socket, expectContinue);
     (res as Answering)[CONTEXT] = ctx;
     observer?.requestStart(ctx);
     res.once('close', () => {
-      inFlight--;
+      drain.leave();
       observer?.requestEnd(ctx);
-      if (draining) settleIdle();
     });
     try {
       ctx.target = requestTarget(req);
@@ -147,8 +140,8 @@ export function createIngress(options: IngressOptions): Ingress {
       done();
     };
     // RFC 6455 4.1: the opening handshake is a GET.
-    if (!config.proxy.websockets || req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || draining) {
-      refuse(new SidecarError(draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED'));
+    if (!config.proxy.websockets || req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket' || drain.draining) {
+      refuse(new SidecarError(drain.draining ? 'SIDECAR_SHUTTING_DOWN' : 'SIDECAR_UPGRADE_REFUSED'));
       return;
     }
     const go = () => {
@@ -156,9 +149,7 @@ export function createIngress(options: IngressOptions): Ingress {
       if (ctx.reply !== undefined) refuse(new SidecarError('SIDECAR_UPGRADE_REFUSED'));
       else upgrader.upgrade(ctx, head, done);
     };
-    socket.once('close', () => {
-      if (draining) settleIdle();
-    });
+    socket.once('close', drain.check);
     try {
       ctx.target = requestTarget(req);
       if (refuseFoldingHeaders) refuseFoldingHeader(req);
@@ -219,25 +210,22 @@ export function createIngress(options: IngressOptions): Ingress {
   return {
     server,
     get inFlight() {
-      return inFlight;
+      return drain.inFlight;
     },
     get draining() {
-      return draining;
+      return drain.draining;
     },
     startDraining() {
-      draining = true;
+      drain.start();
     },
     stopAccepting() {
-      draining = true;
+      drain.start();
       stopWatchingTls?.();
       server.close();
       server.closeIdleConnections();
     },
-    idle() {
-      return new Promise((resolve) => {
-        waiters.push(resolve);
-        settleIdle();
-      });
+    async idle() {
+      await drain.idle();
     },
     destroyAll() {
       server.closeAllConnections();

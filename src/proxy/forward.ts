@@ -1,16 +1,16 @@
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import { answerError } from '../ingress/answer.ts';
-import type { BodyHead, BodyTransform, RequestContext, RequestForwarder, RequestObserver } from '../core/index.ts';
+import type { BodyHead, RequestContext, RequestForwarder, RequestObserver } from '../core/index.ts';
 import { prepend, readHead } from '../ingress/body.ts';
 import { Admission } from './admission.ts';
-import type { Admission as BreakerAdmission, CircuitBreaker } from './breaker.ts';
-import { clientResponseHeaders } from './headers.ts';
+import type { CircuitBreaker } from './breaker.ts';
+import { BreakerHandler, RetryHandler, retryable } from './decorators.ts';
+import type { UpstreamHandler } from './relay.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
-import { isConnectionFailure, relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';
+import { fail as failCall, UpstreamCall, type UpstreamScope } from './upstream-call.ts';
 
 export interface ForwarderOptions {
   upstream: SidecarConfig['upstream'];
@@ -35,14 +35,6 @@ export interface Forwarder extends RequestForwarder {
   close(): Promise<void>;
 }
 
-// RFC 9110 9.2.2; retried only when they carry no body, since a streamed body cannot be replayed.
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
-/** The reason a dispatch is aborted when the client goes away. */
-class ClientGone extends Error {
-  override readonly name = 'ClientGone';
-}
-
 export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
   return new Pool(upstream.url, {
     connections: upstream.connections,
@@ -65,11 +57,7 @@ export function createUpstreamPool(upstream: SidecarConfig['upstream']): Pool {
 export function createForwarder(options: ForwarderOptions): Forwarder {
   const { upstream, maxBodyBytes, bufferBodyBytes, requestIdHeader, buildHeaders, breaker, isDraining, ownsCors = false, observer } = options;
 
-  function fail(ctx: RequestContext, err: SidecarError, headers?: Record<string, string>): void {
-    // Answered already (a request timeout), and what was under way failed since.
-    if (ctx.res?.writableEnded === true) return;
-    answerError(ctx, err, requestIdHeader, headers);
-  }
+  const fail = (ctx: RequestContext, err: SidecarError, headers?: Record<string, string>) => failCall(ctx, err, requestIdHeader, headers);
   /** Connection: close when the client's body was not read to its end. */
   const unread = (ctx: RequestContext) => (ctx.req.complete ? undefined : { connection: 'close' });
   const pool = createUpstreamPool(upstream);
@@ -80,7 +68,15 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     maxQueue: upstream.maxQueue,
   });
   const retries = upstream.retry.attempts;
-  const failureStatuses = new Set(upstream.circuitBreaker.countStatus);
+  const failureStatuses: ReadonlySet<number> = new Set(upstream.circuitBreaker.countStatus);
+  const scope: UpstreamScope = {
+    requestIdHeader,
+    ownsCors,
+    isDraining,
+    observer,
+    onUpstreamError: options.onUpstreamError,
+    leave: (streamed) => gate.leave(streamed),
+  };
 
   /** Dispatches once a connection is free for it, or answers 503 SIDECAR_UPSTREAM_BUSY. */
   function admit(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
@@ -138,7 +134,8 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
 
   /**
    * With a connection held: the upstream call starts here (its span and duration leave out the
-   * wait for the connection), the circuit breaker's admission once per request, then the first attempt.
+   * wait for the connection), the circuit breaker's admission once per request, then the call,
+   * wrapped in the retry and breaker handlers it needs.
    */
   function start(ctx: RequestContext, res: ServerResponse, body: Buffer | Readable | null, streamed: boolean): void {
     // The span's traceparent goes into the headers built next.
@@ -158,146 +155,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
       headers: buildHeaders(ctx),
       body,
     };
-    dispatch(ctx, res, opts, 0, streamed, verdictFor(admission));
-  }
-
-  /**
-   * The breaker hears one verdict per request, whatever the retries: a retry runs under the
-   * request's admission (the half-open probe stays the probe), and only the last attempt's
-   * outcome counts.
-   */
-  function verdictFor(admission: BreakerAdmission): (ok: boolean | undefined) => void {
-    let settled = false;
-    return (ok) => {
-      if (settled || breaker === undefined) return;
-      settled = true;
-      if (ok === true) breaker.success(admission);
-      else if (ok === false) breaker.failure(admission);
-      else breaker.abandon(admission);
-    };
-  }
-
-  function dispatch(
-    ctx: RequestContext,
-    res: ServerResponse,
-    opts: Dispatcher.DispatchOptions,
-    attempt: number,
-    streamed: boolean,
-    settle: (ok: boolean | undefined) => void,
-  ): void {
-    // The slot this request holds, given back once when its exchange is over.
-    let holding = true;
-    const leave = () => {
-      if (!holding) return;
-      holding = false;
-      gate.leave(streamed);
-    };
-    let controller: Dispatcher.DispatchController | undefined;
-    const onClientClose = () => {
-      if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
-    };
-    const resume = () => controller?.resume();
-    res.once('close', onClientClose);
-    // A response body rewritten by a stage (data protection), and its head while the rewrite holds it.
-    let transform: BodyTransform | undefined;
-    let refused = false;
-    let heldHead: { statusCode: number; statusMessage: string | undefined; out: string[] } | undefined;
-    const writeHeldHead = (contentLength: number | undefined) => {
-      if (heldHead === undefined) return;
-      const { statusCode, statusMessage, out } = heldHead;
-      heldHead = undefined;
-      if (contentLength !== undefined) out.push('content-length', String(contentLength));
-      res.writeHead(statusCode, statusMessage, out);
-    };
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-        if (res.destroyed) c.abort(new ClientGone('client closed the connection'));
-      },
-      onResponseStart(_c, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string) {
-        // Answered already (a request timeout while the body was sent): no verdict on the upstream.
-        if (res.writableEnded) throw new ClientGone('the client was answered already');
-        // What cannot be relayed is thrown, and undici ends the exchange with it (onResponseError).
-        if (upstreamStatusKind(statusCode) === 'interim') return;
-        const reason = relayedReason(statusMessage);
-        // Two Allow-Origin values are rejected by browsers, and the upstream's would bypass the allowlist.
-        if (ownsCors) for (const name in headers) if (name.startsWith('access-control-')) delete headers[name];
-        transform = ctx.responseBody?.(statusCode, headers);
-        const out = clientResponseHeaders(headers, requestIdHeader, ctx.requestId);
-        for (const [name, value] of ctx.responseHeaders) out.push(name, value);
-        if (isDraining()) out.push('connection', 'close');
-        if (transform?.holdHead) heldHead = { statusCode, statusMessage: reason, out };
-        else res.writeHead(statusCode, reason, out);
-        settle(!failureStatuses.has(statusCode));
-      },
-      onResponseData(c, chunk: Buffer) {
-        let data: Buffer | undefined = chunk;
-        if (transform !== undefined) {
-          if (refused) return;
-          try {
-            data = transform.push(chunk);
-          } catch (err) {
-            // On the next turn, as at the end: the frames already written (and the head) leave
-            // the corked socket before the cut; nothing more is read meanwhile.
-            refused = true;
-            c.pause();
-            setImmediate(() => c.abort(err as Error));
-            return;
-          }
-          if (data === undefined || data.length === 0) return;
-          writeHeldHead(undefined);
-        }
-        // What the client gets: after a rewrite, not what the upstream sent.
-        ctx.bytesOut += data.length;
-        if (!res.write(data)) {
-          c.pause();
-          res.once('drain', resume);
-        }
-      },
-      onResponseEnd(c, trailers: IncomingHttpHeaders) {
-        let tail: Buffer | undefined;
-        try {
-          tail = transform?.end();
-        } catch (err) {
-          // On the next turn, so that what was already written leaves the corked socket before the cut.
-          setImmediate(() => handler.onResponseError!(c, err as Error));
-          return;
-        }
-        res.removeListener('close', onClientClose);
-        leave();
-        observer?.upstreamEnd(ctx, res.statusCode, undefined);
-        writeHeldHead(tail?.length ?? 0);
-        for (const _ in trailers) {
-          res.addTrailers(trailers as Record<string, string>);
-          break;
-        }
-        if (tail !== undefined) ctx.bytesOut += tail.length;
-        res.end(tail);
-      },
-      onResponseError(_c, err: Error) {
-        res.removeListener('close', onClientClose);
-        if (err instanceof ClientGone || (controller?.reason instanceof ClientGone)) {
-          leave();
-          settle(undefined);
-          observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, undefined);
-          return;
-        }
-        const clientFault = err instanceof SidecarError || isClientBodyError(err, ctx);
-        if (!res.headersSent && opts.body == null && attempt < retries && IDEMPOTENT.has(opts.method) && isConnectionFailure(err)) {
-          // The retry keeps this request's slot.
-          holding = false;
-          dispatch(ctx, res, opts, attempt + 1, streamed, settle);
-          return;
-        }
-        leave();
-        settle(clientFault ? undefined : false);
-        const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
-        options.onUpstreamError?.(ctx, e);
-        observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
-        fail(ctx, e, e.status === 413 || clientFault || !ctx.req.complete ? { connection: 'close' } : undefined);
-      },
-    };
+    // Events reach the retry handler first, so that the breaker hears the last attempt only.
+    let handler: UpstreamHandler = new UpstreamCall(scope, ctx, res, streamed);
+    if (breaker !== undefined) handler = new BreakerHandler(handler, breaker, admission, failureStatuses);
+    if (retries > 0 && retryable(opts)) handler = new RetryHandler(handler, pool, opts, retries);
     pool.dispatch(opts, handler);
   }
 
@@ -343,8 +204,4 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
     },
     close: () => pool.close(),
   };
-}
-
-function isClientBodyError(err: Error, ctx: RequestContext): boolean {
-  return (err as { code?: string }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || ctx.req.errored !== null || (ctx.req.destroyed && !ctx.req.complete);
 }
