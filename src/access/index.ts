@@ -7,6 +7,7 @@ import { createAuthenticator, type Authenticator } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
 import type { Logger } from '../log/index.ts';
+import { createMcpStage } from '../mcp/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
 import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck, type RevocationCheck } from '../revocation/index.ts';
@@ -18,7 +19,7 @@ import { createRouteStage } from './route.ts';
 import { createAccessStage } from './stage.ts';
 
 export interface Access {
-  /** CORS, refresh endpoint, the route, identify and authorize (auth on), rate limits: in that order. */
+  /** CORS, refresh endpoint, the route, identify and authorize (auth on), rate limits, MCP messages (auth on): in that order. */
   stages: Stage[];
   /** Client headers never forwarded (identity headers, credentials). */
   stripHeaders: string[];
@@ -129,6 +130,12 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
   const rateLimit = createRateLimitStage(config.rateLimit, createRateLimiter({ store: limiterStore, failMode: config.rateLimit.failMode, logger }));
   if (rateLimit !== undefined) stages.push(rateLimit);
+  // MCP messages are read only on MCP routes, once the route and the rate limits let them through.
+  if (auth.enabled) {
+    stages.push(
+      createMcpStage({ policy: () => policies.current(), audit, dryRun: config.policy.dryRun, maxMessageBytes: config.mcp.maxMessageBytes, maxDepth: config.mcp.maxDepth }),
+    );
+  }
 
   const adminHandlers = new Map<string, http.RequestListener>([
     [
