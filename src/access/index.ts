@@ -7,7 +7,7 @@ import { createAuthenticator, type Authenticator } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
 import type { Logger } from '../log/index.ts';
-import { createMcpStage } from '../mcp/index.ts';
+import { createMcpStage, createProtectedResource } from '../mcp/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
 import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck, type RevocationCheck } from '../revocation/index.ts';
@@ -92,6 +92,13 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const cors = createCors(config.cors);
   if (cors !== undefined) stages.push(cors);
 
+  // The MCP routes' OAuth metadata is public: answered before any route or credential is looked at.
+  const resource =
+    auth.enabled && config.mcp.protectedResource !== undefined
+      ? createProtectedResource({ config: config.mcp.protectedResource, issuers: config.auth.jwt?.issuer, policy: () => policies.current() })
+      : undefined;
+  if (resource !== undefined) stages.push(resource.stage);
+
   // Auth on or off, the route is resolved here, after CORS and refresh answered theirs.
   const route = createRouteStage({ policy: () => policies.current(), rejectSemicolons: config.policy.rejectSemicolons, enforce: auth.enabled });
   if (auth.enabled) {
@@ -123,6 +130,8 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
         logger,
         dryRun: config.policy.dryRun,
         methodOverride: config.policy.methodOverride,
+        challenge: resource?.challenge,
+        checkPrincipal: resource?.checkAudience,
       }),
     );
   } else stages.push(route);

@@ -2,3 +2,4 @@ export { mcpRouteSchema, MCP_ROUTE_KEYS, type McpGrant, type McpRouteDocument, t
 export { compileMcpRules, type ItemDecision, type ItemKind, type McpRules } from './rules.ts';
 export { createMcpStage, type McpStageOptions } from './stage.ts';
 export { REVISIONS as MCP_REVISIONS } from './transport.ts';
+export { createProtectedResource, WELL_KNOWN as PROTECTED_RESOURCE_PATH, type ProtectedResource, type ProtectedResourceOptions } from './resource.ts';
