@@ -242,6 +242,32 @@ describe('refusals as the spec names them', () => {
     expect(agent.received).toHaveLength(0);
   });
 
+  it('authorizes a notification that names a tool as a request, refused with 403', async () => {
+    agent.reset();
+    const res = await post(
+      '/mcp-json',
+      JSON.stringify({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'delete_document', arguments: {} } }),
+      {},
+      'analyst',
+    );
+    expect(res.status).toBe(403);
+    expect(res.json?.id).toBeUndefined();
+    expect(res.json?.error?.data?.code).toBe('SIDECAR_TOOL_FORBIDDEN');
+    expect(agent.received).toHaveLength(0);
+  });
+
+  it('refuses a body on another method than POST, which it would not read', async () => {
+    agent.reset();
+    const res = await request(`${sidecar.url}/mcp-json`, {
+      method: 'DELETE',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'delete_document' } }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await token('analyst')}` },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(((await res.body.json()) as { error: { data: { code: string } } }).error.data.code).toBe('SIDECAR_MCP_INVALID_REQUEST');
+    expect(agent.received).toHaveLength(0);
+  });
+
   it('refuses a revision it cannot authorize', async () => {
     const res = await post('/mcp-json', '{"jsonrpc":"2.0","id":1,"method":"ping"}', { 'mcp-protocol-version': '2099-01-01' });
     expect(res.status).toBe(400);

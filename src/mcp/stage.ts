@@ -82,6 +82,9 @@ export function createMcpStage(o: McpStageOptions): Stage {
     if (rules === undefined) return;
     const method = ctx.req.method;
     if (method === 'POST') return post(ctx, rules);
+    // Messages come only by POST; a body on another method (an agent honouring a method
+    // override) would reach the agent unread, so it is refused.
+    if (ctx.clientBody !== undefined) return replyRefusal(ctx, { code: 'SIDECAR_MCP_INVALID_REQUEST', rpcCode: -32600 });
     // A GET stream (2025 revisions) replays earlier answers when resumed: filter those too.
     if (method === 'GET' && rules.filtersLists) {
       ctx.upstreamHeaders.set('accept-encoding', 'identity');
