@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAccess, type Access } from './access/index.ts';
-import { combineObservers, type ReadinessCheck, type RequestContext, type RequestObserver, type Stage } from './core/index.ts';
+import { combineObservers, keepResponseBody, type ReadinessCheck, type RequestContext, type RequestObserver, type Stage } from './core/index.ts';
 import { createAdminServer } from './admin/server.ts';
 import { createLogAudit, instrumentAudit } from './audit/index.ts';
 import { upstreamReadiness } from './admin/upstream-check.ts';
@@ -294,8 +294,9 @@ export async function assembleSidecar(
     const sidecar = createSidecar({
       config,
       logger,
-      // Bodies are read and protected only once the request is authorized.
-      stages: [...access.stages, ...(protection.stage === undefined ? [] : [protection.stage]), ...(extra.stages ?? [])],
+      // Bodies are read and protected only once the request is authorized; protection rewrites
+      // what the MCP list filter left of an answer.
+      stages: [...access.stages, ...(protection.stage === undefined ? [] : [keepResponseBody(protection.stage)]), ...(extra.stages ?? [])],
       readinessChecks: [...access.readinessChecks, ...(extra.readinessChecks ?? [])],
       adminHandlers,
       stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],

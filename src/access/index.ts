@@ -8,6 +8,7 @@ import { createAuthenticator, type Authenticator } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
 import type { Logger } from '../log/index.ts';
+import { createMcpStage, createProtectedResource } from '../mcp/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
 import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
@@ -19,7 +20,7 @@ import { createRouteStage } from './route.ts';
 import { createAccessStage } from './stage.ts';
 
 export interface Access {
-  /** CORS, refresh endpoint, the route, identify and authorize (auth on), rate limits: in that order. */
+  /** CORS, refresh endpoint, the route, identify and authorize (auth on), rate limits, MCP messages (auth on): in that order. */
   stages: Stage[];
   /** Client headers never forwarded (identity headers, credentials). */
   stripHeaders: string[];
@@ -91,6 +92,13 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const cors = createCors(config.cors);
   if (cors !== undefined) stages.push(cors);
 
+  // The MCP routes' OAuth metadata is public: answered before any route or credential is looked at.
+  const resource =
+    auth.enabled && config.mcp.protectedResource !== undefined
+      ? createProtectedResource({ config: config.mcp.protectedResource, issuers: config.auth.jwt?.issuer, policy: () => policies.current() })
+      : undefined;
+  if (resource !== undefined) stages.push(resource.stage);
+
   // Auth on or off, the route is resolved here, after CORS and refresh answered theirs.
   const route = createRouteStage({ policy: () => policies.current(), rejectSemicolons: config.policy.rejectSemicolons, enforce: auth.enabled });
   if (auth.enabled) {
@@ -122,6 +130,8 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
         logger,
         dryRun: config.policy.dryRun,
         methodOverride: config.policy.methodOverride,
+        challenge: resource?.challenge,
+        checkPrincipal: resource?.checkAudience,
       }),
     );
   } else stages.push(route);
@@ -129,6 +139,12 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
   const rateLimit = createRateLimitStage(config.rateLimit, createRateLimiter({ store: limiterStore, failMode: config.rateLimit.failMode, logger }));
   if (rateLimit !== undefined) stages.push(rateLimit);
+  // MCP messages are read only on MCP routes, once the route and the rate limits let them through.
+  if (auth.enabled) {
+    stages.push(
+      createMcpStage({ policy: () => policies.current(), audit, dryRun: config.policy.dryRun, maxMessageBytes: config.mcp.maxMessageBytes, maxDepth: config.mcp.maxDepth }),
+    );
+  }
 
   const adminHandlers = new Map<string, http.RequestListener>([
     [

@@ -17,6 +17,10 @@ export interface AccessDeps {
   logger: Logger;
   dryRun: boolean;
   methodOverride: 'strip' | 'authorize';
+  /** Auth-params a 401 adds to its Bearer challenge for this request (MCP: resource_metadata, RFC 9728 5.1). */
+  challenge?: ((ctx: RequestContext) => string | undefined) | undefined;
+  /** Refuses an authenticated principal for this request (MCP: a token for another audience, RFC 8707). */
+  checkPrincipal?: ((ctx: RequestContext, principal: Principal) => void) | undefined;
 }
 
 /**
@@ -43,8 +47,12 @@ export function createAccessStage(deps: AccessDeps): Stage {
     let principal: Principal | undefined;
     try {
       principal = await deps.authenticate(ctx);
-      if (principal === undefined) throw new SidecarError('SIDECAR_CREDENTIALS_MISSING', { headers: { 'www-authenticate': 'Bearer' } });
+      if (principal === undefined) {
+        const params = deps.challenge?.(ctx);
+        throw new SidecarError('SIDECAR_CREDENTIALS_MISSING', { headers: { 'www-authenticate': params === undefined ? 'Bearer' : `Bearer ${params}` } });
+      }
       if (principal.method === 'jwt' && deps.checkRevoked !== undefined) await deps.checkRevoked(principal);
+      deps.checkPrincipal?.(ctx, principal);
     } catch (err) {
       audit.emit({
         event_type: 'authentication',
@@ -57,7 +65,8 @@ export function createAccessStage(deps: AccessDeps): Stage {
       });
       // RFC 9110 11.6.1: every 401 carries a challenge; RFC 6750 3.1: invalid_token for a bad one.
       if (isSidecarError(err) && err.status === 401 && err.headers?.['www-authenticate'] === undefined) {
-        ctx.responseHeaders.set('www-authenticate', 'Bearer error="invalid_token"');
+        const params = deps.challenge?.(ctx);
+        ctx.responseHeaders.set('www-authenticate', params === undefined ? 'Bearer error="invalid_token"' : `Bearer error="invalid_token", ${params}`);
       }
       throw err;
     }

@@ -24,6 +24,9 @@ export type AuditEvent =
       /** Method and normalized path. */
       resource: string;
       route?: string | undefined;
+      /** MCP routes: the JSON-RPC method, and the tool or prompt name or resource URI it names. */
+      mcp_method?: string | undefined;
+      mcp_name?: string | undefined;
       allowed: boolean;
       dry_run: boolean;
       reason?: string | undefined;

@@ -15,4 +15,6 @@ export interface Principal {
   issuedAt?: number | undefined;
   /** `exp` in seconds; revocation entries live no longer than this. */
   expiresAt?: number | undefined;
+  /** `aud`: the resources the token was issued for (MCP routes accept only their own, RFC 8707). */
+  audience?: readonly string[] | undefined;
 }

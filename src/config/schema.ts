@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { egress } from './egress.ts';
+import { mcp } from './mcp.ts';
 import { parseAddress } from './address.ts';
 import { address, clientPool, count, DAY_MS, duration, failMode, headerName, HOUR_MS, KIB, keyValues, MIB, peerList, size, TIB, timer } from './fields.ts';
 
@@ -549,15 +550,28 @@ export const configSchema = z
     telemetry,
     protection,
     egress,
+    mcp,
   })
   .superRefine((c, ctx) => {
     checkListeners(c, ctx);
+    checkProtectedResource(c, ctx);
     const name = c.egress.protectPrompts;
     if (name !== undefined && name !== 'default' && !(name in c.protection.rules)) {
       ctx.addIssue({ code: 'custom', path: ['egress', 'protectPrompts'], message: noRuleSet(new Set(Object.keys(c.protection.rules))) });
     }
   })
   .meta({ title: 'agent-sidecar configuration' });
+
+/** MCP as an OAuth protected resource verifies JWTs, and names the issuers that mint them. */
+function checkProtectedResource(c: { auth: { jwt?: { issuer?: string[] | undefined } | undefined }; mcp: { protectedResource?: { authorizationServers?: string[] | undefined } | undefined } }, ctx: z.RefinementCtx): void {
+  const resource = c.mcp.protectedResource;
+  if (resource === undefined) return;
+  if (c.auth.jwt === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['mcp', 'protectedResource'], message: 'needs auth.jwt: a protected resource accepts the access tokens of an authorization server' });
+  } else if (resource.authorizationServers === undefined && c.auth.jwt.issuer === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['mcp', 'protectedResource', 'authorizationServers'], message: 'list the authorization servers (issuers) clients get tokens from, or set auth.jwt.issuer' });
+  }
+}
 
 /**
  * Two listeners cannot bind the same port on the same host (or one of them on every host,
@@ -583,6 +597,8 @@ function checkListeners(c: { listen: { address: string }; admin: { address: stri
 export type SidecarConfig = z.output<typeof configSchema>;
 /** What a configuration file may contain. */
 export type SidecarConfigInput = z.input<typeof configSchema>;
+/** The mcp section, validated. */
+export type McpConfig = SidecarConfig['mcp'];
 /** The protection section, validated. */
 export type ProtectionConfig = SidecarConfig['protection'];
 /** One rule set of protection.rules, validated. */

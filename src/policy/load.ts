@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
 import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
 import { parseYaml, YamlError } from '../files/yaml.ts';
+import { MCP_ROUTE_KEYS, mcpRouteSchema } from '../mcp/index.ts';
 import { DEFAULT_POLICY } from './default-policy.ts';
 import { buildPolicy, canonical, type Policy, type PolicyDocument, type PolicyRoute } from './rbac.ts';
 
@@ -43,6 +44,7 @@ const route = z
     methods: z.unknown().optional(),
     public: z.boolean({ error: 'expected true or false' }).default(false),
     dryRun: z.boolean({ error: 'expected true or false' }).default(false),
+    mcp: mcpRouteSchema.optional(),
   })
   .transform((r, ctx): PolicyRoute => {
     const bad = (path: PropertyKey[], message: string): never => {
@@ -54,6 +56,7 @@ const route = z
       ctx.addIssue({ code: 'custom', path: at, message: 'expected an HTTP method such as GET, or * for any method' });
       return undefined;
     };
+    if (r.public && r.mcp !== undefined) return bad(['mcp'], 'an MCP route decides per caller, so it cannot be public: remove public: true and give it methods, e.g. { POST: use:mcp, GET: use:mcp }');
     if (r.public) {
       if (r.methods === undefined) return { path: r.path, public: true, dryRun: r.dryRun, methods: undefined };
       if (!Array.isArray(r.methods)) return bad(['methods'], 'a public route needs no permission: list its methods (methods: [GET]) or leave methods out for any method');
@@ -72,7 +75,10 @@ const route = z
       methods[m] = permission as string;
     }
     if (Object.keys(methods).length === 0) return bad(['methods'], 'a protected route needs at least one method, e.g. { GET: view:agent }');
-    return { path: r.path, public: false, dryRun: r.dryRun, methods };
+    if (r.mcp !== undefined && methods.POST === undefined && methods['*'] === undefined) {
+      return bad(['methods'], 'an MCP route receives its messages by POST: add POST (and GET for server streams), e.g. { POST: use:mcp, GET: use:mcp }');
+    }
+    return { path: r.path, public: false, dryRun: r.dryRun, methods, mcp: r.mcp };
   });
 
 const roles = z.record(name('role'), z.array(name('permission'), { error: 'expected a list of permissions, e.g. [view:agent, view:conversation]' }), {
@@ -155,16 +161,26 @@ function ungranted(doc: PolicyDocument): string[] {
     for (const [m, permission] of Object.entries(r.methods)) {
       if (!granted.has(permission)) warnings.push(`routes[${i}] (${r.path}) ${m} needs ${permission}, which no role grants: the rule denies everyone`);
     }
+    if (r.mcp === undefined) return;
+    for (const [method, permission] of Object.entries(r.mcp.rpc)) {
+      if (!granted.has(permission)) warnings.push(`routes[${i}] (${r.path}).mcp.rpc.${method} needs ${permission}, which no role grants: the rule denies everyone`);
+    }
+    for (const kind of ['tools', 'prompts', 'resources'] as const) {
+      for (const [name, grants] of Object.entries(r.mcp[kind])) {
+        if (!grants.some((g) => granted.has(g.permission))) warnings.push(`routes[${i}] (${r.path}).mcp.${kind}.${name} needs a permission no role grants: it is refused to everyone`);
+      }
+    }
   });
   return warnings;
 }
 
-const ALLOWED_KEYS: Record<string, string> = { '': 'roles, routes', routes: 'path, methods, public, dryRun' };
+const ALLOWED_KEYS: Record<string, string> = { '': 'roles, routes', routes: 'path, methods, public, dryRun, mcp', mcp: MCP_ROUTE_KEYS };
 
 function describeIssue(issue: z.core.$ZodIssue, doc: unknown): string {
   const at = where(issue.path, doc);
   if (issue.code === 'unrecognized_keys') {
-    const allowed = ALLOWED_KEYS[typeof issue.path[0] === 'string' ? issue.path[0] : ''] ?? '';
+    const section = issue.path[2] === 'mcp' ? 'mcp' : issue.path[0];
+    const allowed = ALLOWED_KEYS[typeof section === 'string' ? section : ''] ?? '';
     return `${at}: unknown key ${issue.keys.join(', ')}; allowed here: ${allowed}`;
   }
   if (issue.code === 'invalid_key') return `${at}: role names are printable characters without spaces`;

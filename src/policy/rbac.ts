@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import Router from 'find-my-way';
 import type { Principal } from '../auth/principal.ts';
+import { compileMcpRules, type McpRouteDocument, type McpRules } from '../mcp/index.ts';
 
 /** A validated policy document (what load.ts produces from YAML). */
 export interface PolicyDocument {
@@ -12,7 +13,14 @@ export interface PolicyDocument {
 /** A public route lists its methods (undefined: any); a protected one maps METHOD (or *) to a permission. */
 export type PolicyRoute =
   | { readonly path: string; readonly public: true; readonly dryRun: boolean; readonly methods: readonly string[] | undefined }
-  | { readonly path: string; readonly public: false; readonly dryRun: boolean; readonly methods: Readonly<Record<string, string>> };
+  | {
+      readonly path: string;
+      readonly public: false;
+      readonly dryRun: boolean;
+      readonly methods: Readonly<Record<string, string>>;
+      /** An MCP endpoint: its messages are authorized per method, tool, prompt and resource (src/mcp). */
+      readonly mcp?: McpRouteDocument | undefined;
+    };
 
 /** What the policy says about a method and path, before anyone is identified. */
 export interface RouteMatch {
@@ -57,6 +65,10 @@ export interface Policy {
   decide(method: string, path: string, principal: Principal | undefined): Decision;
   /** Whether any of the principal's roles grants the permission (e.g. manage:users for the admin API). */
   hasPermission(principal: Principal | undefined, permission: string): boolean;
+  /** The MCP rules of a route template (RouteMatch.route); undefined for a route that is not an MCP endpoint. */
+  mcp(route: string): McpRules | undefined;
+  /** Whether any route is an MCP endpoint. */
+  readonly hasMcp: boolean;
 }
 
 interface Rule {
@@ -131,6 +143,9 @@ export function buildPolicy(doc: PolicyDocument, source: string, warnings: reado
     return found === null ? undefined : (found.store as CompiledRoute);
   };
 
+  const mcp = new Map<string, McpRules>();
+  for (const route of doc.routes) if (!route.public && route.mcp !== undefined) mcp.set(route.path, compileMcpRules(route.mcp, route.dryRun, grants));
+
   return Object.freeze({
     source,
     warnings: Object.freeze([...warnings]),
@@ -150,6 +165,8 @@ export function buildPolicy(doc: PolicyDocument, source: string, warnings: reado
       return grants(principal, rule.match.permission!) ? rule.allowed : rule.forbidden;
     },
     hasPermission: grants,
+    mcp: (route: string) => mcp.get(route),
+    hasMcp: mcp.size > 0,
   });
 }
 

@@ -1,0 +1,85 @@
+/**
+ * A real MCP server for the tests: the official TypeScript SDK's McpServer behind its
+ * StreamableHTTPServerTransport, stateful (Mcp-Session-Id), on a real HTTP server. Each path
+ * answers JSON (enableJsonResponse) or SSE; every message it receives is recorded, so tests can
+ * assert what the sidecar forwarded and what it kept back.
+ */
+import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+import { startServer } from './helpers.ts';
+
+export const TOOLS = ['search_documents', 'delete_document', 'get_weather', 'internal_reindex', 'unlisted_tool'] as const;
+
+function buildServer(): McpServer {
+  const server = new McpServer({ name: 'test-agent', version: '1.0.0' });
+  const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
+  server.registerTool(
+    'search_documents',
+    { description: 'Search a collection', inputSchema: { collection: z.string(), query: z.string() } },
+    ({ collection, query }) => text(`searched ${collection} for ${query}`),
+  );
+  server.registerTool('delete_document', { description: 'Delete a document', inputSchema: { id: z.string() } }, ({ id }) => text(`deleted ${id}`));
+  server.registerTool('get_weather', { description: 'Weather of a city', inputSchema: { city: z.string() } }, ({ city }) => text(`sunny in ${city}`));
+  server.registerTool('internal_reindex', { description: 'Reindex everything' }, () => text('reindexed'));
+  server.registerTool('unlisted_tool', { description: 'No policy entry names it' }, () => text('ran unlisted'));
+  server.registerPrompt('summarize', { description: 'Summarize', argsSchema: { style: z.string() } }, ({ style }) => ({
+    messages: [{ role: 'user', content: { type: 'text', text: `summarize, ${style}` } }],
+  }));
+  server.registerResource('readme', 'docs://public/readme', { mimeType: 'text/plain' }, (uri) => ({ contents: [{ uri: uri.href, text: 'public readme' }] }));
+  server.registerResource('plan', 'docs://secret/plan', { mimeType: 'text/plain' }, (uri) => ({ contents: [{ uri: uri.href, text: 'secret plan' }] }));
+  return server;
+}
+
+export interface Received {
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: unknown;
+}
+
+/** `paths` maps each MCP endpoint path to whether it answers JSON (true) or SSE (false). */
+export async function startMcpAgent(paths: Record<string, boolean>) {
+  const received: Received[] = [];
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const http = await startServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    const json = paths[path];
+    if (json === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => void handle(req, res, path, json, Buffer.concat(chunks)));
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, path: string, json: boolean, raw: Buffer): Promise<void> {
+    const body: unknown = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+    received.push({ path, headers: req.headers, body });
+    const sid = req.headers['mcp-session-id'];
+    let transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
+    if (transport === undefined) {
+      transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        enableJsonResponse: json,
+        onsessioninitialized: (id) => void sessions.set(id, transport!),
+      });
+      await buildServer().connect(transport);
+    }
+    await transport.handleRequest(req, res, body);
+  }
+
+  return {
+    url: http.url,
+    received,
+    /** The tools/call (or other method) messages that reached the agent. */
+    calls: (method: string) => received.filter((r) => (r.body as { method?: string } | undefined)?.method === method),
+    reset: () => void received.splice(0),
+    close: async () => {
+      for (const t of sessions.values()) await t.close().catch(() => {});
+      await http.close();
+    },
+  };
+}
