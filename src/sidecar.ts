@@ -53,7 +53,8 @@ export interface SideListener {
   /** For the startup line, e.g. `/anthropic -> https://api.anthropic.com`. */
   readonly describe: string;
   stopAccepting(): void;
-  idle(): Promise<void>;
+  /** True once idle, false if `timeout` ms pass first. */
+  idle(timeout?: number): Promise<boolean>;
   destroyAll(): void;
   close(): Promise<void>;
 }
@@ -147,7 +148,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     ingress.stopAccepting();
     const grace = config.shutdown.gracePeriod;
     const deadline = Date.now() + grace;
-    const drained = await Promise.race([ingress.idle().then(() => true), sleep(grace, false, { ref: false })]);
+    const drained = await ingress.idle(grace);
     if (!drained) {
       logger.warn({ event_type: 'shutdown', in_flight: ingress.inFlight, grace_period_ms: grace }, 'grace period over: closing the remaining connections');
       ingress.destroyAll();
@@ -157,7 +158,7 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     }
     for (const l of sideListeners) {
       l.stopAccepting();
-      const idle = await Promise.race([l.idle().then(() => true), sleep(Math.max(0, deadline - Date.now()), false, { ref: false })]);
+      const idle = await l.idle(Math.max(0, deadline - Date.now()));
       if (!idle) {
         logger.warn({ event_type: 'shutdown', listener: l.name }, `grace period over: closing the remaining ${l.name} connections`);
         l.destroyAll();
@@ -321,7 +322,7 @@ function egressListener(egress: Egress): Omit<SideListener, 'address'> {
     server: egress.server,
     describe: egress.describe,
     stopAccepting: () => egress.stopAccepting(),
-    idle: () => egress.idle(),
+    idle: (timeout) => egress.idle(timeout),
     destroyAll: () => egress.destroyAll(),
     close: () => egress.close(),
   };

@@ -28,8 +28,8 @@ export interface EgressServer {
   readonly inFlight: number;
   /** Stop accepting connections; responses on open ones carry Connection: close. */
   stopAccepting(): void;
-  /** Resolves once no call is in flight. */
-  idle(): Promise<void>;
+  /** Resolves true once no call is in flight, false if `timeout` ms pass first. */
+  idle(timeout?: number): Promise<boolean>;
   destroyAll(): void;
 }
 
@@ -91,9 +91,7 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
       server.close();
       server.closeIdleConnections();
     },
-    async idle() {
-      await drain.idle();
-    },
+    idle: (timeout) => drain.idle(timeout),
     destroyAll() {
       server.closeAllConnections();
     },

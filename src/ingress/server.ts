@@ -30,8 +30,8 @@ export interface Ingress {
   readonly inFlight: number;
   /** Stop accepting connections; requests on open keep-alive connections get Connection: close. */
   stopAccepting(): void;
-  /** Resolves once no request is in flight and no tunnel is open. */
-  idle(): Promise<void>;
+  /** Resolves true once no request is in flight and no tunnel is open, false if `timeout` ms pass first. */
+  idle(timeout?: number): Promise<boolean>;
   /** Cut every connection that is still open. */
   destroyAll(): void;
   readonly draining: boolean;
@@ -224,9 +224,7 @@ export function createIngress(options: IngressOptions): Ingress {
       server.close();
       server.closeIdleConnections();
     },
-    async idle() {
-      await drain.idle();
-    },
+    idle: (timeout) => drain.idle(timeout),
     destroyAll() {
       server.closeAllConnections();
       upgrader.closeAll();
