@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import type { RequestContext } from '../core/index.ts';
 

@@ -1,8 +1,8 @@
 import { jwtVerify } from 'jose';
-import { createClaimMapper } from '../auth/claims.ts';
-import { createCredentialReader } from '../auth/credentials.ts';
-import type { Principal } from '../auth/principal.ts';
-import { issueToken } from '../auth/issuer.ts';
+import { createClaimMapper } from '../auth/index.ts';
+import { createCredentialReader } from '../auth/index.ts';
+import type { Principal } from '../auth/index.ts';
+import { issueToken } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';

@@ -1,5 +1,5 @@
 import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import { isSidecarError, SidecarError } from '../errors/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
 import type { Logger } from '../log/index.ts';

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { ReadinessCheck } from '../core/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
-import { listenerTimeouts, type ClientTimeouts } from '../ingress/listener.ts';
+import { listenerTimeouts, type ClientTimeouts } from '../ingress/index.ts';
 
 
 export interface AdminOptions {

@@ -1,9 +1,9 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readTextCappedAsync } from '../files/read.ts';
-import { parseYaml, YamlError } from '../files/yaml.ts';
-import { writeFileAtomic } from '../files/write-atomic.ts';
+import { FILE_LIMITS, readTextCappedAsync } from '../files/index.ts';
+import { parseYaml, YamlError } from '../files/index.ts';
+import { writeFileAtomic } from '../files/index.ts';
 
 /** One API key as stored: never the key itself, only its hash. */
 export const apiKeyRecordSchema = z.strictObject({

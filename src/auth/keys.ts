@@ -1,6 +1,6 @@
 import { createPublicKey, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 
 /** A public verification key, imported once; `kid` and `alg` come from its JWK when present. */
 export interface VerificationKey {

@@ -2,8 +2,8 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Command } from 'commander';
 import { createTwoFilesPatch } from 'diff';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readStreamCapped, readTextCappedAsync } from '../files/read.ts';
-import { writeFileAtomic } from '../files/write-atomic.ts';
+import { FILE_LIMITS, readStreamCapped, readTextCappedAsync } from '../files/index.ts';
+import { writeFileAtomic } from '../files/index.ts';
 import { defaultImage, formatChange, injectCompose, injectManifests, resolveSettings, type InjectFlags, type Result } from '../inject/index.ts';
 import { usageError } from './usage.ts';
 

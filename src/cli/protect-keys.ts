@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { stringify } from 'yaml';
-import { KEY_ID_PATTERN } from '../config/schema.ts';
+import { KEY_ID_PATTERN } from '../config/index.ts';
 import { KEY_BYTES, readRingFile, writeRingFile, type RingFile } from '../protect/index.ts';
 import { auditSensitiveOperation } from './operator-audit.ts';
 import { usageError } from './usage.ts';

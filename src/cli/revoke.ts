@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { SidecarError, isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
-import { parseRevokeRequest, type RevokeRequest } from '../revocation/request.ts';
-import { createRedisRevocationStore } from '../revocation/redis.ts';
+import { parseRevokeRequest, type RevokeRequest } from '../revocation/index.ts';
+import { createRedisRevocationStore } from '../revocation/index.ts';
 import { connectRedis } from '../stores/index.ts';
 
 interface RevokeFlags {

@@ -1,5 +1,5 @@
 import ms from 'ms';
-import { DURATION_PATTERN } from '../config/schema.ts';
+import { DURATION_PATTERN } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 
 // Operator mistakes on the command line: main.ts turns a SidecarError into exit status 2.

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
-import { parseYaml, YamlError } from '../files/yaml.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
+import { parseYaml, YamlError } from '../files/index.ts';
 import { acceptsAt, coerceText, schemasAt } from './coerce.ts';
 import { redactSubstituted, substituteEnv, type Substitution } from './env.ts';
 import { configSchema, type SidecarConfig } from './schema.ts';

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import type { Context } from '@opentelemetry/api';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import type { SidecarError, SidecarErrorCode } from '../errors/index.ts';
 
 /** What every stage of the request path sees and may refine. */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { issueToken } from '../auth/issuer.ts';
+import { issueToken } from '../auth/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { isSidecarError } from '../errors/index.ts';
 import { createLogger } from '../log/index.ts';

@@ -1,4 +1,4 @@
-import type { EgressConfig } from '../config/egress.ts';
+import type { EgressConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle, createStoreFailureHandler } from '../stores/index.ts';

@@ -1,4 +1,4 @@
-import type { EgressConfig } from '../config/egress.ts';
+import type { EgressConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Api } from './providers.ts';
 

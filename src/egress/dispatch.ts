@@ -1,11 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
-import type { EgressConfig } from '../config/egress.ts';
+import type { EgressConfig } from '../config/index.ts';
 import { sendError, SidecarError } from '../errors/index.ts';
 import { connectionTokens, HOP_BY_HOP, Relay, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
 import type { Provider } from './providers.ts';
-import { createTee, type ResponseTee } from './tee.ts';
+import type { ResponseTee } from './tee.ts';
 
 /** What a metered call needs to hear from the hop. */
 export interface CallHooks {

@@ -1,4 +1,4 @@
-import type { PriceConfig } from '../config/egress.ts';
+import type { PriceConfig } from '../config/index.ts';
 
 /**
  * The shipped prices, USD per million tokens, from the providers' published price lists

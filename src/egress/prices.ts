@@ -1,4 +1,4 @@
-import type { PriceConfig } from '../config/egress.ts';
+import type { PriceConfig } from '../config/index.ts';
 import { DEFAULT_PRICES } from './price-table.ts';
 import { totalInput, type Usage } from './usage.ts';
 

@@ -1,6 +1,6 @@
 import { SidecarError } from '../errors/index.ts';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { EgressConfig } from '../config/egress.ts';
+import type { EgressConfig } from '../config/index.ts';
 
 /** gen_ai.provider.name values (OpenTelemetry GenAI conventions). */
 export type ProviderName = 'anthropic' | 'openai';

@@ -1,4 +1,4 @@
-export { ClientBody, type BodyLimits } from './body.ts';
+export { ClientBody, type BodyLimits, prepend, readHead } from './body.ts';
 export { createDrain, type Drain } from './drain.ts';
 export { createForwardedResolver, type ForwardedResolver } from './forwarded.ts';
 export { createIngress, type Ingress, type IngressOptions } from './server.ts';
@@ -7,3 +7,4 @@ export { requestTarget } from './target.ts';
 export { requestIdFrom } from './request-id.ts';
 export { loadTls, watchTls, type TlsFiles } from './tls.ts';
 export { cgiFoldingHeader, foldsLikeCgi, type HeadersWithUnderscores } from './cgi-headers.ts';
+export { answerError } from './answer.ts';

@@ -2,7 +2,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readFileCapped } from '../files/read.ts';
+import { FILE_LIMITS, readFileCapped } from '../files/index.ts';
 import type { Logger } from '../log/index.ts';
 
 export interface TlsFiles {

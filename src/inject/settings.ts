@@ -1,6 +1,6 @@
 import { loadConfig, parseAddress, validateConfig, type SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 import { version } from '../version.ts';
 import { DEFAULT_CONFIGMAP } from './names.ts';
 

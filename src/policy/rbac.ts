@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import Router from 'find-my-way';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import { compileMcpRules, type McpRouteDocument, type McpRules } from '../mcp/index.ts';
 
 /** A validated policy document (what load.ts produces from YAML). */

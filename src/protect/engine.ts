@@ -1,5 +1,5 @@
 import type { Attributes, AttributeValue } from '@opentelemetry/api';
-import type { RuleSetConfig } from '../config/schema.ts';
+import type { RuleSetConfig } from '../config/index.ts';
 import { createActions, DROP, type ActionKeys } from './actions.ts';
 import { buildDetectors } from './detect/index.ts';
 import { compileFieldRules, type FieldRule } from './fields.ts';

@@ -1,7 +1,7 @@
 import { scrypt } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 
 export const KEY_BYTES = 32;
 // scrypt cost: N=2^15, r=8 (32 MiB, about 0.1 s once at start), per RFC 7914 and OWASP's minimum.

@@ -1,10 +1,10 @@
 import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { checkKeySource, keyEntryShape, KEY_ID_PATTERN, type ProtectionConfig } from '../config/schema.ts';
+import { checkKeySource, keyEntryShape, KEY_ID_PATTERN, type ProtectionConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import { FILE_LIMITS, readTextCapped } from '../files/read.ts';
-import { parseYaml, YamlError } from '../files/yaml.ts';
+import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
+import { parseYaml, YamlError } from '../files/index.ts';
 import { envelopeKeyId, open, seal, type PlaintextType } from './envelope.ts';
 import { keysInvalid, loadKey } from './key-material.ts';
 

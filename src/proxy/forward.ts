@@ -4,7 +4,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { BodyHead, RequestContext, RequestForwarder, RequestObserver } from '../core/index.ts';
-import { prepend, readHead } from '../ingress/body.ts';
+import { prepend, readHead } from '../ingress/index.ts';
 import { Admission } from './admission.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { BreakerHandler, RetryHandler, retryable } from './decorators.ts';

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SidecarError } from '../errors/index.ts';
-import { answerError } from '../ingress/answer.ts';
+import { answerError } from '../ingress/index.ts';
 import type { RequestContext, RequestObserver, UpgradeRelay } from '../core/index.ts';
 import type { RequestHeaderBuilder } from './request-headers.ts';
 import { relayedReason, upstreamError, upstreamStatusKind } from './upstream-errors.ts';

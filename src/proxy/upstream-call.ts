@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { SidecarError } from '../errors/index.ts';
-import { answerError } from '../ingress/answer.ts';
+import { answerError } from '../ingress/index.ts';
 import type { BodyTransform, RequestContext, RequestObserver } from '../core/index.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { ClientGone, Relay, type Blame, type UpstreamHandler } from './relay.ts';

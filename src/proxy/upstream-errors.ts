@@ -57,6 +57,8 @@ export function relayedReason(reason: string | undefined): string | undefined {
   return undefined;
 }
 const NOT_VCHAR = /[^\t\x20-\x7e]/;
+// Control characters are what this pattern is for: a reason phrase carrying one fails the response.
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export function upstreamError(err: unknown): SidecarError {

@@ -1,6 +1,6 @@
 import type { Meter } from '@opentelemetry/api';
 import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { createStoreFailureHandler, type FailModeStats } from '../stores/index.ts';

@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import { DEFAULT_CLOCK_SKEW_SECONDS, revokedBySubject, type RevocationStore, type RevocationStoreOptions } from './store.ts';
 
 const SWEEP_MIN = 1024;

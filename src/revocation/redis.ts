@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import { DEFAULT_CLOCK_SKEW_SECONDS, revokedBySubject, type RevocationStore, type RevocationStoreOptions } from './store.ts';
 
 // Keeps the larger watermark, atomically: two admins revoking at once must not let the

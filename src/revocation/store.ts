@@ -1,4 +1,4 @@
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 
 /**
  * Where revocations live: Redis when `stores.redis` is configured (shared by every

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { ReadinessCheck } from '../core/index.ts';
-import type { SidecarConfig } from '../config/schema.ts';
+import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from './throttle.ts';

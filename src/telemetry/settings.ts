@@ -3,7 +3,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace';
 import type { SidecarConfig } from '../config/index.ts';
-import { MAX_TIMER_MS } from '../config/fields.ts';
+import { MAX_TIMER_MS } from '../config/index.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
 import { version as sidecarVersion } from '../version.ts';
 

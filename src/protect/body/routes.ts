@@ -1,4 +1,4 @@
-import type { ProtectionConfig } from '../../config/schema.ts';
+import type { ProtectionConfig } from '../../config/index.ts';
 import { normalizePath } from '../../policy/index.ts';
 
 export type ProtectedRoute = ProtectionConfig['routes'][number];

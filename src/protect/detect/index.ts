@@ -1,4 +1,4 @@
-import type { RuleSetConfig } from '../../config/schema.ts';
+import type { RuleSetConfig } from '../../config/index.ts';
 import { cardDetector, ibanDetector, ssnDetector } from './numbers.ts';
 import { bearerDetector, emailDetector, ipv4Detector, ipv6Detector, jwtDetector } from './patterns.ts';
 import { phoneDetector } from './phone.ts';
