@@ -1,10 +1,9 @@
 import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext } from '../core/index.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
-import type { Policy } from '../policy/index.ts';
+import type { ItemKind, McpRules, Policy } from '../policy/index.ts';
 import type { McpRefusal } from './answer.ts';
 import type { RpcMessage } from './jsonrpc.ts';
-import type { ItemKind, McpRules } from './rules.ts';
 
 /** What a message names: the tool, prompt or resource it uses, with its arguments. */
 interface Item {

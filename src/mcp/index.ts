@@ -1,5 +1,3 @@
-export { mcpRouteSchema, MCP_ROUTE_KEYS, type McpGrant, type McpRouteDocument, type ArgumentCondition } from './policy-schema.ts';
-export { compileMcpRules, type ItemDecision, type ItemKind, type McpRules } from './rules.ts';
 export { createMcpStage, type McpStageOptions } from './stage.ts';
 export { REVISIONS as MCP_REVISIONS } from './transport.ts';
 export { createProtectedResource, WELL_KNOWN as PROTECTED_RESOURCE_PATH, type ProtectedResource, type ProtectedResourceOptions } from './resource.ts';

@@ -1,11 +1,10 @@
 import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
-import type { Policy } from '../policy/index.ts';
+import type { McpRules, Policy } from '../policy/index.ts';
 import { bufferedBody, replyRefusal, type McpRefusal } from './answer.ts';
 import { authorizeMessage } from './authorize.ts';
 import { isProblem, parseMessage } from './jsonrpc.ts';
 import { createListFilter, isListMethod, type Keep } from './lists.ts';
-import type { McpRules } from './rules.ts';
 import { checkStateless, revisionOf, STATELESS } from './transport.ts';
 
 export interface McpStageOptions {

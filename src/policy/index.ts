@@ -3,3 +3,5 @@ export type { Decision, Policy, PolicyDocument, PolicyRoute, RouteMatch } from '
 export { compilePolicy, loadPolicyFile, type PolicyDocumentInput } from './load.ts';
 export { DEFAULT_POLICY } from './default-policy.ts';
 export { createPolicyHolder, type PolicyHolder, type PolicyHolderOptions } from './holder.ts';
+export { mcpRouteSchema, MCP_ROUTE_KEYS, type McpGrant, type McpRouteDocument, type ArgumentCondition } from './mcp-schema.ts';
+export { compileMcpRules, type ItemDecision, type ItemKind, type McpRules } from './mcp-rules.ts';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
 import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 import { parseYaml, YamlError } from '../files/index.ts';
-import { MCP_ROUTE_KEYS, mcpRouteSchema } from '../mcp/index.ts';
+import { MCP_ROUTE_KEYS, mcpRouteSchema } from './mcp-schema.ts';
 import { DEFAULT_POLICY } from './default-policy.ts';
 import { buildPolicy, canonical, type Policy, type PolicyDocument, type PolicyRoute } from './rbac.ts';
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import Router from 'find-my-way';
 import type { Principal } from '../auth/index.ts';
-import { compileMcpRules, type McpRouteDocument, type McpRules } from '../mcp/index.ts';
+import { compileMcpRules, type McpRules } from './mcp-rules.ts';
+import type { McpRouteDocument } from './mcp-schema.ts';
 
 /** A validated policy document (what load.ts produces from YAML). */
 export interface PolicyDocument {

@@ -1,6 +1,6 @@
 import type { Principal } from '../auth/index.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
-import type { McpGrant, McpRouteDocument } from './policy-schema.ts';
+import type { McpGrant, McpRouteDocument } from './mcp-schema.ts';
 
 export type ItemKind = 'tools' | 'prompts' | 'resources';
 
