@@ -54,7 +54,10 @@ const bytes = Number(values.bytes);
 const clientKind = values.client as ClientKind;
 if (!CLIENTS.includes(clientKind)) throw new Error(`--client: one of ${CLIENTS.join(', ')}`);
 let perCall = '';
-const loadBefore = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const loadBefore = os
+  .loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ');
 
 const ALL_LEGS = ['direct', 'egress', 'hop', 'undici-proxy', 'tcp-relay', 'nginx'] as const;
 type Leg = (typeof ALL_LEGS)[number];
@@ -205,7 +208,9 @@ async function main(): Promise<void> {
     const middle: Partial<Record<Leg, number>> = { direct: sidecar.proc.pid!, egress: sidecar.proc.pid!, hop: sidecar.proc.pid! };
     if (values.floors) {
       const [bareProxyPort, relayPort] = [await freePort(), await freePort()];
-      const bare = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${bareProxyPort}`, providerUrl], { env: { ...SIDECAR_ENV, ...process.env } });
+      const bare = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${bareProxyPort}`, providerUrl], {
+        env: { ...SIDECAR_ENV, ...process.env },
+      });
       const relay = startChild('tcp-relay', process.execPath, [TCP_RELAY, `${HOST}:${relayPort}`, `${HOST}:${providerPort}`]);
       await waitFor200(`http://${HOST}:${bareProxyPort}/`, bare);
       await waitFor200(`http://${HOST}:${relayPort}/`, relay);
@@ -247,7 +252,22 @@ async function main(): Promise<void> {
     const stat = (name: Leg) => {
       const r = results[name];
       const mbps = r.map((s) => s.bytes / 1e6 / (s.totalMs / 1e3));
-      return { ttfb50: pct(r.map((s) => s.ttfbMs), 50), ttfb90: pct(r.map((s) => s.ttfbMs), 90), total50: pct(r.map((s) => s.totalMs), 50), mbps50: pct(mbps, 50), bytes: r[0]!.bytes };
+      return {
+        ttfb50: pct(
+          r.map((s) => s.ttfbMs),
+          50,
+        ),
+        ttfb90: pct(
+          r.map((s) => s.ttfbMs),
+          90,
+        ),
+        total50: pct(
+          r.map((s) => s.totalMs),
+          50,
+        ),
+        mbps50: pct(mbps, 50),
+        bytes: r[0]!.bytes,
+      };
     };
     const d = stat('direct');
     const e = stat('egress');
@@ -283,7 +303,10 @@ async function main(): Promise<void> {
         `sidecar CPU per MB streamed: ${fmt(sidecarPerMb, 2)} ms with usage read, ${fmt(hopPerMb, 2)} ms unmetered`,
         `TTFB added by egress: p50 ${fmt(added50)} ms, p90 ${fmt(added90)} ms (target ≤ 1 ms): ${added50 <= 1 ? 'PASS' : 'MISS'}`,
         `throughput egress / direct: ${fmt(ratio, 2)}x (target ≥ 0.90x): ${ratio >= 0.9 ? 'PASS' : 'MISS'}; unmetered hop / direct ${fmt(h.mbps50 / d.mbps50, 2)}x, egress / unmetered hop ${fmt(e.mbps50 / h.mbps50, 2)}x (what reading usage costs)`,
-        `load average before / after: ${loadBefore} / ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+        `load average before / after: ${loadBefore} / ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}`,
         `output tokens counted: ${counted ?? 'none'}, the stand-in reports ${perCall} per call × ${warmup + runs} calls = ${Number(perCall) * (warmup + runs)}`,
         '',
       ].join('\n'),

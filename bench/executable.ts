@@ -24,7 +24,10 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }
 const RUNS = Number(values.runs);
 const REQUESTS = Number(values.requests);
 
-for (const [what, file] of [['npm run build:sea', EXECUTABLE], ['npm run build', join(REPO, 'dist', 'cli', 'main.js')]] as const) {
+for (const [what, file] of [
+  ['npm run build:sea', EXECUTABLE],
+  ['npm run build', join(REPO, 'dist', 'cli', 'main.js')],
+] as const) {
   if (!existsSync(file)) throw new Error(`${file} is missing: ${what} makes it`);
 }
 installCleanup();
@@ -80,7 +83,10 @@ try {
 async function measure(command: string, args: string[]): Promise<Sample> {
   const [port, admin] = [await freePort(), await freePort()];
   const config = join(dir, 'sidecar.yaml');
-  writeFileSync(config, `listen: { address: "${HOST}:${port}" }\nadmin: { address: "${HOST}:${admin}" }\negress: { address: "${HOST}:0" }\nupstream: { url: "${upstreamUrl}" }\ntelemetry: { logs: { stdout: false } }\nlog: { level: warn }\n`);
+  writeFileSync(
+    config,
+    `listen: { address: "${HOST}:${port}" }\nadmin: { address: "${HOST}:${admin}" }\negress: { address: "${HOST}:0" }\nupstream: { url: "${upstreamUrl}" }\ntelemetry: { logs: { stdout: false } }\nlog: { level: warn }\n`,
+  );
   const started = performance.now();
   const child = startChild('sidecar', command, [...args, 'run', '--config', config], { env: { PATH: process.env.PATH, HOME: dir } });
   try {

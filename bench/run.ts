@@ -96,7 +96,12 @@ function requestShape(scenario: Scenario, auth: AuthFixture | undefined): Reques
   if (scenario === 'egress') return { ...EGRESS_REQUEST, headers: { ...EGRESS_REQUEST.headers } };
   if (auth === undefined) return { path: '/', headers: {} };
   if (scenario === 'protect') {
-    return { path: PROTECT_PATH, method: 'POST', headers: { authorization: `Bearer ${auth.writerToken}`, 'content-type': 'application/json' }, body: protectBody() };
+    return {
+      path: PROTECT_PATH,
+      method: 'POST',
+      headers: { authorization: `Bearer ${auth.writerToken}`, 'content-type': 'application/json' },
+      body: protectBody(),
+    };
   }
   return { path: AUTH_PATH, headers: { authorization: `Bearer ${auth.token}` } };
 }
@@ -107,7 +112,15 @@ interface Fixtures {
 }
 
 /** How each sidecar target of a scenario is configured on top of the defaults. */
-function sidecarPlan(t: SidecarTarget, o: BenchOptions, scenario: Scenario, f: Fixtures, tmp: string, egressAddress: string, providerOrigin: string): Omit<SidecarStartOptions, 'cpus' | 'cpuProfileDir'> {
+function sidecarPlan(
+  t: SidecarTarget,
+  o: BenchOptions,
+  scenario: Scenario,
+  f: Fixtures,
+  tmp: string,
+  egressAddress: string,
+  providerOrigin: string,
+): Omit<SidecarStartOptions, 'cpus' | 'cpuProfileDir'> {
   // Sidecars without telemetry (on by default): OTEL_SDK_DISABLED=true, and no OTEL_* variable of this shell.
   const offEnv = envWithoutOtel({ OTEL_SDK_DISABLED: 'true' });
   const authYaml = () => {
@@ -136,11 +149,19 @@ function sidecarPlan(t: SidecarTarget, o: BenchOptions, scenario: Scenario, f: F
         name: t,
         extraConfig: authYaml(),
         env: offEnv,
-        comment: 'Defaults except addresses and log level, plus JWT RS256 from the bench JWKS and the reference RBAC policy (a copy of config/policy.example.yaml).',
+        comment:
+          'Defaults except addresses and log level, plus JWT RS256 from the bench JWKS and the reference RBAC policy (a copy of config/policy.example.yaml).',
       };
     case 'sidecar-telemetry': {
       const tel = telemetry();
-      return { name: t, extraConfig: tel.yaml, logLevel: tel.logLevel, env: tel.env, stdoutFile: tel.stdoutFile, comment: `Defaults except addresses and log level, plus telemetry (${signals}) over OTLP gRPC to the bench's receiver.` };
+      return {
+        name: t,
+        extraConfig: tel.yaml,
+        logLevel: tel.logLevel,
+        env: tel.env,
+        stdoutFile: tel.stdoutFile,
+        comment: `Defaults except addresses and log level, plus telemetry (${signals}) over OTLP gRPC to the bench's receiver.`,
+      };
     }
     case 'sidecar-full':
     case 'sidecar-protect': {
@@ -163,7 +184,12 @@ function sidecarPlan(t: SidecarTarget, o: BenchOptions, scenario: Scenario, f: F
     case 'sidecar-egress': {
       const egress = egressConfig({ address: egressAddress, providerOrigin });
       if (egress === undefined) throw new Error(missingFeature('egress') ?? 'no egress configuration');
-      return { name: t, extraConfig: egress.yaml, env: offEnv, comment: 'Defaults except addresses and log level, plus the egress listener with the bench SSE upstream as its OpenAI provider.' };
+      return {
+        name: t,
+        extraConfig: egress.yaml,
+        env: offEnv,
+        comment: 'Defaults except addresses and log level, plus the egress listener with the bench SSE upstream as its OpenAI provider.',
+      };
     }
   }
 }
@@ -178,7 +204,16 @@ function isSidecar(t: TargetName): t is SidecarTarget {
   return t.startsWith('sidecar');
 }
 
-async function startServers(o: BenchOptions, scenario: Scenario, targets: readonly TargetName[], tmp: string, cpus: Cpus, f: Fixtures, tools: Tools, shape: RequestShape): Promise<Map<TargetName, Server>> {
+async function startServers(
+  o: BenchOptions,
+  scenario: Scenario,
+  targets: readonly TargetName[],
+  tmp: string,
+  cpus: Cpus,
+  f: Fixtures,
+  tools: Tools,
+  shape: RequestShape,
+): Promise<Map<TargetName, Server>> {
   const servers = new Map<TargetName, Server>();
   const streaming = STREAM_SCENARIOS.includes(scenario);
   const upstream = streaming ? await startSseUpstream(o.events, cpus.servers) : await startUpstream(tmp, cpus.servers);
@@ -192,7 +227,12 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
     const peer = await startOauth2Proxy(tools.oauth2Proxy, tmp, upstream, f.auth, roles, cpus.servers);
     servers.set('oauth2-proxy', peer);
     await checkAuthOn(peer, shape, f.auth);
-    await checkRefuses(peer, { ...shape, headers: { ...shape.headers, authorization: `Bearer ${f.auth.token.slice(0, -8)}AAAAAAAA` } }, 403, 'a token with a broken signature');
+    await checkRefuses(
+      peer,
+      { ...shape, headers: { ...shape.headers, authorization: `Bearer ${f.auth.token.slice(0, -8)}AAAAAAAA` } },
+      403,
+      'a token with a broken signature',
+    );
   }
   const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
   if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
@@ -200,7 +240,13 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
   for (const t of targets) {
     if (!isSidecar(t)) continue;
     const plan = sidecarPlan(t, o, scenario, f, tmp, `${HOST}:${egressPort}`, upstream.url.replace(/\/$/, ''));
-    const started = await startSidecar(tmp, upstream, { ...plan, cpus: cpus.servers, cpuProfileDir, entry: o.source ? SIDECAR_SOURCE : SIDECAR_BIN, nodeFlags: o.nodeFlags });
+    const started = await startSidecar(tmp, upstream, {
+      ...plan,
+      cpus: cpus.servers,
+      cpuProfileDir,
+      entry: o.source ? SIDECAR_SOURCE : SIDECAR_BIN,
+      nodeFlags: o.nodeFlags,
+    });
     if (t === 'sidecar-egress') {
       // The load goes to the egress listener, under its provider's path prefix.
       const egress = egressConfig({ address: `${HOST}:${egressPort}`, providerOrigin: upstream.url.replace(/\/$/, '') })!;
@@ -234,7 +280,12 @@ async function startServers(o: BenchOptions, scenario: Scenario, targets: readon
 async function checkAuthOn(server: Server, shape: RequestShape, auth: AuthFixture): Promise<void> {
   const { authorization: _drop, ...noToken } = shape.headers;
   await checkRefuses(server, { ...shape, headers: noToken }, 401, 'no bearer token');
-  await checkRefuses(server, { ...shape, headers: { ...shape.headers, authorization: `Bearer ${auth.otherRoleToken}` } }, 403, `a valid token for roles ${OTHER_ROLES.join(',')}`);
+  await checkRefuses(
+    server,
+    { ...shape, headers: { ...shape.headers, authorization: `Bearer ${auth.otherRoleToken}` } },
+    403,
+    `a valid token for roles ${OTHER_ROLES.join(',')}`,
+  );
 }
 
 /** Around each measured phase of a target: what to record (the telemetry scenarios' receiver counts and CPU). */
@@ -306,7 +357,11 @@ async function phase<T>(t: TargetName, server: Server, run: () => Promise<T>): P
 
 type PerTargetOf<T> = Partial<Record<TargetName, T>>;
 
-function record<T>(into: { results: PerTargetOf<T>; cpu: PerTargetOf<number>; rss: PerTargetOf<number>; anon: PerTargetOf<number> }, t: TargetName, p: { result: T } & PhaseCost): T {
+function record<T>(
+  into: { results: PerTargetOf<T>; cpu: PerTargetOf<number>; rss: PerTargetOf<number>; anon: PerTargetOf<number> },
+  t: TargetName,
+  p: { result: T } & PhaseCost,
+): T {
   into.results[t] = p.result;
   if (p.cpuSeconds !== undefined) into.cpu[t] = p.cpuSeconds;
   if (p.rssBytes !== undefined) into.rss[t] = p.rssBytes;
@@ -320,7 +375,17 @@ function record<T>(into: { results: PerTargetOf<T>; cpu: PerTargetOf<number>; rs
  * V8 keeps it for a while; that peak is reported with the saturation phase, not as the
  * figure at 1000 req/s.
  */
-async function measureRate(o: BenchOptions, targets: readonly TargetName[], tmp: string, cpus: Cpus, servers: Map<TargetName, Server>, tools: Tools, shape: RequestShape, m: Measurements, watch?: PhaseWatch): Promise<void> {
+async function measureRate(
+  o: BenchOptions,
+  targets: readonly TargetName[],
+  tmp: string,
+  cpus: Cpus,
+  servers: Map<TargetName, Server>,
+  tools: Tools,
+  shape: RequestShape,
+  m: Measurements,
+  watch?: PhaseWatch,
+): Promise<void> {
   for (const t of targets) {
     const url = targetUrl(servers.get(t)!, shape);
     const vegetaOpts = { rate: o.rate, cpus: cpus.load, dir: tmp, headers: shape.headers, method: shape.method, body: shape.body };
@@ -341,7 +406,17 @@ async function measureRate(o: BenchOptions, targets: readonly TargetName[], tmp:
   }
 }
 
-async function measureSaturation(o: BenchOptions, targets: readonly TargetName[], tmp: string, cpus: Cpus, servers: Map<TargetName, Server>, tools: Tools, shape: RequestShape, m: Measurements, watch?: PhaseWatch): Promise<void> {
+async function measureSaturation(
+  o: BenchOptions,
+  targets: readonly TargetName[],
+  tmp: string,
+  cpus: Cpus,
+  servers: Map<TargetName, Server>,
+  tools: Tools,
+  shape: RequestShape,
+  m: Measurements,
+  watch?: PhaseWatch,
+): Promise<void> {
   const script = writeWrkScript(tmp, shape);
   const wrkOpts = { threads: o.threads, connections: o.connections, cpus: cpus.load, headers: shape.headers };
   for (const t of targets) {
@@ -362,7 +437,15 @@ async function measureSaturation(o: BenchOptions, targets: readonly TargetName[]
 }
 
 /** The SSE scenarios: each target in turn, `streams` concurrent streams for --duration seconds after a warm-up. */
-async function measureStreams(o: BenchOptions, targets: readonly TargetName[], tmp: string, cpus: Cpus, servers: Map<TargetName, Server>, shape: RequestShape, m: Measurements): Promise<void> {
+async function measureStreams(
+  o: BenchOptions,
+  targets: readonly TargetName[],
+  tmp: string,
+  cpus: Cpus,
+  servers: Map<TargetName, Server>,
+  shape: RequestShape,
+  m: Measurements,
+): Promise<void> {
   for (const t of targets) {
     const url = targetUrl(servers.get(t)!, shape);
     const opts = { streams: o.streams, events: o.events, dir: tmp, cpus: cpus.load };
@@ -389,7 +472,15 @@ function describeShape(shape: RequestShape, scenario: Scenario): string {
 }
 
 /** One scenario: fixtures, servers, checks, measurements, soak; printed and returned. */
-async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonly TargetName[], cpus: Cpus, tools: Tools, meta: RunMeta, soak: boolean): Promise<ScenarioRun> {
+async function runScenario(
+  o: BenchOptions,
+  scenario: Scenario,
+  targets: readonly TargetName[],
+  cpus: Cpus,
+  tools: Tools,
+  meta: RunMeta,
+  soak: boolean,
+): Promise<ScenarioRun> {
   const tmp = mkdtempSync(join(os.tmpdir(), `agent-sidecar-bench-${scenario}-`));
   let ok = false;
   const f: Fixtures = { auth: undefined, telemetry: undefined };
@@ -398,12 +489,16 @@ async function runScenario(o: BenchOptions, scenario: Scenario, targets: readonl
     log(`scenario ${scenario}: servers and configs in ${tmp}`);
     if (AUTH_SCENARIOS.includes(scenario)) {
       f.auth = await startAuthFixture();
-      log(`JWKS and OIDC discovery at ${f.auth.issuer}; RS256 tokens for roles ${AUTH_ROLES.join(',')}, ${WRITER_ROLES.join(',')} and ${OTHER_ROLES.join(',')}`);
+      log(
+        `JWKS and OIDC discovery at ${f.auth.issuer}; RS256 tokens for roles ${AUTH_ROLES.join(',')}, ${WRITER_ROLES.join(',')} and ${OTHER_ROLES.join(',')}`,
+      );
     }
     const exporter = exporterOf(targets);
     if (TELEMETRY_SCENARIOS.includes(scenario) && exporter !== undefined) {
       f.telemetry = await startTelemetryFixture();
-      log(`OTLP gRPC receiver at ${f.telemetry.endpoint}${f.telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; ${exporter} records ${o.telemetrySignals.join(', ')}`);
+      log(
+        `OTLP gRPC receiver at ${f.telemetry.endpoint}${f.telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; ${exporter} records ${o.telemetrySignals.join(', ')}`,
+      );
     }
     const shape = requestShape(scenario, f.auth);
     const servers = await startServers(o, scenario, targets, tmp, cpus, f, tools, shape);
@@ -509,7 +604,10 @@ async function main(): Promise<void> {
   if (o.scenario !== 'all') {
     const run = await runScenario(o, o.scenario, o.targets, cpus, tools, meta, true);
     const { measurements, comparison, telemetry } = run;
-    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...measurements, comparison, telemetry }, null, 2)}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...measurements, comparison, telemetry }, null, 2)}\n`,
+    );
     log(`results written to ${file}`);
   } else {
     const runs: ScenarioRun[] = [];
@@ -527,7 +625,10 @@ async function main(): Promise<void> {
     const table = performanceTable(runs, skipped, { meta, options: o, pinning });
     process.stdout.write(`\n${table}\n`);
     writeFileSync(join(RESULTS_DIR, 'performance.md'), `${table}\n`);
-    writeFileSync(file, `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, runs, skipped }, null, 2)}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, runs, skipped }, null, 2)}\n`,
+    );
     log(`results written to ${file} and ${join(RESULTS_DIR, 'performance.md')}`);
   }
   if (o.cpuProfile) log(`sidecar CPU profiles in ${join(RESULTS_DIR, 'profiles')} (open them in speedscope or Chrome DevTools: bench/README.md)`);

@@ -76,7 +76,9 @@ function log(line: string): void {
 
 /** The soft limit on open files: each slow client is a socket here and one in the sidecar. */
 function openFilesLimit(): number {
-  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
   return Number(line?.split(/\s{2,}/)[1] ?? Number.NaN);
 }
 
@@ -105,7 +107,10 @@ async function measureGets(port: number, ms: number): Promise<Latencies> {
     if (client === undefined) all.push((client = new RawHttpClient(HOST, port)));
     const sentAt = performance.now();
     try {
-      const r = await Promise.race([client.send(request), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref())]);
+      const r = await Promise.race([
+        client.send(request),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref()),
+      ]);
       if (r.status === 200) samples.push(performance.now() - sentAt);
       else failed++;
       idle.push(client);
@@ -158,7 +163,8 @@ function answersLine(kind: string, results: TrickleResult[], limitMs: number, me
 
 installCleanup();
 const limit = openFilesLimit();
-if (limit < clients * 2 + 1000) throw new Error(`ulimit -n is ${limit}: ${clients} slow clients need about ${clients * 2 + 1000} open files (a socket here and one in the sidecar each)`);
+if (limit < clients * 2 + 1000)
+  throw new Error(`ulimit -n is ${limit}: ${clients} slow clients need about ${clients * 2 + 1000} open files (a socket here and one in the sidecar each)`);
 const tmp = mkdtempSync(join(os.tmpdir(), 'agent-sidecar-bench-slow-'));
 try {
   const [upstreamPort, listenPort, adminPort, egressPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -207,7 +213,9 @@ try {
     if (code !== 0) throw new Error(`the slow clients exited with ${code}: ${tricklers.stderr()}`);
     const results = JSON.parse(readFileSync(out, 'utf8')) as TrickleResult[];
     for (const kind of kinds) {
-      answers.push(phase === 'bodies' ? answersLine(kind, results, timeoutMs, (r) => r.sinceLastByteMs) : answersLine(kind, results, timeoutMs, (r) => r.sinceStartMs));
+      answers.push(
+        phase === 'bodies' ? answersLine(kind, results, timeoutMs, (r) => r.sinceLastByteMs) : answersLine(kind, results, timeoutMs, (r) => r.sinceStartMs),
+      );
     }
   }
   const stats = JSON.parse((await get(`http://${HOST}:${upstreamPort}/stats`)).body) as { requests: number; withBody: number; aborted: number };
@@ -215,7 +223,10 @@ try {
 
   process.stdout.write(
     [
-      `Machine: ${os.cpus().length} CPUs, Node ${process.version}, load average before ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      `Machine: ${os.cpus().length} CPUs, Node ${process.version}, load average before ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
       `Sidecar defaults but limits.clientBodyTimeout = limits.clientHeadersTimeout = ${timeoutMs} ms; GET / at ${rate} req/s on schedule; ${clients} slow clients in flight, each reconnecting once answered.`,
       '',
       ...lines,

@@ -78,7 +78,11 @@ const blob = join(WORK, 'agent-sidecar.blob');
 const seaConfig = join(WORK, 'sea-config.json');
 writeFileSync(
   seaConfig,
-  JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: SIDECAR_V8_FLAGS, execArgvExtension: 'env' }, null, 2),
+  JSON.stringify(
+    { main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: SIDECAR_V8_FLAGS, execArgvExtension: 'env' },
+    null,
+    2,
+  ),
 );
 const node = realpathSync(process.execPath);
 // With the executable's own V8 flags, or V8 rejects the code cache at every start.

@@ -47,7 +47,10 @@ const installable = [...new Set(missing.flatMap((m) => (m.need.apt === undefined
 if (installable.length > 0 && mayInstall) {
   say(`installing with apt-get (Debian's packages): ${installable.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const cmd of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...installable]]) {
+  for (const cmd of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', ...installable],
+  ]) {
     const r = spawnSync('apt-get', cmd, { env, stdio: ['ignore', 'ignore', 'inherit'] });
     if (r.status !== 0) say(`apt-get ${cmd[0]} exited with ${r.status ?? r.signal}`);
   }
@@ -63,7 +66,11 @@ if (missing.length > 0) {
   say(`to fix: ${steps.join('; ')}`);
   process.exit(1);
 }
-say(`all there: ${NEEDS.filter((n) => !unitOnly || n.unit).map((n) => n.program).join(', ')}${unitOnly ? '' : ', java'}; node ${process.version}`);
+say(
+  `all there: ${NEEDS.filter((n) => !unitOnly || n.unit)
+    .map((n) => n.program)
+    .join(', ')}${unitOnly ? '' : ', java'}; node ${process.version}`,
+);
 
 function survey(): Array<{ need: Need; problem?: string }> {
   const out: Array<{ need: Need; problem?: string }> = [];

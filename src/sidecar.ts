@@ -92,11 +92,15 @@ export function createSidecar(options: SidecarOptions): Sidecar {
     alwaysStrip: options.stripHeaders,
     headersWithUnderscores: config.proxy.headersWithUnderscores,
     onFoldingHeaderDropped: logger.isLevelEnabled('debug')
-      ? (ctx, name) => logger.debug({ event_type: 'header_dropped', request_id: ctx.requestId, header: name }, 'client header with `_` or `.` in its name not forwarded')
+      ? (ctx, name) =>
+          logger.debug({ event_type: 'header_dropped', request_id: ctx.requestId, header: name }, 'client header with `_` or `.` in its name not forwarded')
       : undefined,
   });
   const onUpstreamError = (ctx: RequestContext, err: SidecarError) =>
-    logger.warn({ request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) }, 'upstream request failed');
+    logger.warn(
+      { request_id: ctx.requestId, method: ctx.req.method, path: ctx.target, error_type: err.code, error: errorMessage(err) },
+      'upstream request failed',
+    );
   let draining = false;
   const observer = combineObservers(options.observers ?? [], (err) => logger.error({ err }, 'a request observer failed'));
   const forwarder = createForwarder({
@@ -131,7 +135,10 @@ export function createSidecar(options: SidecarOptions): Sidecar {
   const admin = config.admin.enabled
     ? createAdminServer({
         isDraining: () => draining,
-        checks: [upstreamReadiness(forwarder.pool, config.upstream.healthPath, Math.min(2000, config.upstream.timeouts.headers)), ...(options.readinessChecks ?? [])],
+        checks: [
+          upstreamReadiness(forwarder.pool, config.upstream.healthPath, Math.min(2000, config.upstream.timeouts.headers)),
+          ...(options.readinessChecks ?? []),
+        ],
         handlers: options.adminHandlers,
         timeouts: config.limits,
       })

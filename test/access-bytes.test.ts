@@ -39,7 +39,7 @@ async function accessRecord(id: string): Promise<Record<string, unknown>> {
   return sidecar.logs.lines.find((l) => l.event_type === 'access' && l.request_id === id)!;
 }
 
-describe('bytes_out of the sidecar\'s own answers', () => {
+describe("bytes_out of the sidecar's own answers", () => {
   it('is the length of the body the client got, for every kind of answer the sidecar writes', async () => {
     const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
     const sent = [
@@ -78,7 +78,11 @@ describe('bytes_out of the sidecar\'s own answers', () => {
     }
     expect(got).toEqual(want);
     // Not vacuous: the error bodies are there, and the HEAD and the preflight have none.
-    expect(Object.entries(want).filter(([, n]) => n === 0).map(([what]) => what)).toEqual(['preflight', 'HEAD 401']);
+    expect(
+      Object.entries(want)
+        .filter(([, n]) => n === 0)
+        .map(([what]) => what),
+    ).toEqual(['preflight', 'HEAD 401']);
   });
 
   it('counts the refusal of a WebSocket handshake, written on the raw socket', async () => {
@@ -94,7 +98,7 @@ describe('bytes_out of the sidecar\'s own answers', () => {
 });
 
 describe('bytes_out of a rewritten answer', () => {
-  it('counts what the client got after data protection rewrote the agent\'s body, not what the agent sent', async () => {
+  it("counts what the client got after data protection rewrote the agent's body, not what the agent sent", async () => {
     const sentByAgent: Record<string, number> = {};
     const upstream = await startServer((req, res) => {
       const body = req.url === '/api/sse' ? 'data: {"m":"mail bob@example.com now"}\n\n' : JSON.stringify({ msg: 'write to carol@example.org please', n: 1 });
@@ -113,7 +117,9 @@ describe('bytes_out of a rewritten answer', () => {
         const body = Buffer.from(await res.body.arrayBuffer());
         expect(body.toString(), path).toContain('[REDACTED:email]');
         expect(body.length, path).not.toBe(sentByAgent[path]);
-        await expect.poll(() => protecting.logs.lines.find((l) => l.event_type === 'access' && l.path === path)?.bytes_out, { message: path }).toBe(body.length);
+        await expect
+          .poll(() => protecting.logs.lines.find((l) => l.event_type === 'access' && l.path === path)?.bytes_out, { message: path })
+          .toBe(body.length);
       }
     } finally {
       await protecting.close();

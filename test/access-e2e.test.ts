@@ -510,7 +510,13 @@ describe('8. policy edits while requests flow', () => {
         policy: { file },
       }),
     );
-    const proc = spawnCli(['run', '--config', config], { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '' });
+    const proc = spawnCli(['run', '--config', config], {
+      SIDECAR_CONFIG: '',
+      SIDECAR_LISTEN: '',
+      SIDECAR_UPSTREAM: '',
+      SIDECAR_ADMIN: '',
+      SIDECAR_LOG_LEVEL: '',
+    });
     closers.push(async () => {
       if (proc.child.exitCode === null && proc.child.signalCode === null) {
         proc.child.kill('SIGKILL');
@@ -529,7 +535,11 @@ describe('8. policy edits while requests flow', () => {
     expect((await call(url, 'GET', '/api/v1/agents', bearer(token))).code).toBe('SIDECAR_FORBIDDEN');
 
     proc.child.kill('SIGHUP');
-    const reloaded = () => proc.output().split('\n').some((l) => l.includes('"event_type":"policy_reload"') && !l.includes('error_type'));
+    const reloaded = () =>
+      proc
+        .output()
+        .split('\n')
+        .some((l) => l.includes('"event_type":"policy_reload"') && !l.includes('error_type'));
     await until(reloaded, 5000, 'the policy reload after SIGHUP');
     const res = await call(url, 'GET', '/api/v1/agents', bearer(token));
     expect(res.status).toBe(200);

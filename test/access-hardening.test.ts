@@ -9,7 +9,6 @@ const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const token = (roles: string[], extra: Record<string, unknown> = {}, type: 'access' | 'refresh' = 'access') =>
   issueToken(SECRET, { sub: 'carol', roles, type, ...extra }, 60_000);
 
-
 describe('access hardening', () => {
   let upstream: Awaited<ReturnType<typeof startServer>>;
   const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }> = [];
@@ -26,7 +25,11 @@ describe('access hardening', () => {
   afterAll(() => upstream.close());
 
   it('never tunnels an upgrade that a CORS preflight answered, nor a non-GET upgrade', async () => {
-    const sidecar = await startSidecar({ upstream: { url: upstream.url }, auth: { jwt: { secret: SECRET } }, cors: { allowedOrigins: ['https://app.example'] } });
+    const sidecar = await startSidecar({
+      upstream: { url: upstream.url },
+      auth: { jwt: { secret: SECRET } },
+      cors: { allowedOrigins: ['https://app.example'] },
+    });
     try {
       seen.length = 0;
       const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
@@ -50,9 +53,15 @@ describe('access hardening', () => {
     try {
       seen.length = 0;
       const analyst = await token(['analyst']);
-      const res = await request(`${sidecar.url}/api/v1/agents/7`, { method: 'DELETE', headers: { authorization: `Bearer ${analyst}`, 'x-http-method-override': 'GET' } });
+      const res = await request(`${sidecar.url}/api/v1/agents/7`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${analyst}`, 'x-http-method-override': 'GET' },
+      });
       expect(res.statusCode).toBe(403);
-      expect(((await res.body.json()) as { error: { code: string; permission: string } }).error).toMatchObject({ code: 'SIDECAR_FORBIDDEN', permission: 'delete:agent' });
+      expect(((await res.body.json()) as { error: { code: string; permission: string } }).error).toMatchObject({
+        code: 'SIDECAR_FORBIDDEN',
+        permission: 'delete:agent',
+      });
       const pub = await request(`${sidecar.url}/health`, { method: 'POST', body: 'x', headers: { 'x-http-method-override': 'GET' } });
       expect(pub.statusCode).toBe(401);
       await pub.body.dump();
@@ -63,7 +72,11 @@ describe('access hardening', () => {
   });
 
   it('removes the token cookie and other proxies’ headers before forwarding', async () => {
-    const sidecar = await startSidecar({ upstream: { url: upstream.url }, auth: { jwt: { secret: SECRET, cookie: 'session' } }, proxy: { trustedProxies: [] } });
+    const sidecar = await startSidecar({
+      upstream: { url: upstream.url },
+      auth: { jwt: { secret: SECRET, cookie: 'session' } },
+      proxy: { trustedProxies: [] },
+    });
     try {
       seen.length = 0;
       const t = await token(['analyst']);

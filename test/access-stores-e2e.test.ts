@@ -209,7 +209,14 @@ describe('10. rate limits across two sidecar processes sharing Redis', () => {
     key = fresh.key;
     const keyFile = join(dir, 'keys.yaml');
     await writeApiKeyFile(keyFile, [
-      apiKeyRecordSchema.parse({ id: fresh.id, hash: fresh.hash, subject: 'limited-bot', roles: ['analyst'], enabled: true, createdAt: new Date().toISOString() }),
+      apiKeyRecordSchema.parse({
+        id: fresh.id,
+        hash: fresh.hash,
+        subject: 'limited-bot',
+        roles: ['analyst'],
+        enabled: true,
+        createdAt: new Date().toISOString(),
+      }),
     ]);
     const config = join(dir, 'ratelimit.yaml');
     writeFileSync(

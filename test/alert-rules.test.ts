@@ -31,7 +31,9 @@ interface AlertTest {
 }
 
 function alertTests(): AlertTest[] {
-  return testFiles.flatMap((f) => (parse(readFileSync(f, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> }).tests.flatMap((t) => t.alert_rule_test ?? []));
+  return testFiles.flatMap((f) =>
+    (parse(readFileSync(f, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> }).tests.flatMap((t) => t.alert_rule_test ?? []),
+  );
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'agent-sidecar-rules-'));
@@ -58,7 +60,8 @@ describe('Prometheus configuration and alert rules', () => {
       const firing = mine.filter((t) => t.exp_alerts.length > 0);
       expect(firing.length, `${alert} is never tested firing`).toBeGreaterThan(0);
       expect(mine.filter((t) => t.exp_alerts.length === 0).length, `${alert} is never tested quiet`).toBeGreaterThan(0);
-      for (const t of firing) for (const a of t.exp_alerts) expect(Object.keys(a.exp_annotations ?? {}).sort(), alert).toEqual(['description', 'runbook_url', 'summary']);
+      for (const t of firing)
+        for (const a of t.exp_alerts) expect(Object.keys(a.exp_annotations ?? {}).sort(), alert).toEqual(['description', 'runbook_url', 'summary']);
     }
   });
 
@@ -98,7 +101,15 @@ describe('Prometheus configuration and alert rules', () => {
   it('the reference alerts, the LLM quota and budget, auth failures, dropped telemetry and burn rates are all there', () => {
     const names = alerts.map((a) => a.alert);
     for (const name of ['HighErrorRate', 'SlowResponse', 'HighAPICost', 'LowCacheHitRate', 'ServiceDown']) expect(names).toContain(name);
-    for (const name of ['LLMQuotaHigh', 'LLMBudgetHigh', 'AuthFailureSpike', 'TelemetryDropped', 'ErrorBudgetBurnFast', 'ErrorBudgetBurnMedium', 'ErrorBudgetBurnSlow'])
+    for (const name of [
+      'LLMQuotaHigh',
+      'LLMBudgetHigh',
+      'AuthFailureSpike',
+      'TelemetryDropped',
+      'ErrorBudgetBurnFast',
+      'ErrorBudgetBurnMedium',
+      'ErrorBudgetBurnSlow',
+    ])
       expect(names).toContain(name);
     // At or above 80%, as the incident taught.
     for (const name of ['LLMQuotaHigh', 'LLMBudgetHigh']) expect(alerts.find((a) => a.alert === name)!.expr).toMatch(/>= 0\.8$/);
@@ -106,10 +117,13 @@ describe('Prometheus configuration and alert rules', () => {
 
   it('every metric a rule reads is one the sidecar, its LLM egress or the collector exports, or a recording rule', () => {
     const known = knownSeries();
-    const unknown = rules().flatMap((r) => metricNamesIn(r.expr).filter((n) => !known.has(n)).map((n) => `${r.alert ?? r.record}: ${n}`));
+    const unknown = rules().flatMap((r) =>
+      metricNamesIn(r.expr)
+        .filter((n) => !known.has(n))
+        .map((n) => `${r.alert ?? r.record}: ${n}`),
+    );
     expect(unknown).toEqual([]);
     // The check itself sees a misspelt name.
     expect(metricNamesIn('sum(rate(agent_request_total[5m]))').filter((n) => !known.has(n))).toEqual(['agent_request_total']);
   });
-
 });

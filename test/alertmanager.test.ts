@@ -67,10 +67,12 @@ describe('Alertmanager configuration', () => {
 
   it('inhibits only alerts that exist, by alerts that exist', () => {
     const names = new Set(rules().flatMap((r) => (r.alert === undefined ? [] : [r.alert])));
-    const named = config.inhibit_rules.flatMap((r) => [...r.source_matchers, ...r.target_matchers]).flatMap((m) => {
-      const match = /^alertname=~?"(.+)"$/.exec(m);
-      return match === null ? [] : match[1]!.split('|');
-    });
+    const named = config.inhibit_rules
+      .flatMap((r) => [...r.source_matchers, ...r.target_matchers])
+      .flatMap((m) => {
+        const match = /^alertname=~?"(.+)"$/.exec(m);
+        return match === null ? [] : match[1]!.split('|');
+      });
     expect(named.length).toBeGreaterThan(0);
     expect(named.filter((n) => !names.has(n))).toEqual([]);
   });

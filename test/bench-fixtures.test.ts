@@ -42,7 +42,13 @@ describe('SSE events', () => {
   });
 
   it('summarizes streams: rates over the duration, nearest-rank percentiles', () => {
-    const r = summarizeStreams({ durationSeconds: 2, ttfeUs: [4, 1, 3, 2], totalUs: [40, 10, 30, 20], events: 4000, errors: { status: 1, short: 0, error: 0 } });
+    const r = summarizeStreams({
+      durationSeconds: 2,
+      ttfeUs: [4, 1, 3, 2],
+      totalUs: [40, 10, 30, 20],
+      events: 4000,
+      errors: { status: 1, short: 0, error: 0 },
+    });
     expect(r.streams).toBe(4);
     expect(r.streamsPerSecond).toBe(2);
     expect(r.eventsPerSecond).toBe(2000);
@@ -61,9 +67,13 @@ describe('scenarios waiting for a feature', () => {
   });
 
   it('says what is missing: the feature, then its bench configuration', () => {
-    expect(missingFeature('protect', { hasKey: () => false, configured: false })).toBe("scenario protect needs the protection engine: this build's configuration has no `protection` key");
+    expect(missingFeature('protect', { hasKey: () => false, configured: false })).toBe(
+      "scenario protect needs the protection engine: this build's configuration has no `protection` key",
+    );
     expect(missingFeature('egress', { hasKey: () => false, configured: false })).toMatch(/needs the egress listener: .* no `egress` key/);
-    expect(missingFeature('egress', { hasKey: () => true, configured: false })).toMatch(/bench\/lib\/features\.ts has no configuration for it yet \(egressConfig\)/);
+    expect(missingFeature('egress', { hasKey: () => true, configured: false })).toMatch(
+      /bench\/lib\/features\.ts has no configuration for it yet \(egressConfig\)/,
+    );
     expect(missingFeature('protect', { hasKey: () => true, configured: true })).toBeUndefined();
     expect(missingFeature('full')).toBeUndefined();
   });
@@ -105,7 +115,13 @@ describe('load generator requests', () => {
 
 describe('peers and identity', () => {
   it('configures oauth2-proxy for bearer JWTs from the issuer, the roles claim as groups', () => {
-    const args = oauth2ProxyArgs({ listen: '127.0.0.1:4180', upstream: 'http://127.0.0.1:8080/', issuer: 'http://127.0.0.1:9000', cookieSecret: 'x'.repeat(32), roles: ['analyst'] });
+    const args = oauth2ProxyArgs({
+      listen: '127.0.0.1:4180',
+      upstream: 'http://127.0.0.1:8080/',
+      issuer: 'http://127.0.0.1:9000',
+      cookieSecret: 'x'.repeat(32),
+      roles: ['analyst'],
+    });
     expect(args).toEqual(
       expect.arrayContaining([
         '--http-address=127.0.0.1:4180',
@@ -124,7 +140,11 @@ describe('peers and identity', () => {
 
   it('serves discovery for the issuer it names, and configures the sidecar for the same issuer', () => {
     const doc = discoveryDocument('http://127.0.0.1:9000');
-    expect(doc).toMatchObject({ issuer: 'http://127.0.0.1:9000', jwks_uri: 'http://127.0.0.1:9000/.well-known/jwks.json', id_token_signing_alg_values_supported: ['RS256'] });
+    expect(doc).toMatchObject({
+      issuer: 'http://127.0.0.1:9000',
+      jwks_uri: 'http://127.0.0.1:9000/.well-known/jwks.json',
+      id_token_signing_alg_values_supported: ['RS256'],
+    });
     const yaml = sidecarAuthConfig({ issuer: 'http://127.0.0.1:9000', jwksUrl: doc.jwks_uri as string }, '/p.yaml');
     expect(yaml).toContain('issuer: http://127.0.0.1:9000');
     expect(yaml).toContain('jwksUrl: http://127.0.0.1:9000/.well-known/jwks.json');

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { RawHttpClient, rawPost, ResponseReader } from '../bench/lib/http-reader.ts';
 import { parseSchedstatNanos, treeCpuNanos } from '../bench/lib/proc.ts';
 
-const CHUNKED = 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nX-Output-Tokens: 42\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n';
+const CHUNKED =
+  'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nX-Output-Tokens: 42\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n';
 
 function readAll(wire: string, size: number): ResponseReader {
   const r = new ResponseReader();

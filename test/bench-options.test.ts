@@ -19,7 +19,7 @@ describe('bench options', () => {
     expect(o.source).toBe(false);
   });
 
-  it('runs the sidecars without the launcher\'s Node.js settings only when asked, and refuses other values', () => {
+  it("runs the sidecars without the launcher's Node.js settings only when asked, and refuses other values", () => {
     expect(parse([]).nodeFlags).toBe('default');
     expect(parse(['--node-flags', 'none']).nodeFlags).toBe('none');
     expect(parse([], { BENCH_NODE_FLAGS: 'none' }).nodeFlags).toBe('none');
@@ -62,7 +62,11 @@ describe('bench options', () => {
   });
 
   it('lets --targets pick peers in the scenarios that have their fixtures', () => {
-    expect(parse(['--scenario', 'full', '--targets', 'oauth2-proxy,sidecar-auth,sidecar-full']).targets).toEqual(['oauth2-proxy', 'sidecar-auth', 'sidecar-full']);
+    expect(parse(['--scenario', 'full', '--targets', 'oauth2-proxy,sidecar-auth,sidecar-full']).targets).toEqual([
+      'oauth2-proxy',
+      'sidecar-auth',
+      'sidecar-full',
+    ]);
     expect(parse(['--scenario', 'sse', '--targets', 'direct,undici-proxy']).targets).toEqual(['direct', 'undici-proxy']);
   });
 

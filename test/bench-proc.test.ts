@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseStatTicks, parseStatusBytes, RssSampler, treeAnonBytes, treeCpuSeconds, treePids, treeRssBytes } from '../bench/lib/proc.ts';
 
 // /proc/<pid>/stat of a process whose command holds a space and a parenthesis: utime 1234, stime 567.
-const STAT = '4242 (node (main) x) S 1 4242 4242 0 -1 4194560 29385 0 0 0 1234 567 0 0 20 0 11 0 123456 1234567890 45678 18446744073709551615 1 1 0 0 0 0 0 16781312 134234626 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n';
+const STAT =
+  '4242 (node (main) x) S 1 4242 4242 0 -1 4194560 29385 0 0 0 1234 567 0 0 20 0 11 0 123456 1234567890 45678 18446744073709551615 1 1 0 0 0 0 0 16781312 134234626 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n';
 
 const STATUS = `Name:\tnode
 Umask:\t0022

@@ -12,11 +12,26 @@ import type { SaturationResult } from '../bench/lib/wrk.ts';
 const MB = 1024 * 1024;
 
 function sat(rps: number): SaturationResult {
-  return { requests: rps * 10, durationSeconds: 10, requestsPerSecond: rps, latencyUs: { mean: 1, p50: 1, p90: 1, p99: 1, p999: 1, max: 1 }, errors: { connect: 0, read: 0, write: 0, timeout: 0, status: 0 } };
+  return {
+    requests: rps * 10,
+    durationSeconds: 10,
+    requestsPerSecond: rps,
+    latencyUs: { mean: 1, p50: 1, p90: 1, p99: 1, p999: 1, max: 1 },
+    errors: { connect: 0, read: 0, write: 0, timeout: 0, status: 0 },
+  };
 }
 
 function rate(p50: number, p99: number): RateResult {
-  return { requests: 10_000, durationSeconds: 10, rate: 1000, throughput: 1000, success: 1, statusCodes: { '200': 10_000 }, errors: [], latencyUs: { mean: p50, p50, p90: p99, p99, p999: p99 * 2, max: p99 * 3 } };
+  return {
+    requests: 10_000,
+    durationSeconds: 10,
+    rate: 1000,
+    throughput: 1000,
+    success: 1,
+    statusCodes: { '200': 10_000 },
+    errors: [],
+    latencyUs: { mean: p50, p50, p90: p99, p99, p999: p99 * 2, max: p99 * 3 },
+  };
 }
 
 /** A run of the full scenario: nginx adds 100/400 µs, sidecar-full 120/500 µs; the given req/s, CPU seconds and RSS at the rate. */
@@ -41,10 +56,26 @@ describe('bench figures', () => {
   });
 
   it('fits a least-squares slope, and has none without two distinct points', () => {
-    expect(slope([{ x: 0, y: 1 }, { x: 1, y: 3 }, { x: 2, y: 5 }])).toBeCloseTo(2, 10);
-    expect(slope([{ x: 0, y: 5 }, { x: 1, y: 5 }])).toBe(0);
+    expect(
+      slope([
+        { x: 0, y: 1 },
+        { x: 1, y: 3 },
+        { x: 2, y: 5 },
+      ]),
+    ).toBeCloseTo(2, 10);
+    expect(
+      slope([
+        { x: 0, y: 5 },
+        { x: 1, y: 5 },
+      ]),
+    ).toBe(0);
     expect(slope([{ x: 1, y: 5 }])).toBeUndefined();
-    expect(slope([{ x: 1, y: 5 }, { x: 1, y: 6 }])).toBeUndefined();
+    expect(
+      slope([
+        { x: 1, y: 5 },
+        { x: 1, y: 6 },
+      ]),
+    ).toBeUndefined();
   });
 
   it('formats each check value with its unit', () => {
@@ -117,7 +148,11 @@ describe('bench verdicts', () => {
   it('checks the soak: largest RSS and slope', () => {
     const m = emptyMeasurements();
     const samples = [0, 10, 20, 30, 40, 50, 60].map((s, i) => ({ atSeconds: s, bytes: (70 + i * 0.1) * MB }));
-    m.soak = summarizeSoak({ target: 'sidecar-full', minutes: 1, rate: 1000, sampleSeconds: 10 }, samples, { requests: 60_000, success: 1, latencyUs: { p50: 300, p99: 900 } });
+    m.soak = summarizeSoak({ target: 'sidecar-full', minutes: 1, rate: 1000, sampleSeconds: 10 }, samples, {
+      requests: 60_000,
+      success: 1,
+      latencyUs: { p50: 300, p99: 900 },
+    });
     expect(m.soak.firstBytes).toBe(70 * MB);
     expect(m.soak.maxBytes).toBeCloseTo(70.6 * MB, 0);
     // 0.1 MB every 10 s: 0.6 MB a minute.
@@ -126,18 +161,32 @@ describe('bench verdicts', () => {
     expect(byId(checks, 'soak-rss-slope')?.pass).toBe(true);
     expect(byId(checks, 'soak-rss-max')?.pass).toBe(true);
     const growing = samples.map((s, i) => ({ ...s, bytes: (70 + i) * MB }));
-    m.soak = summarizeSoak({ target: 'sidecar-full', minutes: 1, rate: 1000, sampleSeconds: 10 }, growing, { requests: 60_000, success: 1, latencyUs: { p50: 300, p99: 900 } });
+    m.soak = summarizeSoak({ target: 'sidecar-full', minutes: 1, rate: 1000, sampleSeconds: 10 }, growing, {
+      requests: 60_000,
+      success: 1,
+      latencyUs: { p50: 300, p99: 900 },
+    });
     expect(byId(compare(m).checks, 'soak-rss-slope')?.pass).toBe(false);
   });
 
   it('refuses a soak without samples', () => {
-    expect(() => summarizeSoak({ target: 'sidecar', minutes: 1, rate: 1000, sampleSeconds: 10 }, [], { requests: 0, success: 0, latencyUs: { p50: 0, p99: 0 } })).toThrow(/no RSS sample/);
+    expect(() =>
+      summarizeSoak({ target: 'sidecar', minutes: 1, rate: 1000, sampleSeconds: 10 }, [], { requests: 0, success: 0, latencyUs: { p50: 0, p99: 0 } }),
+    ).toThrow(/no RSS sample/);
   });
 });
 
 function stream(eventsPerSecond: number, ttfeP50: number, totalP50: number): StreamResult {
   const p = (v: number) => ({ p50: v, p90: v * 2, p99: v * 3, p999: v * 4, max: v * 5 });
-  return { streams: 100, durationSeconds: 10, streamsPerSecond: 10, eventsPerSecond, errors: { status: 0, short: 0, error: 0 }, ttfeUs: p(ttfeP50), totalUs: p(totalP50) };
+  return {
+    streams: 100,
+    durationSeconds: 10,
+    streamsPerSecond: 10,
+    eventsPerSecond,
+    errors: { status: 0, short: 0, error: 0 },
+    ttfeUs: p(ttfeP50),
+    totalUs: p(totalP50),
+  };
 }
 
 describe('bench SSE comparison and tables', () => {
@@ -166,10 +215,27 @@ describe('bench SSE comparison and tables', () => {
   it('makes the Performance table from every scenario, with the skipped ones named', () => {
     const full = fullRun({ full: 30_000, nginx: 60_000, oauth2: 10_000, cpu: 0.9, rssMb: 80 });
     const runs: ScenarioRun[] = [
-      { scenario: 'full', targets: ['direct', 'nginx', 'oauth2-proxy', 'sidecar-full'] as TargetName[], startedAt: '', finishedAt: '', measurements: full, comparison: compare(full, { subject: 'sidecar-full' }) },
+      {
+        scenario: 'full',
+        targets: ['direct', 'nginx', 'oauth2-proxy', 'sidecar-full'] as TargetName[],
+        startedAt: '',
+        finishedAt: '',
+        measurements: full,
+        comparison: compare(full, { subject: 'sidecar-full' }),
+      },
       { scenario: 'sse', targets: ['direct', 'nginx', 'sidecar'] as TargetName[], startedAt: '', finishedAt: '', measurements: m, comparison: compare(m) },
     ];
-    const meta: RunMeta = { node: 'v24', nginx: 'nginx/1', wrk: 'wrk 4', vegeta: 'v12', cpuModel: 'cpu', cpus: 2, kernel: 'Linux', loadAverage: [0.1], gitCommit: 'abc' };
+    const meta: RunMeta = {
+      node: 'v24',
+      nginx: 'nginx/1',
+      wrk: 'wrk 4',
+      vegeta: 'v12',
+      cpuModel: 'cpu',
+      cpus: 2,
+      kernel: 'Linux',
+      loadAverage: [0.1],
+      gitCommit: 'abc',
+    };
     const text = performanceTable(runs, [{ scenario: 'protect', reason: 'needs the protection engine' }], {
       meta,
       options: { rate: 1000, saturationSeconds: 10, rateSeconds: 10, threads: 2, connections: 64, streams: 8, events: 1000, source: false, cpuProfile: false },

@@ -5,7 +5,15 @@ import { CLI } from './helpers.ts';
 
 // The overriding variables are blanked so that the test runner's environment cannot leak in;
 // the egress listener takes a free port (its default is one port for every test file).
-export const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', SIDECAR_EGRESS: '127.0.0.1:0', AGENT_SIDECAR_DEBUG: '' };
+export const CLEAN_ENV: NodeJS.ProcessEnv = {
+  SIDECAR_CONFIG: '',
+  SIDECAR_LISTEN: '',
+  SIDECAR_UPSTREAM: '',
+  SIDECAR_ADMIN: '',
+  SIDECAR_LOG_LEVEL: '',
+  SIDECAR_EGRESS: '127.0.0.1:0',
+  AGENT_SIDECAR_DEBUG: '',
+};
 
 export interface CliResult {
   code: number | null;
@@ -19,7 +27,10 @@ export interface CliResult {
 /** Runs the CLI to completion as a child process: exit status, stdout and stderr apart. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, options: { timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<CliResult> {
   const started = Date.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], { env: { ...process.env, ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
+    env: { ...process.env, ...CLEAN_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

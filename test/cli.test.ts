@@ -43,7 +43,10 @@ async function startupRecord(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   const proc = spawnCli(['run', ...args], { ...CLEAN_ENV, ...env });
   running.push(proc);
   await waitForStartup(proc);
-  const line = proc.output().split('\n').find((l) => l.includes('"event_type":"startup"'))!;
+  const line = proc
+    .output()
+    .split('\n')
+    .find((l) => l.includes('"event_type":"startup"'))!;
   proc.child.kill('SIGTERM');
   expect(await proc.exited).toBe(0);
   return JSON.parse(line) as Record<string, unknown>;
@@ -128,7 +131,9 @@ describe('validate', () => {
     const cfg = file('otel-env.yaml', ['upstream:', '  url: http://127.0.0.1:8000']);
     const r = await cli(['validate', '--config', cfg], { OTEL_SDK_DISABLED: '', OTEL_BSP_MAX_QUEUE_SIZE: '-1' });
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('warning: OTEL_BSP_MAX_QUEUE_SIZE="-1": ignored, expected a positive integer; using 2048 (the default) [SIDECAR_OTEL_ENV_INVALID]\n');
+    expect(r.stdout).toContain(
+      'warning: OTEL_BSP_MAX_QUEUE_SIZE="-1": ignored, expected a positive integer; using 2048 (the default) [SIDECAR_OTEL_ENV_INVALID]\n',
+    );
     expect(r.stdout).toContain('configuration is valid');
   });
 
@@ -203,9 +208,9 @@ describe('run', () => {
     const cfg = runnable('override.yaml', ['upstream:', '  url: http://127.0.0.1:7101']);
     expect((await startupRecord(['--config', cfg])).upstream).toBe('http://127.0.0.1:7101');
     expect((await startupRecord(['--config', cfg], { SIDECAR_UPSTREAM: 'http://127.0.0.1:7202' })).upstream).toBe('http://127.0.0.1:7202');
-    expect(
-      (await startupRecord(['--config', cfg, '--upstream', 'http://127.0.0.1:7303'], { SIDECAR_UPSTREAM: 'http://127.0.0.1:7202' })).upstream,
-    ).toBe('http://127.0.0.1:7303');
+    expect((await startupRecord(['--config', cfg, '--upstream', 'http://127.0.0.1:7303'], { SIDECAR_UPSTREAM: 'http://127.0.0.1:7202' })).upstream).toBe(
+      'http://127.0.0.1:7303',
+    );
   });
 
   it('run with a --upstream that is not a URL exits 2 naming upstream.url', async () => {

@@ -48,7 +48,13 @@ describe("the collector's redaction and the sidecar's detectors", () => {
   });
 
   it("leaves alone the ids in the sidecar's own records", () => {
-    const ids = ['4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', '6f1c0d8e-2b6a-4c1e-9d3f-8a7b6c5d4e3f', 'e2emwwbj8kr-outage-12', '2026-11-25T15:37:43.202Z'];
+    const ids = [
+      '4bf92f3577b34da6a3ce929d0e0e4736',
+      '00f067aa0ba902b7',
+      '6f1c0d8e-2b6a-4c1e-9d3f-8a7b6c5d4e3f',
+      'e2emwwbj8kr-outage-12',
+      '2026-11-25T15:37:43.202Z',
+    ];
     for (const id of ids) expect(collectorMasks(id)).toBe(id);
   });
 

@@ -31,13 +31,17 @@ const hostOf = (address: string) => (address.includes('://') ? new URL(address).
 
 describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification', () => {
-    const r = spawnSync(process.execPath, [join(REPO, 'node_modules', 'dclint', 'bin', 'dclint.cjs'), '-q', '-f', 'compact', 'docker-compose.yml'], { cwd: REPO, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(REPO, 'node_modules', 'dclint', 'bin', 'dclint.cjs'), '-q', '-f', 'compact', 'docker-compose.yml'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
     expect(r.stdout + r.stderr).not.toMatch(/error/i);
     expect(r.status).toBe(0);
   });
 
   it('runs the whole system: demo agent, sidecar, Redis, collector, Prometheus, Alertmanager, Grafana, Elasticsearch, Kibana, Jaeger', () => {
-    for (const name of ['demo-agent', 'sidecar', 'redis', 'otel-collector', 'prometheus', 'alertmanager', 'grafana', 'elasticsearch', 'kibana', 'jaeger']) expect(Object.keys(services)).toContain(name);
+    for (const name of ['demo-agent', 'sidecar', 'redis', 'otel-collector', 'prometheus', 'alertmanager', 'grafana', 'elasticsearch', 'kibana', 'jaeger'])
+      expect(Object.keys(services)).toContain(name);
   });
 
   it('pins every image to a version, the collector to the release the distribution is built from', () => {
@@ -50,7 +54,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives every long-running service a health check, but the collector, whose image has no shell', () => {
-    const without = Object.entries(services).filter(([, s]) => s.healthcheck === undefined).map(([n]) => n);
+    const without = Object.entries(services)
+      .filter(([, s]) => s.healthcheck === undefined)
+      .map(([n]) => n);
     expect(without.sort()).toEqual(['elasticsearch-setup', 'otel-collector']);
     for (const [name, s] of Object.entries(services)) {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
@@ -79,8 +85,14 @@ describe('docker-compose.yml', () => {
       scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
     };
     const targets = [...prometheus.scrape_configs, ...prometheus.alerting.alertmanagers].flatMap((j) => j.static_configs.flatMap((c) => c.targets));
-    const datasources = (parse(readFileSync(join(REPO, 'config', 'grafana', 'provisioning', 'datasources', 'datasources.yml'), 'utf8')) as { datasources: Array<{ url: string }> }).datasources;
-    const env = Object.values(services).flatMap((s) => Object.entries(s.environment ?? {}).filter(([k]) => /ENDPOINT$|UPSTREAM$|_URL$/.test(k)).map(([, v]) => v));
+    const datasources = (
+      parse(readFileSync(join(REPO, 'config', 'grafana', 'provisioning', 'datasources', 'datasources.yml'), 'utf8')) as { datasources: Array<{ url: string }> }
+    ).datasources;
+    const env = Object.values(services).flatMap((s) =>
+      Object.entries(s.environment ?? {})
+        .filter(([k]) => /ENDPOINT$|UPSTREAM$|_URL$/.test(k))
+        .map(([, v]) => v),
+    );
     const hosts = [...targets, ...datasources.map((d) => d.url), ...env].map(hostOf).filter((h) => h !== 'localhost');
     expect(hosts.length).toBeGreaterThan(8);
     expect(hosts.filter((h) => !names.has(h))).toEqual([]);

@@ -54,14 +54,71 @@ const FIXTURES = [
 const BASES = [read('config/sidecar.example.yaml'), read('deploy/compose/sidecar.yaml'), read('deploy/kubernetes/sidecar.yaml'), ...FIXTURES];
 
 const ENV_VALUES = [
-  '@at-sign', '*alias', '&anchor', '%directive', '`backtick', '{flow: map}', '[flow, list]', '! tag', '!!binary', '| literal', '> folded',
-  '"double"', "'single'", '- item', '? key', ': colon', 'a #comment', '#only', '---', '...', '~', 'null', 'true', 'FALSE', 'yes', 'off',
-  '0', '-1', '1e12', '1e999', '0x1F', '1.5', '  42  ', '', ' ', '\t', 'line\nbreak', 'ünïcødé ✓', '${env:NESTED}', '$${literal}',
-  'a: &a [*a]', '['.repeat(5000) + ']'.repeat(5000), 'x'.repeat(100_000), '12345678901234567890123456789012345678901234567890',
+  '@at-sign',
+  '*alias',
+  '&anchor',
+  '%directive',
+  '`backtick',
+  '{flow: map}',
+  '[flow, list]',
+  '! tag',
+  '!!binary',
+  '| literal',
+  '> folded',
+  '"double"',
+  "'single'",
+  '- item',
+  '? key',
+  ': colon',
+  'a #comment',
+  '#only',
+  '---',
+  '...',
+  '~',
+  'null',
+  'true',
+  'FALSE',
+  'yes',
+  'off',
+  '0',
+  '-1',
+  '1e12',
+  '1e999',
+  '0x1F',
+  '1.5',
+  '  42  ',
+  '',
+  ' ',
+  '\t',
+  'line\nbreak',
+  'ünïcødé ✓',
+  '${env:NESTED}',
+  '$${literal}',
+  'a: &a [*a]',
+  '['.repeat(5000) + ']'.repeat(5000),
+  'x'.repeat(100_000),
+  '12345678901234567890123456789012345678901234567890',
 ];
 const SPECIAL_PATHS = ['/dev/zero', '/dev/null', '/', '/proc/self/status', 'config/demo-policy.yaml', 'no/such/file.yaml'];
 const NUMBERS = [0, -1, -0.5, 1.5, 1e12, 1e308, 2 ** 31, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, 3, 65536, 0.0001];
-const STRINGS = ['', 'x', '16kb', '99999gb', '1.5b', '0.5ms', '30d', '5m', 'http://127.0.0.1:1', 'redis://[::1', '127.0.0.1:0', '0.0.0.0:8080', '*', 'HS256', 'a b', 'x\r\ny'];
+const STRINGS = [
+  '',
+  'x',
+  '16kb',
+  '99999gb',
+  '1.5b',
+  '0.5ms',
+  '30d',
+  '5m',
+  'http://127.0.0.1:1',
+  'redis://[::1',
+  '127.0.0.1:0',
+  '0.0.0.0:8080',
+  '*',
+  'HS256',
+  'a b',
+  'x\r\ny',
+];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -105,7 +162,9 @@ function randomValue(r: Rng, depth = 0): Json {
     case 4:
       return Array.from({ length: r.int(3) }, () => randomValue(r, depth + 1));
     case 5:
-      return Object.fromEntries(Array.from({ length: r.int(3) }, () => [r.pick(['url', 'enabled', 'x', 'file', 'secret', 'requests']), randomValue(r, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: r.int(3) }, () => [r.pick(['url', 'enabled', 'x', 'file', 'secret', 'requests']), randomValue(r, depth + 1)]),
+      );
     default: {
       let v: Json = r.pick(STRINGS);
       for (let i = 0, n = r.pick([2, 5, 30, 100]); i < n; i++) v = [v];
@@ -134,7 +193,27 @@ function makeCase(r: Rng, n: number): Case {
     const all = paths(doc);
     const path = all.length > 0 ? r.pick(all) : ['upstream'];
     // Mostly mutations that keep the YAML well-formed, so that most cases reach the schema and the assembly.
-    const kind = r.pick(['delete', 'delete', 'retype', 'retype', 'retype', 'number', 'number', 'env', 'env', 'env', 'deep', 'alias', 'alias', 'unknown', 'file', 'file', 'duplicate', 'bomb', 'self'] as const);
+    const kind = r.pick([
+      'delete',
+      'delete',
+      'retype',
+      'retype',
+      'retype',
+      'number',
+      'number',
+      'env',
+      'env',
+      'env',
+      'deep',
+      'alias',
+      'alias',
+      'unknown',
+      'file',
+      'file',
+      'duplicate',
+      'bomb',
+      'self',
+    ] as const);
     done.push(`${kind} ${path.join('.')}`);
     switch (kind) {
       case 'delete': {
@@ -188,7 +267,13 @@ function makeCase(r: Rng, n: number): Case {
       case 'bomb':
         textMutations.push((text) => {
           const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
-          const bomb = levels.map((l, i) => (i === 0 ? `x${l}: &${l} [lol, lol, lol, lol, lol, lol, lol, lol]` : `x${l}: &${l} [${Array(8).fill(`*${levels[i - 1]}`).join(', ')}]`));
+          const bomb = levels.map((l, i) =>
+            i === 0
+              ? `x${l}: &${l} [lol, lol, lol, lol, lol, lol, lol, lol]`
+              : `x${l}: &${l} [${Array(8)
+                  .fill(`*${levels[i - 1]}`)
+                  .join(', ')}]`,
+          );
           return `${bomb.join('\n')}\n${text}`;
         });
         break;
@@ -196,7 +281,16 @@ function makeCase(r: Rng, n: number): Case {
         textMutations.push((text) => `${text}\n${r.pick(['upstream', 'limits', 'auth'])}x: &self\n  loop: [*self]\n`);
         break;
       case 'file':
-        set(doc, r.pick([['policy', 'file'], ['auth', 'apiKeys', 'file'], ['protection', 'keys', 'file'], ['auth', 'jwt', 'keyFiles']]), r.pick(SPECIAL_PATHS));
+        set(
+          doc,
+          r.pick([
+            ['policy', 'file'],
+            ['auth', 'apiKeys', 'file'],
+            ['protection', 'keys', 'file'],
+            ['auth', 'jwt', 'keyFiles'],
+          ]),
+          r.pick(SPECIAL_PATHS),
+        );
         break;
     }
   }

@@ -96,7 +96,10 @@ describe('${env:…} values are text, never parsed, never shown', () => {
     expect(r.stderr).toContain('protection.telemetry.rules');
     expect(r.stderr).not.toContain(marker);
     // Short values too, where the schema would have quoted them: a pattern, a key id.
-    const pattern = file('env-pattern.yaml', 'protection:\n  rules:\n    default:\n      custom: [{ name: mine, pattern: "${env:PATTERN}" }]\n  keys:\n    active: ${env:ACTIVE}\n    ring: [{ id: k1, env: NO_SUCH_KEY_VAR }]\n');
+    const pattern = file(
+      'env-pattern.yaml',
+      'protection:\n  rules:\n    default:\n      custom: [{ name: mine, pattern: "${env:PATTERN}" }]\n  keys:\n    active: ${env:ACTIVE}\n    ring: [{ id: k1, env: NO_SUCH_KEY_VAR }]\n',
+    );
     const p = await runCli(['validate', '--config', pattern], { PATTERN: 'q(', ACTIVE: 'k9' });
     expectFailure(p, 'SIDECAR_CONFIG_INVALID');
     expect(p.stderr).toContain('protection.rules.default.custom.0.pattern');
@@ -120,16 +123,19 @@ describe('${env:…} values are text, never parsed, never shown', () => {
   });
 
   it('a whole reference takes the type the schema asks for at its key, and only there', async () => {
-    const config = file('env-typed.yaml', [
-      'upstream:',
-      '  connections: ${env:CONNS}',
-      '  circuitBreaker: { enabled: "${env:BREAKER}" }',
-      '  timeouts: { connect: "${env:CONNECT}" }',
-      'telemetry:',
-      '  serviceVersion: ${env:VERSION}',
-      '  traces: { sampleRatio: "${env:RATIO}" }',
-      '',
-    ].join('\n'));
+    const config = file(
+      'env-typed.yaml',
+      [
+        'upstream:',
+        '  connections: ${env:CONNS}',
+        '  circuitBreaker: { enabled: "${env:BREAKER}" }',
+        '  timeouts: { connect: "${env:CONNECT}" }',
+        'telemetry:',
+        '  serviceVersion: ${env:VERSION}',
+        '  traces: { sampleRatio: "${env:RATIO}" }',
+        '',
+      ].join('\n'),
+    );
     // 1.10 stays the text "1.10" (a version), 2500 is a number of milliseconds, FALSE a boolean.
     const ok = await runCli(['validate', '--config', config], { CONNS: '16', BREAKER: 'FALSE', CONNECT: '2500', VERSION: '1.10', RATIO: '0.25' });
     expect(ok.code, ok.stderr).toBe(0);
@@ -144,7 +150,13 @@ describe('${env:…} values are text, never parsed, never shown', () => {
     const upstream = await startServer((_req, res) => res.end('agent'));
     try {
       const policy = file('jwt-policy.yaml', 'roles:\n  reader: [read:things]\nroutes:\n  - path: /things\n    methods: { GET: read:things }\n');
-      const config = runnable('jwt-run.yaml', ['auth:', '  jwt:', '    secret: ${env:JWT_SECRET}', `policy: { file: ${policy} }`, `upstream: { url: ${upstream.url} }`]);
+      const config = runnable('jwt-run.yaml', [
+        'auth:',
+        '  jwt:',
+        '    secret: ${env:JWT_SECRET}',
+        `policy: { file: ${policy} }`,
+        `upstream: { url: ${upstream.url} }`,
+      ]);
       const proc = spawnCli(['run', '--config', config], { ...CLEAN_ENV, JWT_SECRET: secret });
       running.push(proc);
       const { listen } = await waitForStartup(proc);
@@ -199,13 +211,19 @@ describe('validate refuses exactly what run refuses', () => {
     await bothRefuse(runnable('policy-missing.yaml', [`policy: { file: ${join(dir, 'no-policy.yaml')} }`]), 'SIDECAR_POLICY_INVALID');
     const keys = await bothRefuse(runnable('apikeys-dir.yaml', [`auth: { apiKeys: { file: ${join(dir, 'keys-dir')} } }`]), 'SIDECAR_API_KEYS_INVALID');
     expect(keys.validate).toContain('auth.apiKeys.file');
-    const tls = await bothRefuse(runnable('tls-missing.yaml', [`listen: { address: 127.0.0.1:0, tls: { certFile: ${join(dir, 'c.pem')}, keyFile: ${join(dir, 'k.pem')} } }`]), 'SIDECAR_TLS_INVALID');
+    const tls = await bothRefuse(
+      runnable('tls-missing.yaml', [`listen: { address: 127.0.0.1:0, tls: { certFile: ${join(dir, 'c.pem')}, keyFile: ${join(dir, 'k.pem')} } }`]),
+      'SIDECAR_TLS_INVALID',
+    );
     expect(tls.validate).toContain('listen.tls.certFile');
   });
 
   it('rules the parts check when they are built: CORS, capture without protection, a proxy variable', { timeout: 90_000 }, async () => {
     await bothRefuse(runnable('cors.yaml', ['cors: { allowedOrigins: ["*"], allowCredentials: true }']), 'SIDECAR_CONFIG_INVALID');
-    await bothRefuse(runnable('capture.yaml', ['egress: { capture: { prompts: true } }', 'protection: { telemetry: { enabled: false } }']), 'SIDECAR_CONFIG_INVALID');
+    await bothRefuse(
+      runnable('capture.yaml', ['egress: { capture: { prompts: true } }', 'protection: { telemetry: { enabled: false } }']),
+      'SIDECAR_CONFIG_INVALID',
+    );
     const proxy = await bothRefuse(runnable('proxy-env.yaml'), 'SIDECAR_CONFIG_INVALID', { HTTPS_PROXY: 'http://user:hunter2-pw@[bad', https_proxy: '' });
     expect(proxy.validate).toContain('HTTPS_PROXY');
     expect(proxy.validate).not.toContain('hunter2-pw');
@@ -220,7 +238,10 @@ describe('validate refuses exactly what run refuses', () => {
     tcp.listen(0, '127.0.0.1');
     await new Promise((r) => tcp.once('listening', r));
     const { port } = tcp.address() as net.AddressInfo;
-    const config = file('offline.yaml', [`stores: { redis: { url: "redis://127.0.0.1:${port}" } }`, `auth: { jwt: { jwksUrl: "http://127.0.0.1:${port}/jwks" } }`, ''].join('\n'));
+    const config = file(
+      'offline.yaml',
+      [`stores: { redis: { url: "redis://127.0.0.1:${port}" } }`, `auth: { jwt: { jwksUrl: "http://127.0.0.1:${port}/jwks" } }`, ''].join('\n'),
+    );
     try {
       const r = await runCli(['validate', '--config', config], { OTEL_SDK_DISABLED: '' });
       expect(r.code, r.stderr).toBe(0);
@@ -235,7 +256,13 @@ describe('files: capped, regular, never a hang or a stack trace', () => {
   it('YAML alias bombs, self-referencing aliases and deep nesting in the configuration', { timeout: 90_000 }, async () => {
     // Each level nine times the one before: 9^8 strings if expanded.
     const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
-    const bomb = levels.map((n, i) => (i === 0 ? `${n}: &${n} [lol, lol, lol, lol, lol, lol, lol, lol, lol]` : `${n}: &${n} [${Array(9).fill(`*${levels[i - 1]}`).join(', ')}]`));
+    const bomb = levels.map((n, i) =>
+      i === 0
+        ? `${n}: &${n} [lol, lol, lol, lol, lol, lol, lol, lol, lol]`
+        : `${n}: &${n} [${Array(9)
+            .fill(`*${levels[i - 1]}`)
+            .join(', ')}]`,
+    );
     const cases = {
       bomb: `${bomb.join('\n')}\n`,
       self: 'a: &a [*a]\n',
@@ -262,8 +289,14 @@ describe('files: capped, regular, never a hang or a stack trace', () => {
     // The configuration itself, and the other files it names.
     expectFailure(await runCli(['validate', '--config', fifo], {}, { timeoutMs: 10_000 }), 'SIDECAR_CONFIG_UNREADABLE');
     expectFailure(await runCli(['validate', '--config', '/dev/zero'], {}, { timeoutMs: 10_000 }), 'SIDECAR_CONFIG_UNREADABLE');
-    expectFailure(await runCli(['validate', '--config', file('key-ring.yaml', 'protection: { keys: { file: /dev/urandom } }\n')]), 'SIDECAR_PROTECTION_KEYS_INVALID');
-    expectFailure(await runCli(['validate', '--config', file('hash-key.yaml', 'protection: { hashKey: { file: /dev/zero } }\n')]), 'SIDECAR_PROTECTION_KEYS_INVALID');
+    expectFailure(
+      await runCli(['validate', '--config', file('key-ring.yaml', 'protection: { keys: { file: /dev/urandom } }\n')]),
+      'SIDECAR_PROTECTION_KEYS_INVALID',
+    );
+    expectFailure(
+      await runCli(['validate', '--config', file('hash-key.yaml', 'protection: { hashKey: { file: /dev/zero } }\n')]),
+      'SIDECAR_PROTECTION_KEYS_INVALID',
+    );
   });
 
   it('inject refuses a device as its input', async () => {
@@ -304,7 +337,10 @@ describe('sizes, counts and durations have upper bounds', () => {
       { maxHeaderSize: 4 * 1024 * 1024 },
     );
     try {
-      const proc = spawnCli(['run', '--config', runnable('head-1mb.yaml', ['limits: { maxHeaderBytes: 1mb }', `upstream: { url: ${upstream.url} }`])], CLEAN_ENV);
+      const proc = spawnCli(
+        ['run', '--config', runnable('head-1mb.yaml', ['limits: { maxHeaderBytes: 1mb }', `upstream: { url: ${upstream.url} }`])],
+        CLEAN_ENV,
+      );
       running.push(proc);
       const { listen } = await waitForStartup(proc);
       const port = Number(new URL(listen).port);
@@ -336,12 +372,17 @@ async function sendTolerant(port: number, text: string): Promise<string> {
 
 describe('rules between keys are in the schema', () => {
   it('clientRequestTimeout below clientHeadersTimeout: validate and run both refuse it with exit 2', { timeout: 90_000 }, async () => {
-    for (const [i, line] of ['limits: { clientRequestTimeout: 1s, clientHeadersTimeout: 30s }', 'limits: { clientRequestTimeout: 29999, clientHeadersTimeout: 30s }'].entries()) {
+    for (const [i, line] of [
+      'limits: { clientRequestTimeout: 1s, clientHeadersTimeout: 30s }',
+      'limits: { clientRequestTimeout: 29999, clientHeadersTimeout: 30s }',
+    ].entries()) {
       const r = await bothRefuse(runnable(`timeouts-${i}.yaml`, [line]), 'SIDECAR_CONFIG_INVALID');
       expect(r.validate).toContain('limits.clientRequestTimeout');
     }
     // 0 disables the request timeout: any headers timeout goes with it.
-    expect((await runCli(['validate', '--config', runnable('timeouts-ok.yaml', ['limits: { clientRequestTimeout: 0, clientHeadersTimeout: 30s }'])])).code).toBe(0);
+    expect(
+      (await runCli(['validate', '--config', runnable('timeouts-ok.yaml', ['limits: { clientRequestTimeout: 0, clientHeadersTimeout: 30s }'])])).code,
+    ).toBe(0);
   });
 
   it('the others Node.js, undici, grpc-js and proxy-addr would refuse at start', { timeout: 90_000 }, async () => {

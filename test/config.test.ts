@@ -39,7 +39,15 @@ describe('configuration', () => {
 
   it('substitutes ${env:…} after parsing, as text: a value is never parsed', () => {
     const out = substituteEnv(
-      { a: '${env:PORT}', b: 'http://${env:HOST}:${env:PORT}', c: '${env:NOPE:-fallback}', d: '$${env:LITERAL}', e: ['${env:FLAG}'], f: '${env:ODD}', g: '${env:EMPTY:-}' },
+      {
+        a: '${env:PORT}',
+        b: 'http://${env:HOST}:${env:PORT}',
+        c: '${env:NOPE:-fallback}',
+        d: '$${env:LITERAL}',
+        e: ['${env:FLAG}'],
+        f: '${env:ODD}',
+        g: '${env:EMPTY:-}',
+      },
       { PORT: '8080', HOST: 'agent', FLAG: 'true', ODD: '&a [*a] # not a comment' },
     );
     expect(out).toEqual({ a: '8080', b: 'http://agent:8080', c: 'fallback', d: '${env:LITERAL}', e: ['true'], f: '&a [*a] # not a comment', g: null });

@@ -45,7 +45,11 @@ function send(method: string, headers: Record<string, string>): Promise<{ status
 }
 
 const preflight = (origin: string, method: string, requestHeaders?: string) =>
-  send('OPTIONS', { origin, 'access-control-request-method': method, ...(requestHeaders === undefined ? {} : { 'access-control-request-headers': requestHeaders }) });
+  send('OPTIONS', {
+    origin,
+    'access-control-request-method': method,
+    ...(requestHeaders === undefined ? {} : { 'access-control-request-headers': requestHeaders }),
+  });
 
 describe('CORS preflight', () => {
   it('answers an allowed preflight itself with 204, without credentials', async () => {

@@ -40,7 +40,11 @@ const dashboards = readdirSync(join(GRAFANA, 'dashboards'))
 
 const panelsOf = (d: Dashboard): Panel[] => d.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
 const promTargets = dashboards.flatMap(({ file, dashboard }) =>
-  panelsOf(dashboard).flatMap((p) => (p.targets ?? []).filter((t) => t.expr !== undefined).map((t) => ({ where: `${file}: ${p.title}`, expr: t.expr!, datasource: t.datasource ?? p.datasource }))),
+  panelsOf(dashboard).flatMap((p) =>
+    (p.targets ?? [])
+      .filter((t) => t.expr !== undefined)
+      .map((t) => ({ where: `${file}: ${p.title}`, expr: t.expr!, datasource: t.datasource ?? p.datasource })),
+  ),
 );
 
 /** Grafana's variables replaced by values Prometheus accepts, as Grafana does before querying. */
@@ -61,10 +65,13 @@ describe('Grafana dashboards', () => {
     }
   });
 
-  it('every PromQL expression parses with Prometheus\'s own parser', () => {
+  it("every PromQL expression parses with Prometheus's own parser", () => {
     // promtool checks recording rules with the real parser: one rule per panel query.
     const file = join(scratch, 'dashboards.rules.yml');
-    writeFileSync(file, stringify({ groups: [{ name: 'dashboards', rules: promTargets.map((t, i) => ({ record: `dashboard:query:${i}`, expr: interpolate(t.expr) })) }] }));
+    writeFileSync(
+      file,
+      stringify({ groups: [{ name: 'dashboards', rules: promTargets.map((t, i) => ({ record: `dashboard:query:${i}`, expr: interpolate(t.expr) })) }] }),
+    );
     const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
     if (r.error) throw new Error(`promtool: ${r.error.message} (apt-get install prometheus)`);
     expect(r.stdout + r.stderr).toContain(`SUCCESS: ${promTargets.length} rules found`);
@@ -74,10 +81,16 @@ describe('Grafana dashboards', () => {
   it('every metric a panel reads is one the sidecar, its LLM egress or the collector exports, or a recording rule', () => {
     const known = knownSeries();
     expect(promTargets.length).toBeGreaterThan(20);
-    expect(promTargets.flatMap((t) => metricNamesIn(t.expr).filter((n) => !known.has(n)).map((n) => `${t.where}: ${n}`))).toEqual([]);
+    expect(
+      promTargets.flatMap((t) =>
+        metricNamesIn(t.expr)
+          .filter((n) => !known.has(n))
+          .map((n) => `${t.where}: ${n}`),
+      ),
+    ).toEqual([]);
   });
 
-  it('has the reference\'s panels, and auth, rate limit, LLM tokens, cost and quota panels', () => {
+  it("has the reference's panels, and auth, rate limit, LLM tokens, cost and quota panels", () => {
     const read = new Set(promTargets.flatMap((t) => metricNamesIn(t.expr)));
     const wanted = [
       // The reference: request rate, p95 latency, API cost per hour, cache hit rate, error rate, active sessions.
@@ -101,15 +114,19 @@ describe('Grafana dashboards', () => {
     expect(wanted.filter((m) => !read.has(m))).toEqual([]);
     const overview = dashboards.find((d) => d.file === 'agent-overview.json')!.dashboard;
     const p95 = panelsOf(overview).find((p) => p.title === 'P95 latency')!;
-    expect(p95.targets![0]!.expr).toMatch(/^histogram_quantile\(0\.95, sum by \(agent_type, le\) \(rate\(agent_request_duration_seconds_bucket\{[^}]*\}\[5m\]\)\)\)$/);
+    expect(p95.targets![0]!.expr).toMatch(
+      /^histogram_quantile\(0\.95, sum by \(agent_type, le\) \(rate\(agent_request_duration_seconds_bucket\{[^}]*\}\[5m\]\)\)\)$/,
+    );
   });
 
-  it('keeps the sidecar\'s refusals apart from successes and errors', () => {
+  it("keeps the sidecar's refusals apart from successes and errors", () => {
     const overview = dashboards.find((d) => d.file === 'agent-overview.json')!.dashboard;
     const byStatus = panelsOf(overview).find((p) => p.targets?.some((t) => /sum by \(agent_type, status\) \(rate\(agent_requests_total\{/.test(t.expr ?? '')));
     expect(byStatus).toBeDefined();
     const security = dashboards.find((d) => d.file === 'agent-security.json')!.dashboard;
-    const refusals = panelsOf(security).flatMap((p) => p.targets ?? []).filter((t) => /agent_requests_total\{[^}]*status="refused"/.test(t.expr ?? ''));
+    const refusals = panelsOf(security)
+      .flatMap((p) => p.targets ?? [])
+      .filter((t) => /agent_requests_total\{[^}]*status="refused"/.test(t.expr ?? ''));
     expect(refusals).toHaveLength(1);
     // No panel calls everything but errors a success.
     expect(promTargets.filter((t) => /status\s*(?:!=|!~)\s*"[^"]*error|status\s*=~?\s*"[^"]*success/.test(t.expr)).map((t) => t.where)).toEqual([]);
@@ -117,7 +134,11 @@ describe('Grafana dashboards', () => {
 
   it('names only provisioned data sources', () => {
     const provisioned = parse(readFileSync(join(GRAFANA, 'provisioning', 'datasources', 'datasources.yml'), 'utf8')) as {
-      datasources: Array<{ uid: string; type: string; jsonData?: { dataLinks?: Array<{ datasourceUid: string }>; tracesToLogsV2?: { datasourceUid: string } } }>;
+      datasources: Array<{
+        uid: string;
+        type: string;
+        jsonData?: { dataLinks?: Array<{ datasourceUid: string }>; tracesToLogsV2?: { datasourceUid: string } };
+      }>;
     };
     const uids = new Map(provisioned.datasources.map((d) => [d.uid, d.type]));
     for (const { file, dashboard } of dashboards) {
@@ -131,7 +152,9 @@ describe('Grafana dashboards', () => {
       }
     }
     // Logs link to traces and traces to logs.
-    const links = provisioned.datasources.flatMap((d) => [...(d.jsonData?.dataLinks ?? []).map((l) => l.datasourceUid), d.jsonData?.tracesToLogsV2?.datasourceUid ?? []].flat());
+    const links = provisioned.datasources.flatMap((d) =>
+      [...(d.jsonData?.dataLinks ?? []).map((l) => l.datasourceUid), d.jsonData?.tracesToLogsV2?.datasourceUid ?? []].flat(),
+    );
     expect(links.sort()).toEqual(['agent-logs', 'jaeger']);
     for (const uid of links) expect(uids.has(uid)).toBe(true);
   });

@@ -7,7 +7,12 @@ import { startOtlpReceiver } from './otlp-receiver.ts';
 
 const DEMO = fileURLToPath(new URL('../src/demo/main.ts', import.meta.url));
 // No collector named, whatever the environment of the test run says.
-const NO_COLLECTOR = { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '', OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '' };
+const NO_COLLECTOR = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: '',
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: '',
+  OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '',
+};
 const DEMO_ENV = { SIDECAR_LISTEN: '127.0.0.1:0', SIDECAR_ADMIN: '127.0.0.1:0', SIDECAR_EGRESS: '127.0.0.1:0', SIDECAR_LOG_LEVEL: 'warn' };
 
 describe('npm run demo', () => {
@@ -54,7 +59,9 @@ describe('npm run demo', () => {
 
     // Where telemetry goes, in one line; with no collector named, nothing to warn about,
     // not even when the shutdown flushes what the requests above recorded.
-    expect(out).toMatch(/^Telemetry: \/metrics on the admin listener \(http:\/\/127\.0\.0\.1:\d+\/metrics\); OTLP export off \(set OTEL_EXPORTER_OTLP_ENDPOINT/m);
+    expect(out).toMatch(
+      /^Telemetry: \/metrics on the admin listener \(http:\/\/127\.0\.0\.1:\d+\/metrics\); OTLP export off \(set OTEL_EXPORTER_OTLP_ENDPOINT/m,
+    );
     child.kill('SIGINT');
     const [code] = await once(child, 'exit');
     expect(code).toBe(0);

@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startSidecar } from './helpers.ts';
-import { anthropicLimits, anthropicStream, openaiChatStream, openaiResponsesStream, sample, sse, startFakeProvider, type FakeProvider } from './fake-provider.ts';
+import {
+  anthropicLimits,
+  anthropicStream,
+  openaiChatStream,
+  openaiResponsesStream,
+  sample,
+  sse,
+  startFakeProvider,
+  type FakeProvider,
+} from './fake-provider.ts';
 
 // Shipped prices (USD per million tokens) of the models below, as the price table has them.
 const SONNET = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75 };
@@ -13,7 +22,11 @@ let provider: FakeProvider;
 let sidecar: Awaited<ReturnType<typeof startSidecar>>;
 
 async function call(path: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await request(`${sidecar.egressUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const res = await request(`${sidecar.egressUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   const bytes = Buffer.from(await res.body.arrayBuffer());
   return { status: res.statusCode, headers: res.headers, bytes, json: () => JSON.parse(bytes.toString()) as Record<string, any> };
 }
@@ -41,7 +54,11 @@ describe('Anthropic Messages through the egress listener', () => {
   it('streams the provider bytes unchanged and counts cumulative usage once, cache tokens apart', async () => {
     const events = anthropicStream({ model: 'claude-sonnet-4-6', input: 12, cacheRead: 30_000, cacheWrite: 2000, outputs: [40, 87] });
     provider.next({ events, headers: anthropicLimits({ requests: [50, 10], tokens: [100_000, 25_000], input: [80_000, 60_000], output: [16_000, 4000] }) });
-    const r = await call('/anthropic/v1/messages', { model: 'claude-sonnet-4-6', max_tokens: 1024, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': KEY, 'anthropic-version': '2023-06-01' });
+    const r = await call(
+      '/anthropic/v1/messages',
+      { model: 'claude-sonnet-4-6', max_tokens: 1024, stream: true, messages: [{ role: 'user', content: 'hi' }] },
+      { 'x-api-key': KEY, 'anthropic-version': '2023-06-01' },
+    );
     expect(r.status).toBe(200);
     expect(r.bytes.equals(Buffer.from(events.join('')))).toBe(true);
     const seen = provider.seen.at(-1)!;
@@ -60,7 +77,10 @@ describe('Anthropic Messages through the egress listener', () => {
     expect(sample(m, 'llm_api_cost_usd_total', { ...labels, token_type: 'input' })).toBeCloseTo(usd(12, SONNET.input), 12);
     expect(sample(m, 'llm_api_cost_usd_total', { ...labels, token_type: 'output' })).toBeCloseTo(usd(87, SONNET.output), 12);
     expect(sample(m, 'llm_api_cost_usd_total', { ...labels, token_type: 'cache_read' })).toBeCloseTo(usd(30_000, SONNET.cacheRead), 12);
-    expect(sample(m, 'anthropic_api_cost_total', { agent_type: AGENT, model: 'claude-sonnet-4-6', token_type: 'cache_creation' })).toBeCloseTo(usd(2000, SONNET.cacheWrite), 12);
+    expect(sample(m, 'anthropic_api_cost_total', { agent_type: AGENT, model: 'claude-sonnet-4-6', token_type: 'cache_creation' })).toBeCloseTo(
+      usd(2000, SONNET.cacheWrite),
+      12,
+    );
 
     const quota = { provider: 'anthropic', model: 'claude-sonnet-4-6' };
     expect(sample(m, 'llm_quota_utilization_ratio', { ...quota, limit_type: 'requests' })).toBeCloseTo(0.8, 12);
@@ -74,9 +94,26 @@ describe('Anthropic Messages through the egress listener', () => {
   it('reads a gzip-compressed JSON answer and never logs the API key', async () => {
     provider.next({
       gzip: true,
-      json: { id: 'msg_2', type: 'message', model: 'claude-haiku-4-5-20251001', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', usage: { input_tokens: 5, output_tokens: 7, cache_read_input_tokens: 0, cache_creation_input_tokens: 100, cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 60 } } },
+      json: {
+        id: 'msg_2',
+        type: 'message',
+        model: 'claude-haiku-4-5-20251001',
+        content: [{ type: 'text', text: 'ok' }],
+        stop_reason: 'end_turn',
+        usage: {
+          input_tokens: 5,
+          output_tokens: 7,
+          cache_read_input_tokens: 0,
+          cache_creation_input_tokens: 100,
+          cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 60 },
+        },
+      },
     });
-    const r = await call('/anthropic/v1/messages', { model: 'claude-haiku-4-5-20251001', max_tokens: 10, messages: [] }, { 'x-api-key': KEY, 'accept-encoding': 'gzip' });
+    const r = await call(
+      '/anthropic/v1/messages',
+      { model: 'claude-haiku-4-5-20251001', max_tokens: 10, messages: [] },
+      { 'x-api-key': KEY, 'accept-encoding': 'gzip' },
+    );
     expect(r.status).toBe(200);
     expect(r.headers['content-encoding']).toBe('gzip');
     expect(r.bytes.equals(provider.lastBody())).toBe(true);
@@ -97,10 +134,15 @@ describe('Anthropic Messages through the egress listener', () => {
     const events = anthropicStream({ model: 'claude-opus-4-8', input: 300, cacheRead: 0, cacheWrite: 0, outputs: [25, 60] });
     const cut = events.findIndex((e) => e.includes('"output_tokens":60'));
     provider.next({ events, cutAfter: cut });
-    const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'claude-opus-4-8', stream: true, max_tokens: 100, messages: [] }) });
+    const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'claude-opus-4-8', stream: true, max_tokens: 100, messages: [] }),
+    });
     expect(res.statusCode).toBe(200);
     await expect(res.body.text()).rejects.toThrow();
-    await expect.poll(() => sidecar.logs.lines.find((l) => l.event_type === 'llm_call' && l.model === 'claude-opus-4-8')).toMatchObject({ outcome: 'incomplete', input_tokens: 300, output_tokens: 25 });
+    await expect
+      .poll(() => sidecar.logs.lines.find((l) => l.event_type === 'llm_call' && l.model === 'claude-opus-4-8'))
+      .toMatchObject({ outcome: 'incomplete', input_tokens: 300, output_tokens: 25 });
     const m = await metrics();
     const labels = { provider: 'anthropic', model: 'claude-opus-4-8' };
     expect(sample(m, 'llm_requests_total', { ...labels, outcome: 'incomplete' })).toBe(1);
@@ -109,7 +151,11 @@ describe('Anthropic Messages through the egress listener', () => {
   });
 
   it('counts the provider 429s and their Retry-After', async () => {
-    provider.next({ status: 429, headers: { 'retry-after': '17', ...anthropicLimits({ requests: [50, 0], tokens: [100, 0], input: [80, 0], output: [20, 0] }) }, json: { type: 'error', error: { type: 'rate_limit_error', message: 'slow down' } } });
+    provider.next({
+      status: 429,
+      headers: { 'retry-after': '17', ...anthropicLimits({ requests: [50, 0], tokens: [100, 0], input: [80, 0], output: [20, 0] }) },
+      json: { type: 'error', error: { type: 'rate_limit_error', message: 'slow down' } },
+    });
     const r = await call('/anthropic/v1/messages', { model: 'claude-sonnet-5', max_tokens: 5, messages: [] });
     expect(r.status).toBe(429);
     expect(r.json().error.type).toBe('rate_limit_error');
@@ -124,13 +170,31 @@ describe('Anthropic Messages through the egress listener', () => {
 describe('OpenAI through the egress listener', () => {
   it('adds include_usage to a streamed chat call without it, and keeps the usage chunk from the agent', async () => {
     const events = openaiChatStream({ model: 'gpt-5.4-2026-03-05', text: ['Hel', 'lo'], usage: { prompt: 1200, cached: 1000, completion: 9 } });
-    provider.next({ events, headers: { 'x-ratelimit-limit-requests': '500', 'x-ratelimit-remaining-requests': '499', 'x-ratelimit-limit-tokens': '30000', 'x-ratelimit-remaining-tokens': '28800', 'x-ratelimit-reset-tokens': '2.4s' } });
-    const r = await call('/openai/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], model: 'gpt-5.4', stream: true }, { authorization: 'Bearer sk-proj-test' });
+    provider.next({
+      events,
+      headers: {
+        'x-ratelimit-limit-requests': '500',
+        'x-ratelimit-remaining-requests': '499',
+        'x-ratelimit-limit-tokens': '30000',
+        'x-ratelimit-remaining-tokens': '28800',
+        'x-ratelimit-reset-tokens': '2.4s',
+      },
+    });
+    const r = await call(
+      '/openai/v1/chat/completions',
+      { messages: [{ role: 'user', content: 'hi' }], model: 'gpt-5.4', stream: true },
+      { authorization: 'Bearer sk-proj-test' },
+    );
     expect(r.status).toBe(200);
     const seen = provider.seen.at(-1)!;
     expect(seen.path).toBe('/v1/chat/completions');
     expect(seen.headers.authorization).toBe('Bearer sk-proj-test');
-    expect(JSON.parse(seen.body)).toEqual({ stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }], model: 'gpt-5.4', stream: true });
+    expect(JSON.parse(seen.body)).toEqual({
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'hi' }],
+      model: 'gpt-5.4',
+      stream: true,
+    });
     const usageChunk = events.find((e) => e.includes('"choices":[]'))!;
     expect(r.bytes.toString()).toBe(events.filter((e) => e !== usageChunk).join(''));
 

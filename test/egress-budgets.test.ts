@@ -58,7 +58,10 @@ describe('budgets', () => {
       expect(events[0]).toMatchObject({ agent_type: 'budget-agent', scope: 'all', window: 'day' });
 
       const before = provider.seen.length;
-      const refused = await request(`${s.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      const refused = await request(`${s.egressUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }),
+      });
       const body = (await refused.body.json()) as { error: { code: string; budget: Record<string, unknown> } };
       expect(refused.statusCode).toBe(429);
       expect(body.error.code).toBe('SIDECAR_BUDGET_EXCEEDED');
@@ -107,12 +110,18 @@ describe('budgets', () => {
       await expect.poll(async () => (await request(`${a.adminUrl}/readyz`)).statusCode).toBe(200);
       expect((await callSonnet(a.egressUrl)).status).toBe(200);
       await settled(a, 1);
-      const other = await request(`${b.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'claude-sonnet-4-6', messages: [] }) });
+      const other = await request(`${b.egressUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', messages: [] }),
+      });
       expect(other.statusCode).toBe(429);
       expect(((await other.body.json()) as { error: { budget: { spent_usd: number } } }).error.budget.spent_usd).toBeCloseTo(CALL_USD, 9);
 
       await redis.stop();
-      const down = await request(`${a.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'claude-sonnet-4-6', messages: [] }) });
+      const down = await request(`${a.egressUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', messages: [] }),
+      });
       expect(down.statusCode).toBe(503);
       expect(((await down.body.json()) as { error: { code: string } }).error.code).toBe('SIDECAR_STORE_UNAVAILABLE');
     } finally {

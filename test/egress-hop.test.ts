@@ -29,10 +29,13 @@ async function startForwardProxy(): Promise<{ url: string; tunnels: string[]; cl
   const server = http.createServer((req, res) => {
     const target = new URL(req.url ?? '');
     tunnels.push(target.host);
-    const out = http.request({ host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const out = http.request(
+      { host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, method: req.method, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     req.pipe(out);
   });
   server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
@@ -72,7 +75,10 @@ describe('the hop to the provider', () => {
       try {
         const before = proxy.tunnels.length;
         provider.next({ json: { id: 'm', model: 'claude-haiku-4-5', usage: { input_tokens: 1, output_tokens: 1 } } });
-        const res = await request(`http://127.0.0.1:${(egress.server.address() as AddressInfo).port}/anthropic/v1/messages`, { method: 'POST', body: '{"model":"claude-haiku-4-5"}' });
+        const res = await request(`http://127.0.0.1:${(egress.server.address() as AddressInfo).port}/anthropic/v1/messages`, {
+          method: 'POST',
+          body: '{"model":"claude-haiku-4-5"}',
+        });
         expect(res.statusCode).toBe(200);
         expect(((await res.body.json()) as { id: string }).id).toBe('m');
         expect(proxy.tunnels.slice(before)).toEqual(tunnelled ? [target] : []);
@@ -89,7 +95,14 @@ describe('the hop to the provider', () => {
     const s = await startSidecar({ egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
     try {
       // A long stream; the agent leaves after the first bytes.
-      const events = anthropicStream({ model: 'claude-sonnet-4-6', input: 50, cacheRead: 0, cacheWrite: 0, outputs: [5], text: Array.from({ length: 2000 }, () => 'word ') });
+      const events = anthropicStream({
+        model: 'claude-sonnet-4-6',
+        input: 50,
+        cacheRead: 0,
+        cacheWrite: 0,
+        outputs: [5],
+        text: Array.from({ length: 2000 }, () => 'word '),
+      });
       provider.next({ events });
       const url = new URL(`${s.egressUrl}/anthropic/v1/messages`);
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false });
@@ -97,7 +110,9 @@ describe('the hop to the provider', () => {
       const [res] = (await once(req, 'response')) as [http.IncomingMessage];
       await once(res, 'data');
       req.destroy();
-      await expect.poll(() => s.logs.lines.find((l) => l.event_type === 'llm_call')).toMatchObject({ outcome: 'incomplete', error_type: 'client_closed', input_tokens: 50 });
+      await expect
+        .poll(() => s.logs.lines.find((l) => l.event_type === 'llm_call'))
+        .toMatchObject({ outcome: 'incomplete', error_type: 'client_closed', input_tokens: 50 });
     } finally {
       await s.close();
     }
@@ -111,7 +126,9 @@ describe('the hop to the provider', () => {
       'header-without-colon': 'HTTP/1.1 200 OK\r\nbroken\r\ncontent-length: 2\r\n\r\n{}',
       'header-too-long': `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(100_000)}\r\ncontent-length: 2\r\n\r\n{}`,
     };
-    const raw = await startRawServer((head) => answers[head.slice(head.indexOf('/v1/') + 4, head.indexOf(' HTTP/1.1'))] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    const raw = await startRawServer(
+      (head) => answers[head.slice(head.indexOf('/v1/') + 4, head.indexOf(' HTTP/1.1'))] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n',
+    );
     const s = await startSidecar({ egress: { allowHttp: true, providers: { openai: { origin: raw.url } } } });
     try {
       for (const name of Object.keys(answers)) {
@@ -135,7 +152,9 @@ describe('the hop to the provider', () => {
         text += d.toString();
         if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(body);
       });
-      socket.write(`POST /anthropic/v1/messages HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+      socket.write(
+        `POST /anthropic/v1/messages HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      );
       await once(socket, 'close');
       expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')).toBe(true);
       expect(provider.seen.at(-1)!.body).toBe(body);
@@ -176,7 +195,13 @@ describe('the hop to the provider', () => {
         await res.body.text();
         return provider.seen.at(-1)!.body;
       };
-      const dirty = await send(JSON.stringify({ model: 'gpt-5.4', messages: [{ role: 'user', content: 'I am bob@example.com, card 4111 1111 1111 1111' }], tools: [{ type: 'function', function: { name: 'login', parameters: { properties: { password: { type: 'string' } } } } }] }));
+      const dirty = await send(
+        JSON.stringify({
+          model: 'gpt-5.4',
+          messages: [{ role: 'user', content: 'I am bob@example.com, card 4111 1111 1111 1111' }],
+          tools: [{ type: 'function', function: { name: 'login', parameters: { properties: { password: { type: 'string' } } } } }],
+        }),
+      );
       expect(JSON.parse(dirty)).toEqual({
         model: 'gpt-5.4',
         messages: [{ role: 'user', content: 'I am [REDACTED:email], card [REDACTED:card]' }],

@@ -16,7 +16,13 @@ beforeAll(async () => {
   receiver = await startOtlpReceiver();
   sidecar = await startSidecar({
     egress: { allowHttp: true, providers: { anthropic: { origin: provider.url }, openai: { origin: provider.url } } },
-    telemetry: { endpoint: receiver.endpoint, serviceName: 'traced-agent', traces: { scheduledDelay: '50ms' }, metrics: { exportInterval: '200ms' }, logs: { otlp: false } },
+    telemetry: {
+      endpoint: receiver.endpoint,
+      serviceName: 'traced-agent',
+      traces: { scheduledDelay: '50ms' },
+      metrics: { exportInterval: '200ms' },
+      logs: { otlp: false },
+    },
   });
 });
 
@@ -32,10 +38,18 @@ describe('LLM calls in OpenTelemetry', () => {
     const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
       method: 'POST',
       headers: { traceparent: `00-${AGENT_TRACE}-${AGENT_SPAN}-01`, 'x-api-key': 'k' },
-      body: JSON.stringify({ model: 'claude-sonnet-5', max_tokens: 512, temperature: 0.2, stream: true, messages: [{ role: 'user', content: 'secret prompt' }] }),
+      body: JSON.stringify({
+        model: 'claude-sonnet-5',
+        max_tokens: 512,
+        temperature: 0.2,
+        stream: true,
+        messages: [{ role: 'user', content: 'secret prompt' }],
+      }),
     });
     await res.body.text();
-    const s = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.name === 'chat claude-sonnet-5'))).find((x) => x.name === 'chat claude-sonnet-5')!;
+    const s = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.name === 'chat claude-sonnet-5'))).find(
+      (x) => x.name === 'chat claude-sonnet-5',
+    )!;
     expect(s.kindName).toBe('CLIENT');
     expect(s.traceId).toBe(AGENT_TRACE);
     expect(s.parentSpanId).toBe(AGENT_SPAN);
@@ -63,33 +77,72 @@ describe('LLM calls in OpenTelemetry', () => {
 
   it('records the GenAI histograms by gen_ai.token.type, and the error of a failed call', async () => {
     provider.next({ events: openaiChatStream({ model: 'gpt-5.4-mini', text: ['a'], usage: { prompt: 64, cached: 0, completion: 5 } }) });
-    await (await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4-mini', stream: true, messages: [] }) })).body.text();
+    await (
+      await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'gpt-5.4-mini', stream: true, messages: [] }),
+      })
+    ).body.text();
     provider.next({ status: 500, json: { error: { message: 'boom', type: 'server_error' } } });
-    await (await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4-mini', messages: [] }) })).body.text();
+    await (
+      await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4-mini', messages: [] }) })
+    ).body.text();
 
-    const points = await receiver.waitFor(receiver.metrics, (m) => m.some((p) => p.name === 'gen_ai.client.operation.duration' && p.attributes['error.type'] === '500'));
-    const usage = (type: string) => points.filter((p) => p.name === 'gen_ai.client.token.usage' && p.attributes['gen_ai.token.type'] === type && p.attributes['gen_ai.request.model'] === 'gpt-5.4-mini').at(-1);
+    const points = await receiver.waitFor(receiver.metrics, (m) =>
+      m.some((p) => p.name === 'gen_ai.client.operation.duration' && p.attributes['error.type'] === '500'),
+    );
+    const usage = (type: string) =>
+      points
+        .filter(
+          (p) =>
+            p.name === 'gen_ai.client.token.usage' && p.attributes['gen_ai.token.type'] === type && p.attributes['gen_ai.request.model'] === 'gpt-5.4-mini',
+        )
+        .at(-1);
     expect(usage('input')).toMatchObject({ type: 'histogram', unit: '{token}', count: 1, sum: 64 });
     expect(usage('output')).toMatchObject({ count: 1, sum: 5 });
-    expect(usage('input')!.attributes).toMatchObject({ 'gen_ai.provider.name': 'openai', 'gen_ai.operation.name': 'chat', 'gen_ai.response.model': 'gpt-5.4-mini', 'server.address': '127.0.0.1' });
+    expect(usage('input')!.attributes).toMatchObject({
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.response.model': 'gpt-5.4-mini',
+      'server.address': '127.0.0.1',
+    });
     const ttfc = points.filter((p) => p.name === 'gen_ai.client.operation.time_to_first_chunk').at(-1)!;
     expect(ttfc).toMatchObject({ unit: 's', type: 'histogram' });
-    const [failed] = (await receiver.waitFor(receiver.spans, (s) => s.some((x) => x.name === 'chat gpt-5.4-mini' && x.attributes['error.type'] === '500'))).filter(
-      (x) => x.name === 'chat gpt-5.4-mini' && x.attributes['error.type'] === '500',
-    );
+    const [failed] = (
+      await receiver.waitFor(receiver.spans, (s) => s.some((x) => x.name === 'chat gpt-5.4-mini' && x.attributes['error.type'] === '500'))
+    ).filter((x) => x.name === 'chat gpt-5.4-mini' && x.attributes['error.type'] === '500');
     expect(failed!.status.codeName).toBe('ERROR');
     expect(failed!.attributes['http.response.status_code']).toBe(500);
   });
 
   it('gen_ai.client.token.usage has input (cached input included) and output only, so a sum over types counts each token once', async () => {
     provider.next({ events: anthropicStream({ model: 'claude-opus-4-6', input: 7, cacheRead: 5000, cacheWrite: 600, outputs: [3, 11] }) });
-    await (await request(`${sidecar.egressUrl}/anthropic/v1/messages`, { method: 'POST', body: JSON.stringify({ model: 'claude-opus-4-6', stream: true, max_tokens: 64, messages: [] }) })).body.text();
-    provider.next({ json: { id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-5.4', choices: [], usage: { prompt_tokens: 900, completion_tokens: 8, prompt_tokens_details: { cached_tokens: 800 } } } });
-    await (await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4', messages: [] }) })).body.text();
+    await (
+      await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'claude-opus-4-6', stream: true, max_tokens: 64, messages: [] }),
+      })
+    ).body.text();
+    provider.next({
+      json: {
+        id: 'chatcmpl-1',
+        object: 'chat.completion',
+        model: 'gpt-5.4',
+        choices: [],
+        usage: { prompt_tokens: 900, completion_tokens: 8, prompt_tokens_details: { cached_tokens: 800 } },
+      },
+    });
+    await (
+      await request(`${sidecar.egressUrl}/openai/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'gpt-5.4', messages: [] }) })
+    ).body.text();
 
-    const of = (points: readonly DecodedMetric[], model: string) => points.filter((p) => p.name === 'gen_ai.client.token.usage' && p.attributes['gen_ai.request.model'] === model);
+    const of = (points: readonly DecodedMetric[], model: string) =>
+      points.filter((p) => p.name === 'gen_ai.client.token.usage' && p.attributes['gen_ai.request.model'] === model);
     const points = await receiver.waitFor(receiver.metrics, (m) => of(m, 'claude-opus-4-6').length > 0 && of(m, 'gpt-5.4').length > 0);
-    for (const [model, input, output] of [['claude-opus-4-6', 7 + 5000 + 600, 11], ['gpt-5.4', 900, 8]] as const) {
+    for (const [model, input, output] of [
+      ['claude-opus-4-6', 7 + 5000 + 600, 11],
+      ['gpt-5.4', 900, 8],
+    ] as const) {
       const usage = of(points, model);
       expect(new Set(usage.map((p) => p.attributes['gen_ai.token.type']))).toEqual(new Set(['input', 'output']));
       expect(usage.filter((p) => p.attributes['gen_ai.token.type'] === 'input').at(-1)).toMatchObject({ count: 1, sum: input });
@@ -106,17 +159,40 @@ describe('LLM calls in OpenTelemetry', () => {
   it('captures prompts and completions, when asked, only through data protection', async () => {
     const captured = await startSidecar({
       egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } }, capture: { prompts: true, completions: true } },
-      telemetry: { endpoint: receiver.endpoint, serviceName: 'captured-agent', traces: { scheduledDelay: '50ms' }, metrics: { otlp: false }, logs: { otlp: false } },
+      telemetry: {
+        endpoint: receiver.endpoint,
+        serviceName: 'captured-agent',
+        traces: { scheduledDelay: '50ms' },
+        metrics: { otlp: false },
+        logs: { otlp: false },
+      },
     });
     try {
-      provider.next({ events: anthropicStream({ model: 'claude-haiku-4-5', input: 9, cacheRead: 0, cacheWrite: 0, outputs: [4], text: ['Write to ', 'carol@example.org', ' today'] }) });
+      provider.next({
+        events: anthropicStream({
+          model: 'claude-haiku-4-5',
+          input: 9,
+          cacheRead: 0,
+          cacheWrite: 0,
+          outputs: [4],
+          text: ['Write to ', 'carol@example.org', ' today'],
+        }),
+      });
       await (
         await request(`${captured.egressUrl}/anthropic/v1/messages`, {
           method: 'POST',
-          body: JSON.stringify({ model: 'claude-haiku-4-5', stream: true, max_tokens: 20, system: 'be brief', messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111, mail bob@example.com' }] }),
+          body: JSON.stringify({
+            model: 'claude-haiku-4-5',
+            stream: true,
+            max_tokens: 20,
+            system: 'be brief',
+            messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111, mail bob@example.com' }],
+          }),
         })
       ).body.text();
-      const span = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'captured-agent'))).find((x) => x.resource['service.name'] === 'captured-agent')!;
+      const span = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'captured-agent'))).find(
+        (x) => x.resource['service.name'] === 'captured-agent',
+      )!;
       const input = String(span.attributes['gen_ai.input.messages']);
       const output = String(span.attributes['gen_ai.output.messages']);
       expect(input).toContain('be brief');

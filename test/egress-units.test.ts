@@ -3,7 +3,18 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { checkSidecar } from '../src/check.ts';
 import { validateConfig } from '../src/config/index.ts';
-import { createBudgets, createCapture, createMemoryBudgetStore, createPriceBook, createUsageReader, quotaReadings, retryAfterSeconds, SseFrames, windowOf, type BudgetStatus } from '../src/egress/index.ts';
+import {
+  createBudgets,
+  createCapture,
+  createMemoryBudgetStore,
+  createPriceBook,
+  createUsageReader,
+  quotaReadings,
+  retryAfterSeconds,
+  SseFrames,
+  windowOf,
+  type BudgetStatus,
+} from '../src/egress/index.ts';
 import { providersOf } from '../src/egress/providers.ts';
 import { inspectRequest } from '../src/egress/request.ts';
 import { createTee } from '../src/egress/tee.ts';
@@ -12,7 +23,14 @@ import { createLogger } from '../src/log/index.ts';
 import { sse } from './fake-provider.ts';
 import { thrownBy } from './thrown.ts';
 
-const usage = (u: Partial<Record<'input' | 'output' | 'cacheRead' | 'cacheWrite' | 'cacheWrite1h', number>>) => ({ input: 0, output: 0, cacheRead: 0, cacheWrite: 0, cacheWrite1h: 0, ...u });
+const usage = (u: Partial<Record<'input' | 'output' | 'cacheRead' | 'cacheWrite' | 'cacheWrite1h', number>>) => ({
+  input: 0,
+  output: 0,
+  cacheRead: 0,
+  cacheWrite: 0,
+  cacheWrite1h: 0,
+  ...u,
+});
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
 
 describe('prices', () => {
@@ -47,7 +65,10 @@ describe('usage readers', () => {
 
   it('Anthropic: the latest message_delta wins for every field, and the cache write splits into 5-minute and 1-hour', () => {
     const r = createUsageReader('anthropic.messages', opts);
-    r.event(undefined, JSON.stringify({ type: 'message_start', message: { id: 'm', model: 'x', usage: { input_tokens: 5, output_tokens: 1, cache_read_input_tokens: 7 } } }));
+    r.event(
+      undefined,
+      JSON.stringify({ type: 'message_start', message: { id: 'm', model: 'x', usage: { input_tokens: 5, output_tokens: 1, cache_read_input_tokens: 7 } } }),
+    );
     r.event('content_block_delta', JSON.stringify({ delta: { type: 'text_delta', text: 'Hello, world' } }));
     r.event('message_delta', JSON.stringify({ usage: { output_tokens: 30, cache_creation: { ephemeral_5m_input_tokens: 3, ephemeral_1h_input_tokens: 4 } } }));
     r.event('message_delta', JSON.stringify({ usage: { output_tokens: 31, input_tokens: 5, cache_read_input_tokens: 7 } }));
@@ -60,7 +81,14 @@ describe('usage readers', () => {
 
   it('OpenAI chat: usage on a chunk that still has choices counts, and is never kept from the agent', () => {
     const r = createUsageReader('openai.chat', { ...opts, addedUsage: true });
-    const drop = r.event(undefined, JSON.stringify({ model: 'm', choices: [{ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }], usage: { prompt_tokens: 9, completion_tokens: 2 } }));
+    const drop = r.event(
+      undefined,
+      JSON.stringify({
+        model: 'm',
+        choices: [{ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 9, completion_tokens: 2 },
+      }),
+    );
     expect(drop).toBe(false);
     expect(r.state.usage).toEqual(usage({ input: 9, output: 2 }));
     expect(r.state.finishReasons).toEqual(['stop']);
@@ -75,7 +103,11 @@ describe('the response tee', () => {
       sse('message_delta', { type: 'message_delta', usage: { output_tokens: 12 } }),
       sse('message_stop', { type: 'message_stop' }),
     ].join('');
-    for (const [encoding, compress] of [['gzip', gzipSync], ['br', brotliCompressSync], ['deflate', deflateSync]] as const) {
+    for (const [encoding, compress] of [
+      ['gzip', gzipSync],
+      ['br', brotliCompressSync],
+      ['deflate', deflateSync],
+    ] as const) {
       const bytes = compress(Buffer.from(wire));
       const reader = createUsageReader('anthropic.messages', { captureText: false, maxChars: 0, addedUsage: false });
       const tee = createTee({ 'content-type': 'text/event-stream', 'content-encoding': encoding }, reader, false, (what) => expect.fail(what));
@@ -87,7 +119,9 @@ describe('the response tee', () => {
     const problems: string[] = [];
     const tee = createTee({ 'content-type': 'text/event-stream', 'content-encoding': 'gzip' }, cut, false, (what) => problems.push(what));
     // Deltas between start and stop, of text that compresses poorly, so that the cut falls between them.
-    const deltas = Array.from({ length: 200 }, (_, i) => sse('content_block_delta', { delta: { type: 'text_delta', text: (i * 7919).toString(36).repeat(3) } })).join('');
+    const deltas = Array.from({ length: 200 }, (_, i) =>
+      sse('content_block_delta', { delta: { type: 'text_delta', text: (i * 7919).toString(36).repeat(3) } }),
+    ).join('');
     const gz = gzipSync(Buffer.from(wire.replace('event: message_delta', `${deltas}event: message_delta`)));
     tee.push(gz.subarray(0, Math.floor(gz.length / 2)));
     await tee.abort();
@@ -131,7 +165,9 @@ describe('quota headers', () => {
     expect(quotaReadings('openai', { 'x-ratelimit-limit-requests': '60', 'x-ratelimit-remaining-requests': '59', 'x-ratelimit-limit-tokens': 'n/a' })).toEqual([
       { limitType: 'requests', limit: 60, remaining: 59 },
     ]);
-    expect(quotaReadings('anthropic', { 'anthropic-ratelimit-output-tokens-remaining': '5' })).toEqual([{ limitType: 'output_tokens', limit: undefined, remaining: 5 }]);
+    expect(quotaReadings('anthropic', { 'anthropic-ratelimit-output-tokens-remaining': '5' })).toEqual([
+      { limitType: 'output_tokens', limit: undefined, remaining: 5 },
+    ]);
     expect(retryAfterSeconds('30')).toBe(30);
     expect(retryAfterSeconds(new Date(Date.UTC(2030, 0, 1, 0, 0, 10)).toUTCString(), Date.UTC(2030, 0, 1))).toBe(10);
     expect(retryAfterSeconds('soon')).toBeUndefined();
@@ -171,7 +207,9 @@ describe('capture', () => {
   it('refuses to start without data protection of telemetry, and validate says so as run would', async () => {
     expect(thrownBy(() => createCapture(config, undefined)).code).toBe('SIDECAR_CONFIG_INVALID');
     const capture = { egress: { capture: { completions: true } } };
-    await expect(checkSidecar(validateConfig({ ...capture, protection: { telemetry: { enabled: false } } }))).rejects.toMatchObject({ code: 'SIDECAR_CONFIG_INVALID' });
+    await expect(checkSidecar(validateConfig({ ...capture, protection: { telemetry: { enabled: false } } }))).rejects.toMatchObject({
+      code: 'SIDECAR_CONFIG_INVALID',
+    });
     await expect(checkSidecar(validateConfig(capture))).resolves.toEqual([]);
     expect(createCapture({ ...config, prompts: false, completions: false }, undefined)).toBeUndefined();
   });
@@ -180,7 +218,9 @@ describe('capture', () => {
     const capture = createCapture(config, (t) => t.replace(/\d{4} \d{4} \d{4} \d{4}/g, '[card]'))!;
     const out = capture.prompt('openai.chat', { messages: [{ role: 'user', content: 'pay with 4111 1111 1111 1111 now' }] });
     expect(out).toBe('[{"role":"user","content":"pay with [card]');
-    expect(createCapture({ ...config, maxChars: 200 }, (t) => t.replaceAll('4111', '####'))!.completion('card 4111')).toBe('[{"role":"assistant","parts":[{"type":"text","content":"card ####"}]}]');
+    expect(createCapture({ ...config, maxChars: 200 }, (t) => t.replaceAll('4111', '####'))!.completion('card 4111')).toBe(
+      '[{"role":"assistant","parts":[{"type":"text","content":"card ####"}]}]',
+    );
   });
 });
 

@@ -14,20 +14,37 @@ const template = JSON.parse(readFileSync(join(DIR, 'agent-logs.template.json'), 
   index_patterns: string[];
   template: { settings: Record<string, unknown>; mappings: { properties: Record<string, { type: string }> } };
 };
-const policy = JSON.parse(readFileSync(join(DIR, 'agent-logs.ilm-policy.json'), 'utf8')) as { policy: { phases: Record<string, { min_age: string; actions: Record<string, unknown> }> } };
+const policy = JSON.parse(readFileSync(join(DIR, 'agent-logs.ilm-policy.json'), 'utf8')) as {
+  policy: { phases: Record<string, { min_age: string; actions: Record<string, unknown> }> };
+};
 const collector = parse(readFileSync(join(REPO, 'collector', 'otelcol.yaml'), 'utf8')) as {
-  exporters: { elasticsearch: { logs_index: string; logstash_format: { enabled: boolean; prefix_separator: string; date_format: string }; mapping: { allowed_modes: string[] } } };
+  exporters: {
+    elasticsearch: {
+      logs_index: string;
+      logstash_format: { enabled: boolean; prefix_separator: string; date_format: string };
+      mapping: { allowed_modes: string[] };
+    };
+  };
 };
 
 /** The index the collector writes a record of `day` to: logs_index, separator, strftime date. */
 function indexFor(day: Date): string {
   const es = collector.exporters.elasticsearch;
   const pad = (n: number) => String(n).padStart(2, '0');
-  const date = es.logstash_format.date_format.replace('%Y', String(day.getUTCFullYear())).replace('%m', pad(day.getUTCMonth() + 1)).replace('%d', pad(day.getUTCDate()));
+  const date = es.logstash_format.date_format
+    .replace('%Y', String(day.getUTCFullYear()))
+    .replace('%m', pad(day.getUTCMonth() + 1))
+    .replace('%d', pad(day.getUTCDate()));
   return `${es.logs_index}${es.logstash_format.prefix_separator}${date}`;
 }
 
-const matches = (pattern: string, name: string) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.]/g, '\\.')).join('.*')}$`).test(name);
+const matches = (pattern: string, name: string) =>
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.]/g, '\\.'))
+      .join('.*')}$`,
+  ).test(name);
 
 describe('the agent-logs index template', () => {
   it('covers the daily indices the collector writes, agent-logs-YYYY.MM.DD, in a mapping mode a plain index takes', () => {

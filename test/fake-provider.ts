@@ -87,12 +87,23 @@ async function writeEvents(res: import('node:http').ServerResponse, events: stri
   res.end();
 }
 
-export const sse = (event: string | undefined, data: unknown): string => `${event === undefined ? '' : `event: ${event}\n`}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+export const sse = (event: string | undefined, data: unknown): string =>
+  `${event === undefined ? '' : `event: ${event}\n`}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
 
 /** Anthropic rate-limit headers: `used` of each limit spent. */
-export function anthropicLimits(l: { requests: [number, number]; tokens: [number, number]; input: [number, number]; output: [number, number] }): Record<string, string> {
+export function anthropicLimits(l: {
+  requests: [number, number];
+  tokens: [number, number];
+  input: [number, number];
+  output: [number, number];
+}): Record<string, string> {
   const h: Record<string, string> = {};
-  for (const [type, [limit, remaining]] of [['requests', l.requests], ['tokens', l.tokens], ['input-tokens', l.input], ['output-tokens', l.output]] as const) {
+  for (const [type, [limit, remaining]] of [
+    ['requests', l.requests],
+    ['tokens', l.tokens],
+    ['input-tokens', l.input],
+    ['output-tokens', l.output],
+  ] as const) {
     h[`anthropic-ratelimit-${type}-limit`] = String(limit);
     h[`anthropic-ratelimit-${type}-remaining`] = String(remaining);
     h[`anthropic-ratelimit-${type}-reset`] = '2026-11-20T10:00:00Z';
@@ -104,15 +115,21 @@ export function anthropicLimits(l: { requests: [number, number]; tokens: [number
 export function anthropicStream(o: { model: string; input: number; cacheRead: number; cacheWrite: number; outputs: number[]; text?: string[] }): string[] {
   const usage = { input_tokens: o.input, cache_creation_input_tokens: o.cacheWrite, cache_read_input_tokens: o.cacheRead, output_tokens: 1 };
   const events = [
-    sse('message_start', { type: 'message_start', message: { id: 'msg_01', type: 'message', role: 'assistant', model: o.model, content: [], stop_reason: null, usage } }),
+    sse('message_start', {
+      type: 'message_start',
+      message: { id: 'msg_01', type: 'message', role: 'assistant', model: o.model, content: [], stop_reason: null, usage },
+    }),
     sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
     sse('ping', { type: 'ping' }),
   ];
-  for (const t of o.text ?? ['Hello', ', world']) events.push(sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: t } }));
+  for (const t of o.text ?? ['Hello', ', world'])
+    events.push(sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: t } }));
   events.push(sse('content_block_stop', { type: 'content_block_stop', index: 0 }));
   // Cumulative: each message_delta repeats the input fields and carries the output so far.
   for (const out of o.outputs) {
-    events.push(sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { ...usage, output_tokens: out } }));
+    events.push(
+      sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { ...usage, output_tokens: out } }),
+    );
   }
   events.push(sse('message_stop', { type: 'message_stop' }));
   return events;
@@ -127,7 +144,19 @@ export function openaiChatStream(o: { model: string; text: string[]; usage?: { p
   events.push(sse(undefined, { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], ...extra }));
   if (o.usage !== undefined) {
     const u = o.usage;
-    events.push(sse(undefined, { ...base, choices: [], usage: { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.prompt + u.completion, prompt_tokens_details: { cached_tokens: u.cached }, completion_tokens_details: { reasoning_tokens: 0 } } }));
+    events.push(
+      sse(undefined, {
+        ...base,
+        choices: [],
+        usage: {
+          prompt_tokens: u.prompt,
+          completion_tokens: u.completion,
+          total_tokens: u.prompt + u.completion,
+          prompt_tokens_details: { cached_tokens: u.cached },
+          completion_tokens_details: { reasoning_tokens: 0 },
+        },
+      }),
+    );
   }
   events.push('data: [DONE]\n\n');
   return events;
@@ -138,11 +167,28 @@ export function openaiResponsesStream(o: { model: string; input: number; cached:
   const response = { id: 'resp_1', object: 'response', model: o.model, status: 'in_progress', output: [], usage: null };
   return [
     sse('response.created', { type: 'response.created', sequence_number: 0, response }),
-    sse('response.output_text.delta', { type: 'response.output_text.delta', sequence_number: 1, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi' }),
+    sse('response.output_text.delta', {
+      type: 'response.output_text.delta',
+      sequence_number: 1,
+      item_id: 'msg_1',
+      output_index: 0,
+      content_index: 0,
+      delta: 'Hi',
+    }),
     sse('response.completed', {
       type: 'response.completed',
       sequence_number: 2,
-      response: { ...response, status: 'completed', usage: { input_tokens: o.input, input_tokens_details: { cached_tokens: o.cached }, output_tokens: o.output, output_tokens_details: { reasoning_tokens: 3 }, total_tokens: o.input + o.output } },
+      response: {
+        ...response,
+        status: 'completed',
+        usage: {
+          input_tokens: o.input,
+          input_tokens_details: { cached_tokens: o.cached },
+          output_tokens: o.output,
+          output_tokens_details: { reasoning_tokens: 3 },
+          total_tokens: o.input + o.output,
+        },
+      },
     }),
   ];
 }

@@ -37,7 +37,14 @@ async function points(reader: MetricReader, name: string): Promise<Array<[Attrib
 }
 
 const logger = createLogger('info', captureLogs().stream);
-const principal = (): Principal => ({ subject: `user-${randomUUID()}`, tokenId: randomUUID(), issuedAt: Math.floor(Date.now() / 1000), roles: [], scopes: [], method: 'jwt' });
+const principal = (): Principal => ({
+  subject: `user-${randomUUID()}`,
+  tokenId: randomUUID(),
+  issuedAt: Math.floor(Date.now() / 1000),
+  roles: [],
+  scopes: [],
+  method: 'jwt',
+});
 
 describe('the revocation check counts itself on the meter it is given', () => {
   it('valid, revoked, and a store that cannot answer: refused (closed) or let through unchecked (open)', async () => {
@@ -70,7 +77,9 @@ describe('audit events as telemetry', () => {
   it('without a meter, the events go to the base sink alone', () => {
     const base = createMemoryAudit();
     expect(instrumentAudit(base, { meter: undefined, agentType: 'a' })).toBe(base);
-    expect(() => instrumentAudit(undefined, { meter: undefined, agentType: 'a' }).emit({ event_type: 'sensitive_operation', user_id: 'u', operation: 'x', details: {} })).not.toThrow();
+    expect(() =>
+      instrumentAudit(undefined, { meter: undefined, agentType: 'a' }).emit({ event_type: 'sensitive_operation', user_id: 'u', operation: 'x', details: {} }),
+    ).not.toThrow();
   });
 
   it('counts outcomes and decisions, adds span events to the request span, and writes log records in its trace', async () => {
@@ -87,7 +96,15 @@ describe('audit events as telemetry', () => {
       spans: { spanOf: (id) => (id === 'r1' ? span : undefined) },
     });
     audit.emit({ event_type: 'authentication', success: true, auth_method: 'jwt', ip_address: '127.0.0.1', request_id: 'r1' });
-    audit.emit({ event_type: 'authorization', action: 'view:agent', resource: 'GET /x', allowed: false, dry_run: true, reason: 'SIDECAR_FORBIDDEN', request_id: 'r1' });
+    audit.emit({
+      event_type: 'authorization',
+      action: 'view:agent',
+      resource: 'GET /x',
+      allowed: false,
+      dry_run: true,
+      reason: 'SIDECAR_FORBIDDEN',
+      request_id: 'r1',
+    });
     audit.emit({ event_type: 'authentication', success: false, reason: 'SIDECAR_TOKEN_EXPIRED', ip_address: '127.0.0.1', request_id: 'other' });
     span.end();
 
@@ -98,7 +115,9 @@ describe('audit events as telemetry', () => {
         [{ agent_type: 'support-agent', outcome: 'failure', auth_method: 'none', reason: 'SIDECAR_TOKEN_EXPIRED' }, 1],
       ]),
     );
-    expect(await points(reader, 'agent_authorization_decisions')).toEqual([[{ agent_type: 'support-agent', decision: 'dry_run_denied', reason: 'SIDECAR_FORBIDDEN' }, 1]]);
+    expect(await points(reader, 'agent_authorization_decisions')).toEqual([
+      [{ agent_type: 'support-agent', decision: 'dry_run_denied', reason: 'SIDECAR_FORBIDDEN' }, 1],
+    ]);
     expect(exporter.getFinishedSpans()[0]!.events.map((e) => e.name)).toEqual(['authenticated', 'authorization dry_run_denied']);
     expect(entries.map((e) => [e.eventName, e.traceId])).toEqual([
       ['audit.authentication', span.spanContext().traceId],

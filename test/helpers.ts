@@ -90,7 +90,11 @@ export function spawnCli(
 ): { child: ChildProcess; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
   const stdin = options.input === undefined ? 'ignore' : 'pipe';
   // The egress listener on a free port unless a test says otherwise: its default, 127.0.0.1:8081, is one port for every test file.
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIDECAR_EGRESS: '127.0.0.1:0', ...env }, cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, SIDECAR_EGRESS: '127.0.0.1:0', ...env },
+    cwd: options.cwd,
+    stdio: [stdin, 'pipe', 'pipe'],
+  });
   let out = '';
   let stdout = '';
   let stderr = '';
@@ -122,15 +126,18 @@ export async function waitForStartup(proc: ReturnType<typeof spawnCli>, timeoutM
  * error's status and code: the authenticator tested through real requests.
  */
 export async function serveAuthenticator(auth: { authenticate(req: http.IncomingMessage): Promise<unknown> }) {
-  const { url, close } = await startServer((req, res) => {
-    auth.authenticate(req).then(
-      (principal) => res.end(JSON.stringify({ principal: principal ?? null })),
-      (err: unknown) => {
-        res.statusCode = isSidecarError(err) ? err.status : 500;
-        res.end(JSON.stringify({ code: isSidecarError(err) ? err.code : String(err) }));
-      },
-    );
-  }, { maxHeaderSize: 64 * 1024 });
+  const { url, close } = await startServer(
+    (req, res) => {
+      auth.authenticate(req).then(
+        (principal) => res.end(JSON.stringify({ principal: principal ?? null })),
+        (err: unknown) => {
+          res.statusCode = isSidecarError(err) ? err.status : 500;
+          res.end(JSON.stringify({ code: isSidecarError(err) ? err.code : String(err) }));
+        },
+      );
+    },
+    { maxHeaderSize: 64 * 1024 },
+  );
   const call = async (headers: Record<string, string>) => {
     const res = await request(`${url}/`, { headers });
     return { status: res.statusCode, ...((await res.body.json()) as { code?: string; principal?: Record<string, unknown> | null }) };
@@ -155,7 +162,9 @@ export async function rawExchange(port: number, text: string, waitMs = 3000): Pr
  * exactly the bytes `answer` returns for it (then the connection ends), so tests can send what
  * no HTTP library would write. `connections` counts the connections accepted.
  */
-export async function startRawServer(answer: (head: string) => string | Buffer): Promise<{ url: string; port: number; connections: () => number; close: () => Promise<void> }> {
+export async function startRawServer(
+  answer: (head: string) => string | Buffer,
+): Promise<{ url: string; port: number; connections: () => number; close: () => Promise<void> }> {
   let connections = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {

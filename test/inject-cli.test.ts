@@ -9,7 +9,14 @@ import { spawnCli } from './helpers.ts';
 import { fixture } from './inject-helpers.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' };
+const CLEAN_ENV: NodeJS.ProcessEnv = {
+  SIDECAR_CONFIG: '',
+  SIDECAR_LISTEN: '',
+  SIDECAR_UPSTREAM: '',
+  SIDECAR_ADMIN: '',
+  SIDECAR_LOG_LEVEL: '',
+  OTEL_EXPORTER_OTLP_ENDPOINT: '',
+};
 const dir = mkdtempSync(join(tmpdir(), 'sidecar-inject-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -85,7 +92,12 @@ describe('agent-sidecar inject (the CLI)', () => {
   });
 
   it('flags that do not go together: exit status 2, SIDECAR_USAGE_INVALID', async () => {
-    for (const args of [['--compose', 'c.yaml'], ['--service', 'agent'], ['-f', 'a.yaml', '--compose', 'c.yaml', '--service', 'a'], ['--ingress-port', 'x']]) {
+    for (const args of [
+      ['--compose', 'c.yaml'],
+      ['--service', 'agent'],
+      ['-f', 'a.yaml', '--compose', 'c.yaml', '--service', 'a'],
+      ['--ingress-port', 'x'],
+    ]) {
       const r = await cli(args, '');
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toContain('[SIDECAR_USAGE_INVALID]');

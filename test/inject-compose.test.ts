@@ -45,7 +45,9 @@ describe('inject --compose', () => {
     expect(env.ANTHROPIC_API_KEY).toBe(before.services.agent.environment.ANTHROPIC_API_KEY);
     // The sidecar reports under the agent's own service name.
     expect(after.services['agent-sidecar'].environment.OTEL_SERVICE_NAME).toBe(before.services.agent.environment.OTEL_SERVICE_NAME);
-    expect(result.changes.map(formatChange)).toContain('document 1 (service/agent): services.agent.environment: kept OTEL_SERVICE_NAME: set in the compose file, not overridden');
+    expect(result.changes.map(formatChange)).toContain(
+      'document 1 (service/agent): services.agent.environment: kept OTEL_SERVICE_NAME: set in the compose file, not overridden',
+    );
   });
 
   it('long port syntax, a list environment, and a configuration file mounted read-only', () => {
@@ -53,7 +55,12 @@ describe('inject --compose', () => {
     const sidecar = out.services['worker-sidecar'];
     expect(sidecar.ports).toEqual([{ ...before.services.worker.ports[0], target: ports.ingress }]);
     expect(out.services.worker.ports).toBeUndefined();
-    expect(out.services.worker.environment).toEqual([...before.services.worker.environment, `ANTHROPIC_BASE_URL=http://worker-sidecar:${ports.egress}/anthropic`, `OPENAI_BASE_URL=http://worker-sidecar:${ports.egress}/openai/v1`, 'OTEL_SERVICE_NAME=worker']);
+    expect(out.services.worker.environment).toEqual([
+      ...before.services.worker.environment,
+      `ANTHROPIC_BASE_URL=http://worker-sidecar:${ports.egress}/anthropic`,
+      `OPENAI_BASE_URL=http://worker-sidecar:${ports.egress}/openai/v1`,
+      'OTEL_SERVICE_NAME=worker',
+    ]);
     expect(sidecar.volumes).toEqual([`./sidecar.yaml:${sidecar.environment.SIDECAR_CONFIG}:ro`]);
   });
 

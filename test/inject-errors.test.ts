@@ -19,7 +19,10 @@ function failure(fn: () => unknown): SidecarError {
   throw new Error('expected a SidecarError, got a result');
 }
 
-const inject = (text: string, flags: InjectFlags = {}) => () => injectManifests(text, settingsFor(flags), { source: 'in.yaml' });
+const inject =
+  (text: string, flags: InjectFlags = {}) =>
+  () =>
+    injectManifests(text, settingsFor(flags), { source: 'in.yaml' });
 
 /** A Service, then a Deployment whose pod template (from `spec:` down) the test writes. */
 function manifest(podSpec: string, templateMeta = '      labels:\n        app: agent\n'): string {
@@ -84,7 +87,11 @@ describe('inject: bad input names the document and field, with a stable code', (
   });
 
   it('a containerPort that is not a number: SIDECAR_INJECT_INVALID', () => {
-    expectError(failure(inject(manifest(agent('        ports:\n        - containerPort: http\n')))), 'SIDECAR_INJECT_INVALID', 'spec.template.spec.containers[0].ports[0].containerPort');
+    expectError(
+      failure(inject(manifest(agent('        ports:\n        - containerPort: http\n')))),
+      'SIDECAR_INJECT_INVALID',
+      'spec.template.spec.containers[0].ports[0].containerPort',
+    );
   });
 
   it('containers that are not a list, or no containers: SIDECAR_INJECT_INVALID', () => {
@@ -105,7 +112,11 @@ describe('inject: bad input names the document and field, with a stable code', (
 
   it('an inject annotation other than "true" or "false": SIDECAR_INJECT_INVALID', () => {
     const meta = '      labels:\n        app: agent\n      annotations:\n        agent-sidecar.io/inject: "yes"\n';
-    expectError(failure(inject(manifest(agent('        ports:\n        - containerPort: 8000\n'), meta))), 'SIDECAR_INJECT_INVALID', 'spec.template.metadata.annotations["agent-sidecar.io/inject"]');
+    expectError(
+      failure(inject(manifest(agent('        ports:\n        - containerPort: 8000\n'), meta))),
+      'SIDECAR_INJECT_INVALID',
+      'spec.template.metadata.annotations["agent-sidecar.io/inject"]',
+    );
   });
 
   it('a container named agent-sidecar without a status: SIDECAR_INJECT_INVALID, never overwritten', () => {

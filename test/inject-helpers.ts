@@ -12,7 +12,11 @@ export const settingsFor = (flags: InjectFlags = {}): InjectSettings => resolveS
 /** The sidecar's ports as the configuration schema's defaults give them. */
 export function schemaPorts(): { ingress: number; egress: number; admin: number } {
   const defaults = validateConfig({});
-  return { ingress: parseAddress(defaults.listen.address).port, egress: parseAddress(defaults.egress.address).port, admin: parseAddress(defaults.admin.address).port };
+  return {
+    ingress: parseAddress(defaults.listen.address).port,
+    egress: parseAddress(defaults.egress.address).port,
+    admin: parseAddress(defaults.admin.address).port,
+  };
 }
 
 export type Obj = Record<string, any>;

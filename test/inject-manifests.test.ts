@@ -34,7 +34,12 @@ describe('inject: Kubernetes workloads', () => {
     ]);
     expect(sidecar.livenessProbe.httpGet).toEqual({ path: '/healthz', port: PORT_NAME.admin });
     expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: PORT_NAME.admin });
-    expect(sidecar.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(sidecar.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(sidecar.resources.requests).toBeDefined();
     const env = envOf(sidecar);
     expect(env.SIDECAR_UPSTREAM).toBe(`http://127.0.0.1:${upstream}`);
@@ -80,8 +85,12 @@ describe('inject: Kubernetes workloads', () => {
     const router = find(out, 'Service', 'router');
     expect(router.spec.ports.map((p: Obj) => p.targetPort)).toEqual([PORT_NAME.ingress, 'metrics']);
     expect(find(out, 'Service', 'researcher').spec.ports[0].targetPort).toBe(PORT_NAME.ingress);
-    expect(report).toContain(`document 2 (Service/router): spec.ports[0].targetPort: 8000 -> ${PORT_NAME.ingress} (traffic for document 3 (Deployment/router) enters through its sidecar)`);
-    expect(report).toContain(`document 4 (Service/researcher): spec.ports[0].targetPort: api -> ${PORT_NAME.ingress} (traffic for document 5 (StatefulSet/researcher) enters through its sidecar)`);
+    expect(report).toContain(
+      `document 2 (Service/router): spec.ports[0].targetPort: 8000 -> ${PORT_NAME.ingress} (traffic for document 3 (Deployment/router) enters through its sidecar)`,
+    );
+    expect(report).toContain(
+      `document 4 (Service/researcher): spec.ports[0].targetPort: api -> ${PORT_NAME.ingress} (traffic for document 5 (StatefulSet/researcher) enters through its sidecar)`,
+    );
   });
 
   it('passes documents it does not handle, and opted-out workloads, through byte for byte', () => {
@@ -124,7 +133,8 @@ describe('inject: Kubernetes workloads', () => {
   });
 
   it('reports each change on its own line naming the document and the field', () => {
-    for (const line of report) expect(line).toMatch(/^document \d+ \((Deployment|StatefulSet|DaemonSet|CronJob|Job|Service)\/[a-z-]+\): ([\w.[\]"/-]+|\(document\)): .+$/);
+    for (const line of report)
+      expect(line).toMatch(/^document \d+ \((Deployment|StatefulSet|DaemonSet|CronJob|Job|Service)\/[a-z-]+\): ([\w.[\]"/-]+|\(document\)): .+$/);
     expect(report.filter((l) => l.includes(`added container ${SIDECAR_CONTAINER}`))).toHaveLength(4);
   });
 
@@ -148,7 +158,10 @@ describe('inject: Kubernetes workloads', () => {
   });
 
   it('an opt-out added later takes an earlier injection out', () => {
-    const optedOut = out.replace('kubectl.kubernetes.io/default-container: router', 'kubectl.kubernetes.io/default-container: router\n        agent-sidecar.io/inject: "false"');
+    const optedOut = out.replace(
+      'kubectl.kubernetes.io/default-container: router',
+      'kubectl.kubernetes.io/default-container: router\n        agent-sidecar.io/inject: "false"',
+    );
     const spec = podSpec(find(inject(optedOut).text, 'Deployment', 'router'));
     expect(container(spec, SIDECAR_CONTAINER)).toBeUndefined();
     expect(find(inject(optedOut).text, 'Service', 'router').spec.ports[0].targetPort).toBe(8000);
@@ -174,7 +187,10 @@ describe('inject: native sidecars, Lists, Services without targetPort', () => {
   });
 
   it('a Service in another namespace, or selecting other pods, is left alone', () => {
-    const other = helm.replace(/name: router\n {2}namespace: agents\nspec:\n {2}type: ClusterIP/, 'name: router\n  namespace: elsewhere\nspec:\n  type: ClusterIP');
+    const other = helm.replace(
+      /name: router\n {2}namespace: agents\nspec:\n {2}type: ClusterIP/,
+      'name: router\n  namespace: elsewhere\nspec:\n  type: ClusterIP',
+    );
     expect(find(inject(other).text, 'Service', 'router').spec.ports[0].targetPort).toBe(8000);
     expect(inject(other).changes.map(formatChange)).toContain(
       "document 3 (Deployment/router): (document): note: no Service in this input sends traffic to its port 8000; point its Service's targetPort at the port named sidecar-ingress",
@@ -185,7 +201,8 @@ describe('inject: native sidecars, Lists, Services without targetPort', () => {
 describe('inject: settings', () => {
   it('--configmap-from: one ConfigMap per namespace with the file as given (validated), taken out again by uninject', () => {
     const file = join(dir, 'sidecar.yaml');
-    const text = '# ours\nlisten:\n  address: 0.0.0.0:15001\nupstream:\n  healthPath: /health\nauth:\n  jwt:\n    secret: ${env:JWT_SECRET:-change-me-change-me-change-me-change-me}\n';
+    const text =
+      '# ours\nlisten:\n  address: 0.0.0.0:15001\nupstream:\n  healthPath: /health\nauth:\n  jwt:\n    secret: ${env:JWT_SECRET:-change-me-change-me-change-me-change-me}\n';
     writeFileSync(file, text);
     const res = inject(helm, { configmapFrom: file });
     const maps = objects(res.text).filter((o) => o.kind === 'ConfigMap');

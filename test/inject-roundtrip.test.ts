@@ -196,7 +196,8 @@ function variants(text: string): Array<[string, string]> {
   ];
 }
 
-const cases = <T extends Record<string, string>>(corpus: T) => Object.entries(corpus).flatMap(([name, text]) => variants(text).map(([v, t]) => [`${name} (${v})`, t] as const));
+const cases = <T extends Record<string, string>>(corpus: T) =>
+  Object.entries(corpus).flatMap(([name, text]) => variants(text).map(([v, t]) => [`${name} (${v})`, t] as const));
 
 /** How many characters of `before` are not in `after` (a character diff). */
 const removedChars = (before: string, after: string) =>

@@ -13,17 +13,28 @@ import { container, fixture, objects, podSpec, settingsFor, type Obj } from './i
 // enums of every object); it does not check name formats, so those are checked here.
 const model = (o: Obj): { validate(): void } => {
   switch (o.kind) {
-    case 'Deployment': return new Deployment(o as never);
-    case 'StatefulSet': return new StatefulSet(o as never);
-    case 'DaemonSet': return new DaemonSet(o as never);
-    case 'Job': return new Job(o as never);
-    case 'CronJob': return new CronJob(o as never);
-    case 'Pod': return new Pod(o as never);
-    case 'Service': return new Service(o as never);
-    case 'ConfigMap': return new ConfigMap(o as never);
-    case 'ServiceAccount': return new ServiceAccount(o as never);
-    case 'Ingress': return new Ingress(o as never);
-    default: throw new Error(`no model for ${o.kind}`);
+    case 'Deployment':
+      return new Deployment(o as never);
+    case 'StatefulSet':
+      return new StatefulSet(o as never);
+    case 'DaemonSet':
+      return new DaemonSet(o as never);
+    case 'Job':
+      return new Job(o as never);
+    case 'CronJob':
+      return new CronJob(o as never);
+    case 'Pod':
+      return new Pod(o as never);
+    case 'Service':
+      return new Service(o as never);
+    case 'ConfigMap':
+      return new ConfigMap(o as never);
+    case 'ServiceAccount':
+      return new ServiceAccount(o as never);
+    case 'Ingress':
+      return new Ingress(o as never);
+    default:
+      throw new Error(`no model for ${o.kind}`);
   }
 };
 

@@ -201,7 +201,11 @@ describe('JWKS cache', () => {
       expect(jwksFetches).toBe(start + 2);
 
       // Junk, then an error status: the keys in hand keep verifying.
-      for (const [status, body] of [[200, '<html>oops</html>'], [200, '{"keys":"x"}'], [500, 'down']] as const) {
+      for (const [status, body] of [
+        [200, '<html>oops</html>'],
+        [200, '{"keys":"x"}'],
+        [500, 'down'],
+      ] as const) {
         jwksStatus = status;
         jwksBody = body;
         clock += 31_000;
@@ -269,7 +273,9 @@ describe('key files, secrets and credentials', () => {
     const err = await createAuthenticator({ ...validateConfig({}).auth, jwt: unchecked }, { logger }).catch((e: unknown) => e);
     expect(isSidecarError(err) && err.code).toBe('SIDECAR_CONFIG_INVALID');
     writeFileSync(join(dir, 'private.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
-    const bad = await createAuthenticator(validateConfig({ auth: { jwt: { keyFiles: [join(dir, 'private.pem')] } } }).auth, { logger }).catch((e: unknown) => e);
+    const bad = await createAuthenticator(validateConfig({ auth: { jwt: { keyFiles: [join(dir, 'private.pem')] } } }).auth, { logger }).catch(
+      (e: unknown) => e,
+    );
     expect(isSidecarError(bad) && bad.code).toBe('SIDECAR_CONFIG_INVALID');
   });
 

@@ -12,7 +12,16 @@ import { SIDECAR_V8_FLAGS } from '../bench/lib/servers.ts';
 // runs the build (dist/, which npm ci and npm run build make).
 const BIN = fileURLToPath(new URL('../bin/agent-sidecar.js', import.meta.url));
 const BUILT = existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)));
-const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', SIDECAR_EGRESS: '127.0.0.1:0', NODE_OPTIONS: '', MALLOC_ARENA_MAX: undefined };
+const CLEAN_ENV: NodeJS.ProcessEnv = {
+  SIDECAR_CONFIG: '',
+  SIDECAR_LISTEN: '',
+  SIDECAR_UPSTREAM: '',
+  SIDECAR_ADMIN: '',
+  SIDECAR_LOG_LEVEL: '',
+  SIDECAR_EGRESS: '127.0.0.1:0',
+  NODE_OPTIONS: '',
+  MALLOC_ARENA_MAX: undefined,
+};
 
 let dir: string;
 let config: string;
@@ -34,8 +43,17 @@ async function nodeArgsOfRun(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = [
  * The launcher's running pid: its node arguments, the environment it was (re)started with,
  * and what the sidecar printed once `until` appeared.
  */
-async function launch(env: NodeJS.ProcessEnv, extraNodeArgs: string[] = [], command: string[] = ['run'], until = '"event_type":"startup"', tail: string[] = []) {
-  const child = spawn(process.execPath, [...extraNodeArgs, BIN, ...command, '--config', config, ...tail], { env: { ...process.env, ...CLEAN_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function launch(
+  env: NodeJS.ProcessEnv,
+  extraNodeArgs: string[] = [],
+  command: string[] = ['run'],
+  until = '"event_type":"startup"',
+  tail: string[] = [],
+) {
+  const child = spawn(process.execPath, [...extraNodeArgs, BIN, ...command, '--config', config, ...tail], {
+    env: { ...process.env, ...CLEAN_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -41,7 +41,10 @@ describe('Batcher: bounded, counted, and idle while the collector refuses', () =
     await sleep(5);
     expect(batches).toHaveLength(1); // waits for the delay
     await sleep(40);
-    expect(batches).toEqual([[0, 1, 2, 3], [4, 5]]);
+    expect(batches).toEqual([
+      [0, 1, 2, 3],
+      [4, 5],
+    ]);
     expect(d.total('queue_full') + d.total('export_failed')).toBe(0);
   });
 
@@ -99,10 +102,13 @@ describe('Batcher: bounded, counted, and idle while the collector refuses', () =
         batches.push(items);
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
-        setTimeout(() => {
-          inFlight--;
-          done({ code: ExportResultCode.FAILED });
-        }, batches.length === 1 ? 1 : 400);
+        setTimeout(
+          () => {
+            inFlight--;
+            done({ code: ExportResultCode.FAILED });
+          },
+          batches.length === 1 ? 1 : 400,
+        );
       },
       forceFlush: async () => {},
       shutdown: async () => {},

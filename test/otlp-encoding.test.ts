@@ -69,7 +69,7 @@ describe('LogsEncoder: ExportLogsServiceRequest bytes a protobuf decoder reads b
       bool: true,
       no: false,
       list: ['a', 'b'],
-      'ключ': 'value with a non-ASCII key',
+      ключ: 'value with a non-ASCII key',
       [`k${'e'.repeat(118)}`]: 'v',
     };
     const [r] = decodeLogsRequest(encoder.encode([entry(attributes)]));
@@ -100,7 +100,7 @@ describe('telemetry.encoder sdk: the SDK serializers, for troubleshooting, decod
     expect(sdk).toEqual(ours);
   });
 
-  it('spans: the bytes are the SDK serializer\'s own', () => {
+  it("spans: the bytes are the SDK serializer's own", () => {
     const provider = new TracerProvider({ resource });
     const tracer = provider.getTracer('agent-sidecar', '1.2.3');
     const span = tracer.startSpan('GET', { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'GET' } });
@@ -127,11 +127,15 @@ describe('SpansEncoder: the same spans as the SDK serializer, read back by a pro
       isRemote: true,
       traceState: new TraceState('vendor=abc,other=1'),
     });
-    const server = tracer.startSpan('GET /api/v1/agents/{agent_id}', {
-      kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': 'GET', 'http.response.status_code': 503, 'url.path': `/p/${'ü'.repeat(70)}`, 'server.port': 8080 },
-      links: [{ context: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 0 }, attributes: { reason: 'retry' } }],
-    }, remote);
+    const server = tracer.startSpan(
+      'GET /api/v1/agents/{agent_id}',
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'http.request.method': 'GET', 'http.response.status_code': 503, 'url.path': `/p/${'ü'.repeat(70)}`, 'server.port': 8080 },
+        links: [{ context: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 0 }, attributes: { reason: 'retry' } }],
+      },
+      remote,
+    );
     server.addEvent('auth.decision', { 'auth.outcome': 'allowed', latency: 0.25, roles: ['analyst', 'user'] });
     const client = tracer.startSpan('GET', { kind: SpanKind.CLIENT, attributes: { 'error.type': 'SIDECAR_UPSTREAM_TIMEOUT' } }, trace.setSpan(remote, server));
     client.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream timed out' });
@@ -161,7 +165,14 @@ describe('SpansEncoder: the same spans as the SDK serializer, read back by a pro
     expect(ours!.startTimeUnixNano).toBe(String(BigInt(sec) * 1_000_000_000n + BigInt(nanos)));
     // Exact over the whole unsigned 32-bit range of seconds, without BigInt on the way.
     const w = new ProtoWriter(64);
-    for (const [s, n] of [[0, 0], [1, 1], [65535, 999_999_999], [65536, 0], [1_795_000_000, 123_456_789], [2 ** 32 - 1, 999_999_999]] as const) {
+    for (const [s, n] of [
+      [0, 0],
+      [1, 1],
+      [65535, 999_999_999],
+      [65536, 0],
+      [1_795_000_000, 123_456_789],
+      [2 ** 32 - 1, 999_999_999],
+    ] as const) {
       w.reset();
       w.hrTime(7, [s, n]);
       expect(Buffer.from(w.finish()).readBigUInt64LE(1)).toBe(BigInt(s) * 1_000_000_000n + BigInt(n));
@@ -188,7 +199,10 @@ describe('countItems: spans and log records counted on the wire, without decodin
 
 function finishedSpansForCount(): ReadableSpan[] {
   const ended: ReadableSpan[] = [];
-  const provider = new TracerProvider({ resource, spanProcessors: [{ onStart() {}, onEnd: (s) => ended.push(s), forceFlush: async () => {}, shutdown: async () => {} }] });
+  const provider = new TracerProvider({
+    resource,
+    spanProcessors: [{ onStart() {}, onEnd: (s) => ended.push(s), forceFlush: async () => {}, shutdown: async () => {} }],
+  });
   provider.getTracer('a').startSpan('one').end();
   provider.getTracer('b').startSpan('two').end();
   return ended;

@@ -41,8 +41,7 @@ function finishedSpans(name: string): ReadableSpan[] {
   return memory.getFinishedSpans();
 }
 
-const exportSpans = (exporter: OTLPTraceExporter, spans: ReadableSpan[]) =>
-  new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
+const exportSpans = (exporter: OTLPTraceExporter, spans: ReadableSpan[]) => new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
 
 describe('OTLP/gRPC receiver against the real SDK exporters', () => {
   it('decodes a SERVER span and its CLIENT child with ids, attributes, events and status', async () => {
@@ -52,7 +51,13 @@ describe('OTLP/gRPC receiver against the real SDK exporters', () => {
 
     const server = tracer.startSpan('GET /orders', {
       kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': 'GET', 'http.response.status_code': 200, 'sidecar.ratio': 0.25, 'sidecar.cached': false, 'sidecar.scopes': ['read', 'write'] },
+      attributes: {
+        'http.request.method': 'GET',
+        'http.response.status_code': 200,
+        'sidecar.ratio': 0.25,
+        'sidecar.cached': false,
+        'sidecar.scopes': ['read', 'write'],
+      },
     });
     server.addEvent('token.verified', { 'enduser.id': 'agent-7' });
     const client = tracer.startSpan('upstream GET', { kind: SpanKind.CLIENT, attributes: { 'server.port': 8080 } }, trace.setSpan(ROOT_CONTEXT, server));
@@ -71,7 +76,13 @@ describe('OTLP/gRPC receiver against the real SDK exporters', () => {
       parentSpanId: '',
       kind: 2,
       kindName: 'SERVER',
-      attributes: { 'http.request.method': 'GET', 'http.response.status_code': 200, 'sidecar.ratio': 0.25, 'sidecar.cached': false, 'sidecar.scopes': ['read', 'write'] },
+      attributes: {
+        'http.request.method': 'GET',
+        'http.response.status_code': 200,
+        'sidecar.ratio': 0.25,
+        'sidecar.cached': false,
+        'sidecar.scopes': ['read', 'write'],
+      },
       events: [{ name: 'token.verified', attributes: { 'enduser.id': 'agent-7' } }],
       status: { code: 0, codeName: 'UNSET', message: '' },
       resource: { 'service.name': 'otlp-receiver-test', 'service.version': '1.2.3' },
@@ -243,7 +254,12 @@ describe('OTLP/gRPC receiver against the real SDK exporters', () => {
   it('converts AnyValue to plain JS, keeping 64-bit ints beyond 2^53 exact', () => {
     expect(plainValue({ value: 'intValue', intValue: '42' })).toBe(42);
     expect(plainValue({ value: 'intValue', intValue: '9007199254740993' })).toBe(9007199254740993n);
-    expect(plainValue({ value: 'kvlistValue', kvlistValue: { values: [{ key: 'a', value: { value: 'arrayValue', arrayValue: { values: [{ value: 'boolValue', boolValue: true }] } } }] } })).toEqual({ a: [true] });
+    expect(
+      plainValue({
+        value: 'kvlistValue',
+        kvlistValue: { values: [{ key: 'a', value: { value: 'arrayValue', arrayValue: { values: [{ value: 'boolValue', boolValue: true }] } } }] },
+      }),
+    ).toEqual({ a: [true] });
     expect(plainValue(null)).toBeUndefined();
   });
 });

@@ -480,8 +480,7 @@ function eachField(buf: Buffer, start: number, end: number, fn: (field: number, 
     else if (wire === 2) {
       const length = varint();
       p += length;
-    }
-    else throw new Error(`unsupported wire type ${wire} in field ${field}`);
+    } else throw new Error(`unsupported wire type ${wire} in field ${field}`);
     fn(field, wire, from, p);
   }
 }
@@ -632,10 +631,9 @@ export async function startOtlpReceiver(options: ReceiverOptions = {}): Promise<
       if (!ac.signal.aborted) throw error;
       const items = pick();
       if (predicate(items)) return items;
-      throw new Error(
-        `OTLP receiver: condition not met after ${timeoutMs}ms; have ${items.length} item(s), requests ${JSON.stringify(requests)}`,
-        { cause: error },
-      );
+      throw new Error(`OTLP receiver: condition not met after ${timeoutMs}ms; have ${items.length} item(s), requests ${JSON.stringify(requests)}`, {
+        cause: error,
+      });
     } finally {
       clearTimeout(timer);
     }

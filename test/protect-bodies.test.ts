@@ -18,7 +18,9 @@ const seen: Seen[] = [];
 // Lets the streaming endpoints finish when the test says so.
 let releaseStream: () => void = () => {};
 
-const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x62, 0x6f, 0x62, 0x40, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x63, 0x6f, 0x6d]);
+const PNG = Buffer.from([
+  0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x62, 0x6f, 0x62, 0x40, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x63, 0x6f, 0x6d,
+]);
 
 async function agent(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const chunks: Buffer[] = [];
@@ -84,10 +86,7 @@ beforeAll(async () => {
     upstream: { url: upstream.url, circuitBreaker: { enabled: false } },
     protection: {
       maxBodyBytes: '4kb',
-      routes: [
-        { path: '/api/lenient/*', onError: 'pass' },
-        { path: '/api/*' },
-      ],
+      routes: [{ path: '/api/lenient/*', onError: 'pass' }, { path: '/api/*' }],
     },
   });
 });
@@ -111,7 +110,11 @@ describe('request bodies on a protected route', () => {
     const res = await send('/api/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     expect(res.status).toBe(200);
     const got = lastSeen();
-    expect(JSON.parse(got.body.toString())).toEqual({ user: { email: '[REDACTED:email]', password: '[REDACTED:password]' }, note: 'card [REDACTED:card]', id: 4155552671 });
+    expect(JSON.parse(got.body.toString())).toEqual({
+      user: { email: '[REDACTED:email]', password: '[REDACTED:password]' },
+      note: 'card [REDACTED:card]',
+      id: 4155552671,
+    });
     expect(Number(got.headers['content-length'])).toBe(got.body.length);
     // The agent's echo is protected again on the way back, and its validator dropped.
     expect(res.text).toBe(got.body.toString());
@@ -120,7 +123,11 @@ describe('request bodies on a protected route', () => {
   });
 
   it('protects text, chunked bodies included', async () => {
-    await send('/api/echo', { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, body: Readable.from([Buffer.from('hi, I am bob@exa'), Buffer.from('mple.com')]) });
+    await send('/api/echo', {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      body: Readable.from([Buffer.from('hi, I am bob@exa'), Buffer.from('mple.com')]),
+    });
     expect(lastSeen().body.toString()).toBe('hi, I am [REDACTED:email]');
     expect(Number(lastSeen().headers['content-length'])).toBe(lastSeen().body.length);
   });
@@ -147,7 +154,11 @@ describe('request bodies on a protected route', () => {
     const big = await send('/api/echo', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `bob@example.com ${'x'.repeat(5000)}` });
     expect(big.status).toBe(413);
     expect(JSON.parse(big.text).error.code).toBe('SIDECAR_PROTECTED_BODY_TOO_LARGE');
-    const gz = await send('/api/echo', { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: Buffer.from([0x1f, 0x8b]) });
+    const gz = await send('/api/echo', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: Buffer.from([0x1f, 0x8b]),
+    });
     expect(gz.status).toBe(400);
     expect(seen.length).toBe(before);
   });
@@ -172,7 +183,9 @@ describe('request bodies on a protected route', () => {
       text += d.toString();
       if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(body);
     });
-    socket.write(`POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    socket.write(
+      `POST /api/echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
     await once(socket, 'close');
     expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')).toBe(true);
     expect(lastSeen().body.toString()).toBe('{"email":"[REDACTED:email]"}');

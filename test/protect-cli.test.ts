@@ -32,7 +32,9 @@ describe('agent-sidecar redact', () => {
     const input = ['{"user":{"email":"bob@example.com","password":"x"},"id":4155552671}', 'call +1 415 555 2671 about order 10482135', ''].join('\n');
     const r = await cli(['redact', '--stats'], input);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('{"user":{"email":"[REDACTED:email]","password":"[REDACTED:password]"},"id":4155552671}\ncall [REDACTED:phone] about order 10482135\n');
+    expect(r.stdout).toBe(
+      '{"user":{"email":"[REDACTED:email]","password":"[REDACTED:password]"},"id":4155552671}\ncall [REDACTED:phone] about order 10482135\n',
+    );
     expect(r.stderr).toContain('protected: email=1 password=1 phone=1');
   });
 
@@ -122,7 +124,14 @@ describe('agent-sidecar keys generate / activate and decrypt', () => {
 
   it('decrypts every envelope with --all, and reports a tampered one by line and field, leaving it encrypted', async () => {
     const key = randomBytes(32).toString('base64url');
-    const file = config('env.yaml', ['protection:', '  rules:', '    default:', '      detectors: { email: encrypt }', '  keys:', '    ring: [{ id: e1, env: TEST_PROTECT_KEY }]']);
+    const file = config('env.yaml', [
+      'protection:',
+      '  rules:',
+      '    default:',
+      '      detectors: { email: encrypt }',
+      '  keys:',
+      '    ring: [{ id: e1, env: TEST_PROTECT_KEY }]',
+    ]);
     const env = { TEST_PROTECT_KEY: key };
     const sealed = (await cli(['redact', '--config', file], '{"note":"write to bob@example.com today"}\n', env)).stdout.trim();
     expect(sealed).toMatch(/"note":"write to enc:v1:e1:[A-Za-z0-9_-]+ today"/);
@@ -138,7 +147,9 @@ describe('agent-sidecar keys generate / activate and decrypt', () => {
     expect(r.stderr).toContain('line 1: email:');
     expect(r.stderr).toContain('[SIDECAR_DECRYPT_FAILED]');
     expect(r.stderr).toContain('line 2: not valid JSON; left out [SIDECAR_INPUT_INVALID]');
-    const wrongKey = await cli(['decrypt', '--config', file, '--field', 'email'], `${JSON.stringify({ email: envelope })}\n`, { TEST_PROTECT_KEY: randomBytes(32).toString('hex') });
+    const wrongKey = await cli(['decrypt', '--config', file, '--field', 'email'], `${JSON.stringify({ email: envelope })}\n`, {
+      TEST_PROTECT_KEY: randomBytes(32).toString('hex'),
+    });
     expect(wrongKey.code).toBe(2);
     expect(wrongKey.stderr).toContain('[SIDECAR_DECRYPT_FAILED]');
   });
@@ -180,7 +191,11 @@ describe('key rotation in a running sidecar', () => {
     try {
       const { listen } = await waitForStartup(proc);
       const post = async () => {
-        const res = await request(`${listen}/api/v1/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"bob@example.com"}' });
+        const res = await request(`${listen}/api/v1/users`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"email":"bob@example.com"}',
+        });
         await res.body.text();
         return JSON.parse(seen.at(-1)!) as { email: string };
       };

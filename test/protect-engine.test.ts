@@ -41,11 +41,16 @@ describe('field rules', () => {
 
   it('matches a key name at any depth, whatever its case and separators', () => {
     const out = JSON.parse(p.json('{"password":"a","nested":{"Password":"b","list":[{"apiKey":"c"},{"API-KEY":"d"}]}}')!);
-    expect(out).toEqual({ password: '[REDACTED:password]', nested: { Password: '[REDACTED:password]', list: [{ apiKey: '[REDACTED:api_key]' }, { 'API-KEY': '[REDACTED:api_key]' }] } });
+    expect(out).toEqual({
+      password: '[REDACTED:password]',
+      nested: { Password: '[REDACTED:password]', list: [{ apiKey: '[REDACTED:api_key]' }, { 'API-KEY': '[REDACTED:api_key]' }] },
+    });
   });
 
   it('anchors dotted paths at the root: * is one level, ** any number, arrays are transparent', () => {
-    const out = JSON.parse(p.json('{"ssn":"000-00-0001","person":{"ssn":"x"},"people":[{"ssn":"y"}],"a":{"b":{"ssn":"z"}},"audit":{"x":{"y":{"token":"t"}},"token":"u"}}')!);
+    const out = JSON.parse(
+      p.json('{"ssn":"000-00-0001","person":{"ssn":"x"},"people":[{"ssn":"y"}],"a":{"b":{"ssn":"z"}},"audit":{"x":{"y":{"token":"t"}},"token":"u"}}')!,
+    );
     expect(out.ssn).toBe('000-00-0001');
     expect(out.person.ssn).toMatch(/^\[HASH:ssn:[A-Za-z0-9_-]{22}\]$/);
     expect(out.people[0].ssn).toMatch(/^\[HASH:ssn:/);
@@ -57,10 +62,13 @@ describe('field rules', () => {
     const a = JSON.parse(p.json('{"p":{"ssn":"123-45-6789"},"q":{"ssn":"123-45-6789"},"r":{"ssn":"123-45-6780"}}')!);
     expect(a.p.ssn).toBe(a.q.ssn);
     expect(a.p.ssn).not.toBe(a.r.ssn);
-    const other = createProtector(validateConfig({ protection: { rules: { default: { fields: [{ path: '*.ssn', action: 'hash' }] } }, hashKey: { env: 'X' } } }).protection.rules.default!, {
-      ring: () => undefined,
-      hashKey: randomBytes(32),
-    });
+    const other = createProtector(
+      validateConfig({ protection: { rules: { default: { fields: [{ path: '*.ssn', action: 'hash' }] } }, hashKey: { env: 'X' } } }).protection.rules.default!,
+      {
+        ring: () => undefined,
+        hashKey: randomBytes(32),
+      },
+    );
     expect(JSON.parse(other.json('{"p":{"ssn":"123-45-6789"}}')!).p.ssn).not.toBe(a.p.ssn);
   });
 
@@ -133,7 +141,9 @@ describe('actions on detected text', () => {
 
   it('remembers clean telemetry values, never protected ones: every finding is protected and observed afresh', () => {
     const seen: string[] = [];
-    const config = validateConfig({ protection: { rules: { default: { detectors: { email: 'encrypt' } } }, keys: { ring: [{ id: 'k1', env: 'UNUSED' }] }, hashKey: { env: 'UNUSED' } } });
+    const config = validateConfig({
+      protection: { rules: { default: { detectors: { email: 'encrypt' } } }, keys: { ring: [{ id: 'k1', env: 'UNUSED' }] }, hashKey: { env: 'UNUSED' } },
+    });
     const p = createProtector(config.protection.rules.default!, { ring: () => ring, hashKey, observe: (label) => seen.push(label) });
     const clean = { 'http.route': '/api/v1/agents', 'user_agent.original': 'curl/8.5' };
     const secret = { 'url.path': '/users/bob@example.com' };
@@ -160,11 +170,20 @@ describe('actions on detected text', () => {
     const base = { timeNs: 0n, severityNumber: 9, severityText: 'INFO', eventName: 'audit', traceId: '', spanId: '', traceFlags: 0 };
     const audit = { ...base, body: 'login bob@example.com', attributes: { user_id: 'bob@example.com' } };
     // Marked as protected when written: export protection leaves it alone, whatever it holds.
-    const written = { ...base, eventName: 'access', body: 'GET /users/bob@example.com 200', attributes: { user_id: 'bob@example.com' }, protected: true as const };
+    const written = {
+      ...base,
+      eventName: 'access',
+      body: 'GET /users/bob@example.com 200',
+      attributes: { user_id: 'bob@example.com' },
+      protected: true as const,
+    };
     const [a, w] = t.logs([audit, written]);
     expect(a).toMatchObject({ body: 'login [REDACTED:email]', attributes: { user_id: '[REDACTED:email]' } });
     expect(w).toBe(written);
-    expect(t.logs([{ ...written, protected: undefined }])[0]).toMatchObject({ body: 'GET /users/[REDACTED:email] 200', attributes: { user_id: '[REDACTED:email]' } });
+    expect(t.logs([{ ...written, protected: undefined }])[0]).toMatchObject({
+      body: 'GET /users/[REDACTED:email] 200',
+      attributes: { user_id: '[REDACTED:email]' },
+    });
     const lines: Array<Record<string, unknown>> = [];
     const log = t.accessLog({ enabled: () => true, write: (_level, record, message) => lines.push({ ...record, message }) })!;
     log.write('info', { path: '/users/bob@example.com', status_code: 200 }, 'GET /users/bob@example.com 200', '', '', 0);
@@ -185,7 +204,11 @@ describe('actions on detected text', () => {
       plan = 'pro';
     }
     const out = p.value({ url: new URL('https://x.test/users/bob@example.com'), account: new Account(), when: new Date(0) }) as Record<string, unknown>;
-    expect(JSON.parse(JSON.stringify(out))).toEqual({ url: 'https://x.test/users/[REDACTED:email]', account: { owner: '[REDACTED:email]', plan: 'pro' }, when: '1970-01-01T00:00:00.000Z' });
+    expect(JSON.parse(JSON.stringify(out))).toEqual({
+      url: 'https://x.test/users/[REDACTED:email]',
+      account: { owner: '[REDACTED:email]', plan: 'pro' },
+      when: '1970-01-01T00:00:00.000Z',
+    });
   });
 
   it('offers the egress hook on parsed prompts', async () => {
@@ -219,7 +242,9 @@ describe('protection configuration', () => {
   });
 
   it('names missing rule sets and keys that actions need', () => {
-    const problems = configError({ protection: { routes: [{ path: '/x', rules: 'strict' }], rules: { default: { detectors: { email: 'encrypt', card: 'hash' } } } } });
+    const problems = configError({
+      protection: { routes: [{ path: '/x', rules: 'strict' }], rules: { default: { detectors: { email: 'encrypt', card: 'hash' } } } },
+    });
     expect(problems).toEqual(
       expect.arrayContaining([
         'protection.routes.0.rules: names no rule set of protection.rules; the rule sets are default',

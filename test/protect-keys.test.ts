@@ -55,7 +55,13 @@ describe('envelopes', () => {
     const retyped = Buffer.from(body);
     retyped[0] = 'j'.charCodeAt(0);
     expect(code(() => ring.decrypt(`enc:v1:k1:${retyped.toString('base64url')}`))).toBe('SIDECAR_DECRYPT_FAILED'); // type is bound as AAD
-    const other = createKeyRing(new Map([['k1', k1], ['k2', k1]]), 'k1');
+    const other = createKeyRing(
+      new Map([
+        ['k1', k1],
+        ['k2', k1],
+      ]),
+      'k1',
+    );
     expect(code(() => other.decrypt(sealed.replace('enc:v1:k1:', 'enc:v1:k2:')))).toBe('SIDECAR_DECRYPT_FAILED'); // key id is bound as AAD
     expect(code(() => ring.decrypt('enc:v1:k1:short'))).toBe('SIDECAR_ENVELOPE_INVALID');
     expect(code(() => ring.decrypt('not an envelope'))).toBe('SIDECAR_ENVELOPE_INVALID');
@@ -86,15 +92,25 @@ describe('key material', () => {
     expect(a).toHaveLength(32);
     expect((await deriveKey('a long enough passphrase', salt)).equals(a)).toBe(true);
     expect((await deriveKey('a long enough passphrase', randomBytes(16).toString('base64url'))).equals(a)).toBe(false);
-    const ring = await loadKeyRing({ ring: [{ id: 'p1', passphraseEnv: 'PASS', salt }], active: undefined, file: undefined }, { PASS: 'a long enough passphrase' });
-    const again = await loadKeyRing({ ring: [{ id: 'p1', passphraseEnv: 'PASS', salt }], active: undefined, file: undefined }, { PASS: 'a long enough passphrase' });
+    const ring = await loadKeyRing(
+      { ring: [{ id: 'p1', passphraseEnv: 'PASS', salt }], active: undefined, file: undefined },
+      { PASS: 'a long enough passphrase' },
+    );
+    const again = await loadKeyRing(
+      { ring: [{ id: 'p1', passphraseEnv: 'PASS', salt }], active: undefined, file: undefined },
+      { PASS: 'a long enough passphrase' },
+    );
     expect(again.decrypt(ring.encrypt('t', 'hello')).plaintext).toBe('hello');
-    expect(await asyncCode(loadKeyRing({ ring: [{ id: 'p1', passphraseEnv: 'PASS', salt }], active: undefined, file: undefined }, { PASS: 'short' }))).toBe('SIDECAR_PROTECTION_KEYS_INVALID');
+    expect(await asyncCode(loadKeyRing({ ring: [{ id: 'p1', passphraseEnv: 'PASS', salt }], active: undefined, file: undefined }, { PASS: 'short' }))).toBe(
+      'SIDECAR_PROTECTION_KEYS_INVALID',
+    );
   });
 
   it('refuses a missing environment variable or file at start', async () => {
     expect(await asyncCode(loadKeyRing({ ring: [{ id: 'a', env: 'NOPE' }], active: undefined, file: undefined }, {}))).toBe('SIDECAR_PROTECTION_KEYS_INVALID');
-    expect(await asyncCode(loadKeyRing({ ring: [{ id: 'a', file: join(dir, 'missing') }], active: undefined, file: undefined }, {}))).toBe('SIDECAR_PROTECTION_KEYS_INVALID');
+    expect(await asyncCode(loadKeyRing({ ring: [{ id: 'a', file: join(dir, 'missing') }], active: undefined, file: undefined }, {}))).toBe(
+      'SIDECAR_PROTECTION_KEYS_INVALID',
+    );
   });
 });
 
@@ -113,11 +129,23 @@ describe('rotation', () => {
 
     // Step 1: the new key is added (not active yet): every instance can read it before anyone writes it.
     const k2 = randomBytes(32).toString('base64url');
-    writeRingFile(file, { active: 'k1', keys: [{ id: 'k2', key: k2 }, { id: 'k1', key: k1 }] });
+    writeRingFile(file, {
+      active: 'k1',
+      keys: [
+        { id: 'k2', key: k2 },
+        { id: 'k1', key: k1 },
+      ],
+    });
     await protection.reload();
     expect(p.text('bob@example.com').startsWith('enc:v1:k1:')).toBe(true);
     // Step 2: activated.
-    writeRingFile(file, { active: 'k2', keys: [{ id: 'k2', key: k2 }, { id: 'k1', key: k1 }] });
+    writeRingFile(file, {
+      active: 'k2',
+      keys: [
+        { id: 'k2', key: k2 },
+        { id: 'k1', key: k1 },
+      ],
+    });
     await protection.reload();
     const after = p.text('bob@example.com');
     expect(after.startsWith('enc:v1:k2:')).toBe(true);

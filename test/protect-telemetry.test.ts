@@ -48,8 +48,17 @@ beforeAll(async () => {
     },
   });
   const token = await issueToken(SECRET, { sub: SEEDED.subject, roles: ['analyst'], sid: SEEDED.agentEmail, type: 'access' }, 60_000);
-  const headers = { authorization: `Bearer ${token}`, 'user-agent': `bot/1.0 (+${SEEDED.agentEmail}; key ${SEEDED.openaiKey})`, 'x-session-id': SEEDED.agentEmail };
-  for (const path of [`/api/v1/agents/${SEEDED.pathEmail}`, `/api/v1/agents/${SEEDED.awsKey}?q=${SEEDED.pathEmail}`, `/api/v1/agents/fail-${SEEDED.pathEmail}`, `/api/v1/metrics/${SEEDED.pathEmail}`]) {
+  const headers = {
+    authorization: `Bearer ${token}`,
+    'user-agent': `bot/1.0 (+${SEEDED.agentEmail}; key ${SEEDED.openaiKey})`,
+    'x-session-id': SEEDED.agentEmail,
+  };
+  for (const path of [
+    `/api/v1/agents/${SEEDED.pathEmail}`,
+    `/api/v1/agents/${SEEDED.awsKey}?q=${SEEDED.pathEmail}`,
+    `/api/v1/agents/fail-${SEEDED.pathEmail}`,
+    `/api/v1/metrics/${SEEDED.pathEmail}`,
+  ]) {
     const res = await request(`${sidecar.url}${path}`, { headers });
     await res.body.text();
   }
@@ -109,7 +118,14 @@ describe('stdout of the real process', () => {
           `protection: { telemetry: { enabled: ${enabled} } }`,
         ].join('\n'),
       );
-      const proc = spawnCli(['run', '--config', config], { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', OTEL_SDK_DISABLED: '', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
+      const proc = spawnCli(['run', '--config', config], {
+        SIDECAR_CONFIG: '',
+        SIDECAR_LISTEN: '',
+        SIDECAR_UPSTREAM: '',
+        SIDECAR_ADMIN: '',
+        OTEL_SDK_DISABLED: '',
+        OTEL_EXPORTER_OTLP_ENDPOINT: '',
+      });
       const { listen } = await waitForStartup(proc);
       const res = await request(`${listen}/users/${SEEDED.pathEmail}`, { headers: { 'user-agent': `cli ${SEEDED.awsKey}` } });
       await res.body.text();

@@ -8,7 +8,6 @@ import { rawExchange, startRawServer, startServer, startSidecar } from './helper
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-
 function codeOf(text: string): string | undefined {
   const body = text.slice(text.indexOf('\r\n\r\n') + 4);
   return (JSON.parse(body) as { error: { code: string } }).error.code;
@@ -142,11 +141,15 @@ describe('streaming proxy', () => {
     seen.length = 0;
     expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: 1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
     expect(codeOf(await rawExchange(sidecar.port, 'GET http://evil.example/x HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('SIDECAR_FOREIGN_AUTHORITY');
-    expect(codeOf(await rawExchange(sidecar.port, 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'))).toBe('SIDECAR_CONNECT_NOT_SUPPORTED');
+    expect(codeOf(await rawExchange(sidecar.port, 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n'))).toBe(
+      'SIDECAR_CONNECT_NOT_SUPPORTED',
+    );
     expect(codeOf(await rawExchange(sidecar.port, 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('SIDECAR_INVALID_TARGET');
     expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
     expect(codeOf(await rawExchange(sidecar.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
-    expect(codeOf(await rawExchange(sidecar.port, 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'))).toBe('SIDECAR_MALFORMED_REQUEST');
+    expect(codeOf(await rawExchange(sidecar.port, 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'))).toBe(
+      'SIDECAR_MALFORMED_REQUEST',
+    );
     const tooLarge = await rawExchange(sidecar.port, `GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: lost-in-the-head\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(codeOf(tooLarge)).toBe('SIDECAR_HEADERS_TOO_LARGE');
     // No header could be read, the client's id neither: the error still carries one, in the body and the header.
@@ -160,7 +163,10 @@ describe('streaming proxy', () => {
     expect(adminError.request_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(seen).toHaveLength(0);
     // An absolute-form URI naming this host is fine, and reaches the upstream in origin-form.
-    const ok = await rawExchange(sidecar.port, `GET http://127.0.0.1:${sidecar.port}/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${sidecar.port}\r\nConnection: close\r\n\r\n`);
+    const ok = await rawExchange(
+      sidecar.port,
+      `GET http://127.0.0.1:${sidecar.port}/abs?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${sidecar.port}\r\nConnection: close\r\n\r\n`,
+    );
     expect(ok.startsWith('HTTP/1.1 200')).toBe(true);
     expect(seen[0]!.url).toBe('/abs?q=1');
   });
@@ -401,10 +407,17 @@ describe('invalid HTTP from the upstream', () => {
   });
 
   it('cuts the connection on invalid framing after the head, and records the protocol error', async () => {
-    const sidecar = await startSidecar({ upstream: { url: raw.url }, telemetry: { logs: { stdout: true, otlp: false }, traces: { enabled: false }, metrics: { otlp: false } } });
+    const sidecar = await startSidecar({
+      upstream: { url: raw.url },
+      telemetry: { logs: { stdout: true, otlp: false }, traces: { enabled: false }, metrics: { otlp: false } },
+    });
     try {
       const res = await request(`${sidecar.url}/bad-chunk`).then(
-        (r) => r.body.text().then(() => 'complete', () => 'cut'),
+        (r) =>
+          r.body.text().then(
+            () => 'complete',
+            () => 'cut',
+          ),
         () => 'cut',
       );
       expect(res).toBe('cut');

@@ -34,7 +34,8 @@ afterAll(async () => {
   await server?.close();
 });
 
-const redisLimiter = (i: number, failMode: 'open' | 'closed' = 'open') => createRateLimiter({ store: createRedisRateLimitStore(clients[i]!), failMode, logger });
+const redisLimiter = (i: number, failMode: 'open' | 'closed' = 'open') =>
+  createRateLimiter({ store: createRedisRateLimitStore(clients[i]!), failMode, logger });
 
 describe('GCRA in memory (fake clock)', () => {
   let clock = 1_000_000;

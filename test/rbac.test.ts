@@ -13,8 +13,18 @@ const as = (...roles: string[]): Principal => ({ subject: 'u-1', roles, scopes: 
 // The reference design's roles and route map, copied independently of src/policy/default-policy.ts.
 const REFERENCE_ROLES: Record<string, string[]> = {
   admin: [
-    'create:agent', 'update:agent', 'delete:agent', 'view:agent', 'view:conversation', 'delete:conversation',
-    'view:metrics', 'view:logs', 'view:traces', 'manage:users', 'manage:settings', 'view:audit_log',
+    'create:agent',
+    'update:agent',
+    'delete:agent',
+    'view:agent',
+    'view:conversation',
+    'delete:conversation',
+    'view:metrics',
+    'view:logs',
+    'view:traces',
+    'manage:users',
+    'manage:settings',
+    'view:audit_log',
   ],
   agent_manager: ['create:agent', 'update:agent', 'delete:agent', 'view:agent', 'view:conversation', 'view:metrics', 'view:logs'],
   agent_operator: ['view:agent', 'update:agent', 'view:conversation', 'view:metrics'],
@@ -117,7 +127,10 @@ describe('default policy', () => {
     // After the sidecar's normalization, the dot segments are gone before matching.
     const norm = (p: string) => normalizePath(p, { rejectSemicolons: true });
     expect(policy.decide('GET', norm('/api/v1/agents/%2e%2e'), as('admin')).code).toBe('SIDECAR_ROUTE_NOT_ALLOWED');
-    expect(policy.decide('GET', norm('/api/v1/conversations/%2e%2e/metrics'), as('user'))).toMatchObject({ route: '/api/v1/metrics', code: 'SIDECAR_FORBIDDEN' });
+    expect(policy.decide('GET', norm('/api/v1/conversations/%2e%2e/metrics'), as('user'))).toMatchObject({
+      route: '/api/v1/metrics',
+      code: 'SIDECAR_FORBIDDEN',
+    });
   });
 
   it('is the document in config/policy.example.yaml', () => {
@@ -174,15 +187,27 @@ describe('invalid policies', () => {
   it.each([
     ['an unknown key', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    metods: { GET: read }\n', /routes\[0\] \(\/a\).*metods/],
     ['a missing methods map', 'roles: { r: [read] }\nroutes:\n  - path: /a\n', /routes\[0\] \(\/a\)\.methods/],
-    ['an unclosed {param}', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    methods: { GET: read }\n  - path: /a/{id\n    methods: { GET: read }\n', /routes\[1\] \(\/a\/\{id\)\.path/],
+    [
+      'an unclosed {param}',
+      'roles: { r: [read] }\nroutes:\n  - path: /a\n    methods: { GET: read }\n  - path: /a/{id\n    methods: { GET: read }\n',
+      /routes\[1\] \(\/a\/\{id\)\.path/,
+    ],
     ['a wildcard in the middle', 'roles: { r: [read] }\nroutes:\n  - path: /a/*/b\n    methods: { GET: read }\n', /routes\[0\] \(\/a\/\*\/b\)\.path/],
     ['a trailing slash', 'roles: { r: [read] }\nroutes:\n  - path: /a/\n    methods: { GET: read }\n', /routes\[0\] \(\/a\/\)\.path/],
     ['a percent sign', 'roles: { r: [read] }\nroutes:\n  - path: /a%41\n    methods: { GET: read }\n', /routes\[0\] \(\/a%41\)\.path/],
-    ['the same template twice', 'roles: { r: [read] }\nroutes:\n  - path: /a/{x}\n    methods: { GET: read }\n  - path: /a/{y}\n    methods: { PUT: read }\n', /routes\[1\] \(\/a\/\{y\}\)\.path.*routes\[0\]/],
+    [
+      'the same template twice',
+      'roles: { r: [read] }\nroutes:\n  - path: /a/{x}\n    methods: { GET: read }\n  - path: /a/{y}\n    methods: { PUT: read }\n',
+      /routes\[1\] \(\/a\/\{y\}\)\.path.*routes\[0\]/,
+    ],
     ['a method given twice', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    methods: { GET: read, get: write }\n', /routes\[0\] \(\/a\)\.methods/],
     ['a bad method name', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    methods: { "G T": read }\n', /routes\[0\] \(\/a\)\.methods\.G T/],
     ['a permission with a space', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    methods: { GET: view agent }\n', /routes\[0\] \(\/a\)\.methods\.GET/],
-    ['a public route with permissions', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    public: true\n    methods: { GET: read }\n', /routes\[0\] \(\/a\)\.methods/],
+    [
+      'a public route with permissions',
+      'roles: { r: [read] }\nroutes:\n  - path: /a\n    public: true\n    methods: { GET: read }\n',
+      /routes\[0\] \(\/a\)\.methods/,
+    ],
     ['roles that are not lists', 'roles:\n  admin: view:agent\nroutes: []\n', /roles\.admin/],
     ['a duplicate YAML key', 'roles: { r: [read] }\nroutes:\n  - path: /a\n    methods: { GET: read, GET: write }\n', /YAML/],
     ['an unknown top-level key', 'roles: {}\nroutes: []\nrolez: {}\n', /rolez/],

@@ -20,7 +20,14 @@ import { spawnCli, startServer, waitForStartup } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
 const SECRET = 's'.repeat(48);
-const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', SIDECAR_ADMIN_TOKEN: '' };
+const CLEAN_ENV: NodeJS.ProcessEnv = {
+  SIDECAR_CONFIG: '',
+  SIDECAR_LISTEN: '',
+  SIDECAR_UPSTREAM: '',
+  SIDECAR_ADMIN: '',
+  SIDECAR_LOG_LEVEL: '',
+  SIDECAR_ADMIN_TOKEN: '',
+};
 // claude-sonnet-4-6 at $3 input and $15 output per million tokens: 1000 tokens each way.
 const CALL_USD = (1000 * 3 + 1000 * 15) / 1e6;
 
@@ -170,7 +177,16 @@ describe.each([
       expect((await call(s.url, '/api/v1/agents', bearer(other))).status).toBe(200);
     }
 
-    const bySubject = await cli(['revoke', '--redis', redis.url, ...prefixFlag('--key-prefix'), '--sub', sub, '--before', String(Math.floor(Date.now() / 1000) - 60)]);
+    const bySubject = await cli([
+      'revoke',
+      '--redis',
+      redis.url,
+      ...prefixFlag('--key-prefix'),
+      '--sub',
+      sub,
+      '--before',
+      String(Math.floor(Date.now() / 1000) - 60),
+    ]);
     expect(bySubject.code).toBe(0);
     for (const s of sidecars) expect(await call(s.url, '/api/v1/agents', bearer(other))).toEqual({ status: 401, code: 'SIDECAR_TOKEN_REVOKED' });
   });
@@ -183,7 +199,13 @@ describe.each([
       const r = await call(s.url, '/api/v1/agents', bearer(token));
       statuses.push([r.status, r.code]);
     }
-    expect(statuses).toEqual([[200, undefined], [200, undefined], [200, undefined], [200, undefined], [429, 'SIDECAR_RATE_LIMITED']]);
+    expect(statuses).toEqual([
+      [200, undefined],
+      [200, undefined],
+      [200, undefined],
+      [200, undefined],
+      [429, 'SIDECAR_RATE_LIMITED'],
+    ]);
   });
 
   it('the two egress listeners share one LLM budget', async () => {

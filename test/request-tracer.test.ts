@@ -88,7 +88,12 @@ describe('RequestTracer: the request path spans, recorded without the SDK tracer
     expect(span.isRecording()).toBe(false);
     expect(span.spanContext()).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', traceFlags: TraceFlags.NONE });
     span.end();
-    const parentBased = new RequestTracer({ sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }), resource, scope: { name: 'agent-sidecar' }, processor: c.processor });
+    const parentBased = new RequestTracer({
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+      resource,
+      scope: { name: 'agent-sidecar' },
+      processor: c.processor,
+    });
     const unsampled = trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: TraceFlags.NONE, isRemote: true });
     parentBased.startSpan('GET', {}, unsampled).end();
     expect(c.ended).toHaveLength(0);

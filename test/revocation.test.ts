@@ -164,7 +164,9 @@ describe('revocation admin API', () => {
       const res = await admin.post({ jti: 'tok-1', exp });
       expect(res).toEqual({ status: 200, body: { revoked: { jti: 'tok-1', exp } } });
       expect(await store.isRevoked(principal({ tokenId: 'tok-1' }))).toBe(true);
-      expect(admin.audit.events).toEqual([{ event_type: 'sensitive_operation', user_id: 'admin-token', operation: 'revoke_token', details: { jti: 'tok-1', exp } }]);
+      expect(admin.audit.events).toEqual([
+        { event_type: 'sensitive_operation', user_id: 'admin-token', operation: 'revoke_token', details: { jti: 'tok-1', exp } },
+      ]);
     } finally {
       await admin.close();
     }

@@ -55,7 +55,14 @@ describe('routes with auth off', () => {
   });
 
   it('matches the normalized path, so a differently spelt path is the same route and the same limit', async () => {
-    for (const odd of ['/api//v1/agents/x', '/api/v1/./agents/x', '/api/v1/agents/x/', '/api/v1/%61gents/x', '/api/v1/nothing/../agents/x', '//api/v1/agents/x']) {
+    for (const odd of [
+      '/api//v1/agents/x',
+      '/api/v1/./agents/x',
+      '/api/v1/agents/x/',
+      '/api/v1/%61gents/x',
+      '/api/v1/nothing/../agents/x',
+      '//api/v1/agents/x',
+    ]) {
       const sidecar = await limited();
       try {
         seen.length = 0;
@@ -88,7 +95,10 @@ describe('routes with auth off', () => {
   });
 
   it('applies a route limit only to the methods it names', async () => {
-    const sidecar = await startSidecar({ upstream: { url: upstream.url }, rateLimit: { routes: [{ path: '/api/v1/agents/{agent_id}', methods: ['DELETE'], requests: 1, per: '1m' }] } });
+    const sidecar = await startSidecar({
+      upstream: { url: upstream.url },
+      rateLimit: { routes: [{ path: '/api/v1/agents/{agent_id}', methods: ['DELETE'], requests: 1, per: '1m' }] },
+    });
     try {
       expect([await statusOf(`${sidecar.url}/api/v1/agents/a`), await statusOf(`${sidecar.url}/api/v1/agents/a`)]).toEqual([200, 200]);
       expect([await statusOf(`${sidecar.url}/api/v1/agents/a`, 'DELETE'), await statusOf(`${sidecar.url}/api/v1//agents/b`, 'DELETE')]).toEqual([200, 429]);
@@ -109,7 +119,13 @@ describe('routes with auth off', () => {
         upstream: { url: upstream.url },
         policy: { file },
         rateLimit: { routes: [{ path: '/docs/{doc_id}', requests: 2, per: '1m' }] },
-        telemetry: { endpoint: receiver.endpoint, serviceName: 'open-agent', traces: { scheduledDelay: '50ms' }, metrics: { otlp: false }, logs: { otlp: false, stdout: false } },
+        telemetry: {
+          endpoint: receiver.endpoint,
+          serviceName: 'open-agent',
+          traces: { scheduledDelay: '50ms' },
+          metrics: { otlp: false },
+          logs: { otlp: false, stdout: false },
+        },
       });
     });
     afterAll(async () => {

@@ -11,7 +11,15 @@ import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
 const AGENT = fileURLToPath(new URL('./fixtures/egress/agent.mjs', import.meta.url));
-const CLEAN_ENV: NodeJS.ProcessEnv = { SIDECAR_CONFIG: '', SIDECAR_LISTEN: '', SIDECAR_UPSTREAM: '', SIDECAR_ADMIN: '', SIDECAR_LOG_LEVEL: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_SERVICE_NAME: '' };
+const CLEAN_ENV: NodeJS.ProcessEnv = {
+  SIDECAR_CONFIG: '',
+  SIDECAR_LISTEN: '',
+  SIDECAR_UPSTREAM: '',
+  SIDECAR_ADMIN: '',
+  SIDECAR_LOG_LEVEL: '',
+  OTEL_EXPORTER_OTLP_ENDPOINT: '',
+  OTEL_SERVICE_NAME: '',
+};
 
 let provider: FakeProvider;
 let receiver: OtlpReceiver;
@@ -26,13 +34,27 @@ async function freePort(): Promise<number> {
 }
 
 function queueAnswers(): void {
-  provider.next({ json: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'hi' }], stop_reason: 'end_turn', usage: { input_tokens: 10, output_tokens: 4, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 } } });
+  provider.next({
+    json: {
+      id: 'msg_1',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-sonnet-4-6',
+      content: [{ type: 'text', text: 'hi' }],
+      stop_reason: 'end_turn',
+      usage: { input_tokens: 10, output_tokens: 4, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+    },
+  });
   provider.next({ events: anthropicStream({ model: 'claude-sonnet-4-6', input: 20, cacheRead: 500, cacheWrite: 0, outputs: [3, 6] }) });
   provider.next({ events: openaiChatStream({ model: 'gpt-5.4', text: ['Hel', 'lo'], usage: { prompt: 30, cached: 0, completion: 2 } }) });
 }
 
 /** The JSON lines of the wrapper's stdout (the sidecar's and the agent's, which inherits it). */
-const lines = (out: string) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+const lines = (out: string) =>
+  out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, any>);
 
 beforeAll(async () => {
   provider = await startFakeProvider();
@@ -66,11 +88,21 @@ describe('agent-sidecar run -- <command>', () => {
   it('starts an agent using the official SDKs with its environment wired: its calls are measured, its port served, SIGTERM passed on', async () => {
     queueAnswers();
     const port = await freePort();
-    const proc = spawnCli(['run', '--config', config, '--agent-port', String(port), '--', process.execPath, AGENT], { ...CLEAN_ENV, ANTHROPIC_API_KEY: 'sk-ant-api03-wrapper', OPENAI_API_KEY: 'sk-proj-wrapper', ANTHROPIC_BASE_URL: 'https://example.invalid' });
+    const proc = spawnCli(['run', '--config', config, '--agent-port', String(port), '--', process.execPath, AGENT], {
+      ...CLEAN_ENV,
+      ANTHROPIC_API_KEY: 'sk-ant-api03-wrapper',
+      OPENAI_API_KEY: 'sk-proj-wrapper',
+      ANTHROPIC_BASE_URL: 'https://example.invalid',
+    });
     const { listen } = await waitForStartup(proc);
     await expect.poll(() => lines(proc.stdout()).find((l) => l.agent !== undefined), { timeout: 15_000 }).toBeDefined();
     const agent = lines(proc.stdout()).find((l) => l.agent !== undefined)!.agent;
-    expect(agent).toMatchObject({ message: { input_tokens: 10, output_tokens: 4 }, streamed: { input_tokens: 20, output_tokens: 6, cache_read_input_tokens: 500 }, text: 'Hello', port });
+    expect(agent).toMatchObject({
+      message: { input_tokens: 10, output_tokens: 4 },
+      streamed: { input_tokens: 20, output_tokens: 6, cache_read_input_tokens: 500 },
+      text: 'Hello',
+      port,
+    });
 
     // The provider saw the agent's own keys (this SDK sends its API key as a bearer token), and the agent is reached through the sidecar on the port it was given.
     expect(provider.seen.slice(-3).map((s) => [s.path, s.headers['x-api-key'] ?? s.headers.authorization])).toEqual([
@@ -90,8 +122,12 @@ describe('agent-sidecar run -- <command>', () => {
       ['openai', 'gpt-5.4', 2, 'complete'],
     ]);
     const started = lines(proc.stdout()).find((l) => l.event_type === 'agent_start')!;
-    expect(started.env).toEqual(expect.arrayContaining([`PORT=${port}`, 'OTEL_SERVICE_NAME=wrapped-agent', `OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.endpoint}`]));
-    expect(started.env.find((e: string) => e.startsWith('ANTHROPIC_BASE_URL='))).toMatch(/^ANTHROPIC_BASE_URL=http:\/\/127\.0\.0\.1:\d+\/anthropic \(was https:\/\/example\.invalid\)$/);
+    expect(started.env).toEqual(
+      expect.arrayContaining([`PORT=${port}`, 'OTEL_SERVICE_NAME=wrapped-agent', `OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.endpoint}`]),
+    );
+    expect(started.env.find((e: string) => e.startsWith('ANTHROPIC_BASE_URL='))).toMatch(
+      /^ANTHROPIC_BASE_URL=http:\/\/127\.0\.0\.1:\d+\/anthropic \(was https:\/\/example\.invalid\)$/,
+    );
 
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
@@ -103,7 +139,11 @@ describe('agent-sidecar run -- <command>', () => {
 
   it("exits with the agent's status when it exits on its own, and 127 when the command does not exist", async () => {
     queueAnswers();
-    const proc = spawnCli(['run', '--config', config, '--agent-port', String(await freePort()), '--', process.execPath, AGENT, 'exit'], { ...CLEAN_ENV, ANTHROPIC_API_KEY: 'k', OPENAI_API_KEY: 'k' });
+    const proc = spawnCli(['run', '--config', config, '--agent-port', String(await freePort()), '--', process.execPath, AGENT, 'exit'], {
+      ...CLEAN_ENV,
+      ANTHROPIC_API_KEY: 'k',
+      OPENAI_API_KEY: 'k',
+    });
     expect(await proc.exited).toBe(7);
     expect(lines(proc.stdout()).find((l) => l.event_type === 'agent_exit')).toMatchObject({ exit_code: 7 });
 

@@ -112,16 +112,7 @@ describe('shutdown of the CLI process', () => {
     const file = join(dir, name);
     writeFileSync(
       file,
-      [
-        'listen:',
-        '  address: 127.0.0.1:0',
-        'admin:',
-        '  address: 127.0.0.1:0',
-        'upstream:',
-        `  url: ${upstream.url}`,
-        ...extra,
-        '',
-      ].join('\n'),
+      ['listen:', '  address: 127.0.0.1:0', 'admin:', '  address: 127.0.0.1:0', 'upstream:', `  url: ${upstream.url}`, ...extra, ''].join('\n'),
     );
     return file;
   }

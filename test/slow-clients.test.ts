@@ -105,7 +105,9 @@ describe('slow request bodies', () => {
       'POST /chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n',
     ];
     // Ten of each: more than the upstream has connections, one byte every 2.5 s (slower than the 1 s timeout).
-    const tricklers = heads.flatMap((head) => Array.from({ length: 10 }, () => trickle(sidecar.port, head, 2500, head.includes('chunked') ? '1\r\nx\r\n' : 'x')));
+    const tricklers = heads.flatMap((head) =>
+      Array.from({ length: 10 }, () => trickle(sidecar.port, head, 2500, head.includes('chunked') ? '1\r\nx\r\n' : 'x')),
+    );
     // Meanwhile, ordinary requests are answered as usual.
     await new Promise((r) => setTimeout(r, 200));
     for (let i = 0; i < 8; i++) {
@@ -213,7 +215,11 @@ describe('upstream connections', () => {
         Array.from({ length: 6 }, async () => {
           const res = await request(`${sidecar.url}/x`);
           const text = await res.body.text();
-          return { status: res.statusCode, retryAfter: res.headers['retry-after'], code: res.statusCode === 503 ? (JSON.parse(text) as { error: { code: string } }).error.code : undefined };
+          return {
+            status: res.statusCode,
+            retryAfter: res.headers['retry-after'],
+            code: res.statusCode === 503 ? (JSON.parse(text) as { error: { code: string } }).error.code : undefined,
+          };
         }),
       );
       // Two hold the connections; two wait and time out; two more find the queue full.

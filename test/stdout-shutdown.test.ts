@@ -48,7 +48,15 @@ function config(name: string, extra: string[] = []): string {
   const file = join(dir, name);
   writeFileSync(
     file,
-    ['listen: { address: 127.0.0.1:0 }', 'admin: { address: 127.0.0.1:0 }', 'egress: { address: 127.0.0.1:0 }', `upstream: { url: ${upstream.url} }`, 'telemetry: { metrics: { otlp: false }, traces: { enabled: false }, logs: { otlp: false, stdout: true } }', ...extra, ''].join('\n'),
+    [
+      'listen: { address: 127.0.0.1:0 }',
+      'admin: { address: 127.0.0.1:0 }',
+      'egress: { address: 127.0.0.1:0 }',
+      `upstream: { url: ${upstream.url} }`,
+      'telemetry: { metrics: { otlp: false }, traces: { enabled: false }, logs: { otlp: false, stdout: true } }',
+      ...extra,
+      '',
+    ].join('\n'),
   );
   return file;
 }

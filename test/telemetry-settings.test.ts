@@ -38,7 +38,13 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
   });
 
   it('lets a key the configuration sets win over its variable, and only that key', () => {
-    const env = { OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_SCHEDULE_DELAY: '250', OTEL_METRIC_EXPORT_INTERVAL: '1000', OTEL_TRACES_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' };
+    const env = {
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+      OTEL_BSP_SCHEDULE_DELAY: '250',
+      OTEL_METRIC_EXPORT_INTERVAL: '1000',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
+    };
     const s = resolve(env, { traces: { enabled: true, queueSize: 4000 }, metrics: { exportInterval: '30s' }, logs: { otlp: false } });
     expect(s.traces).toMatchObject({ enabled: true, queueSize: 4000, scheduledDelay: 250 });
     expect(s.metrics.exportInterval).toBe(30_000);
@@ -59,7 +65,12 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
   });
 
   it("bounds an export by the processor's timeout when it is the lower one; 0 is no limit", () => {
-    const s = resolve({ OTEL_BSP_EXPORT_TIMEOUT: '2500', OTEL_BLRP_EXPORT_TIMEOUT: '30000', OTEL_METRIC_EXPORT_TIMEOUT: '0', OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: '0' });
+    const s = resolve({
+      OTEL_BSP_EXPORT_TIMEOUT: '2500',
+      OTEL_BLRP_EXPORT_TIMEOUT: '30000',
+      OTEL_METRIC_EXPORT_TIMEOUT: '0',
+      OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: '0',
+    });
     expect(s.traces.exportTimeout).toBe(2500);
     expect(s.logs.exportTimeout).toBe(30_000);
     expect(s.metrics.exportTimeout).toBe(10_000);
@@ -70,7 +81,7 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
     expect(resolve({}, { exportTimeout: 0 }).logs.exportTimeout).toBe(NO_TIMEOUT);
   });
 
-  it('turns a signal\'s OTLP export off with none, and metrics with prometheus; a comma list with otlp keeps it', () => {
+  it("turns a signal's OTLP export off with none, and metrics with prometheus; a comma list with otlp keeps it", () => {
     const off = resolve({ OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'Prometheus', OTEL_LOGS_EXPORTER: ' NONE ' });
     expect([off.traces.enabled, off.metrics.otlp, off.logs.otlp]).toEqual([false, false, false]);
     const on = resolve({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_METRICS_EXPORTER: 'prometheus,otlp', OTEL_LOGS_EXPORTER: '' });
@@ -113,9 +124,12 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
       OTEL_BLRP_MAX_QUEUE_SIZE: 'OTEL_BLRP_MAX_QUEUE_SIZE="1.5": ignored, expected a positive integer; using 2048 (the default)',
       OTEL_BLRP_SCHEDULE_DELAY: 'OTEL_BLRP_SCHEDULE_DELAY="-1": ignored, expected a whole number of milliseconds; using 1000 ms (the default)',
       OTEL_METRIC_EXPORT_INTERVAL: 'OTEL_METRIC_EXPORT_INTERVAL="0": ignored, expected a whole number of milliseconds above 0; using 15000 ms (the default)',
-      OTEL_METRIC_EXPORT_TIMEOUT: 'OTEL_METRIC_EXPORT_TIMEOUT="soon": ignored, expected a whole number of milliseconds, 0 for no limit; using 10000 ms (the exporter\'s timeout)',
-      OTEL_EXPORTER_OTLP_TIMEOUT: 'OTEL_EXPORTER_OTLP_TIMEOUT="1e4": ignored, expected a whole number of milliseconds, 0 for no limit; using 10000 ms (the default)',
-      OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: 'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="99999999999": ignored, expected a whole number of milliseconds, 0 for no limit; using 10000 ms (the default)',
+      OTEL_METRIC_EXPORT_TIMEOUT:
+        'OTEL_METRIC_EXPORT_TIMEOUT="soon": ignored, expected a whole number of milliseconds, 0 for no limit; using 10000 ms (the exporter\'s timeout)',
+      OTEL_EXPORTER_OTLP_TIMEOUT:
+        'OTEL_EXPORTER_OTLP_TIMEOUT="1e4": ignored, expected a whole number of milliseconds, 0 for no limit; using 10000 ms (the default)',
+      OTEL_EXPORTER_OTLP_LOGS_TIMEOUT:
+        'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="99999999999": ignored, expected a whole number of milliseconds, 0 for no limit; using 10000 ms (the default)',
     });
     expect(s.warnings.find((w) => w.variable === 'OTEL_BSP_MAX_QUEUE_SIZE')).toMatchObject({ value: '-5', using: '2048 (the default)' });
   });
@@ -127,7 +141,10 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
   });
 
   it('does not read, or warn about, a variable whose key the configuration sets', () => {
-    const s = resolve({ OTEL_BSP_MAX_QUEUE_SIZE: 'lots', OTEL_EXPORTER_OTLP_TIMEOUT: 'x', OTEL_TRACES_EXPORTER: 'zipkin' }, { exportTimeout: '3s', traces: { queueSize: 10, enabled: true } });
+    const s = resolve(
+      { OTEL_BSP_MAX_QUEUE_SIZE: 'lots', OTEL_EXPORTER_OTLP_TIMEOUT: 'x', OTEL_TRACES_EXPORTER: 'zipkin' },
+      { exportTimeout: '3s', traces: { queueSize: 10, enabled: true } },
+    );
     expect(s.traces).toMatchObject({ queueSize: 10, exportTimeout: 3000, enabled: true });
     expect(s.warnings).toEqual([]);
   });
@@ -158,7 +175,9 @@ describe('telemetry settings: endpoints and sampler', () => {
   it('ignores a sampler it does not have, or a ratio outside 0..1, with a warning', () => {
     const bad = resolveSettings(telemetry(), { OTEL_TRACES_SAMPLER: 'jaeger_remote' });
     expect(bad.samplerShown).toBe('parentbased_always_on');
-    expect(bad.warnings.map((w) => [w.variable, w.code, w.using])).toEqual([['OTEL_TRACES_SAMPLER', 'SIDECAR_OTEL_ENV_INVALID', 'parentbased_always_on (the default)']]);
+    expect(bad.warnings.map((w) => [w.variable, w.code, w.using])).toEqual([
+      ['OTEL_TRACES_SAMPLER', 'SIDECAR_OTEL_ENV_INVALID', 'parentbased_always_on (the default)'],
+    ]);
     const ratio = resolveSettings(telemetry(), { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' });
     expect(ratio.samplerShown).toBe('parentbased_traceidratio 1');
     expect(ratio.warnings.map((w) => w.message)).toEqual(['OTEL_TRACES_SAMPLER_ARG="1.5": ignored, expected a ratio from 0 to 1; using 1 (the default)']);
@@ -173,7 +192,10 @@ describe('telemetry keys: timers', () => {
   it('refuses a metric interval of 0 and a timer longer than a timer can wait', () => {
     expect(() => telemetry({ metrics: { exportInterval: 0 } })).toThrow(/exportInterval[\s\S]*at least 1ms/);
     expect(() => telemetry({ shutdownTimeout: '30d' })).toThrow(/shutdownTimeout[\s\S]*at most 2147483647ms/);
-    expect(telemetry({ shutdownTimeout: '24d', metrics: { exportInterval: 1 } })).toMatchObject({ shutdownTimeout: 24 * 86_400_000, metrics: { exportInterval: 1 } });
+    expect(telemetry({ shutdownTimeout: '24d', metrics: { exportInterval: 1 } })).toMatchObject({
+      shutdownTimeout: 24 * 86_400_000,
+      metrics: { exportInterval: 1 },
+    });
   });
 });
 
@@ -186,7 +208,11 @@ describe('the OTEL_* variables, end to end', () => {
     // Spans would leave 50 ms after each request if traces were on.
     writeFileSync(config, ['telemetry:', `  endpoint: ${receiver.endpoint}`, '  errorLogInterval: 1h', '  traces: { scheduledDelay: 50ms }', ''].join('\n'));
     // Only these OTEL_* variables: the test runner's own are blanked.
-    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('OTEL_')).map((k) => [k, '']));
+    const env: NodeJS.ProcessEnv = Object.fromEntries(
+      Object.keys(process.env)
+        .filter((k) => k.startsWith('OTEL_'))
+        .map((k) => [k, '']),
+    );
     Object.assign(env, {
       SIDECAR_CONFIG: '',
       SIDECAR_LOG_LEVEL: '',

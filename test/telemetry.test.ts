@@ -95,8 +95,12 @@ describe('telemetry over OTLP', () => {
   });
 
   it('exports a SERVER span and its CLIENT child, whose id the upstream received as traceparent', async () => {
-    const spans = await receiver.waitFor(receiver.spans, (s) => s.some((x) => x.kindName === 'SERVER' && x.attributes['http.route'] === '/api/v1/agents' && x.attributes['http.response.status_code'] === 200));
-    const server = spans.find((x) => x.kindName === 'SERVER' && x.attributes['http.response.status_code'] === 200 && x.attributes['http.route'] === '/api/v1/agents')!;
+    const spans = await receiver.waitFor(receiver.spans, (s) =>
+      s.some((x) => x.kindName === 'SERVER' && x.attributes['http.route'] === '/api/v1/agents' && x.attributes['http.response.status_code'] === 200),
+    );
+    const server = spans.find(
+      (x) => x.kindName === 'SERVER' && x.attributes['http.response.status_code'] === 200 && x.attributes['http.route'] === '/api/v1/agents',
+    )!;
     const client = spans.find((x) => x.kindName === 'CLIENT' && x.parentSpanId === server.spanId)!;
     expect(client).toBeDefined();
     expect(client.traceId).toBe(server.traceId);
@@ -107,7 +111,12 @@ describe('telemetry over OTLP', () => {
     expect(hop.traceparent).toBe(`00-${server.traceId}-${client.spanId}-01`);
     expect(hop.baggage).toBeUndefined();
     expect(server.name).toBe('GET /api/v1/agents');
-    expect(server.attributes).toMatchObject({ 'http.request.method': 'GET', 'url.path': '/api/v1/agents', 'url.scheme': 'http', 'client.address': '127.0.0.1' });
+    expect(server.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'url.path': '/api/v1/agents',
+      'url.scheme': 'http',
+      'client.address': '127.0.0.1',
+    });
     expect(server.attributes['enduser.id']).toBeUndefined();
     expect(server.events.map((e) => e.name)).toEqual(expect.arrayContaining(['authenticated', 'authorization allowed']));
     expect(server.resource).toMatchObject({ 'service.name': 'triage-agent', 'deployment.environment.name': 'test' });
@@ -213,11 +222,14 @@ describe('telemetry over OTLP', () => {
       expect(text, name).toContain(name);
     }
     // 200 / 403 + 401 on /api/v1/agents, 200 / 429 on /api/v1/conversations.
-    const requests = (status: string, endpoint: string) => new RegExp(`agent_requests_total\\{[^}]*agent_type="triage-agent",status="${status}",endpoint="${endpoint}"[^}]*\\} (\\d+)\\n`).exec(text)?.[1];
+    const requests = (status: string, endpoint: string) =>
+      new RegExp(`agent_requests_total\\{[^}]*agent_type="triage-agent",status="${status}",endpoint="${endpoint}"[^}]*\\} (\\d+)\\n`).exec(text)?.[1];
     expect(['success', 'refused', 'error'].map((st) => requests(st, '/api/v1/agents'))).toEqual(['1', '2', undefined]);
     expect(['success', 'refused', 'error'].map((st) => requests(st, '/api/v1/conversations'))).toEqual(['1', '1', undefined]);
     // agent_errors_total holds the 502 alone.
-    expect([...text.matchAll(/^agent_errors_total\{[^}]*error_type="([^"]+)"[^}]*\} (\d+)$/gm)].map((m) => `${m[1]} ${m[2]}`)).toEqual(['SIDECAR_UPSTREAM_UNAVAILABLE 1']);
+    expect([...text.matchAll(/^agent_errors_total\{[^}]*error_type="([^"]+)"[^}]*\} (\d+)$/gm)].map((m) => `${m[1]} ${m[2]}`)).toEqual([
+      'SIDECAR_UPSTREAM_UNAVAILABLE 1',
+    ]);
     expect(text).toContain('le="30"');
   });
 
@@ -263,7 +275,12 @@ describe('request-path histograms', () => {
       expect(metric.dataPointType).toBe(DataPointType.HISTOGRAM);
       return metric.dataPoints[0]!.value as { buckets: { boundaries: number[]; counts: number[] }; count: number; sum: number; min?: number; max?: number };
     };
-    expect(await pointOf(cumulative)).toMatchObject({ buckets: { boundaries: [0.1, 0.5, 1, 2, 5, 10, 30], counts: [2, 0, 1, 0, 0, 0, 0, 1] }, count: 4, min: 0.05, max: 40 });
+    expect(await pointOf(cumulative)).toMatchObject({
+      buckets: { boundaries: [0.1, 0.5, 1, 2, 5, 10, 30], counts: [2, 0, 1, 0, 0, 0, 0, 1] },
+      count: 4,
+      min: 0.05,
+      max: 40,
+    });
     expect((await pointOf(delta))?.count).toBe(4);
     expect(await pointOf(delta)).toBeUndefined();
     cell.record(3);

@@ -46,7 +46,20 @@ afterEach(() => {
 describe('agent-sidecar keys', () => {
   it('create prints a key once, stores only its hash, and the key authenticates until revoked', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'keys-cli-')), 'keys.yaml');
-    const { stdout, stderr } = await cli(['keys', 'create', '--file', file, '--sub', 'svc-ingest', '--role', 'agent_operator', '--role', 'viewer', '--ttl', '90d']);
+    const { stdout, stderr } = await cli([
+      'keys',
+      'create',
+      '--file',
+      file,
+      '--sub',
+      'svc-ingest',
+      '--role',
+      'agent_operator',
+      '--role',
+      'viewer',
+      '--ttl',
+      '90d',
+    ]);
     const key = stdout.trim();
     expect(key).toMatch(/^sk_sidecar_[a-z0-9]+_[A-Za-z0-9_-]{43}$/);
     expect(stdout.split('\n').filter(Boolean)).toHaveLength(1);
@@ -104,13 +117,22 @@ describe('agent-sidecar token', () => {
     expect(typeof claims.jti).toBe('string');
 
     const auth = await createAuthenticator(validateConfig({ auth: { jwt: { secret: SECRET } } }).auth, { logger });
-    expect(await auth.authenticate(requestWith({ authorization: `Bearer ${token}` }))).toMatchObject({ subject: 'alice', roles: ['analyst'], scopes: ['agents:read'] });
+    expect(await auth.authenticate(requestWith({ authorization: `Bearer ${token}` }))).toMatchObject({
+      subject: 'alice',
+      roles: ['analyst'],
+      scopes: ['agents:read'],
+    });
     const refresh = (await cli(['token', '--sub', 'alice', '--type', 'refresh', '--secret', SECRET])).stdout.trim();
     await expect(auth.authenticate(requestWith({ authorization: `Bearer ${refresh}` }))).rejects.toMatchObject({ code: 'SIDECAR_TOKEN_TYPE_REFUSED' });
   });
 
   it('refuses bad input with a code', async () => {
-    for (const args of [['token', '--sub', 'alice'], ['token', '--sub', 'alice', '--secret', 'short'], ['token', '--secret', SECRET], ['token', '--sub', 'a', '--secret', SECRET, '--ttl', 'soon']]) {
+    for (const args of [
+      ['token', '--sub', 'alice'],
+      ['token', '--sub', 'alice', '--secret', 'short'],
+      ['token', '--secret', SECRET],
+      ['token', '--sub', 'a', '--secret', SECRET, '--ttl', 'soon'],
+    ]) {
       await expect(cli(args), args.join(' ')).rejects.toMatchObject({ code: 'SIDECAR_USAGE_INVALID' });
     }
     await expect(cli(['token', '--sub', 'a', '--secret', SECRET, '--type', 'id'])).rejects.toMatchObject({ code: 'commander.invalidArgument' });

@@ -34,7 +34,9 @@ async function upstreamWith(onUpgrade: (socket: net.Socket) => void): Promise<st
 function handshake(port: number): net.Socket {
   const s = net.connect(port, '127.0.0.1');
   s.on('error', () => {});
-  s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  s.write(
+    'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
   return s;
 }
 

@@ -75,7 +75,10 @@ export async function startAuthFixture(): Promise<AuthFixture> {
     served[req.url ?? ''] = (served[req.url ?? ''] ?? 0) + 1;
     const body = req.method !== 'GET' ? undefined : req.url === JWKS_PATH ? jwks : req.url === DISCOVERY_PATH ? discovery : undefined;
     if (body === undefined) res.writeHead(404).end();
-    else res.writeHead(200, { 'content-type': req.url === JWKS_PATH ? 'application/jwk-set+json' : 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    else
+      res
+        .writeHead(200, { 'content-type': req.url === JWKS_PATH ? 'application/jwk-set+json' : 'application/json', 'content-length': Buffer.byteLength(body) })
+        .end(body);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -29,7 +29,12 @@ const pool = new Pool(origin, { connections: 128, pipelining: 1 });
 
 const server = http.createServer({ noDelay: true }, (req, res) => {
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  const opts: Dispatcher.DispatchOptions = { path: req.url!, method: req.method as Dispatcher.HttpMethod, headers: strip(req.headers), body: hasBody ? req : null };
+  const opts: Dispatcher.DispatchOptions = {
+    path: req.url!,
+    method: req.method as Dispatcher.HttpMethod,
+    headers: strip(req.headers),
+    body: hasBody ? req : null,
+  };
   pool.dispatch(opts, {
     onRequestStart: () => {},
     onResponseStart: (_c, status, headers) => void res.writeHead(status, strip(headers)),

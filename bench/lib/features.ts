@@ -75,9 +75,12 @@ export function missingFeature(scenario: Scenario, o: { hasKey?: (key: string) =
   const f = FEATURES[scenario];
   if (f === undefined) return undefined;
   const hasKey = o.hasKey ?? hasConfigKey;
-  const configured = o.configured ?? (scenario === 'protect' ? protectionConfig() !== undefined : egressConfig({ address: '127.0.0.1:0', providerOrigin: 'http://127.0.0.1:0' }) !== undefined);
+  const configured =
+    o.configured ??
+    (scenario === 'protect' ? protectionConfig() !== undefined : egressConfig({ address: '127.0.0.1:0', providerOrigin: 'http://127.0.0.1:0' }) !== undefined);
   if (!hasKey(f.key)) return `scenario ${scenario} needs ${f.needs}: this build's configuration has no \`${f.key}\` key`;
-  if (!configured) return `scenario ${scenario}: ${f.needs} is in this build (\`${f.key}\`), but bench/lib/features.ts has no configuration for it yet (${f.fill})`;
+  if (!configured)
+    return `scenario ${scenario}: ${f.needs} is in this build (\`${f.key}\`), but bench/lib/features.ts has no configuration for it yet (${f.fill})`;
   return undefined;
 }
 
@@ -90,7 +93,10 @@ export function protectBody(bytes = 4096): string {
     padding: '',
   };
   for (let i = 0; JSON.stringify(doc).length < bytes - 200; i++) {
-    doc.messages.push({ role: i % 2 ? 'assistant' : 'user', content: `Message ${i}: please call me back on +1 202 555 01${String(i % 100).padStart(2, '0')} or write to user${i}@example.net.` });
+    doc.messages.push({
+      role: i % 2 ? 'assistant' : 'user',
+      content: `Message ${i}: please call me back on +1 202 555 01${String(i % 100).padStart(2, '0')} or write to user${i}@example.net.`,
+    });
   }
   const short = bytes - Buffer.byteLength(JSON.stringify(doc));
   if (short < 0) throw new Error(`protectBody: cannot make a document of ${bytes} bytes`);

@@ -113,7 +113,8 @@ export class ResponseReader {
     if (/\bchunked\b/i.test(this.headers['transfer-encoding'] ?? '')) this.#state = 'size';
     else if (this.headers['content-length'] !== undefined) {
       this.#remaining = Number(this.headers['content-length']);
-      if (!Number.isSafeInteger(this.#remaining) || this.#remaining < 0) throw new Error(`a Content-Length that is not a length: ${JSON.stringify(this.headers['content-length'])}`);
+      if (!Number.isSafeInteger(this.#remaining) || this.#remaining < 0)
+        throw new Error(`a Content-Length that is not a length: ${JSON.stringify(this.headers['content-length'])}`);
       this.#state = 'length';
       if (this.#remaining === 0) this.done = true;
     } else throw new Error('a response with neither Content-Length nor chunked encoding (read to close): not supported');

@@ -9,7 +9,17 @@ const i = address.lastIndexOf(':');
 const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
 function stream(bytes: number): { chunks: Buffer[]; outputTokens: number } {
-  const head = sse('message_start', { type: 'message_start', message: { id: 'msg_bench', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], usage: { input_tokens: 1200, cache_read_input_tokens: 30000, cache_creation_input_tokens: 0, output_tokens: 1 } } });
+  const head = sse('message_start', {
+    type: 'message_start',
+    message: {
+      id: 'msg_bench',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-sonnet-4-6',
+      content: [],
+      usage: { input_tokens: 1200, cache_read_input_tokens: 30000, cache_creation_input_tokens: 0, output_tokens: 1 },
+    },
+  });
   const delta = sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'x'.repeat(64) } });
   const events = [head, sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } })];
   const n = Math.max(1, Math.floor(bytes / delta.length));

@@ -46,7 +46,14 @@ export function oauth2ProxyArgs(o: { listen: string; upstream: string; issuer: s
   ];
 }
 
-export async function startOauth2Proxy(bin: string, dir: string, upstream: Server, auth: AuthFixture, roles: readonly string[], cpus: string | undefined): Promise<Server> {
+export async function startOauth2Proxy(
+  bin: string,
+  dir: string,
+  upstream: Server,
+  auth: AuthFixture,
+  roles: readonly string[],
+  cpus: string | undefined,
+): Promise<Server> {
   const port = await freePort();
   const args = oauth2ProxyArgs({
     listen: `${HOST}:${port}`,
@@ -56,7 +63,10 @@ export async function startOauth2Proxy(bin: string, dir: string, upstream: Serve
     // 32 characters: an AES-256 key as oauth2-proxy wants it.
     cookieSecret: randomBytes(16).toString('hex'),
   });
-  writeFileSync(join(dir, 'oauth2-proxy.args'), `${args.map((a) => (a.startsWith('--cookie-secret=') ? '--cookie-secret=<random 32 characters>' : a)).join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'oauth2-proxy.args'),
+    `${args.map((a) => (a.startsWith('--cookie-secret=') ? '--cookie-secret=<random 32 characters>' : a)).join('\n')}\n`,
+  );
   const child = startChild('oauth2-proxy', bin, args, { cpus });
   const url = `http://${HOST}:${port}/`;
   await waitFor200(`${url}ping`, child);

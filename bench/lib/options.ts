@@ -63,7 +63,14 @@ export const TARGET_NAMES = [
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 /** The targets that are this project's sidecar, in some configuration. */
-export const SIDECAR_TARGETS = ['sidecar', 'sidecar-auth', 'sidecar-telemetry', 'sidecar-full', 'sidecar-protect', 'sidecar-egress'] as const satisfies readonly TargetName[];
+export const SIDECAR_TARGETS = [
+  'sidecar',
+  'sidecar-auth',
+  'sidecar-telemetry',
+  'sidecar-full',
+  'sidecar-protect',
+  'sidecar-egress',
+] as const satisfies readonly TargetName[];
 export type SidecarTarget = (typeof SIDECAR_TARGETS)[number];
 /** The targets that run on Node.js (V8 optimizes them as they run: see rateWarmupSeconds). */
 export const NODE_TARGETS: readonly TargetName[] = [...SIDECAR_TARGETS, 'undici-proxy'];
@@ -264,7 +271,8 @@ function nodeFlagsOf(raw: string | undefined): 'default' | 'none' {
 function scenarioOf(raw: string | undefined): Scenario | 'all' {
   if (raw === undefined || raw === '') return 'passthrough';
   if (raw === 'all') return 'all';
-  if (!(SCENARIOS as readonly string[]).includes(raw)) throw new Error(`unknown scenario ${JSON.stringify(raw)}; expected one of ${SCENARIOS.join(', ')} or all`);
+  if (!(SCENARIOS as readonly string[]).includes(raw))
+    throw new Error(`unknown scenario ${JSON.stringify(raw)}; expected one of ${SCENARIOS.join(', ')} or all`);
   return raw as Scenario;
 }
 
@@ -284,10 +292,12 @@ function targets(raw: string | undefined, scenario: Scenario | 'all'): TargetNam
 
 function telemetrySignals(raw: string | undefined, scenario: Scenario | 'all'): TelemetrySignal[] {
   if (raw === undefined || raw === '') return [...TELEMETRY_SIGNALS];
-  if (scenario !== 'all' && !TELEMETRY_SCENARIOS.includes(scenario)) throw new Error(`--telemetry-signals needs --scenario ${TELEMETRY_SCENARIOS.join(', ')} or all`);
+  if (scenario !== 'all' && !TELEMETRY_SCENARIOS.includes(scenario))
+    throw new Error(`--telemetry-signals needs --scenario ${TELEMETRY_SCENARIOS.join(', ')} or all`);
   const list = raw.split(',').map((s) => s.trim());
   for (const t of list) {
-    if (!(TELEMETRY_SIGNALS as readonly string[]).includes(t)) throw new Error(`unknown telemetry signal ${JSON.stringify(t)}; expected some of ${TELEMETRY_SIGNALS.join(',')}`);
+    if (!(TELEMETRY_SIGNALS as readonly string[]).includes(t))
+      throw new Error(`unknown telemetry signal ${JSON.stringify(t)}; expected some of ${TELEMETRY_SIGNALS.join(',')}`);
   }
   if (new Set(list).size !== list.length) throw new Error(`--telemetry-signals lists a signal twice: ${raw}`);
   // In a fixed order, so the configuration and the printout read the same whatever the flag's order.

@@ -155,7 +155,11 @@ export interface Comparison {
   /** Each sidecar target against each peer that ran. */
   peers: PeerRatios[];
   /** SSE scenarios: what each hop adds to direct's stream times (µs), and events/s ratios. */
-  streams: { addedUs: PerTarget<{ ttfeP50: number; ttfeP99: number; totalP50: number; totalP99: number }>; eventsVsDirect: PerTarget<number>; eventsVsNginx: PerTarget<number> };
+  streams: {
+    addedUs: PerTarget<{ ttfeP50: number; ttfeP99: number; totalP50: number; totalP99: number }>;
+    eventsVsDirect: PerTarget<number>;
+    eventsVsNginx: PerTarget<number>;
+  };
   /** The floor against each nginx target: can any Node proxy reach it here? */
   floor: FloorNote[];
   checks: Check[];
@@ -214,7 +218,9 @@ export function compare(m: Measurements, o: { subject?: SidecarTarget | undefine
   const floorAdded = vs('undici-proxy', 'nginx');
   const off = m.rate.sidecar;
   const over = (on: RateResult | undefined) =>
-    on && off ? { p50: on.latencyUs.p50 - off.latencyUs.p50, p99: on.latencyUs.p99 - off.latencyUs.p99, p999: on.latencyUs.p999 - off.latencyUs.p999 } : undefined;
+    on && off
+      ? { p50: on.latencyUs.p50 - off.latencyUs.p50, p99: on.latencyUs.p99 - off.latencyUs.p99, p999: on.latencyUs.p999 - off.latencyUs.p999 }
+      : undefined;
   const authAddedUs = over(m.rate['sidecar-auth']);
   const telemetryAddedUs = over(m.rate['sidecar-telemetry']);
 
@@ -236,7 +242,15 @@ export function compare(m: Measurements, o: { subject?: SidecarTarget | undefine
     );
   }
   if (ran('oauth2-proxy', 'sidecar-auth')) {
-    checks.push(check('oauth2-proxy-saturation', 'saturation: sidecar-auth req/s vs oauth2-proxy (same JWT workload)', saturation.authVsOauth2Proxy, '>=', TARGETS.vsOauth2Proxy));
+    checks.push(
+      check(
+        'oauth2-proxy-saturation',
+        'saturation: sidecar-auth req/s vs oauth2-proxy (same JWT workload)',
+        saturation.authVsOauth2Proxy,
+        '>=',
+        TARGETS.vsOauth2Proxy,
+      ),
+    );
   }
   const coresPer1000: PerTarget<number> = {};
   for (const t of Object.keys(m.rate) as TargetName[]) {
@@ -254,7 +268,13 @@ export function compare(m: Measurements, o: { subject?: SidecarTarget | undefine
   if (m.soak !== undefined) {
     checks.push(
       check('soak-rss-max', `soak (${m.soak.minutes} min at ${m.soak.rate} req/s): ${m.soak.target} largest RSS`, m.soak.maxBytes / MB, '<=', TARGETS.rssMb),
-      check('soak-rss-slope', `soak (${m.soak.minutes} min at ${m.soak.rate} req/s): ${m.soak.target} RSS slope`, m.soak.slopeMbPerMinute, '<=', TARGETS.soakSlopeMbPerMinute),
+      check(
+        'soak-rss-slope',
+        `soak (${m.soak.minutes} min at ${m.soak.rate} req/s): ${m.soak.target} RSS slope`,
+        m.soak.slopeMbPerMinute,
+        '<=',
+        TARGETS.soakSlopeMbPerMinute,
+      ),
     );
   }
   if (ran('sidecar', 'sidecar-auth')) {
@@ -413,7 +433,14 @@ function verdict(c: Check | undefined): string {
 /** Right-aligns every column but the first. */
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('   ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export interface Header {
@@ -448,7 +475,12 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
     out.push(`Telemetry (${extra.telemetry.signals.join(', ')} over OTLP gRPC to the bench's receiver):`, ...receiverLines(extra.telemetry), '');
   }
   const own = (['cpu-cores', 'rss', 'oauth2-proxy-saturation'] as const).flatMap((id) => checkFor(id) ?? []);
-  if (own.length > 0) out.push('Targets:', table(own.map((c) => [`  ${c.name}`, checkValue(c), `target ${c.op === '>=' ? '≥' : '≤'} ${checkValue({ ...c, value: c.limit })}`, verdict(c)])), '');
+  if (own.length > 0)
+    out.push(
+      'Targets:',
+      table(own.map((c) => [`  ${c.name}`, checkValue(c), `target ${c.op === '>=' ? '≥' : '≤'} ${checkValue({ ...c, value: c.limit })}`, verdict(c)])),
+      '',
+    );
   if (m.soak !== undefined) out.push(...soakLines(m.soak, checkFor('soak-rss-max'), checkFor('soak-rss-slope')), '');
 
   const failed = cmp.checks.filter((c) => c.pass !== true);
@@ -480,7 +512,8 @@ function requestLines(m: Measurements, cmp: Comparison, order: readonly TargetNa
   const checkFor = (id: Check['id']) => cmp.checks.find((c) => c.id === id);
   const sat = cmp.saturation;
   const satRatios: string[][] = [];
-  if (has('nginx', 'sidecar')) satRatios.push(['  sidecar / nginx', x(sat.sidecarVsNginx), `target ≥ ${TARGETS.saturationVsNginx}x`, verdict(checkFor('saturation'))]);
+  if (has('nginx', 'sidecar'))
+    satRatios.push(['  sidecar / nginx', x(sat.sidecarVsNginx), `target ≥ ${TARGETS.saturationVsNginx}x`, verdict(checkFor('saturation'))]);
   if (has('undici-proxy', 'sidecar')) satRatios.push(['  sidecar / undici-proxy', x(sat.sidecarVsUndiciProxy), '', '']);
   if (has('nginx', 'undici-proxy')) satRatios.push(['  undici-proxy / nginx (floor)', x(sat.undiciProxyVsNginx), '', '']);
   if (has('direct', 'sidecar')) satRatios.push(['  sidecar / direct', x(sat.sidecarVsDirect), '', '']);
@@ -508,7 +541,16 @@ function requestLines(m: Measurements, cmp: Comparison, order: readonly TargetNa
       signedUs(a?.p999),
     ]);
   }
-  out.push(header.rate, table(rateRows), '  (+pNN: added latency vs direct at the same percentile)', ...cpuLine(m, 'rate', order), ...coresLine(cmp, order), ...rssLine(m, 'rate', order), ...hwmLine(m, order), '');
+  out.push(
+    header.rate,
+    table(rateRows),
+    '  (+pNN: added latency vs direct at the same percentile)',
+    ...cpuLine(m, 'rate', order),
+    ...coresLine(cmp, order),
+    ...rssLine(m, 'rate', order),
+    ...hwmLine(m, order),
+    '',
+  );
   const a = cmp.rate.sidecarAddedVsNginxAdded;
   const u = cmp.rate.sidecarAddedVsUndiciProxyAdded;
   const f = cmp.rate.undiciProxyAddedVsNginxAdded;
@@ -537,7 +579,8 @@ function requestLines(m: Measurements, cmp: Comparison, order: readonly TargetNa
 
   if (cmp.floor.length > 0) out.push(...floorLines(cmp), '');
   if (has('sidecar', 'sidecar-auth')) out.push(...authLines(m, cmp, checkFor('auth-saturation')), '');
-  if (has('sidecar', 'sidecar-telemetry')) out.push(...telemetryLines(m, cmp, checkFor('telemetry-saturation'), checkFor('telemetry-added-p50'), extra.telemetry), '');
+  if (has('sidecar', 'sidecar-telemetry'))
+    out.push(...telemetryLines(m, cmp, checkFor('telemetry-saturation'), checkFor('telemetry-added-p50'), extra.telemetry), '');
   return out;
 }
 
@@ -580,20 +623,40 @@ function fullLines(m: Measurements, cmp: Comparison, checkFor: (id: Check['id'])
 }
 
 function streamLines(m: Measurements, cmp: Comparison, order: readonly TargetName[], header: string): string[] {
-  const rows = [['target', 'streams', 'streams/s', 'events/s', 'TTFE p50', 'p99', 'total p50', 'p99', 'p99.9', '+TTFE p50', '+total p50', '+total p99', 'errors']];
+  const rows = [
+    ['target', 'streams', 'streams/s', 'events/s', 'TTFE p50', 'p99', 'total p50', 'p99', 'p99.9', '+TTFE p50', '+total p50', '+total p99', 'errors'],
+  ];
   for (const t of order) {
     const r = m.streams[t];
     if (!r) continue;
     const a = cmp.streams.addedUs[t];
     const errors = r.errors.status + r.errors.short + r.errors.error;
-    rows.push([t, int.format(r.streams), r.streamsPerSecond.toFixed(1), int.format(r.eventsPerSecond), us(r.ttfeUs.p50), us(r.ttfeUs.p99), us(r.totalUs.p50), us(r.totalUs.p99), us(r.totalUs.p999), signedUs(a?.ttfeP50), signedUs(a?.totalP50), signedUs(a?.totalP99), int.format(errors)]);
+    rows.push([
+      t,
+      int.format(r.streams),
+      r.streamsPerSecond.toFixed(1),
+      int.format(r.eventsPerSecond),
+      us(r.ttfeUs.p50),
+      us(r.ttfeUs.p99),
+      us(r.totalUs.p50),
+      us(r.totalUs.p99),
+      us(r.totalUs.p999),
+      signedUs(a?.ttfeP50),
+      signedUs(a?.totalP50),
+      signedUs(a?.totalP99),
+      int.format(errors),
+    ]);
   }
   const cpu = order.flatMap((t) => {
     const c = m.cpuSeconds.streams[t];
     const r = m.streams[t];
     return c === undefined || !r || r.eventsPerSecond === 0 ? [] : [`${t} ${((c / (r.eventsPerSecond * r.durationSeconds)) * 1e6).toFixed(2)} ms`];
   });
-  const ratios = order.flatMap((t) => (cmp.streams.eventsVsDirect[t] === undefined ? [] : [`${t} ${x(cmp.streams.eventsVsDirect[t])}${cmp.streams.eventsVsNginx[t] === undefined ? '' : ` (${x(cmp.streams.eventsVsNginx[t])} of nginx)`}`]));
+  const ratios = order.flatMap((t) =>
+    cmp.streams.eventsVsDirect[t] === undefined
+      ? []
+      : [`${t} ${x(cmp.streams.eventsVsDirect[t])}${cmp.streams.eventsVsNginx[t] === undefined ? '' : ` (${x(cmp.streams.eventsVsNginx[t])} of nginx)`}`],
+  );
   return [
     header,
     table(rows),
@@ -611,7 +674,11 @@ function soakLines(s: SoakResult, max: Check | undefined, slope: Check | undefin
     `  RSS first ${mb(s.firstBytes)} MB, last ${mb(s.lastBytes)} MB, max ${mb(s.maxBytes)} MB; slope ${fixed(s.slopeMbPerMinute, 2)} MB/min`,
     `  requests ${int.format(s.requests)}, success ${(s.success * 100).toFixed(2)}%, p50 ${us(lat.p50)} µs, p99 ${us(lat.p99)} µs (vegeta's estimate)`,
     table(
-      [max, slope].flatMap((c) => (c === undefined ? [] : [[`  ${c.id === 'soak-rss-max' ? 'largest RSS' : 'RSS slope'}`, checkValue(c), `target ≤ ${checkValue({ ...c, value: c.limit })}`, verdict(c)]])),
+      [max, slope].flatMap((c) =>
+        c === undefined
+          ? []
+          : [[`  ${c.id === 'soak-rss-max' ? 'largest RSS' : 'RSS slope'}`, checkValue(c), `target ≤ ${checkValue({ ...c, value: c.limit })}`, verdict(c)]],
+      ),
     ),
   ];
 }
@@ -699,7 +766,10 @@ export function warnings(m: Measurements): string[] {
     if (n > 0) w.push(`wrk against ${t}: ${n} errors ${JSON.stringify(r.errors)}`);
   }
   for (const [t, r] of Object.entries(m.rate)) {
-    if (r.success < 1) w.push(`vegeta against ${t}: success ${(r.success * 100).toFixed(2)}%, status codes ${JSON.stringify(r.statusCodes)}, errors ${JSON.stringify(r.errors.slice(0, 3))}`);
+    if (r.success < 1)
+      w.push(
+        `vegeta against ${t}: success ${(r.success * 100).toFixed(2)}%, status codes ${JSON.stringify(r.statusCodes)}, errors ${JSON.stringify(r.errors.slice(0, 3))}`,
+      );
   }
   return w;
 }

@@ -117,7 +117,10 @@ export async function startNginxProxy(dir: string, upstream: Server, cpus: strin
 /** The floor for a Node.js proxy: node:http + an undici Pool, nothing else (bare-proxy.ts). */
 export async function startBareProxy(upstream: Server, cpus: string | undefined): Promise<Server> {
   const port = await freePort();
-  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], { cpus, env: { ...SIDECAR_ENV, ...process.env } });
+  const child = startChild('undici-proxy', process.execPath, [...SIDECAR_V8_FLAGS, BARE_PROXY, `${HOST}:${port}`, upstream.url.replace(/\/$/, '')], {
+    cpus,
+    env: { ...SIDECAR_ENV, ...process.env },
+  });
   const url = `http://${HOST}:${port}/`;
   await waitFor200(url, child);
   return { name: 'undici-proxy', url, child };
@@ -161,7 +164,10 @@ ${/^egress:/m.test(options.extraConfig ?? '') ? '' : `egress:\n  address: ${HOST
   level: ${options.logLevel ?? 'warn'}
 ${options.extraConfig ?? ''}`,
   );
-  const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
+  const profile =
+    options.cpuProfileDir === undefined
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}-${Date.now()}.cpuprofile`];
   // The launcher adds SIDECAR_V8_FLAGS and SIDECAR_ENV itself; the sources get them here.
   const source = options.entry === SIDECAR_SOURCE;
   const bare = options.nodeFlags === 'none';

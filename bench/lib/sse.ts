@@ -21,7 +21,13 @@ const CLIENT = fileURLToPath(new URL('./sse-client.ts', import.meta.url));
 export function sseEvents(n: number): string[] {
   const events: string[] = [];
   for (let i = 0; i < n - 1; i++) {
-    const chunk = { id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 0, model: 'bench', choices: [{ index: 0, delta: { content: `token-${String(i).padStart(5, '0')} ` }, finish_reason: null }] };
+    const chunk = {
+      id: 'chatcmpl-bench',
+      object: 'chat.completion.chunk',
+      created: 0,
+      model: 'bench',
+      choices: [{ index: 0, delta: { content: `token-${String(i).padStart(5, '0')} ` }, finish_reason: null }],
+    };
     events.push(`data: ${JSON.stringify(chunk)}\n\n`);
   }
   if (n > 0) events.push('data: [DONE]\n\n');
@@ -132,9 +138,22 @@ export interface StreamClientOptions {
 }
 
 /** Runs the client (a child process, pinnable like wrk and vegeta) and summarizes what it measured. */
-export async function runStreams(url: string, shape: RequestShape, o: { streams: number; seconds: number; events: number; dir: string; name: string; cpus: string | undefined }): Promise<StreamResult> {
+export async function runStreams(
+  url: string,
+  shape: RequestShape,
+  o: { streams: number; seconds: number; events: number; dir: string; name: string; cpus: string | undefined },
+): Promise<StreamResult> {
   const out = join(o.dir, `sse-${o.name}.json`);
-  const args: StreamClientOptions = { url, method: shape.method ?? 'GET', headers: shape.headers, body: shape.body, streams: o.streams, seconds: o.seconds, events: o.events, out };
+  const args: StreamClientOptions = {
+    url,
+    method: shape.method ?? 'GET',
+    headers: shape.headers,
+    body: shape.body,
+    streams: o.streams,
+    seconds: o.seconds,
+    events: o.events,
+    out,
+  };
   await runChecked('sse client', process.execPath, [CLIENT, JSON.stringify(args)], (o.seconds + 60) * 1000, { cpus: o.cpus });
   return summarizeStreams(JSON.parse(readFileSync(out, 'utf8')) as StreamSamples);
 }

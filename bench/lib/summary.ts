@@ -37,7 +37,11 @@ function row(cells: readonly string[]): string {
 export function performanceTable(
   runs: readonly ScenarioRun[],
   skipped: ReadonlyArray<{ scenario: Scenario; reason: string }>,
-  o: { meta: RunMeta; options: Pick<BenchOptions, 'rate' | 'saturationSeconds' | 'rateSeconds' | 'threads' | 'connections' | 'streams' | 'events' | 'source' | 'cpuProfile'>; pinning: string },
+  o: {
+    meta: RunMeta;
+    options: Pick<BenchOptions, 'rate' | 'saturationSeconds' | 'rateSeconds' | 'threads' | 'connections' | 'streams' | 'events' | 'source' | 'cpuProfile'>;
+    pinning: string;
+  },
 ): string {
   const { meta, options } = o;
   const out = [
@@ -113,7 +117,14 @@ export function performanceTable(
     out.push('', row(['scenario', 'check', 'measured', 'verdict']), row(['---', '---', '--:', '---']));
     for (const { scenario, c } of checks) {
       const verdict = c.pass === undefined ? 'n/a' : c.pass ? 'PASS' : 'MISS';
-      out.push(row([`(${LETTER[scenario]}) ${scenario}`, `${c.name}, target ${c.op === '>=' ? '≥' : '≤'} ${checkValue({ ...c, value: c.limit })}`, checkValue(c), verdict]));
+      out.push(
+        row([
+          `(${LETTER[scenario]}) ${scenario}`,
+          `${c.name}, target ${c.op === '>=' ? '≥' : '≤'} ${checkValue({ ...c, value: c.limit })}`,
+          checkValue(c),
+          verdict,
+        ]),
+      );
     }
   }
   for (const s of skipped) out.push('', `(${LETTER[s.scenario]}) ${s.scenario}: not measured: ${s.reason}.`);

@@ -195,7 +195,8 @@ export async function verifyTelemetry(
     );
   }
   const unexpected = (['traces', 'metrics', 'logs'] as const).filter((s) => !signals.includes(s) && d.requests[s] > 0);
-  if (unexpected.length > 0) throw new Error(`${on.name} exported ${unexpected.join(', ')}, which --telemetry-signals left out (received ${JSON.stringify(d)})`);
+  if (unexpected.length > 0)
+    throw new Error(`${on.name} exported ${unexpected.join(', ')}, which --telemetry-signals left out (received ${JSON.stringify(d)})`);
   if (d.foreign > 0) throw new Error(`the OTLP receiver got ${d.foreign} item(s) not from ${on.name}: another sidecar exports telemetry`);
 
   const metricsStatus = on.adminUrl ? (await get(`${on.adminUrl}/metrics`, 2000)).status : 0;
@@ -206,12 +207,17 @@ export async function verifyTelemetry(
   if (signals.includes('logs')) {
     // The sidecar's stdout writes are asynchronous: give them a moment.
     for (let i = 0; i < 20 && accessLines < REQUESTS; i++) {
-      accessLines = readFileSync(stdoutFile, 'utf8').split('\n').filter((l) => l.includes('"event_type":"access"')).length;
+      accessLines = readFileSync(stdoutFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"event_type":"access"')).length;
       if (accessLines < REQUESTS) await sleep(100);
     }
     if (accessLines < REQUESTS) throw new Error(`${on.name} wrote ${accessLines} access lines to stdout (${stdoutFile}) for ${REQUESTS} requests`);
   }
-  const result = { seen: { spans: d.spans, metricPoints: d.metricPoints, logRecords: d.logRecords, accessLines, prometheus: metricsStatus === 200 }, offMetricsStatus };
+  const result = {
+    seen: { spans: d.spans, metricPoints: d.metricPoints, logRecords: d.logRecords, accessLines, prometheus: metricsStatus === 200 },
+    offMetricsStatus,
+  };
   log(
     `telemetry verified in ${((Date.now() - started) / 1000).toFixed(1)}s: ${on.name} exported ${d.spans} spans, ${d.metricPoints} metric points, ${d.logRecords} log records` +
       `${signals.includes('logs') ? `, ${accessLines} access lines on stdout` : ''}; sidecar (off) /metrics ${offMetricsStatus ?? '-'} and nothing else reached the receiver`,

@@ -39,7 +39,10 @@ const HEADS: Record<TrickleKind, { head: string; byte: string }> = {
   'declared-long': { head: 'POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n', byte: 'x' },
   chunked: { head: 'POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n', byte: '1\r\nx\r\n' },
   // 70 kB at once, past the buffer, so that the body streams to the upstream; then a trickle.
-  streaming: { head: `POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n${'x'.repeat(70_000)}`, byte: 'x' },
+  streaming: {
+    head: `POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n${'x'.repeat(70_000)}`,
+    byte: 'x',
+  },
   // A head that never ends: one more header byte at a time.
   slowloris: { head: 'GET / HTTP/1.1\r\nHost: bench\r\nX-Slow: ', byte: 'a' },
 };

@@ -16,7 +16,11 @@ const { publicKey, privateKey } = await generateKeyPair('RS256');
 const dir = mkdtempSync(join(tmpdir(), 'access-micro-'));
 const keyFile = join(dir, 'key.pem');
 writeFileSync(keyFile, await exportSPKI(publicKey));
-const token = await new SignJWT({ sub: 'bench', roles: ['analyst'], jti: 'j1' }).setProtectedHeader({ alg: 'RS256' }).setIssuedAt().setExpirationTime('1h').sign(privateKey);
+const token = await new SignJWT({ sub: 'bench', roles: ['analyst'], jti: 'j1' })
+  .setProtectedHeader({ alg: 'RS256' })
+  .setIssuedAt()
+  .setExpirationTime('1h')
+  .sign(privateKey);
 const config = validateConfig({ auth: { jwt: { keyFiles: [keyFile] } }, log: { level: 'warn' } });
 const access = await createAccess(config, createLogger('warn'));
 
@@ -28,9 +32,18 @@ function context(): RequestContext {
   req.headers = { host: 'a', authorization: `Bearer ${token}`, 'user-agent': 'bench' };
   req.rawHeaders = ['host', 'a', 'authorization', `Bearer ${token}`, 'user-agent', 'bench'];
   return {
-    req, res: undefined, socket, requestId: 'r', startedAt: 0n, target: '/api/v1/agents',
+    req,
+    res: undefined,
+    socket,
+    requestId: 'r',
+    startedAt: 0n,
+    target: '/api/v1/agents',
     forwarded: { for: '127.0.0.1', proto: 'http', host: 'a', clientAddress: '127.0.0.1', trusted: true },
-    upstreamHeaders: new Map(), strippedHeaders: new Set(), responseHeaders: new Map(), bytesIn: 0, bytesOut: 0,
+    upstreamHeaders: new Map(),
+    strippedHeaders: new Set(),
+    responseHeaders: new Map(),
+    bytesIn: 0,
+    bytesOut: 0,
   };
 }
 

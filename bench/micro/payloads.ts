@@ -1,7 +1,8 @@
 // Typical agent payloads for the protection benchmark: a chat request with messages, tool
 // calls and metadata, mostly clean text with a few identifiers, timestamps and ids, and a
 // handful of values the default rules protect. Deterministic (no randomness), so runs compare.
-const WORDS = 'the agent should summarise the ticket and propose next steps for the customer who reported a failed export of the quarterly report yesterday'.split(' ');
+const WORDS =
+  'the agent should summarise the ticket and propose next steps for the customer who reported a failed export of the quarterly report yesterday'.split(' ');
 
 function sentence(i: number, n: number): string {
   let s = '';
@@ -28,7 +29,10 @@ export function chatBody(bytes: number, seed = 0, pii = true): string {
       role: i % 2 === 0 ? 'user' : 'assistant',
       created_at: `2025-01-${String((i % 28) + 1).padStart(2, '0')}T10:${String(i % 60).padStart(2, '0')}:00Z`,
       content: `${sentence(i, 24)} order 10${String(48213 + i)} at version 4.2.${i}${extra}`,
-      tool: i % 3 === 0 ? { name: 'lookup_order', input: { order_id: 100000 + n, api_key: pii && i % 9 === 0 ? 'sk-proj-abcdefghijklmnopqrstuvwx' : undefined } } : undefined,
+      tool:
+        i % 3 === 0
+          ? { name: 'lookup_order', input: { order_id: 100000 + n, api_key: pii && i % 9 === 0 ? 'sk-proj-abcdefghijklmnopqrstuvwx' : undefined } }
+          : undefined,
     });
   }
   return JSON.stringify(body);

@@ -82,9 +82,19 @@ function context(i: number): RequestContext {
   req.url = '/api/v1/agents/42';
   req.headers = { host: 'sidecar.local', 'user-agent': 'bench/1.0', 'x-session-id': `s${i % 64}` };
   return {
-    req, res, socket, requestId: `r${i}`, startedAt: process.hrtime.bigint(), target: '/api/v1/agents/42',
+    req,
+    res,
+    socket,
+    requestId: `r${i}`,
+    startedAt: process.hrtime.bigint(),
+    target: '/api/v1/agents/42',
     forwarded: { for: '127.0.0.1', proto: 'http', host: 'sidecar.local', clientAddress: '127.0.0.1', trusted: false },
-    upstreamHeaders: new Map(), strippedHeaders: new Set(), responseHeaders: new Map(), bytesIn: 0, bytesOut: 3, route: '/api/v1/agents/{agent_id}',
+    upstreamHeaders: new Map(),
+    strippedHeaders: new Set(),
+    responseHeaders: new Map(),
+    bytesIn: 0,
+    bytesOut: 3,
+    route: '/api/v1/agents/{agent_id}',
   };
 }
 
@@ -156,7 +166,14 @@ const spanPairs = spanBatch.length / 2;
 const protectRequest = time((i) => {
   const k = (i % spanPairs) * 2;
   // Ids differ on every request, as they do in the sidecar.
-  protectedLog.write('info', { ...sample.attributes, request_id: `${i}-4bf92f3577b34da6a3ce929d0e0e4736`, trace_id: `${i}a3ce929d0e0e4736`, span_id: `${i}b7ad6b7169203331` }, sample.body, sample.traceId, sample.spanId, sample.traceFlags);
+  protectedLog.write(
+    'info',
+    { ...sample.attributes, request_id: `${i}-4bf92f3577b34da6a3ce929d0e0e4736`, trace_id: `${i}a3ce929d0e0e4736`, span_id: `${i}b7ad6b7169203331` },
+    sample.body,
+    sample.traceId,
+    sample.spanId,
+    sample.traceFlags,
+  );
   protection.spans(spanBatch.slice(k, k + 2));
 });
 

@@ -34,7 +34,11 @@ export const folderIndex = {
       if (folder === undefined || folder === own) return;
       if (target === path.join(srcDir, folder, 'index.ts')) return;
       const suggested = path.relative(path.dirname(file), path.join(srcDir, folder, 'index.ts'));
-      context.report({ node: node.source, messageId: 'throughIndex', data: { folder, source, suggested: suggested.startsWith('.') ? suggested : `./${suggested}` } });
+      context.report({
+        node: node.source,
+        messageId: 'throughIndex',
+        data: { folder, source, suggested: suggested.startsWith('.') ? suggested : `./${suggested}` },
+      });
     }
     return { ImportDeclaration: check, ExportNamedDeclaration: check, ExportAllDeclaration: check, ImportExpression: check };
   },

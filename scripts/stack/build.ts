@@ -3,7 +3,16 @@ import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { runChecked } from '../../bench/lib/procs.ts';
 import { executable, requireTool } from '../../bench/lib/tools.ts';
-import { BUILDER_CONFIG, collectorBuild, ELASTICSEARCH_ARTIFACT, ELASTICSEARCH_VERSION, JAEGER_MODULE, JAEGER_VERSION, stackPaths, type StackPaths } from './cache.ts';
+import {
+  BUILDER_CONFIG,
+  collectorBuild,
+  ELASTICSEARCH_ARTIFACT,
+  ELASTICSEARCH_VERSION,
+  JAEGER_MODULE,
+  JAEGER_VERSION,
+  stackPaths,
+  type StackPaths,
+} from './cache.ts';
 
 /**
  * Builds and downloads the full stack's programs into the cache, each step only when its
@@ -84,7 +93,14 @@ export async function ensureCollector(paths: StackPaths, log: Log): Promise<stri
   const env = { ...process.env, GOFLAGS: '-buildvcs=false' };
   if (!executable(paths.builder)) {
     await step(log, `go install go.opentelemetry.io/collector/cmd/builder@v${version}`, COLD_SECONDS.builder, (p) =>
-      niceGo('go install builder', go, ['install', '-v', `go.opentelemetry.io/collector/cmd/builder@v${version}`], paths.root, { ...env, GOBIN: dirname(paths.builder) }, p),
+      niceGo(
+        'go install builder',
+        go,
+        ['install', '-v', `go.opentelemetry.io/collector/cmd/builder@v${version}`],
+        paths.root,
+        { ...env, GOBIN: dirname(paths.builder) },
+        p,
+      ),
     );
   }
   // The committed file builds into ./dist; here the output goes to the cache instead.
@@ -100,7 +116,14 @@ export async function ensureCollector(paths: StackPaths, log: Log): Promise<stri
   );
   await step(log, `compiling the collector (${config.dist.name} ${version})`, COLD_SECONDS.collector, (p) =>
     // The builder's own compile: static (CGO off, its default), -trimpath, -ldflags=-s -w.
-    niceGo('go build collector', go, ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', config.dist.name, '.'], paths.collectorBuildDir, { ...env, CGO_ENABLED: '0' }, p),
+    niceGo(
+      'go build collector',
+      go,
+      ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', config.dist.name, '.'],
+      paths.collectorBuildDir,
+      { ...env, CGO_ENABLED: '0' },
+      p,
+    ),
   );
   mkdirSync(dirname(paths.collector), { recursive: true });
   copyFileSync(join(paths.collectorBuildDir, config.dist.name), `${paths.collector}.tmp`);
@@ -138,7 +161,9 @@ export async function ensureElasticsearch(paths: StackPaths, log: Log): Promise<
     const downloads = dirname(paths.elasticsearchZip);
     mkdirSync(downloads, { recursive: true });
     await step(log, `mvn dependency:copy ${ELASTICSEARCH_ARTIFACT}`, COLD_SECONDS.elasticsearch, () =>
-      runChecked('mvn', mvn, ['-B', '-q', 'dependency:copy', `-Dartifact=${ELASTICSEARCH_ARTIFACT}`, `-DoutputDirectory=${downloads}`], 30 * 60_000, { cwd: downloads }),
+      runChecked('mvn', mvn, ['-B', '-q', 'dependency:copy', `-Dartifact=${ELASTICSEARCH_ARTIFACT}`, `-DoutputDirectory=${downloads}`], 30 * 60_000, {
+        cwd: downloads,
+      }),
     );
   }
   const parent = dirname(paths.elasticsearchHome);
@@ -177,7 +202,12 @@ export function elasticsearchJava(env: NodeJS.ProcessEnv = process.env): string 
 /** The Debian-packaged tools; .ci/run installs them (apt-get install prometheus prometheus-alertmanager redis-server). */
 export function debianTools(): { prometheus: string; promtool: string; amtool: string; redis: string } {
   const hint = 'apt-get install prometheus prometheus-alertmanager redis-server';
-  return { prometheus: requireTool('prometheus', hint), promtool: requireTool('promtool', hint), amtool: requireTool('amtool', hint), redis: requireTool('redis-server', hint) };
+  return {
+    prometheus: requireTool('prometheus', hint),
+    promtool: requireTool('promtool', hint),
+    amtool: requireTool('amtool', hint),
+    redis: requireTool('redis-server', hint),
+  };
 }
 
 export interface Stack {
@@ -207,5 +237,12 @@ export function locateStack(env: NodeJS.ProcessEnv = process.env): Stack {
   const paths = stackPaths(env);
   const missing = [paths.collector, paths.jaeger, join(paths.elasticsearchHome, 'bin', 'elasticsearch')].filter((p) => !executable(p));
   if (missing.length > 0) throw new Error(`not built yet: ${missing.join(', ')}; run npm run stack:build (or npm run test:e2e, which does)`);
-  return { paths, collector: paths.collector, jaeger: paths.jaeger, elasticsearchHome: paths.elasticsearchHome, java: elasticsearchJava(env), tools: debianTools() };
+  return {
+    paths,
+    collector: paths.collector,
+    jaeger: paths.jaeger,
+    elasticsearchHome: paths.elasticsearchHome,
+    java: elasticsearchJava(env),
+    tools: debianTools(),
+  };
 }

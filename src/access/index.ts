@@ -69,7 +69,9 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const keyFile = config.auth.apiKeys?.file;
   if (keyFile !== undefined && !offline) {
     const onKeyFileChange = () =>
-      void auth.reload().catch((err: unknown) => logger.error({ err, event_type: 'api_keys_reload', file: keyFile }, 'API key reload refused; the running keys stay'));
+      void auth
+        .reload()
+        .catch((err: unknown) => logger.error({ err, event_type: 'api_keys_reload', file: keyFile }, 'API key reload refused; the running keys stay'));
     watchFile(keyFile, { interval: 500, persistent: false }, onKeyFileChange);
     closers.push(() => unwatchFile(keyFile, onKeyFileChange));
   }
@@ -142,7 +144,13 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   // MCP messages are read only on MCP routes, once the route and the rate limits let them through.
   if (auth.enabled) {
     stages.push(
-      createMcpStage({ policy: () => policies.current(), audit, dryRun: config.policy.dryRun, maxMessageBytes: config.mcp.maxMessageBytes, maxDepth: config.mcp.maxDepth }),
+      createMcpStage({
+        policy: () => policies.current(),
+        audit,
+        dryRun: config.policy.dryRun,
+        maxMessageBytes: config.mcp.maxMessageBytes,
+        maxDepth: config.mcp.maxDepth,
+      }),
     );
   }
 

@@ -3,7 +3,6 @@ import type { ReadinessCheck } from '../core/index.ts';
 import { SidecarError, sendError } from '../errors/index.ts';
 import { listenerTimeouts, type ClientTimeouts } from '../ingress/index.ts';
 
-
 export interface AdminOptions {
   isDraining: () => boolean;
   checks: readonly ReadinessCheck[];

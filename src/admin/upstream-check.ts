@@ -10,7 +10,13 @@ export function upstreamReadiness(pool: Pool, path: string, timeoutMs: number, c
   let last: { at: number; result: Promise<string | undefined> } | undefined;
   const probe = async (): Promise<string | undefined> => {
     try {
-      const { body } = await pool.request({ path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: { 'user-agent': 'agent-sidecar-readiness' } });
+      const { body } = await pool.request({
+        path,
+        method: 'GET',
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        headers: { 'user-agent': 'agent-sidecar-readiness' },
+      });
       await body.dump();
       return undefined;
     } catch (err) {

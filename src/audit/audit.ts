@@ -53,7 +53,11 @@ export function createLogAudit(logger: Logger): AuditSink {
       if (!audit.isLevelEnabled(event.event_type === 'sensitive_operation' ? 'warn' : 'info')) return;
       if (event.event_type === 'sensitive_operation') audit.warn(event, `${event.operation} by ${event.user_id}`);
       else if (event.event_type === 'authentication') audit.info(event, event.success ? 'authenticated' : `authentication failed: ${event.reason}`);
-      else audit.info(event, `${event.allowed ? 'allowed' : 'denied'} ${event.action} on ${event.resource}${event.dry_run && !event.allowed ? ' (dry run: let through)' : ''}`);
+      else
+        audit.info(
+          event,
+          `${event.allowed ? 'allowed' : 'denied'} ${event.action} on ${event.resource}${event.dry_run && !event.allowed ? ' (dry run: let through)' : ''}`,
+        );
     },
   };
 }

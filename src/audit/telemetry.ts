@@ -25,7 +25,9 @@ export function instrumentAudit(base: AuditSink | undefined, options: AuditTelem
   const { meter, agentType, logs, spans } = options;
   if (meter === undefined) return base ?? { emit() {} };
   const authAttempts = meter.createCounter(METRIC.authAttempts, { description: 'Authentication outcomes by outcome, auth_method and reason.' });
-  const authzDecisions = meter.createCounter(METRIC.authzDecisions, { description: 'Policy decisions by decision (allowed|denied|dry_run_denied) and reason.' });
+  const authzDecisions = meter.createCounter(METRIC.authzDecisions, {
+    description: 'Policy decisions by decision (allowed|denied|dry_run_denied) and reason.',
+  });
   const spanOf = (requestId: string): Span | undefined => spans?.spanOf(requestId);
   // Built once per combination: a synchronous add hashes its attributes, a fresh object each time costs more.
   const attrCache = new Map<string, Attributes>();
@@ -44,14 +46,23 @@ export function instrumentAudit(base: AuditSink | undefined, options: AuditTelem
         const outcome = event.success ? 'success' : 'failure';
         const method = event.auth_method ?? 'none';
         const reason = event.reason ?? 'ok';
-        authAttempts.add(1, cached(`n|${outcome}|${method}|${reason}`, () => ({ agent_type: agentType, outcome, auth_method: method, reason })));
+        authAttempts.add(
+          1,
+          cached(`n|${outcome}|${method}|${reason}`, () => ({ agent_type: agentType, outcome, auth_method: method, reason })),
+        );
         if (event.request_id !== undefined) {
-          spanOf(event.request_id)?.addEvent(event.success ? 'authenticated' : 'authentication failed', event.success ? { 'auth.method': method } : { 'auth.reason': reason });
+          spanOf(event.request_id)?.addEvent(
+            event.success ? 'authenticated' : 'authentication failed',
+            event.success ? { 'auth.method': method } : { 'auth.reason': reason },
+          );
         }
       } else if (event.event_type === 'authorization') {
         const decision = event.allowed ? 'allowed' : event.dry_run ? 'dry_run_denied' : 'denied';
         const reason = event.reason ?? 'ok';
-        authzDecisions.add(1, cached(`z|${decision}|${reason}`, () => ({ agent_type: agentType, decision, reason })));
+        authzDecisions.add(
+          1,
+          cached(`z|${decision}|${reason}`, () => ({ agent_type: agentType, decision, reason })),
+        );
         if (event.request_id !== undefined) {
           spanOf(event.request_id)?.addEvent(`authorization ${decision}`, { 'authz.permission': event.action, 'authz.reason': reason });
         }

@@ -34,7 +34,12 @@ export function createClaimMapper(config: ClaimsConfig): ClaimMapper {
       tokenId: optionalString(payload.jti, 'jti'),
       issuedAt: typeof payload.iat === 'number' ? payload.iat : undefined,
       expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
-      audience: typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? Object.freeze(payload.aud.filter((a) => typeof a === 'string')) : undefined,
+      audience:
+        typeof payload.aud === 'string'
+          ? [payload.aud]
+          : Array.isArray(payload.aud)
+            ? Object.freeze(payload.aud.filter((a) => typeof a === 'string'))
+            : undefined,
     });
   };
 }

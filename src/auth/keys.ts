@@ -52,7 +52,7 @@ export function importJwks(doc: unknown, source: string): { keys: VerificationKe
   }
   const keys: VerificationKey[] = [];
   const problems: string[] = [];
-  for (const [i, jwk] of ((doc as { keys: unknown[] }).keys).entries()) {
+  for (const [i, jwk] of (doc as { keys: unknown[] }).keys.entries()) {
     if (typeof jwk !== 'object' || jwk === null) {
       problems.push(`keys[${i}] is not an object`);
       continue;
@@ -75,8 +75,7 @@ export function importJwks(doc: unknown, source: string): { keys: VerificationKe
 export function loadKeyFiles(files: readonly string[]): VerificationKey[] {
   const keys: VerificationKey[] = [];
   for (const [i, file] of files.entries()) {
-    const fail = (why: string, cause?: unknown) =>
-      new SidecarError('SIDECAR_CONFIG_INVALID', { message: `auth.jwt.keyFiles[${i}] (${file}): ${why}`, cause });
+    const fail = (why: string, cause?: unknown) => new SidecarError('SIDECAR_CONFIG_INVALID', { message: `auth.jwt.keyFiles[${i}] (${file}): ${why}`, cause });
     let text: string;
     try {
       text = readTextCapped(file, FILE_LIMITS.jwtKey);

@@ -54,7 +54,8 @@ export function registerDecryptCommand(program: Command, load: (flags: { config?
           } catch {
             throw inputError('not valid JSON');
           }
-          const out = fields === undefined ? openAll(doc, '', (e, w) => open(e, w, report)) : openFields(doc, fields, fields.root, '', (e, w) => open(e, w, report));
+          const out =
+            fields === undefined ? openAll(doc, '', (e, w) => open(e, w, report)) : openFields(doc, fields, fields.root, '', (e, w) => open(e, w, report));
           return JSON.stringify(out);
         });
       } finally {
@@ -97,4 +98,3 @@ function openAll(v: unknown, path: string, open: Open): unknown {
   if (typeof v !== 'object' || v === null) return v;
   return Object.fromEntries(Object.entries(v).map(([key, child]) => [key, openAll(child, path === '' ? key : `${path}.${key}`, open)]));
 }
-

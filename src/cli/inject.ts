@@ -42,9 +42,11 @@ function composeMount(composeFile: string, config: string): string {
 }
 
 async function inject(flags: Flags): Promise<void> {
-  if (flags.compose !== undefined && flags.filename !== undefined) throw usageError('give either -f (Kubernetes manifests) or --compose (a compose file), not both');
+  if (flags.compose !== undefined && flags.filename !== undefined)
+    throw usageError('give either -f (Kubernetes manifests) or --compose (a compose file), not both');
   if (flags.service !== undefined && flags.compose === undefined) throw usageError('--service goes with --compose');
-  if (flags.compose !== undefined && flags.service === undefined && !flags.uninject) throw usageError('inject --compose needs --service NAME, the agent service');
+  if (flags.compose !== undefined && flags.service === undefined && !flags.uninject)
+    throw usageError('inject --compose needs --service NAME, the agent service');
   const settings = resolveSettings(flags);
   const input = await readInput(flags.compose ?? flags.filename);
   let result: Result;
@@ -86,7 +88,10 @@ export function registerInjectCommand(program: Command): void {
     .option('--native-sidecar', 'run the sidecar as a native sidecar: an init container with restartPolicy: Always (Kubernetes 1.29+)')
     .option('--image <image>', `the sidecar image (default ${defaultImage()}); annotation agent-sidecar.io/image overrides it per workload`)
     .option('--configmap-from <file>', 'the sidecar configuration file: validated, then emitted as a ConfigMap (compose: mounted into the sidecar)')
-    .option('--configmap-name <name>', 'the ConfigMap the sidecar reads its configuration from (default agent-sidecar); annotation agent-sidecar.io/config overrides it')
+    .option(
+      '--configmap-name <name>',
+      'the ConfigMap the sidecar reads its configuration from (default agent-sidecar); annotation agent-sidecar.io/config overrides it',
+    )
     .option('--upstream-port <port>', "the agent's port (number or container port name) where the annotation does not say; default: its first port")
     .option('--ingress-port <port>', "the sidecar's ingress port (default: listen.address of the configuration)")
     .option('--egress-port <port>', "the sidecar's LLM egress port")

@@ -1,12 +1,5 @@
 import { Command, Option } from 'commander';
-import {
-  apiKeyRecordSchema,
-  apiKeyRedisKey,
-  generateApiKey,
-  readApiKeyFile,
-  writeApiKeyFile,
-  type ApiKeyRecord,
-} from '../auth/index.ts';
+import { apiKeyRecordSchema, apiKeyRedisKey, generateApiKey, readApiKeyFile, writeApiKeyFile, type ApiKeyRecord } from '../auth/index.ts';
 import { connectRedis, scanKeys } from '../stores/index.ts';
 import { auditSensitiveOperation } from './operator-audit.ts';
 import { registerProtectionKeyCommands } from './protect-keys.ts';
@@ -130,9 +123,18 @@ export function registerKeysCommand(program: Command): void {
         for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
         return;
       }
-      const lines = [['ID', 'SUBJECT', 'ROLES', 'EXPIRES', 'ENABLED'], ...rows.map((r) => [r.id, r.subject, r.roles.join(','), r.expiresAt ?? 'never', String(r.enabled)])];
+      const lines = [
+        ['ID', 'SUBJECT', 'ROLES', 'EXPIRES', 'ENABLED'],
+        ...rows.map((r) => [r.id, r.subject, r.roles.join(','), r.expiresAt ?? 'never', String(r.enabled)]),
+      ];
       const widths = lines[0]!.map((_, c) => Math.max(...lines.map((l) => l[c]!.length)));
-      for (const l of lines) process.stdout.write(`${l.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
+      for (const l of lines)
+        process.stdout.write(
+          `${l
+            .map((cell, c) => cell.padEnd(widths[c]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
     });
 
   storeOptions(keys.command('revoke').description('disable a key (it stays listed)'))

@@ -51,7 +51,13 @@ export function relaunch(): void {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => flagName(a));
   const flags = sea ? [] : SIDECAR_V8_FLAGS.filter((f) => !given.includes(flagName(f)));
   const arenas = process.env.MALLOC_ARENA_MAX === undefined;
-  if (isRunCommand(args) && (flags.length > 0 || arenas) && process.env.AGENT_SIDECAR_NODE_FLAGS !== 'none' && process.platform !== 'win32' && typeof process.execve === 'function') {
+  if (
+    isRunCommand(args) &&
+    (flags.length > 0 || arenas) &&
+    process.env.AGENT_SIDECAR_NODE_FLAGS !== 'none' &&
+    process.platform !== 'win32' &&
+    typeof process.execve === 'function'
+  ) {
     try {
       const env = arenas ? { ...process.env, MALLOC_ARENA_MAX: '2', [ARENAS_SET]: '1' } : process.env;
       // A single executable's argv[1] is the executable again; its node flags live in the blob.
@@ -69,5 +75,8 @@ export function relaunch(): void {
 
 /** `--max_semi_space_size=16`, `--no-max-semi-space-size` -> `max-semi-space-size`. */
 function flagName(arg: string): string {
-  return arg.replace(/=.*$/, '').replaceAll('_', '-').replace(/^--(no-)?/, '');
+  return arg
+    .replace(/=.*$/, '')
+    .replaceAll('_', '-')
+    .replace(/^--(no-)?/, '');
 }

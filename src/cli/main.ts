@@ -53,7 +53,9 @@ function load(flags: CommonFlags) {
 async function run(command: string[], flags: RunFlags): Promise<void> {
   // Without --, a word after the options is a mistyped command (valdate), not an agent to start.
   if (command.length > 0 && !process.argv.includes('--')) {
-    throw usageError(`unknown command '${command[0]}' (an agent to start goes after --: agent-sidecar run [options] -- ${command.join(' ')}); see agent-sidecar --help`);
+    throw usageError(
+      `unknown command '${command[0]}' (an agent to start goes after --: agent-sidecar run [options] -- ${command.join(' ')}); see agent-sidecar --help`,
+    );
   }
   if (flags.agentPort !== undefined) {
     if (!/^\d{1,5}$/.test(flags.agentPort) || Number(flags.agentPort) < 1 || Number(flags.agentPort) > 65535) {
@@ -90,10 +92,13 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
     const deadline = Date.now() + drainDelay + config.shutdown.gracePeriod;
     // Nothing may hold the process long past its grace period: not a shutdown hook that
     // does not return, not a stdout nobody reads.
-    setTimeout(() => {
-      logger.error({ event_type: 'shutdown', signal }, 'shutdown did not finish in time: exiting');
-      process.exit(1);
-    }, deadline - Date.now() + config.telemetry.shutdownTimeout + SHUTDOWN_HOOKS_MS);
+    setTimeout(
+      () => {
+        logger.error({ event_type: 'shutdown', signal }, 'shutdown did not finish in time: exiting');
+        process.exit(1);
+      },
+      deadline - Date.now() + config.telemetry.shutdownTimeout + SHUTDOWN_HOOKS_MS,
+    );
     void sidecar
       .shutdown({ drainDelay })
       .then(() => flushStdout(Math.min(LOG_FLUSH_MS, Math.max(0, deadline - Date.now()))))
@@ -127,7 +132,9 @@ withConfigFlags(
 withConfigFlags(
   program
     .command('validate')
-    .description('check a configuration as run would start it (every file it names read, every key imported, every rule compiled), without binding or connecting anything, then exit'),
+    .description(
+      'check a configuration as run would start it (every file it names read, every key imported, every rule compiled), without binding or connecting anything, then exit',
+    ),
 ).action(async (flags: CommonFlags) => {
   const warnings = await checkSidecar(load(flags));
   for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
@@ -173,7 +180,13 @@ function fail(err: unknown): never {
     // --help, --version, help: already printed.
     if (err.exitCode === 0) process.exit(0);
     const where = commandPath(process.argv.slice(2));
-    const what = err.code === 'commander.help' ? `${where.slice(program.name().length + 1)} needs a subcommand` : err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+    const what =
+      err.code === 'commander.help'
+        ? `${where.slice(program.name().length + 1)} needs a subcommand`
+        : err.message
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .replace(/\.$/, '');
     process.stderr.write(`agent-sidecar: ${what}; see ${where} --help [SIDECAR_USAGE_INVALID]\n`);
     process.exit(EXIT_CONFIG);
   }
@@ -182,7 +195,9 @@ function fail(err: unknown): never {
     process.exit(err.code === 'SIDECAR_LISTEN_FAILED' || err.code === 'SIDECAR_STORE_UNAVAILABLE' ? 1 : EXIT_CONFIG);
   }
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  process.stderr.write(`agent-sidecar: unexpected failure: ${message.split('\n')[0]} [SIDECAR_INTERNAL]${DEBUG ? '' : ' (AGENT_SIDECAR_DEBUG=1 shows where)'}\n`);
+  process.stderr.write(
+    `agent-sidecar: unexpected failure: ${message.split('\n')[0]} [SIDECAR_INTERNAL]${DEBUG ? '' : ' (AGENT_SIDECAR_DEBUG=1 shows where)'}\n`,
+  );
   if (DEBUG && err instanceof Error && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
   process.exit(1);
 }

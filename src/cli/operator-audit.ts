@@ -17,4 +17,3 @@ function operator(): string {
     return `uid:${process.getuid?.() ?? 'unknown'}`;
   }
 }
-

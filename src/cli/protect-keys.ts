@@ -47,7 +47,9 @@ export function registerProtectionKeyCommands(keys: Command): void {
           : { id, passphraseEnv: flags.passphraseEnv, salt: randomBytes(16).toString('base64url'), created: new Date().toISOString() };
       if (flags.ring === undefined) {
         if (flags.passphraseEnv === undefined) {
-          process.stderr.write(`a new ${KEY_BYTES * 8}-bit key (${flags.encoding}); it is shown once: put it in a secret and name it in protection.keys.ring as { id: ${id}, env: … } or { id: ${id}, file: … }\n`);
+          process.stderr.write(
+            `a new ${KEY_BYTES * 8}-bit key (${flags.encoding}); it is shown once: put it in a secret and name it in protection.keys.ring as { id: ${id}, env: … } or { id: ${id}, file: … }\n`,
+          );
           process.stdout.write(`${entry.key}\n`);
         } else {
           process.stderr.write(`a passphrase key entry with a random salt: add it to protection.keys.ring and set ${flags.passphraseEnv}\n`);
@@ -60,8 +62,15 @@ export function registerProtectionKeyCommands(keys: Command): void {
       ring.keys.unshift(entry);
       if (flags.activate || ring.active === undefined) ring.active = id;
       writeRingFile(flags.ring, ring);
-      auditSensitiveOperation('generate_protection_key', { key_id: id, ring: flags.ring, active: ring.active === id, source: flags.passphraseEnv === undefined ? 'random' : 'passphrase' });
-      process.stderr.write(`added key ${id} to ${flags.ring}${ring.active === id ? ' (active)' : `; active stays ${ring.active}: run keys activate --id ${id} once every instance has the ring`}\n`);
+      auditSensitiveOperation('generate_protection_key', {
+        key_id: id,
+        ring: flags.ring,
+        active: ring.active === id,
+        source: flags.passphraseEnv === undefined ? 'random' : 'passphrase',
+      });
+      process.stderr.write(
+        `added key ${id} to ${flags.ring}${ring.active === id ? ' (active)' : `; active stays ${ring.active}: run keys activate --id ${id} once every instance has the ring`}\n`,
+      );
       process.stdout.write(`${id}\n`);
     });
 

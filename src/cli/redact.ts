@@ -26,7 +26,11 @@ export function registerRedactCommand(program: Command, load: (flags: { config?:
     .description('protect text or JSON lines from stdin with the configured rules, to stdout (to test rules)')
     .addOption(new Option('-c, --config <file>', 'YAML configuration file (protection.rules)').env('SIDECAR_CONFIG'))
     .option('--rules <name>', 'the rule set (protection.rules)', 'default')
-    .addOption(new Option('--format <format>', 'auto: a line that parses as JSON is JSON, others text; json: every line must be JSON').choices(['auto', 'json', 'text']).default('auto'))
+    .addOption(
+      new Option('--format <format>', 'auto: a line that parses as JSON is JSON, others text; json: every line must be JSON')
+        .choices(['auto', 'json', 'text'])
+        .default('auto'),
+    )
     .option('--stats', 'print how many values were protected, by label, on stderr')
     .action(async (flags: RedactFlags & { config?: string }) => {
       const counts = new Map<string, number>();

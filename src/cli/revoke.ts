@@ -54,7 +54,8 @@ export async function revoke(flags: RevokeFlags): Promise<{ code: number; line: 
   try {
     request = parseRevokeRequest(toBody(flags), Math.floor(Date.now() / 1000));
     if (flags.redis !== undefined) direct = { skew: seconds(flags.clockSkew, 'clock-skew')!, ttl: seconds(flags.subjectTtl, 'subject-ttl') };
-    if (flags.redis === undefined && !flags.token) throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: 'Give --token (or set SIDECAR_ADMIN_TOKEN), or --redis to write straight into Redis.' });
+    if (flags.redis === undefined && !flags.token)
+      throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: 'Give --token (or set SIDECAR_ADMIN_TOKEN), or --redis to write straight into Redis.' });
   } catch (err) {
     return failure(err, EXIT_BAD_INPUT);
   }
@@ -66,14 +67,18 @@ export async function revoke(flags: RevokeFlags): Promise<{ code: number; line: 
   }
   return {
     code: 0,
-    line: request.kind === 'token' ? `revoked token ${request.jti} until ${iso(request.exp)}` : `revoked tokens of ${request.sub} issued at or before ${iso(request.before)}`,
+    line:
+      request.kind === 'token'
+        ? `revoked token ${request.jti} until ${iso(request.exp)}`
+        : `revoked tokens of ${request.sub} issued at or before ${iso(request.before)}`,
   };
 }
 
 function toBody(flags: RevokeFlags): Record<string, unknown> {
   const int = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: `--${name} must be unix time in seconds, such as ${Math.floor(Date.now() / 1000)}.` });
+    if (!/^\d+$/.test(v))
+      throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: `--${name} must be unix time in seconds, such as ${Math.floor(Date.now() / 1000)}.` });
     return Number(v);
   };
   return { jti: flags.jti, exp: int(flags.exp, 'exp'), sub: flags.sub, before: int(flags.before, 'before') };
@@ -108,7 +113,10 @@ async function viaAdmin(adminUrl: string, token: string, request: RevokeRequest)
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (err) {
-    throw new SidecarError('SIDECAR_ADMIN_UNREACHABLE', { message: `The admin API at ${adminUrl} is unreachable; is the sidecar running, and admin.address this one?`, cause: err });
+    throw new SidecarError('SIDECAR_ADMIN_UNREACHABLE', {
+      message: `The admin API at ${adminUrl} is unreachable; is the sidecar running, and admin.address this one?`,
+      cause: err,
+    });
   }
   if (res.ok) return;
   const answer = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;

@@ -61,10 +61,17 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
  * sidecar drains and stops, and the process exits with the agent's status (128 + the signal
  * number when a signal ended it; 127 when the command cannot be started).
  */
-export async function runAgent(command: readonly string[], sidecar: Sidecar & { egress: Egress | undefined; access: { reload(): Promise<void> }; telemetry: { settings: TelemetrySettings } }, o: Omit<AgentEnvOptions, 'egress' | 'telemetry'> & { egressAddress: AddressInfo | undefined; logger: Logger }): Promise<number> {
+export async function runAgent(
+  command: readonly string[],
+  sidecar: Sidecar & { egress: Egress | undefined; access: { reload(): Promise<void> }; telemetry: { settings: TelemetrySettings } },
+  o: Omit<AgentEnvOptions, 'egress' | 'telemetry'> & { egressAddress: AddressInfo | undefined; logger: Logger },
+): Promise<number> {
   const egress = sidecar.egress !== undefined && o.egressAddress !== undefined ? { address: o.egressAddress, service: sidecar.egress } : undefined;
   const { env, notes } = agentEnvironment({ ...o, egress, telemetry: sidecar.telemetry.settings });
-  o.logger.info({ event_type: 'agent_start', command: command[0], env: notes }, `starting the agent: ${command.join(' ')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
+  o.logger.info(
+    { event_type: 'agent_start', command: command[0], env: notes },
+    `starting the agent: ${command.join(' ')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`,
+  );
   const child = spawn(command[0]!, command.slice(1), { env, stdio: 'inherit', detached: true });
   // The child inherited stdout, and starting it made a shared stdout blocking again.
   stdoutDestination().afterSpawn();
@@ -96,7 +103,10 @@ export async function runAgent(command: readonly string[], sidecar: Sidecar & { 
 
   const status = await new Promise<number>((resolve) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
-      o.logger.error({ event_type: 'agent_exit', error_type: 'SIDECAR_AGENT_START_FAILED', err: { message: err.message, code: err.code } }, `the agent could not be started: ${err.message}`);
+      o.logger.error(
+        { event_type: 'agent_exit', error_type: 'SIDECAR_AGENT_START_FAILED', err: { message: err.message, code: err.code } },
+        `the agent could not be started: ${err.message}`,
+      );
       const why = err.code === 'ENOENT' ? 'command not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
       process.stderr.write(`agent-sidecar: cannot start the agent: ${command[0]}: ${why} [SIDECAR_AGENT_START_FAILED]\n`);
       resolve(err.code === 'EACCES' ? 126 : 127);

@@ -2,7 +2,6 @@ import { Command, Option } from 'commander';
 import { issueToken, type IssuedClaims } from '../auth/index.ts';
 import { collect, parseDurationFlag, usageError } from './usage.ts';
 
-
 interface TokenFlags {
   sub?: string;
   role: string[];

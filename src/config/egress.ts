@@ -5,7 +5,11 @@ import { address, clientPool, count, failMode, MIB, size } from './fields.ts';
 
 // Today's dearest model costs some hundreds of dollars per million tokens.
 const usd = (description: string) =>
-  z.number().nonnegative().max(1_000_000, 'at most 1,000,000').meta({ description: `${description} USD per million tokens, at most 1,000,000.` });
+  z
+    .number()
+    .nonnegative()
+    .max(1_000_000, 'at most 1,000,000')
+    .meta({ description: `${description} USD per million tokens, at most 1,000,000.` });
 
 const rates = {
   input: usd('Uncached input tokens.'),
@@ -51,18 +55,28 @@ const budgetLimit = z.strictObject({
     .number()
     .positive()
     .max(1_000_000_000, 'at most 1,000,000,000')
-    .meta({ description: 'Spend allowed in the window, in USD, at most 1,000,000,000; past it calls are refused with 429 before anything reaches the provider.' }),
+    .meta({
+      description: 'Spend allowed in the window, in USD, at most 1,000,000,000; past it calls are refused with 429 before anything reaches the provider.',
+    }),
   model: z
     .string()
     .regex(/^[A-Za-z0-9._:/@-]+\*?$/, 'expected a model id such as claude-opus-5, or a prefix ending in * such as claude-opus-*')
     .optional()
     .meta({ description: 'Only calls for this model (the id the agent requests), or for models starting with a prefix ending in *. Default: every model.' }),
-  soft: z.number().gt(0).max(1).optional().meta({ description: 'Share of the limit at which a warning event is logged once per window. Default: egress.budgets.soft.' }),
+  soft: z
+    .number()
+    .gt(0)
+    .max(1)
+    .optional()
+    .meta({ description: 'Share of the limit at which a warning event is logged once per window. Default: egress.budgets.soft.' }),
 });
 
 export const egress = z
   .strictObject({
-    enabled: z.boolean().default(true).meta({ description: 'The LLM egress listener: agents reach their providers through it (ANTHROPIC_BASE_URL, OPENAI_BASE_URL).' }),
+    enabled: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'The LLM egress listener: agents reach their providers through it (ANTHROPIC_BASE_URL, OPENAI_BASE_URL).' }),
     address: address('Where the egress listener binds. Loopback by default: the agent beside the sidecar is its only client.').default('127.0.0.1:8081'),
     allowHttp: z.boolean().default(false).meta({ description: 'Allow http:// provider origins (a local model server, tests).' }),
     providers: z
@@ -85,7 +99,14 @@ export const egress = z
           .meta({ description: 'The OpenAI API (Chat Completions, Responses, Embeddings). OPENAI_BASE_URL=http://<egress>/openai/v1.' }),
       })
       .prefault({}),
-    ...clientPool('each provider', { connections: 64, keepAlive: '60s', connect: '10s', headers: '10m', body: '5m', headersNote: ' (a long unstreamed completion takes minutes)' }),
+    ...clientPool('each provider', {
+      connections: 64,
+      keepAlive: '60s',
+      connect: '10s',
+      headers: '10m',
+      body: '5m',
+      headersNote: ' (a long unstreamed completion takes minutes)',
+    }),
     maxRequestBytes: size('Largest request body accepted (the body is read whole to find the model before the budget check); larger gets 413.', {
       min: 1,
       max: 256 * MIB,
@@ -97,23 +118,28 @@ export const egress = z
     }),
     budgets: z
       .strictObject({
-        limits: z.array(budgetLimit).default([]).meta({ description: "Spend limits of this agent (telemetry.agentType), shared by every sidecar on the same Redis." }),
+        limits: z
+          .array(budgetLimit)
+          .default([])
+          .meta({ description: 'Spend limits of this agent (telemetry.agentType), shared by every sidecar on the same Redis.' }),
         soft: z.number().gt(0).max(1).default(0.8).meta({ description: 'Share of a limit at which a warning event is logged once per window.' }),
         failMode: failMode('open', 'LLM calls'),
       })
       .prefault({}),
-    protectPrompts: z
-      .string()
-      .min(1)
-      .optional()
-      .meta({
-        description:
-          'A protection.rules rule set applied to each metered request body before it leaves for the provider: a body with nothing to protect goes byte for byte, a changed one re-serialized. Field rules act on every key, tool schemas included: prefer a rule set of detectors. Default: off.',
-      }),
+    protectPrompts: z.string().min(1).optional().meta({
+      description:
+        'A protection.rules rule set applied to each metered request body before it leaves for the provider: a body with nothing to protect goes byte for byte, a changed one re-serialized. Field rules act on every key, tool schemas included: prefer a rule set of detectors. Default: off.',
+    }),
     capture: z
       .strictObject({
-        prompts: z.boolean().default(false).meta({ description: 'Put the prompt on the LLM span (gen_ai.input.messages), after data protection. Needs protection.' }),
-        completions: z.boolean().default(false).meta({ description: 'Put the completion on the LLM span (gen_ai.output.messages), after data protection. Needs protection.' }),
+        prompts: z
+          .boolean()
+          .default(false)
+          .meta({ description: 'Put the prompt on the LLM span (gen_ai.input.messages), after data protection. Needs protection.' }),
+        completions: z
+          .boolean()
+          .default(false)
+          .meta({ description: 'Put the completion on the LLM span (gen_ai.output.messages), after data protection. Needs protection.' }),
         maxChars: count('Characters kept of each captured text.', 1_000_000).default(16_384),
       })
       .prefault({}),
@@ -121,11 +147,16 @@ export const egress = z
   .prefault({})
   .superRefine((e, ctx) => {
     const { anthropic, openai } = e.providers;
-    if (anthropic.route === openai.route) ctx.addIssue({ code: 'custom', path: ['providers', 'openai', 'route'], message: 'two providers cannot share a route' });
+    if (anthropic.route === openai.route)
+      ctx.addIssue({ code: 'custom', path: ['providers', 'openai', 'route'], message: 'two providers cannot share a route' });
     if (e.allowHttp) return;
     for (const name of ['anthropic', 'openai'] as const) {
       if (e.providers[name].origin.startsWith('http:')) {
-        ctx.addIssue({ code: 'custom', path: ['providers', name, 'origin'], message: 'an http:// origin sends API keys in clear text; use https:// or set egress.allowHttp' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['providers', name, 'origin'],
+          message: 'an http:// origin sends API keys in clear text; use https:// or set egress.allowHttp',
+        });
       }
     }
   })

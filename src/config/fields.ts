@@ -17,7 +17,13 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A bound as the configuration writes it: 1h, 30d, 2147483647ms (about 24.8 days). */
 function shownMs(v: number): string {
   if (v === MAX_TIMER_MS) return `${MAX_TIMER_MS}ms (about 24.8 days)`;
-  for (const [unit, n] of [['d', DAY_MS], ['h', HOUR_MS], ['m', 60_000], ['s', 1000]] as const) if (v > 0 && v % n === 0) return `${v / n}${unit}`;
+  for (const [unit, n] of [
+    ['d', DAY_MS],
+    ['h', HOUR_MS],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (v > 0 && v % n === 0) return `${v / n}${unit}`;
   return `${v}ms`;
 }
 
@@ -90,11 +96,7 @@ export const address = (description: string) =>
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** An HTTP header name, lower-cased. */
 export const headerName = (description: string) =>
-  z
-    .string()
-    .regex(TOKEN, 'expected a header name: letters, digits and !#$%&\'*+.^_`|~-, no spaces or colons')
-    .toLowerCase()
-    .meta({ description });
+  z.string().regex(TOKEN, "expected a header name: letters, digits and !#$%&'*+.^_`|~-, no spaces or colons").toLowerCase().meta({ description });
 
 /**
  * Peers as proxy-addr takes them: IP addresses, CIDR ranges or the names loopback,
@@ -113,7 +115,10 @@ export const peerList = () =>
   );
 
 export const failMode = (def: 'open' | 'closed', what: string) =>
-  z.enum(['open', 'closed']).default(def).meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
+  z
+    .enum(['open', 'closed'])
+    .default(def)
+    .meta({ description: `When Redis is unreachable: closed refuses (503), open lets ${what} pass.` });
 
 export const keyValues = (description: string) => z.record(z.string().min(1), z.string()).default({}).meta({ description });
 
@@ -121,7 +126,10 @@ export const keyValues = (description: string) => z.record(z.string().min(1), z.
  * The pool of an HTTP client (the upstream's, each LLM provider's): keep-alive connections and
  * the three timeouts, with the defaults and the name of what it connects to.
  */
-export const clientPool = (peer: string, d: { connections: number; keepAlive: string; connect: string; headers: string; body: string; headersNote?: string }) => ({
+export const clientPool = (
+  peer: string,
+  d: { connections: number; keepAlive: string; connect: string; headers: string; body: string; headersNote?: string },
+) => ({
   connections: count(`Keep-alive connections to ${peer} at most.`, 4096).default(d.connections),
   keepAliveTimeout: timer(`How long an idle connection to ${peer} is kept (undici needs at least 1ms).`, 1).prefault(d.keepAlive),
   timeouts: z

@@ -1,4 +1,15 @@
-export { configSchema, type McpConfig, type SidecarConfig, type SidecarConfigInput, checkKeySource, DURATION_PATTERN, KEY_ID_PATTERN, keyEntryShape, type ProtectionConfig, type RuleSetConfig } from './schema.ts';
+export {
+  configSchema,
+  type McpConfig,
+  type SidecarConfig,
+  type SidecarConfigInput,
+  checkKeySource,
+  DURATION_PATTERN,
+  KEY_ID_PATTERN,
+  keyEntryShape,
+  type ProtectionConfig,
+  type RuleSetConfig,
+} from './schema.ts';
 export { loadConfig, redactConfigError, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
 export { substituteEnv, type Substitution } from './env.ts';
 export { parseAddress, formatAddress, type HostPort } from './address.ts';

@@ -80,7 +80,9 @@ function applySchemaTypes(doc: Record<string, unknown>, found: readonly Substitu
       texts.push(f);
       continue;
     }
-    const parent = f.path.slice(0, -1).reduce<unknown>((node, k) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), doc);
+    const parent = f.path
+      .slice(0, -1)
+      .reduce<unknown>((node, k) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), doc);
     const key = f.path.at(-1);
     if (key === undefined || parent === null || typeof parent !== 'object' || (parent as Record<string, unknown>)[key] !== f.text) continue;
     const value = coerceText(f.text, acceptsAt(configSchema, f.path));

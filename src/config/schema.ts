@@ -41,7 +41,13 @@ const upstream = z
     preserveHost: z.boolean().default(false).meta({ description: "Forward the client's Host header instead of the upstream's host." }),
     retry: z
       .strictObject({
-        attempts: z.number().int().min(0).max(5).default(1).meta({ description: 'Retries of an idempotent request without a body after a connection failure; 0 disables.' }),
+        attempts: z
+          .number()
+          .int()
+          .min(0)
+          .max(5)
+          .default(1)
+          .meta({ description: 'Retries of an idempotent request without a body after a connection failure; 0 disables.' }),
       })
       .prefault({}),
     circuitBreaker: z
@@ -54,7 +60,11 @@ const upstream = z
         }),
       })
       .prefault({}),
-    healthPath: z.string().startsWith('/').default('/').meta({ description: 'Path that /readyz requests from the upstream; any HTTP answer counts as reachable.' }),
+    healthPath: z
+      .string()
+      .startsWith('/')
+      .default('/')
+      .meta({ description: 'Path that /readyz requests from the upstream; any HTTP answer counts as reachable.' }),
     queueTimeout: timer(
       'How long a request waits for one of upstream.connections when all are busy; past it, 503 SIDECAR_UPSTREAM_BUSY. 0: no waiting.',
     ).prefault('5s'),
@@ -78,7 +88,9 @@ const limits = z
     maxBodyBytes: size('Largest request body accepted; larger gets 413. 0 means no limit.', { max: TIB }).prefault('10mb'),
     clientIdleTimeout: timer('How long an idle keep-alive client connection is kept.').prefault('60s'),
     clientHeadersTimeout: timer('How long a client may take to send the request headers.').prefault('30s'),
-    clientRequestTimeout: timer('How long a client may take to send the whole request; 0 disables; not less than clientHeadersTimeout (Node.js refuses that).').prefault('5m'),
+    clientRequestTimeout: timer(
+      'How long a client may take to send the whole request; 0 disables; not less than clientHeadersTimeout (Node.js refuses that).',
+    ).prefault('5m'),
     clientBodyTimeout: timer(
       'How long a client may send no byte of its request body while the sidecar reads it; past it, 408 SIDECAR_REQUEST_TIMEOUT and the upstream request is cut. 0 disables.',
     ).prefault('30s'),
@@ -115,10 +127,13 @@ const proxy = z
 
 const admin = z
   .strictObject({
-    address: address('Where the admin listener (/healthz, /readyz) binds. Loopback by default; set 0.0.0.0:9901 for Kubernetes probes.').default('127.0.0.1:9901'),
+    address: address('Where the admin listener (/healthz, /readyz) binds. Loopback by default; set 0.0.0.0:9901 for Kubernetes probes.').default(
+      '127.0.0.1:9901',
+    ),
     enabled: z.boolean().default(true),
     token: z.string().min(32).optional().meta({
-      description: 'Bearer token for the admin API (revocation); usually ${env:SIDECAR_ADMIN_TOKEN}. A JWT or API key whose roles grant manage:users is accepted too.',
+      description:
+        'Bearer token for the admin API (revocation); usually ${env:SIDECAR_ADMIN_TOKEN}. A JWT or API key whose roles grant manage:users is accepted too.',
     }),
   })
   .prefault({});
@@ -144,15 +159,25 @@ const jwt = z
       .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512']))
       .default(['RS256', 'ES256', 'EdDSA'])
       .meta({ description: 'Accepted signature algorithms. HS* are accepted only with a secret; `none` never.' }),
-    secret: z.string().min(32, 'an HS256 secret needs at least 32 characters (256 bits)').optional().meta({ description: 'Shared secret for HS256, usually ${env:JWT_SECRET}. Enables HS256.' }),
+    secret: z
+      .string()
+      .min(32, 'an HS256 secret needs at least 32 characters (256 bits)')
+      .optional()
+      .meta({ description: 'Shared secret for HS256, usually ${env:JWT_SECRET}. Enables HS256.' }),
     keyFiles: z.array(z.string().min(1)).default([]).meta({ description: 'Public keys: PEM (SPKI or certificate) files, JWK or JWKS JSON files.' }),
-    jwksUrl: z.url({ protocol: /^https?$/ }).optional().meta({ description: 'Remote JWKS, fetched at start, cached, refetched on an unknown kid.' }),
+    jwksUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .meta({ description: 'Remote JWKS, fetched at start, cached, refetched on an unknown kid.' }),
     jwksRefresh: timer('How often the JWKS is refetched in the background.').prefault('10m'),
     jwksCooldown: timer('An unknown kid triggers at most one refetch per this long.').prefault('30s'),
     jwksTimeout: timer('Timeout of one JWKS fetch.').prefault('5s'),
     issuer: stringOrList.optional().meta({ description: 'Accepted `iss` values.' }),
     audience: stringOrList.optional().meta({ description: 'Accepted `aud` values.' }),
-    clockSkew: duration('Tolerance for exp and nbf.', { max: HOUR_MS, why: 'a larger skew is a broken clock, and makes short token lifetimes meaningless' }).prefault('30s'),
+    clockSkew: duration('Tolerance for exp and nbf.', {
+      max: HOUR_MS,
+      why: 'a larger skew is a broken clock, and makes short token lifetimes meaningless',
+    }).prefault('30s'),
     requiredClaims: z.array(z.string()).default(['exp']).meta({ description: 'Claims a token must carry.' }),
     maxTokenBytes: size('Longer bearer tokens are refused before parsing.', { min: 1, max: 64 * KIB }).prefault('8kb'),
     header: headerName('Header carrying `Bearer <token>`.').default('authorization'),
@@ -170,7 +195,11 @@ const jwt = z
   .superRefine((j, ctx) => {
     const hs = j.algorithms.filter((a) => a.startsWith('HS'));
     if (hs.length > 0 && j.secret === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `lists ${hs.join(', ')} but auth.jwt.secret is not set; set the secret or remove the HS* algorithms` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['algorithms'],
+        message: `lists ${hs.join(', ')} but auth.jwt.secret is not set; set the secret or remove the HS* algorithms`,
+      });
     }
   })
   .meta({ description: 'JWT bearer tokens. Configure a secret, keyFiles or jwksUrl.' });
@@ -212,7 +241,10 @@ const auth = z
 
 const policy = z
   .strictObject({
-    file: z.string().optional().meta({ description: 'RBAC policy file (roles, routes). Default: the built-in reference policy. Reloaded on change and SIGHUP.' }),
+    file: z
+      .string()
+      .optional()
+      .meta({ description: 'RBAC policy file (roles, routes). Default: the built-in reference policy. Reloaded on change and SIGHUP.' }),
     dryRun: z.boolean().default(false).meta({ description: 'Let would-be denials through, recording them as audit events.' }),
     rejectSemicolons: z.boolean().default(true).meta({ description: 'Refuse `;` in paths (matrix parameters confuse routing).' }),
     methodOverride: z.enum(['strip', 'authorize']).default('strip').meta({
@@ -270,14 +302,15 @@ const cors = z
     allowedHeaders: z.array(z.string().toLowerCase()).default(['authorization', 'content-type', 'x-api-key', 'x-request-id']),
     exposedHeaders: z.array(z.string().toLowerCase()).default(['x-request-id', 'retry-after', 'ratelimit', 'ratelimit-policy']),
     allowCredentials: z.boolean().default(false),
-    maxAge: duration('How long browsers may cache a preflight answer.', { max: DAY_MS, why: 'browsers cap it at 2 hours (Chromium) or a day (Firefox)' }).prefault('10m'),
+    maxAge: duration('How long browsers may cache a preflight answer.', {
+      max: DAY_MS,
+      why: 'browsers cap it at 2 hours (Chromium) or a day (Firefox)',
+    }).prefault('10m'),
   })
   .optional()
   .meta({ description: 'CORS: the sidecar answers preflights itself, without a token.' });
 
-const audit = z
-  .strictObject({ stdout: z.boolean().default(true).meta({ description: 'Audit events as JSON lines on stdout.' }) })
-  .prefault({});
+const audit = z.strictObject({ stdout: z.boolean().default(true).meta({ description: 'Audit events as JSON lines on stdout.' }) }).prefault({});
 
 /** Items waiting for export, per signal: at 1 KiB an item, a queue this long is 1 GiB. */
 const MAX_QUEUE = 1_000_000;
@@ -302,18 +335,31 @@ const otlpHeaders = z
     z.string().regex(/^[\x20-\x7e]*$/, 'expected printable ASCII characters only'),
   )
   .default({})
-  .meta({ description: 'Metadata sent with every export (an API key, a tenant), merged over OTEL_EXPORTER_OTLP_HEADERS. Keys: letters, digits, _ . -; values: printable ASCII.' });
+  .meta({
+    description:
+      'Metadata sent with every export (an API key, a tenant), merged over OTEL_EXPORTER_OTLP_HEADERS. Keys: letters, digits, _ . -; values: printable ASCII.',
+  });
 
 const telemetry = z
   .strictObject({
-    enabled: z.boolean().optional().meta({ description: 'Traces, metrics and logs over OTLP gRPC, /metrics and access records. Default: on; OTEL_SDK_DISABLED=true turns it off.' }),
-    endpoint: z.url({ protocol: /^https?$/ }).optional().meta({
-      description: 'OTLP gRPC endpoint of the collector. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT, else http://127.0.0.1:4317. https:// uses TLS.',
-    }),
+    enabled: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Traces, metrics and logs over OTLP gRPC, /metrics and access records. Default: on; OTEL_SDK_DISABLED=true turns it off.' }),
+    endpoint: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .meta({
+        description: 'OTLP gRPC endpoint of the collector. Default: OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT, else http://127.0.0.1:4317. https:// uses TLS.',
+      }),
     headers: otlpHeaders,
     serviceName: z.string().min(1).optional().meta({ description: 'service.name of the fronted agent. Default: OTEL_SERVICE_NAME, else agent.' }),
     serviceVersion: z.string().min(1).optional().meta({ description: "service.version: the fronted agent's version. Default: the sidecar's version." }),
-    environment: z.string().min(1).optional().meta({ description: 'deployment.environment.name (production, staging). Default: from OTEL_RESOURCE_ATTRIBUTES, else unknown.' }),
+    environment: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'deployment.environment.name (production, staging). Default: from OTEL_RESOURCE_ATTRIBUTES, else unknown.' }),
     agentType: z.string().min(1).optional().meta({ description: 'The agent_type label of the agent_* metrics and logs. Default: the service name.' }),
     resourceAttributes: keyValues('Further resource attributes, over OTEL_RESOURCE_ATTRIBUTES.'),
     exportTimeout: timer(
@@ -321,25 +367,25 @@ const telemetry = z
     ).optional(),
     shutdownTimeout: timer('On shutdown, what is still queued is flushed for at most this long.').prefault('5s'),
     errorLogInterval: timer('Export errors are logged at most once per this long (and counted always).').prefault('60s'),
-    encoder: z
-      .enum(['sidecar', 'sdk'])
-      .default('sidecar')
-      .meta({
-        description:
-          "How spans and log records are encoded for OTLP: sidecar (the sidecar's own encoder, the default) or sdk (the OpenTelemetry SDK's protobuf serializers: slower, for troubleshooting an export a collector refuses or misreads).",
-      }),
+    encoder: z.enum(['sidecar', 'sdk']).default('sidecar').meta({
+      description:
+        "How spans and log records are encoded for OTLP: sidecar (the sidecar's own encoder, the default) or sdk (the OpenTelemetry SDK's protobuf serializers: slower, for troubleshooting an export a collector refuses or misreads).",
+    }),
     traces: z
       .strictObject({
         enabled: z.boolean().optional().meta({ description: 'Record and export spans. Default: on; OTEL_TRACES_EXPORTER=none turns it off.' }),
         sampleRatio: z.number().min(0).max(1).optional().meta({
-          description: 'Share of new traces recorded (parent-based: a trusted caller\'s decision is kept). Default: OTEL_TRACES_SAMPLER(_ARG), else 1.',
+          description: "Share of new traces recorded (parent-based: a trusted caller's decision is kept). Default: OTEL_TRACES_SAMPLER(_ARG), else 1.",
         }),
         trustIncoming: peerList().optional().meta({
           description:
             'Peers whose traceparent, tracestate and baggage are continued: IPs, CIDRs, or loopback, linklocal, uniquelocal. Default: proxy.trustedProxies. From anyone else they are dropped and a new trace starts.',
         }),
-        recordUser: z.boolean().default(false).meta({ description: 'Put the caller\'s subject on server spans as enduser.id.' }),
-        queueSize: count('Finished spans waiting for export at most; more are dropped and counted. Default: OTEL_BSP_MAX_QUEUE_SIZE, else 2048.', MAX_QUEUE).optional(),
+        recordUser: z.boolean().default(false).meta({ description: "Put the caller's subject on server spans as enduser.id." }),
+        queueSize: count(
+          'Finished spans waiting for export at most; more are dropped and counted. Default: OTEL_BSP_MAX_QUEUE_SIZE, else 2048.',
+          MAX_QUEUE,
+        ).optional(),
         batchSize: count('Spans per export at most (at most queueSize). Default: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, else 512.', MAX_QUEUE).optional(),
         scheduledDelay: timer('How long a span may wait for its batch. Default: OTEL_BSP_SCHEDULE_DELAY, else 5s.').optional(),
       })
@@ -347,7 +393,10 @@ const telemetry = z
       .superRefine(batchWithinQueue),
     metrics: z
       .strictObject({
-        otlp: z.boolean().optional().meta({ description: 'Push metrics to the collector. Default: on; OTEL_METRICS_EXPORTER=none or prometheus turns it off.' }),
+        otlp: z
+          .boolean()
+          .optional()
+          .meta({ description: 'Push metrics to the collector. Default: on; OTEL_METRICS_EXPORTER=none or prometheus turns it off.' }),
         prometheus: z.boolean().default(true).meta({ description: 'Serve /metrics (Prometheus text) on the admin listener.' }),
         exportInterval: timer('How often metrics are pushed to the collector. Default: OTEL_METRIC_EXPORT_INTERVAL, else 15s.', 1).optional(),
         sessionHeader: headerName(
@@ -359,9 +408,15 @@ const telemetry = z
       .prefault({}),
     logs: z
       .strictObject({
-        otlp: z.boolean().optional().meta({ description: 'Access records and audit events as OTLP log records. Default: on; OTEL_LOGS_EXPORTER=none turns it off.' }),
+        otlp: z
+          .boolean()
+          .optional()
+          .meta({ description: 'Access records and audit events as OTLP log records. Default: on; OTEL_LOGS_EXPORTER=none turns it off.' }),
         stdout: z.boolean().default(true).meta({ description: 'One access record per request as a JSON line on stdout (audit events: audit.stdout).' }),
-        queueSize: count('Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.', MAX_QUEUE).optional(),
+        queueSize: count(
+          'Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.',
+          MAX_QUEUE,
+        ).optional(),
         batchSize: count('Log records per export at most (at most queueSize). Default: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, else 512.', MAX_QUEUE).optional(),
         scheduledDelay: timer('How long a log record may wait for its batch. Default: OTEL_BLRP_SCHEDULE_DELAY, else 1s.').optional(),
       })
@@ -369,11 +424,17 @@ const telemetry = z
       .superRefine(batchWithinQueue),
   })
   .prefault({})
-  .meta({ description: 'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. The standard OTEL_* variables apply (endpoint, headers, resource, sampler, exporters, batching, timeouts); these keys win.' });
+  .meta({
+    description:
+      'OpenTelemetry: traces, metrics and logs over OTLP gRPC, and Prometheus /metrics on the admin listener. The standard OTEL_* variables apply (endpoint, headers, resource, sampler, exporters, batching, timeouts); these keys win.',
+  });
 
 const protectAction = z.enum(['redact', 'hash', 'encrypt', 'drop']);
 const detectorAction = (def: 'redact' | 'off', what: string) =>
-  z.enum(['redact', 'hash', 'encrypt', 'drop', 'off']).default(def).meta({ description: `${what}; off turns the detector off.` });
+  z
+    .enum(['redact', 'hash', 'encrypt', 'drop', 'off'])
+    .default(def)
+    .meta({ description: `${what}; off turns the detector off.` });
 const RULE_SET_NAME = /^[A-Za-z][\w-]{0,63}$/;
 /** Key ids go into envelopes (enc:v1:<kid>:…), so no colon. */
 export const KEY_ID_PATTERN = /^[A-Za-z0-9][\w.-]{0,63}$/;
@@ -382,16 +443,28 @@ export const KEY_ID_PATTERN = /^[A-Za-z0-9][\w.-]{0,63}$/;
 export const keySourceShape = {
   env: z.string().min(1).optional().meta({ description: 'Environment variable holding 32 random bytes as base64, base64url or hex.' }),
   file: z.string().min(1).optional().meta({ description: 'File holding 32 random bytes as base64, base64url or hex (read again on SIGHUP).' }),
-  passphraseEnv: z.string().min(1).optional().meta({ description: 'Environment variable holding a passphrase; the key is derived with scrypt (N=2^15, r=8, p=1) and `salt`.' }),
-  salt: z.string().regex(/^[A-Za-z0-9_-]{22,}={0,2}$/, 'expected at least 16 random bytes as base64url (agent-sidecar keys generate --passphrase-env prints one)').optional().meta({
-    description: 'Random salt of a passphrase key, base64url (agent-sidecar keys generate --passphrase-env NAME prints one).',
-  }),
+  passphraseEnv: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Environment variable holding a passphrase; the key is derived with scrypt (N=2^15, r=8, p=1) and `salt`.' }),
+  salt: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{22,}={0,2}$/, 'expected at least 16 random bytes as base64url (agent-sidecar keys generate --passphrase-env prints one)')
+    .optional()
+    .meta({
+      description: 'Random salt of a passphrase key, base64url (agent-sidecar keys generate --passphrase-env NAME prints one).',
+    }),
 };
 /** Exactly one source; a salt goes with a passphrase and only with it. */
-export function checkKeySource(v: { env?: string | undefined; file?: string | undefined; passphraseEnv?: string | undefined; salt?: string | undefined }, ctx: z.RefinementCtx): void {
+export function checkKeySource(
+  v: { env?: string | undefined; file?: string | undefined; passphraseEnv?: string | undefined; salt?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
   const sources = [v.env, v.file, v.passphraseEnv].filter((x) => x !== undefined).length;
   if (sources !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of env, file or passphraseEnv' });
-  if ((v.passphraseEnv !== undefined) !== (v.salt !== undefined)) ctx.addIssue({ code: 'custom', path: ['salt'], message: 'a passphrase key needs a salt, and only a passphrase key has one' });
+  if ((v.passphraseEnv !== undefined) !== (v.salt !== undefined))
+    ctx.addIssue({ code: 'custom', path: ['salt'], message: 'a passphrase key needs a salt, and only a passphrase key has one' });
 }
 const keySource = z.strictObject(keySourceShape).superRefine(checkKeySource);
 export const keyEntryShape = { id: z.string().regex(KEY_ID_PATTERN, 'expected a key id of letters, digits, _ . - (no colon)'), ...keySourceShape };
@@ -400,15 +473,25 @@ const fieldRule = z.strictObject({
   path: z
     .string()
     .regex(/^(\*\*|\*|[^.*]+)(\.(\*\*|\*|[^.*]+))*$/, 'expected a key name (password) or a dotted path (customer.card.number, *.ssn, **.token)')
-    .meta({ description: 'A key name matches that key at any depth; a dotted path is anchored at the root, * is one level, ** any number. Keys compare case- and separator-insensitively (apiKey = api_key = API-KEY); arrays are transparent.' }),
+    .meta({
+      description:
+        'A key name matches that key at any depth; a dotted path is anchored at the root, * is one level, ** any number. Keys compare case- and separator-insensitively (apiKey = api_key = API-KEY); arrays are transparent.',
+    }),
   action: protectAction.default('redact'),
 });
 
 const customDetector = z
   .strictObject({
-    name: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'expected a lower-case name such as order_ref').meta({ description: 'The label in placeholders: [REDACTED:name].' }),
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,31}$/, 'expected a lower-case name such as order_ref')
+      .meta({ description: 'The label in placeholders: [REDACTED:name].' }),
     pattern: z.string().min(1).meta({ description: 'A JavaScript regular expression (no (?i): use flags).' }),
-    flags: z.string().regex(/^[imsu]*$/, 'allowed flags: i, m, s, u').default('').meta({ description: 'Regular expression flags: i, m, s, u.' }),
+    flags: z
+      .string()
+      .regex(/^[imsu]*$/, 'allowed flags: i, m, s, u')
+      .default('')
+      .meta({ description: 'Regular expression flags: i, m, s, u.' }),
     action: protectAction.default('redact'),
   })
   .superRefine((d, ctx) => {
@@ -421,7 +504,11 @@ const customDetector = z
       re = new RegExp(d.pattern, `${d.flags}g`);
     } catch (err) {
       // The engine's message quotes the pattern, which may come from the environment: only its reason.
-      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['pattern'],
+        message: `not a valid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '')}`,
+      });
       return;
     }
     if (re.test('')) ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'the pattern matches the empty string' });
@@ -445,7 +532,10 @@ const ruleSet = z.strictObject({
   detectors: z
     .strictObject({
       email: detectorAction('redact', 'E-mail addresses'),
-      phone: detectorAction('redact', 'Phone numbers: international (+…) or national with separators, valid per libphonenumber; bare digit runs are ids, never phones'),
+      phone: detectorAction(
+        'redact',
+        'Phone numbers: international (+…) or national with separators, valid per libphonenumber; bare digit runs are ids, never phones',
+      ),
       card: detectorAction('redact', 'Payment cards: 13-19 digits, Luhn-valid, of a known card network'),
       iban: detectorAction('redact', 'IBANs with a valid checksum and country format'),
       ssn: detectorAction('redact', 'US social security numbers written 123-45-6789 or 123 45 6789, invalid areas excluded'),
@@ -475,7 +565,8 @@ const protectRoute = z.strictObject({
   request: z.boolean().default(true).meta({ description: 'Protect request bodies on their way to the agent.' }),
   response: z.boolean().default(true).meta({ description: 'Protect response bodies on their way to the client.' }),
   onError: z.enum(['refuse', 'pass']).default('refuse').meta({
-    description: 'A body to protect that cannot be parsed or is over maxBodyBytes: refuse (400/413 for requests, 502 for responses) or pass it on unprotected (logged).',
+    description:
+      'A body to protect that cannot be parsed or is over maxBodyBytes: refuse (400/413 for requests, 502 for responses) or pass it on unprotected (logged).',
   }),
 });
 
@@ -489,11 +580,17 @@ const protection = z
       .default({})
       .transform((sets): Record<string, RuleSetOutput> => ('default' in sets ? sets : { ...sets, default: ruleSet.parse({}) }))
       .meta({ description: 'Named rule sets: detectors, field rules, custom detectors. `default` exists with the defaults unless you define it.' }),
-    routes: z.array(protectRoute).default([]).meta({ description: 'Where request and response bodies are protected (JSON, text, SSE event by event, NDJSON line by line); first match wins.' }),
-    maxBodyBytes: size('Largest JSON or text body (or single SSE event or NDJSON line) that is protected; larger is handled per onError. Such a body is held in memory whole.', {
-      min: 1,
-      max: 64 * MIB,
-    }).prefault('1mb'),
+    routes: z
+      .array(protectRoute)
+      .default([])
+      .meta({ description: 'Where request and response bodies are protected (JSON, text, SSE event by event, NDJSON line by line); first match wins.' }),
+    maxBodyBytes: size(
+      'Largest JSON or text body (or single SSE event or NDJSON line) that is protected; larger is handled per onError. Such a body is held in memory whole.',
+      {
+        min: 1,
+        max: 64 * MIB,
+      },
+    ).prefault('1mb'),
     telemetry: z
       .strictObject({
         enabled: z.boolean().default(true).meta({ description: 'Protect span, log and metric attributes before export, and JSON log lines on stdout.' }),
@@ -502,13 +599,29 @@ const protection = z
       .prefault({}),
     keys: z
       .strictObject({
-        active: z.string().regex(KEY_ID_PATTERN).optional().meta({ description: 'Id of the key that encrypts new values; default the first key of the ring. The ring file\'s own `active` wins.' }),
-        ring: z.array(z.strictObject(keyEntryShape).superRefine(checkKeySource)).default([]).meta({ description: 'Keys that decrypt (and the active one that encrypts): each from env, a file or a passphrase.' }),
-        file: z.string().min(1).optional().meta({ description: 'A key ring file (agent-sidecar keys generate --ring FILE writes it), re-read when it changes and on SIGHUP: rotation without a restart.' }),
+        active: z
+          .string()
+          .regex(KEY_ID_PATTERN)
+          .optional()
+          .meta({ description: "Id of the key that encrypts new values; default the first key of the ring. The ring file's own `active` wins." }),
+        ring: z
+          .array(z.strictObject(keyEntryShape).superRefine(checkKeySource))
+          .default([])
+          .meta({ description: 'Keys that decrypt (and the active one that encrypts): each from env, a file or a passphrase.' }),
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'A key ring file (agent-sidecar keys generate --ring FILE writes it), re-read when it changes and on SIGHUP: rotation without a restart.',
+          }),
       })
       .prefault({})
       .meta({ description: 'AES-256-GCM keys for the encrypt action.' }),
-    hashKey: keySource.optional().meta({ description: 'HMAC-SHA-256 key for the hash action (32 random bytes); changing it breaks the correlation of old and new hashes.' }),
+    hashKey: keySource
+      .optional()
+      .meta({ description: 'HMAC-SHA-256 key for the hash action (32 random bytes); changing it breaks the correlation of old and new hashes.' }),
   })
   .prefault({})
   .superRefine((p, ctx) => {
@@ -522,7 +635,8 @@ const protection = z
     if (actions.includes('encrypt') && p.keys.ring.length === 0 && p.keys.file === undefined) {
       ctx.addIssue({ code: 'custom', path: ['keys'], message: 'a rule encrypts, so keys.ring or keys.file must name at least one key' });
     }
-    if (actions.includes('hash') && p.hashKey === undefined) ctx.addIssue({ code: 'custom', path: ['hashKey'], message: 'a rule hashes, so hashKey must name a key' });
+    if (actions.includes('hash') && p.hashKey === undefined)
+      ctx.addIssue({ code: 'custom', path: ['hashKey'], message: 'a rule hashes, so hashKey must name a key' });
     const ids = p.keys.ring.map((k) => k.id);
     if (new Set(ids).size !== ids.length) ctx.addIssue({ code: 'custom', path: ['keys', 'ring'], message: 'key ids must be unique' });
     if (p.keys.active !== undefined && p.keys.file === undefined && !ids.includes(p.keys.active)) {
@@ -563,13 +677,27 @@ export const configSchema = z
   .meta({ title: 'agent-sidecar configuration' });
 
 /** MCP as an OAuth protected resource verifies JWTs, and names the issuers that mint them. */
-function checkProtectedResource(c: { auth: { jwt?: { issuer?: string[] | undefined } | undefined }; mcp: { protectedResource?: { authorizationServers?: string[] | undefined } | undefined } }, ctx: z.RefinementCtx): void {
+function checkProtectedResource(
+  c: {
+    auth: { jwt?: { issuer?: string[] | undefined } | undefined };
+    mcp: { protectedResource?: { authorizationServers?: string[] | undefined } | undefined };
+  },
+  ctx: z.RefinementCtx,
+): void {
   const resource = c.mcp.protectedResource;
   if (resource === undefined) return;
   if (c.auth.jwt === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['mcp', 'protectedResource'], message: 'needs auth.jwt: a protected resource accepts the access tokens of an authorization server' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mcp', 'protectedResource'],
+      message: 'needs auth.jwt: a protected resource accepts the access tokens of an authorization server',
+    });
   } else if (resource.authorizationServers === undefined && c.auth.jwt.issuer === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['mcp', 'protectedResource', 'authorizationServers'], message: 'list the authorization servers (issuers) clients get tokens from, or set auth.jwt.issuer' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mcp', 'protectedResource', 'authorizationServers'],
+      message: 'list the authorization servers (issuers) clients get tokens from, or set auth.jwt.issuer',
+    });
   }
 }
 
@@ -577,7 +705,10 @@ function checkProtectedResource(c: { auth: { jwt?: { issuer?: string[] | undefin
  * Two listeners cannot bind the same port on the same host (or one of them on every host,
  * 0.0.0.0 or ::): run would fail to start. Port 0 takes a free port, so never conflicts.
  */
-function checkListeners(c: { listen: { address: string }; admin: { address: string; enabled: boolean }; egress: { address: string; enabled: boolean } }, ctx: z.RefinementCtx): void {
+function checkListeners(
+  c: { listen: { address: string }; admin: { address: string; enabled: boolean }; egress: { address: string; enabled: boolean } },
+  ctx: z.RefinementCtx,
+): void {
   const listeners: Array<[PropertyKey[], string]> = [[['listen', 'address'], c.listen.address]];
   if (c.admin.enabled) listeners.push([['admin', 'address'], c.admin.address]);
   if (c.egress.enabled) listeners.push([['egress', 'address'], c.egress.address]);
@@ -587,7 +718,11 @@ function checkListeners(c: { listen: { address: string }; admin: { address: stri
       const a = parseAddress(listeners[j]![1]);
       const b = parseAddress(listeners[i]![1]);
       if (a.port !== 0 && a.port === b.port && (a.host === b.host || any(a.host) || any(b.host))) {
-        ctx.addIssue({ code: 'custom', path: listeners[i]![0], message: `the same port as ${listeners[j]![0].join('.')} (${listeners[j]![1]}): each listener needs its own` });
+        ctx.addIssue({
+          code: 'custom',
+          path: listeners[i]![0],
+          message: `the same port as ${listeners[j]![0].join('.')} (${listeners[j]![1]}): each listener needs its own`,
+        });
       }
     }
   }

@@ -55,7 +55,13 @@ export function createCors(config: SidecarConfig['cors']): CorsStage | undefined
       if (allowed === undefined) throw refused(`The origin ${origin} may not call this service.`);
       if (!anyMethod && !methods.has(requestedMethod)) throw refused(`The method ${requestedMethod} is not allowed for cross-origin requests.`);
       const requested = ctx.req.headers['access-control-request-headers'];
-      const names = requested === undefined ? [] : requested.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
+      const names =
+        requested === undefined
+          ? []
+          : requested
+              .split(',')
+              .map((h) => h.trim().toLowerCase())
+              .filter((h) => h !== '');
       if (!anyHeader) {
         for (const h of names) if (!headers.has(h)) throw refused(`The header ${h} is not allowed for cross-origin requests.`);
       }

@@ -28,11 +28,19 @@ export function createDemoAgent(options: { tokenDelayMs?: number } = {}): http.S
     if (path === '/api/v1/agents') {
       if (req.method === 'GET') return json(res, 200, { agents: [...agents.values()] });
       if (req.method === 'POST') {
-        return void readJson(req).then((body) => {
-          const agent: Agent = { agent_id: randomUUID(), name: String(body.name ?? 'unnamed'), model: String(body.model ?? 'claude-sonnet-4-5'), created_at: new Date().toISOString() };
-          agents.set(agent.agent_id, agent);
-          json(res, 201, agent);
-        }, () => json(res, 400, { detail: 'body must be JSON' }));
+        return void readJson(req).then(
+          (body) => {
+            const agent: Agent = {
+              agent_id: randomUUID(),
+              name: String(body.name ?? 'unnamed'),
+              model: String(body.model ?? 'claude-sonnet-4-5'),
+              created_at: new Date().toISOString(),
+            };
+            agents.set(agent.agent_id, agent);
+            json(res, 201, agent);
+          },
+          () => json(res, 400, { detail: 'body must be JSON' }),
+        );
       }
     }
     if (parts.length === 4 && path.startsWith('/api/v1/agents/')) {
@@ -46,15 +54,22 @@ export function createDemoAgent(options: { tokenDelayMs?: number } = {}): http.S
         return;
       }
       if (req.method === 'PUT') {
-        return void readJson(req).then((body) => {
-          Object.assign(agent, { name: body.name ?? agent.name, model: body.model ?? agent.model });
-          json(res, 200, agent);
-        }, () => json(res, 400, { detail: 'body must be JSON' }));
+        return void readJson(req).then(
+          (body) => {
+            Object.assign(agent, { name: body.name ?? agent.name, model: body.model ?? agent.model });
+            json(res, 200, agent);
+          },
+          () => json(res, 400, { detail: 'body must be JSON' }),
+        );
       }
     }
     if (path === '/api/v1/conversations' && req.method === 'GET') return json(res, 200, { conversations });
     if (path === '/api/v1/metrics' && req.method === 'GET') return json(res, 200, { agents: agents.size, requests_served: served });
-    if (path === '/api/v1/chat' && req.method === 'POST') return void readJson(req).then((body) => streamAnswer(res, String(body.message ?? ''), delay), () => json(res, 400, { detail: 'body must be JSON' }));
+    if (path === '/api/v1/chat' && req.method === 'POST')
+      return void readJson(req).then(
+        (body) => streamAnswer(res, String(body.message ?? ''), delay),
+        () => json(res, 400, { detail: 'body must be JSON' }),
+      );
     json(res, 404, { detail: 'not found' });
   });
 }

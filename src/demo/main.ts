@@ -35,7 +35,8 @@ try {
   const base = `http://127.0.0.1:${ingress.port}`;
 
   const tokens: Record<string, string> = {};
-  for (const role of Object.keys(DEFAULT_POLICY.roles)) tokens[role] = await issueToken(secret, { sub: `demo-${role}`, roles: [role], type: 'access' }, 60 * 60_000);
+  for (const role of Object.keys(DEFAULT_POLICY.roles))
+    tokens[role] = await issueToken(secret, { sub: `demo-${role}`, roles: [role], type: 'access' }, 60 * 60_000);
   const allowed = await fetch(`${base}/api/v1/agents`, { headers: { authorization: `Bearer ${tokens.analyst}` } });
   const denied = await fetch(`${base}/api/v1/agents`, { headers: { authorization: `Bearer ${tokens.user}` } });
   const deniedBody = (await denied.json()) as { error: { code: string; permission?: string } };
@@ -97,6 +98,8 @@ function demoOtlp(env: NodeJS.ProcessEnv): { traces: false | undefined; metrics:
 /** One line: where the demo's telemetry goes. */
 function telemetryLine(otlp: ReturnType<typeof demoOtlp>, describe: string, metricsUrl: string): string {
   const exported = Object.values(otlp).some((v) => v === undefined);
-  const otlpPart = exported ? describe.replace(/^otlp /, 'OTLP export to ').replace(/; \/metrics on admin$/, '') : 'OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a collector)';
+  const otlpPart = exported
+    ? describe.replace(/^otlp /, 'OTLP export to ').replace(/; \/metrics on admin$/, '')
+    : 'OTLP export off (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a collector)';
   return `Telemetry: /metrics on the admin listener (${metricsUrl}); ${otlpPart}; one access record per request as a JSON line below.`;
 }

@@ -103,7 +103,10 @@ export function createBudgets(o: BudgetOptions): Budgets {
       try {
         totals = await store.add(list, usd);
       } catch (err) {
-        spendErrors.warn({ event_type: 'budget_store_failed', err: { message: (err as Error).message }, usd }, 'budget store unreachable: the cost of a call was not counted');
+        spendErrors.warn(
+          { event_type: 'budget_store_failed', err: { message: (err as Error).message }, usd },
+          'budget store unreachable: the cost of a call was not counted',
+        );
         return;
       }
       for (const [i, a] of list.entries()) {
@@ -111,10 +114,20 @@ export function createBudgets(o: BudgetOptions): Budgets {
         hooks.status(s);
         const before = s.spentUsd - usd;
         const soft = (a.l.soft ?? config.soft) * s.limitUsd;
-        const fields = { event_type: 'llm_budget', agent_type: agentType, scope: s.scope, window: s.window, limit_usd: s.limitUsd, spent_usd: round(s.spentUsd) };
+        const fields = {
+          event_type: 'llm_budget',
+          agent_type: agentType,
+          scope: s.scope,
+          window: s.window,
+          limit_usd: s.limitUsd,
+          spent_usd: round(s.spentUsd),
+        };
         if (before < soft && s.spentUsd >= soft) {
           hooks.soft(s);
-          log.warn({ ...fields, threshold: 'soft' }, `LLM budget ${s.scope}/${s.window} at ${Math.round((s.spentUsd / s.limitUsd) * 100)}% of ${s.limitUsd} USD`);
+          log.warn(
+            { ...fields, threshold: 'soft' },
+            `LLM budget ${s.scope}/${s.window} at ${Math.round((s.spentUsd / s.limitUsd) * 100)}% of ${s.limitUsd} USD`,
+          );
         }
         if (before < s.limitUsd && s.spentUsd >= s.limitUsd) {
           log.warn({ ...fields, threshold: 'hard' }, `LLM budget ${s.scope}/${s.window} spent: further calls are refused until the window ends`);

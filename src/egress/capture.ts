@@ -53,7 +53,12 @@ function promptParts(api: Api, body: Record<string, unknown>): unknown {
     case 'openai.chat':
       return body.messages;
     case 'openai.responses':
-      return body.instructions === undefined ? body.input : [{ role: 'system', content: body.instructions }, { role: 'user', content: body.input }];
+      return body.instructions === undefined
+        ? body.input
+        : [
+            { role: 'system', content: body.instructions },
+            { role: 'user', content: body.input },
+          ];
     case 'openai.completions':
       return [{ role: 'user', content: body.prompt }];
     case 'openai.embeddings':
@@ -63,6 +68,7 @@ function promptParts(api: Api, body: Record<string, unknown>): unknown {
 
 function unprotected(): SidecarError {
   return new SidecarError('SIDECAR_CONFIG_INVALID', {
-    message: 'egress.capture.prompts and .completions need data protection of telemetry (protection.telemetry.enabled), which is off; turn capture off or protection on',
+    message:
+      'egress.capture.prompts and .completions need data protection of telemetry (protection.telemetry.enabled), which is off; turn capture off or protection on',
   });
 }

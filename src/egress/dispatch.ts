@@ -48,9 +48,13 @@ export function createProviderDispatcher(config: EgressConfig, env: NodeJS.Proce
   };
   const httpsProxy = env.HTTPS_PROXY ?? env.https_proxy;
   const httpProxy = env.HTTP_PROXY ?? env.http_proxy;
-  for (const [name, value] of [['HTTPS_PROXY', httpsProxy], ['HTTP_PROXY', httpProxy]] as const) {
+  for (const [name, value] of [
+    ['HTTPS_PROXY', httpsProxy],
+    ['HTTP_PROXY', httpProxy],
+  ] as const) {
     // undici would refuse it with a bare "Invalid URL"; the value is not repeated (it may hold a password).
-    if (value && !URL.canParse(value)) throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${name} (or its lower-case spelling) is not a URL; expected http://[user:pass@]host:port` });
+    if (value && !URL.canParse(value))
+      throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${name} (or its lower-case spelling) is not a URL; expected http://[user:pass@]host:port` });
   }
   if (!httpsProxy && !httpProxy) return new Agent(options);
   return new EnvHttpProxyAgent({ ...options, httpsProxy, httpProxy, noProxy: env.NO_PROXY ?? env.no_proxy ?? '' });
@@ -62,7 +66,10 @@ export function createProviderDispatcher(config: EgressConfig, env: NodeJS.Proce
  * ones and Host; the response's bytes reach the agent unchanged, while a tee reads them.
  */
 export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
-  dispatcher.dispatch({ origin: hop.provider.origin, path: hop.path, method: hop.req.method as Dispatcher.HttpMethod, headers: requestHeaders(hop), body: hop.body }, new ProviderCall(hop));
+  dispatcher.dispatch(
+    { origin: hop.provider.origin, path: hop.path, method: hop.req.method as Dispatcher.HttpMethod, headers: requestHeaders(hop), body: hop.body },
+    new ProviderCall(hop),
+  );
 }
 
 /** One call to a provider: the relay's client-gone, backpressure and cut, plus batching and the tee. */
@@ -170,7 +177,8 @@ function requestHeaders(hop: Hop): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || (buffered && name === 'content-length') || (hop.identity && name === 'accept-encoding')) continue;
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || (buffered && name === 'content-length') || (hop.identity && name === 'accept-encoding'))
+      continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
   out.push('host', hop.provider.host);

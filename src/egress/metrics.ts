@@ -45,19 +45,51 @@ const TOKEN_TYPES = [
  * HTTP instruments, which keep their own cells).
  */
 export function createLlmMetrics(meter: Meter, agentType: string): LlmMetrics {
-  const tokenUsage = meter.createHistogram(LLM_METRIC.tokenUsage, { unit: '{token}', description: 'Tokens per LLM call, by gen_ai.token.type: input (cached input included) and output.', advice: { explicitBucketBoundaries: TOKEN_BUCKETS } });
-  const duration = meter.createHistogram(LLM_METRIC.operationDuration, { unit: 's', description: 'Duration of LLM calls.', advice: { explicitBucketBoundaries: GEN_AI_DURATION_BUCKETS } });
-  const firstChunk = meter.createHistogram(LLM_METRIC.timeToFirstChunk, { unit: 's', description: 'Time to the first chunk of a streamed LLM response.', advice: { explicitBucketBoundaries: FIRST_CHUNK_BUCKETS } });
-  const tokens = meter.createCounter(LLM_METRIC.tokens, { unit: '{token}', description: 'LLM tokens by provider, model, token_type (input = uncached input, cache_read, cache_creation, output) and agent_type.' });
-  const cost = meter.createCounter(LLM_METRIC.cost, { unit: '{USD}', description: 'LLM cost in USD from the price table, by provider, model, token_type and agent_type.' });
-  const anthropicTokens = meter.createCounter(LLM_METRIC.anthropicTokens, { unit: '{token}', description: 'Anthropic tokens by agent_type, model and token_type.' });
-  const anthropicCost = meter.createCounter(LLM_METRIC.anthropicCost, { unit: '{USD}', description: 'Anthropic cost in USD by agent_type, model and token_type.' });
-  const requests = meter.createCounter(LLM_METRIC.requests, { unit: '{request}', description: 'LLM calls by provider, model, operation and outcome (complete, incomplete, error).' });
+  const tokenUsage = meter.createHistogram(LLM_METRIC.tokenUsage, {
+    unit: '{token}',
+    description: 'Tokens per LLM call, by gen_ai.token.type: input (cached input included) and output.',
+    advice: { explicitBucketBoundaries: TOKEN_BUCKETS },
+  });
+  const duration = meter.createHistogram(LLM_METRIC.operationDuration, {
+    unit: 's',
+    description: 'Duration of LLM calls.',
+    advice: { explicitBucketBoundaries: GEN_AI_DURATION_BUCKETS },
+  });
+  const firstChunk = meter.createHistogram(LLM_METRIC.timeToFirstChunk, {
+    unit: 's',
+    description: 'Time to the first chunk of a streamed LLM response.',
+    advice: { explicitBucketBoundaries: FIRST_CHUNK_BUCKETS },
+  });
+  const tokens = meter.createCounter(LLM_METRIC.tokens, {
+    unit: '{token}',
+    description: 'LLM tokens by provider, model, token_type (input = uncached input, cache_read, cache_creation, output) and agent_type.',
+  });
+  const cost = meter.createCounter(LLM_METRIC.cost, {
+    unit: '{USD}',
+    description: 'LLM cost in USD from the price table, by provider, model, token_type and agent_type.',
+  });
+  const anthropicTokens = meter.createCounter(LLM_METRIC.anthropicTokens, {
+    unit: '{token}',
+    description: 'Anthropic tokens by agent_type, model and token_type.',
+  });
+  const anthropicCost = meter.createCounter(LLM_METRIC.anthropicCost, {
+    unit: '{USD}',
+    description: 'Anthropic cost in USD by agent_type, model and token_type.',
+  });
+  const requests = meter.createCounter(LLM_METRIC.requests, {
+    unit: '{request}',
+    description: 'LLM calls by provider, model, operation and outcome (complete, incomplete, error).',
+  });
   const rateLimited = meter.createCounter(LLM_METRIC.rateLimited, { unit: '{request}', description: 'LLM calls the provider refused with 429.' });
   const retryAfter = meter.createGauge(LLM_METRIC.retryAfter, { unit: 's', description: 'Retry-After of the last 429 from the provider.' });
-  const remaining = meter.createGauge(LLM_METRIC.quotaRemaining, { description: "Remaining capacity in the provider's rate-limit window, by limit_type (requests, tokens, input_tokens, output_tokens)." });
+  const remaining = meter.createGauge(LLM_METRIC.quotaRemaining, {
+    description: "Remaining capacity in the provider's rate-limit window, by limit_type (requests, tokens, input_tokens, output_tokens).",
+  });
   const limit = meter.createGauge(LLM_METRIC.quotaLimit, { description: "The provider's rate limit, by limit_type." });
-  const utilization = meter.createGauge(LLM_METRIC.quotaUtilization, { unit: '1', description: "Share of the provider's rate limit in use (1 - remaining / limit), 0 to 1." });
+  const utilization = meter.createGauge(LLM_METRIC.quotaUtilization, {
+    unit: '1',
+    description: "Share of the provider's rate limit in use (1 - remaining / limit), 0 to 1.",
+  });
   const budgetUse = meter.createGauge(LLM_METRIC.budgetUtilization, { unit: '1', description: 'Share of an LLM budget spent in its window.' });
   const budgetSpent = meter.createGauge(LLM_METRIC.budgetSpent, { unit: '{USD}', description: 'USD spent of an LLM budget in its window.' });
   const budgetLimit = meter.createGauge(LLM_METRIC.budgetLimit, { unit: '{USD}', description: 'The limit of an LLM budget.' });

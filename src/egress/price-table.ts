@@ -33,7 +33,10 @@ const anthropic: Array<[string, PriceConfig]> = [
     { ...p, longContext: { above: 200_000, input: 6, output: 22.5, cacheRead: 0.6, cacheWrite: 7.5, cacheWrite1h: 12 } },
   ]),
   // Haiku 5.5 is billed by prompt size: up to 100K input tokens, and above.
-  ['claude-haiku-5-5', { ...row([0.1, 0.5, 0.01, 0.125, 0.2]), longContext: { above: 100_000, input: 0.5, output: 2.5, cacheRead: 0.05, cacheWrite: 0.625, cacheWrite1h: 1 } }],
+  [
+    'claude-haiku-5-5',
+    { ...row([0.1, 0.5, 0.01, 0.125, 0.2]), longContext: { above: 100_000, input: 0.5, output: 2.5, cacheRead: 0.05, cacheWrite: 0.625, cacheWrite1h: 1 } },
+  ],
   ['claude-haiku-4-5', row([1, 5, 0.1, 1.25, 2])],
   ['claude-3-5-haiku', row([0.8, 4, 0.08, 1, 1.6])],
   ['claude-3-haiku', row([0.25, 1.25, 0.03, 0.3, 0.5])],

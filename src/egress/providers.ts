@@ -101,7 +101,9 @@ export function quotaReadings(provider: ProviderName, headers: IncomingHttpHeade
   const names = provider === 'anthropic' ? ANTHROPIC_LIMITS : OPENAI_LIMITS;
   for (const type of names) {
     const [limitName, remainingName] =
-      provider === 'anthropic' ? [`anthropic-ratelimit-${type}-limit`, `anthropic-ratelimit-${type}-remaining`] : [`x-ratelimit-limit-${type}`, `x-ratelimit-remaining-${type}`];
+      provider === 'anthropic'
+        ? [`anthropic-ratelimit-${type}-limit`, `anthropic-ratelimit-${type}-remaining`]
+        : [`x-ratelimit-limit-${type}`, `x-ratelimit-remaining-${type}`];
     const limit = count(headers[limitName]);
     const remaining = count(headers[remainingName]);
     if (limit !== undefined || remaining !== undefined) out.push({ limitType: type.replace('-', '_'), limit, remaining });
@@ -129,5 +131,7 @@ function count(value: string | string[] | undefined): number | undefined {
  * listener (the OpenAI SDKs expect the /v1 in it; Anthropic's add it themselves).
  */
 export function sdkBaseUrls(egressOrigin: string, providers: readonly Provider[]): Array<[name: string, value: string]> {
-  return providers.map((p) => (p.name === 'anthropic' ? ['ANTHROPIC_BASE_URL', `${egressOrigin}${p.route}`] : ['OPENAI_BASE_URL', `${egressOrigin}${p.route}/v1`]));
+  return providers.map((p) =>
+    p.name === 'anthropic' ? ['ANTHROPIC_BASE_URL', `${egressOrigin}${p.route}`] : ['OPENAI_BASE_URL', `${egressOrigin}${p.route}/v1`],
+  );
 }

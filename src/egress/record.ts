@@ -57,14 +57,20 @@ export function createRecorder(o: RecorderOptions): Recorder {
     let firstAt: bigint | undefined;
     let status: number | undefined;
     let providerRequestId: string | undefined;
-    const reader: UsageReader = createUsageReader(operation.api, { captureText: capture?.completions === true, maxChars: capture?.maxChars ?? 0, addedUsage: request.addedUsage });
+    const reader: UsageReader = createUsageReader(operation.api, {
+      captureText: capture?.completions === true,
+      maxChars: capture?.maxChars ?? 0,
+      addedUsage: request.addedUsage,
+    });
     const model = request.model;
     const span = startSpan(provider, operation, request, headers);
 
     return {
       tee(s, h) {
         if (s < 200 || s >= 300) return undefined;
-        return createTee(h, reader, request.addedUsage, (what) => logger.warn({ event_type: 'llm_call_unreadable', provider: provider.name, model, what }, `LLM response not read for usage: ${what}`));
+        return createTee(h, reader, request.addedUsage, (what) =>
+          logger.warn({ event_type: 'llm_call_unreadable', provider: provider.name, model, what }, `LLM response not read for usage: ${what}`),
+        );
       },
       response(s, h) {
         status = s;
@@ -83,12 +89,19 @@ export function createRecorder(o: RecorderOptions): Recorder {
         const cost = usage === undefined ? undefined : (prices.cost(st.responseModel ?? label, usage) ?? prices.cost(label, usage));
         if (usage !== undefined && cost === undefined && !unpriced.has(label) && unpriced.size < 1000) {
           unpriced.add(label);
-          logger.warn({ event_type: 'llm_unpriced_model', provider: provider.name, model: label }, `no price for model ${label}: its tokens are counted, its cost and budget spend are not (egress.prices)`);
+          logger.warn(
+            { event_type: 'llm_unpriced_model', provider: provider.name, model: label },
+            `no price for model ${label}: its tokens are counted, its cost and budget spend are not (egress.prices)`,
+          );
         }
         const failed = error !== undefined || status === undefined || status >= 400 || st.errorType !== undefined;
         const incomplete = !failed && (cut || !st.finished);
         const outcome = failed && !cut ? 'error' : incomplete || cut ? 'incomplete' : 'complete';
-        const errorType = error?.code ?? (clientGone ? 'client_closed' : undefined) ?? st.errorType ?? (status !== undefined && status >= 400 ? String(status) : incomplete || cut ? 'stream_incomplete' : undefined);
+        const errorType =
+          error?.code ??
+          (clientGone ? 'client_closed' : undefined) ??
+          st.errorType ??
+          (status !== undefined && status >= 400 ? String(status) : incomplete || cut ? 'stream_incomplete' : undefined);
         const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
         const firstChunkSeconds = firstAt === undefined || !request.stream ? undefined : Number(firstAt - startedAt) / 1e9;
         metrics?.call({
@@ -155,7 +168,10 @@ export function createRecorder(o: RecorderOptions): Recorder {
     return span;
   }
 
-  function endSpan(span: Span, r: { status: number | undefined; errorType: string | undefined; outcome: string; cost: Cost | undefined; reader: UsageReader; incomplete: boolean }): void {
+  function endSpan(
+    span: Span,
+    r: { status: number | undefined; errorType: string | undefined; outcome: string; cost: Cost | undefined; reader: UsageReader; incomplete: boolean },
+  ): void {
     if (span.isRecording()) {
       const st = r.reader.state;
       const a: Attributes = {};
@@ -183,7 +199,15 @@ export function createRecorder(o: RecorderOptions): Recorder {
     start,
     refused(provider, operation, model, err) {
       logger.warn(
-        { event_type: 'llm_call', provider: provider.name, operation: operation.name, model: model ?? 'unknown', status_code: err.status, outcome: 'refused', error_type: err.code },
+        {
+          event_type: 'llm_call',
+          provider: provider.name,
+          operation: operation.name,
+          model: model ?? 'unknown',
+          status_code: err.status,
+          outcome: 'refused',
+          error_type: err.code,
+        },
         `${operation.name} ${model ?? 'unknown'} refused: ${err.code}`,
       );
     },

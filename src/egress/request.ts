@@ -25,7 +25,8 @@ const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
 /** Reads a request body of at most `max` bytes; past it, SIDECAR_BODY_TOO_LARGE (413). */
 export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > max) throw new SidecarError('SIDECAR_BODY_TOO_LARGE', { message: 'The request body is larger than egress.maxRequestBytes allows.' });
+  if (declared !== undefined && Number(declared) > max)
+    throw new SidecarError('SIDECAR_BODY_TOO_LARGE', { message: 'The request body is larger than egress.maxRequestBytes allows.' });
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -69,7 +70,12 @@ export function inspectRequest(provider: Provider, operation: Operation, raw: Bu
     }
   }
   const stream = json?.stream === true;
-  const add = provider.includeUsage && stream && json !== undefined && !('stream_options' in json) && (operation.api === 'openai.chat' || operation.api === 'openai.completions');
+  const add =
+    provider.includeUsage &&
+    stream &&
+    json !== undefined &&
+    !('stream_options' in json) &&
+    (operation.api === 'openai.chat' || operation.api === 'openai.completions');
   let body = raw;
   if (add) {
     const brace = raw.indexOf(0x7b);

@@ -16,7 +16,8 @@ const FINISH = /"finish_reason"\s*:\s*"/;
 export function createOpenAiReader(api: Api, options: ReaderOptions): UsageReader {
   const state = newState();
   if (api === 'openai.responses') return responsesReader(state, options);
-  const textOf = api === 'openai.completions' ? (c: Record<string, unknown>) => c.text : (c: Record<string, unknown>) => (isObject(c.delta) ? c.delta.content : undefined);
+  const textOf =
+    api === 'openai.completions' ? (c: Record<string, unknown>) => c.text : (c: Record<string, unknown>) => (isObject(c.delta) ? c.delta.content : undefined);
   return {
     state,
     event(_type, data) {
@@ -50,7 +51,8 @@ export function createOpenAiReader(api: Api, options: ReaderOptions): UsageReade
           if (!isObject(c)) continue;
           const reason = str(c.finish_reason);
           if (reason !== undefined) state.finishReasons.push(reason);
-          if (options.captureText) appendText(state, api === 'openai.completions' ? c.text : isObject(c.message) ? c.message.content : undefined, options.maxChars);
+          if (options.captureText)
+            appendText(state, api === 'openai.completions' ? c.text : isObject(c.message) ? c.message.content : undefined, options.maxChars);
         }
       }
       state.finished = true;
@@ -70,7 +72,8 @@ function responsesReader(state: ReadState, options: ReaderOptions): UsageReader 
       state.usage = { ...emptyUsage(), input: Math.max(0, input - cached), cacheRead: Math.min(cached, input), output: tokens(u.output_tokens) ?? 0 };
     }
     const status = str(r.status);
-    if (status !== undefined && status !== 'in_progress') state.finishReasons = [status === 'incomplete' && isObject(r.incomplete_details) ? (str(r.incomplete_details.reason) ?? status) : status];
+    if (status !== undefined && status !== 'in_progress')
+      state.finishReasons = [status === 'incomplete' && isObject(r.incomplete_details) ? (str(r.incomplete_details.reason) ?? status) : status];
     if (status === 'failed') state.errorType = (isObject(r.error) ? str(r.error.code) : undefined) ?? 'response_failed';
   };
   return {

@@ -8,7 +8,11 @@ export const catalog = {
   SIDECAR_INVALID_TARGET: { status: 400, message: 'The request target must be an origin-form path such as /api/v1/agents.' },
   SIDECAR_FOREIGN_AUTHORITY: { status: 400, message: 'The absolute request URI names another host; this is a reverse proxy, not a forward proxy.' },
   SIDECAR_CONNECT_NOT_SUPPORTED: { status: 400, message: 'CONNECT is not supported; this is a reverse proxy, not a forward proxy.' },
-  SIDECAR_HEADER_NAME_REFUSED: { status: 400, message: 'A request header name holds `_` or `.`, which the agent\'s server may read as the `-` spelling; this sidecar refuses them (proxy.headersWithUnderscores).' },
+  SIDECAR_HEADER_NAME_REFUSED: {
+    status: 400,
+    message:
+      "A request header name holds `_` or `.`, which the agent's server may read as the `-` spelling; this sidecar refuses them (proxy.headersWithUnderscores).",
+  },
   SIDECAR_PATH_INVALID: { status: 400, message: 'The request path has an encoding the sidecar refuses (encoded slash, backslash, NUL or a bad escape).' },
   SIDECAR_UPGRADE_REFUSED: { status: 400, message: 'Only WebSocket upgrades are proxied, and only when proxy.websockets is on.' },
   SIDECAR_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than limits.maxHeaderBytes allows.' },
@@ -28,7 +32,10 @@ export const catalog = {
   SIDECAR_TOKEN_CLAIM_INVALID: { status: 401, message: 'A token claim (iss, aud, exp or a required claim) is missing or wrong.' },
   SIDECAR_TOKEN_TYPE_REFUSED: { status: 401, message: 'A refresh token cannot be used as an access token.' },
   SIDECAR_TOKEN_REVOKED: { status: 401, message: 'The token has been revoked.' },
-  SIDECAR_TOKEN_AUDIENCE_REFUSED: { status: 401, message: 'The token was issued for another resource: MCP routes accept only tokens whose aud names this server (RFC 8707).' },
+  SIDECAR_TOKEN_AUDIENCE_REFUSED: {
+    status: 401,
+    message: 'The token was issued for another resource: MCP routes accept only tokens whose aud names this server (RFC 8707).',
+  },
   SIDECAR_API_KEY_INVALID: { status: 401, message: 'The API key is unknown, disabled or expired.' },
   SIDECAR_REFRESH_INVALID: { status: 400, message: 'Only a valid refresh token can be exchanged for an access token.' },
   SIDECAR_FORBIDDEN: { status: 403, message: 'The caller lacks the permission this route needs.' },
@@ -41,18 +48,34 @@ export const catalog = {
   SIDECAR_MCP_BATCH_REFUSED: { status: 400, message: 'JSON-RPC batches are not part of MCP since 2025-06-18: send one message per POST.' },
   SIDECAR_MCP_MESSAGE_TOO_LARGE: { status: 413, message: 'The MCP message is larger than mcp.maxMessageBytes allows.' },
   SIDECAR_MCP_MESSAGE_TOO_DEEP: { status: 400, message: 'The MCP message nests objects and arrays deeper than mcp.maxDepth allows.' },
-  SIDECAR_MCP_DUPLICATE_KEY: { status: 400, message: 'An object of the MCP message names the same key twice; parsers disagree on which one counts, so it is refused.' },
-  SIDECAR_MCP_VERSION_UNSUPPORTED: { status: 400, message: 'The MCP-Protocol-Version header names a revision this sidecar cannot authorize; use 2025-06-18, 2025-11-25 or 2026-07-28.' },
+  SIDECAR_MCP_DUPLICATE_KEY: {
+    status: 400,
+    message: 'An object of the MCP message names the same key twice; parsers disagree on which one counts, so it is refused.',
+  },
+  SIDECAR_MCP_VERSION_UNSUPPORTED: {
+    status: 400,
+    message: 'The MCP-Protocol-Version header names a revision this sidecar cannot authorize; use 2025-06-18, 2025-11-25 or 2026-07-28.',
+  },
   SIDECAR_MCP_HEADER_MISMATCH: { status: 400, message: 'The Mcp-Method or Mcp-Name header does not match the message body (JSON-RPC -32020).' },
   SIDECAR_MCP_METHOD_FORBIDDEN: { status: 403, message: "The caller's roles lack the permission this MCP method needs on this route." },
   SIDECAR_TOOL_FORBIDDEN: { status: 403, message: "The caller's roles lack the permission this tool needs." },
   SIDECAR_PROMPT_FORBIDDEN: { status: 403, message: "The caller's roles lack the permission this prompt needs." },
   SIDECAR_RESOURCE_FORBIDDEN: { status: 403, message: "The caller's roles lack the permission this resource needs." },
   SIDECAR_ARGUMENTS_FORBIDDEN: { status: 403, message: 'The caller may use this tool or prompt only with other argument values (see error.data.argument).' },
-  SIDECAR_MCP_NOT_ALLOWED: { status: 403, message: 'No rule of this MCP route names this tool, prompt or resource, and the route denies what it does not name.' },
+  SIDECAR_MCP_NOT_ALLOWED: {
+    status: 403,
+    message: 'No rule of this MCP route names this tool, prompt or resource, and the route denies what it does not name.',
+  },
   // Data protection (protection.routes): a body a rule must protect that cannot be, refused unless onError: pass.
-  SIDECAR_PROTECTED_BODY_INVALID: { status: 400, message: 'This route protects request bodies and this one cannot be read as its Content-Type says (invalid JSON or UTF-8, unsupported charset or a compressed body).' },
-  SIDECAR_PROTECTED_BODY_TOO_LARGE: { status: 413, message: 'This route protects request bodies and this one (or one of its events or lines) is larger than protection.maxBodyBytes allows.' },
+  SIDECAR_PROTECTED_BODY_INVALID: {
+    status: 400,
+    message:
+      'This route protects request bodies and this one cannot be read as its Content-Type says (invalid JSON or UTF-8, unsupported charset or a compressed body).',
+  },
+  SIDECAR_PROTECTED_BODY_TOO_LARGE: {
+    status: 413,
+    message: 'This route protects request bodies and this one (or one of its events or lines) is larger than protection.maxBodyBytes allows.',
+  },
   SIDECAR_RATE_LIMITED: { status: 429, message: 'Too many requests; retry after the time in Retry-After.' },
   SIDECAR_KEYS_UNAVAILABLE: { status: 503, message: 'The token signing keys could not be loaded yet; retry shortly.' },
   SIDECAR_STORE_UNAVAILABLE: { status: 503, message: 'A store the sidecar needs (Redis) is unreachable, and this check fails closed.' },
@@ -62,10 +85,20 @@ export const catalog = {
   SIDECAR_UPSTREAM_CONNECT_TIMEOUT: { status: 504, message: 'Connecting to the upstream timed out.' },
   SIDECAR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time.' },
   SIDECAR_UPSTREAM_PROTOCOL_ERROR: { status: 502, message: 'The upstream sent a response that is not valid HTTP.' },
-  SIDECAR_UPSTREAM_BODY_UNPROTECTABLE: { status: 502, message: 'The agent answered with a body this route must protect that cannot be read (invalid JSON, compressed, or over protection.maxBodyBytes).' },
-  SIDECAR_MCP_UPSTREAM_UNREADABLE: { status: 502, message: "The agent's answer to an MCP list request cannot be read to filter it (not JSON, compressed, or over mcp.maxMessageBytes); it is not shown unfiltered." },
+  SIDECAR_UPSTREAM_BODY_UNPROTECTABLE: {
+    status: 502,
+    message: 'The agent answered with a body this route must protect that cannot be read (invalid JSON, compressed, or over protection.maxBodyBytes).',
+  },
+  SIDECAR_MCP_UPSTREAM_UNREADABLE: {
+    status: 502,
+    message:
+      "The agent's answer to an MCP list request cannot be read to filter it (not JSON, compressed, or over mcp.maxMessageBytes); it is not shown unfiltered.",
+  },
   SIDECAR_CIRCUIT_OPEN: { status: 503, message: 'The upstream failed repeatedly; requests fail fast until a probe succeeds.' },
-  SIDECAR_UPSTREAM_BUSY: { status: 503, message: 'Every connection to the upstream stayed busy for upstream.queueTimeout, or upstream.maxQueue requests were already waiting; retry shortly.' },
+  SIDECAR_UPSTREAM_BUSY: {
+    status: 503,
+    message: 'Every connection to the upstream stayed busy for upstream.queueTimeout, or upstream.maxQueue requests were already waiting; retry shortly.',
+  },
   // LLM egress (the agent's calls to its providers).
   SIDECAR_EGRESS_ROUTE_UNKNOWN: { status: 404, message: 'No LLM provider is configured under this path; use /anthropic or /openai (egress.providers).' },
   SIDECAR_BUDGET_EXCEEDED: { status: 429, message: 'The LLM budget of this agent is spent for the current window; the call was not sent to the provider.' },
@@ -84,13 +117,26 @@ export const catalog = {
   SIDECAR_API_KEYS_INVALID: { status: 0, message: 'The API key file does not match its schema.' },
   SIDECAR_PROTECTION_KEYS_INVALID: { status: 0, message: 'A protection key (key ring file, key file, environment variable or passphrase) cannot be loaded.' },
   SIDECAR_ENVELOPE_INVALID: { status: 0, message: 'The value is not an encrypted envelope (enc:v1:<key id>:<base64url>).' },
-  SIDECAR_ENCRYPTION_KEY_UNKNOWN: { status: 0, message: 'No key of the key ring has the id this value was encrypted with; put the retired key back in the ring to decrypt it.' },
+  SIDECAR_ENCRYPTION_KEY_UNKNOWN: {
+    status: 0,
+    message: 'No key of the key ring has the id this value was encrypted with; put the retired key back in the ring to decrypt it.',
+  },
   SIDECAR_DECRYPT_FAILED: { status: 0, message: 'The value does not decrypt: it was altered, or encrypted with another key under the same id.' },
-  SIDECAR_INPUT_INVALID: { status: 0, message: 'Some input lines were not valid; each is reported with its line number and left out, the others were processed.' },
+  SIDECAR_INPUT_INVALID: {
+    status: 0,
+    message: 'Some input lines were not valid; each is reported with its line number and left out, the others were processed.',
+  },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
-  SIDECAR_AGENT_START_FAILED: { status: 0, message: 'run -- <command>: the agent command could not be started (not found, or not executable); exit status 127 or 126.' },
+  SIDECAR_AGENT_START_FAILED: {
+    status: 0,
+    message: 'run -- <command>: the agent command could not be started (not found, or not executable); exit status 127 or 126.',
+  },
   // Operator warnings at start-up (the start goes on).
-  SIDECAR_OTEL_ENV_INVALID: { status: 0, message: 'An OTEL_* environment variable has a value the sidecar cannot use; it is ignored (one warning line each), and the configuration or the default applies.' },
+  SIDECAR_OTEL_ENV_INVALID: {
+    status: 0,
+    message:
+      'An OTEL_* environment variable has a value the sidecar cannot use; it is ignored (one warning line each), and the configuration or the default applies.',
+  },
   // agent-sidecar inject (exit status 2, nothing written).
   SIDECAR_INJECT_UNREADABLE: { status: 0, message: 'The manifest or compose file cannot be read.' },
   SIDECAR_INJECT_PARSE: { status: 0, message: 'The input is not valid YAML.' },

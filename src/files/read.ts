@@ -57,7 +57,8 @@ function check(s: Stats, maxBytes: number): void {
   if (s.size > maxBytes) throw tooLarge(maxBytes);
 }
 
-const tooLarge = (maxBytes: number) => new FileReadError('too_large', `larger than the ${bytes.format(maxBytes, { unitSeparator: ' ' })} allowed for this file`);
+const tooLarge = (maxBytes: number) =>
+  new FileReadError('too_large', `larger than the ${bytes.format(maxBytes, { unitSeparator: ' ' })} allowed for this file`);
 
 function unreadable(cause: unknown): FileReadError {
   return cause instanceof FileReadError ? cause : new FileReadError('unreadable', (cause as Error).message, cause);

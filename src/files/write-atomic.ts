@@ -9,7 +9,10 @@ import { basename, dirname, join } from 'node:path';
  * mode; a new one gets `mode`.
  */
 export async function writeFileAtomic(file: string, text: string, mode = 0o644): Promise<void> {
-  const keep = await stat(file).then((s) => s.mode & 0o777, () => mode);
+  const keep = await stat(file).then(
+    (s) => s.mode & 0o777,
+    () => mode,
+  );
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await writeFile(tmp, text, { mode: keep, flag: 'wx' });

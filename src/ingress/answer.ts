@@ -25,7 +25,13 @@ export function answerReply(ctx: RequestContext, requestIdHeader: string): void 
   const length = Buffer.byteLength(body);
   // A body left unread (perhaps never sent: no 100 Continue) must not be read as the next request.
   const unread = ctx.clientBody !== undefined && !ctx.req.complete ? { connection: 'close' } : undefined;
-  res.writeHead(reply.status, { ...Object.fromEntries(ctx.responseHeaders), ...reply.headers, ...unread, [requestIdHeader]: ctx.requestId, 'content-length': String(length) });
+  res.writeHead(reply.status, {
+    ...Object.fromEntries(ctx.responseHeaders),
+    ...reply.headers,
+    ...unread,
+    [requestIdHeader]: ctx.requestId,
+    'content-length': String(length),
+  });
   res.end(body);
   count(ctx, length);
 }

@@ -19,7 +19,9 @@ const MAX_CHECK_MS = 500;
  * so each fires at most half a second late; it walks only the connections that are in the
  * middle of a request.
  */
-export function listenerTimeouts(t: ClientTimeouts): Pick<http.ServerOptions, 'headersTimeout' | 'requestTimeout' | 'keepAliveTimeout' | 'connectionsCheckingInterval'> {
+export function listenerTimeouts(
+  t: ClientTimeouts,
+): Pick<http.ServerOptions, 'headersTimeout' | 'requestTimeout' | 'keepAliveTimeout' | 'connectionsCheckingInterval'> {
   const shortest = Math.min(...[t.clientHeadersTimeout, t.clientRequestTimeout].filter((v) => v > 0), MAX_CHECK_MS * 4);
   return {
     headersTimeout: t.clientHeadersTimeout,

@@ -42,7 +42,10 @@ export function watchTls(server: HttpsServer, files: TlsFiles, logger: Logger, i
       server.setSecureContext(loadTls(files));
       logger.info({ event_type: 'tls_reload', cert_file: files.certFile }, 'TLS certificate reloaded');
     } catch (err) {
-      logger.error({ event_type: 'tls_reload', error: (err as Error).message, error_type: 'SIDECAR_TLS_INVALID' }, 'TLS reload failed; keeping the current certificate');
+      logger.error(
+        { event_type: 'tls_reload', error: (err as Error).message, error_type: 'SIDECAR_TLS_INVALID' },
+        'TLS reload failed; keeping the current certificate',
+      );
     }
   };
   let pending: NodeJS.Timeout | undefined;

@@ -50,7 +50,12 @@ export function findAgent(t: PodTemplate, containers: YAMLSeq, settings: InjectS
   if (spec === undefined) {
     port = ports[0];
     if (port === undefined) {
-      throw inputError('SIDECAR_INJECT_PORT_NOT_FOUND', w, from, `the agent container "${name}" declares no port; declare its containerPort, or name it with the ${ANNOTATION.upstreamPort} annotation or --upstream-port`);
+      throw inputError(
+        'SIDECAR_INJECT_PORT_NOT_FOUND',
+        w,
+        from,
+        `the agent container "${name}" declares no port; declare its containerPort, or name it with the ${ANNOTATION.upstreamPort} annotation or --upstream-port`,
+      );
     }
   } else if (/^\d+$/.test(spec)) {
     const n = Number(spec);
@@ -76,7 +81,8 @@ function portsOf(t: PodTemplate, container: YAMLMap, path: Path): Port[] {
   return mapItems(w, seqAt(w, container, 'ports', path), [...path, 'ports']).map((p, j) => {
     const at = [...path, 'ports', j, 'containerPort'];
     const n = scalarValue(p.get('containerPort', true));
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) throw inputError('SIDECAR_INJECT_INVALID', w, at, 'expected a port number from 1 to 65535');
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535)
+      throw inputError('SIDECAR_INJECT_INVALID', w, at, 'expected a port number from 1 to 65535');
     return { number: n, name: text(p, 'name'), path: at };
   });
 }
@@ -96,7 +102,12 @@ export function checkPorts(t: PodTemplate, lists: ReadonlyArray<[key: string, se
   for (const [role, number] of Object.entries(settings.ports) as Array<[keyof typeof PORT_NAME, number]>) {
     const clash = taken.find((p) => p.number === number);
     if (clash !== undefined) {
-      throw inputError('SIDECAR_INJECT_INVALID', w, clash.path, `port ${number} is also the sidecar's ${role} port (${PORT_NAME[role]}); give the sidecar another one with --${role}-port`);
+      throw inputError(
+        'SIDECAR_INJECT_INVALID',
+        w,
+        clash.path,
+        `port ${number} is also the sidecar's ${role} port (${PORT_NAME[role]}); give the sidecar another one with --${role}-port`,
+      );
     }
   }
 }

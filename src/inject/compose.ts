@@ -46,7 +46,14 @@ export function injectCompose(input: string, settings: InjectSettings, options: 
   const stream = parseStream(input, options.source ?? 'stdin');
   const segment = stream.segments[0];
   const doc = segment?.doc;
-  const where = (name?: string): Where => ({ source: stream.source, doc: 1, kind: name === undefined ? undefined : 'service', name, prefix: [], line: (p) => (doc === undefined ? undefined : lineIn(doc, stream.lineOf, p)) });
+  const where = (name?: string): Where => ({
+    source: stream.source,
+    doc: 1,
+    kind: name === undefined ? undefined : 'service',
+    name,
+    prefix: [],
+    line: (p) => (doc === undefined ? undefined : lineIn(doc, stream.lineOf, p)),
+  });
   const services = doc !== undefined && isMap(doc.contents) ? mapAt(where(), doc.contents as YAMLMap, 'services', []) : undefined;
   if (segment === undefined || stream.segments.length > 1 || services === undefined) {
     throw inputError('SIDECAR_INJECT_INVALID', where(), ['services'], 'missing: a compose file is one document with a services mapping');
@@ -87,7 +94,11 @@ function target(item: unknown): { port: number | undefined; node: Scalar; retarg
     const [main = '', protocol] = v.split('/');
     const i = main.lastIndexOf(':');
     const container = main.slice(i + 1);
-    return { port: /^\d+$/.test(container) ? Number(container) : undefined, node: item, retarget: (n) => `${main.slice(0, i + 1)}${n}${protocol === undefined ? '' : `/${protocol}`}` };
+    return {
+      port: /^\d+$/.test(container) ? Number(container) : undefined,
+      node: item,
+      retarget: (n) => `${main.slice(0, i + 1)}${n}${protocol === undefined ? '' : `/${protocol}`}`,
+    };
   }
   if (isMap(item)) {
     const node = item.get('target', true);
@@ -112,7 +123,13 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     return false;
   }
   const sidecarName = sidecarServiceName(name);
-  if (services.has(sidecarName)) throw inputError('SIDECAR_INJECT_INVALID', w, ['services', sidecarName], `a service named ${sidecarName} is there already, but it carries no ${ANNOTATION.status} label; remove or rename it`);
+  if (services.has(sidecarName))
+    throw inputError(
+      'SIDECAR_INJECT_INVALID',
+      w,
+      ['services', sidecarName],
+      `a service named ${sidecarName} is there already, but it carries no ${ANNOTATION.status} label; remove or rename it`,
+    );
 
   const ports = seqAt(w, agent, 'ports', base);
   const published = (ports?.items ?? []).map((item) => target(item));
@@ -120,7 +137,14 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   const wanted = labels.get(ANNOTATION.upstreamPort) ?? settings.upstreamPort;
   const upstream = wanted !== undefined ? Number(wanted) : (published.find((p) => p?.port !== undefined)?.port ?? exposed.find(Number.isInteger));
   if (upstream === undefined || !Number.isInteger(upstream) || upstream < 1 || upstream > 65535) {
-    throw inputError('SIDECAR_INJECT_PORT_NOT_FOUND', w, [...base, 'ports'], wanted === undefined ? 'the service publishes no port; publish it, or name it with --upstream-port' : `${wanted}: expected a port number (compose ports have no names)`);
+    throw inputError(
+      'SIDECAR_INJECT_PORT_NOT_FOUND',
+      w,
+      [...base, 'ports'],
+      wanted === undefined
+        ? 'the service publishes no port; publish it, or name it with --upstream-port'
+        : `${wanted}: expected a port number (compose ports have no names)`,
+    );
   }
 
   const created: string[] = [];
@@ -159,17 +183,28 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   }
 
   if (Object.keys(nulls).length > 0) status.nulls = nulls;
-  const copied = Object.fromEntries(['networks', 'restart'].flatMap((key) => {
-    const value = agent.get(key, true);
-    return value === undefined ? [] : [[key, (value as Node).clone()]];
-  }));
+  const copied = Object.fromEntries(
+    ['networks', 'restart'].flatMap((key) => {
+      const value = agent.get(key, true);
+      return value === undefined ? [] : [[key, (value as Node).clone()]];
+    }),
+  );
   // The sidecar reports under the agent's service name, the user's own if the agent has one.
   const serviceName = env.get('OTEL_SERVICE_NAME') ?? name;
-  const sidecar = doc.createNode(sidecarService(name, serviceName, upstream, settings, configMount, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }));
+  const sidecar = doc.createNode(
+    sidecarService(name, serviceName, upstream, settings, configMount, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }),
+  );
   const at = services.items.findIndex((p) => scalarValue(p.key) === name);
   services.items.splice(at + 1, 0, new Pair(doc.createNode(sidecarName), sidecar));
-  changes.push(change(w, ['services', sidecarName], `added (${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream ${name}:${upstream})`));
-  if (moved.length === 0) changes.push(change(w, [...base, 'ports'], `note: no published port was ${upstream}; clients that call ${name}:${upstream} directly bypass the sidecar`));
+  changes.push(
+    change(
+      w,
+      ['services', sidecarName],
+      `added (${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream ${name}:${upstream})`,
+    ),
+  );
+  if (moved.length === 0)
+    changes.push(change(w, [...base, 'ports'], `note: no published port was ${upstream}; clients that call ${name}:${upstream} directly bypass the sidecar`));
   return true;
 }
 
@@ -196,7 +231,12 @@ function sidecarService(
     cap_drop: ['ALL'],
     security_opt: ['no-new-privileges:true'],
     // The image has Node but no curl.
-    healthcheck: { test: ['CMD', 'node', '-e', `fetch('${readyz}').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`], interval: '10s', timeout: '3s', retries: 3 },
+    healthcheck: {
+      test: ['CMD', 'node', '-e', `fetch('${readyz}').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`],
+      interval: '10s',
+      timeout: '3s',
+      retries: 3,
+    },
     labels: { [ANNOTATION.status]: JSON.stringify(status) },
   };
 }

@@ -35,12 +35,21 @@ export function injectManifests(input: string, settings: InjectSettings, options
   if (options.uninject) return { text: printStream(stream), changes: undone };
 
   // Injecting again: one line per object that had been injected, then what goes in now.
-  const changes: Change[] = [...new Set(undone.map((c) => c.where))].map((where) => ({ where, field: '(document)', what: 'took out the earlier injection first' }));
+  const changes: Change[] = [...new Set(undone.map((c) => c.where))].map((where) => ({
+    where,
+    field: '(document)',
+    what: 'took out the earlier injection first',
+  }));
   const injected: Injected[] = [];
   for (const obj of objects) {
     if (!isWorkload(obj)) {
       if (injectChoice(obj) === true) {
-        throw inputError('SIDECAR_INJECT_KIND_UNSUPPORTED', obj.where, ['kind'], `${obj.apiVersion ?? '?'} ${obj.kind ?? '(no kind)'} cannot be injected; kinds that can: ${WORKLOAD_KINDS.join(', ')}`);
+        throw inputError(
+          'SIDECAR_INJECT_KIND_UNSUPPORTED',
+          obj.where,
+          ['kind'],
+          `${obj.apiVersion ?? '?'} ${obj.kind ?? '(no kind)'} cannot be injected; kinds that can: ${WORKLOAD_KINDS.join(', ')}`,
+        );
       }
       continue;
     }
@@ -54,7 +63,13 @@ export function injectManifests(input: string, settings: InjectSettings, options
   const unrouted = routeServices(objects.filter(isService), injected, settings.version, changes);
   // Jobs seldom have a Service; a long-running workload without one is worth a word.
   for (const inj of unrouted.filter((i) => i.t.obj.kind !== 'Job' && i.t.obj.kind !== 'CronJob')) {
-    changes.push(change(inj.t.obj.where, [], `note: no Service in this input sends traffic to its port ${inj.agent.port}; point its Service's targetPort at the port named ${PORT_NAME.ingress}`));
+    changes.push(
+      change(
+        inj.t.obj.where,
+        [],
+        `note: no Service in this input sends traffic to its port ${inj.agent.port}; point its Service's targetPort at the port named ${PORT_NAME.ingress}`,
+      ),
+    );
   }
   if (settings.configFile === undefined) return { text: printStream(stream), changes };
   return { text: printStream(stream, configMaps(injected, settings, changes, joinedBefore(printStream(stream), stream))), changes };
@@ -67,7 +82,11 @@ function configMaps(injected: Injected[], settings: InjectSettings, changes: Cha
   const namespaces = new Set(injected.filter((i) => i.configMap === settings.configMap).map((i) => i.t.namespace));
   return [...namespaces].map((namespace, i) => {
     const doc = new Document(configMapObject(settings.configMap, namespace, file.text, settings.version, i === 0 ? joined : undefined));
-    changes.push({ where: 'new document', field: `ConfigMap/${settings.configMap}`, what: `added from ${file.path}${namespace === undefined ? '' : ` in namespace ${namespace}`}` });
+    changes.push({
+      where: 'new document',
+      field: `ConfigMap/${settings.configMap}`,
+      what: `added from ${file.path}${namespace === undefined ? '' : ` in namespace ${namespace}`}`,
+    });
     return doc;
   });
 }

@@ -87,7 +87,10 @@ export function podTemplateOf(obj: K8sObject): PodTemplate {
   const templateMeta = path.length === 0 ? meta : mapAt(obj.where, template, 'metadata', path);
   const annotations: Annotations = new Map();
   // The workload's own annotations count too (kubectl annotate deployment …); the pod template's win.
-  for (const [m, at] of [[meta, ['metadata']], [templateMeta, [...path, 'metadata']]] as const) {
+  for (const [m, at] of [
+    [meta, ['metadata']],
+    [templateMeta, [...path, 'metadata']],
+  ] as const) {
     if (m === undefined) continue;
     for (const [key, value] of stringMap(mapAt(obj.where, m, 'annotations', at))) {
       annotations.set(key, { value, path: [...at, 'annotations', key] });

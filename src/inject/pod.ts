@@ -22,19 +22,37 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   const spec = mapAt(w, t.template, 'spec', t.path);
   if (spec === undefined) throw inputError('SIDECAR_INJECT_INVALID', w, specPath, 'missing: a pod template needs a spec');
   const containers = seqAt(w, spec, 'containers', specPath);
-  if (containers === undefined || containers.items.length === 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'containers'], 'missing: a pod needs at least one container');
+  if (containers === undefined || containers.items.length === 0)
+    throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'containers'], 'missing: a pod needs at least one container');
   const initContainers = seqAt(w, spec, 'initContainers', specPath);
   const volumes = seqAt(w, spec, 'volumes', specPath);
-  for (const [key, seq] of [['containers', containers], ['initContainers', initContainers]] as const) {
+  for (const [key, seq] of [
+    ['containers', containers],
+    ['initContainers', initContainers],
+  ] as const) {
     const i = indexByName(seq, SIDECAR_CONTAINER);
-    if (i >= 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, key, i, 'name'], `a container named ${SIDECAR_CONTAINER} is there already, but no ${ANNOTATION.status} annotation says what was injected; remove it or rename it`);
+    if (i >= 0)
+      throw inputError(
+        'SIDECAR_INJECT_INVALID',
+        w,
+        [...specPath, key, i, 'name'],
+        `a container named ${SIDECAR_CONTAINER} is there already, but no ${ANNOTATION.status} annotation says what was injected; remove it or rename it`,
+      );
   }
   const v = indexByName(volumes, CONFIG_VOLUME);
   if (v >= 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'volumes', v, 'name'], `a volume named ${CONFIG_VOLUME} is there already; rename it`);
 
   const agent = findAgent(t, containers, settings);
   t.obj.segment.changed = true;
-  checkPorts(t, [['containers', containers], ['initContainers', initContainers]], agent, settings);
+  checkPorts(
+    t,
+    [
+      ['containers', containers],
+      ['initContainers', initContainers],
+    ],
+    agent,
+    settings,
+  );
   const image = t.annotations.get(ANNOTATION.image)?.value ?? settings.image;
   const configMap = t.annotations.get(ANNOTATION.config)?.value ?? settings.configMap;
   const created: string[] = [];
@@ -54,7 +72,13 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     containers.items.push(container);
     changes.push(change(w, [...specPath, 'containers'], `added container ${what}`));
     if (t.obj.kind === 'Job' || t.obj.kind === 'CronJob') {
-      changes.push(change(w, [...specPath, 'containers'], 'note: a regular sidecar keeps a Job\'s pod running after the agent exits; use --native-sidecar (Kubernetes 1.29+)'));
+      changes.push(
+        change(
+          w,
+          [...specPath, 'containers'],
+          "note: a regular sidecar keeps a Job's pod running after the agent exits; use --native-sidecar (Kubernetes 1.29+)",
+        ),
+      );
     }
   }
   ensure(doc, spec, 'volumes', volumes, 'seq', created, 'volumes', nulls).items.push(doc.createNode(configVolume(configMap)));

@@ -36,7 +36,13 @@ export function routeServices(services: K8sObject[], injected: Injected[], versi
         if (node instanceof Scalar) node.value = PORT_NAME.ingress;
         else (item as YAMLMap).set('targetPort', PORT_NAME.ingress);
         status.ports.push({ index: i, targetPort: node instanceof Scalar ? (target as string | number) : null, ...(raw === undefined ? {} : { raw }) });
-        changes.push(change(w, ['spec', 'ports', i, 'targetPort'], `${String(target)} -> ${PORT_NAME.ingress} (traffic for ${describe(inj.t.obj.where)} enters through its sidecar)`));
+        changes.push(
+          change(
+            w,
+            ['spec', 'ports', i, 'targetPort'],
+            `${String(target)} -> ${PORT_NAME.ingress} (traffic for ${describe(inj.t.obj.where)} enters through its sidecar)`,
+          ),
+        );
         routed.add(inj);
       }
     }

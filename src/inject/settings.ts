@@ -71,7 +71,8 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
   if (flags.configmapName !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(flags.configmapName)) {
     throw usage(`--configmap-name ${flags.configmapName}: expected a Kubernetes name (lowercase letters, digits, - and .)`);
   }
-  if (flags.image !== undefined && !/^\S+$/.test(flags.image)) throw usage(`--image "${flags.image}": expected an image reference such as registry.example.com/agent-sidecar:${version}`);
+  if (flags.image !== undefined && !/^\S+$/.test(flags.image))
+    throw usage(`--image "${flags.image}": expected an image reference such as registry.example.com/agent-sidecar:${version}`);
   return {
     image: flags.image ?? defaultImage(),
     ports,

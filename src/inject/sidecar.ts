@@ -1,4 +1,15 @@
-import { ANNOTATION, CONFIG_DIR, CONFIG_KEY, CONFIG_VOLUME, MANAGED_BY, PORT_NAME, PROVIDER_BASE_PATHS, RESOURCES, RUN_AS_USER, SIDECAR_CONTAINER } from './names.ts';
+import {
+  ANNOTATION,
+  CONFIG_DIR,
+  CONFIG_KEY,
+  CONFIG_VOLUME,
+  MANAGED_BY,
+  PORT_NAME,
+  PROVIDER_BASE_PATHS,
+  RESOURCES,
+  RUN_AS_USER,
+  SIDECAR_CONTAINER,
+} from './names.ts';
 import type { InjectSettings, SidecarPorts } from './settings.ts';
 
 // What injection adds, as plain objects: the same values for Kubernetes and compose.
@@ -57,10 +68,7 @@ export function sidecarContainer({ settings, image, upstreamPort, serviceName }:
       { name: PORT_NAME.egress, containerPort: ports.egress, protocol: 'TCP' },
       { name: PORT_NAME.admin, containerPort: ports.admin, protocol: 'TCP' },
     ],
-    env: [
-      ...env.map(([name, value]) => ({ name, value })),
-      ...POD_FIELDS.map(([name, fieldPath]) => ({ name, valueFrom: { fieldRef: { fieldPath } } })),
-    ],
+    env: [...env.map(([name, value]) => ({ name, value })), ...POD_FIELDS.map(([name, fieldPath]) => ({ name, valueFrom: { fieldRef: { fieldPath } } }))],
     resources: RESOURCES,
     livenessProbe: probe('/healthz', 10),
     readinessProbe: probe('/readyz', 5),

@@ -135,7 +135,13 @@ export function removedText(doc: Document, parent: YAMLMap | YAMLSeq, item: unkn
   const before = itemsAtParse.get(parent);
   if (src === undefined || before === undefined || !before.includes(item)) return undefined;
   try {
-    const [from, to] = removalSpan(src, parent, before, [item], before.filter((i) => i !== item));
+    const [from, to] = removalSpan(
+      src,
+      parent,
+      before,
+      [item],
+      before.filter((i) => i !== item),
+    );
     const text = src.text.slice(from, to);
     // Block items as whole lines with their line break, wherever they stood.
     return parent.flow || text.endsWith('\n') ? text : text + src.eol;
@@ -247,7 +253,7 @@ function collectEdits(src: SourceInfo, node: unknown, edits: Edit[], inserts: In
   if (before === undefined) throw new Error('a collection without a source');
   const after = node.items as unknown[];
   const kept = after.filter((i) => before.includes(i));
-  for (let i = 0; i < before.length; ) {
+  for (let i = 0; i < before.length;) {
     if (after.includes(before[i])) {
       i++;
       continue;
@@ -266,7 +272,7 @@ function collectEdits(src: SourceInfo, node: unknown, edits: Edit[], inserts: In
     } else collectEdits(src, item, edits, inserts);
   }
   // Added items, in runs between kept ones.
-  for (let i = 0; i < after.length; ) {
+  for (let i = 0; i < after.length;) {
     if (kept.includes(after[i])) {
       i++;
       continue;
@@ -364,7 +370,10 @@ function removalSpan(src: SourceInfo, parent: YAMLMap | YAMLSeq, before: unknown
   const first = run[0]!;
   const last = run.at(-1)!;
   if (parent.flow) {
-    const prev = before.slice(0, before.indexOf(first)).reverse().find((x) => kept.includes(x));
+    const prev = before
+      .slice(0, before.indexOf(first))
+      .reverse()
+      .find((x) => kept.includes(x));
     const next = before.slice(before.indexOf(last) + 1).find((x) => kept.includes(x));
     if (prev !== undefined) return [itemEnd(prev, true), itemEnd(last, true)];
     if (next !== undefined) return [itemStart(src, parent, first), itemStart(src, parent, next)];
@@ -446,8 +455,9 @@ function flowItemText(src: SourceInfo, item: unknown): string {
     const m = new YAMLMap();
     m.flow = true;
     m.items = [item as Pair<unknown, unknown>];
-    return printed(src, m).replace(/^\{\s*/, '').replace(/\s*\}$/, '');
+    return printed(src, m)
+      .replace(/^\{\s*/, '')
+      .replace(/\s*\}$/, '');
   }
   return flowText(src, item);
 }
-

@@ -76,7 +76,13 @@ export function generatedStatus(raw: string | undefined): z.infer<typeof generat
 }
 
 /** Writes the status annotation, creating metadata and annotations as needed (and recording that). */
-export function writeStatus(doc: Doc, w: Where, owner: YAMLMap, path: Path, status: { created: string[]; nulls?: Record<string, string> | undefined } & Record<string, unknown>): void {
+export function writeStatus(
+  doc: Doc,
+  w: Where,
+  owner: YAMLMap,
+  path: Path,
+  status: { created: string[]; nulls?: Record<string, string> | undefined } & Record<string, unknown>,
+): void {
   const nulls = { ...status.nulls };
   const meta = ensure(doc, owner, 'metadata', mapAt(w, owner, 'metadata', path), 'map', status.created, 'metadata', nulls);
   const ann = ensure(doc, meta, 'annotations', mapAt(w, meta, 'annotations', [...path, 'metadata']), 'map', status.created, 'annotations', nulls);

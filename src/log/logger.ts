@@ -65,4 +65,3 @@ export function destinationOf(logger: Logger): { write(line: string): unknown } 
   if (stream === undefined) throw new Error('not a pino logger: it has no destination stream');
   return stream;
 }
-

@@ -56,10 +56,15 @@ const route = z
       ctx.addIssue({ code: 'custom', path: at, message: 'expected an HTTP method such as GET, or * for any method' });
       return undefined;
     };
-    if (r.public && r.mcp !== undefined) return bad(['mcp'], 'an MCP route decides per caller, so it cannot be public: remove public: true and give it methods, e.g. { POST: use:mcp, GET: use:mcp }');
+    if (r.public && r.mcp !== undefined)
+      return bad(
+        ['mcp'],
+        'an MCP route decides per caller, so it cannot be public: remove public: true and give it methods, e.g. { POST: use:mcp, GET: use:mcp }',
+      );
     if (r.public) {
       if (r.methods === undefined) return { path: r.path, public: true, dryRun: r.dryRun, methods: undefined };
-      if (!Array.isArray(r.methods)) return bad(['methods'], 'a public route needs no permission: list its methods (methods: [GET]) or leave methods out for any method');
+      if (!Array.isArray(r.methods))
+        return bad(['methods'], 'a public route needs no permission: list its methods (methods: [GET]) or leave methods out for any method');
       const list = r.methods.map((m, i) => method(m, ['methods', i]) ?? '');
       return { path: r.path, public: true, dryRun: r.dryRun, methods: list.includes('*') ? undefined : [...new Set(list)] };
     }
@@ -91,7 +96,12 @@ const routes = z.array(route, { error: 'expected a list of routes, e.g. - path: 
     const key = canonical(r.path);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, i);
-    else ctx.addIssue({ code: 'custom', path: [i, 'path'], message: `matches the same paths as routes[${first}] (${list[first]!.path}); merge their methods into one entry` });
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'path'],
+        message: `matches the same paths as routes[${first}] (${list[first]!.path}); merge their methods into one entry`,
+      });
   });
 });
 
@@ -163,11 +173,13 @@ function ungranted(doc: PolicyDocument): string[] {
     }
     if (r.mcp === undefined) return;
     for (const [method, permission] of Object.entries(r.mcp.rpc)) {
-      if (!granted.has(permission)) warnings.push(`routes[${i}] (${r.path}).mcp.rpc.${method} needs ${permission}, which no role grants: the rule denies everyone`);
+      if (!granted.has(permission))
+        warnings.push(`routes[${i}] (${r.path}).mcp.rpc.${method} needs ${permission}, which no role grants: the rule denies everyone`);
     }
     for (const kind of ['tools', 'prompts', 'resources'] as const) {
       for (const [name, grants] of Object.entries(r.mcp[kind])) {
-        if (!grants.some((g) => granted.has(g.permission))) warnings.push(`routes[${i}] (${r.path}).mcp.${kind}.${name} needs a permission no role grants: it is refused to everyone`);
+        if (!grants.some((g) => granted.has(g.permission)))
+          warnings.push(`routes[${i}] (${r.path}).mcp.${kind}.${name} needs a permission no role grants: it is refused to everyone`);
       }
     }
   });

@@ -87,7 +87,14 @@ interface CompiledRoute {
 
 const NO_QUERY = Object.freeze({});
 const NO_ROUTE_MATCH: RouteMatch = Object.freeze({ route: undefined, permission: undefined, public: false, dryRun: false, matched: false });
-const NO_ROUTE: Decision = Object.freeze({ route: undefined, permission: undefined, public: false, allowed: false, dryRun: false, code: 'SIDECAR_ROUTE_NOT_ALLOWED' });
+const NO_ROUTE: Decision = Object.freeze({
+  route: undefined,
+  permission: undefined,
+  public: false,
+  allowed: false,
+  dryRun: false,
+  code: 'SIDECAR_ROUTE_NOT_ALLOWED',
+});
 
 /**
  * find-my-way percent-decodes the path (decodeURI) before matching and cuts it at `?` and `#`,

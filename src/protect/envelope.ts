@@ -44,7 +44,10 @@ export function open(key: Buffer, envelope: string): { type: PlaintextType; plai
     const plaintext = Buffer.concat([decipher.update(body.subarray(1 + IV, body.length - TAG)), decipher.final()]).toString('utf8');
     return { type, plaintext };
   } catch (cause) {
-    throw new SidecarError('SIDECAR_DECRYPT_FAILED', { message: `the value encrypted with key ${kid} does not decrypt: it was altered, or encrypted with another key of that id`, cause });
+    throw new SidecarError('SIDECAR_DECRYPT_FAILED', {
+      message: `the value encrypted with key ${kid} does not decrypt: it was altered, or encrypted with another key of that id`,
+      cause,
+    });
   }
 }
 

@@ -24,7 +24,11 @@ const B64 = /^[A-Za-z0-9+/_-]{43}={0,1}$/;
 /** 32 bytes written as hex, base64 or base64url; anything else is refused, never padded or cut. */
 export function decodeKey(text: string, where: string): Buffer {
   const t = text.trim();
-  const bytes = HEX.test(t) ? Buffer.from(t, 'hex') : B64.test(t) ? Buffer.from(t.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''), 'base64url') : undefined;
+  const bytes = HEX.test(t)
+    ? Buffer.from(t, 'hex')
+    : B64.test(t)
+      ? Buffer.from(t.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''), 'base64url')
+      : undefined;
   if (bytes === undefined || bytes.length !== KEY_BYTES) {
     throw keysInvalid(`${where}: expected ${KEY_BYTES} random bytes as base64, base64url or hex (agent-sidecar keys generate prints one)`);
   }
@@ -50,7 +54,8 @@ export async function loadKey(source: KeySource, name: string, env: NodeJS.Proce
   }
   if (source.passphraseEnv !== undefined && source.salt !== undefined) {
     const passphrase = env[source.passphraseEnv];
-    if (passphrase === undefined || passphrase.length < 12) throw keysInvalid(`${name}: ${source.passphraseEnv} must hold a passphrase of at least 12 characters`);
+    if (passphrase === undefined || passphrase.length < 12)
+      throw keysInvalid(`${name}: ${source.passphraseEnv} must hold a passphrase of at least 12 characters`);
     return deriveKey(passphrase, source.salt);
   }
   throw keysInvalid(`${name}: no key source (env, file, passphraseEnv with salt, or key)`);

@@ -23,12 +23,11 @@ export const ringFileSchema = z.strictObject({
   active: z.string().regex(KEY_ID_PATTERN).optional(),
   keys: z
     .array(
-      z
-        .strictObject({ ...keyEntryShape, key: z.string().min(1).optional(), created: z.string().optional() })
-        .superRefine((k, ctx) => {
-          if (k.key === undefined) checkKeySource(k, ctx);
-          else if (k.env !== undefined || k.file !== undefined || k.passphraseEnv !== undefined) ctx.addIssue({ code: 'custom', message: 'a key given inline has no other source' });
-        }),
+      z.strictObject({ ...keyEntryShape, key: z.string().min(1).optional(), created: z.string().optional() }).superRefine((k, ctx) => {
+        if (k.key === undefined) checkKeySource(k, ctx);
+        else if (k.env !== undefined || k.file !== undefined || k.passphraseEnv !== undefined)
+          ctx.addIssue({ code: 'custom', message: 'a key given inline has no other source' });
+      }),
     )
     .default([]),
 });
@@ -70,7 +69,10 @@ export function writeRingFile(file: string, ring: RingFile): void {
 export async function loadKeyRing(keys: ProtectionConfig['keys'], env: NodeJS.ProcessEnv = process.env): Promise<KeyRing> {
   const file = keys.file === undefined ? undefined : readRingFile(keys.file, { key: 'protection.keys.file' });
   // Each key named by where it is written: the ring file, or protection.keys.ring.
-  const entries = [...(file?.keys ?? []).map((k) => [k, `key ${k.id} of ${keys.file}`] as const), ...keys.ring.map((k, i) => [k, `protection.keys.ring[${i}] (key ${k.id})`] as const)];
+  const entries = [
+    ...(file?.keys ?? []).map((k) => [k, `key ${k.id} of ${keys.file}`] as const),
+    ...keys.ring.map((k, i) => [k, `protection.keys.ring[${i}] (key ${k.id})`] as const),
+  ];
   const material = new Map<string, Buffer>();
   for (const [entry, name] of entries) {
     if (material.has(entry.id)) throw keysInvalid(`the key id ${entry.id} appears twice (key ring file and protection.keys.ring)`);
@@ -93,7 +95,10 @@ export function createKeyRing(material: ReadonlyMap<string, Buffer>, activeId: s
     decrypt(envelope: string) {
       const kid = envelopeKeyId(envelope);
       const key = material.get(kid);
-      if (key === undefined) throw new SidecarError('SIDECAR_ENCRYPTION_KEY_UNKNOWN', { message: `no key with id ${kid} in the key ring; put the retired key back to decrypt this value` });
+      if (key === undefined)
+        throw new SidecarError('SIDECAR_ENCRYPTION_KEY_UNKNOWN', {
+          message: `no key with id ${kid} in the key ring; put the retired key back to decrypt this value`,
+        });
       return open(key, envelope);
     },
   });

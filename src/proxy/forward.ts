@@ -197,7 +197,10 @@ export function createForwarder(options: ForwarderOptions): Forwarder {
           else send(ctx, res, source === ctx.clientBody ? ctx.clientBody.stream(body) : prepend(body, source as Readable), true);
         },
         (err: unknown) => {
-          const e = err instanceof SidecarError ? err : new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err });
+          const e =
+            err instanceof SidecarError
+              ? err
+              : new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err });
           fail(ctx, e, unread(ctx));
         },
       );

@@ -4,15 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
  * Connection-specific headers that a proxy must not forward (RFC 9110 7.6.1), plus
  * `expect`, which the ingress listener has already answered with 100 Continue.
  */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-]);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'expect']);
 
 /** Header names listed in a Connection header, lower-cased; those are hop-by-hop too. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {

@@ -111,8 +111,14 @@ export function createUpgrader(options: UpgraderOptions): Upgrader {
           upstream.on('data', (chunk: Buffer) => void (ctx.bytesOut += chunk.length));
         }
         // WebSocket has no half-close: when one side ends, finish writing to the other, then tear down.
-        upstream.once('close', both).once('error', both).once('end', () => client.end(both));
-        client.once('close', both).once('error', both).once('end', () => upstream.end(both));
+        upstream
+          .once('close', both)
+          .once('error', both)
+          .once('end', () => client.end(both));
+        client
+          .once('close', both)
+          .once('error', both)
+          .once('end', () => upstream.end(both));
         upstream.pipe(client);
         client.pipe(upstream);
       });

@@ -153,7 +153,12 @@ export class UpstreamCall extends Relay implements UpstreamHandler {
       return;
     }
     const clientFault = blame === 'client';
-    const e = err instanceof SidecarError ? err : clientFault ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err }) : upstreamError(err);
+    const e =
+      err instanceof SidecarError
+        ? err
+        : clientFault
+          ? new SidecarError('SIDECAR_MALFORMED_REQUEST', { message: 'The request body ended early or failed.', cause: err })
+          : upstreamError(err);
     scope.onUpstreamError?.(ctx, e);
     scope.observer?.upstreamEnd(ctx, res.headersSent ? res.statusCode : undefined, e);
     // After the head, answerError cuts the connection (sendError), the relay's only signal left.

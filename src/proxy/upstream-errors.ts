@@ -43,7 +43,8 @@ export class UpstreamProtocolError extends Error {
  * only. 1xx heads are interim (undici reports them too) and are not relayed.
  */
 export function upstreamStatusKind(status: number): 'final' | 'interim' {
-  if (!Number.isInteger(status) || status < 100 || status > 599) throw new UpstreamProtocolError(`The upstream answered with status ${status}, which is not HTTP.`);
+  if (!Number.isInteger(status) || status < 100 || status > 599)
+    throw new UpstreamProtocolError(`The upstream answered with status ${status}, which is not HTTP.`);
   return status < 200 ? 'interim' : 'final';
 }
 

@@ -70,7 +70,10 @@ export async function enforceRateLimit(
     headers.set(field, prior === undefined ? own[field] : `${prior}, ${own[field]}`);
   }
   if (!result.allowed) {
-    throw new SidecarError('SIDECAR_RATE_LIMITED', { headers: { ...Object.fromEntries(headers), 'retry-after': own['retry-after']! }, details: { policy: name } });
+    throw new SidecarError('SIDECAR_RATE_LIMITED', {
+      headers: { ...Object.fromEntries(headers), 'retry-after': own['retry-after']! },
+      details: { policy: name },
+    });
   }
   return result;
 }

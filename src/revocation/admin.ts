@@ -62,7 +62,12 @@ export function createRevocationAdmin(options: RevocationAdminOptions): (req: In
       throw isSidecarError(err) ? err : new SidecarError('SIDECAR_STORE_UNAVAILABLE', { cause: err });
     }
     const revoked = request.kind === 'token' ? { jti: request.jti, exp: request.exp } : { sub: request.sub, before: request.before };
-    audit.emit({ event_type: 'sensitive_operation', user_id: actor, operation: request.kind === 'token' ? 'revoke_token' : 'revoke_subject', details: revoked });
+    audit.emit({
+      event_type: 'sensitive_operation',
+      user_id: actor,
+      operation: request.kind === 'token' ? 'revoke_token' : 'revoke_subject',
+      details: revoked,
+    });
     const body = JSON.stringify({ revoked });
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(body);

@@ -61,7 +61,8 @@ export function createRevocationCheck(store: RevocationStore, options: Revocatio
       count?.('skipped_store_unavailable');
       return;
     }
-    if (revoked) throw new SidecarError('SIDECAR_TOKEN_REVOKED', { headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="revoked"' } });
+    if (revoked)
+      throw new SidecarError('SIDECAR_TOKEN_REVOKED', { headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="revoked"' } });
   };
   return Object.assign(count === undefined ? check : countResults(check, count), { stats: failure.stats });
 }

@@ -7,7 +7,8 @@ const MAX_ID_LENGTH = 512;
 // Past this a number is in milliseconds (year 2286 in seconds): a common slip.
 const MAX_UNIX_SECONDS = 10_000_000_000;
 
-const bad = (message: string, field?: string) => new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message, details: field === undefined ? undefined : { field } });
+const bad = (message: string, field?: string) =>
+  new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message, details: field === undefined ? undefined : { field } });
 
 function unixSeconds(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw bad(`${field} must be a positive integer: unix time in seconds.`, field);
@@ -16,7 +17,8 @@ function unixSeconds(v: unknown, field: string): number {
 }
 
 function id(v: unknown, field: string): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_LENGTH) throw bad(`${field} must be a non-empty string of at most ${MAX_ID_LENGTH} characters.`, field);
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_ID_LENGTH)
+    throw bad(`${field} must be a non-empty string of at most ${MAX_ID_LENGTH} characters.`, field);
   return v;
 }
 

@@ -8,7 +8,6 @@ import { createLogThrottle } from './throttle.ts';
 
 export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
 
-
 /**
  * ioredis, loaded only when Redis is configured. Loading it defines a String subclass
  * (its RESP3 VerbatimString), and once any exists, V8 (Node 24) runs every

@@ -81,7 +81,8 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   if (!settings.enabled) return disabledTelemetry(settings);
 
   const log = componentLogger(logger, 'agent-sidecar.telemetry');
-  for (const w of settings.warnings) log.warn({ event_type: 'telemetry_config', code: w.code, variable: w.variable, value: w.value, using: w.using }, w.message);
+  for (const w of settings.warnings)
+    log.warn({ event_type: 'telemetry_config', code: w.code, variable: w.variable, value: w.value, using: w.using }, w.message);
   const throttle = createLogThrottle(log, t.errorLogInterval);
   routeSdkErrors(throttle);
   let instruments: Instruments | undefined;
@@ -97,14 +98,18 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
       exporter,
       exportIntervalMillis: settings.metrics.exportInterval,
       exportTimeoutMillis: settings.metrics.exportTimeout,
-      metricProducers: [new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE)],
+      metricProducers: [
+        new HistogramProducer(histograms.all, resource, exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM) ?? AggregationTemporality.CUMULATIVE),
+      ],
     });
     // A reader starts its export timer when a provider takes it: offline, it is built (its
     // settings checked) and left out.
     if (options.offline !== true) readers.push(reader);
   }
   const prometheus =
-    t.metrics.prometheus && config.admin.enabled ? createPrometheusEndpoint(new HistogramProducer(histograms.all, resource, AggregationTemporality.CUMULATIVE)) : undefined;
+    t.metrics.prometheus && config.admin.enabled
+      ? createPrometheusEndpoint(new HistogramProducer(histograms.all, resource, AggregationTemporality.CUMULATIVE))
+      : undefined;
   if (prometheus !== undefined) readers.push(prometheus.reader);
   const meterProvider = new MeterProvider({ resource, readers });
   const meter = meterProvider.getMeter('agent-sidecar');
@@ -115,7 +120,9 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   // The request path's SERVER and CLIENT spans (tracer.ts says why not the SDK's tracer); the
   // provider's tracer serves the rest, and both end in the same pipeline.
   const requestTracer =
-    spanPipeline === undefined ? undefined : new RequestTracer({ sampler: settings.sampler, resource, scope: { name: 'agent-sidecar' }, processor: spanPipeline });
+    spanPipeline === undefined
+      ? undefined
+      : new RequestTracer({ sampler: settings.sampler, resource, scope: { name: 'agent-sidecar' }, processor: spanPipeline });
   // Access records and audit events skip the SDK's log records (access-log.ts says why).
   const logBatcher = settings.logs.otlp ? createLogBatcher(settings, resource, settings.version, drops, options.protect) : undefined;
 
@@ -123,10 +130,15 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
   const agentType = settings.agentType;
   const sessionAttrs = { agent_type: agentType };
   meter
-    .createObservableGauge(METRIC.activeSessions, { unit: '{session}', description: 'Distinct sessions with a request within telemetry.metrics.sessionWindow.' })
+    .createObservableGauge(METRIC.activeSessions, {
+      unit: '{session}',
+      description: 'Distinct sessions with a request within telemetry.metrics.sessionWindow.',
+    })
     .addCallback((r) => r.observe(sessions.count(), sessionAttrs));
   const infoAttrs = { version: settings.version, environment: settings.environment, agent_type: agentType };
-  meter.createObservableGauge(METRIC.systemInfo, { description: 'Always 1; the labels say which version runs where.' }).addCallback((r) => r.observe(1, infoAttrs));
+  meter
+    .createObservableGauge(METRIC.systemInfo, { description: 'Always 1; the labels say which version runs where.' })
+    .addCallback((r) => r.observe(1, infoAttrs));
 
   // Records are marked protected exactly when protection wraps this log (the next line): the
   // log batcher's export protection then passes them.
@@ -179,7 +191,11 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
         });
         const done = await Promise.race([all.then(() => true), late]);
         clearTimeout(timer);
-        if (!done) throttle.warn({ event_type: 'telemetry_shutdown', timeout_ms: t.shutdownTimeout }, 'telemetry flush did not finish within telemetry.shutdownTimeout; the rest is dropped');
+        if (!done)
+          throttle.warn(
+            { event_type: 'telemetry_shutdown', timeout_ms: t.shutdownTimeout },
+            'telemetry flush did not finish within telemetry.shutdownTimeout; the rest is dropped',
+          );
       })();
       return stopping;
     },

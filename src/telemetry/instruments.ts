@@ -1,6 +1,13 @@
 import { ValueType, type Attributes, type Counter, type HrTime, type Meter, type Observable, type ObservableResult } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
-import { AggregationTemporality, DataPointType, type CollectionResult, type HistogramMetricData, type MetricDescriptor, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type CollectionResult,
+  type HistogramMetricData,
+  type MetricDescriptor,
+  type MetricProducer,
+} from '@opentelemetry/sdk-metrics';
 import type { Resource } from '@opentelemetry/resources';
 import { HTTP_BUCKETS, METRIC, REFERENCE_BUCKETS } from './names.ts';
 
@@ -132,7 +139,8 @@ export class HistogramProducer implements MetricProducer {
           value: { buckets: { boundaries: [...c.bounds], counts: c.counts.map((n, i) => n - (prev?.counts[i] ?? 0)) }, sum: c.sum - (prev?.sum ?? 0), count },
         });
       }
-      if (dataPoints.length > 0) metrics.push({ descriptor: h.descriptor, aggregationTemporality: this.#temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints });
+      if (dataPoints.length > 0)
+        metrics.push({ descriptor: h.descriptor, aggregationTemporality: this.#temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints });
     }
     return Promise.resolve({
       resourceMetrics: { resource: this.#resource, scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: 'agent-sidecar' }, metrics }] },
@@ -157,7 +165,12 @@ export interface Instruments {
 export function createHistograms(): { serverDuration: OwnHistogram; clientDuration: OwnHistogram; requestDuration: OwnHistogram; all: OwnHistogram[] } {
   const serverDuration = new OwnHistogram(METRIC.serverDuration, 's', 'Duration of HTTP server requests.', HTTP_BUCKETS);
   const clientDuration = new OwnHistogram(METRIC.clientDuration, 's', 'Duration of the requests to the agent (the upstream).', HTTP_BUCKETS);
-  const requestDuration = new OwnHistogram(METRIC.requestDuration, 's', 'Request duration as the client sees it, by agent_type and endpoint.', REFERENCE_BUCKETS);
+  const requestDuration = new OwnHistogram(
+    METRIC.requestDuration,
+    's',
+    'Request duration as the client sees it, by agent_type and endpoint.',
+    REFERENCE_BUCKETS,
+  );
   return { serverDuration, clientDuration, requestDuration, all: [serverDuration, clientDuration, requestDuration] };
 }
 
@@ -167,8 +180,14 @@ export function createInstruments(meter: Meter, histograms: ReturnType<typeof cr
   const errors = new Tallies();
   const rateLimited = new Tallies();
   serverActive.observe(meter.createObservableUpDownCounter(METRIC.serverActive, { unit: '{request}', description: 'Number of active HTTP server requests.' }));
-  requests.observe(meter.createObservableCounter(METRIC.requests, { description: 'Requests to the agent, by agent_type, status (success|refused|error) and endpoint (route template).' }));
-  errors.observe(meter.createObservableCounter(METRIC.errors, { description: 'Failed requests by agent_type and error_type (a SIDECAR_* code or the upstream status).' }));
+  requests.observe(
+    meter.createObservableCounter(METRIC.requests, {
+      description: 'Requests to the agent, by agent_type, status (success|refused|error) and endpoint (route template).',
+    }),
+  );
+  errors.observe(
+    meter.createObservableCounter(METRIC.errors, { description: 'Failed requests by agent_type and error_type (a SIDECAR_* code or the upstream status).' }),
+  );
   rateLimited.observe(meter.createObservableCounter(METRIC.rateLimited, { description: 'Requests refused with 429, by agent_type and endpoint.' }));
   return {
     serverDuration: histograms.serverDuration,
@@ -178,6 +197,8 @@ export function createInstruments(meter: Meter, histograms: ReturnType<typeof cr
     requestDuration: histograms.requestDuration,
     errors,
     rateLimited,
-    dropped: meter.createCounter(METRIC.telemetryDropped, { description: 'Spans, log records and metric points that never reached the collector, by signal and reason.' }),
+    dropped: meter.createCounter(METRIC.telemetryDropped, {
+      description: 'Spans, log records and metric points that never reached the collector, by signal and reason.',
+    }),
   };
 }

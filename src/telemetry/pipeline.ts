@@ -31,7 +31,8 @@ export function createDropCounter(counter: () => Counter | undefined, throttle: 
       let a = attrs.get(key);
       if (a === undefined) attrs.set(key, (a = { signal, reason }));
       counter()?.add(count, a);
-      if (reason === 'export_failed') throttle.warn({ event_type: 'telemetry_export_failed', signal, dropped: count }, `telemetry export failing: ${signal} dropped (is the collector up?)`);
+      if (reason === 'export_failed')
+        throttle.warn({ event_type: 'telemetry_export_failed', signal, dropped: count }, `telemetry export failing: ${signal} dropped (is the collector up?)`);
     },
   };
 }

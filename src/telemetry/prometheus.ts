@@ -32,7 +32,14 @@ export function createPrometheusEndpoint(...metricProducers: MetricProducer[]): 
 }
 
 // The OTLP -> Prometheus unit words of the collector's translator, for the units we use.
-const UNIT_WORDS: Readonly<Record<string, string>> = { s: 'seconds', ms: 'milliseconds', us: 'microseconds', By: 'bytes', KiBy: 'kibibytes', MiBy: 'mebibytes' };
+const UNIT_WORDS: Readonly<Record<string, string>> = {
+  s: 'seconds',
+  ms: 'milliseconds',
+  us: 'microseconds',
+  By: 'bytes',
+  KiBy: 'kibibytes',
+  MiBy: 'mebibytes',
+};
 
 /** `name` as the collector would print it: the unit word appended unless already a suffix. */
 export function prometheusName(name: string, unit: string): string {

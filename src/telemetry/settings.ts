@@ -87,8 +87,7 @@ export function resolveSettings(config: TelemetryConfig, env: NodeJS.ProcessEnv)
   const fromEnv = detectResources({ detectors: [envDetector] });
   const envAttrs = fromEnv.attributes;
   const serviceName = config.serviceName ?? nonEmpty(env.OTEL_SERVICE_NAME) ?? stringAttr(envAttrs['service.name']) ?? 'agent';
-  const environment =
-    config.environment ?? stringAttr(envAttrs['deployment.environment.name']) ?? stringAttr(envAttrs['deployment.environment']) ?? 'unknown';
+  const environment = config.environment ?? stringAttr(envAttrs['deployment.environment.name']) ?? stringAttr(envAttrs['deployment.environment']) ?? 'unknown';
   const version = config.serviceVersion ?? stringAttr(envAttrs['service.version']) ?? sidecarVersion;
   const ours: Attributes = {
     'service.name': serviceName,
@@ -156,16 +155,23 @@ export function resolveExportSettings(config: TelemetryConfig, env: NodeJS.Proce
     if (configTimeout !== undefined) return configTimeout;
     const general = r.number('OTEL_EXPORTER_OTLP_TIMEOUT', 'timeout', () => `${d.exportTimeout} ms (the default)`);
     const exporter =
-      r.number(`OTEL_EXPORTER_OTLP_${signal}_TIMEOUT`, 'timeout', () => (general === undefined ? `${d.exportTimeout} ms (the default)` : `${shownMs(general)} (OTEL_EXPORTER_OTLP_TIMEOUT)`)) ??
+      r.number(`OTEL_EXPORTER_OTLP_${signal}_TIMEOUT`, 'timeout', () =>
+        general === undefined ? `${d.exportTimeout} ms (the default)` : `${shownMs(general)} (OTEL_EXPORTER_OTLP_TIMEOUT)`,
+      ) ??
       general ??
       d.exportTimeout;
     const bound = r.number(processor, 'timeout', () => `${shownMs(exporter)} (the exporter's timeout)`);
     return Math.min(exporter, bound ?? NO_TIMEOUT);
   };
-  const batch = (c: { queueSize?: number | undefined; batchSize?: number | undefined; scheduledDelay?: number | undefined }, prefix: 'OTEL_BSP' | 'OTEL_BLRP', def: { queueSize: number; batchSize: number; scheduledDelay: number }) => {
+  const batch = (
+    c: { queueSize?: number | undefined; batchSize?: number | undefined; scheduledDelay?: number | undefined },
+    prefix: 'OTEL_BSP' | 'OTEL_BLRP',
+    def: { queueSize: number; batchSize: number; scheduledDelay: number },
+  ) => {
     const queueSize = c.queueSize ?? r.number(`${prefix}_MAX_QUEUE_SIZE`, 'count', () => `${def.queueSize} (the default)`) ?? def.queueSize;
     const batchSize = c.batchSize ?? r.number(`${prefix}_MAX_EXPORT_BATCH_SIZE`, 'count', () => `${def.batchSize} (the default)`) ?? def.batchSize;
-    const scheduledDelay = c.scheduledDelay ?? r.number(`${prefix}_SCHEDULE_DELAY`, 'duration', () => `${def.scheduledDelay} ms (the default)`) ?? def.scheduledDelay;
+    const scheduledDelay =
+      c.scheduledDelay ?? r.number(`${prefix}_SCHEDULE_DELAY`, 'duration', () => `${def.scheduledDelay} ms (the default)`) ?? def.scheduledDelay;
     return { queueSize, batchSize: Math.min(batchSize, queueSize), scheduledDelay };
   };
 
@@ -180,7 +186,9 @@ export function resolveExportSettings(config: TelemetryConfig, env: NodeJS.Proce
     exportTimeout: exportTimeout('LOGS', 'OTEL_BLRP_EXPORT_TIMEOUT'),
   };
   const exportInterval =
-    config.metrics.exportInterval ?? r.number('OTEL_METRIC_EXPORT_INTERVAL', 'interval', () => `${d.metrics.exportInterval} ms (the default)`) ?? d.metrics.exportInterval;
+    config.metrics.exportInterval ??
+    r.number('OTEL_METRIC_EXPORT_INTERVAL', 'interval', () => `${d.metrics.exportInterval} ms (the default)`) ??
+    d.metrics.exportInterval;
   const metrics = {
     // prometheus: pulled from the admin /metrics (telemetry.metrics.prometheus), so no push.
     otlp: config.metrics.otlp ?? r.exporter('OTEL_METRICS_EXPORTER', ['prometheus']) ?? true,

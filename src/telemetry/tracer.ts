@@ -109,7 +109,16 @@ class RecordedSpan implements Span, ReadableSpan {
   readonly #processor: SpanProcessor;
   #count = 0;
 
-  constructor(name: string, kind: SpanKind, ctx: SpanContext, parent: SpanContext | undefined, resource: Resource, scope: Scope, processor: SpanProcessor, start: HrTime) {
+  constructor(
+    name: string,
+    kind: SpanKind,
+    ctx: SpanContext,
+    parent: SpanContext | undefined,
+    resource: Resource,
+    scope: Scope,
+    processor: SpanProcessor,
+    start: HrTime,
+  ) {
     this.name = name;
     this.kind = kind;
     this.#context = ctx;

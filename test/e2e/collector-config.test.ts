@@ -31,15 +31,21 @@ const KINDS = ['receivers', 'processors', 'exporters', 'extensions'] as const;
 /** Component types a configuration file declares (`otlp_grpc/jaeger` is of type `otlp_grpc`). */
 function typesIn(file: string): Record<(typeof KINDS)[number], Set<string>> {
   const doc = parse(readFileSync(file, 'utf8')) as Partial<Record<(typeof KINDS)[number], Record<string, unknown>>>;
-  return Object.fromEntries(KINDS.map((k) => [k, new Set(Object.keys(doc[k] ?? {}).map((id) => id.split('/')[0]!))])) as Record<(typeof KINDS)[number], Set<string>>;
+  return Object.fromEntries(KINDS.map((k) => [k, new Set(Object.keys(doc[k] ?? {}).map((id) => id.split('/')[0]!))])) as Record<
+    (typeof KINDS)[number],
+    Set<string>
+  >;
 }
 
 describe('the collector configurations, validated by the built distribution', () => {
-  it.each([['otelcol.yaml alone', []], ...PROFILES.map((p) => [`otelcol.yaml + profiles/${p.split('/').pop()}`, [p]] as [string, string[]])])('%s is valid', (_name, profiles) => {
-    const r = run(stack.collector, ['validate', '--config', BASE, ...profiles.flatMap((p) => ['--config', p])]);
-    expect(r.output).toBe('');
-    expect(r.status).toBe(0);
-  });
+  it.each([['otelcol.yaml alone', []], ...PROFILES.map((p) => [`otelcol.yaml + profiles/${p.split('/').pop()}`, [p]] as [string, string[]])])(
+    '%s is valid',
+    (_name, profiles) => {
+      const r = run(stack.collector, ['validate', '--config', BASE, ...profiles.flatMap((p) => ['--config', p])]);
+      expect(r.output).toBe('');
+      expect(r.status).toBe(0);
+    },
+  );
 
   it('a mistake is refused: validate is no formality', () => {
     const broken = join(scratch, 'broken.yaml');

@@ -106,7 +106,11 @@ telemetry:
     const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string; exp: number };
 
     const [cmd, pre] = command(t);
-    const child = spawn(cmd, [...pre, 'run', '--config', config], { cwd: t.cwd(), env: { HOME: dir, ...t.env, JWT_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...pre, 'run', '--config', config], {
+      cwd: t.cwd(),
+      env: { HOME: dir, ...t.env, JWT_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -131,9 +135,17 @@ telemetry:
 
       const ours = <T extends { resource: Record<string, unknown> }>(items: T[]) => items.filter((i) => i.resource['service.name'] === service);
       const spans = await receiver.waitFor(receiver.spans, (s) => ours(s).filter((x) => x.kindName === 'SERVER').length >= 3, 15_000);
-      expect(ours(spans).filter((s) => s.kindName === 'SERVER').map((s) => s.attributes['http.route'])).toEqual(['/api/v1/agents', '/api/v1/agents', '/api/v1/agents']);
+      expect(
+        ours(spans)
+          .filter((s) => s.kindName === 'SERVER')
+          .map((s) => s.attributes['http.route']),
+      ).toEqual(['/api/v1/agents', '/api/v1/agents', '/api/v1/agents']);
       const logs = await receiver.waitFor(receiver.logs, (l) => ours(l).filter((r) => r.attributes.event_type === 'access').length >= 3, 15_000);
-      expect(ours(logs).filter((r) => r.attributes.event_type === 'access').map((r) => r.attributes.status_code)).toEqual([401, 200, 401]);
+      expect(
+        ours(logs)
+          .filter((r) => r.attributes.event_type === 'access')
+          .map((r) => r.attributes.status_code),
+      ).toEqual([401, 200, 401]);
       await receiver.waitFor(receiver.metrics, (m) => ours(m).some((x) => x.name === 'agent_requests'), 15_000);
     } finally {
       child.kill('SIGTERM');

@@ -144,7 +144,8 @@ describe('the full stack on real binaries', () => {
     await phase('Prometheus shows the traffic', () =>
       eventually('agent_requests_total in Prometheus', SHOW_MS, async () => {
         const got: Record<string, number> = {};
-        for (const s of await promQuery(prometheus.url, `sum by (endpoint, status) (agent_requests_total${job})`)) got[`${s.metric.endpoint} ${s.metric.status}`] = s.value;
+        for (const s of await promQuery(prometheus.url, `sum by (endpoint, status) (agent_requests_total${job})`))
+          got[`${s.metric.endpoint} ${s.metric.status}`] = s.value;
         expect(got).toEqual(want.requestsBy);
       }),
     );
@@ -152,7 +153,9 @@ describe('the full stack on real binaries', () => {
     expect(await promSumBy(prometheus.url, 'endpoint', `agent_rate_limited_total${job}`)).toEqual(want.rateLimitedBy);
     expect(await promSumBy(prometheus.url, 'http_response_status_code', `http_server_request_duration_seconds_count${job}`)).toEqual(want.statusBy);
     expect(await promSumBy(prometheus.url, 'reason', 'agent_auth_attempts_total{job="support-agent",outcome="failure"}')).toEqual(want.authFailuresBy);
-    expect(await promSumBy(prometheus.url, 'outcome', 'agent_auth_attempts_total{job="support-agent",outcome="success"}')).toEqual({ success: want.authSuccesses });
+    expect(await promSumBy(prometheus.url, 'outcome', 'agent_auth_attempts_total{job="support-agent",outcome="success"}')).toEqual({
+      success: want.authSuccesses,
+    });
     // The reference histogram: every request in a bucket, labelled by agent type and endpoint.
     const counts = await promQuery(prometheus.url, `agent_request_duration_seconds_bucket{job="support-agent",le="+Inf"}`);
     expect(counts.reduce((n, s) => n + s.value, 0)).toBe(requests.length);
@@ -211,22 +214,45 @@ describe('the full stack on real binaries', () => {
     // Audit: a failed authentication per anonymous request, a denial per 403, tagged audit.
     const audit = await esSearch(es.url, INDEX, { terms: { request_id: requests.map((p) => p.id) } });
     const failures = audit.filter((d) => d.event_type === 'authentication' && d.success === false);
-    expect(failures.map((d) => d.request_id).sort()).toEqual(requests.filter((p) => p.role === undefined).map((p) => p.id).sort());
+    expect(failures.map((d) => d.request_id).sort()).toEqual(
+      requests
+        .filter((p) => p.role === undefined)
+        .map((p) => p.id)
+        .sort(),
+    );
     for (const d of failures) expect(d).toMatchObject({ tags: ['audit'], ip_address: '127.0.0.1', reason: 'SIDECAR_CREDENTIALS_MISSING', level: 'INFO' });
     const denials = audit.filter((d) => d.event_type === 'authorization' && d.allowed === false);
-    expect(denials.map((d) => d.request_id).sort()).toEqual(requests.filter((p) => p.status === 403).map((p) => p.id).sort());
+    expect(denials.map((d) => d.request_id).sort()).toEqual(
+      requests
+        .filter((p) => p.status === 403)
+        .map((p) => p.id)
+        .sort(),
+    );
     expect(denials[0]).toMatchObject({ action: 'view:agent', user_id: 'e2e-user', tags: ['audit'] });
     // Daily indices, mapped by the shipped template.
     const mapping = await esRequest<Record<string, { mappings: { properties: Record<string, { type: string }> } }>>(es.url, 'GET', `/${INDEX}/_mapping`);
     const [index, { mappings }] = Object.entries(mapping)[0]!;
     expect(index).toMatch(/^agent-logs-\d{4}\.\d\d\.\d\d$/);
-    const types = Object.fromEntries(['@timestamp', 'level', 'message', 'ip_address', 'duration_ms', 'request_id', 'event_type', 'user_id'].map((f) => [f, mappings.properties[f]?.type]));
-    expect(types).toEqual({ '@timestamp': 'date', level: 'keyword', message: 'text', ip_address: 'ip', duration_ms: 'float', request_id: 'keyword', event_type: 'keyword', user_id: 'keyword' });
+    const types = Object.fromEntries(
+      ['@timestamp', 'level', 'message', 'ip_address', 'duration_ms', 'request_id', 'event_type', 'user_id'].map((f) => [f, mappings.properties[f]?.type]),
+    );
+    expect(types).toEqual({
+      '@timestamp': 'date',
+      level: 'keyword',
+      message: 'text',
+      ip_address: 'ip',
+      duration_ms: 'float',
+      request_id: 'keyword',
+      event_type: 'keyword',
+      user_id: 'keyword',
+    });
   });
 
   it('Jaeger has the traces, the server span with the client span to the agent under it', async () => {
     const [first] = await accessRecords([requests[0]!.id]);
-    const trace = await phase('Jaeger shows the trace', () => eventually('the trace in Jaeger', SHOW_MS, () => jaegerTrace(jaeger.queryUrl, first!.trace_id as string)));
+    const trace = await phase('Jaeger shows the trace', () =>
+      eventually('the trace in Jaeger', SHOW_MS, () => jaegerTrace(jaeger.queryUrl, first!.trace_id as string)),
+    );
     const kind = (k: string) => trace.spans.filter((s) => tag(s, 'span.kind') === k);
     const [server] = kind('server');
     const [client] = kind('client');
@@ -264,7 +290,10 @@ describe('the full stack on real binaries', () => {
   it('a streamed LLM call through egress: tokens, cost, quota and budget in Prometheus, the quota alert pending, the CLIENT span in Jaeger', async () => {
     const u = LLM.usage;
     const limits = anthropicLimits({ requests: [1000, 999], tokens: [LLM.tokenLimit, LLM.tokensRemaining], input: [80_000, 20_000], output: [20_000, 10_000] });
-    provider.next({ events: anthropicStream({ model: LLM.model, input: u.input, cacheRead: u.cacheRead, cacheWrite: u.cacheWrite, outputs: u.outputs }), headers: limits });
+    provider.next({
+      events: anthropicStream({ model: LLM.model, input: u.input, cacheRead: u.cacheRead, cacheWrite: u.cacheWrite, outputs: u.outputs }),
+      headers: limits,
+    });
     const res = await fetch(`${egressUrl}/anthropic/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-api-key': 'e2e-key', 'anthropic-version': '2023-06-01' },
@@ -276,7 +305,9 @@ describe('the full stack on real binaries', () => {
     const tokens = { input: u.input, cache_read: u.cacheRead, cache_creation: u.cacheWrite, output };
     await phase('Prometheus shows the LLM call', () =>
       eventually('llm_tokens_total in Prometheus', SHOW_MS, async () => {
-        expect(await promSumBy(prometheus.url, 'token_type', `llm_tokens_total{job="support-agent",provider="anthropic",model="${LLM.model}"}`)).toEqual(tokens);
+        expect(await promSumBy(prometheus.url, 'token_type', `llm_tokens_total{job="support-agent",provider="anthropic",model="${LLM.model}"}`)).toEqual(
+          tokens,
+        );
       }),
     );
     expect(await promSumBy(prometheus.url, 'token_type', `anthropic_tokens_total{job="support-agent",model="${LLM.model}"}`)).toEqual(tokens);
@@ -301,7 +332,9 @@ describe('the full stack on real binaries', () => {
       expect(alerts.map((a) => [a.metric.alertstate, a.metric.limit_type, a.metric.severity])).toEqual([['pending', 'tokens', 'critical']]);
     });
     const found = await eventually('the LLM span in Jaeger', SHOW_MS, async () => {
-      const body = (await (await fetch(`${jaeger.queryUrl}/api/traces?service=support-agent&operation=${encodeURIComponent(`chat ${LLM.model}`)}&lookback=1h&limit=5`)).json()) as { data: JaegerTrace[] };
+      const body = (await (
+        await fetch(`${jaeger.queryUrl}/api/traces?service=support-agent&operation=${encodeURIComponent(`chat ${LLM.model}`)}&lookback=1h&limit=5`)
+      ).json()) as { data: JaegerTrace[] };
       const span = body.data.flatMap((t) => t.spans).find((x) => x.operationName === `chat ${LLM.model}`);
       if (span === undefined) throw new Error('no LLM span yet');
       return span;
@@ -358,12 +391,17 @@ describe('the full stack on real binaries', () => {
     await phase('Elasticsearch restarted', () => es.start());
     const ids = [...requests, ...outage].map((p) => p.id);
     const docs = await phase('every record indexed after the outage', () =>
-      eventually('all access records after the outage', 180_000, async () => {
-        const found = await accessRecords(ids);
-        const present = new Set(found.map((d) => d.request_id as string));
-        expect(ids.filter((id) => !present.has(id))).toEqual([]);
-        return found;
-      }, 2000),
+      eventually(
+        'all access records after the outage',
+        180_000,
+        async () => {
+          const found = await accessRecords(ids);
+          const present = new Set(found.map((d) => d.request_id as string));
+          expect(ids.filter((id) => !present.has(id))).toEqual([]);
+          return found;
+        },
+        2000,
+      ),
     );
     const duplicates = docs.length - new Set(docs.map((d) => d.request_id)).size;
     timings.push([`  (${outage.length} records sent during the outage; ${duplicates} duplicates, at-least-once)`, 0]);

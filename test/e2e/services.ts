@@ -284,7 +284,10 @@ async function launchDemoAgent(dir: string): Promise<Restartable & Server> {
   const url = `http://${HOST}:${port}/`;
   const script = join(REPO, 'src', 'demo', 'agent-server.ts');
   const service = await restartable(dir, async () => {
-    const child = startChild('demo-agent', process.execPath, [script, String(port), HOST], { env: { ...process.env, AGENT_TOKEN_DELAY_MS: '5' }, stdoutFile: join(dir, 'stdout.log') });
+    const child = startChild('demo-agent', process.execPath, [script, String(port), HOST], {
+      env: { ...process.env, AGENT_TOKEN_DELAY_MS: '5' },
+      stdoutFile: join(dir, 'stdout.log'),
+    });
     await waitFor200(`${url}health`, child, READY_MS);
     return child;
   });
@@ -296,7 +299,11 @@ export interface SidecarUnderTest extends Server {
 }
 
 /** The sidecar CLI with telemetry to the collector, exporting often so the test waits little. */
-export async function startTelemetrySidecar(dir: string, agent: Server, options: { collector: string; extraConfig: string; env: NodeJS.ProcessEnv }): Promise<SidecarUnderTest> {
+export async function startTelemetrySidecar(
+  dir: string,
+  agent: Server,
+  options: { collector: string; extraConfig: string; env: NodeJS.ProcessEnv },
+): Promise<SidecarUnderTest> {
   mkdirSync(dir, { recursive: true });
   const server = await startSidecar(dir, agent, {
     name: 'sidecar',

@@ -107,7 +107,15 @@ export function plan(run: string): Planned[] {
     ...times(2, { method: 'GET', path: '/api/v1/agents', role: 'user', status: 403, endpoint: '/api/v1/agents', errorType: 'SIDECAR_FORBIDDEN' }),
     ...times(2, { method: 'GET', path: LIMITED_PATH, role: 'agent_operator', status: 200, endpoint: LIMITED_PATH }),
     ...times(2, { method: 'GET', path: LIMITED_PATH, role: 'agent_operator', status: 429, endpoint: LIMITED_PATH, errorType: 'SIDECAR_RATE_LIMITED' }),
-    ...times(2, { method: 'GET', path: '/api/v1/agents', role: 'analyst', status: 502, endpoint: '/api/v1/agents', errorType: 'SIDECAR_UPSTREAM_UNAVAILABLE', agentDown: true }),
+    ...times(2, {
+      method: 'GET',
+      path: '/api/v1/agents',
+      role: 'analyst',
+      status: 502,
+      endpoint: '/api/v1/agents',
+      errorType: 'SIDECAR_UPSTREAM_UNAVAILABLE',
+      agentDown: true,
+    }),
   ];
 }
 

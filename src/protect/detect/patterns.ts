@@ -47,13 +47,21 @@ export const ipv6Detector: Detector = regexDetector(
   IPV6,
   (s) => s.colon,
   // 10:30:00 and a::b-looking words are not addresses; node:net decides.
-  (m) => m[0].includes('::') || m[0].split(':').length === 8 ? isIPv6(m[0]) : false,
+  (m) => (m[0].includes('::') || m[0].split(':').length === 8 ? isIPv6(m[0]) : false),
 );
 
 // A JWS: base64url header and payload, both JSON objects ({" -> eyJ), and a signature.
 const JWT = /(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*(?![\w-])/g;
 
-export const jwtDetector: Detector = prefiltered('eyJ', regexDetector('jwt', JWT, () => true, (m) => isJoseHeader(m[0].slice(0, m[0].indexOf('.')))));
+export const jwtDetector: Detector = prefiltered(
+  'eyJ',
+  regexDetector(
+    'jwt',
+    JWT,
+    () => true,
+    (m) => isJoseHeader(m[0].slice(0, m[0].indexOf('.'))),
+  ),
+);
 
 function isJoseHeader(segment: string): boolean {
   try {
@@ -69,5 +77,10 @@ const BEARER = /\b(?:[Bb]earer|BEARER)[ \t]+([A-Za-z0-9\-._~+/]{8,}=*)/g;
 
 export const bearerDetector: Detector = prefiltered(
   /earer|EARER/,
-  regexDetector('bearer', BEARER, () => true, (m) => [m.index + m[0].length - m[1]!.length, m.index + m[0].length]),
+  regexDetector(
+    'bearer',
+    BEARER,
+    () => true,
+    (m) => [m.index + m[0].length - m[1]!.length, m.index + m[0].length],
+  ),
 );

@@ -22,15 +22,15 @@ const PREFIXES = /sk-|A(?:KIA|SIA|BIA|CCA|Iza)|gh[pousr]_|github_pat_|xox[abposr
 export const tokenSecretsDetector: Detector = prefiltered(
   PREFIXES,
   regexDetector(
-  'secret',
-  TOKEN,
-  () => true,
-  undefined,
-  (m) => {
-    const groups = m.groups!;
-    for (let i = 0; i < FORMATS.length; i++) if (groups[`s${i}`] !== undefined) return FORMATS[i]![0];
-    return 'secret';
-  },
+    'secret',
+    TOKEN,
+    () => true,
+    undefined,
+    (m) => {
+      const groups = m.groups!;
+      for (let i = 0; i < FORMATS.length; i++) if (groups[`s${i}`] !== undefined) return FORMATS[i]![0];
+      return 'secret';
+    },
   ),
 );
 
@@ -38,4 +38,7 @@ export const tokenSecretsDetector: Detector = prefiltered(
 // protected to the end of the text, since what follows BEGIN is key material.
 const PEM = /-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]*?(?:-----END \1-----|$)/g;
 
-export const pemDetector: Detector = prefiltered('-----BEGIN ', regexDetector('private_key', PEM, () => true));
+export const pemDetector: Detector = prefiltered(
+  '-----BEGIN ',
+  regexDetector('private_key', PEM, () => true),
+);

@@ -143,7 +143,8 @@ export class Batcher<T> {
       const before = this.#queue.length;
       const sent = this.#flush(true);
       budget -= before - this.#queue.length;
-      if (sent.length === 0) await this.#o.transport.forceFlush(); // in-flight room comes back
+      if (sent.length === 0)
+        await this.#o.transport.forceFlush(); // in-flight room comes back
       else await Promise.all(sent);
     }
     await this.#o.transport.forceFlush();

@@ -35,11 +35,7 @@ const SERVICES: Record<'logs' | 'traces', Service> = {
  * the OTEL_EXPORTER_OTLP_* variables, partial-success handling), fed with bytes we encode:
  * the SDK's exporters differ from this only in how they serialize.
  */
-export function createGrpcTransport<T>(
-  signal: 'logs' | 'traces',
-  options: OTLPGRPCExporterConfigNode,
-  encode: (items: T[]) => Uint8Array,
-): BatchTransport<T> {
+export function createGrpcTransport<T>(signal: 'logs' | 'traces', options: OTLPGRPCExporterConfigNode, encode: (items: T[]) => Uint8Array): BatchTransport<T> {
   const s = SERVICES[signal];
   const serializer = {
     serializeRequest: encode,
