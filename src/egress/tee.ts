@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import zlib from 'node:zlib';
-import { createParser, type EventSourceParser } from 'eventsource-parser';
+import { parseEvent, SseSplitter } from '../protect/index.ts';
 import { SseFrames } from './sse-frames.ts';
 import type { UsageReader } from './usage.ts';
 
@@ -44,27 +43,55 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
   }
 
   let sink: { write(text: Buffer): void; done(): void };
-  let parser: EventSourceParser | undefined;
   let dropNext = false;
   if (kind === 'sse') {
-    const decoder = new StringDecoder('utf8');
+    const events = new SseSplitter();
+    // Where the whole events of a chunk lie in it (start, end, ...): decoded in one go.
+    const spans: number[] = [];
+    let first = true;
     let broken = false;
-    parser = createParser({
-      maxBufferSize: MAX_EVENT_BYTES,
-      onEvent: (e) => {
-        dropNext = reader.event(e.event, e.data) || dropNext;
-      },
-    });
-    const feed = (text: string) => {
-      if (broken) return;
-      try {
-        parser!.feed(text);
-      } catch {
-        broken = true;
-        onProblem('an event larger than the parser allows');
-      }
+    const read = (text: string, start = 0, end = text.length, hasCr = true) => {
+      // A stream may start with a byte order mark (WHATWG 9.2.6).
+      if (first && text.charCodeAt(start) === 0xfeff) start++;
+      first = false;
+      const e = parseEvent(text, start, end, hasCr);
+      if (e !== undefined) dropNext = reader.event(e.type, e.data) || dropNext;
     };
-    sink = { write: (b) => feed(decoder.write(b)), done: () => feed(`${decoder.end()}\n\n`) };
+    const readSpans = (chunk: Buffer) => {
+      const from = spans[0]!;
+      const to = spans[spans.length - 1]!;
+      const text = chunk.toString('utf8', from, to);
+      // Offsets in bytes are offsets in the text when no character took more than a byte.
+      const flat = text.length === to - from;
+      const hasCr = text.indexOf('\r') !== -1;
+      for (let k = 0; k < spans.length; k += 2) {
+        if (flat) read(text, spans[k]! - from, spans[k + 1]! - from, hasCr);
+        else read(chunk.toString('utf8', spans[k], spans[k + 1]));
+      }
+      spans.length = 0;
+    };
+    sink = {
+      write(b) {
+        if (broken) return;
+        events.push(b);
+        while (events.next()) {
+          // Only the first event of a chunk can have begun in an earlier one (a buffer of its own).
+          if (events.buffer === b) spans.push(events.start, events.contentEnd);
+          else read(events.buffer.toString('utf8', events.start, events.contentEnd));
+        }
+        if (spans.length > 0) readSpans(b);
+        if (events.held > MAX_EVENT_BYTES) {
+          broken = true;
+          events.take();
+          onProblem('an event larger than the parser allows');
+        }
+      },
+      done() {
+        // An event the stream did not end with a blank line is still read.
+        const rest = broken ? undefined : events.take();
+        if (rest !== undefined) read(rest.toString('utf8'));
+      },
+    };
   } else {
     const parts: Buffer[] = [];
     let size = 0;
