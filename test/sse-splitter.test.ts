@@ -85,6 +85,58 @@ describe('SseSplitter', () => {
   });
 });
 
+describe('SseSplitter given the text of each chunk', () => {
+  /** Events, their contents and fields (read by the splitter when it could, else parseEvent), for chunks given with their text when each byte is a character of it. */
+  function splitText(chunks: Buffer[], withText: boolean) {
+    const s = new SseSplitter();
+    const out: Array<[string, string, unknown]> = [];
+    for (const c of chunks) {
+      const text = c.toString();
+      s.push(c, withText && text.length === c.length ? text : undefined);
+      while (s.next()) {
+        const content = s.buffer.toString('utf8', s.start, s.contentEnd);
+        const fields = s.parsed ? (s.data === undefined ? undefined : { type: s.type, data: s.data }) : parseEvent(content);
+        out.push([s.buffer.toString('utf8', s.start, s.end), content, fields]);
+      }
+    }
+    return { out, rest: s.take()?.toString('utf8') };
+  }
+
+  it('finds the same events and fields as from the bytes alone, however the bytes are cut', () => {
+    const wire = Buffer.concat([
+      Buffer.from('event: a\ndata: 1\n\n\ndata\ndata:  two\n: note\nid: 3\nevent\n\ndataX: 1\nevent:b\n\n'),
+      Buffer.from([0x64, 0x61, 0x74, 0x61, 0x3a, 0x20, 0xff, 0x0a, 0x0a]),
+      Buffer.from('data: 2\r\n\r\ndata: {"t":"grüße"}\n\nevent: c\ndata: last'),
+    ]);
+    for (const chunks of cuts(wire)) {
+      const fromText = splitText(chunks, true);
+      expect(fromText).toEqual(splitText(chunks, false));
+      expect(fromText.out.map((e) => e[2])).toEqual([
+        { type: 'a', data: '1' },
+        undefined,
+        { type: undefined, data: '\n two' },
+        undefined,
+        { type: undefined, data: '\ufffd' },
+        { type: undefined, data: '2' },
+        { type: undefined, data: '{"t":"grüße"}' },
+      ]);
+    }
+  });
+
+  it('goes on from the middle of a line after take()', () => {
+    const s = new SseSplitter();
+    s.push(Buffer.from('data: 1\n\ndata: cut'));
+    expect(s.next()).toBe(true);
+    expect(s.next()).toBe(false);
+    expect(s.take()?.toString()).toBe('data: cut');
+    const rest = Buffer.from('\n\ndata: 2\n\n');
+    s.push(rest, rest.toString());
+    const events: string[] = [];
+    while (s.next()) events.push(s.buffer.toString('utf8', s.start, s.end));
+    expect(events).toEqual(['\n\n', 'data: 2\n\n']);
+  });
+});
+
 describe('parseEvent', () => {
   it('reads event and data as an EventSource does: one space dropped, data lines joined, comments and other fields ignored', () => {
     expect(parseEvent('event: delta\r\ndata:{"a":1}\r\ndata:  two\r\n: comment\r\nid: 3\r\nretry: 10')).toEqual({ type: 'delta', data: '{"a":1}\n two' });

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
 import zlib from 'node:zlib';
 import { parseEvent, SseSplitter } from '../protect/index.ts';
@@ -46,40 +47,41 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
   let dropNext = false;
   if (kind === 'sse') {
     const events = new SseSplitter();
-    // Where the whole events of a chunk lie in it (start, end, ...): decoded in one go.
-    const spans: number[] = [];
     let first = true;
     let broken = false;
-    const read = (text: string, start = 0, end = text.length, hasCr = true) => {
-      // A stream may start with a byte order mark (WHATWG 9.2.6).
-      if (first && text.charCodeAt(start) === 0xfeff) start++;
-      first = false;
-      const e = parseEvent(text, start, end, hasCr);
-      if (e !== undefined) dropNext = reader.event(e.type, e.data) || dropNext;
+    let flat = true;
+    const read = (type: string | undefined, data: string) => {
+      dropNext = reader.event(type, data) || dropNext;
     };
-    const readSpans = (chunk: Buffer) => {
-      const from = spans[0]!;
-      const to = spans[spans.length - 1]!;
-      const text = chunk.toString('utf8', from, to);
-      // Offsets in bytes are offsets in the text when no character took more than a byte.
-      const flat = text.length === to - from;
-      const hasCr = text.indexOf('\r') !== -1;
-      for (let k = 0; k < spans.length; k += 2) {
-        if (flat) read(text, spans[k]! - from, spans[k + 1]! - from, hasCr);
-        else read(chunk.toString('utf8', spans[k], spans[k + 1]));
-      }
-      spans.length = 0;
+    const decode = (buf: Buffer, start: number, end: number) => {
+      // A stream may start with a byte order mark (WHATWG 9.2.6).
+      if (first && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf) start += 3;
+      first = false;
+      const e = parseEvent(buf.toString('utf8', start, end));
+      if (e !== undefined) read(e.type, e.data);
     };
     sink = {
       write(b) {
         if (broken) return;
-        events.push(b);
+        // The chunk's text when each byte is a character of it (ASCII, what providers mostly
+        // send): decoded once, the splitter reads the events' fields in it. Otherwise, and for an
+        // event begun in an earlier chunk, each event is decoded on its own. A chunk is decoded
+        // straight away unless the last one was not flat: then isAscii asks first, so that a
+        // stream of other text is not decoded twice.
+        let text: string | undefined;
+        if (flat) {
+          text = b.toString();
+          if (text.length !== b.length) text = undefined;
+        } else if (isAscii(b)) text = b.toString('latin1');
+        flat = text !== undefined;
+        events.push(b, text);
         while (events.next()) {
-          // Only the first event of a chunk can have begun in an earlier one (a buffer of its own).
-          if (events.buffer === b) spans.push(events.start, events.contentEnd);
-          else read(events.buffer.toString('utf8', events.start, events.contentEnd));
+          if (!events.parsed) decode(events.buffer, events.start, events.contentEnd);
+          else {
+            first = false;
+            if (events.data !== undefined) read(events.type, events.data);
+          }
         }
-        if (spans.length > 0) readSpans(b);
         if (events.held > MAX_EVENT_BYTES) {
           broken = true;
           events.take();
@@ -89,7 +91,7 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
       done() {
         // An event the stream did not end with a blank line is still read.
         const rest = broken ? undefined : events.take();
-        if (rest !== undefined) read(rest.toString('utf8'));
+        if (rest !== undefined) decode(rest, 0, rest.length);
       },
     };
   } else {
