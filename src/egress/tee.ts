@@ -1,7 +1,7 @@
+import { isAscii } from 'node:buffer';
 import type { IncomingHttpHeaders } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import zlib from 'node:zlib';
-import { createParser, type EventSourceParser } from 'eventsource-parser';
+import { parseEvent, SseSplitter } from '../protect/index.ts';
 import { SseFrames } from './sse-frames.ts';
 import type { UsageReader } from './usage.ts';
 
@@ -44,27 +44,56 @@ export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, str
   }
 
   let sink: { write(text: Buffer): void; done(): void };
-  let parser: EventSourceParser | undefined;
   let dropNext = false;
   if (kind === 'sse') {
-    const decoder = new StringDecoder('utf8');
+    const events = new SseSplitter();
+    let first = true;
     let broken = false;
-    parser = createParser({
-      maxBufferSize: MAX_EVENT_BYTES,
-      onEvent: (e) => {
-        dropNext = reader.event(e.event, e.data) || dropNext;
-      },
-    });
-    const feed = (text: string) => {
-      if (broken) return;
-      try {
-        parser!.feed(text);
-      } catch {
-        broken = true;
-        onProblem('an event larger than the parser allows');
-      }
+    let flat = true;
+    const read = (type: string | undefined, data: string) => {
+      dropNext = reader.event(type, data) || dropNext;
     };
-    sink = { write: (b) => feed(decoder.write(b)), done: () => feed(`${decoder.end()}\n\n`) };
+    const decode = (buf: Buffer, start: number, end: number) => {
+      // A stream may start with a byte order mark (WHATWG 9.2.6).
+      if (first && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf) start += 3;
+      first = false;
+      const e = parseEvent(buf.toString('utf8', start, end));
+      if (e !== undefined) read(e.type, e.data);
+    };
+    sink = {
+      write(b) {
+        if (broken) return;
+        // The chunk's text when each byte is a character of it (ASCII, what providers mostly
+        // send): decoded once, the splitter reads the events' fields in it. Otherwise, and for an
+        // event begun in an earlier chunk, each event is decoded on its own. A chunk is decoded
+        // straight away unless the last one was not flat: then isAscii asks first, so that a
+        // stream of other text is not decoded twice.
+        let text: string | undefined;
+        if (flat) {
+          text = b.toString();
+          if (text.length !== b.length) text = undefined;
+        } else if (isAscii(b)) text = b.toString('latin1');
+        flat = text !== undefined;
+        events.push(b, text);
+        while (events.next()) {
+          if (!events.parsed) decode(events.buffer, events.start, events.contentEnd);
+          else {
+            first = false;
+            if (events.data !== undefined) read(events.type, events.data);
+          }
+        }
+        if (events.held > MAX_EVENT_BYTES) {
+          broken = true;
+          events.take();
+          onProblem('an event larger than the parser allows');
+        }
+      },
+      done() {
+        // An event the stream did not end with a blank line is still read.
+        const rest = broken ? undefined : events.take();
+        if (rest !== undefined) decode(rest, 0, rest.length);
+      },
+    };
   } else {
     const parts: Buffer[] = [];
     let size = 0;

@@ -35,6 +35,7 @@ export { ENVELOPE_PATTERN, ENVELOPE_PREFIX } from './envelope.ts';
 export { compileFieldRules, normalizeKey, type FieldMatcher } from './fields.ts';
 export { isCardNumber, luhn } from './detect/index.ts';
 export type { FindingObserver } from './scan.ts';
+export { parseEvent, SseSplitter, type SseEvent } from './body/sse.ts';
 
 export interface Protection {
   /** A compiled rule set of protection.rules; throws for an unknown name. */

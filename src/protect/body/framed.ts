@@ -1,11 +1,27 @@
 import type { BodyTransform } from '../../core/index.ts';
 import type { SidecarError } from '../../errors/index.ts';
 
-/** Where a frame ends in `buf` (searching from `from`): its content ends at `end`, the next frame starts at `next`. */
-export type FrameFinder = (buf: Buffer, from: number) => { end: number; next: number } | undefined;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Splits a stream into frames (an SSE event, an NDJSON line). push() a chunk, then next() until
+ * it returns false: each true sets buffer[start, contentEnd) to the frame's content and
+ * buffer[contentEnd, end) to its terminator. What is left is held (`held` bytes) until the next
+ * chunk finishes it; take() hands the held bytes over instead (they then go out as they are).
+ */
+export interface FrameSplitter {
+  readonly buffer: Buffer;
+  readonly start: number;
+  readonly contentEnd: number;
+  readonly end: number;
+  push(chunk: Buffer): void;
+  next(): boolean;
+  readonly held: number;
+  take(): Buffer | undefined;
+}
 
 export interface FramedOptions {
-  find: FrameFinder;
+  split: FrameSplitter;
   /** The protected frame (without its terminator). Throws a SidecarError to refuse the stream. */
   frame(bytes: Buffer): Buffer;
   maxFrameBytes: number;
@@ -20,95 +36,113 @@ export interface FramedOptions {
  * client while the upstream is still writing.
  */
 export function createFramedTransform(o: FramedOptions): BodyTransform {
-  let pending: Buffer = Buffer.alloc(0);
-  let searchFrom = 0;
+  const s = o.split;
   // Passing an oversize frame through: its bytes go out as they come until its terminator.
   let skipping = false;
   // A frame was refused: the frames before it still go out, then the stream fails.
   let refused: unknown;
 
-  function drain(buf: Buffer, final: boolean): Buffer | undefined {
+  function push(chunk: Buffer): Buffer | undefined {
     if (refused !== undefined) throw refused;
     const out: Buffer[] = [];
-    let pos = 0;
-    for (;;) {
-      const found = o.find(buf, Math.max(pos, searchFrom));
-      if (found === undefined) break;
+    s.push(chunk);
+    while (s.next()) {
+      const buf = s.buffer;
+      if (skipping) {
+        out.push(buf.subarray(s.start, s.end));
+        skipping = false;
+        continue;
+      }
       let frame: Buffer;
       try {
-        frame = skipping ? buf.subarray(pos, found.end) : o.frame(buf.subarray(pos, found.end));
+        frame = o.frame(buf.subarray(s.start, s.contentEnd));
       } catch (err) {
         if (out.length === 0) throw err;
         refused = err;
         return Buffer.concat(out);
       }
-      out.push(frame, buf.subarray(found.end, found.next));
-      skipping = false;
-      pos = found.next;
-      searchFrom = pos;
+      out.push(frame, buf.subarray(s.contentEnd, s.end));
     }
-    let rest = buf.subarray(pos);
-    if (final && rest.length > 0) {
-      out.push(skipping ? rest : o.frame(rest));
-      rest = Buffer.alloc(0);
-    } else if (skipping) {
-      out.push(rest);
-      rest = Buffer.alloc(0);
-    } else if (rest.length > o.maxFrameBytes) {
+    if (!skipping && s.held > o.maxFrameBytes) {
       const refusal = o.oversize();
       if (refusal !== undefined) throw refusal;
       skipping = true;
-      out.push(rest);
-      rest = Buffer.alloc(0);
     }
-    // A terminator may straddle two chunks: search again from just before the end.
-    searchFrom = Math.max(0, rest.length - 3);
-    pending = rest;
+    if (skipping) {
+      const rest = s.take();
+      if (rest !== undefined) out.push(rest);
+    }
     return out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
   return {
     holdHead: false,
-    push: (chunk) => drain(pending.length === 0 ? chunk : Buffer.concat([pending, chunk]), false),
-    end: () => drain(pending, true),
+    push,
+    end() {
+      if (refused !== undefined) throw refused;
+      const rest = s.take();
+      if (rest === undefined) return undefined;
+      return skipping ? rest : o.frame(rest);
+    },
   };
 }
 
 /** NDJSON: a line ends at LF (a CR before it belongs to the terminator). */
-export const findLine: FrameFinder = (buf, from) => {
-  const lf = buf.indexOf(0x0a, from);
-  if (lf === -1) return undefined;
-  return { end: lf > 0 && buf[lf - 1] === 0x0d ? lf - 1 : lf, next: lf + 1 };
-};
+export class LineSplitter implements FrameSplitter {
+  buffer: Buffer = EMPTY;
+  start = 0;
+  contentEnd = 0;
+  end = 0;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #chunk: Buffer = EMPTY;
+  #pos = 0;
 
-/**
- * SSE (WHATWG HTML 9.2.6): an event ends at a blank line; lines end in CRLF, LF or CR. A CR
- * at the end of the buffer may be the start of a CRLF: wait for the next byte.
- */
-export const findEvent: FrameFinder = (buf, from) => {
-  const len = buf.length;
-  for (let i = from; i < len; i++) {
-    const c = buf[i]!;
-    if (c !== 0x0a && c !== 0x0d) continue;
-    const first = terminatorLength(buf, i);
-    if (first === 0) return undefined;
-    const j = i + first;
-    if (j >= len) return undefined;
-    const d = buf[j]!;
-    if (d !== 0x0a && d !== 0x0d) {
-      i = j - 1;
-      continue;
-    }
-    const second = terminatorLength(buf, j);
-    if (second === 0) return undefined;
-    return { end: i, next: j + second };
+  push(chunk: Buffer): void {
+    this.#chunk = chunk;
+    this.#pos = 0;
   }
-  return undefined;
-};
 
-/** 1 for LF or a CR followed by something else, 2 for CRLF, 0 when a CR is the last byte so far. */
-function terminatorLength(buf: Buffer, i: number): number {
-  if (buf[i] === 0x0a) return 1;
-  if (i + 1 >= buf.length) return 0;
-  return buf[i + 1] === 0x0a ? 2 : 1;
+  next(): boolean {
+    const chunk = this.#chunk;
+    const lf = chunk.indexOf(0x0a, this.#pos);
+    if (lf === -1) {
+      if (this.#pos < chunk.length) {
+        this.#held.push(this.#pos === 0 ? chunk : chunk.subarray(this.#pos));
+        this.#heldBytes += chunk.length - this.#pos;
+      }
+      this.#chunk = EMPTY;
+      this.#pos = 0;
+      return false;
+    }
+    if (this.#heldBytes === 0) {
+      this.buffer = chunk;
+      this.start = this.#pos;
+      this.end = lf + 1;
+    } else {
+      this.#held.push(chunk.subarray(this.#pos, lf + 1));
+      this.buffer = Buffer.concat(this.#held, this.#heldBytes + lf + 1 - this.#pos);
+      this.#held = [];
+      this.#heldBytes = 0;
+      this.start = 0;
+      this.end = this.buffer.length;
+    }
+    const cr = this.end - 2 >= this.start && this.buffer[this.end - 2] === 0x0d;
+    this.contentEnd = this.end - (cr ? 2 : 1);
+    this.#pos = lf + 1;
+    return true;
+  }
+
+  get held(): number {
+    return this.#heldBytes;
+  }
+
+  take(): Buffer | undefined {
+    const held = this.#held;
+    if (held.length === 0) return undefined;
+    this.#held = [];
+    const out = held.length === 1 ? held[0]! : Buffer.concat(held, this.#heldBytes);
+    this.#heldBytes = 0;
+    return out;
+  }
 }

@@ -6,9 +6,10 @@ import type { Logger } from '../../log/index.ts';
 import type { Protector } from '../engine.ts';
 import { createBufferedTransform, protectWhole, transformStream } from './buffered.ts';
 import { classify, type ContentType } from './content.ts';
-import { createFramedTransform, findEvent, findLine } from './framed.ts';
+import { createFramedTransform, LineSplitter } from './framed.ts';
 import { protectEvent, protectLine } from './frames.ts';
 import { createRouteMatcher, type ProtectedRoute } from './routes.ts';
+import { SseSplitter } from './sse.ts';
 
 export interface BodyStageOptions {
   routes: readonly ProtectedRoute[];
@@ -57,7 +58,7 @@ export function createBodyStage(o: BodyStageOptions): Stage {
   function framed(p: Protector, ct: ContentType, ctx: RequestContext, route: ProtectedRoute, direction: Direction): BodyTransform {
     const sse = ct.kind === 'sse';
     return createFramedTransform({
-      find: sse ? findEvent : findLine,
+      split: sse ? new SseSplitter() : new LineSplitter(),
       frame: sse ? (bytes) => protectEvent(p, bytes) : (bytes) => protectLine(p, bytes, () => orThrow(unprotectable(ctx, route, direction, 'invalid'))),
       maxFrameBytes: maxBodyBytes,
       oversize: () => unprotectable(ctx, route, direction, 'tooLarge'),
