@@ -174,7 +174,13 @@ describe('the egress tee reads usage through the splitter', () => {
       const out = chunks.map((c) => tee.push(c)!);
       await tee.end().read;
       expect(Buffer.concat(out)).toEqual(wire);
-      expect([reader.state.responseModel, reader.state.usage?.input, reader.state.usage?.output, reader.state.text, problems]).toEqual(['claude', 3, 42, 'grüße 😀', []]);
+      expect([reader.state.responseModel, reader.state.usage?.input, reader.state.usage?.output, reader.state.text, problems]).toEqual([
+        'claude',
+        3,
+        42,
+        'grüße 😀',
+        [],
+      ]);
     }
   });
 });

@@ -11,13 +11,21 @@ const MB = 1024 * 1024;
 
 function anthropic(): string[] {
   const delta = sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'x'.repeat(64) } });
-  const out = [sse('message_start', { type: 'message_start', message: { id: 'm', model: 'claude-sonnet-4-6', usage: { input_tokens: 10, output_tokens: 1 } } })];
+  const out = [
+    sse('message_start', { type: 'message_start', message: { id: 'm', model: 'claude-sonnet-4-6', usage: { input_tokens: 10, output_tokens: 1 } } }),
+  ];
   while (out.length * delta.length < MB) out.push(delta);
   return [...out, sse('message_delta', { type: 'message_delta', usage: { output_tokens: 9999 } }), sse('message_stop', { type: 'message_stop' })];
 }
 
 function openai(): string[] {
-  const chunk = sse(undefined, { id: 'c', object: 'chat.completion.chunk', model: 'gpt-5.4', choices: [{ index: 0, delta: { content: 'x'.repeat(48) }, finish_reason: null }], usage: null });
+  const chunk = sse(undefined, {
+    id: 'c',
+    object: 'chat.completion.chunk',
+    model: 'gpt-5.4',
+    choices: [{ index: 0, delta: { content: 'x'.repeat(48) }, finish_reason: null }],
+    usage: null,
+  });
   const out: string[] = [];
   while (out.length * chunk.length < MB) out.push(chunk);
   return [...out, sse(undefined, { id: 'c', model: 'gpt-5.4', choices: [], usage: { prompt_tokens: 10, completion_tokens: 9999 } }), 'data: [DONE]\n\n'];

@@ -137,7 +137,13 @@ const sseEvent = `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chu
 const sseChunks: Buffer[] = [];
 for (let n = 0; n * sseEvent.length < 1024 * 1024; n += 8) sseChunks.push(Buffer.from(sseEvent.repeat(8)));
 function protectSse(): void {
-  const ctx = { req: { method: 'GET', headers: {} }, target: '/v1/stream', requestId: 'r', upstreamHeaders: new Map(), strippedHeaders: new Set() } as unknown as RequestContext;
+  const ctx = {
+    req: { method: 'GET', headers: {} },
+    target: '/v1/stream',
+    requestId: 'r',
+    upstreamHeaders: new Map(),
+    strippedHeaders: new Set(),
+  } as unknown as RequestContext;
   sseStage(ctx);
   const t = ctx.responseBody!(200, { 'content-type': 'text/event-stream' })!;
   for (const c of sseChunks) t.push(c);
@@ -147,4 +153,6 @@ for (let i = 0; i < 5; i++) protectSse();
 const sseBefore = process.cpuUsage();
 for (let i = 0; i < 20; i++) protectSse();
 const sseUsed = process.cpuUsage(sseBefore);
-process.stdout.write(`SSE response, 1 MB of chat events in writes of 8, event by event: ${((sseUsed.user + sseUsed.system) / 20 / 1000).toFixed(1)} ms CPU per MB\n`);
+process.stdout.write(
+  `SSE response, 1 MB of chat events in writes of 8, event by event: ${((sseUsed.user + sseUsed.system) / 20 / 1000).toFixed(1)} ms CPU per MB\n`,
+);

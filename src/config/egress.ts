@@ -51,13 +51,9 @@ const origin = (def: string) =>
 
 const budgetLimit = z.strictObject({
   window: z.enum(['hour', 'day', 'month']).meta({ description: 'A calendar hour, day or month (UTC).' }),
-  usd: z
-    .number()
-    .positive()
-    .max(1_000_000_000, 'at most 1,000,000,000')
-    .meta({
-      description: 'Spend allowed in the window, in USD, at most 1,000,000,000; past it calls are refused with 429 before anything reaches the provider.',
-    }),
+  usd: z.number().positive().max(1_000_000_000, 'at most 1,000,000,000').meta({
+    description: 'Spend allowed in the window, in USD, at most 1,000,000,000; past it calls are refused with 429 before anything reaches the provider.',
+  }),
   model: z
     .string()
     .regex(/^[A-Za-z0-9._:/@-]+\*?$/, 'expected a model id such as claude-opus-5, or a prefix ending in * such as claude-opus-*')

@@ -608,14 +608,10 @@ const protection = z
           .array(z.strictObject(keyEntryShape).superRefine(checkKeySource))
           .default([])
           .meta({ description: 'Keys that decrypt (and the active one that encrypts): each from env, a file or a passphrase.' }),
-        file: z
-          .string()
-          .min(1)
-          .optional()
-          .meta({
-            description:
-              'A key ring file (agent-sidecar keys generate --ring FILE writes it), re-read when it changes and on SIGHUP: rotation without a restart.',
-          }),
+        file: z.string().min(1).optional().meta({
+          description:
+            'A key ring file (agent-sidecar keys generate --ring FILE writes it), re-read when it changes and on SIGHUP: rotation without a restart.',
+        }),
       })
       .prefault({})
       .meta({ description: 'AES-256-GCM keys for the encrypt action.' }),

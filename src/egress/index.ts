@@ -84,7 +84,16 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'egress.protectPrompts names a rule set, but no data protection was given to apply it' });
   }
   const protectPrompt = e.protectPrompts === undefined ? undefined : o.protectPrompt;
-  const server = createEgressServer({ providers, dispatcher, recorder, budgets, maxRequestBytes: e.maxRequestBytes, protectPrompt, timeouts: config.limits, logger });
+  const server = createEgressServer({
+    providers,
+    dispatcher,
+    recorder,
+    budgets,
+    maxRequestBytes: e.maxRequestBytes,
+    protectPrompt,
+    timeouts: config.limits,
+    logger,
+  });
   const routes = providers.map((p) => `${p.route} -> ${p.origin}`).join(', ');
   const budgetText = budgets.limits === 0 ? 'no budgets' : `${budgets.limits} budget${budgets.limits === 1 ? '' : 's'} (${o.redis ? 'redis' : 'memory'})`;
   return Object.assign(server, {

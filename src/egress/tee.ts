@@ -35,7 +35,9 @@ export interface ResponseTee {
 export function createTee(headers: IncomingHttpHeaders, reader: UsageReader, strip: boolean, onProblem: (what: string) => void): ResponseTee {
   const type = String(headers['content-type'] ?? '').toLowerCase();
   const kind = type.startsWith('text/event-stream') ? 'sse' : type.includes('json') ? 'json' : 'none';
-  const encoding = String(headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  const encoding = String(headers['content-encoding'] ?? 'identity')
+    .trim()
+    .toLowerCase();
   if (kind === 'none') return passThrough;
   const decompress = decompressor(encoding);
   if (decompress === null) {

@@ -294,4 +294,3 @@ function valueAt(text: string, value: number, eol: number): number {
   if (value < eol && text.charCodeAt(value) === SPACE) value++;
   return value > eol ? eol : value;
 }
-

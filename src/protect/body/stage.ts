@@ -105,7 +105,13 @@ export function createBodyStage(o: BodyStageOptions): Stage {
     ctx.upstreamHeaders.set('content-length', String(out.length));
   }
 
-  function responseTransform(ctx: RequestContext, route: ProtectedRoute, p: Protector, status: number, headers: IncomingHttpHeaders): BodyTransform | undefined {
+  function responseTransform(
+    ctx: RequestContext,
+    route: ProtectedRoute,
+    p: Protector,
+    status: number,
+    headers: IncomingHttpHeaders,
+  ): BodyTransform | undefined {
     if (ctx.req.method === 'HEAD' || status < 200 || status === 204 || status === 304) return undefined;
     const ct = classify(headers['content-type']);
     if (ct?.kind === 'other') return undefined;
