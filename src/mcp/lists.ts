@@ -3,7 +3,7 @@ import type { BodyTransform, ResponseBodyHook } from '../core/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { RpcId } from './jsonrpc.ts';
 import type { ItemKind } from '../policy/index.ts';
-import { eventData, eventTransform, withData } from './sse.ts';
+import { createFramedTransform, eventLines, SseSplitter, withData } from '../protect/index.ts';
 
 /** Where a list result keeps its entries, and the field that names each. */
 interface ListShape {
@@ -46,7 +46,12 @@ export function createListFilter(method: string | undefined, id: RpcId | undefin
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return refusing();
     if (type === 'text/event-stream') {
       for (const name of STALE) delete headers[name];
-      return eventTransform((bytes) => filterEvent(bytes, filter), max, unreadable);
+      return createFramedTransform({
+        split: new SseSplitter(),
+        frame: (bytes) => filterEvent(bytes, filter),
+        maxFrameBytes: max,
+        oversize: () => unreadable(),
+      });
     }
     if (type !== 'application/json') return undefined;
     for (const name of STALE) delete headers[name];
@@ -75,7 +80,8 @@ function filterMessage(message: unknown, shapes: readonly ListShape[], id: RpcId
 }
 
 function filterEvent(bytes: Buffer, filter: (m: unknown) => unknown): Buffer {
-  const { lines, data } = eventData(bytes);
+  const event = eventLines(bytes);
+  const data = event.data;
   if (data === undefined || data.trim() === '') return bytes;
   let message: unknown;
   try {
@@ -85,7 +91,7 @@ function filterEvent(bytes: Buffer, filter: (m: unknown) => unknown): Buffer {
     return bytes;
   }
   const filtered = filter(message);
-  return filtered === undefined ? bytes : withData(lines, JSON.stringify(filtered));
+  return filtered === undefined ? bytes : Buffer.from(withData(event, JSON.stringify(filtered)));
 }
 
 function jsonTransform(filter: (m: unknown) => unknown, max: number): BodyTransform {

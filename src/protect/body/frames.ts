@@ -24,45 +24,69 @@ export function protectLine(p: Protector, bytes: Buffer, unreadable: OnUnreadabl
 
 const LINE = /\r\n|\r|\n/;
 
+/** An SSE event's lines, and its data (its data lines joined by LF; undefined when it has none) with the index of the first data line. */
+export interface EventLines {
+  /** The event decoded. */
+  readonly text: string;
+  readonly lines: readonly string[];
+  readonly data: string | undefined;
+  readonly first: number;
+}
+
+/** Reads an SSE event (one SseSplitter frame) for a rewrite of its data: see withData. */
+export function eventLines(bytes: Buffer): EventLines {
+  const text = bytes.toString('utf8');
+  const lines = text.split(LINE);
+  let data: string | undefined;
+  let first = -1;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (!isDataLine(line)) continue;
+    const value = line.length <= 5 ? '' : line[5] === ' ' ? line.slice(6) : line.slice(5);
+    data = data === undefined ? value : `${data}\n${value}`;
+    if (first === -1) first = i;
+  }
+  return { text, lines, data, first };
+}
+
+/**
+ * The event with its data replaced by `data`, as one data line where the first one was
+ * (JSON.stringify never writes a newline); every other line goes through `other` (default: as is).
+ */
+export function withData(e: EventLines, data: string, other: (line: string) => string = (line) => line): string {
+  const out: string[] = [];
+  for (let i = 0; i < e.lines.length; i++) {
+    const line = e.lines[i]!;
+    if (i === e.first) out.push(`data: ${data}`);
+    else if (!isDataLine(line)) out.push(other(line));
+  }
+  return out.join('\n');
+}
+
 /**
  * One SSE event: when its data is JSON (most LLM and agent streams) it is protected with the
  * field rules and sent as one data line; otherwise the whole event is protected as text. Field
  * names (event, id, retry) are kept as they are.
  */
 export function protectEvent(p: Protector, bytes: Buffer): Buffer {
-  const event = bytes.toString('utf8');
-  const lines = event.split(LINE);
-  let data: string | undefined;
-  let first = -1;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (!line.startsWith('data')) continue;
-    if (line.length > 4 && line[4] !== ':') continue;
-    const value = line.length <= 5 ? '' : line[5] === ' ' ? line.slice(6) : line.slice(5);
-    data = data === undefined ? value : `${data}\n${value}`;
-    if (first === -1) first = i;
-  }
+  const e = eventLines(bytes);
+  const data = e.data;
   const head = data?.trimStart()[0];
   if (data !== undefined && (head === '{' || head === '[')) {
     const json = p.json(data);
     if (json !== undefined) {
       let changed = json !== data;
-      const out: string[] = [];
-      for (let i = 0; i < lines.length; i++) {
-        const line = lines[i]!;
-        if (i === first) out.push(`data: ${json}`);
-        else if (!isDataLine(line)) {
-          // Comments and the other fields are text too.
-          const text = p.text(line);
-          changed ||= text !== line;
-          out.push(text);
-        }
-      }
-      return changed ? Buffer.from(out.join('\n')) : bytes;
+      // Comments and the other fields are text too.
+      const out = withData(e, json, (line) => {
+        const text = p.text(line);
+        changed ||= text !== line;
+        return text;
+      });
+      return changed ? Buffer.from(out) : bytes;
     }
   }
-  const text = p.text(event);
-  return text === event ? bytes : Buffer.from(text);
+  const text = p.text(e.text);
+  return text === e.text ? bytes : Buffer.from(text);
 }
 
 function isDataLine(line: string): boolean {
