@@ -100,7 +100,11 @@ export const catalog = {
     message: 'Every connection to the upstream stayed busy for upstream.queueTimeout, or upstream.maxQueue requests were already waiting; retry shortly.',
   },
   // LLM egress (the agent's calls to its providers).
-  SIDECAR_EGRESS_ROUTE_UNKNOWN: { status: 404, message: 'No LLM provider is configured under this path; use /anthropic or /openai (egress.providers).' },
+  SIDECAR_EGRESS_ROUTE_UNKNOWN: {
+    status: 404,
+    message:
+      'No LLM provider, MCP server or A2A peer is configured under this path; use /anthropic or /openai (egress.providers), or a route of egress.mcpServers or egress.agents.',
+  },
   SIDECAR_BUDGET_EXCEEDED: { status: 429, message: 'The LLM budget of this agent is spent for the current window; the call was not sent to the provider.' },
   SIDECAR_TOOL_NOT_ALLOWED: {
     status: 403,
