@@ -297,6 +297,8 @@ export async function assembleSidecar(
           // Captured prompts and completions go out with the telemetry: its rule set protects them.
           protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
           protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
+          // Calls to the agent's MCP servers and A2A peers are audited as the ingress's decisions are.
+          audit,
         })
       : undefined;
     const sidecar = createSidecar({

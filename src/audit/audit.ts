@@ -27,6 +27,9 @@ export type AuditEvent =
       /** MCP routes: the JSON-RPC method, and the tool or prompt name or resource URI it names. */
       mcp_method?: string | undefined;
       mcp_name?: string | undefined;
+      /** Egress calls to the agent's MCP servers and A2A peers: the peer's name, and an A2A call's JSON-RPC method. */
+      egress_peer?: string | undefined;
+      a2a_method?: string | undefined;
       allowed: boolean;
       dry_run: boolean;
       reason?: string | undefined;

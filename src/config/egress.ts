@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { agentPeers, mcpServers, peerRoute, routesOverlap } from './egress-peers.ts';
 import { address, clientPool, count, failMode, MIB, size } from './fields.ts';
 
 /** The `egress` section: the LLM egress listener, its providers, prices, budgets and capture. */
@@ -139,12 +140,15 @@ export const egress = z
         maxChars: count('Characters kept of each captured text.', 1_000_000).default(16_384),
       })
       .prefault({}),
+    mcpServers,
+    agents: agentPeers,
   })
   .prefault({})
   .superRefine((e, ctx) => {
     const { anthropic, openai } = e.providers;
     if (anthropic.route === openai.route)
       ctx.addIssue({ code: 'custom', path: ['providers', 'openai', 'route'], message: 'two providers cannot share a route' });
+    checkPeers(e, ctx);
     if (e.allowHttp) return;
     for (const name of ['anthropic', 'openai'] as const) {
       if (e.providers[name].origin.startsWith('http:')) {
@@ -157,6 +161,44 @@ export const egress = z
     }
   })
   .meta({ description: 'LLM egress: the provider calls of the agent, measured, priced, budgeted and traced.' });
+
+/** Peer routes clash with no provider's (enabled or not) and no other peer's; http:// needs allowHttp. */
+function checkPeers(
+  e: {
+    allowHttp: boolean;
+    providers: { anthropic: { route: string }; openai: { route: string } };
+    mcpServers: z.output<typeof mcpServers>;
+    agents: z.output<typeof agentPeers>;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const taken: Array<[string, string]> = [
+    [e.providers.anthropic.route, 'egress.providers.anthropic'],
+    [e.providers.openai.route, 'egress.providers.openai'],
+  ];
+  for (const [key, kind, peers] of [
+    ['mcpServers', 'mcp', e.mcpServers],
+    ['agents', 'a2a', e.agents],
+  ] as const) {
+    for (const [name, peer] of Object.entries(peers)) {
+      const route = peerRoute(kind, name, peer);
+      const clash = taken.find(([r]) => routesOverlap(r, route));
+      if (clash !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [key, name, 'route'],
+          message: `${route} overlaps the route ${clash[0]} of ${clash[1]}; give it a route of its own`,
+        });
+      taken.push([route, `egress.${key}.${name}`]);
+      if (!e.allowHttp && peer.origin.startsWith('http:'))
+        ctx.addIssue({
+          code: 'custom',
+          path: [key, name, 'origin'],
+          message: 'an http:// origin sends calls and credentials in clear text; use https:// or set egress.allowHttp',
+        });
+    }
+  }
+}
 
 export type EgressConfig = z.output<typeof egress>;
 export type PriceConfig = z.output<typeof priceSchema>;

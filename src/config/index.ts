@@ -16,3 +16,4 @@ export { parseAddress, formatAddress, type HostPort } from './address.ts';
 export { configJsonSchema } from './json-schema.ts';
 export { type EgressConfig, type PriceConfig } from './egress.ts';
 export { MAX_TIMER_MS } from './fields.ts';
+export { A2A_METHODS, peerRoute, type AgentPeerConfig, type McpServerConfig } from './egress-peers.ts';

@@ -10,6 +10,7 @@
  */
 import type { Meter, Tracer } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
+import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
@@ -18,6 +19,8 @@ import { createBudgets, type Budgets } from './budgets.ts';
 import { createCapture, type ProtectText } from './capture.ts';
 import { createProviderDispatcher } from './dispatch.ts';
 import { createLlmMetrics } from './metrics.ts';
+import { createPeerHop } from './peer-hop.ts';
+import { peersOf, type Peer } from './peers.ts';
 import { createPriceBook } from './prices.ts';
 import { providersOf, type Provider } from './providers.ts';
 import { createRecorder } from './record.ts';
@@ -36,6 +39,7 @@ export { type Usage, type UsageReader } from './usage.ts';
 export { createUsageReader } from './usage-reader.ts';
 export { SseFrames } from './sse-frames.ts';
 export { quotaReadings, retryAfterSeconds, sdkBaseUrls, type Provider, type ProviderName } from './providers.ts';
+export type { Peer } from './peers.ts';
 
 export interface EgressOptions {
   /** Undefined when telemetry is off: calls are still forwarded, budgeted and logged. */
@@ -50,10 +54,13 @@ export interface EgressOptions {
   /** Data protection of request bodies, for egress.protectPrompts (which refuses to start without it). */
   protectPrompt?: ProtectPrompt | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Where calls to MCP servers and A2A peers are audited; default: JSON lines through the logger. */
+  audit?: AuditSink | undefined;
 }
 
 export interface Egress extends EgressServer {
   readonly providers: readonly Provider[];
+  readonly peers: readonly Peer[];
   readonly budgets: Budgets;
   /** For the startup line: routes and budgets. */
   readonly describe: string;
@@ -84,6 +91,17 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'egress.protectPrompts names a rule set, but no data protection was given to apply it' });
   }
   const protectPrompt = e.protectPrompts === undefined ? undefined : o.protectPrompt;
+  const peers = peersOf(e);
+  const peerHop =
+    peers.length === 0
+      ? undefined
+      : createPeerHop({
+          dispatcher,
+          audit: o.audit ?? createLogAudit(baseLogger),
+          maxMessageBytes: config.mcp.maxMessageBytes,
+          maxRequestBytes: e.maxRequestBytes,
+          maxDepth: config.mcp.maxDepth,
+        });
   const server = createEgressServer({
     providers,
     dispatcher,
@@ -93,11 +111,14 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
     protectPrompt,
     timeouts: config.limits,
     logger,
+    peers,
+    peerHop,
   });
-  const routes = providers.map((p) => `${p.route} -> ${p.origin}`).join(', ');
+  const routes = [...providers, ...peers].map((p) => `${p.route} -> ${p.origin}`).join(', ');
   const budgetText = budgets.limits === 0 ? 'no budgets' : `${budgets.limits} budget${budgets.limits === 1 ? '' : 's'} (${o.redis ? 'redis' : 'memory'})`;
   return Object.assign(server, {
     providers,
+    peers,
     budgets,
     describe: `${routes || 'no providers'}; ${budgetText}${protectPrompt ? `; prompts protected (${e.protectPrompts})` : ''}${capture ? '; capture on (protected)' : ''}`,
     close: () => dispatcher.close(),

@@ -6,6 +6,8 @@ import { createDrain, listenerTimeouts, type ClientTimeouts } from '../ingress/i
 import type { Logger } from '../log/index.ts';
 import type { Budgets } from './budgets.ts';
 import { dispatchToProvider } from './dispatch.ts';
+import type { PeerRequest } from './peer-hop.ts';
+import { peerOf, type Peer } from './peers.ts';
 import { operationOf, routeOf, type Provider } from './providers.ts';
 import type { Recorder } from './record.ts';
 import { inspectRequest, readBody, type ProtectPrompt } from './request.ts';
@@ -21,6 +23,9 @@ export interface EgressServerOptions {
   /** limits.client*Timeout, which the agent's connections get too. */
   timeouts: ClientTimeouts;
   logger: Logger;
+  /** The agent's MCP servers and A2A peers (egress.mcpServers, egress.agents), and their hop. */
+  peers?: readonly Peer[] | undefined;
+  peerHop?: ((r: PeerRequest) => Promise<void>) | undefined;
 }
 
 export interface EgressServer {
@@ -37,7 +42,7 @@ export interface EgressServer {
  * The egress listener: `<route>/<provider path>` goes to that provider's origin. Metered calls
  * (Messages, Chat Completions, Responses, Completions, Embeddings) are read whole first, for
  * the model and the budget; anything else (model lists, token counts, files) streams through
- * unmetered.
+ * unmetered. `<peer route>/<path>` goes to an MCP server or A2A peer of the agent (peer-hop.ts).
  */
 export function createEgressServer(o: EgressServerOptions): EgressServer {
   const { providers, dispatcher, recorder, budgets, logger } = o;
@@ -45,7 +50,11 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const route = routeOf(providers, req.url ?? '/');
-    if (route === undefined) throw new SidecarError('SIDECAR_EGRESS_ROUTE_UNKNOWN');
+    if (route === undefined) {
+      const peer = o.peers === undefined ? undefined : peerOf(o.peers, req.url ?? '/');
+      if (peer === undefined || o.peerHop === undefined) throw new SidecarError('SIDECAR_EGRESS_ROUTE_UNKNOWN');
+      return o.peerHop({ ...peer, req, res, requestId, draining: drain.draining });
+    }
     const { provider, path } = route;
     const operation = operationOf(provider, req.method, path);
     const hop = { provider, path, req, res, requestId, draining: drain.draining };

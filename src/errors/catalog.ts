@@ -100,8 +100,20 @@ export const catalog = {
     message: 'Every connection to the upstream stayed busy for upstream.queueTimeout, or upstream.maxQueue requests were already waiting; retry shortly.',
   },
   // LLM egress (the agent's calls to its providers).
-  SIDECAR_EGRESS_ROUTE_UNKNOWN: { status: 404, message: 'No LLM provider is configured under this path; use /anthropic or /openai (egress.providers).' },
+  SIDECAR_EGRESS_ROUTE_UNKNOWN: {
+    status: 404,
+    message:
+      'No LLM provider, MCP server or A2A peer is configured under this path; use /anthropic or /openai (egress.providers), or a route of egress.mcpServers or egress.agents.',
+  },
   SIDECAR_BUDGET_EXCEEDED: { status: 429, message: 'The LLM budget of this agent is spent for the current window; the call was not sent to the provider.' },
+  SIDECAR_TOOL_NOT_ALLOWED: {
+    status: 403,
+    message: "This agent may not call this tool: it is not in the MCP server's allowlist (egress.mcpServers.<name>.tools); the call was not sent.",
+  },
+  SIDECAR_A2A_METHOD_NOT_ALLOWED: {
+    status: 403,
+    message: "This agent may not call this A2A method: it is not in the peer's allowlist (egress.agents.<name>.methods); the call was not sent.",
+  },
   // Admin listener.
   SIDECAR_NOT_FOUND: { status: 404, message: 'No such admin endpoint.' },
   SIDECAR_BAD_ADMIN_REQUEST: { status: 400, message: 'The admin request is not valid: send JSON {"jti", "exp"} or {"sub", "before"}.' },

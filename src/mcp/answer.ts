@@ -23,11 +23,16 @@ export interface McpRefusal {
  * notification) gets the HTTP error status, as the Streamable HTTP transport asks.
  */
 export function replyRefusal(ctx: RequestContext, r: McpRefusal): void {
-  const status = r.status ?? (r.id !== undefined ? 200 : catalog[r.code].status);
-  const error = { code: r.rpcCode, message: catalog[r.code].message, data: { code: r.code, ...r.data, request_id: ctx.requestId } };
-  const body = JSON.stringify(r.id === undefined ? { jsonrpc: '2.0', error } : { jsonrpc: '2.0', id: r.id, error });
   ctx.errorCode = r.code;
-  ctx.reply = { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body };
+  ctx.reply = refusalAnswer(r, ctx.requestId);
+}
+
+/** The HTTP answer of a refusal, for a hop that writes its own response (the egress listener). */
+export function refusalAnswer(r: McpRefusal, requestId: string): { status: number; headers: Record<string, string>; body: string } {
+  const status = r.status ?? (r.id !== undefined ? 200 : catalog[r.code].status);
+  const error = { code: r.rpcCode, message: catalog[r.code].message, data: { code: r.code, ...r.data, request_id: requestId } };
+  const body = JSON.stringify(r.id === undefined ? { jsonrpc: '2.0', error } : { jsonrpc: '2.0', id: r.id, error });
+  return { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body };
 }
 
 /**
