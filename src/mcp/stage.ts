@@ -1,9 +1,8 @@
 import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
 import type { McpRules, Policy } from '../policy/index.ts';
-import { bufferedBody, replyRefusal, type McpRefusal } from './answer.ts';
+import { bufferedBody, isProblem, parseMessage, replyRefusal, type RpcRefusal } from '../jsonrpc/index.ts';
 import { authorizeMessage } from './authorize.ts';
-import { isProblem, parseMessage } from './jsonrpc.ts';
 import { createListFilter, isListMethod, type Keep } from './lists.ts';
 import { checkStateless, revisionOf, STATELESS } from './transport.ts';
 
@@ -60,8 +59,8 @@ export function createMcpStage(o: McpStageOptions): Stage {
     return dryRun ? (_, name) => !rules.hidden(name) : (kind, name) => rules.visible(kind, name, principal);
   }
 
-  async function readMessage(ctx: RequestContext): Promise<Buffer | McpRefusal> {
-    const tooLarge: McpRefusal = { code: 'SIDECAR_MCP_MESSAGE_TOO_LARGE', rpcCode: -32600 };
+  async function readMessage(ctx: RequestContext): Promise<Buffer | RpcRefusal> {
+    const tooLarge: RpcRefusal = { code: 'SIDECAR_MCP_MESSAGE_TOO_LARGE', rpcCode: -32600 };
     const encoding = ctx.req.headers['content-encoding'];
     // A compressed message cannot be read here, so it cannot be authorized.
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return { code: 'SIDECAR_MCP_PARSE_ERROR', rpcCode: -32700 };

@@ -1,0 +1,2 @@
+export { isProblem, parseMessage, type RpcId, type RpcMessage, type RpcProblem } from './message.ts';
+export { bufferedBody, replyRefusal, type RpcRefusal } from './answer.ts';
