@@ -7,6 +7,7 @@ import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import { createAuthenticator, type Authenticator } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
+import { createA2aStage } from '../a2a/index.ts';
 import type { Logger } from '../log/index.ts';
 import { createRpcTelemetry } from '../jsonrpc/index.ts';
 import { createMcpStage, createProtectedResource } from '../mcp/index.ts';
@@ -146,11 +147,19 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
   const rateLimit = createRateLimitStage(config.rateLimit, createRateLimiter({ store: limiterStore, failMode: config.rateLimit.failMode, logger }));
   if (rateLimit !== undefined) stages.push(rateLimit);
-  // MCP messages are read only on MCP routes, once the route and the rate limits let them through.
+  // MCP and A2A messages are read only on their routes, once the route and the rate limits let them through.
   if (auth.enabled) {
     const rpcTelemetry = createRpcTelemetry({ meter: hooks.meter, tracer: hooks.tracer, agentType: hooks.agentType ?? 'agent' });
     stages.push(
       createMcpStage({
+        policy: () => policies.current(),
+        audit,
+        dryRun: config.policy.dryRun,
+        maxMessageBytes: config.mcp.maxMessageBytes,
+        maxDepth: config.mcp.maxDepth,
+        telemetry: rpcTelemetry,
+      }),
+      createA2aStage({
         policy: () => policies.current(),
         audit,
         dryRun: config.policy.dryRun,

@@ -27,6 +27,9 @@ export type AuditEvent =
       /** MCP routes: the JSON-RPC method, and the tool or prompt name or resource URI it names. */
       mcp_method?: string | undefined;
       mcp_name?: string | undefined;
+      /** A2A routes: the JSON-RPC method as sent, and the skill a message asks for. */
+      a2a_method?: string | undefined;
+      a2a_skill?: string | undefined;
       allowed: boolean;
       dry_run: boolean;
       reason?: string | undefined;
