@@ -279,7 +279,7 @@ export async function assembleSidecar(
     logs: telemetry.logs,
     spans: telemetry.observer,
   });
-  const access = await createAccess(config, logger, audit, { meter, offline }).catch(async (err: unknown) => {
+  const access = await createAccess(config, logger, audit, { meter, tracer, agentType: telemetry.settings.agentType, offline }).catch(async (err: unknown) => {
     await release();
     throw err;
   });

@@ -31,6 +31,8 @@ const KINDS: Record<keyof typeof METRIC, [Kind, string]> = {
   rateLimited: ['counter', ''],
   revocationChecks: ['counter', ''],
   telemetryDropped: ['counter', ''],
+  mcpServerDuration: ['histogram', 's'],
+  toolCalls: ['counter', ''],
 };
 
 /** Series names of one metric as Prometheus stores them. */

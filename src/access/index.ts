@@ -1,13 +1,15 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type http from 'node:http';
-import type { Meter } from '@opentelemetry/api';
+import type { Meter, Tracer } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import type { ReadinessCheck, Stage } from '../core/index.ts';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import { createAuthenticator, type Authenticator } from '../auth/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
+import { createA2aStage } from '../a2a/index.ts';
 import type { Logger } from '../log/index.ts';
+import { createRpcTelemetry } from '../jsonrpc/index.ts';
 import { createMcpStage, createProtectedResource } from '../mcp/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
@@ -43,6 +45,10 @@ const ADMIN_PERMISSION = 'manage:users';
 export interface AccessHooks {
   /** The meter the features record with (revocation check results); undefined when telemetry is off. */
   meter?: Meter | undefined;
+  /** The tracer of the MCP and A2A message spans; undefined when traces are off. */
+  tracer?: Tracer | undefined;
+  /** The agent_type label of the features' metrics. */
+  agentType?: string;
   /** Build everything, contact nothing: Redis not connected, JWKS not fetched, no file watched (validate). */
   offline?: boolean;
 }
@@ -141,8 +147,9 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const limiterStore = redis ? createRedisRateLimitStore(redis) : createMemoryRateLimitStore();
   const rateLimit = createRateLimitStage(config.rateLimit, createRateLimiter({ store: limiterStore, failMode: config.rateLimit.failMode, logger }));
   if (rateLimit !== undefined) stages.push(rateLimit);
-  // MCP messages are read only on MCP routes, once the route and the rate limits let them through.
+  // MCP and A2A messages are read only on their routes, once the route and the rate limits let them through.
   if (auth.enabled) {
+    const rpcTelemetry = createRpcTelemetry({ meter: hooks.meter, tracer: hooks.tracer, agentType: hooks.agentType ?? 'agent' });
     stages.push(
       createMcpStage({
         policy: () => policies.current(),
@@ -150,6 +157,15 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
         dryRun: config.policy.dryRun,
         maxMessageBytes: config.mcp.maxMessageBytes,
         maxDepth: config.mcp.maxDepth,
+        telemetry: rpcTelemetry,
+      }),
+      createA2aStage({
+        policy: () => policies.current(),
+        audit,
+        dryRun: config.policy.dryRun,
+        maxMessageBytes: config.mcp.maxMessageBytes,
+        maxDepth: config.mcp.maxDepth,
+        telemetry: rpcTelemetry,
       }),
     );
   }

@@ -27,9 +27,11 @@ export type AuditEvent =
       /** MCP routes: the JSON-RPC method, and the tool or prompt name or resource URI it names. */
       mcp_method?: string | undefined;
       mcp_name?: string | undefined;
-      /** Egress calls to the agent's MCP servers and A2A peers: the peer's name, and an A2A call's JSON-RPC method. */
+      /** Egress calls to the agent's MCP servers and A2A peers: the peer's name. */
       egress_peer?: string | undefined;
+      /** A2A: the JSON-RPC method as sent (ingress routes and egress peers), and the skill a message asks for (ingress). */
       a2a_method?: string | undefined;
+      a2a_skill?: string | undefined;
       allowed: boolean;
       dry_run: boolean;
       reason?: string | undefined;

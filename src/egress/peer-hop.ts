@@ -3,18 +3,8 @@ import type { Dispatcher } from 'undici';
 import type { AuditSink } from '../audit/index.ts';
 import type { ResponseBodyHook } from '../core/index.ts';
 import { isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
-import {
-  checkStateless,
-  createListFilter,
-  isProblem,
-  parseMessage,
-  refusalAnswer,
-  revisionOf,
-  STATELESS,
-  type Keep,
-  type McpRefusal,
-  type RpcMessage,
-} from '../mcp/index.ts';
+import { isProblem, parseMessage, refusalAnswer, type RpcRefusal, type RpcMessage } from '../jsonrpc/index.ts';
+import { checkStateless, createListFilter, revisionOf, STATELESS, type Keep } from '../mcp/index.ts';
 import { dispatchToPeer } from './peer-call.ts';
 import type { Peer } from './peers.ts';
 import { readBody } from './request.ts';
@@ -58,7 +48,7 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
     return k;
   };
 
-  function refuse(r: PeerRequest, refusal: McpRefusal): void {
+  function refuse(r: PeerRequest, refusal: RpcRefusal): void {
     const answer = refusalAnswer(refusal, r.requestId);
     // A body left unread leaves the connection unusable.
     if (!r.req.complete) answer.headers.connection = 'close';
@@ -83,7 +73,7 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
   }
 
   /** MCP: only tools/call is judged (every one audited); tools/list gets its answer filtered. */
-  function judgeMcp(r: PeerRequest, msg: Call): McpRefusal | ResponseBodyHook | undefined {
+  function judgeMcp(r: PeerRequest, msg: Call): RpcRefusal | ResponseBodyHook | undefined {
     const id = msg.kind === 'request' ? msg.id : undefined;
     if (msg.method === 'tools/list') return id === undefined ? undefined : createListFilter('tools/list', id, keep(r.peer), maxMessageBytes);
     if (msg.method !== 'tools/call') return undefined;
@@ -99,7 +89,7 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
   }
 
   /** A2A: every call is audited; the method is judged when the peer has an allowlist. */
-  function judgeA2a(r: PeerRequest, msg: Call): McpRefusal | undefined {
+  function judgeA2a(r: PeerRequest, msg: Call): RpcRefusal | undefined {
     const allowed = r.peer.allows === undefined || r.peer.allows(msg.method);
     record(r, msg, allowed, allowed ? undefined : 'SIDECAR_A2A_METHOD_NOT_ALLOWED');
     if (allowed) return undefined;
@@ -107,7 +97,7 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
     return { code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED', rpcCode: -32601, id, data: { method: msg.method, peer: r.peer.name } };
   }
 
-  async function read(r: PeerRequest): Promise<Buffer | McpRefusal> {
+  async function read(r: PeerRequest): Promise<Buffer | RpcRefusal> {
     const encoding = r.req.headers['content-encoding'];
     // A compressed message cannot be judged, so it is not sent.
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return { code: 'SIDECAR_MCP_PARSE_ERROR', rpcCode: -32700, status: 400 };

@@ -66,6 +66,19 @@ export const catalog = {
     status: 403,
     message: 'No rule of this MCP route names this tool, prompt or resource, and the route denies what it does not name.',
   },
+  // A2A routes (policy routes with an a2a: block): refusals are JSON-RPC errors, error.data.code is the code.
+  SIDECAR_A2A_PARSE_ERROR: { status: 400, message: 'The A2A request is not valid UTF-8 JSON (JSON-RPC -32700); nothing was forwarded.' },
+  SIDECAR_A2A_INVALID_REQUEST: {
+    status: 400,
+    message:
+      'The A2A request is not one JSON-RPC 2.0 request or notification the sidecar can read (too large, too deep, a batch, a duplicate key, compressed).',
+  },
+  SIDECAR_A2A_METHOD_FORBIDDEN: { status: 403, message: "The caller's roles lack the permission this A2A method needs on this route." },
+  SIDECAR_SKILL_FORBIDDEN: { status: 403, message: "The caller's roles lack the permission this A2A skill needs." },
+  SIDECAR_A2A_NOT_ALLOWED: {
+    status: 403,
+    message: 'No rule of this A2A route names the skill this message asks for (message.metadata.skillId), and the route denies what it does not name.',
+  },
   // Data protection (protection.routes): a body a rule must protect that cannot be, refused unless onError: pass.
   SIDECAR_PROTECTED_BODY_INVALID: {
     status: 400,

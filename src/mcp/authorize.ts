@@ -2,8 +2,7 @@ import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext } from '../core/index.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
 import type { ItemKind, McpRules, Policy } from '../policy/index.ts';
-import type { McpRefusal } from './answer.ts';
-import type { RpcMessage } from './jsonrpc.ts';
+import type { RpcMessage, RpcRefusal } from '../jsonrpc/index.ts';
 
 /** What a message names: the tool, prompt or resource it uses, with its arguments. */
 interface Item {
@@ -16,7 +15,7 @@ interface Item {
 
 const BY_NAME: Readonly<Record<string, ItemKind>> = { 'tools/call': 'tools', 'prompts/get': 'prompts' };
 const BY_URI = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
-const INVALID_PARAMS: Pick<McpRefusal, 'code' | 'rpcCode'> = { code: 'SIDECAR_MCP_INVALID_REQUEST', rpcCode: -32602 };
+const INVALID_PARAMS: Pick<RpcRefusal, 'code' | 'rpcCode'> = { code: 'SIDECAR_MCP_INVALID_REQUEST', rpcCode: -32602 };
 
 /** The item a method names; undefined when it names none; null when the name it needs is missing. */
 function itemOf(method: string, params: Readonly<Record<string, unknown>> | undefined): Item | undefined | null {
@@ -45,7 +44,7 @@ export function authorizeMessage(
   policy: Policy,
   audit: AuditSink,
   dryRun: boolean,
-): McpRefusal | undefined {
+): RpcRefusal | undefined {
   const principal = ctx.principal;
   const id = msg.kind === 'request' ? msg.id : undefined;
   const record = (allowed: boolean, permission: string | undefined, code: SidecarErrorCode | undefined, name?: string) =>

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BodyTransform, ResponseBodyHook } from '../core/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import type { RpcId } from './jsonrpc.ts';
+import type { RpcId } from '../jsonrpc/index.ts';
 import type { ItemKind } from '../policy/index.ts';
 import { createFramedTransform, eventLines, SseSplitter, withData } from '../protect/index.ts';
 

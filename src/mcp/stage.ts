@@ -1,9 +1,19 @@
 import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
 import type { McpRules, Policy } from '../policy/index.ts';
-import { bufferedBody, replyRefusal, type McpRefusal } from './answer.ts';
+import {
+  bufferedBody,
+  isProblem,
+  NO_RPC_TELEMETRY,
+  parseMessage,
+  replyRefusal,
+  type RpcCall,
+  type RpcMessage,
+  type RpcOutcome,
+  type RpcRefusal,
+  type RpcTelemetry,
+} from '../jsonrpc/index.ts';
 import { authorizeMessage } from './authorize.ts';
-import { isProblem, parseMessage } from './jsonrpc.ts';
 import { createListFilter, isListMethod, type Keep } from './lists.ts';
 import { checkStateless, revisionOf, STATELESS } from './transport.ts';
 
@@ -16,6 +26,24 @@ export interface McpStageOptions {
   maxMessageBytes: number;
   /** mcp.maxDepth: nesting of objects and arrays in a client's message. */
   maxDepth: number;
+  /** Spans and metrics per message; default: none. */
+  telemetry?: RpcTelemetry | undefined;
+}
+
+const outcome = (decision: 'refused' | 'dry_run_refused', r: RpcRefusal): RpcOutcome => ({ decision, rpcCode: r.rpcCode, code: r.code });
+
+/** What telemetry records of a message: its names, never its arguments. */
+function callOf(ctx: RequestContext, msg: Extract<RpcMessage, { method: string }>, revision: string): RpcCall {
+  const session = revision === STATELESS ? undefined : ctx.req.headers['mcp-session-id'];
+  const name = msg.params?.name;
+  return {
+    protocol: 'mcp',
+    method: msg.method,
+    id: msg.kind === 'request' ? msg.id : undefined,
+    version: revision,
+    session: typeof session === 'string' ? session : undefined,
+    tool: msg.method === 'tools/call' && typeof name === 'string' ? name : undefined,
+  };
 }
 
 /**
@@ -28,6 +56,7 @@ export interface McpStageOptions {
  */
 export function createMcpStage(o: McpStageOptions): Stage {
   const { maxMessageBytes, maxDepth } = o;
+  const telemetry = o.telemetry ?? NO_RPC_TELEMETRY;
 
   async function post(ctx: RequestContext, rules: McpRules): Promise<void> {
     const revision = revisionOf(ctx.req.headers);
@@ -39,14 +68,25 @@ export function createMcpStage(o: McpStageOptions): Stage {
     // What is forwarded is exactly what was parsed; a later reader (data protection) reads it from here.
     ctx.requestBody = body;
     (ctx as { clientBody: unknown }).clientBody = bufferedBody(body);
+    const policy = o.policy();
     if (revision === STATELESS) {
       const refusal = checkStateless(ctx.req.headers, msg, revision);
-      if (refusal !== undefined) return replyRefusal(ctx, refusal);
+      if (refusal !== undefined) {
+        replyRefusal(ctx, refusal);
+        if (msg.kind !== 'response') telemetry.observe(ctx, callOf(ctx, msg, revision), outcome('refused', refusal), policy.roles);
+        return;
+      }
     }
     if (msg.kind === 'response') return;
     const dryRun = o.dryRun || rules.dryRun;
-    const refusal = authorizeMessage(ctx, msg, rules, o.policy(), o.audit, dryRun);
-    if (refusal !== undefined && !dryRun) return replyRefusal(ctx, refusal);
+    const refusal = authorizeMessage(ctx, msg, rules, policy, o.audit, dryRun);
+    const call = callOf(ctx, msg, revision);
+    if (refusal === undefined) telemetry.observe(ctx, call, { decision: 'allowed' }, policy.roles);
+    else if (dryRun) telemetry.observe(ctx, call, outcome('dry_run_refused', refusal), policy.roles);
+    else {
+      replyRefusal(ctx, refusal);
+      return telemetry.observe(ctx, call, outcome('refused', refusal), policy.roles);
+    }
     if (msg.kind === 'request' && rules.filtersLists && isListMethod(msg.method)) {
       // A filtered answer must be read: ask for one that is not compressed.
       ctx.upstreamHeaders.set('accept-encoding', 'identity');
@@ -60,8 +100,8 @@ export function createMcpStage(o: McpStageOptions): Stage {
     return dryRun ? (_, name) => !rules.hidden(name) : (kind, name) => rules.visible(kind, name, principal);
   }
 
-  async function readMessage(ctx: RequestContext): Promise<Buffer | McpRefusal> {
-    const tooLarge: McpRefusal = { code: 'SIDECAR_MCP_MESSAGE_TOO_LARGE', rpcCode: -32600 };
+  async function readMessage(ctx: RequestContext): Promise<Buffer | RpcRefusal> {
+    const tooLarge: RpcRefusal = { code: 'SIDECAR_MCP_MESSAGE_TOO_LARGE', rpcCode: -32600 };
     const encoding = ctx.req.headers['content-encoding'];
     // A compressed message cannot be read here, so it cannot be authorized.
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') return { code: 'SIDECAR_MCP_PARSE_ERROR', rpcCode: -32700 };

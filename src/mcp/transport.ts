@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { McpRefusal } from './answer.ts';
-import type { RpcMessage } from './jsonrpc.ts';
+import type { RpcMessage, RpcRefusal } from '../jsonrpc/index.ts';
 
 /** The Streamable HTTP revisions whose messages the sidecar knows how to read and authorize. */
 export const REVISIONS: readonly string[] = ['2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28'];
@@ -14,7 +13,7 @@ const NAMED: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts
 const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
 
 /** The revision the request speaks, or the refusal of one the sidecar cannot authorize. */
-export function revisionOf(headers: IncomingHttpHeaders): string | McpRefusal {
+export function revisionOf(headers: IncomingHttpHeaders): string | RpcRefusal {
   const header = headers['mcp-protocol-version'];
   if (header === undefined) return DEFAULT_REVISION;
   if (typeof header === 'string' && KNOWN.has(header)) return header;
@@ -27,10 +26,10 @@ export function revisionOf(headers: IncomingHttpHeaders): string | McpRefusal {
  * and Mcp-Name headers and the body's protocol version must agree with the body, so that
  * nothing that routes on the headers sees another message than the one authorized here.
  */
-export function checkStateless(headers: IncomingHttpHeaders, msg: RpcMessage, revision: string): McpRefusal | undefined {
+export function checkStateless(headers: IncomingHttpHeaders, msg: RpcMessage, revision: string): RpcRefusal | undefined {
   if (msg.kind === 'response') return { code: 'SIDECAR_MCP_INVALID_REQUEST', rpcCode: -32600, id: msg.id, status: 400 };
   const id = msg.kind === 'request' ? msg.id : undefined;
-  const mismatch = (header: string): McpRefusal => ({ code: 'SIDECAR_MCP_HEADER_MISMATCH', rpcCode: -32020, id, status: 400, data: { header } });
+  const mismatch = (header: string): RpcRefusal => ({ code: 'SIDECAR_MCP_HEADER_MISMATCH', rpcCode: -32020, id, status: 400, data: { header } });
   if (headers['mcp-method'] !== msg.method) return mismatch('Mcp-Method');
   const field = NAMED[msg.method];
   if (field !== undefined) {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
 import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 import { parseYaml, YamlError } from '../files/index.ts';
+import { A2A_ROUTE_KEYS, a2aRouteSchema } from './a2a-rules.ts';
 import { MCP_ROUTE_KEYS, mcpRouteSchema } from './mcp-schema.ts';
 import { DEFAULT_POLICY } from './default-policy.ts';
 import { buildPolicy, canonical, type Policy, type PolicyDocument, type PolicyRoute } from './rbac.ts';
@@ -45,6 +46,7 @@ const route = z
     public: z.boolean({ error: 'expected true or false' }).default(false),
     dryRun: z.boolean({ error: 'expected true or false' }).default(false),
     mcp: mcpRouteSchema.optional(),
+    a2a: a2aRouteSchema.optional(),
   })
   .transform((r, ctx): PolicyRoute => {
     const bad = (path: PropertyKey[], message: string): never => {
@@ -61,6 +63,12 @@ const route = z
         ['mcp'],
         'an MCP route decides per caller, so it cannot be public: remove public: true and give it methods, e.g. { POST: use:mcp, GET: use:mcp }',
       );
+    if (r.public && r.a2a !== undefined)
+      return bad(
+        ['a2a'],
+        'an A2A route decides per caller, so it cannot be public: remove public: true and give it methods, e.g. { POST: use:a2a }; the agent card gets a public route of its own',
+      );
+    if (r.mcp !== undefined && r.a2a !== undefined) return bad(['a2a'], 'a route speaks MCP or A2A, not both: give each endpoint its own route');
     if (r.public) {
       if (r.methods === undefined) return { path: r.path, public: true, dryRun: r.dryRun, methods: undefined };
       if (!Array.isArray(r.methods))
@@ -83,7 +91,10 @@ const route = z
     if (r.mcp !== undefined && methods.POST === undefined && methods['*'] === undefined) {
       return bad(['methods'], 'an MCP route receives its messages by POST: add POST (and GET for server streams), e.g. { POST: use:mcp, GET: use:mcp }');
     }
-    return { path: r.path, public: false, dryRun: r.dryRun, methods, mcp: r.mcp };
+    if (r.a2a !== undefined && methods.POST === undefined && methods['*'] === undefined) {
+      return bad(['methods'], 'an A2A route receives its JSON-RPC requests by POST: add POST, e.g. { POST: use:a2a }');
+    }
+    return { path: r.path, public: false, dryRun: r.dryRun, methods, mcp: r.mcp, a2a: r.a2a };
   });
 
 const roles = z.record(name('role'), z.array(name('permission'), { error: 'expected a list of permissions, e.g. [view:agent, view:conversation]' }), {
@@ -186,12 +197,17 @@ function ungranted(doc: PolicyDocument): string[] {
   return warnings;
 }
 
-const ALLOWED_KEYS: Record<string, string> = { '': 'roles, routes', routes: 'path, methods, public, dryRun, mcp', mcp: MCP_ROUTE_KEYS };
+const ALLOWED_KEYS: Record<string, string> = {
+  '': 'roles, routes',
+  routes: 'path, methods, public, dryRun, mcp, a2a',
+  mcp: MCP_ROUTE_KEYS,
+  a2a: A2A_ROUTE_KEYS,
+};
 
 function describeIssue(issue: z.core.$ZodIssue, doc: unknown): string {
   const at = where(issue.path, doc);
   if (issue.code === 'unrecognized_keys') {
-    const section = issue.path[2] === 'mcp' ? 'mcp' : issue.path[0];
+    const section = issue.path[2] === 'mcp' || issue.path[2] === 'a2a' ? issue.path[2] : issue.path[0];
     const allowed = ALLOWED_KEYS[typeof section === 'string' ? section : ''] ?? '';
     return `${at}: unknown key ${issue.keys.join(', ')}; allowed here: ${allowed}`;
   }

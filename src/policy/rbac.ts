@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import Router from 'find-my-way';
 import type { Principal } from '../auth/index.ts';
+import { compileA2aRules, type A2aRouteDocument, type A2aRules } from './a2a-rules.ts';
 import { compileMcpRules, type McpRules } from './mcp-rules.ts';
 import type { McpRouteDocument } from './mcp-schema.ts';
 
@@ -21,6 +22,8 @@ export type PolicyRoute =
       readonly methods: Readonly<Record<string, string>>;
       /** An MCP endpoint: its messages are authorized per method, tool, prompt and resource (src/mcp). */
       readonly mcp?: McpRouteDocument | undefined;
+      /** An A2A endpoint: its JSON-RPC requests are authorized per method and skill (src/a2a). */
+      readonly a2a?: A2aRouteDocument | undefined;
     };
 
 /** What the policy says about a method and path, before anyone is identified. */
@@ -70,6 +73,9 @@ export interface Policy {
   mcp(route: string): McpRules | undefined;
   /** Whether any route is an MCP endpoint. */
   readonly hasMcp: boolean;
+  /** The A2A rules of a route template; undefined for a route that is not an A2A endpoint. */
+  a2a(route: string): A2aRules | undefined;
+  readonly hasA2a: boolean;
 }
 
 interface Rule {
@@ -154,6 +160,9 @@ export function buildPolicy(doc: PolicyDocument, source: string, warnings: reado
   const mcp = new Map<string, McpRules>();
   for (const route of doc.routes) if (!route.public && route.mcp !== undefined) mcp.set(route.path, compileMcpRules(route.mcp, route.dryRun, grants));
 
+  const a2a = new Map<string, A2aRules>();
+  for (const route of doc.routes) if (!route.public && route.a2a !== undefined) a2a.set(route.path, compileA2aRules(route.a2a, route.dryRun, grants));
+
   return Object.freeze({
     source,
     warnings: Object.freeze([...warnings]),
@@ -175,6 +184,8 @@ export function buildPolicy(doc: PolicyDocument, source: string, warnings: reado
     hasPermission: grants,
     mcp: (route: string) => mcp.get(route),
     hasMcp: mcp.size > 0,
+    a2a: (route: string) => a2a.get(route),
+    hasA2a: a2a.size > 0,
   });
 }
 

@@ -18,7 +18,18 @@ import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
 import type { LogSink } from './signal.ts';
 
-export { FIRST_CHUNK_BUCKETS, GEN_AI, GEN_AI_DURATION_BUCKETS, LLM_METRIC, METRIC, REFERENCE_BUCKETS, TOKEN_BUCKETS, TRACE_HEADERS } from './names.ts';
+export {
+  FIRST_CHUNK_BUCKETS,
+  GEN_AI,
+  GEN_AI_DURATION_BUCKETS,
+  LLM_METRIC,
+  MCP_BUCKETS,
+  METRIC,
+  REFERENCE_BUCKETS,
+  RPC_ATTR,
+  TOKEN_BUCKETS,
+  TRACE_HEADERS,
+} from './names.ts';
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
 export { observeCaches, type CacheCounts, type CacheStats } from './caches.ts';

@@ -23,12 +23,33 @@ export const METRIC = {
   rateLimited: 'agent_rate_limited',
   revocationChecks: 'agent_revocation_checks',
   telemetryDropped: 'agent_telemetry_dropped',
+  // MCP semantic conventions, and the sidecar's count of tools/call decisions (agent_tool_calls_total).
+  mcpServerDuration: 'mcp.server.operation.duration',
+  toolCalls: 'agent_tool_calls',
 } as const;
 
 /** The reference design's histogram buckets, in seconds. */
 export const REFERENCE_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30];
 /** The HTTP semantic conventions' advised buckets, in seconds. */
 export const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+/** The MCP conventions' advised buckets for mcp.{client,server}.operation.duration, in seconds. */
+export const MCP_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
+
+/** MCP and A2A semantic-convention attributes of a JSON-RPC operation. */
+export const RPC_ATTR = {
+  mcpMethod: 'mcp.method.name',
+  mcpVersion: 'mcp.protocol.version',
+  mcpSession: 'mcp.session.id',
+  a2aMethod: 'a2a.method.name',
+  a2aVersion: 'a2a.protocol.version',
+  a2aTask: 'a2a.task.id',
+  requestId: 'jsonrpc.request.id',
+  statusCode: 'rpc.response.status_code',
+  tool: 'gen_ai.tool.name',
+  operation: 'gen_ai.operation.name',
+  errorType: 'error.type',
+} as const;
 
 export const ATTR = {
   method: 'http.request.method',

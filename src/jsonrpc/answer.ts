@@ -1,12 +1,12 @@
 import { Readable } from 'node:stream';
 import type { RequestBody, RequestContext } from '../core/index.ts';
 import { catalog, type SidecarErrorCode } from '../errors/index.ts';
-import type { RpcId } from './jsonrpc.ts';
+import type { RpcId } from './message.ts';
 
 /** A refusal the sidecar answers itself, as a JSON-RPC error on the HTTP response. */
-export interface McpRefusal {
+export interface RpcRefusal {
   readonly code: SidecarErrorCode;
-  /** JSON-RPC error code: -32700, -32600, -32601, -32602, or an MCP one (-32020, -32022). */
+  /** JSON-RPC error code: -32700, -32600, -32601, -32602, or the protocol's own (MCP -32020, -32022). */
   readonly rpcCode: number;
   /** Undefined when the message's id is unknown (unreadable) or it has none (a notification). */
   readonly id?: RpcId | undefined;
@@ -22,13 +22,13 @@ export interface McpRefusal {
  * would an unknown tool). What is not a readable request (a parse error, a refused
  * notification) gets the HTTP error status, as the Streamable HTTP transport asks.
  */
-export function replyRefusal(ctx: RequestContext, r: McpRefusal): void {
+export function replyRefusal(ctx: RequestContext, r: RpcRefusal): void {
   ctx.errorCode = r.code;
   ctx.reply = refusalAnswer(r, ctx.requestId);
 }
 
 /** The HTTP answer of a refusal, for a hop that writes its own response (the egress listener). */
-export function refusalAnswer(r: McpRefusal, requestId: string): { status: number; headers: Record<string, string>; body: string } {
+export function refusalAnswer(r: RpcRefusal, requestId: string): { status: number; headers: Record<string, string>; body: string } {
   const status = r.status ?? (r.id !== undefined ? 200 : catalog[r.code].status);
   const error = { code: r.rpcCode, message: catalog[r.code].message, data: { code: r.code, ...r.data, request_id: requestId } };
   const body = JSON.stringify(r.id === undefined ? { jsonrpc: '2.0', error } : { jsonrpc: '2.0', id: r.id, error });

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { SidecarErrorCode } from '../errors/index.ts';
 
-/** A JSON-RPC id as MCP allows it: a string or an integer, never null. */
+/** A JSON-RPC id as MCP and A2A allow it: a string or an integer, never null. */
 export type RpcId = string | number;
 
 /** One JSON-RPC 2.0 message, as a client may POST it on Streamable HTTP. */

@@ -1,0 +1,1 @@
+export { createA2aStage, skillOf, type A2aStageOptions } from './stage.ts';
