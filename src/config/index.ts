@@ -14,5 +14,5 @@ export { loadConfig, redactConfigError, validateConfig, type ConfigOverrides, ty
 export { substituteEnv, type Substitution } from './env.ts';
 export { parseAddress, formatAddress, type HostPort } from './address.ts';
 export { configJsonSchema } from './json-schema.ts';
-export { type EgressConfig, type PriceConfig } from './egress.ts';
+export { type CredentialConfig, type EgressConfig, type PriceConfig } from './egress.ts';
 export { MAX_TIMER_MS } from './fields.ts';
