@@ -297,6 +297,7 @@ export async function assembleSidecar(
           // Captured prompts and completions go out with the telemetry: its rule set protects them.
           protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
           protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
+          watch: !offline,
         })
       : undefined;
     const sidecar = createSidecar({

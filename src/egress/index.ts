@@ -16,6 +16,7 @@ import { componentLogger, type Logger } from '../log/index.ts';
 import { createMemoryBudgetStore, createRedisBudgetStore } from './budget-store.ts';
 import { createBudgets, type Budgets } from './budgets.ts';
 import { createCapture, type ProtectText } from './capture.ts';
+import { holdCredentials } from './credentials.ts';
 import { createProviderDispatcher } from './dispatch.ts';
 import { createLlmMetrics } from './metrics.ts';
 import { createPriceBook } from './prices.ts';
@@ -35,7 +36,8 @@ export type { ProtectPrompt } from './request.ts';
 export { type Usage, type UsageReader } from './usage.ts';
 export { createUsageReader } from './usage-reader.ts';
 export { SseFrames } from './sse-frames.ts';
-export { quotaReadings, retryAfterSeconds, sdkBaseUrls, type Provider, type ProviderName } from './providers.ts';
+export { KEY_PLACEHOLDER, quotaReadings, retryAfterSeconds, sdkBaseUrls, sdkKeyVariables, type Provider, type ProviderName } from './providers.ts';
+export type { HeldCredential } from './credentials.ts';
 
 export interface EgressOptions {
   /** Undefined when telemetry is off: calls are still forwarded, budgeted and logged. */
@@ -50,6 +52,8 @@ export interface EgressOptions {
   /** Data protection of request bodies, for egress.protectPrompts (which refuses to start without it). */
   protectPrompt?: ProtectPrompt | undefined;
   env?: NodeJS.ProcessEnv;
+  /** False: provider credential files are read once and not watched (validate). Default: true. */
+  watch?: boolean | undefined;
 }
 
 export interface Egress extends EgressServer {
@@ -57,7 +61,9 @@ export interface Egress extends EgressServer {
   readonly budgets: Budgets;
   /** For the startup line: routes and budgets. */
   readonly describe: string;
-  /** Closes the provider connections. */
+  /** Re-reads the provider credential files (SIGHUP); a file that fails keeps the key in force. */
+  reloadCredentials(): void;
+  /** Closes the provider connections and stops watching credential files. */
   close(): Promise<void>;
 }
 
@@ -77,20 +83,44 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
       soft: (s) => metrics?.budgetSoft(s),
     },
   });
-  const providers = providersOf(e);
-  const dispatcher = createProviderDispatcher(e, o.env ?? process.env);
+  const env = o.env ?? process.env;
+  const credentials = holdCredentials(e, { env, logger, watch: o.watch !== false });
+  const held = Object.values(credentials);
+  const release = () => held.forEach((c) => c.close());
+  const providers = providersOf(e, credentials);
+  let dispatcher: ReturnType<typeof createProviderDispatcher>;
+  try {
+    dispatcher = createProviderDispatcher(e, env);
+  } catch (err) {
+    release();
+    throw err;
+  }
   const recorder = createRecorder({ metrics, tracer: o.tracer, logger, prices: createPriceBook(e.prices), budgets, capture });
   if (e.protectPrompts !== undefined && o.protectPrompt === undefined) {
+    release();
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'egress.protectPrompts names a rule set, but no data protection was given to apply it' });
   }
   const protectPrompt = e.protectPrompts === undefined ? undefined : o.protectPrompt;
-  const server = createEgressServer({ providers, dispatcher, recorder, budgets, maxRequestBytes: e.maxRequestBytes, protectPrompt, timeouts: config.limits, logger });
-  const routes = providers.map((p) => `${p.route} -> ${p.origin}`).join(', ');
+  const server = createEgressServer({
+    providers,
+    dispatcher,
+    recorder,
+    budgets,
+    maxRequestBytes: e.maxRequestBytes,
+    protectPrompt,
+    timeouts: config.limits,
+    logger,
+  });
+  const routes = providers.map((p) => `${p.route} -> ${p.origin}${p.credential ? ` (credential from ${p.credential.source})` : ''}`).join(', ');
   const budgetText = budgets.limits === 0 ? 'no budgets' : `${budgets.limits} budget${budgets.limits === 1 ? '' : 's'} (${o.redis ? 'redis' : 'memory'})`;
   return Object.assign(server, {
     providers,
     budgets,
     describe: `${routes || 'no providers'}; ${budgetText}${protectPrompt ? `; prompts protected (${e.protectPrompts})` : ''}${capture ? '; capture on (protected)' : ''}`,
-    close: () => dispatcher.close(),
+    reloadCredentials: () => held.forEach((c) => c.reload()),
+    close: () => {
+      release();
+      return dispatcher.close();
+    },
   });
 }
