@@ -158,4 +158,3 @@ describe('credential custody on the egress hop', () => {
     expect(validateConfig({ egress: { providers: { openai: { credential: { file: '/k' } } } } }).egress.providers.openai.credential).toEqual({ file: '/k' });
   });
 });
-
