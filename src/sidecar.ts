@@ -299,6 +299,7 @@ export async function assembleSidecar(
           protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
           // Calls to the agent's MCP servers and A2A peers are audited as the ingress's decisions are.
           audit,
+          watch: !offline,
         })
       : undefined;
     const sidecar = createSidecar({

@@ -76,9 +76,10 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
     process.exit(status);
   }
   process.on('SIGHUP', () => {
-    logger.info({ event_type: 'reload', signal: 'SIGHUP' }, 'reloading policy, API keys and protection keys');
+    logger.info({ event_type: 'reload', signal: 'SIGHUP' }, 'reloading policy, API keys, protection keys and provider credentials');
     void sidecar.access.reload();
     void sidecar.protection.reload();
+    sidecar.egress?.reloadCredentials();
   });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

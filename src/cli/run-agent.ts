@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { formatAddress, type SidecarConfig } from '../config/index.ts';
-import { sdkBaseUrls, type Egress } from '../egress/index.ts';
+import { KEY_PLACEHOLDER, sdkBaseUrls, sdkKeyVariables, type Egress } from '../egress/index.ts';
 import { stdoutDestination, type Logger } from '../log/index.ts';
 import type { Sidecar } from '../sidecar.ts';
 import type { TelemetrySettings } from '../telemetry/index.ts';
 
-/** Signals passed on to the agent. SIGHUP also makes the sidecar re-read its policy and keys. */
+/** Signals passed on to the agent. SIGHUP also makes the sidecar re-read its policy, keys and provider credentials. */
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 export interface AgentEnvOptions {
@@ -22,8 +22,10 @@ export interface AgentEnvOptions {
 
 /**
  * The agent's environment: its port (the upstream's), the provider SDKs' base URLs on the
- * egress listener, and where its own OpenTelemetry SDK sends (the sidecar's collector, under
- * the sidecar's service name) unless the environment says so already. Returns what changed.
+ * egress listener, a placeholder for each key the sidecar holds (the key itself, and the
+ * variable the sidecar read it from, are not passed on), and where its own OpenTelemetry SDK
+ * sends (the sidecar's collector, under the sidecar's service name) unless the environment
+ * says so already. Returns what changed; a key's value is never among the notes.
  */
 export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; notes: string[] } {
   const env = { ...o.env };
@@ -45,6 +47,18 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
     // A listener on every interface is still reached over loopback from this machine.
     const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
     for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host, port })}`, o.egress.service.providers)) set(name, value, false);
+    for (const p of o.egress.service.providers) {
+      if (p.credential === undefined) continue;
+      const why = `the sidecar holds the ${p.name} key`;
+      const { key, others } = sdkKeyVariables(p.name);
+      for (const name of [...others, ...(p.credential.env === undefined ? [] : [p.credential.env])]) {
+        if (name === key || env[name] === undefined) continue;
+        delete env[name];
+        notes.push(`${name} removed (${why})`);
+      }
+      env[key] = KEY_PLACEHOLDER;
+      notes.push(`${key}=${KEY_PLACEHOLDER} (${why})`);
+    }
   }
   const t = o.telemetry;
   // Only a collector the configuration names: the exporters' own default differs by protocol (4317, 4318).
@@ -79,7 +93,10 @@ export async function runAgent(
 
   let stops = 0;
   const forward = (signal: NodeJS.Signals) => {
-    if (signal === 'SIGHUP') void sidecar.access.reload();
+    if (signal === 'SIGHUP') {
+      void sidecar.access.reload();
+      sidecar.egress?.reloadCredentials();
+    }
     if (signal === 'SIGTERM' || signal === 'SIGINT') {
       stops += 1;
       // The second one, or one after the agent is gone: exit now, and take the agent's

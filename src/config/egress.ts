@@ -50,6 +50,22 @@ const origin = (def: string) =>
     .default(def)
     .meta({ description: 'Where the provider is. http:// only with egress.allowHttp.' });
 
+const credential = (header: string) =>
+  z
+    .strictObject({
+      env: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name such as ANTHROPIC_API_KEY')
+        .optional()
+        .meta({ description: "Environment variable of the sidecar's process holding the key (read once, at start)." }),
+      file: z.string().min(1).optional().meta({ description: 'File holding the key (surrounding whitespace ignored), re-read when it changes and on SIGHUP.' }),
+    })
+    .refine((c) => (c.env === undefined) !== (c.file === undefined), 'give exactly one of env or file, such as { file: /var/run/secrets/llm/key }')
+    .optional()
+    .meta({
+      description: `The provider's API key, held by the sidecar: every call goes out with it (${header}), and any key the agent sends is dropped, never forwarded; run -- <command> gives the agent a placeholder instead of its key. Default: the agent's own key passes.`,
+    });
+
 const budgetLimit = z.strictObject({
   window: z.enum(['hour', 'day', 'month']).meta({ description: 'A calendar hour, day or month (UTC).' }),
   usd: z.number().positive().max(1_000_000_000, 'at most 1,000,000,000').meta({
@@ -79,7 +95,12 @@ export const egress = z
     providers: z
       .strictObject({
         anthropic: z
-          .strictObject({ enabled: z.boolean().default(true), origin: origin('https://api.anthropic.com'), route: route('/anthropic') })
+          .strictObject({
+            enabled: z.boolean().default(true),
+            origin: origin('https://api.anthropic.com'),
+            route: route('/anthropic'),
+            credential: credential('x-api-key'),
+          })
           .prefault({})
           .meta({ description: 'The Anthropic Messages API. ANTHROPIC_BASE_URL=http://<egress>/anthropic.' }),
         openai: z
@@ -87,6 +108,7 @@ export const egress = z
             enabled: z.boolean().default(true),
             origin: origin('https://api.openai.com'),
             route: route('/openai'),
+            credential: credential('Authorization: Bearer'),
             includeUsage: z.boolean().default(true).meta({
               description:
                 'Add stream_options.include_usage to streamed Chat Completions requests without stream_options, so that they report usage, and keep the usage chunk only the sidecar asked for from the agent.',
@@ -201,4 +223,5 @@ function checkPeers(
 }
 
 export type EgressConfig = z.output<typeof egress>;
+export type CredentialConfig = NonNullable<EgressConfig['providers']['anthropic']['credential']>;
 export type PriceConfig = z.output<typeof priceSchema>;

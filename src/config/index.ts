@@ -14,6 +14,6 @@ export { loadConfig, redactConfigError, validateConfig, type ConfigOverrides, ty
 export { substituteEnv, type Substitution } from './env.ts';
 export { parseAddress, formatAddress, type HostPort } from './address.ts';
 export { configJsonSchema } from './json-schema.ts';
-export { type EgressConfig, type PriceConfig } from './egress.ts';
+export { type CredentialConfig, type EgressConfig, type PriceConfig } from './egress.ts';
 export { MAX_TIMER_MS } from './fields.ts';
 export { A2A_METHODS, peerRoute, type AgentPeerConfig, type McpServerConfig } from './egress-peers.ts';

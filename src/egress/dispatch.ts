@@ -4,6 +4,7 @@ import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import type { EgressConfig } from '../config/index.ts';
 import { sendError, SidecarError } from '../errors/index.ts';
 import { connectionTokens, HOP_BY_HOP, Relay, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
+import { AGENT_CREDENTIAL_HEADERS } from './credentials.ts';
 import type { Provider } from './providers.ts';
 import type { ResponseTee } from './tee.ts';
 
@@ -63,7 +64,8 @@ export function createProviderDispatcher(config: EgressConfig, env: NodeJS.Proce
 /**
  * Sends the agent's request to the provider and streams the answer back with backpressure.
  * Headers pass as they are (credentials included, never read or logged) except hop-by-hop
- * ones and Host; the response's bytes reach the agent unchanged, while a tee reads them.
+ * ones and Host, and the agent's credentials when the sidecar holds the provider's key; the
+ * response's bytes reach the agent unchanged, while a tee reads them.
  */
 export function dispatchToProvider(dispatcher: Dispatcher, hop: Hop): void {
   dispatcher.dispatch(
@@ -169,19 +171,25 @@ function flushCall(call: ProviderCall): void {
   call.flush();
 }
 
-/** The agent's headers in their order, less hop-by-hop ones, Host and (for a buffered body) its length. */
+/**
+ * The agent's headers in their order, less hop-by-hop ones, Host and (for a buffered body) its
+ * length; with a held key, less every credential the agent sent and plus the sidecar's.
+ */
 function requestHeaders(hop: Hop): string[] {
   const raw = hop.req.rawHeaders;
   const listed = connectionTokens(hop.req.headers.connection);
   const buffered = Buffer.isBuffer(hop.body);
+  const held = hop.provider.credential?.header();
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || (buffered && name === 'content-length') || (hop.identity && name === 'accept-encoding'))
       continue;
+    if (held !== undefined && AGENT_CREDENTIAL_HEADERS.has(name)) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
   out.push('host', hop.provider.host);
+  if (held !== undefined) out.push(held[0], held[1]);
   if (hop.identity) out.push('accept-encoding', 'identity');
   return out;
 }

@@ -17,6 +17,7 @@ import { componentLogger, type Logger } from '../log/index.ts';
 import { createMemoryBudgetStore, createRedisBudgetStore } from './budget-store.ts';
 import { createBudgets, type Budgets } from './budgets.ts';
 import { createCapture, type ProtectText } from './capture.ts';
+import { holdCredentials } from './credentials.ts';
 import { createProviderDispatcher } from './dispatch.ts';
 import { createLlmMetrics } from './metrics.ts';
 import { createPeerHop } from './peer-hop.ts';
@@ -38,8 +39,9 @@ export type { ProtectPrompt } from './request.ts';
 export { type Usage, type UsageReader } from './usage.ts';
 export { createUsageReader } from './usage-reader.ts';
 export { SseFrames } from './sse-frames.ts';
-export { quotaReadings, retryAfterSeconds, sdkBaseUrls, type Provider, type ProviderName } from './providers.ts';
+export { KEY_PLACEHOLDER, quotaReadings, retryAfterSeconds, sdkBaseUrls, sdkKeyVariables, type Provider, type ProviderName } from './providers.ts';
 export type { Peer } from './peers.ts';
+export type { HeldCredential } from './credentials.ts';
 
 export interface EgressOptions {
   /** Undefined when telemetry is off: calls are still forwarded, budgeted and logged. */
@@ -56,6 +58,8 @@ export interface EgressOptions {
   env?: NodeJS.ProcessEnv;
   /** Where calls to MCP servers and A2A peers are audited; default: JSON lines through the logger. */
   audit?: AuditSink | undefined;
+  /** False: provider credential files are read once and not watched (validate). Default: true. */
+  watch?: boolean | undefined;
 }
 
 export interface Egress extends EgressServer {
@@ -64,7 +68,9 @@ export interface Egress extends EgressServer {
   readonly budgets: Budgets;
   /** For the startup line: routes and budgets. */
   readonly describe: string;
-  /** Closes the provider connections. */
+  /** Re-reads the provider credential files (SIGHUP); a file that fails keeps the key in force. */
+  reloadCredentials(): void;
+  /** Closes the provider connections and stops watching credential files. */
   close(): Promise<void>;
 }
 
@@ -84,10 +90,21 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
       soft: (s) => metrics?.budgetSoft(s),
     },
   });
-  const providers = providersOf(e);
-  const dispatcher = createProviderDispatcher(e, o.env ?? process.env);
+  const env = o.env ?? process.env;
+  const credentials = holdCredentials(e, { env, logger, watch: o.watch !== false });
+  const held = Object.values(credentials);
+  const release = () => held.forEach((c) => c.close());
+  const providers = providersOf(e, credentials);
+  let dispatcher: ReturnType<typeof createProviderDispatcher>;
+  try {
+    dispatcher = createProviderDispatcher(e, env);
+  } catch (err) {
+    release();
+    throw err;
+  }
   const recorder = createRecorder({ metrics, tracer: o.tracer, logger, prices: createPriceBook(e.prices), budgets, capture });
   if (e.protectPrompts !== undefined && o.protectPrompt === undefined) {
+    release();
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'egress.protectPrompts names a rule set, but no data protection was given to apply it' });
   }
   const protectPrompt = e.protectPrompts === undefined ? undefined : o.protectPrompt;
@@ -114,13 +131,20 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
     peers,
     peerHop,
   });
-  const routes = [...providers, ...peers].map((p) => `${p.route} -> ${p.origin}`).join(', ');
+  const routes = [
+    ...providers.map((p) => `${p.route} -> ${p.origin}${p.credential ? ` (credential from ${p.credential.source})` : ''}`),
+    ...peers.map((p) => `${p.route} -> ${p.origin}`),
+  ].join(', ');
   const budgetText = budgets.limits === 0 ? 'no budgets' : `${budgets.limits} budget${budgets.limits === 1 ? '' : 's'} (${o.redis ? 'redis' : 'memory'})`;
   return Object.assign(server, {
     providers,
     peers,
     budgets,
     describe: `${routes || 'no providers'}; ${budgetText}${protectPrompt ? `; prompts protected (${e.protectPrompts})` : ''}${capture ? '; capture on (protected)' : ''}`,
-    close: () => dispatcher.close(),
+    reloadCredentials: () => held.forEach((c) => c.reload()),
+    close: () => {
+      release();
+      return dispatcher.close();
+    },
   });
 }

@@ -1,6 +1,7 @@
 import { SidecarError } from '../errors/index.ts';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { EgressConfig } from '../config/index.ts';
+import type { HeldCredential } from './credentials.ts';
 
 /** gen_ai.provider.name values (OpenTelemetry GenAI conventions). */
 export type ProviderName = 'anthropic' | 'openai';
@@ -18,6 +19,8 @@ export interface Provider {
   readonly port: number;
   /** OpenAI: add stream_options.include_usage to streamed chat requests without stream_options. */
   readonly includeUsage: boolean;
+  /** The key the sidecar holds for this provider; undefined: the agent's own key passes. */
+  readonly credential: HeldCredential | undefined;
 }
 
 /** A call whose usage is read: its gen_ai.operation.name and response shape. */
@@ -37,7 +40,7 @@ const OPERATIONS: Readonly<Record<ProviderName, ReadonlyMap<string, Operation>>>
 };
 
 /** The enabled providers of the configuration. */
-export function providersOf(config: EgressConfig): Provider[] {
+export function providersOf(config: EgressConfig, credentials: Partial<Record<ProviderName, HeldCredential>> = {}): Provider[] {
   const out: Provider[] = [];
   for (const name of ['anthropic', 'openai'] as const) {
     const p = config.providers[name];
@@ -50,6 +53,7 @@ export function providersOf(config: EgressConfig): Provider[] {
       host: url.host,
       port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
       includeUsage: 'includeUsage' in p ? p.includeUsage : false,
+      credential: credentials[name],
     });
   }
   return out;
@@ -134,4 +138,19 @@ export function sdkBaseUrls(egressOrigin: string, providers: readonly Provider[]
   return providers.map((p) =>
     p.name === 'anthropic' ? ['ANTHROPIC_BASE_URL', `${egressOrigin}${p.route}`] : ['OPENAI_BASE_URL', `${egressOrigin}${p.route}/v1`],
   );
+}
+
+/**
+ * What an agent started by `run -- <command>` gets instead of a provider's key when the
+ * sidecar holds it. The SDKs refuse to start without a key; this one means nothing to the
+ * provider, and the sidecar drops it anyway.
+ */
+export const KEY_PLACEHOLDER = 'held-by-agent-sidecar';
+
+/**
+ * The variables the provider's SDKs read a credential from: the key, which gets the
+ * placeholder, and the others (Anthropic's bearer token), which are removed.
+ */
+export function sdkKeyVariables(provider: ProviderName): { key: string; others: readonly string[] } {
+  return provider === 'anthropic' ? { key: 'ANTHROPIC_API_KEY', others: ['ANTHROPIC_AUTH_TOKEN'] } : { key: 'OPENAI_API_KEY', others: [] };
 }

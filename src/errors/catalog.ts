@@ -151,6 +151,11 @@ export const catalog = {
     status: 0,
     message: 'Some input lines were not valid; each is reported with its line number and left out, the others were processed.',
   },
+  SIDECAR_CREDENTIAL_UNAVAILABLE: {
+    status: 0,
+    message:
+      'A provider credential (egress.providers.<provider>.credential) cannot be read: its variable is unset or empty, or its file is missing, unreadable or holds no key.',
+  },
   SIDECAR_LISTEN_FAILED: { status: 0, message: 'A listener could not bind its address.' },
   SIDECAR_AGENT_START_FAILED: {
     status: 0,

@@ -22,6 +22,8 @@ export const FILE_LIMITS = {
   protectionKey: 64 * 1024,
   /** A protection key ring file. */
   keyRing: 1024 * 1024,
+  /** An LLM provider's API key file: some hundred bytes. */
+  credential: 64 * 1024,
   /** Manifests or a compose file given to inject (a file or stdin). */
   inject: 16 * 1024 * 1024,
 } as const;
