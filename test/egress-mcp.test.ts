@@ -124,6 +124,16 @@ describe('the MCP egress route', () => {
     expect(server.calls('tools/call')[0]!.headers.authorization).toBe('Bearer server-token');
   });
 
+  it('with telemetry off, records nothing and passes the agent’s traceparent on as it came', async () => {
+    server.reset();
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const client = new Client({ name: 'agent', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp/docs/json`), { requestInit: { headers: { traceparent } } }));
+    clients.push(client);
+    await client.callTool({ name: 'get_weather', arguments: { city: 'Oslo' } });
+    expect(server.calls('tools/call')[0]!.headers.traceparent).toBe(traceparent);
+  });
+
   it('allows no tool when the allowlist is empty, and lists none', async () => {
     const client = await connect('/tools/closed/json');
     server.reset();

@@ -33,6 +33,8 @@ const KINDS: Record<keyof typeof METRIC, [Kind, string]> = {
   telemetryDropped: ['counter', ''],
   mcpServerDuration: ['histogram', 's'],
   toolCalls: ['counter', ''],
+  mcpClientDuration: ['histogram', 's'],
+  egressToolCalls: ['counter', ''],
 };
 
 /** Series names of one metric as Prometheus stores them. */

@@ -1,1 +1,1 @@
-export { createA2aStage, skillOf, type A2aStageOptions } from './stage.ts';
+export { callOf as a2aCallOf, createA2aStage, skillOf, type A2aStageOptions } from './stage.ts';

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
 import {
@@ -46,6 +47,18 @@ export function skillOf(params: Readonly<Record<string, unknown>> | undefined): 
 /** The task a request addresses: GetTask/CancelTask name it `id`, push configs `taskId`, a message its `taskId`. */
 function taskOf(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
   return str(params?.id) ?? str(params?.taskId) ?? str(obj(params?.message)?.taskId);
+}
+
+/** What telemetry records of a request, on ingress and egress: its method and task, never its message. */
+export function callOf(headers: IncomingHttpHeaders, msg: Request): RpcCall {
+  const version = headers['a2a-version'];
+  return {
+    protocol: 'a2a',
+    method: msg.method,
+    id: msg.kind === 'request' ? msg.id : undefined,
+    version: typeof version === 'string' ? version : DEFAULT_VERSION,
+    task: taskOf(msg.params),
+  };
 }
 
 /**
@@ -103,14 +116,7 @@ export function createA2aStage(o: A2aStageOptions): Stage {
     const policy = o.policy();
     const dryRun = o.dryRun || rules.dryRun;
     const refusal = authorize(ctx, msg, rules, policy, dryRun);
-    const version = ctx.req.headers['a2a-version'];
-    const call: RpcCall = {
-      protocol: 'a2a',
-      method: msg.method,
-      id: msg.kind === 'request' ? msg.id : undefined,
-      version: typeof version === 'string' ? version : DEFAULT_VERSION,
-      task: taskOf(msg.params),
-    };
+    const call = callOf(ctx.req.headers, msg);
     if (refusal === undefined) return telemetry.observe(ctx, call, { decision: 'allowed' }, policy.roles);
     const outcome = { decision: dryRun ? 'dry_run_refused' : 'refused', rpcCode: refusal.rpcCode, code: refusal.code } as const;
     if (!dryRun) replyRefusal(ctx, refusal);

@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
+import { createRpcClientTelemetry } from '../jsonrpc/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createMemoryBudgetStore, createRedisBudgetStore } from './budget-store.ts';
 import { createBudgets, type Budgets } from './budgets.ts';
@@ -118,6 +119,7 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
           maxMessageBytes: config.mcp.maxMessageBytes,
           maxRequestBytes: e.maxRequestBytes,
           maxDepth: config.mcp.maxDepth,
+          telemetry: createRpcClientTelemetry({ meter: o.meter, tracer: o.tracer, agentType: o.agentType }),
         });
   const server = createEgressServer({
     providers,

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { BodyTransform, ResponseBodyHook } from '../core/index.ts';
 import { sendError, SidecarError } from '../errors/index.ts';
+import type { RpcClientCall } from '../jsonrpc/index.ts';
 import { connectionTokens, HOP_BY_HOP, Relay, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
 import type { Peer } from './peers.ts';
 
@@ -17,6 +18,8 @@ export interface PeerHop {
   draining: boolean;
   /** A rewrite of the answer (a filtered tools/list); the peer is then asked for an uncompressed one. */
   responseBody: ResponseBodyHook | undefined;
+  /** The JSON-RPC call's CLIENT span: its traceparent replaces the agent's, and it ends with the answer. */
+  traced?: RpcClientCall | undefined;
 }
 
 /** Sends the agent's request to its MCP server or A2A peer, and the answer back with backpressure. */
@@ -36,6 +39,7 @@ class PeerCall extends Relay {
   #transform: BodyTransform | undefined = undefined;
   #held: { status: number; reason: string | undefined; out: string[] } | undefined = undefined;
   #refused = false;
+  #status = 0;
 
   constructor(hop: PeerHop) {
     super(hop.res, 'the agent closed the connection');
@@ -52,6 +56,7 @@ class PeerCall extends Relay {
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (upstreamStatusKind(status) === 'interim') return;
+    this.#status = status;
     const transform = this.#hop.responseBody?.(status, headers);
     this.#transform = transform;
     const out: string[] = [];
@@ -96,33 +101,45 @@ class PeerCall extends Relay {
     this.unwatch();
     this.#writeHead(tail?.length ?? 0);
     this.res.end(tail);
+    this.#hop.traced?.end(this.#status >= 400 ? String(this.#status) : undefined);
   }
 
   onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
     this.unwatch();
-    if (this.clientLeft(err)) return;
+    if (this.clientLeft(err)) {
+      this.#hop.traced?.end('aborted');
+      return;
+    }
     const e = err instanceof SidecarError ? err : upstreamError(err);
+    this.#hop.traced?.end(e.code);
     // A held head never left: the refusal can still be an answer of its own.
     if (!this.res.headersSent) sendError(this.res, e, this.#hop.requestId);
     else this.cut(e);
   }
 }
 
-/** The agent's headers in their order, less hop-by-hop ones, Host, a buffered body's length and the configured ones, which replace them. */
+/**
+ * The agent's headers in their order, less hop-by-hop ones, Host, a buffered body's length and
+ * the configured ones, which replace them; a traced call's traceparent and tracestate are the
+ * sidecar's CLIENT span's (a child of the agent's).
+ */
 function peerHeaders(hop: PeerHop): string[] {
   const raw = hop.req.rawHeaders;
   const listed = connectionTokens(hop.req.headers.connection);
   const { headerNames } = hop.peer;
   const buffered = Buffer.isBuffer(hop.body);
   const identity = hop.responseBody !== undefined;
+  const trace = hop.traced?.traceHeaders ?? [];
+  const traced = trace.length > 0;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || headerNames.has(name)) continue;
     if ((buffered && name === 'content-length') || (identity && name === 'accept-encoding')) continue;
+    if (traced && (name === 'traceparent' || name === 'tracestate')) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
-  out.push('host', hop.peer.host, ...hop.peer.headers);
+  out.push('host', hop.peer.host, ...trace, ...hop.peer.headers);
   if (identity) out.push('accept-encoding', 'identity');
   return out;
 }

@@ -3,8 +3,18 @@ import type { Dispatcher } from 'undici';
 import type { AuditSink } from '../audit/index.ts';
 import type { ResponseBodyHook } from '../core/index.ts';
 import { isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
-import { isProblem, parseMessage, refusalAnswer, type RpcRefusal, type RpcMessage } from '../jsonrpc/index.ts';
-import { checkStateless, createListFilter, revisionOf, STATELESS, type Keep } from '../mcp/index.ts';
+import { a2aCallOf } from '../a2a/index.ts';
+import {
+  isProblem,
+  NO_RPC_CLIENT_TELEMETRY,
+  parseMessage,
+  refusalAnswer,
+  type RpcCall,
+  type RpcClientTelemetry,
+  type RpcRefusal,
+  type RpcMessage,
+} from '../jsonrpc/index.ts';
+import { checkStateless, createListFilter, mcpCallOf, revisionOf, STATELESS, type Keep } from '../mcp/index.ts';
 import { dispatchToPeer } from './peer-call.ts';
 import type { Peer } from './peers.ts';
 import { readBody } from './request.ts';
@@ -18,6 +28,8 @@ export interface PeerHopOptions {
   maxRequestBytes: number;
   /** mcp.maxDepth: nesting of objects and arrays in a message. */
   maxDepth: number;
+  /** A CLIENT span per JSON-RPC call, MCP durations and tool-call counts; default: none. */
+  telemetry?: RpcClientTelemetry | undefined;
 }
 
 export interface PeerRequest {
@@ -37,10 +49,12 @@ type Call = Extract<RpcMessage, { method: string }>;
  * tools/call; A2A: the method) and audited; a refusal is a JSON-RPC error answered here, and
  * what passes is forwarded as the very bytes that were judged. MCP tools/list answers (and a
  * GET stream's replays) are filtered to the allowlist. Anything else, the A2A agent card
- * included, is relayed as it is.
+ * included, is relayed as it is. Each JSON-RPC request or notification, sent or refused, gets
+ * a CLIENT span (src/jsonrpc/telemetry.ts), whose traceparent the peer receives.
  */
 export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<void> {
   const { dispatcher, audit, maxMessageBytes, maxDepth } = o;
+  const telemetry = o.telemetry ?? NO_RPC_CLIENT_TELEMETRY;
   const keeps = new WeakMap<Peer, Keep>();
   const keep = (peer: Peer): Keep => {
     let k = keeps.get(peer);
@@ -118,14 +132,21 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
     if (typeof revision === 'object') return refuse(r, revision);
     const msg = parseMessage(body, maxDepth);
     if (isProblem(msg)) return refuse(r, { ...msg, status: 400 });
+    const call: RpcCall | undefined =
+      msg.kind === 'response' ? undefined : revision === undefined ? a2aCallOf(r.req.headers, msg) : mcpCallOf(r.req.headers, msg, revision);
+    const refuseCall = (refusal: RpcRefusal) => {
+      if (call !== undefined) telemetry.refused(call, r.peer, r.req.headers, refusal);
+      refuse(r, refusal);
+    };
     if (revision === STATELESS) {
       const refusal = checkStateless(r.req.headers, msg, revision);
-      if (refusal !== undefined) return refuse(r, refusal);
+      if (refusal !== undefined) return refuseCall(refusal);
     }
     const verdict = msg.kind === 'response' ? undefined : mcp ? judgeMcp(r, msg) : judgeA2a(r, msg);
-    if (typeof verdict === 'object') return refuse(r, verdict);
+    if (typeof verdict === 'object') return refuseCall(verdict);
     if (r.res.destroyed) return;
-    dispatchToPeer(dispatcher, { ...r, body, responseBody: verdict });
+    const traced = call === undefined ? undefined : telemetry.start(call, r.peer, r.req.headers);
+    dispatchToPeer(dispatcher, { ...r, body, responseBody: verdict, traced });
   }
 
   return async function peerHop(r) {

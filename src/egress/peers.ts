@@ -9,6 +9,9 @@ export interface Peer {
   /** https://mcp.example.com */
   readonly origin: string;
   readonly host: string;
+  /** The origin's host name and port, as spans and metrics name the peer (server.address, server.port). */
+  readonly address: string;
+  readonly port: number;
   /** Configured headers as [name, value, …], and their lower-cased names (the agent's own are dropped). */
   readonly headers: readonly string[];
   readonly headerNames: ReadonlySet<string>;
@@ -51,6 +54,8 @@ export function peersOf(config: EgressConfig): Peer[] {
       route: peerRoute(kind, name, p),
       origin: url.origin,
       host: url.host,
+      address: url.hostname,
+      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
       headers: headers.flat(),
       headerNames: new Set(headers.map(([n]) => n.toLowerCase())),
     };

@@ -1,3 +1,17 @@
 export { isProblem, parseMessage, type RpcId, type RpcMessage, type RpcProblem } from './message.ts';
 export { bufferedBody, refusalAnswer, replyRefusal, type RpcRefusal } from './answer.ts';
-export { createRpcTelemetry, NO_RPC_TELEMETRY, roleLabel, type RpcCall, type RpcOutcome, type RpcTelemetry, type RpcTelemetryOptions } from './telemetry.ts';
+export {
+  createRpcClientTelemetry,
+  createRpcTelemetry,
+  NO_RPC_CLIENT_TELEMETRY,
+  NO_RPC_TELEMETRY,
+  roleLabel,
+  type RpcCall,
+  type RpcClientCall,
+  type RpcClientRefusal,
+  type RpcClientTelemetry,
+  type RpcOutcome,
+  type RpcPeer,
+  type RpcTelemetry,
+  type RpcTelemetryOptions,
+} from './telemetry.ts';

@@ -7,15 +7,13 @@ import {
   NO_RPC_TELEMETRY,
   parseMessage,
   replyRefusal,
-  type RpcCall,
-  type RpcMessage,
   type RpcOutcome,
   type RpcRefusal,
   type RpcTelemetry,
 } from '../jsonrpc/index.ts';
 import { authorizeMessage } from './authorize.ts';
 import { createListFilter, isListMethod, type Keep } from './lists.ts';
-import { checkStateless, revisionOf, STATELESS } from './transport.ts';
+import { callOf, checkStateless, revisionOf, STATELESS } from './transport.ts';
 
 export interface McpStageOptions {
   policy: () => Policy;
@@ -31,20 +29,6 @@ export interface McpStageOptions {
 }
 
 const outcome = (decision: 'refused' | 'dry_run_refused', r: RpcRefusal): RpcOutcome => ({ decision, rpcCode: r.rpcCode, code: r.code });
-
-/** What telemetry records of a message: its names, never its arguments. */
-function callOf(ctx: RequestContext, msg: Extract<RpcMessage, { method: string }>, revision: string): RpcCall {
-  const session = revision === STATELESS ? undefined : ctx.req.headers['mcp-session-id'];
-  const name = msg.params?.name;
-  return {
-    protocol: 'mcp',
-    method: msg.method,
-    id: msg.kind === 'request' ? msg.id : undefined,
-    version: revision,
-    session: typeof session === 'string' ? session : undefined,
-    tool: msg.method === 'tools/call' && typeof name === 'string' ? name : undefined,
-  };
-}
 
 /**
  * The MCP stage, after identification and authorization of the route: on a route with an
@@ -73,14 +57,14 @@ export function createMcpStage(o: McpStageOptions): Stage {
       const refusal = checkStateless(ctx.req.headers, msg, revision);
       if (refusal !== undefined) {
         replyRefusal(ctx, refusal);
-        if (msg.kind !== 'response') telemetry.observe(ctx, callOf(ctx, msg, revision), outcome('refused', refusal), policy.roles);
+        if (msg.kind !== 'response') telemetry.observe(ctx, callOf(ctx.req.headers, msg, revision), outcome('refused', refusal), policy.roles);
         return;
       }
     }
     if (msg.kind === 'response') return;
     const dryRun = o.dryRun || rules.dryRun;
     const refusal = authorizeMessage(ctx, msg, rules, policy, o.audit, dryRun);
-    const call = callOf(ctx, msg, revision);
+    const call = callOf(ctx.req.headers, msg, revision);
     if (refusal === undefined) telemetry.observe(ctx, call, { decision: 'allowed' }, policy.roles);
     else if (dryRun) telemetry.observe(ctx, call, outcome('dry_run_refused', refusal), policy.roles);
     else {

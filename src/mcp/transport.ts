@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RpcMessage, RpcRefusal } from '../jsonrpc/index.ts';
+import type { RpcCall, RpcMessage, RpcRefusal } from '../jsonrpc/index.ts';
 
 /** The Streamable HTTP revisions whose messages the sidecar knows how to read and authorize. */
 export const REVISIONS: readonly string[] = ['2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28'];
@@ -11,6 +11,20 @@ const DEFAULT_REVISION = '2025-03-26';
 
 const NAMED: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+
+/** What telemetry records of a message, on ingress and egress: its names, never its arguments; a session only where the revision has them. */
+export function callOf(headers: IncomingHttpHeaders, msg: Extract<RpcMessage, { method: string }>, revision: string): RpcCall {
+  const session = revision === STATELESS ? undefined : headers['mcp-session-id'];
+  const name = msg.params?.name;
+  return {
+    protocol: 'mcp',
+    method: msg.method,
+    id: msg.kind === 'request' ? msg.id : undefined,
+    version: revision,
+    session: typeof session === 'string' ? session : undefined,
+    tool: msg.method === 'tools/call' && typeof name === 'string' ? name : undefined,
+  };
+}
 
 /** The revision the request speaks, or the refusal of one the sidecar cannot authorize. */
 export function revisionOf(headers: IncomingHttpHeaders): string | RpcRefusal {

@@ -26,6 +26,10 @@ export const METRIC = {
   // MCP semantic conventions, and the sidecar's count of tools/call decisions (agent_tool_calls_total).
   mcpServerDuration: 'mcp.server.operation.duration',
   toolCalls: 'agent_tool_calls',
+  // The agent's own calls to its MCP servers on egress (agent_egress_tool_calls_total: the agent's
+  // tools/call decisions by server, apart from those of its callers).
+  mcpClientDuration: 'mcp.client.operation.duration',
+  egressToolCalls: 'agent_egress_tool_calls',
 } as const;
 
 /** The reference design's histogram buckets, in seconds. */
@@ -49,6 +53,9 @@ export const RPC_ATTR = {
   tool: 'gen_ai.tool.name',
   operation: 'gen_ai.operation.name',
   errorType: 'error.type',
+  /** The peer of an outbound call (mcp.client, A2A CLIENT spans). */
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
 } as const;
 
 export const ATTR = {
