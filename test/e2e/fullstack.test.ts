@@ -165,8 +165,10 @@ describe('the full stack on real binaries', () => {
     expect(await promSumBy(prometheus.url, 'cache_type', 'cache_hits_total{job="support-agent"}')).toEqual({ token: want.tokenCache.hits });
     expect(await promSumBy(prometheus.url, 'cache_type', 'cache_misses_total{job="support-agent"}')).toEqual({ token: want.tokenCache.misses });
     // Every metric the sidecar emits arrives under the name dashboards and rules use for it
-    // (test/metric-names.ts derives them); only drops are absent while nothing was dropped.
-    const expected = [...sidecarSeries()].filter(([key]) => key !== 'telemetryDropped').flatMap(([, names]) => names);
+    // (test/metric-names.ts derives them); only drops are absent while nothing was dropped, and
+    // the MCP and A2A metrics, recorded on MCP routes and egress peers, which this stack has none of.
+    const absent = new Set(['telemetryDropped', 'mcpServerDuration', 'toolCalls', 'mcpClientDuration', 'egressToolCalls']);
+    const expected = [...sidecarSeries()].filter(([key]) => !absent.has(key)).flatMap(([, names]) => names);
     const present = await promQuery(prometheus.url, `count by (__name__) ({job="support-agent",__name__=~"${expected.join('|')}"})`);
     expect(present.map((s) => s.metric.__name__).sort()).toEqual(expected.sort());
     const info = await promQuery(prometheus.url, 'agent_system_info');
