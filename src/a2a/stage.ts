@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
 import {
   bufferedBody,
@@ -10,20 +9,11 @@ import {
   type RpcCall,
   type RpcMessage,
   type RpcRefusal,
-  type RpcTelemetry,
+  type RpcStageOptions,
 } from '../jsonrpc/index.ts';
 import { canonicalA2aMethod, type A2aRules, type Policy } from '../policy/index.ts';
 
-export interface A2aStageOptions {
-  policy: () => Policy;
-  audit: AuditSink;
-  /** policy.dryRun: every would-be refusal is let through and audited. */
-  dryRun: boolean;
-  /** One request, at most (mcp.maxMessageBytes serves both protocols). */
-  maxMessageBytes: number;
-  maxDepth: number;
-  telemetry?: RpcTelemetry | undefined;
-}
+export type A2aStageOptions = RpcStageOptions;
 
 type Request = Extract<RpcMessage, { method: string }>;
 const SENDS = new Set(['SendMessage', 'SendStreamingMessage']);

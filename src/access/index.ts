@@ -150,24 +150,15 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   // MCP and A2A messages are read only on their routes, once the route and the rate limits let them through.
   if (auth.enabled) {
     const rpcTelemetry = createRpcTelemetry({ meter: hooks.meter, tracer: hooks.tracer, agentType: hooks.agentType ?? 'agent' });
-    stages.push(
-      createMcpStage({
-        policy: () => policies.current(),
-        audit,
-        dryRun: config.policy.dryRun,
-        maxMessageBytes: config.mcp.maxMessageBytes,
-        maxDepth: config.mcp.maxDepth,
-        telemetry: rpcTelemetry,
-      }),
-      createA2aStage({
-        policy: () => policies.current(),
-        audit,
-        dryRun: config.policy.dryRun,
-        maxMessageBytes: config.mcp.maxMessageBytes,
-        maxDepth: config.mcp.maxDepth,
-        telemetry: rpcTelemetry,
-      }),
-    );
+    const rpc = {
+      policy: () => policies.current(),
+      audit,
+      dryRun: config.policy.dryRun,
+      maxMessageBytes: config.mcp.maxMessageBytes,
+      maxDepth: config.mcp.maxDepth,
+      telemetry: rpcTelemetry,
+    };
+    stages.push(createMcpStage(rpc), createA2aStage(rpc));
   }
 
   const adminHandlers = new Map<string, http.RequestListener>([

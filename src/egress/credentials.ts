@@ -3,7 +3,9 @@ import type { CredentialConfig, EgressConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 import type { Logger } from '../log/index.ts';
-import type { ProviderName } from './providers.ts';
+
+/** A provider of egress.providers (providers.ts names the same set). */
+type ProviderName = keyof EgressConfig['providers'];
 
 /**
  * A provider's API key held by the sidecar (egress.providers.<name>.credential). The agent

@@ -15,3 +15,4 @@ export {
   type RpcTelemetry,
   type RpcTelemetryOptions,
 } from './telemetry.ts';
+export type { RpcStageOptions } from './stage-options.ts';

@@ -1,6 +1,5 @@
-import type { AuditSink } from '../audit/index.ts';
 import type { RequestContext, Stage } from '../core/index.ts';
-import type { McpRules, Policy } from '../policy/index.ts';
+import type { McpRules } from '../policy/index.ts';
 import {
   bufferedBody,
   isProblem,
@@ -9,24 +8,13 @@ import {
   replyRefusal,
   type RpcOutcome,
   type RpcRefusal,
-  type RpcTelemetry,
+  type RpcStageOptions,
 } from '../jsonrpc/index.ts';
 import { authorizeMessage } from './authorize.ts';
 import { createListFilter, isListMethod, type Keep } from './lists.ts';
 import { callOf, checkStateless, revisionOf, STATELESS } from './transport.ts';
 
-export interface McpStageOptions {
-  policy: () => Policy;
-  audit: AuditSink;
-  /** policy.dryRun: every would-be refusal is let through and audited. */
-  dryRun: boolean;
-  /** mcp.maxMessageBytes: one message, either way. */
-  maxMessageBytes: number;
-  /** mcp.maxDepth: nesting of objects and arrays in a client's message. */
-  maxDepth: number;
-  /** Spans and metrics per message; default: none. */
-  telemetry?: RpcTelemetry | undefined;
-}
+export type McpStageOptions = RpcStageOptions;
 
 const outcome = (decision: 'refused' | 'dry_run_refused', r: RpcRefusal): RpcOutcome => ({ decision, rpcCode: r.rpcCode, code: r.code });
 
