@@ -1,6 +1,4 @@
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { KEY_PLACEHOLDER } from '../src/egress/index.ts';
 import { expectFailure, runCli } from './cli-run.ts';
-import { spawnCli, waitForStartup } from './helpers.ts';
+import { spawnCli, waitForStartup, freePort } from './helpers.ts';
 import { startFakeProvider, type FakeProvider } from './fake-provider.ts';
 
 const AGENT = fileURLToPath(new URL('./fixtures/egress/keyless-agent.mjs', import.meta.url));
@@ -28,14 +26,6 @@ let provider: FakeProvider;
 let dir: string;
 let keyFile: string;
 let config: string;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const lines = (out: string) =>
   out

@@ -10,7 +10,7 @@ import { createMemoryAudit } from '../src/audit/index.ts';
 import { validateConfig } from '../src/config/index.ts';
 import { createEgress, type Egress } from '../src/egress/index.ts';
 import { createLogger } from '../src/log/index.ts';
-import { startMcpAgent } from './mcp-agent.ts';
+import { startMcpAgent, outcome } from './mcp-agent.ts';
 import { thrownBy } from './thrown.ts';
 
 /**
@@ -54,17 +54,6 @@ async function connect(path: string): Promise<Client> {
   await client.connect(new StreamableHTTPClientTransport(new URL(`${url}${path}`), { requestInit: { headers: { authorization: 'Bearer agent-own' } } }));
   clients.push(client);
   return client;
-}
-
-/** The stable code of a refusal, or 'ok'. */
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (!(err instanceof McpError)) throw err;
-    return (err.data as { code?: string } | undefined)?.code ?? `rpc ${err.code}`;
-  }
 }
 
 describe.each([

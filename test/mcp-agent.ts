@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { startServer } from './helpers.ts';
 
@@ -82,4 +83,15 @@ export async function startMcpAgent(paths: Record<string, boolean>) {
       await http.close();
     },
   };
+}
+
+/** What an SDK client's call came to: 'ok', or the stable code of the sidecar's refusal (else the JSON-RPC code). */
+export async function outcome(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof McpError)) throw err;
+    return (err.data as { code?: string } | undefined)?.code ?? `rpc ${err.code}`;
+  }
 }

@@ -16,7 +16,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSidecar } from './helpers.ts';
-import { startMcpAgent } from './mcp-agent.ts';
+import { startMcpAgent, outcome } from './mcp-agent.ts';
 
 const SECRET = 'mcp-test-secret-of-at-least-32-characters!';
 const METHODS = { POST: 'use:mcp', GET: 'use:mcp', DELETE: 'use:mcp' };
@@ -75,17 +75,6 @@ async function connect(path: string, role: Role, version?: string): Promise<Clie
   await client.connect(transport);
   clients.push(client);
   return client;
-}
-
-/** The stable code of a refusal, or 'ok' when the call went through. */
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (!(err instanceof McpError)) throw err;
-    return (err.data as { code?: string } | undefined)?.code ?? `rpc ${err.code}`;
-  }
 }
 
 async function post(path: string, body: string | Buffer, headers: Record<string, string> = {}, role: Role = 'admin') {

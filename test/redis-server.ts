@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { freePort } from './helpers.ts';
 
 export interface RedisServer {
   port: number;
@@ -13,14 +14,6 @@ export interface RedisServer {
 }
 
 const BIN = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** One raw PING; true on +PONG. No client library, so the helper tests nothing of ours. */
 function ping(port: number): Promise<boolean> {

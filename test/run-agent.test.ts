@@ -1,12 +1,10 @@
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { spawnCli, waitForStartup } from './helpers.ts';
+import { spawnCli, waitForStartup, freePort } from './helpers.ts';
 import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
@@ -24,14 +22,6 @@ const CLEAN_ENV: NodeJS.ProcessEnv = {
 let provider: FakeProvider;
 let receiver: OtlpReceiver;
 let config: string;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 function queueAnswers(): void {
   provider.next({
