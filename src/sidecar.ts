@@ -9,6 +9,7 @@ import { createLogAudit, instrumentAudit } from './audit/index.ts';
 import { upstreamReadiness } from './admin/index.ts';
 import { formatAddress, parseAddress, type SidecarConfig } from './config/index.ts';
 import { SidecarError } from './errors/index.ts';
+import { createToolCapture, type ToolCapture } from './jsonrpc/index.ts';
 import { createIngress } from './ingress/index.ts';
 import type { Logger } from './log/index.ts';
 import { createProtection, type Protection } from './protect/index.ts';
@@ -279,10 +280,21 @@ export async function assembleSidecar(
     logs: telemetry.logs,
     spans: telemetry.observer,
   });
-  const access = await createAccess(config, logger, audit, { meter, tracer, agentType: telemetry.settings.agentType, offline }).catch(async (err: unknown) => {
+  // Captured text (prompts, completions, tool arguments and results) goes out with the telemetry: its rule set protects it.
+  const protectText = protection.telemetry === undefined ? undefined : (text: string) => protection.telemetry!.text(text);
+  let toolCapture: ToolCapture | undefined;
+  try {
+    toolCapture = createToolCapture(config.mcp.capture, protectText);
+  } catch (err) {
     await release();
     throw err;
-  });
+  }
+  const access = await createAccess(config, logger, audit, { meter, tracer, agentType: telemetry.settings.agentType, toolCapture, offline }).catch(
+    async (err: unknown) => {
+      await release();
+      throw err;
+    },
+  );
   const adminHandlers = new Map(access.adminHandlers);
   if (telemetry.metricsHandler !== undefined) adminHandlers.set('/metrics', telemetry.metricsHandler);
   if (meter !== undefined) observeCaches(meter, access.caches);
@@ -294,8 +306,8 @@ export async function assembleSidecar(
           tracer,
           agentType: telemetry.settings.agentType,
           redis: access.redis,
-          // Captured prompts and completions go out with the telemetry: its rule set protects them.
-          protectText: protection.telemetry === undefined ? undefined : (text) => protection.telemetry!.text(text),
+          protectText,
+          toolCapture,
           protectPrompt: (body) => protection.protectPrompt(body, config.egress.protectPrompts),
           // Calls to the agent's MCP servers and A2A peers are audited as the ingress's decisions are.
           audit,

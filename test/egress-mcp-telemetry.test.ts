@@ -29,10 +29,13 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const msg = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: unknown };
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { kind: 'task', id: 't-9', contextId: 'c-1', status: { state: 'completed' } } }));
+      const msg = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: unknown; method: string };
+      // A 0.3 Task (kind task), or for the 1.0 GetTask a 1.0 Task.
+      const result =
+        msg.method === 'GetTask'
+          ? { id: 't-10', contextId: 'c-1', status: { state: 'TASK_STATE_WORKING' } }
+          : { kind: 'task', id: 't-9', contextId: 'c-1', status: { state: 'completed' } };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
     });
   });
   receiver = await startOtlpReceiver();
@@ -234,6 +237,7 @@ describe("the agent's A2A calls in OpenTelemetry", () => {
       attributes: {
         'a2a.method.name': 'message/send',
         'a2a.task.id': 't-9',
+        'a2a.task.state': 'completed',
         'a2a.protocol.version': '0.3',
         'jsonrpc.request.id': 'm1',
         'server.address': '127.0.0.1',
@@ -242,6 +246,10 @@ describe("the agent's A2A calls in OpenTelemetry", () => {
     });
     expect(peerHeaders[0]!.traceparent).toBe(`00-${AGENT_TRACE}-${span.spanId}-01`);
     expect(JSON.stringify(receiver.spans())).not.toContain('private plan');
+
+    // The task a 1.0 answer is about, and its state, though the request named none.
+    await post('/a2a/planner', { id: 'g1', method: 'GetTask', params: { name: 'tasks/t-10' } }, { 'a2a-version': '1.0' });
+    expect(await spanNamed('GetTask')).toMatchObject({ attributes: { 'a2a.task.id': 't-10', 'a2a.task.state': 'TASK_STATE_WORKING' } });
 
     const refused = await post('/a2a/planner', { id: 'c1', method: 'tasks/cancel', params: { id: 't-9' } });
     expect(refused.json.error).toMatchObject({ code: -32601, data: { code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED' } });

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RequestContext, Stage } from '../core/index.ts';
+import { addResponseBody, type RequestContext, type Stage } from '../core/index.ts';
 import {
   bufferedBody,
   isProblem,
@@ -8,6 +8,7 @@ import {
   replyRefusal,
   type RpcCall,
   type RpcMessage,
+  type RpcOutcome,
   type RpcRefusal,
   type RpcStageOptions,
 } from '../jsonrpc/index.ts';
@@ -107,10 +108,11 @@ export function createA2aStage(o: A2aStageOptions): Stage {
     const dryRun = o.dryRun || rules.dryRun;
     const refusal = authorize(ctx, msg, rules, policy, dryRun);
     const call = callOf(ctx.req.headers, msg);
-    if (refusal === undefined) return telemetry.observe(ctx, call, { decision: 'allowed' }, policy.roles);
-    const outcome = { decision: dryRun ? 'dry_run_refused' : 'refused', rpcCode: refusal.rpcCode, code: refusal.code } as const;
-    if (!dryRun) replyRefusal(ctx, refusal);
-    telemetry.observe(ctx, call, outcome, policy.roles);
+    const outcome: RpcOutcome =
+      refusal === undefined ? { decision: 'allowed' } : { decision: dryRun ? 'dry_run_refused' : 'refused', rpcCode: refusal.rpcCode, code: refusal.code };
+    if (refusal !== undefined && !dryRun) replyRefusal(ctx, refusal);
+    const answers = telemetry.observe(ctx, call, outcome, policy.roles);
+    if (answers !== undefined) addResponseBody(ctx, answers);
   }
 
   async function read(ctx: RequestContext): Promise<Buffer | RpcRefusal> {

@@ -9,7 +9,7 @@ import type { SidecarConfig } from '../config/index.ts';
 import { createCors } from '../cors/index.ts';
 import { createA2aStage } from '../a2a/index.ts';
 import type { Logger } from '../log/index.ts';
-import { createRpcTelemetry } from '../jsonrpc/index.ts';
+import { createRpcTelemetry, type ToolCapture } from '../jsonrpc/index.ts';
 import { createMcpStage, createProtectedResource } from '../mcp/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
@@ -49,6 +49,8 @@ export interface AccessHooks {
   tracer?: Tracer | undefined;
   /** The agent_type label of the features' metrics. */
   agentType?: string;
+  /** mcp.capture: tool arguments and results on MCP spans, already protected; undefined when off. */
+  toolCapture?: ToolCapture | undefined;
   /** Build everything, contact nothing: Redis not connected, JWKS not fetched, no file watched (validate). */
   offline?: boolean;
 }
@@ -149,7 +151,13 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   if (rateLimit !== undefined) stages.push(rateLimit);
   // MCP and A2A messages are read only on their routes, once the route and the rate limits let them through.
   if (auth.enabled) {
-    const rpcTelemetry = createRpcTelemetry({ meter: hooks.meter, tracer: hooks.tracer, agentType: hooks.agentType ?? 'agent' });
+    const rpcTelemetry = createRpcTelemetry({
+      meter: hooks.meter,
+      tracer: hooks.tracer,
+      agentType: hooks.agentType ?? 'agent',
+      maxAnswerBytes: config.mcp.maxMessageBytes,
+      capture: hooks.toolCapture,
+    });
     const rpc = {
       policy: () => policies.current(),
       audit,

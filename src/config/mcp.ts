@@ -51,6 +51,19 @@ export const mcp = z
     ).prefault('4mb'),
     maxDepth: count("Deepest nesting of objects and arrays in a client's MCP message; deeper gets 400 SIDECAR_MCP_MESSAGE_TOO_DEEP.", 1000).default(64),
     protectedResource: protectedResource.optional(),
+    capture: z
+      .strictObject({
+        arguments: z.boolean().default(false).meta({
+          description:
+            "Put a tools/call's arguments on its MCP span (gen_ai.tool.call.arguments), after data protection: on the MCP routes and for the agent's MCP servers (egress.mcpServers). Needs protection.telemetry.",
+        }),
+        results: z.boolean().default(false).meta({
+          description: "Put a tools/call's result on its MCP span (gen_ai.tool.call.result), after data protection. Needs protection.telemetry.",
+        }),
+        maxChars: count('Characters kept of each captured value, cut after protection.', 1_000_000).default(16_384),
+      })
+      .prefault({})
+      .meta({ description: 'Tool arguments and results on MCP spans (both sides), always through data protection. Default: neither.' }),
   })
   .prefault({})
   .meta({ description: 'MCP (Model Context Protocol) routes: the policy routes with an mcp: block.' });

@@ -3,4 +3,4 @@ export { combineObservers, type RequestObserver } from './observer.ts';
 export type { ReadinessCheck } from './readiness.ts';
 export { runStages, type Stage } from './stages.ts';
 export type { RequestForwarder, UpgradeRelay } from './handlers.ts';
-export { chainResponseBodies, keepResponseBody } from './response-body.ts';
+export { addResponseBody, chainResponseBodies, chainTransforms, keepResponseBody } from './response-body.ts';

@@ -2,7 +2,7 @@ import type { BodyTransform, RequestContext, ResponseBodyHook } from './context.
 import type { Stage } from './stages.ts';
 
 /** Two rewrites in a row: `second` gets what `first` made of each chunk. */
-function chain(first: BodyTransform, second: BodyTransform): BodyTransform {
+export function chainTransforms(first: BodyTransform, second: BodyTransform): BodyTransform {
   return {
     holdHead: first.holdHead || second.holdHead,
     push(chunk) {
@@ -24,8 +24,13 @@ export function chainResponseBodies(first: ResponseBodyHook, second: ResponseBod
   return (status, headers) => {
     const a = first(status, headers);
     const b = second(status, headers);
-    return a === undefined ? b : b === undefined ? a : chain(a, b);
+    return a === undefined ? b : b === undefined ? a : chainTransforms(a, b);
   };
+}
+
+/** Adds a hook after the one already set, if any: it gets what the earlier one (the MCP list filter) made of the answer. */
+export function addResponseBody(ctx: RequestContext, hook: ResponseBodyHook): void {
+  ctx.responseBody = ctx.responseBody === undefined ? hook : chainResponseBodies(ctx.responseBody, hook);
 }
 
 /**

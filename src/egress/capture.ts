@@ -1,9 +1,9 @@
 import type { EgressConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
+import { protectThenCut, type ProtectText } from '../protect/index.ts';
 import type { Api } from './providers.ts';
 
-/** Data protection for captured text: what comes back is what may be exported. */
-export type ProtectText = (text: string) => string;
+export type { ProtectText };
 
 /** Prompt and completion capture onto LLM spans. Every captured text goes through `protect` first. */
 export interface Capture {
@@ -27,11 +27,7 @@ export function createCapture(config: EgressConfig['capture'], protect: ProtectT
   if (!config.prompts && !config.completions) return undefined;
   if (protect === undefined) throw unprotected();
   const { maxChars } = config;
-  // Protected whole, then cut: a cut first could halve a card number or key and hide it from the detectors.
-  const guard = (text: string) => {
-    const safe = protect(text);
-    return safe.length > maxChars ? safe.slice(0, maxChars) : safe;
-  };
+  const guard = protectThenCut(protect, maxChars);
   return {
     prompts: config.prompts,
     completions: config.completions,

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
-import { createRpcClientTelemetry } from '../jsonrpc/index.ts';
+import { createRpcClientTelemetry, type ToolCapture } from '../jsonrpc/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createMemoryBudgetStore, createRedisBudgetStore } from './budget-store.ts';
 import { createBudgets, type Budgets } from './budgets.ts';
@@ -52,6 +52,8 @@ export interface EgressOptions {
   agentType: string;
   /** The store shared with rate limits and revocation; memory without it. */
   redis?: Redis | undefined;
+  /** mcp.capture: tool arguments and results on the spans of the agent's MCP calls, already protected; undefined when off. */
+  toolCapture?: ToolCapture | undefined;
   /** Data protection for captured prompts and completions; capture refuses to start without it. */
   protectText?: ProtectText | undefined;
   /** Data protection of request bodies, for egress.protectPrompts (which refuses to start without it). */
@@ -119,7 +121,13 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
           maxMessageBytes: config.mcp.maxMessageBytes,
           maxRequestBytes: e.maxRequestBytes,
           maxDepth: config.mcp.maxDepth,
-          telemetry: createRpcClientTelemetry({ meter: o.meter, tracer: o.tracer, agentType: o.agentType }),
+          telemetry: createRpcClientTelemetry({
+            meter: o.meter,
+            tracer: o.tracer,
+            agentType: o.agentType,
+            maxAnswerBytes: config.mcp.maxMessageBytes,
+            capture: o.toolCapture,
+          }),
         });
   const server = createEgressServer({
     providers,

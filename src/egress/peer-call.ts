@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { BodyTransform, ResponseBodyHook } from '../core/index.ts';
+import { chainTransforms, type BodyTransform, type ResponseBodyHook } from '../core/index.ts';
 import { sendError, SidecarError } from '../errors/index.ts';
 import type { RpcClientCall } from '../jsonrpc/index.ts';
 import { connectionTokens, HOP_BY_HOP, Relay, relayedReason, upstreamError, upstreamStatusKind } from '../proxy/index.ts';
@@ -57,7 +57,11 @@ class PeerCall extends Relay {
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (upstreamStatusKind(status) === 'interim') return;
     this.#status = status;
-    const transform = this.#hop.responseBody?.(status, headers);
+    // The span's reader of the answer sees what the list filter left of it; it only looks, so
+    // it asks for no uncompressed answer (a compressed one goes unread).
+    const rewrite = this.#hop.responseBody?.(status, headers);
+    const read = this.#hop.traced?.answers?.(status, headers);
+    const transform = rewrite === undefined ? read : read === undefined ? rewrite : chainTransforms(rewrite, read);
     this.#transform = transform;
     const out: string[] = [];
     const listed = connectionTokens(headers.connection);

@@ -14,5 +14,8 @@ export {
   type RpcPeer,
   type RpcTelemetry,
   type RpcTelemetryOptions,
+  type ToolCapture,
 } from './telemetry.ts';
+export { readAnswers, type RpcAnswer } from './answers.ts';
 export type { RpcStageOptions } from './stage-options.ts';
+export { createToolCapture } from './capture.ts';

@@ -16,8 +16,10 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { Principal } from '../auth/index.ts';
 import type { RequestContext } from '../core/index.ts';
+import type { ResponseBodyHook } from '../core/index.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
 import { MCP_BUCKETS, METRIC, RPC_ATTR } from '../telemetry/index.ts';
+import { readAnswers, type RpcAnswer } from './answers.ts';
 import type { RpcId } from './message.ts';
 
 /** One JSON-RPC request or notification as the MCP or A2A stage read it: names only, never arguments. */
@@ -33,6 +35,8 @@ export interface RpcCall {
   readonly tool?: string | undefined;
   /** The A2A task the request addresses. */
   readonly task?: string | undefined;
+  /** A tools/call's arguments, recorded only when capture asks for them (through data protection). */
+  readonly arguments?: unknown;
 }
 
 /** What became of the call: passed, refused with a JSON-RPC error code, or would have been (dry run). */
@@ -40,17 +44,34 @@ export type RpcOutcome =
   { readonly decision: 'allowed' } | { readonly decision: 'refused' | 'dry_run_refused'; readonly rpcCode: number; readonly code: SidecarErrorCode };
 
 export interface RpcTelemetry {
-  /** Records the call: a span and, for MCP, the operation duration, both ending with the response. */
-  observe(ctx: RequestContext, call: RpcCall, outcome: RpcOutcome, roles: ReadonlyMap<string, unknown>): void;
+  /**
+   * Records the call: a span and, for MCP, the operation duration, both ending with the
+   * response. For a request that goes on to the server, what comes back is the hook that reads
+   * its answer (the JSON-RPC error code, a tool's isError, an A2A task's state, the result when
+   * captured) without changing it; undefined when there is nothing to read.
+   */
+  observe(ctx: RequestContext, call: RpcCall, outcome: RpcOutcome, roles: ReadonlyMap<string, unknown>): ResponseBodyHook | undefined;
 }
 
 /** Telemetry off: nothing is recorded, at the cost of one call. */
-export const NO_RPC_TELEMETRY: RpcTelemetry = Object.freeze({ observe() {} });
+export const NO_RPC_TELEMETRY: RpcTelemetry = Object.freeze({ observe: () => undefined });
+
+/** mcp.capture: a tools/call's arguments and result on its span, each protected, then cut. */
+export interface ToolCapture {
+  readonly arguments: boolean;
+  readonly results: boolean;
+  /** The value as JSON, through data protection, cut to the capture's length. */
+  text(value: unknown): string;
+}
 
 export interface RpcTelemetryOptions {
   meter: Meter | undefined;
   tracer: Tracer | undefined;
   agentType: string;
+  /** mcp.maxMessageBytes: the largest answer (or SSE event) read for its status; a longer one passes unread. */
+  maxAnswerBytes: number;
+  /** Tool arguments and results on spans; default: never. */
+  capture?: ToolCapture | undefined;
 }
 
 /** Labels a client chooses (tool names) stay bounded: the first `cap` seen keep theirs, later ones share _OTHER. */
@@ -103,8 +124,8 @@ function spanName(call: RpcCall): string {
   return call.tool === undefined ? call.method : `${call.method} ${call.tool}`;
 }
 
-/** The span's attributes, either side: names and codes, never arguments or results. */
-function spanAttributes(call: RpcCall, outcome: RpcOutcome): Attributes {
+/** The span's attributes, either side: names and codes; arguments only when captured. */
+function spanAttributes(call: RpcCall, outcome: RpcOutcome, capture: ToolCapture | undefined): Attributes {
   const a: Attributes = { [RPC_ATTR.requestId]: call.id === undefined ? undefined : String(call.id) };
   if (call.protocol === 'mcp') {
     a[RPC_ATTR.mcpMethod] = call.method;
@@ -113,6 +134,7 @@ function spanAttributes(call: RpcCall, outcome: RpcOutcome): Attributes {
     if (call.tool !== undefined) {
       a[RPC_ATTR.tool] = call.tool;
       a[RPC_ATTR.operation] = 'execute_tool';
+      if (capture?.arguments && call.arguments !== undefined) a[RPC_ATTR.toolArguments] = capture.text(call.arguments);
     }
   } else {
     a[RPC_ATTR.a2aMethod] = call.method;
@@ -124,6 +146,58 @@ function spanAttributes(call: RpcCall, outcome: RpcOutcome): Attributes {
     a[RPC_ATTR.errorType] = String(outcome.rpcCode);
   }
   return a;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The task an A2A answer is about: a 0.3 Task or status update (kind task, status-update), a
+ * 1.0 Task, SendMessageResponse ({task}) or stream response ({task}, {statusUpdate}); a
+ * message answer names at most its task.
+ */
+function taskOf(result: unknown): { id?: string | undefined; state?: string | undefined } {
+  if (!isObject(result)) return {};
+  const inner = isObject(result.task) ? result.task : isObject(result.statusUpdate) ? result.statusUpdate : result;
+  const status = inner.status;
+  const state = isObject(status) && typeof status.state === 'string' ? status.state : undefined;
+  const id = typeof inner.taskId === 'string' ? inner.taskId : state !== undefined && typeof inner.id === 'string' ? inner.id : undefined;
+  return { id, state };
+}
+
+function fail(span: Span | undefined, errorType: string): string {
+  span?.setAttribute(RPC_ATTR.errorType, errorType);
+  span?.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+  return errorType;
+}
+
+/**
+ * What the server's answer adds to the span, either side: a JSON-RPC error's code
+ * (rpc.response.status_code and error.type), a tool result with isError (error.type
+ * tool_error), an HTTP error status (error.type), an A2A task's id and state, and the tool's
+ * result when captured. Returns the error.type the duration takes, if any.
+ */
+function recordAnswer(span: Span | undefined, call: RpcCall, answer: RpcAnswer, capture: ToolCapture | undefined): string | undefined {
+  switch (answer.kind) {
+    case 'http':
+      return fail(span, String(answer.status));
+    case 'error': {
+      const code = answer.code === undefined ? '_OTHER' : String(answer.code);
+      span?.setAttribute(RPC_ATTR.statusCode, code);
+      return fail(span, code);
+    }
+    case 'result': {
+      const result = answer.result;
+      if (call.protocol === 'a2a') {
+        const task = taskOf(result);
+        if (task.id !== undefined) span?.setAttribute(RPC_ATTR.a2aTask, task.id);
+        if (task.state !== undefined) span?.setAttribute(RPC_ATTR.a2aTaskState, task.state);
+        return undefined;
+      }
+      if (call.tool === undefined) return undefined;
+      if (capture?.results && span?.isRecording() === true) span.setAttribute(RPC_ATTR.toolResult, capture.text(result));
+      return isObject(result) && result.isError === true ? fail(span, 'tool_error') : undefined;
+    }
+  }
 }
 
 /** mcp.{server,client}.operation.duration's attributes: bounded (method _OTHER, tool as labelled). */
@@ -149,7 +223,7 @@ function durationAttributes(call: RpcCall, outcome: RpcOutcome, tool: string | u
  * const rpcTelemetry = createRpcTelemetry({ meter: telemetry.meter, tracer: telemetry.tracer, agentType });
  */
 export function createRpcTelemetry(o: RpcTelemetryOptions): RpcTelemetry {
-  const { meter, tracer, agentType } = o;
+  const { meter, tracer, agentType, maxAnswerBytes, capture } = o;
   if (meter === undefined && tracer === undefined) return NO_RPC_TELEMETRY;
   const duration: Histogram | undefined = meter?.createHistogram(METRIC.mcpServerDuration, {
     unit: 's',
@@ -165,12 +239,13 @@ export function createRpcTelemetry(o: RpcTelemetryOptions): RpcTelemetry {
     observe(ctx, call, outcome, roles) {
       const started = performance.now();
       const refused = outcome.decision === 'refused';
-      const span = tracer?.startSpan(spanName(call), { kind: SpanKind.SERVER, attributes: spanAttributes(call, outcome) }, ctx.telemetry?.context);
+      const span = tracer?.startSpan(spanName(call), { kind: SpanKind.SERVER, attributes: spanAttributes(call, outcome, capture) }, ctx.telemetry?.context);
       if (span !== undefined && refused) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code });
       const tool = call.tool === undefined ? undefined : toolLabel(call.tool);
       if (tool !== undefined && call.method === 'tools/call') {
         toolCalls?.add(1, { agent_type: agentType, tool, decision: outcome.decision, role: roleLabel(ctx.principal, roles) });
       }
+      let failure: string | undefined;
       const end = () => {
         const res = ctx.res;
         // The client went away before the answer was sent: the operation did not complete.
@@ -178,11 +253,16 @@ export function createRpcTelemetry(o: RpcTelemetryOptions): RpcTelemetry {
         if (aborted && span !== undefined && !refused) span.setStatus({ code: SpanStatusCode.ERROR, message: 'response not completed' });
         span?.end();
         if (duration !== undefined && call.protocol === 'mcp') {
-          duration.record((performance.now() - started) / 1000, durationAttributes(call, outcome, tool, aborted ? 'aborted' : undefined));
+          duration.record((performance.now() - started) / 1000, durationAttributes(call, outcome, tool, aborted ? 'aborted' : failure));
         }
       };
       if (ctx.res === undefined || ctx.res.closed) end();
       else ctx.res.once('close', end);
+      // What the server answers is read only for a request it will answer, and only when something records it.
+      if (refused || call.id === undefined || (span?.isRecording() !== true && (duration === undefined || call.protocol !== 'mcp'))) return undefined;
+      return readAnswers(call.id, maxAnswerBytes, (answer) => {
+        failure = recordAnswer(span, call, answer, capture) ?? failure;
+      });
     },
   };
 }
@@ -205,6 +285,8 @@ export interface RpcClientRefusal {
 export interface RpcClientCall {
   /** traceparent (and tracestate) that name the CLIENT span, as [name, value, …] for the peer; empty when nothing is traced. */
   readonly traceHeaders: readonly string[];
+  /** Reads the server's answer for the span and duration (see RpcTelemetry.observe); undefined when nothing records it. */
+  readonly answers: ResponseBodyHook | undefined;
   /** The call is over: `failure` is its error.type (an HTTP status, a transport error, aborted); undefined, it succeeded. Later calls do nothing. */
   end(failure?: string): void;
 }
@@ -216,7 +298,7 @@ export interface RpcClientTelemetry {
   refused(call: RpcCall, peer: RpcPeer, headers: IncomingHttpHeaders, refusal: RpcClientRefusal): void;
 }
 
-const NO_CLIENT_CALL: RpcClientCall = Object.freeze({ traceHeaders: [], end() {} });
+const NO_CLIENT_CALL: RpcClientCall = Object.freeze({ traceHeaders: [], answers: undefined, end() {} });
 /** Telemetry off: nothing is recorded, and the caller's trace headers go on as they came. */
 export const NO_RPC_CLIENT_TELEMETRY: RpcClientTelemetry = Object.freeze({ start: () => NO_CLIENT_CALL, refused() {} });
 
@@ -237,7 +319,7 @@ const pairSetter: TextMapSetter<string[]> = {
  * (telemetry off): {@link NO_RPC_CLIENT_TELEMETRY}.
  */
 export function createRpcClientTelemetry(o: RpcTelemetryOptions): RpcClientTelemetry {
-  const { meter, tracer, agentType } = o;
+  const { meter, tracer, agentType, maxAnswerBytes, capture } = o;
   if (meter === undefined && tracer === undefined) return NO_RPC_CLIENT_TELEMETRY;
   const duration: Histogram | undefined = meter?.createHistogram(METRIC.mcpClientDuration, {
     unit: 's',
@@ -256,21 +338,21 @@ export function createRpcClientTelemetry(o: RpcTelemetryOptions): RpcClientTelem
     let span: Span | undefined;
     if (tracer !== undefined) {
       const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
-      const attributes = spanAttributes(call, outcome);
+      const attributes = spanAttributes(call, outcome, capture);
       attributes[RPC_ATTR.serverAddress] = peer.address;
       attributes[RPC_ATTR.serverPort] = peer.port;
       span = tracer.startSpan(spanName(call), { kind: SpanKind.CLIENT, attributes }, parent);
       if (outcome.decision !== 'allowed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code });
     }
     let ended = false;
-    const end = (failure?: string) => {
+    // What the answer said (a JSON-RPC error, a tool error), unless the relay names a failure of its own.
+    let answered: string | undefined;
+    const end = (relayFailure?: string) => {
       if (ended) return;
       ended = true;
+      const failure = relayFailure ?? answered;
       if (span !== undefined) {
-        if (failure !== undefined) {
-          span.setAttribute(RPC_ATTR.errorType, failure);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: failure });
-        }
+        if (relayFailure !== undefined) fail(span, relayFailure);
         span.end();
       }
       if (duration !== undefined && call.protocol === 'mcp') {
@@ -280,15 +362,21 @@ export function createRpcClientTelemetry(o: RpcTelemetryOptions): RpcClientTelem
         duration.record((performance.now() - started) / 1000, attrs);
       }
     };
-    return { span, end };
+    const answers =
+      outcome.decision !== 'allowed' || call.id === undefined || (span?.isRecording() !== true && (duration === undefined || call.protocol !== 'mcp'))
+        ? undefined
+        : readAnswers(call.id, maxAnswerBytes, (answer) => {
+            if (!ended) answered = recordAnswer(span, call, answer, capture) ?? answered;
+          });
+    return { span, end, answers };
   }
 
   return {
     start(call, peer, headers) {
-      const { span, end } = begin(call, peer, headers, { decision: 'allowed' });
+      const { span, end, answers } = begin(call, peer, headers, { decision: 'allowed' });
       const traceHeaders: string[] = [];
       if (span !== undefined) propagator.inject(trace.setSpan(ROOT_CONTEXT, span), traceHeaders, pairSetter);
-      return { traceHeaders, end };
+      return { traceHeaders, end, answers };
     },
     refused(call, peer, headers, refusal) {
       begin(call, peer, headers, { decision: 'refused', ...refusal }).end();

@@ -1,4 +1,4 @@
-import type { RequestContext, Stage } from '../core/index.ts';
+import { addResponseBody, type RequestContext, type Stage } from '../core/index.ts';
 import type { McpRules } from '../policy/index.ts';
 import {
   bufferedBody,
@@ -53,17 +53,18 @@ export function createMcpStage(o: McpStageOptions): Stage {
     const dryRun = o.dryRun || rules.dryRun;
     const refusal = authorizeMessage(ctx, msg, rules, policy, o.audit, dryRun);
     const call = callOf(ctx.req.headers, msg, revision);
-    if (refusal === undefined) telemetry.observe(ctx, call, { decision: 'allowed' }, policy.roles);
-    else if (dryRun) telemetry.observe(ctx, call, outcome('dry_run_refused', refusal), policy.roles);
-    else {
+    if (refusal !== undefined && !dryRun) {
       replyRefusal(ctx, refusal);
-      return telemetry.observe(ctx, call, outcome('refused', refusal), policy.roles);
+      telemetry.observe(ctx, call, outcome('refused', refusal), policy.roles);
+      return;
     }
+    const answers = telemetry.observe(ctx, call, refusal === undefined ? { decision: 'allowed' } : outcome('dry_run_refused', refusal), policy.roles);
     if (msg.kind === 'request' && rules.filtersLists && isListMethod(msg.method)) {
       // A filtered answer must be read: ask for one that is not compressed.
       ctx.upstreamHeaders.set('accept-encoding', 'identity');
       ctx.responseBody = createListFilter(msg.method, msg.id, keeper(ctx, rules, dryRun), maxMessageBytes);
     }
+    if (answers !== undefined) addResponseBody(ctx, answers);
   }
 
   /** What a list shows the caller: what it may use; in dry run everything but the hidden. */

@@ -12,7 +12,7 @@ const DEFAULT_REVISION = '2025-03-26';
 const NAMED: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
 
-/** What telemetry records of a message, on ingress and egress: its names, never its arguments; a session only where the revision has them. */
+/** What telemetry records of a message, on ingress and egress: its names (the arguments only for capture); a session only where the revision has them. */
 export function callOf(headers: IncomingHttpHeaders, msg: Extract<RpcMessage, { method: string }>, revision: string): RpcCall {
   const session = revision === STATELESS ? undefined : headers['mcp-session-id'];
   const name = msg.params?.name;
@@ -23,6 +23,7 @@ export function callOf(headers: IncomingHttpHeaders, msg: Extract<RpcMessage, { 
     version: revision,
     session: typeof session === 'string' ? session : undefined,
     tool: msg.method === 'tools/call' && typeof name === 'string' ? name : undefined,
+    arguments: msg.method === 'tools/call' ? msg.params?.arguments : undefined,
   };
 }
 

@@ -36,6 +36,7 @@ export { compileFieldRules, normalizeKey, type FieldMatcher } from './fields.ts'
 export { isCardNumber, luhn } from './detect/index.ts';
 export type { FindingObserver } from './scan.ts';
 export { parseEvent, SseSplitter, type SseEvent } from './body/sse.ts';
+export { protectThenCut, type ProtectText } from './capture.ts';
 export { createFramedTransform, type FrameSplitter, type FramedOptions } from './body/framed.ts';
 export { eventLines, withData, type EventLines } from './body/frames.ts';
 

@@ -48,9 +48,13 @@ export const RPC_ATTR = {
   a2aMethod: 'a2a.method.name',
   a2aVersion: 'a2a.protocol.version',
   a2aTask: 'a2a.task.id',
+  a2aTaskState: 'a2a.task.state',
   requestId: 'jsonrpc.request.id',
   statusCode: 'rpc.response.status_code',
   tool: 'gen_ai.tool.name',
+  /** Opt-in (mcp.capture): a tools/call's arguments and result, always through data protection. */
+  toolArguments: 'gen_ai.tool.call.arguments',
+  toolResult: 'gen_ai.tool.call.result',
   operation: 'gen_ai.operation.name',
   errorType: 'error.type',
   /** The peer of an outbound call (mcp.client, A2A CLIENT spans). */
