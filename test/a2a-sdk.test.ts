@@ -20,8 +20,8 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, startSidecar } from './helpers.ts';
 
-// The SDK's server transports are Express middleware; express is in node_modules (a dependency
-// of the MCP SDK) without type declarations, so it is loaded untyped, as the SDK itself loads it.
+// The SDK's server transports are Express middleware. express comes without type declarations,
+// so it is loaded through require, typed only as far as this test uses it.
 type ExpressApp = ((req: IncomingMessage, res: ServerResponse) => void) & { use(path: string, ...handlers: unknown[]): unknown };
 const express = createRequire(import.meta.url)('express') as () => ExpressApp;
 
