@@ -20,8 +20,8 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, startSidecar } from './helpers.ts';
 
-// The SDK's server transports are Express middleware; express is in node_modules (a dependency
-// of the MCP SDK) without type declarations, so it is loaded untyped, as the SDK itself loads it.
+// The SDK's server transports are Express middleware. express comes without type declarations,
+// so it is loaded through require, typed only as far as this test uses it.
 type ExpressApp = ((req: IncomingMessage, res: ServerResponse) => void) & { use(path: string, ...handlers: unknown[]): unknown };
 const express = createRequire(import.meta.url)('express') as () => ExpressApp;
 
@@ -122,14 +122,17 @@ const send = (text: string, skillId?: string) => ({
 const textOf = (r: SendMessageResult) => ('parts' in r ? r.parts.map((p) => (p.content?.$case === 'text' ? p.content.value : '')).join('') : undefined);
 
 /** The error the SDK client throws for a JSON-RPC error: the envelope's code and data. */
-async function refusal(call: Promise<unknown>): Promise<{ envelopeCode: number; data: { code?: string } & Record<string, unknown> }> {
+async function refusal(call: Promise<unknown>): Promise<{ envelopeCode: number; data: unknown }> {
   const err = (await call.then(
     () => undefined,
     (e: unknown) => e,
-  )) as { envelopeCode: number; data: { code?: string } & Record<string, unknown> } | undefined;
+  )) as { envelopeCode: number; data: unknown } | undefined;
   expect(err, 'the call was refused').toBeDefined();
   return err!;
 }
+
+/** The google.rpc.ErrorInfo of a sidecar refusal to an A2A 1.0 client. */
+const errorInfo = (reason: string, metadata: unknown) => ({ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason, domain: 'agent-sidecar', metadata });
 
 let agent: Awaited<ReturnType<typeof startSdkAgent>>;
 let peer: Awaited<ReturnType<typeof startSdkAgent>>;
@@ -223,7 +226,8 @@ describe('the A2A SDK client calling an SDK agent through the ingress', () => {
     const before = { ...agent.seen, executed: agent.seen.executed.length, canceled: agent.seen.canceled.length };
     const err = await refusal(call(client));
     expect(err.envelopeCode).toBe(rpcCode);
-    expect(err.data.code).toBe(code);
+    // The SDK speaks 1.0: error.data is a list of google.rpc error details, the code the ErrorInfo's reason.
+    expect(err.data).toEqual([errorInfo(code, expect.objectContaining({ request_id: expect.any(String) }))]);
     expect(agent.seen.posts).toBe(before.posts);
     expect(agent.seen.executed).toHaveLength(before.executed);
     expect(agent.seen.canceled).toHaveLength(before.canceled);
@@ -275,7 +279,7 @@ describe('the A2A SDK client as the agent’s outbound client through the egress
     const before = { posts: peer.seen.posts, executed: peer.seen.executed.length, canceled: peer.seen.canceled.length };
     const err = await refusal(call(planner));
     expect(err.envelopeCode).toBe(-32601);
-    expect(err.data).toMatchObject({ code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED', method, peer: 'planner' });
+    expect(err.data).toEqual([errorInfo('SIDECAR_A2A_METHOD_NOT_ALLOWED', { method, peer: 'planner', request_id: expect.any(String) })]);
     expect(peer.seen.posts).toBe(before.posts);
     expect(peer.seen.executed).toHaveLength(before.executed);
     expect(peer.seen.canceled).toHaveLength(before.canceled);

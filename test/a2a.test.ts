@@ -58,14 +58,26 @@ function answer(rpc: { id: unknown; method: string; params?: Record<string, unkn
   return { jsonrpc: '2.0', id: rpc.id, result: result[rpc.method] };
 }
 
+const ERROR_INFO = 'type.googleapis.com/google.rpc.ErrorInfo';
+interface ErrorInfo {
+  '@type': string;
+  reason: string;
+  domain: string;
+  metadata: Record<string, string>;
+}
+type ErrorData = ({ code: string } & Record<string, unknown>) | ErrorInfo[];
+
+/** The stable code of a refusal: error.data.code (A2A 0.3), the reason of its ErrorInfo (1.0). */
+const codeOf = (data: ErrorData | undefined): string | undefined => (Array.isArray(data) ? data.find((d) => d['@type'] === ERROR_INFO)?.reason : data?.code);
+
 async function call(path: string, role: string, method: string, params: Record<string, unknown> = {}, version?: string) {
   const res = await request(`${sidecar.url}${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${await token(role)}`, 'content-type': 'application/json', ...(version ? { 'a2a-version': version } : {}) },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
   });
-  const json = (await res.body.json()) as { result?: unknown; error?: { code: number; data?: { code: string } } };
-  return { status: res.statusCode, json, outcome: json.error?.data?.code ?? (json.error ? `rpc ${json.error.code}` : 'ok') };
+  const json = (await res.body.json()) as { result?: unknown; error?: { code: number; data?: ErrorData } };
+  return { status: res.statusCode, json, outcome: codeOf(json.error?.data) ?? (json.error ? `rpc ${json.error.code}` : 'ok') };
 }
 
 const message = (skillId?: string) => ({
@@ -120,7 +132,51 @@ describe('A2A routes', () => {
       expect(received.length, `${method} forwarded`).toBe(expected === 'ok' ? 1 : 0);
       if (expected === 'SIDECAR_A2A_METHOD_FORBIDDEN') expect(r.json.error!.code).toBe(-32601);
       else if (expected !== 'ok') expect(r.json.error!.code).toBe(-32602);
+      // 1.0: error.data is a list of google.rpc error details; 0.3: one object.
+      if (expected !== 'ok') expect(Array.isArray(r.json.error!.data), `${method} error.data`).toBe(version === '1.0');
     }
+  });
+
+  it('answers a 1.0 refusal with a google.rpc.ErrorInfo in error.data, a 0.3 one with the code and fields', async () => {
+    const v1 = await call('/a2a', 'user', 'CancelTask', { id: 'task-1' }, '1.0');
+    expect(v1.json.error).toEqual({
+      code: -32601,
+      message: expect.any(String),
+      data: [
+        {
+          '@type': ERROR_INFO,
+          reason: 'SIDECAR_A2A_METHOD_FORBIDDEN',
+          domain: 'agent-sidecar',
+          metadata: { permission: 'manage:tasks', method: 'CancelTask', request_id: expect.any(String) },
+        },
+      ],
+    });
+    const v03 = await call('/a2a', 'user', 'tasks/cancel', { id: 'task-1' });
+    expect(v03.json.error).toEqual({
+      code: -32601,
+      message: expect.any(String),
+      data: { code: 'SIDECAR_A2A_METHOD_FORBIDDEN', permission: 'manage:tasks', method: 'tasks/cancel', request_id: expect.any(String) },
+    });
+    // Metadata holds strings only: a message naming no skill leaves skill (null) out.
+    const noSkill = await call('/a2a', 'admin', 'SendMessage', message(), '1.0');
+    expect(noSkill.json.error!.data).toEqual([
+      { '@type': ERROR_INFO, reason: 'SIDECAR_A2A_NOT_ALLOWED', domain: 'agent-sidecar', metadata: { request_id: expect.any(String) } },
+    ]);
+    const skill = await call('/a2a', 'user', 'SendMessage', message('admin_reset'), '1.0');
+    expect((skill.json.error!.data as ErrorInfo[])[0]!.metadata).toEqual({ skill: 'admin_reset', permission: 'manage:agent', request_id: expect.any(String) });
+  });
+
+  it.each([
+    // [method, A2A-Version, ErrorInfo]
+    ['SendMessage', undefined, true], // a 1.0 name: no 0.3 client sends it
+    ['message/send', '1.0', true], // the version the client says it speaks decides
+    ['SendMessage', '0.3', false],
+    ['message/send', undefined, false], // no A2A-Version: 0.3
+    ['SendMessage', 'one', true], // an unreadable version: the method name decides
+  ] as const)('%s with A2A-Version %s: ErrorInfo %s', async (method, version, errorInfo) => {
+    const r = await call('/a2a', 'user', method, message('admin_reset'), version);
+    expect(r.outcome).toBe('SIDECAR_SKILL_FORBIDDEN');
+    expect(Array.isArray(r.json.error!.data)).toBe(errorInfo);
   });
 
   it('a rule written with the 0.3 name covers the 1.0 name too', async () => {
@@ -145,6 +201,16 @@ describe('A2A routes', () => {
     });
     expect(res.statusCode).toBe(400);
     expect(((await res.body.json()) as { error: { data: { code: string } } }).error.data.code).toBe('SIDECAR_A2A_INVALID_REQUEST');
+    const v1 = await request(`${sidecar.url}/a2a`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await token('admin')}`, 'content-type': 'application/json', 'a2a-version': '1.0' },
+      body: '{"jsonrpc":"2.0","id":1,',
+    });
+    expect(v1.statusCode).toBe(400);
+    expect(((await v1.body.json()) as { error: unknown }).error).toMatchObject({
+      code: -32700,
+      data: [{ '@type': ERROR_INFO, reason: 'SIDECAR_A2A_PARSE_ERROR', domain: 'agent-sidecar', metadata: { request_id: expect.any(String) } }],
+    });
   });
 
   it.each(['/.well-known/agent-card.json', '/.well-known/agent.json'])('serves the agent card at %s untouched, without credentials', async (path) => {

@@ -119,6 +119,17 @@ describe('Grafana dashboards', () => {
     );
   });
 
+  it("shows the agent's outbound MCP tool calls by server and tool, the refused ones apart", () => {
+    const security = dashboards.find((d) => d.file === 'agent-security.json')!.dashboard;
+    const exprs = panelsOf(security)
+      .flatMap((p) => p.targets ?? [])
+      .map((t) => t.expr ?? '')
+      .filter((e) => metricNamesIn(e).includes('agent_egress_tool_calls_total'));
+    expect(exprs).toHaveLength(2);
+    for (const e of exprs) expect(e).toMatch(/^sum by \(server, tool\) \(rate\(agent_egress_tool_calls_total\{agent_type=~"\$agent_type"[^}]*\}\[5m\]\)\)$/);
+    expect(exprs.filter((e) => e.includes('decision="refused"'))).toHaveLength(1);
+  });
+
   it("keeps the sidecar's refusals apart from successes and errors", () => {
     const overview = dashboards.find((d) => d.file === 'agent-overview.json')!.dashboard;
     const byStatus = panelsOf(overview).find((p) => p.targets?.some((t) => /sum by \(agent_type, status\) \(rate\(agent_requests_total\{/.test(t.expr ?? '')));

@@ -93,11 +93,19 @@ afterAll(async () => {
 const send = (id: number, method: string) =>
   `{"jsonrpc":"2.0", "id":${id}, "method":"${method}", "params":{"message":{"role":"user","parts":[{"kind":"text","text":"plan a trip"}],"messageId":"m-${id}"}}}`;
 
-async function call(route: string, body: string) {
+/** The google.rpc.ErrorInfo of an A2A 1.0 refusal: the stable code as reason, the fields and request_id as metadata. */
+const errorInfo = (reason: string, metadata: Record<string, string>) => ({
+  '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+  reason,
+  domain: 'agent-sidecar',
+  metadata: { ...metadata, request_id: expect.any(String) },
+});
+
+async function call(route: string, body: string, headers: Record<string, string> = {}) {
   const res = await request(`${url}${route}/`, {
     method: 'POST',
     body,
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
   });
   return { status: res.statusCode, type: res.headers['content-type'], text: await res.body.text() };
 }
@@ -115,15 +123,38 @@ describe('an A2A peer behind the egress listener', () => {
     peer.posts.splice(0);
     const body = send(7, method);
     const { text } = await call('/a2a/planner', body);
-    const answer = JSON.parse(text) as { result?: unknown; error?: { code: number; data: Record<string, unknown> } };
+    const answer = JSON.parse(text) as { result?: unknown; error?: { code: number; data: unknown } };
     if (allowed) {
       expect(answer.result).toBeDefined();
       // Forwarded as the very bytes the agent sent.
       expect(peer.posts.map((p) => p.toString('utf8'))).toEqual([body]);
+    } else if (method.includes('/')) {
+      // A 0.3 call (no A2A-Version, a 0.3 name): error.data is the code and the fields.
+      expect(answer.error).toMatchObject({
+        code: -32601,
+        data: { code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED', method, peer: 'planner', request_id: expect.any(String) },
+      });
+      expect(peer.posts).toHaveLength(0);
     } else {
-      expect(answer.error).toMatchObject({ code: -32601, data: { code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED', method, peer: 'planner' } });
+      // A 1.0 call: error.data is a list of google.rpc error details.
+      expect(answer.error).toMatchObject({ code: -32601, data: [errorInfo('SIDECAR_A2A_METHOD_NOT_ALLOWED', { method, peer: 'planner' })] });
       expect(peer.posts).toHaveLength(0);
     }
+  });
+
+  it('answers by the A2A-Version the agent sends: 1.0 with a google.rpc.ErrorInfo, 0.3 with the code and fields', async () => {
+    const v1 = JSON.parse((await call('/a2a/planner', send(11, 'tasks/cancel'), { 'a2a-version': '1.0' })).text) as { error: unknown };
+    expect(v1.error).toEqual({
+      code: -32601,
+      message: expect.any(String),
+      data: [errorInfo('SIDECAR_A2A_METHOD_NOT_ALLOWED', { method: 'tasks/cancel', peer: 'planner' })],
+    });
+    const v03 = JSON.parse((await call('/a2a/planner', send(12, 'CancelTask'), { 'a2a-version': '0.3' })).text) as { error: unknown };
+    expect(v03.error).toEqual({
+      code: -32601,
+      message: expect.any(String),
+      data: { code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED', method: 'CancelTask', peer: 'planner', request_id: expect.any(String) },
+    });
   });
 
   it('relays a streamed answer event by event', async () => {
@@ -161,6 +192,9 @@ describe('an A2A peer behind the egress listener', () => {
     const { status, text } = await call('/a2a/open', '{"message":"not json-rpc"}');
     expect(status).toBe(400);
     expect(JSON.parse(text)).toMatchObject({ error: { code: -32600, data: { code: 'SIDECAR_MCP_INVALID_REQUEST' } } });
+    const v1 = await call('/a2a/open', '{"message":"not json-rpc"}', { 'a2a-version': '1.0' });
+    expect(v1.status).toBe(400);
+    expect(JSON.parse(v1.text)).toMatchObject({ error: { code: -32600, data: [errorInfo('SIDECAR_MCP_INVALID_REQUEST', {})] } });
     expect(peer.posts).toHaveLength(0);
   });
 });

@@ -12,7 +12,7 @@ import {
   type RpcRefusal,
   type RpcStageOptions,
 } from '../jsonrpc/index.ts';
-import { canonicalA2aMethod, type A2aRules, type Policy } from '../policy/index.ts';
+import { A2A_METHODS_0_3, canonicalA2aMethod, type A2aRules, type Policy } from '../policy/index.ts';
 
 export type A2aStageOptions = RpcStageOptions;
 
@@ -20,6 +20,8 @@ type Request = Extract<RpcMessage, { method: string }>;
 const SENDS = new Set(['SendMessage', 'SendStreamingMessage']);
 // A2A 0.3 is assumed when the client sends no A2A-Version (A2A specification, 3.2.6).
 const DEFAULT_VERSION = '0.3';
+const METHODS_1_0 = new Set(Object.values(A2A_METHODS_0_3));
+const VERSION = /^\s*(\d+)\.\d+\s*$/;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const obj = (v: unknown): Record<string, unknown> | undefined =>
@@ -53,9 +55,22 @@ export function callOf(headers: IncomingHttpHeaders, msg: Request): RpcCall {
 }
 
 /**
+ * How a refusal's error.data is written for this request: A2A 1.0 makes it a list of google.rpc
+ * error details (specification 9.5), 0.3 leaves it free-form. The A2A-Version the client sends
+ * decides (1.0 or later: 'errorInfo'); without one (0.3 is then assumed, 3.2.6), a 1.0 method
+ * name does, since 0.3 has no such name. `method`: undefined when the request was not readable.
+ */
+export function errorDataOf(headers: IncomingHttpHeaders, method?: string): RpcRefusal['errorData'] {
+  const major = VERSION.exec(str(headers['a2a-version']) ?? '')?.[1];
+  if (major !== undefined) return Number(major) >= 1 ? 'errorInfo' : 'fields';
+  return method !== undefined && METHODS_1_0.has(method) ? 'errorInfo' : 'fields';
+}
+
+/**
  * The A2A stage: on a route with an `a2a:` block, a POSTed JSON-RPC request is read (bounded),
  * parsed once and authorized per method (0.3 and 1.0 names alike) and per skill; a refusal is a
- * JSON-RPC error answered here with its stable code in error.data.code, and what passes is
+ * JSON-RPC error answered here with its stable code in error.data (0.3: data.code; 1.0: the
+ * reason of the google.rpc.ErrorInfo in the data list), and what passes is
  * forwarded as the very bytes that were authorized. Other methods (GET of the agent card) and
  * other routes pass untouched.
  */
@@ -95,12 +110,15 @@ export function createA2aStage(o: A2aStageOptions): Stage {
     return { code: decision.code!, rpcCode: -32602, id, data: { skill: skill ?? null, permission: decision.permission } };
   }
 
+  /** Answers a refusal in the shape of the request's revision. */
+  const reply = (ctx: RequestContext, r: RpcRefusal, method?: string): void => replyRefusal(ctx, { ...r, errorData: errorDataOf(ctx.req.headers, method) });
+
   async function post(ctx: RequestContext, rules: A2aRules): Promise<void> {
     const body = await read(ctx);
-    if (!Buffer.isBuffer(body)) return replyRefusal(ctx, body);
+    if (!Buffer.isBuffer(body)) return reply(ctx, body);
     const msg = parseMessage(body, maxDepth);
     if (isProblem(msg))
-      return replyRefusal(ctx, { code: msg.rpcCode === -32700 ? 'SIDECAR_A2A_PARSE_ERROR' : 'SIDECAR_A2A_INVALID_REQUEST', rpcCode: msg.rpcCode, status: 400 });
+      return reply(ctx, { code: msg.rpcCode === -32700 ? 'SIDECAR_A2A_PARSE_ERROR' : 'SIDECAR_A2A_INVALID_REQUEST', rpcCode: msg.rpcCode, status: 400 });
     ctx.requestBody = body;
     (ctx as { clientBody: unknown }).clientBody = bufferedBody(body);
     if (msg.kind === 'response') return;
@@ -110,7 +128,7 @@ export function createA2aStage(o: A2aStageOptions): Stage {
     const call = callOf(ctx.req.headers, msg);
     const outcome: RpcOutcome =
       refusal === undefined ? { decision: 'allowed' } : { decision: dryRun ? 'dry_run_refused' : 'refused', rpcCode: refusal.rpcCode, code: refusal.code };
-    if (refusal !== undefined && !dryRun) replyRefusal(ctx, refusal);
+    if (refusal !== undefined && !dryRun) reply(ctx, refusal, msg.method);
     const answers = telemetry.observe(ctx, call, outcome, policy.roles);
     if (answers !== undefined) addResponseBody(ctx, answers);
   }
@@ -136,6 +154,6 @@ export function createA2aStage(o: A2aStageOptions): Stage {
     if (rules === undefined) return;
     if (ctx.req.method === 'POST') return post(ctx, rules);
     // Requests come only by POST; a body on another method would reach the agent unread.
-    if (ctx.clientBody !== undefined) return replyRefusal(ctx, { code: 'SIDECAR_A2A_INVALID_REQUEST', rpcCode: -32600 });
+    if (ctx.clientBody !== undefined) return reply(ctx, { code: 'SIDECAR_A2A_INVALID_REQUEST', rpcCode: -32600 });
   };
 }

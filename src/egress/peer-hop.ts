@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { AuditSink } from '../audit/index.ts';
 import type { ResponseBodyHook } from '../core/index.ts';
 import { isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
-import { a2aCallOf } from '../a2a/index.ts';
+import { a2aCallOf, a2aErrorDataOf } from '../a2a/index.ts';
 import {
   isProblem,
   NO_RPC_CLIENT_TELEMETRY,
@@ -62,8 +62,11 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
     return k;
   };
 
-  function refuse(r: PeerRequest, refusal: RpcRefusal): void {
-    const answer = refusalAnswer(refusal, r.requestId);
+  /** `method`: the refused call's, undefined when the message was not readable. */
+  function refuse(r: PeerRequest, refusal: RpcRefusal, method?: string): void {
+    // An A2A peer's caller gets error.data in the shape of its revision (1.0: google.rpc error details).
+    const errorData = r.peer.kind === 'a2a' ? a2aErrorDataOf(r.req.headers, method) : undefined;
+    const answer = refusalAnswer({ ...refusal, errorData }, r.requestId);
     // A body left unread leaves the connection unusable.
     if (!r.req.complete) answer.headers.connection = 'close';
     r.res.writeHead(answer.status, answer.headers).end(answer.body);
@@ -136,7 +139,7 @@ export function createPeerHop(o: PeerHopOptions): (r: PeerRequest) => Promise<vo
       msg.kind === 'response' ? undefined : revision === undefined ? a2aCallOf(r.req.headers, msg) : mcpCallOf(r.req.headers, msg, revision);
     const refuseCall = (refusal: RpcRefusal) => {
       if (call !== undefined) telemetry.refused(call, r.peer, r.req.headers, refusal);
-      refuse(r, refusal);
+      refuse(r, refusal, call?.method);
     };
     if (revision === STATELESS) {
       const refusal = checkStateless(r.req.headers, msg, revision);

@@ -66,7 +66,8 @@ export const catalog = {
     status: 403,
     message: 'No rule of this MCP route names this tool, prompt or resource, and the route denies what it does not name.',
   },
-  // A2A routes (policy routes with an a2a: block): refusals are JSON-RPC errors, error.data.code is the code.
+  // A2A routes (policy routes with an a2a: block): refusals are JSON-RPC errors, the code in error.data.code (0.3) or
+  // as the reason of a google.rpc.ErrorInfo in the error.data list (1.0).
   SIDECAR_A2A_PARSE_ERROR: { status: 400, message: 'The A2A request is not valid UTF-8 JSON (JSON-RPC -32700); nothing was forwarded.' },
   SIDECAR_A2A_INVALID_REQUEST: {
     status: 400,

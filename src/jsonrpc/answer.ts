@@ -14,7 +14,18 @@ export interface RpcRefusal {
   readonly status?: number | undefined;
   /** Fields for error.data besides the code (permission, tool, argument, supported versions). */
   readonly data?: Record<string, unknown> | undefined;
+  /**
+   * How error.data is written. 'fields' (the default; MCP, A2A 0.3): one object,
+   * `{ code, ...data, request_id }`. 'errorInfo' (A2A 1.0, whose JSON-RPC binding makes error.data
+   * a list of google.rpc error details, specification 9.5): one google.rpc.ErrorInfo whose
+   * reason is the code, domain agent-sidecar, and metadata the fields and request_id, as strings.
+   */
+  readonly errorData?: 'fields' | 'errorInfo' | undefined;
 }
+
+/** google.rpc.ErrorInfo.domain of the sidecar's own refusals. */
+const ERROR_DOMAIN = 'agent-sidecar';
+const ERROR_INFO_TYPE = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 /**
  * Answers with a JSON-RPC error response and forwards nothing. A refused request gets HTTP 200:
@@ -30,9 +41,19 @@ export function replyRefusal(ctx: RequestContext, r: RpcRefusal): void {
 /** The HTTP answer of a refusal, for a hop that writes its own response (the egress listener). */
 export function refusalAnswer(r: RpcRefusal, requestId: string): { status: number; headers: Record<string, string>; body: string } {
   const status = r.status ?? (r.id !== undefined ? 200 : catalog[r.code].status);
-  const error = { code: r.rpcCode, message: catalog[r.code].message, data: { code: r.code, ...r.data, request_id: requestId } };
+  const data = r.errorData === 'errorInfo' ? [errorInfo(r, requestId)] : { code: r.code, ...r.data, request_id: requestId };
+  const error = { code: r.rpcCode, message: catalog[r.code].message, data };
   const body = JSON.stringify(r.id === undefined ? { jsonrpc: '2.0', error } : { jsonrpc: '2.0', id: r.id, error });
   return { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body };
+}
+
+/** ErrorInfo.metadata is a map of strings: other values are written as JSON, null and undefined left out. */
+function errorInfo(r: RpcRefusal, requestId: string): Record<string, unknown> {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(r.data ?? {}))
+    if (value !== undefined && value !== null) metadata[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  metadata.request_id = requestId;
+  return { '@type': ERROR_INFO_TYPE, reason: r.code, domain: ERROR_DOMAIN, metadata };
 }
 
 /**
