@@ -248,8 +248,11 @@ describe("the agent's A2A calls in OpenTelemetry", () => {
     expect(JSON.stringify(receiver.spans())).not.toContain('private plan');
 
     // The task a 1.0 answer is about, and its state, though the request named none.
-    await post('/a2a/planner', { id: 'g1', method: 'GetTask', params: { name: 'tasks/t-10' } }, { 'a2a-version': '1.0' });
-    expect(await spanNamed('GetTask')).toMatchObject({ attributes: { 'a2a.task.id': 't-10', 'a2a.task.state': 'TASK_STATE_WORKING' } });
+    // Without A2A-Version, a 1.0 method name tells the revision.
+    await post('/a2a/planner', { id: 'g1', method: 'GetTask', params: { name: 'tasks/t-10' } });
+    expect(await spanNamed('GetTask')).toMatchObject({
+      attributes: { 'a2a.task.id': 't-10', 'a2a.task.state': 'TASK_STATE_WORKING', 'a2a.protocol.version': '1.0' },
+    });
 
     const refused = await post('/a2a/planner', { id: 'c1', method: 'tasks/cancel', params: { id: 't-9' } });
     expect(refused.json.error).toMatchObject({ code: -32601, data: { code: 'SIDECAR_A2A_METHOD_NOT_ALLOWED' } });

@@ -49,7 +49,8 @@ export function callOf(headers: IncomingHttpHeaders, msg: Request): RpcCall {
     protocol: 'a2a',
     method: msg.method,
     id: msg.kind === 'request' ? msg.id : undefined,
-    version: typeof version === 'string' ? version : DEFAULT_VERSION,
+    // Without the header, a 1.0 method name tells the revision (0.3 has no such name).
+    version: typeof version === 'string' ? version : METHODS_1_0.has(msg.method) ? '1.0' : DEFAULT_VERSION,
     task: taskOf(msg.params),
   };
 }
