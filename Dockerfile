@@ -7,7 +7,7 @@ COPY package.json package-lock.json ./
 # No install scripts: the image has Node 24 already, so the pinned `node` dev dependency is not needed.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
-COPY scripts/build-sea.ts ./scripts/
+COPY scripts/build-sea.ts scripts/bundle.ts ./scripts/
 RUN node scripts/build-sea.ts
 
 # The executable needs glibc and libstdc++, which Debian's slim image has.

@@ -1,8 +1,10 @@
-// npm run bench:executable: the single executable (npm run build:sea) against the package's
-// bin on dist/ (npm run build), in one run, alternating: how long `run` takes from spawn to
+// npm run bench:executable: how the sidecar is shipped, in one run, alternating: the single
+// executable (npm run build:sea), the package's bin, which runs the bundle dist/agent-sidecar.cjs
+// (npm run build), and the same CLI from the compiled modules of dist/ with node_modules beside
+// them (dist/cli/entry.js, what bin ran before the bundle): how long `run` takes from spawn to
 // answering /healthz, and its resident memory (VmRSS and the anonymous part) once started and
-// after 5,000 proxied requests. Same configuration for both: telemetry on (no collector: its
-// exports fail quietly), auth off, a Node.js upstream on loopback.
+// after 5,000 proxied requests. Ratios are against the modules. Same configuration for all:
+// telemetry on (no collector: its exports fail quietly), auth off, a Node.js upstream on loopback.
 //
 //   node bench/executable.ts [--runs 7] [--requests 5000]
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,13 +22,15 @@ import { SIDECAR_BIN } from './lib/servers.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const EXECUTABLE = join(REPO, 'dist', `agent-sidecar-${process.platform}-${process.arch}`);
+const MODULES = join(REPO, 'dist', 'cli', 'entry.js');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' }, requests: { type: 'string', default: '5000' } } });
 const RUNS = Number(values.runs);
 const REQUESTS = Number(values.requests);
 
 for (const [what, file] of [
   ['npm run build:sea', EXECUTABLE],
-  ['npm run build', join(REPO, 'dist', 'cli', 'main.js')],
+  ['npm run build', join(REPO, 'dist', 'agent-sidecar.cjs')],
+  ['npm run build', MODULES],
 ] as const) {
   if (!existsSync(file)) throw new Error(`${file} is missing: ${what} makes it`);
 }
@@ -47,13 +51,14 @@ interface Sample {
 }
 const TARGETS = [
   { name: 'single executable', command: EXECUTABLE, args: [] as string[] },
-  { name: 'bin on dist/', command: process.execPath, args: [SIDECAR_BIN] },
+  { name: 'bin (bundle)', command: process.execPath, args: [SIDECAR_BIN] },
+  { name: 'dist/ modules', command: process.execPath, args: [MODULES] },
 ];
 const samples = new Map<string, Sample[]>(TARGETS.map((t) => [t.name, []]));
 
 try {
   for (let run = 0; run <= RUNS; run++) {
-    // Run 0 warms the page cache for both and is not counted.
+    // Run 0 warms the page cache for all and is not counted.
     for (const t of run % 2 === 0 ? TARGETS : [...TARGETS].reverse()) {
       const s = await measure(t.command, t.args);
       if (run > 0) samples.get(t.name)!.push(s);
@@ -68,12 +73,13 @@ try {
     [`VmRSS after ${REQUESTS} requests (MB)`, (s) => s.rssLoaded, mb],
     ['  of which anonymous', (s) => s.anonLoaded, mb],
   ];
-  const [a, b] = TARGETS.map((t) => samples.get(t.name)!);
-  process.stdout.write(`medians of ${RUNS} runs each, alternating; ratio = single executable / bin on dist/\n`);
-  process.stdout.write(`${'figure'.padEnd(36)}${TARGETS.map((t) => t.name.padStart(20)).join('')}${'ratio'.padStart(10)}\n`);
+  const base = TARGETS.at(-1)!;
+  process.stdout.write(`medians of ${RUNS} runs each, alternating; ratios against ${base.name}\n`);
+  process.stdout.write(`${'figure'.padEnd(36)}${TARGETS.map((t) => t.name.padStart(26)).join('')}\n`);
   for (const [label, pick, fmt] of rows) {
-    const [ma, mb_] = [median(a!.map(pick)), median(b!.map(pick))];
-    process.stdout.write(`${label.padEnd(36)}${fmt(ma).padStart(20)}${fmt(mb_).padStart(20)}${(ma / mb_).toFixed(2).padStart(9)}x\n`);
+    const [values, baseline] = [TARGETS.map((t) => median(samples.get(t.name)!.map(pick))), median(samples.get(base.name)!.map(pick))];
+    const cells = values.map((v, i) => (i === TARGETS.length - 1 ? fmt(v) : `${fmt(v)} (${(v / baseline).toFixed(2)}x)`).padStart(26));
+    process.stdout.write(`${label.padEnd(36)}${cells.join('')}\n`);
   }
 } finally {
   upstream.close();

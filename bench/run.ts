@@ -59,6 +59,7 @@ import { runWrk, writeWrkScript } from './lib/wrk.ts';
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const TSC = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
 const BUILD_CONFIG = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
+const BUNDLE_SCRIPT = fileURLToPath(new URL('../scripts/bundle.ts', import.meta.url));
 const POLICY_EXAMPLE = fileURLToPath(new URL('../config/policy.example.yaml', import.meta.url));
 const PAUSE_MS = 500;
 /** How often each server's RSS is sampled while measured. */
@@ -589,10 +590,11 @@ async function main(): Promise<void> {
   const tools: Tools = { wrk, vegeta: await ensureGoTool(VEGETA, log) };
   const cpus = cpuPlan(o);
   if (!o.source) {
-    // The sidecar runs as deployed: compiled to dist/ (what `npm run build` and `npm ci` do) and
-    // started through bin/agent-sidecar.js. From src/, Node's type stripping costs about 40 MB of RSS.
-    log(`building the sidecar: tsc -p tsconfig.build.json (--source runs src/ instead)`);
+    // The sidecar runs as deployed: compiled to dist/ and bundled (what `npm run build` and `npm ci`
+    // do), started through bin/agent-sidecar.js. From src/, Node's type stripping costs about 40 MB of RSS.
+    log(`building the sidecar: tsc -p tsconfig.build.json, then scripts/bundle.ts (--source runs src/ instead)`);
     await runChecked('tsc -p tsconfig.build.json', process.execPath, [TSC, '-p', BUILD_CONFIG], 300_000);
+    await runChecked('scripts/bundle.ts', process.execPath, [BUNDLE_SCRIPT], 300_000);
   }
   const meta = await collectMeta({ nginx: NGINX, wrk, vegeta: tools.vegeta });
   const startedAt = new Date().toISOString();

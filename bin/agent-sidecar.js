@@ -4,7 +4,7 @@ if (major < 24) {
   process.stderr.write(`agent-sidecar needs Node.js 24 or newer; this is ${process.version}.\n`);
   process.exit(1);
 }
-// `run` replaces the process once with its V8 and allocator settings (src/cli/launch.ts says which and why).
-const { relaunch } = await import('../dist/cli/launch.js');
-relaunch();
-await import('../dist/cli/main.js');
+// The bundled CLI (npm run build writes it; scripts/bundle.ts says why one file): it runs the
+// launcher, then the CLI. `run` replaces the process once with its V8 and allocator settings
+// (src/cli/launch.ts says which and why).
+await import('../dist/agent-sidecar.cjs');

@@ -3,18 +3,18 @@
 // Node.js single executable application. It runs every subcommand with no node_modules
 // beside it and whatever Node.js the machine has, or none.
 //
-// 1. esbuild bundles src/cli/sea.ts and everything it imports into one CommonJS file (a single
-//    executable's main script is CommonJS in Node.js 24);
+// 1. scripts/bundle.ts bundles the CLI into one CommonJS file, as for bin/agent-sidecar.js (a
+//    single executable's main script is CommonJS in Node.js 24);
 // 2. node --experimental-sea-config writes the preparation blob (with V8's code cache, and
 //    the launcher's V8 flags as the executable's own execArgv);
 // 3. postject copies the blob into a copy of the node binary.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { SIDECAR_V8_FLAGS } from '../src/cli/launch.ts';
+import { BUNDLE, bundleCli } from './bundle.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const OUT_DIR = join(REPO, 'dist');
@@ -25,53 +25,12 @@ const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 const started = Date.now();
 const say = (line: string) => process.stdout.write(`build:sea: ${line}\n`);
-const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
 
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
-const bundle = join(WORK, 'agent-sidecar.cjs');
-const result = await build({
-  entryPoints: [join(REPO, 'src/cli/sea.ts')],
-  outfile: bundle,
-  bundle: true,
-  platform: 'node',
-  target: 'node24',
-  format: 'cjs',
-  // Names stay, so that stack traces and error names read as in the sources.
-  minifyWhitespace: true,
-  minifySyntax: true,
-  legalComments: 'none',
-  metafile: true,
-  logLevel: 'warning',
-  // src/stores/redis.ts names import.meta.url only on its ESM branch, which a bundle never takes;
-  // any other use would break at run time, and the full-stack test of the executable would fail.
-  logOverride: { 'empty-import-meta': 'silent' },
-  plugins: [
-    {
-      // Packages are taken in their CommonJS builds (the `require` condition of their exports),
-      // as a CommonJS bundle would load them: their ESM builds may reach for modules through
-      // createRequire(import.meta.url) at run time, which a bundle cannot follow.
-      name: 'commonjs-builds',
-      setup(b) {
-        b.onResolve({ filter: /^[^./]/ }, async (args) => {
-          if (args.kind !== 'import-statement' && args.kind !== 'dynamic-import') return undefined;
-          if (args.path.startsWith('node:')) return undefined;
-          const r = await b.resolve(args.path, { kind: 'require-call', resolveDir: args.resolveDir, importer: args.importer });
-          return r.errors.length > 0 ? undefined : r;
-        });
-      },
-    },
-    {
-      // src/version.ts reads package.json next to the sources at run time; the executable has
-      // no such file, so the version is written into the bundle.
-      name: 'version',
-      setup(b) {
-        b.onLoad({ filter: /[\\/]src[\\/]version\.ts$/ }, () => ({ contents: `export const version = ${JSON.stringify(version)};`, loader: 'ts' }));
-      },
-    },
-  ],
-});
-const inputs = Object.keys(result.metafile.inputs).length;
+// The bundle bin/agent-sidecar.js runs too: written again here, so both run the same sources.
+const bundle = BUNDLE;
+const inputs = await bundleCli(bundle);
 say(`bundled ${inputs} modules into ${bundle} (${mb(statSync(bundle).size)})`);
 
 const blob = join(WORK, 'agent-sidecar.blob');

@@ -9,9 +9,9 @@ import { SIDECAR_V8_FLAGS } from '../bench/lib/servers.ts';
 
 // bin/agent-sidecar.js as users and the image start it: `run` replaces itself once with the
 // young-generation cap; the command line of the running pid shows what V8 got. The launcher
-// runs the build (dist/, which npm ci and npm run build make).
+// runs the bundled build (dist/agent-sidecar.cjs, which npm ci and npm run build make).
 const BIN = fileURLToPath(new URL('../bin/agent-sidecar.js', import.meta.url));
-const BUILT = existsSync(fileURLToPath(new URL('../dist/cli/main.js', import.meta.url)));
+const BUILT = existsSync(fileURLToPath(new URL('../dist/agent-sidecar.cjs', import.meta.url)));
 const CLEAN_ENV: NodeJS.ProcessEnv = {
   SIDECAR_CONFIG: '',
   SIDECAR_LISTEN: '',
