@@ -97,6 +97,7 @@ describe('agent-sidecar inject (the CLI)', () => {
       ['--service', 'agent'],
       ['-f', 'a.yaml', '--compose', 'c.yaml', '--service', 'a'],
       ['--ingress-port', 'x'],
+      ['--compose', 'c.yaml', '--service', 'a', '--credential-secret', 'llm-keys'],
     ]) {
       const r = await cli(args, '');
       expect(r.code, args.join(' ')).toBe(2);

@@ -132,6 +132,71 @@ describe('inject: bad input names the document and field, with a stable code', (
   });
 });
 
+describe('inject: bad credential custody settings', () => {
+  const ports = agent('        ports:\n        - containerPort: 8000\n');
+  const annotated = (annotations: string) => manifest(ports, `      labels:\n        app: agent\n      annotations:\n${annotations}`);
+  const field = (key: string) => `spec.template.metadata.annotations["${key}"]`;
+
+  it('a Secret name that is not one: SIDECAR_INJECT_INVALID at the annotation', () => {
+    const err = failure(inject(annotated('        agent-sidecar.io/credential-secret: LLM_keys\n')));
+    expectError(err, 'SIDECAR_INJECT_INVALID', field('agent-sidecar.io/credential-secret'));
+    expect(err.message).toContain('expected a Secret name');
+  });
+
+  it('credential-keys naming an unknown provider, a provider twice, a bad key, or nothing: SIDECAR_INJECT_INVALID at the annotation', () => {
+    for (const [keys, problem] of [
+      ['gemini=gemini-api-key', '"gemini": not a provider; expected anthropic or openai'],
+      ['anthropic,anthropic=other', 'anthropic is named twice'],
+      ['anthropic=../etc/passwd', 'expected a key name'],
+      ['openai=', 'expected a key name'],
+      ['anthropic,,openai', 'an empty entry'],
+      ['" "', 'expected providers and their keys'],
+    ] as const) {
+      const err = failure(inject(annotated(`        agent-sidecar.io/credential-secret: llm-keys\n        agent-sidecar.io/credential-keys: ${keys}\n`)));
+      expectError(err, 'SIDECAR_INJECT_INVALID', field('agent-sidecar.io/credential-keys'));
+      expect(err.message).toContain(problem);
+    }
+  });
+
+  it('credential-keys without a Secret: SIDECAR_INJECT_INVALID naming the annotation to add', () => {
+    const err = failure(inject(annotated('        agent-sidecar.io/credential-keys: anthropic\n')));
+    expectError(err, 'SIDECAR_INJECT_INVALID', field('agent-sidecar.io/credential-keys'));
+    expect(err.message).toContain('agent-sidecar.io/credential-secret');
+  });
+
+  it('a volume named like the credential volume: SIDECAR_INJECT_INVALID, never overwritten', () => {
+    const pod = `${ports}      volumes:\n      - name: agent-sidecar-credentials\n        emptyDir: {}\n`;
+    expectError(failure(inject(manifest(pod), { credentialSecret: 'llm-keys' })), 'SIDECAR_INJECT_INVALID', 'spec.template.spec.volumes[0].name');
+    // Without custody the name is free.
+    expect(() => inject(manifest(pod))()).not.toThrow();
+  });
+
+  it('bad --credential-secret or --credential-keys: SIDECAR_USAGE_INVALID', () => {
+    expect(failure(() => settingsFor({ credentialSecret: 'LLM-keys' })).code).toBe('SIDECAR_USAGE_INVALID');
+    expect(failure(() => settingsFor({ credentialKeys: 'mistral' })).code).toBe('SIDECAR_USAGE_INVALID');
+    expect(failure(() => settingsFor({ credentialKeys: '' })).message).toContain('--credential-keys');
+  });
+
+  it('compose: a bad credential-keys label, a credential-secret label, or --credential-secret', () => {
+    const compose = fixture('compose.yaml');
+    const labelled = (label: string) => compose.replace('agent-sidecar.io/upstream-port: "8000"', `agent-sidecar.io/upstream-port: "8000"\n      ${label}`);
+    const run =
+      (text: string, flags: InjectFlags = {}) =>
+      () =>
+        injectCompose(text, settingsFor(flags), { source: 'compose.yaml', service: 'agent' });
+    expectError(
+      failure(run(labelled('agent-sidecar.io/credential-keys: anthropic=a/b'))),
+      'SIDECAR_INJECT_INVALID',
+      'services.agent.labels["agent-sidecar.io/credential-keys"]',
+      1,
+    );
+    const secret = failure(run(labelled('agent-sidecar.io/credential-secret: llm-keys')));
+    expectError(secret, 'SIDECAR_INJECT_INVALID', 'services.agent.labels["agent-sidecar.io/credential-secret"]', 1);
+    expect(secret.message).toContain('agent-sidecar.io/credential-keys');
+    expect(failure(run(compose, { credentialSecret: 'llm-keys' })).code).toBe('SIDECAR_USAGE_INVALID');
+  });
+});
+
 describe('inject: bad settings', () => {
   it('a port flag out of range, or two sidecar ports alike: SIDECAR_USAGE_INVALID', () => {
     expect(failure(() => settingsFor({ ingressPort: '0' })).code).toBe('SIDECAR_USAGE_INVALID');

@@ -141,6 +141,53 @@ items:
   metadata: {name: scratch}
   spec: {selector: {app: scratch}, ports: [{port: 1234}]}
 `,
+  'credential custody: the key from the Secret, its envFrom and mount, comments between them': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: support-agent
+  annotations:
+    agent-sidecar.io/credential-secret: llm-keys
+spec:
+  template:
+    spec:
+      securityContext:
+        runAsNonRoot: true
+      containers:
+        - name: agent
+          image: agent:1
+          ports:
+            - containerPort: 8000
+          env:
+            - name: LOG_LEVEL
+              value: info
+            # the keys
+            - name: ANTHROPIC_API_KEY   # from the Secret
+              valueFrom:
+                secretKeyRef: { name: llm-keys, key: anthropic-api-key }
+            - name: OPENAI_API_KEY
+              valueFrom: {secretKeyRef: {name: openai, key: key}}
+            - name: TRACE
+              value: "1"
+          envFrom:
+            # all of it
+            - secretRef:
+                name: llm-keys
+          volumeMounts:
+            - { name: keys, mountPath: /keys }
+      volumes:
+        - name: keys
+          projected:
+            sources:
+              - secret: { name: llm-keys }
+`,
+  'credential custody in flow style, the Secret named by key names': `apiVersion: v1
+kind: Pod
+metadata: { name: p, annotations: { agent-sidecar.io/credential-secret: llm-keys, agent-sidecar.io/credential-keys: "anthropic=a, openai" } }
+spec:
+  securityContext: { fsGroup: 3000 }
+  containers: [ { name: agent, image: x, ports: [ { containerPort: 9000 } ], env: [ { name: ANTHROPIC_AUTH_TOKEN, valueFrom: { secretKeyRef: { name: llm-keys, key: t } } },  { name: OPENAI_API_KEY, valueFrom: { secretKeyRef: { name: o, key: k } } }, { name: X, value: "1" }, { name: ANTHROPIC_API_KEY } ], envFrom: [ { configMapRef: { name: c } }, { secretRef: { name: llm-keys } } ], volumeMounts: [ { name: k, mountPath: /k } ] } ]
+  volumes: [ { name: k, secret: { secretName: llm-keys } } ]
+`,
   'a bare Pod, metadata without annotations, empty env list': `apiVersion: v1
 kind: Pod
 metadata:
@@ -156,6 +203,33 @@ spec:
 };
 
 const COMPOSE: Record<string, string> = {
+  'credential custody: secrets and key variables in both styles': `services:
+  agent:
+    image: agent:1
+    labels: { agent-sidecar.io/credential-keys: "anthropic, openai=openai-key" }
+    ports: ["8000:8000"]
+    secrets: [ anthropic-api-key, { source: db } ]
+    environment:
+      # keys
+      ANTHROPIC_API_KEY: \${ANTHROPIC_API_KEY}
+      LOG: debug
+      OPENAI_API_KEY:
+    env_file: .env
+  worker:
+    image: w
+    labels:
+      agent-sidecar.io/credential-keys: openai=openai-key
+    ports: ["7000:7000"]
+    secrets:
+      - openai-key
+    environment:
+      - OPENAI_API_KEY
+      - "ANTHROPIC_API_KEY=\${ANTHROPIC_API_KEY}"
+secrets:
+  anthropic-api-key: { environment: ANTHROPIC_API_KEY }
+  openai-key: { file: ./openai-key.txt }
+  db: { file: ./db.txt }
+`,
   'fixture compose.yaml': fixture('compose.yaml'),
   // Its agent is the service demo-agent, which publishes no port (8000, by flag).
   'docker-compose.yml': repo('docker-compose.yml'),
@@ -215,34 +289,47 @@ function replaceable(out: string): number {
     for (const meta of [o.metadata, o.spec?.template?.metadata, o.spec?.jobTemplate?.spec?.template?.metadata]) {
       const raw = (meta as Obj | undefined)?.annotations?.['agent-sidecar.io/status'] as string | undefined;
       if (raw === undefined) continue;
-      const status = JSON.parse(raw) as { ports?: Array<{ targetPort: unknown; raw?: string }>; nulls?: Record<string, string> };
+      const status = JSON.parse(raw) as {
+        ports?: Array<{ targetPort: unknown; raw?: string }>;
+        nulls?: Record<string, string>;
+        credentials?: { removed: Array<Partial<Record<'raw' | 'text' | 'before' | 'after', string>>> };
+      };
       for (const p of status.ports ?? []) n += (p.raw ?? String(p.targetPort ?? '')).length;
       for (const v of Object.values(status.nulls ?? {})) n += v.length;
+      // What credential custody took out of the agent, as it was written.
+      for (const r of status.credentials?.removed ?? []) n += [r.raw, r.text, r.before, r.after].reduce((m, t) => m + (t?.length ?? 0), 0);
     }
   }
   return n;
 }
 
+/** Injects with `flags`, then checks that uninject and a second inject give back the input and the output. */
+function roundTrip(input: string, flags: Record<string, unknown>): void {
+  const settings = settingsFor(flags);
+  const out = injectManifests(input, settings, { source: 'in.yaml' }).text;
+  // Something went in: every workload that can be injected has its sidecar.
+  const workloads = objects(out).filter((o) => ['Deployment', 'CronJob', 'Pod'].includes(o.kind as string));
+  expect(workloads.length).toBeGreaterThan(0);
+  for (const w of workloads) {
+    const spec = podSpec(w);
+    const all = [...((spec.containers as Obj[]) ?? []), ...((spec.initContainers as Obj[] | undefined) ?? [])];
+    expect(all.map((c) => c.name)).toContain(SIDECAR_CONTAINER);
+  }
+  expect(injectManifests(out, settingsFor(), { source: 'in.yaml', uninject: true }).text).toBe(input);
+  expect(injectManifests(out, settings, { source: 'in.yaml' }).text).toBe(out);
+  // Nothing of the input is rewritten, but for a targetPort pointed at the sidecar, a null value that became a list, and what custody took out.
+  expect(removedChars(input, out)).toBeLessThanOrEqual(replaceable(out));
+  if (input.includes('\r\n')) expect(out.replace(/\r\n/g, '')).not.toContain('\n');
+}
+
 describe('inject / uninject round trip: Kubernetes', () => {
   it.each(cases(MANIFESTS))('%s', (_name, input) => {
-    for (const flags of [{}, { nativeSidecar: true }, { configmapFrom: configFile }]) {
-      const settings = settingsFor(flags);
-      const out = injectManifests(input, settings, { source: 'in.yaml' }).text;
-      // Something went in: every workload that can be injected has its sidecar.
-      const workloads = objects(out).filter((o) => ['Deployment', 'CronJob', 'Pod'].includes(o.kind as string));
-      expect(workloads.length).toBeGreaterThan(0);
-      for (const w of workloads) {
-        const spec = podSpec(w);
-        const all = [...((spec.containers as Obj[]) ?? []), ...((spec.initContainers as Obj[] | undefined) ?? [])];
-        expect(all.map((c) => c.name)).toContain(SIDECAR_CONTAINER);
-      }
-      expect(injectManifests(out, settingsFor(), { source: 'in.yaml', uninject: true }).text).toBe(input);
-      expect(injectManifests(out, settings, { source: 'in.yaml' }).text).toBe(out);
-      // Nothing of the input is rewritten, but for a targetPort pointed at the sidecar and a null value that became a list.
-      expect(removedChars(input, out)).toBeLessThanOrEqual(replaceable(out));
-      if (input.includes('\r\n')) expect(out.replace(/\r\n/g, '')).not.toContain('\n');
-    }
+    for (const flags of [{}, { nativeSidecar: true }, { configmapFrom: configFile }]) roundTrip(input, flags);
   });
+});
+
+describe('inject / uninject round trip: Kubernetes, with credential custody for every workload (--credential-secret)', () => {
+  it.each(cases(MANIFESTS))('%s', (_name, input) => roundTrip(input, { credentialSecret: 'agent-keys' }));
 });
 
 describe('inject / uninject round trip: compose', () => {
@@ -254,6 +341,11 @@ describe('inject / uninject round trip: compose', () => {
     expect(Object.keys((parse(out) as Obj).services)).toContain(`${service}-sidecar`);
     expect(injectCompose(out, settings, { source: 'compose.yaml', uninject: true }).text).toBe(input);
     expect(injectCompose(out, settings, { source: 'compose.yaml', service }).text).toBe(out);
+    // A second service with its own sidecar, then both out again.
+    if (name.startsWith('credential custody')) {
+      const both = injectCompose(out, settings, { source: 'compose.yaml', service: 'worker' }).text;
+      expect(injectCompose(both, settings, { source: 'compose.yaml', uninject: true }).text).toBe(input);
+    }
     if (input.includes('\r\n')) expect(out.replace(/\r\n/g, '')).not.toContain('\n');
   });
 });

@@ -47,6 +47,8 @@ async function inject(flags: Flags): Promise<void> {
   if (flags.service !== undefined && flags.compose === undefined) throw usageError('--service goes with --compose');
   if (flags.compose !== undefined && flags.service === undefined && !flags.uninject)
     throw usageError('inject --compose needs --service NAME, the agent service');
+  if (flags.compose !== undefined && flags.credentialSecret !== undefined)
+    throw usageError('--credential-secret names a Kubernetes Secret; in compose each key is a secret of its own: name them with --credential-keys');
   const settings = resolveSettings(flags);
   const input = await readInput(flags.compose ?? flags.filename);
   let result: Result;
@@ -97,5 +99,13 @@ export function registerInjectCommand(program: Command): void {
     .option('--egress-port <port>', "the sidecar's LLM egress port")
     .option('--admin-port <port>', "the sidecar's admin port for probes (default: admin.address of the configuration)")
     .option('--otel-endpoint <url>', 'OTLP endpoint for the agent and the sidecar (default: telemetry.endpoint of the configuration, else none)')
+    .option(
+      '--credential-secret <name>',
+      'the Secret with the provider keys: mounted in the sidecar only, taken away from the agent, which gets a placeholder; annotation agent-sidecar.io/credential-secret overrides it',
+    )
+    .option(
+      '--credential-keys <keys>',
+      'which key holds which provider key (default anthropic=anthropic-api-key,openai=openai-api-key); compose: the secrets the sidecar holds; annotation or label agent-sidecar.io/credential-keys overrides it',
+    )
     .action(inject);
 }

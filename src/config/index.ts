@@ -10,7 +10,7 @@ export {
   type ProtectionConfig,
   type RuleSetConfig,
 } from './schema.ts';
-export { loadConfig, redactConfigError, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
+export { CREDENTIAL_FILE_VARIABLES, loadConfig, redactConfigError, validateConfig, type ConfigOverrides, type LoadOptions } from './load.ts';
 export { substituteEnv, type Substitution } from './env.ts';
 export { parseAddress, formatAddress, type HostPort } from './address.ts';
 export { configJsonSchema } from './json-schema.ts';

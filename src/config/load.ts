@@ -13,7 +13,21 @@ export interface ConfigOverrides {
   admin?: string | undefined;
   egress?: string | undefined;
   logLevel?: string | undefined;
+  /** Files holding provider keys: egress.providers.<name>.credential becomes { file }. */
+  credentialFiles?: Partial<Record<CredentialProvider, string>> | undefined;
 }
+
+type CredentialProvider = 'anthropic' | 'openai';
+
+/**
+ * The variables that set egress.providers.<name>.credential to { file: VALUE }, replacing
+ * whatever the file says there: how `inject` hands the sidecar container the keys it
+ * mounts for it.
+ */
+export const CREDENTIAL_FILE_VARIABLES: Readonly<Record<CredentialProvider, string>> = {
+  anthropic: 'SIDECAR_ANTHROPIC_CREDENTIAL_FILE',
+  openai: 'SIDECAR_OPENAI_CREDENTIAL_FILE',
+};
 
 export interface LoadOptions {
   /** Path of a YAML file; without it the defaults apply. */
@@ -34,7 +48,8 @@ export function loadConfig(options: LoadOptions = {}): Readonly<SidecarConfig> {
   const env = options.env ?? process.env;
   const raw = options.file === undefined ? {} : readYaml(options.file);
   const found: Substitution[] = [];
-  const doc = merge(options.base ?? {}, dropNulls(substituteEnv(raw, env, found)) as Record<string, unknown>);
+  // A copy: the overrides below write into the document, never into the caller's base.
+  const doc = merge(structuredClone(options.base ?? {}), dropNulls(substituteEnv(raw, env, found)) as Record<string, unknown>);
   applyOverrides(doc, envOverrides(env));
   applyOverrides(doc, options.overrides ?? {});
   const texts = applySchemaTypes(doc, found);
@@ -132,6 +147,9 @@ function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     admin: env.SIDECAR_ADMIN || undefined,
     egress: env.SIDECAR_EGRESS || undefined,
     logLevel: env.SIDECAR_LOG_LEVEL || undefined,
+    credentialFiles: Object.fromEntries(
+      Object.entries(CREDENTIAL_FILE_VARIABLES).flatMap(([provider, name]) => (env[name] ? [[provider, env[name]]] : [])),
+    ) as Partial<Record<CredentialProvider, string>>,
   };
 }
 
@@ -141,6 +159,9 @@ function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void 
   if (o.admin !== undefined) section(doc, 'admin').address = o.admin;
   if (o.egress !== undefined) section(doc, 'egress').address = o.egress;
   if (o.logLevel !== undefined) section(doc, 'log').level = o.logLevel;
+  for (const [provider, file] of Object.entries(o.credentialFiles ?? {})) {
+    if (file !== undefined) section(section(section(doc, 'egress'), 'providers'), provider).credential = { file };
+  }
 }
 
 function section(doc: Record<string, unknown>, key: string): Record<string, unknown> {

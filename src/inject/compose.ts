@@ -1,10 +1,22 @@
 import { isMap, isScalar, isSeq, Pair, Scalar, YAMLSeq, type Node, type YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { SidecarError } from '../errors/index.ts';
-import { ANNOTATION, CONFIG_DIR, CONFIG_KEY } from './names.ts';
+import {
+  heldProviders,
+  isLiteralKey,
+  KEY_PLACEHOLDER,
+  keyVariables,
+  parseCredentialKeys,
+  putBack,
+  removedSchema,
+  takeOut,
+  type CredentialKeys,
+  type Removed,
+} from './custody.ts';
+import { ANNOTATION, COMPOSE_SECRETS_DIR, CONFIG_DIR, CONFIG_KEY } from './names.ts';
 import type { Result } from './manifests.ts';
 import type { InjectSettings } from './settings.ts';
-import { agentEnv, sidecarEnv } from './sidecar.ts';
+import { agentEnv, sidecarEnv, type CredentialFiles } from './sidecar.ts';
 import { markRaw, removedText } from './source.ts';
 import { parseStatus } from './status.ts';
 import { lineIn, parseStream, printStream } from './stream.ts';
@@ -32,8 +44,13 @@ const composeStatusSchema = z.object({
   created: z.array(z.string()),
   /** Collections created where the key had a null value: that value's source text. */
   nulls: z.record(z.string(), z.string()).optional(),
+  /** Credential custody: the secrets the sidecar holds, what was taken out of the agent (to put back), the variables not recorded. */
+  credentials: z.object({ secrets: z.array(z.string()), removed: z.array(removedSchema), lost: z.array(z.string()) }).optional(),
 });
 type ComposeStatus = z.infer<typeof composeStatusSchema>;
+
+/** Variables taken out of an agent service that held literal keys, carried from an uninject to the inject that follows it in one run. */
+const lostBefore = new WeakMap<YAMLMap, string[]>();
 
 export const sidecarServiceName = (service: string): string => `${service}-sidecar`;
 
@@ -67,7 +84,7 @@ export function injectCompose(input: string, settings: InjectSettings, options: 
     const w = where(name);
     const status = readComposeStatus(w, node as YAMLMap);
     if (status === undefined || (options.service !== undefined && status.service !== options.service)) continue;
-    uninject(w, services, name, status, changes);
+    uninject(w, segment.doc, services, name, status, changes);
     changed = true;
   }
   if (!options.uninject) {
@@ -147,6 +164,28 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     );
   }
 
+  // Credential custody: the label, else --credential-keys.
+  if (settings.credentialSecret !== undefined) {
+    throw new SidecarError('SIDECAR_USAGE_INVALID', {
+      message: `--credential-secret names a Kubernetes Secret; in compose each key is a secret of its own: name them with --credential-keys (such as anthropic=anthropic-api-key)`,
+    });
+  }
+  if (labels.has(ANNOTATION.credentialSecret)) {
+    throw inputError(
+      'SIDECAR_INJECT_INVALID',
+      w,
+      [...base, 'labels', ANNOTATION.credentialSecret],
+      `compose has no Secret of several keys: name each provider's secret with ${ANNOTATION.credentialKeys} (such as anthropic=anthropic-api-key)`,
+    );
+  }
+  const keysLabel = labels.get(ANNOTATION.credentialKeys);
+  const keys: CredentialKeys | undefined =
+    keysLabel === undefined
+      ? settings.credentialKeys
+      : parseCredentialKeys(keysLabel, (problem) => {
+          throw inputError('SIDECAR_INJECT_INVALID', w, [...base, 'labels', ANNOTATION.credentialKeys], problem);
+        });
+
   const created: string[] = [];
   const nulls: Record<string, string> = {};
   const status: ComposeStatus = { version: settings.version, service: name, env: [], ports: [], created };
@@ -171,6 +210,7 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     agent.delete('ports');
   }
 
+  const held = keys === undefined ? undefined : holdInService(w, doc, agent, base, keys, changes);
   const env = environment(w, agent, base);
   for (const [key, value] of agentEnv(`http://${sidecarName}:${settings.ports.egress}`, name, settings.otelEndpoint)) {
     if (env.has(key)) {
@@ -180,6 +220,14 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     env.add(doc, key, value, created, nulls);
     status.env.push(key);
     changes.push(change(w, [...base, 'environment'], `added ${key}=${value}`));
+  }
+  if (held !== undefined) {
+    for (const key of held.placeholders) {
+      env.add(doc, key, KEY_PLACEHOLDER, created, nulls);
+      status.env.push(key);
+      changes.push(change(w, [...base, 'environment'], `added ${key}=${KEY_PLACEHOLDER}: the sidecar holds the key`));
+    }
+    status.credentials = { secrets: held.secrets, removed: held.removed, lost: held.lost };
   }
 
   if (Object.keys(nulls).length > 0) status.nulls = nulls;
@@ -192,7 +240,7 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   // The sidecar reports under the agent's service name, the user's own if the agent has one.
   const serviceName = env.get('OTEL_SERVICE_NAME') ?? name;
   const sidecar = doc.createNode(
-    sidecarService(name, serviceName, upstream, settings, configMount, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }),
+    sidecarService(name, serviceName, upstream, settings, configMount, held, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }),
   );
   const at = services.items.findIndex((p) => scalarValue(p.key) === name);
   services.items.splice(at + 1, 0, new Pair(doc.createNode(sidecarName), sidecar));
@@ -203,6 +251,10 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
       `added (${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream ${name}:${upstream})`,
     ),
   );
+  if (held !== undefined) {
+    const files = held.files.map(([p, file]) => `${p} ${file}`).join(', ');
+    changes.push(change(w, ['services', sidecarName, 'secrets'], `added ${held.secrets.join(', ')}: the sidecar holds the keys (${files})`));
+  }
   if (moved.length === 0)
     changes.push(change(w, [...base, 'ports'], `note: no published port was ${upstream}; clients that call ${name}:${upstream} directly bypass the sidecar`));
   return true;
@@ -215,10 +267,11 @@ function sidecarService(
   upstream: number,
   settings: InjectSettings,
   configMount: string | undefined,
+  held: { secrets: string[]; files: CredentialFiles } | undefined,
   status: ComposeStatus,
   nodes: Record<string, unknown>,
 ): Record<string, unknown> {
-  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, serviceName, settings.otelEndpoint, configMount !== undefined);
+  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, serviceName, settings.otelEndpoint, configMount !== undefined, held?.files);
   const readyz = `http://127.0.0.1:${settings.ports.admin}/readyz`;
   return {
     image: settings.image,
@@ -227,6 +280,7 @@ function sidecarService(
     environment: { ...Object.fromEntries(env), SIDECAR_EGRESS: `0.0.0.0:${settings.ports.egress}` },
     ...nodes,
     ...(configMount === undefined ? {} : { volumes: [`${configMount}:${CONFIG_DIR}/${CONFIG_KEY}:ro`] }),
+    ...(held === undefined ? {} : { secrets: held.secrets }),
     read_only: true,
     cap_drop: ['ALL'],
     security_opt: ['no-new-privileges:true'],
@@ -270,13 +324,18 @@ function environment(w: Where, service: YAMLMap, base: Path) {
   };
 }
 
-function uninject(w: Where, services: YAMLMap, sidecarName: string, status: ComposeStatus, changes: Change[]): void {
+function uninject(w: Where, doc: Doc, services: YAMLMap, sidecarName: string, status: ComposeStatus, changes: Change[]): void {
   const sidecar = services.get(sidecarName, true) as unknown as YAMLMap;
   const agent = mapAt(w, services, status.service, ['services']);
   services.delete(sidecarName);
   changes.push(change(w, ['services', sidecarName], 'removed'));
   if (agent === undefined) return;
   const base: Path = ['services', status.service];
+  const env = environment(w, agent, base);
+  for (const key of status.env) if (env.remove(key)) changes.push(change(w, [...base, 'environment'], `removed ${key}`));
+  // Before the ports: inject took those out first, so their recorded places count what custody took out after them as there.
+  if (status.credentials !== undefined) releaseInService(w, doc, agent, base, status.credentials, changes);
+  if (status.created.includes('environment')) dropIfEmpty(agent, 'environment', status.nulls?.environment);
   const moved = [...(seqAt(w, sidecar, 'ports', ['services', sidecarName])?.items ?? [])];
   let ports = seqAt(w, agent, 'ports', base);
   let recreated: Pair | undefined;
@@ -295,7 +354,114 @@ function uninject(w: Where, services: YAMLMap, sidecarName: string, status: Comp
   });
   // The `ports` key inject removed, as it was written.
   if (recreated !== undefined && status.portsRaw !== undefined) markRaw(recreated, status.portsRaw);
-  const env = environment(w, agent, base);
-  for (const key of status.env) if (env.remove(key)) changes.push(change(w, [...base, 'environment'], `removed ${key}`));
-  if (status.created.includes('environment')) dropIfEmpty(agent, 'environment', status.nulls?.environment);
+}
+
+interface HeldInService {
+  secrets: string[];
+  files: CredentialFiles;
+  placeholders: string[];
+  removed: Removed[];
+  lost: string[];
+}
+
+/**
+ * Holds the keys: the agent service loses the secrets the sidecar gets, and its key
+ * variables (from `environment`; the placeholders then win over an `env_file`). The caller
+ * adds the placeholders and gives the sidecar the secrets.
+ */
+function holdInService(w: Where, doc: Doc, agent: YAMLMap, base: Path, keys: CredentialKeys, changes: Change[]): HeldInService {
+  const held = heldProviders(keys);
+  const { removed: variables, placeholders } = keyVariables(held.map(([p]) => p));
+  const secrets = held.map(([, secret]) => secret);
+  const top = isMap(doc.contents) ? mapAt(w, doc.contents as YAMLMap, 'secrets', []) : undefined;
+  for (const secret of secrets) {
+    if (top?.has(secret) !== true) {
+      changes.push(
+        change(
+          w,
+          ['secrets'],
+          `note: this file defines no secret ${secret}; compose needs one (top-level secrets: ${secret}: { file: ./${secret}.txt } or { environment: VARIABLE })`,
+        ),
+      );
+    }
+  }
+  const records: Removed[] = [];
+  const lost: string[] = [];
+  const whole: Array<{ item: unknown; keep: boolean }> = [];
+
+  const list = seqAt(w, agent, 'secrets', base);
+  const secretOf = (item: unknown) => (isScalar(item) ? String(item.value) : isMap(item) ? text(item as YAMLMap, 'source') : undefined);
+  const taken = (list?.items ?? []).flatMap((item, i) => {
+    const secret = secretOf(item);
+    if (secret === undefined || !secrets.includes(secret)) return [];
+    changes.push(change(w, [...base, 'secrets', i], `removed ${secret}: the sidecar holds it`));
+    return [{ item: item as unknown, keep: true }];
+  });
+  if (taken.length > 0 && taken.length === list!.items.length) whole.push({ item: agent.items.find((p) => scalarValue(p.key) === 'secrets'), keep: true });
+  else if (taken.length > 0) records.push(...takeOut(doc, list!, 'secrets', taken));
+
+  const node = agent.get('environment', true) as unknown;
+  const envParent = isSeq(node) ? (node as YAMLSeq) : mapAt(w, agent, 'environment', base);
+  const entries: Array<{ item: unknown; name: string; value: unknown }> = isSeq(envParent)
+    ? envParent.items.map((item) => {
+        const entry = String(scalarValue(item));
+        const eq = entry.indexOf('=');
+        return { item, name: eq < 0 ? entry : entry.slice(0, eq), value: eq < 0 ? null : entry.slice(eq + 1) };
+      })
+    : (envParent?.items ?? []).map((pair) => ({ item: pair, name: String(scalarValue(pair.key)), value: scalarValue(pair.value) }));
+  const envTaken = entries.flatMap(({ item, name, value }) => {
+    const provider = variables.get(name);
+    if (provider === undefined) return [];
+    const literal = isLiteralKey(value);
+    const why = `the sidecar holds the ${provider} key`;
+    if (literal) {
+      lost.push(name);
+      changes.push(
+        change(
+          w,
+          [...base, 'environment', name],
+          `removed ${name}: ${why}. Its value is a key written into the compose file: inject keeps no copy of it, so --uninject cannot put it back. Keep the key in the secret only, and rotate it`,
+        ),
+      );
+    } else {
+      changes.push(change(w, [...base, 'environment', name], `removed ${name}: ${why}`));
+    }
+    return [{ item, keep: !literal }];
+  });
+  if (envTaken.length > 0) records.push(...takeOut(doc, envParent!, 'environment', envTaken));
+  if (agent.has('env_file')) {
+    changes.push(
+      change(w, [...base, 'env_file'], `note: a key variable set here is overridden by the placeholder in environment; take the keys out of the file`),
+    );
+  }
+  if (whole.length > 0) records.push(...takeOut(doc, agent, 'service', whole));
+
+  const carried = lostBefore.get(agent) ?? [];
+  lostBefore.delete(agent);
+  for (const name of carried) if (!lost.includes(name)) lost.push(name);
+  return { secrets, files: held.map(([p, secret]) => [p, `${COMPOSE_SECRETS_DIR}/${secret}`]), placeholders, removed: records, lost };
+}
+
+/** Undoes holdInService once the added variables are out: puts back what it took. */
+function releaseInService(w: Where, doc: Doc, agent: YAMLMap, base: Path, held: NonNullable<ComposeStatus['credentials']>, changes: Change[]): void {
+  const whole = held.removed.filter((r) => r.from === 'service');
+  putBack(doc, agent, whole);
+  for (const r of whole) changes.push(change(w, [...base, r.key ?? '?'], 'put back'));
+  for (const key of ['secrets', 'environment']) {
+    const records = held.removed.filter((r) => r.from === key);
+    const node = agent.get(key, true) as unknown;
+    if (records.length === 0 || !(isMap(node) || isSeq(node))) continue;
+    putBack(doc, node as YAMLMap | YAMLSeq, records);
+    for (const r of records) changes.push(change(w, [...base, key], `put back ${r.key ?? String(r.value).split('=')[0]}`));
+  }
+  for (const name of held.lost) {
+    changes.push(
+      change(
+        w,
+        [...base, 'environment'],
+        `note: ${name} is not put back: its value was a key written into the compose file, of which inject kept no copy; the sidecar held it from secret ${held.secrets.join(', ')}`,
+      ),
+    );
+  }
+  if (held.lost.length > 0) lostBefore.set(agent, held.lost);
 }

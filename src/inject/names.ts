@@ -15,6 +15,10 @@ export const ANNOTATION = {
   image: 'agent-sidecar.io/image',
   /** Which container is the agent, when the pod has several. */
   container: 'agent-sidecar.io/container',
+  /** The Secret with the provider keys: the sidecar holds them, the agent gets a placeholder (credential custody). */
+  credentialSecret: 'agent-sidecar.io/credential-secret',
+  /** Which key of that Secret (compose: which secret) holds which provider's key: anthropic=anthropic-api-key,openai=openai-api-key. */
+  credentialKeys: 'agent-sidecar.io/credential-keys',
   /** Written by inject: what it added, so that uninject removes exactly that. */
   status: 'agent-sidecar.io/status',
 } as const;
@@ -27,6 +31,13 @@ export const CONFIG_VOLUME = 'agent-sidecar-config';
 export const CONFIG_DIR = '/etc/agent-sidecar';
 export const CONFIG_KEY = 'sidecar.yaml';
 export const DEFAULT_CONFIGMAP = 'agent-sidecar';
+/** The Secret volume with the provider keys, mounted in the sidecar only. */
+export const CREDENTIAL_VOLUME = 'agent-sidecar-credentials';
+export const CREDENTIAL_DIR = '/var/run/secrets/llm';
+/** Where compose mounts a service's secrets. */
+export const COMPOSE_SECRETS_DIR = '/run/secrets';
+/** A Secret volume's file mode: its owner and group may read (the sidecar reads through the pod's fsGroup). */
+export const CREDENTIAL_MODE = 0o440;
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'agent-sidecar' } as const;
 
 /** Port names (IANA service names: at most 15 characters). */

@@ -1,9 +1,11 @@
-import type { YAMLMap } from 'yaml';
+import { isMap, isScalar, type YAMLMap } from 'yaml';
 import { checkPorts, envHas, envValue, findAgent, type Agent } from './agent.ts';
-import { ANNOTATION, CONFIG_VOLUME, SIDECAR_CONTAINER } from './names.ts';
+import { heldProviders, KEY_PLACEHOLDER, keyVariables } from './custody.ts';
+import { ANNOTATION, CONFIG_VOLUME, CREDENTIAL_MODE, CREDENTIAL_VOLUME, SIDECAR_CONTAINER } from './names.ts';
 import type { PodTemplate } from './objects.ts';
+import { holdInPod, podCredentialFiles, podCustody, releaseInPod, type PodCustodyStatus } from './pod-custody.ts';
 import type { InjectSettings } from './settings.ts';
-import { agentEnv, configVolume, sidecarContainer } from './sidecar.ts';
+import { agentEnv, configVolume, credentialVolume, sidecarContainer } from './sidecar.ts';
 import { podStatusSchema, readStatus, removeStatus, writeStatus, type PodStatus } from './status.ts';
 import { dropIfEmpty, ensure, indexByName, mapAt, removeByName, seqAt, type Doc } from './tree.ts';
 import { change, inputError, type Change } from './where.ts';
@@ -39,8 +41,11 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
         `a container named ${SIDECAR_CONTAINER} is there already, but no ${ANNOTATION.status} annotation says what was injected; remove it or rename it`,
       );
   }
-  const v = indexByName(volumes, CONFIG_VOLUME);
-  if (v >= 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'volumes', v, 'name'], `a volume named ${CONFIG_VOLUME} is there already; rename it`);
+  const custody = podCustody(t, settings);
+  for (const name of custody === undefined ? [CONFIG_VOLUME] : [CONFIG_VOLUME, CREDENTIAL_VOLUME]) {
+    const v = indexByName(volumes, name);
+    if (v >= 0) throw inputError('SIDECAR_INJECT_INVALID', w, [...specPath, 'volumes', v, 'name'], `a volume named ${name} is there already; rename it`);
+  }
 
   const agent = findAgent(t, containers, settings);
   t.obj.segment.changed = true;
@@ -61,7 +66,8 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   // The sidecar reports under the agent's service name, the user's own if the agent has one.
   const serviceName = envValue(agentEnvSeq, 'OTEL_SERVICE_NAME') ?? t.name;
 
-  const container = doc.createNode(sidecarContainer({ settings, image, upstreamPort: agent.port, serviceName }));
+  const credentials = custody === undefined ? undefined : podCredentialFiles(custody);
+  const container = doc.createNode(sidecarContainer({ settings, image, upstreamPort: agent.port, serviceName, credentials }));
   const what = `${SIDECAR_CONTAINER} (${image}; ports ${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream 127.0.0.1:${agent.port})`;
   if (settings.native) {
     const init = ensure(doc, spec, 'initContainers', initContainers, 'seq', created, 'initContainers', nulls);
@@ -81,10 +87,25 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
       );
     }
   }
-  ensure(doc, spec, 'volumes', volumes, 'seq', created, 'volumes', nulls).items.push(doc.createNode(configVolume(configMap)));
+  const podVolumes = ensure(doc, spec, 'volumes', volumes, 'seq', created, 'volumes', nulls);
+  podVolumes.items.push(doc.createNode(configVolume(configMap)));
   changes.push(change(w, [...specPath, 'volumes'], `added volume ${CONFIG_VOLUME} (ConfigMap ${configMap})`));
+  let held: PodCustodyStatus | undefined;
+  if (custody !== undefined) {
+    const volume = doc.createNode(credentialVolume(custody.secret));
+    // YAML readers differ on 0440 (YAML 1.1 octal, 1.2 decimal): the number, and the mode as people write it
+    // (in a comment, which only block style can end a line with).
+    const mode = volume.getIn(['secret', 'defaultMode'], true);
+    if (isScalar(mode) && !spec.flow && !podVolumes.flow) mode.comment = ` ${CREDENTIAL_MODE.toString(8).padStart(4, '0')}`;
+    podVolumes.items.push(volume);
+    const files = (credentials ?? []).map(([p, file]) => `${p} ${file}`).join(', ');
+    changes.push(
+      change(w, [...specPath, 'volumes'], `added volume ${CREDENTIAL_VOLUME} (Secret ${custody.secret}), mounted in ${SIDECAR_CONTAINER} only: ${files}`),
+    );
+    held = holdInPod(doc, t, spec, agent, custody, created, nulls, changes);
+  }
 
-  const env = ensure(doc, agent.node, 'env', agentEnvSeq, 'seq', created, 'env', nulls);
+  const env = ensure(doc, agent.node, 'env', seqAt(w, agent.node, 'env', agent.path), 'seq', created, 'env', nulls);
   const added: string[] = [];
   for (const [name, value] of agentEnv(`http://127.0.0.1:${settings.ports.egress}`, t.name, settings.otelEndpoint)) {
     if (envHas(env, name)) {
@@ -94,6 +115,20 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     env.items.push(doc.createNode({ name, value }));
     added.push(name);
     changes.push(change(w, [...agent.path, 'env'], `added ${name}=${value}`));
+  }
+  if (custody !== undefined) {
+    for (const name of keyVariables(heldProviders(custody.keys).map(([p]) => p)).placeholders) {
+      env.items.push(doc.createNode({ name, value: KEY_PLACEHOLDER }));
+      added.push(name);
+      changes.push(change(w, [...agent.path, 'env'], `added ${name}=${KEY_PLACEHOLDER}: the sidecar holds the key`));
+    }
+    changes.push(
+      change(
+        w,
+        [],
+        `note: the agent's service account must not be allowed to get Secret ${custody.secret}, or the agent can read the keys from the API server`,
+      ),
+    );
   }
   if (agent.node.has('envFrom')) {
     changes.push(change(w, [...agent.path, 'envFrom'], 'note: a variable set here (from a ConfigMap or Secret) is overridden by the env entries added above'));
@@ -111,6 +146,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     agent: agent.name,
     env: added,
     volume: CONFIG_VOLUME,
+    ...(held === undefined ? {} : { credentials: held }),
     created,
     ...(Object.keys(nulls).length > 0 ? { nulls } : {}),
   };
@@ -131,17 +167,20 @@ export function uninjectPod(t: PodTemplate, changes: Change[]): boolean {
   const containers = spec === undefined ? undefined : seqAt(w, spec, list, specPath);
   if (removeByName(containers, status.container)) changes.push(change(w, [...specPath, list], `removed ${status.container}`));
   const volumes = spec === undefined ? undefined : seqAt(w, spec, 'volumes', specPath);
-  if (removeByName(volumes, status.volume)) changes.push(change(w, [...specPath, 'volumes'], `removed volume ${status.volume}`));
+  for (const volume of [status.volume, ...(status.credentials === undefined ? [] : [status.credentials.volume])]) {
+    if (removeByName(volumes, volume)) changes.push(change(w, [...specPath, 'volumes'], `removed volume ${volume}`));
+  }
   const main = spec === undefined ? undefined : seqAt(w, spec, 'containers', specPath);
   const i = indexByName(main, status.agent);
-  if (i >= 0) {
-    const agent = main!.items[i] as YAMLMap;
-    const path = [...specPath, 'containers', i];
+  const agent = i >= 0 && isMap(main!.items[i]) ? (main!.items[i] as YAMLMap) : undefined;
+  const path = [...specPath, 'containers', Math.max(i, 0)];
+  if (agent !== undefined) {
     const env = seqAt(w, agent, 'env', path);
     for (const name of status.env) if (removeByName(env, name)) changes.push(change(w, [...path, 'env'], `removed ${name}`));
-    if (status.created.includes('env')) dropIfEmpty(agent, 'env', status.nulls?.env);
   }
-  for (const key of ['initContainers', 'volumes'] as const) if (status.created.includes(key)) dropIfEmpty(spec, key, status.nulls?.[key]);
+  if (status.credentials !== undefined) releaseInPod(t.obj.segment.doc, t, spec, agent, path, status.credentials, changes);
+  if (agent !== undefined && status.created.includes('env')) dropIfEmpty(agent, 'env', status.nulls?.env);
+  for (const key of ['initContainers', 'volumes', 'securityContext'] as const) if (status.created.includes(key)) dropIfEmpty(spec, key, status.nulls?.[key]);
   removeStatus(t.template, status.created, status.nulls);
   changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'removed'));
   return true;

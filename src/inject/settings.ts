@@ -1,7 +1,8 @@
-import { loadConfig, parseAddress, validateConfig, type SidecarConfig } from '../config/index.ts';
+import { CREDENTIAL_FILE_VARIABLES, loadConfig, parseAddress, validateConfig, type SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { FILE_LIMITS, readTextCapped } from '../files/index.ts';
 import { version } from '../version.ts';
+import { isSecretName, parseCredentialKeys, type CredentialKeys } from './custody.ts';
 import { DEFAULT_CONFIGMAP } from './names.ts';
 
 export interface SidecarPorts {
@@ -23,6 +24,10 @@ export interface InjectSettings {
   otelEndpoint: string | undefined;
   /** The sidecar configuration file to ship (a ConfigMap, or a bind mount in compose). */
   configFile: { path: string; text: string } | undefined;
+  /** Kubernetes: the Secret whose provider keys the sidecar holds (the credential-secret annotation overrides it per workload). */
+  credentialSecret: string | undefined;
+  /** Which key holds which provider's key, when given (the credential-keys annotation or label overrides it); in compose, giving it turns custody on. */
+  credentialKeys: CredentialKeys | undefined;
   version: string;
 }
 
@@ -36,6 +41,8 @@ export interface InjectFlags {
   adminPort?: string | undefined;
   otelEndpoint?: string | undefined;
   nativeSidecar?: boolean | undefined;
+  credentialSecret?: string | undefined;
+  credentialKeys?: string | undefined;
 }
 
 export const defaultImage = (v = version): string => `agent-sidecar:${v}`;
@@ -71,6 +78,15 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
   if (flags.configmapName !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(flags.configmapName)) {
     throw usage(`--configmap-name ${flags.configmapName}: expected a Kubernetes name (lowercase letters, digits, - and .)`);
   }
+  if (flags.credentialSecret !== undefined && !isSecretName(flags.credentialSecret)) {
+    throw usage(`--credential-secret ${flags.credentialSecret}: expected a Secret name (lowercase letters, digits, - and .)`);
+  }
+  const credentialKeys =
+    flags.credentialKeys === undefined
+      ? undefined
+      : parseCredentialKeys(flags.credentialKeys, (problem) => {
+          throw usage(`--credential-keys ${flags.credentialKeys}: ${problem}`);
+        });
   if (flags.image !== undefined && !/^\S+$/.test(flags.image))
     throw usage(`--image "${flags.image}": expected an image reference such as registry.example.com/agent-sidecar:${version}`);
   return {
@@ -82,6 +98,8 @@ export function resolveSettings(flags: InjectFlags, env: NodeJS.ProcessEnv = pro
     otelEndpoint: endpoint,
     // loadConfig above has read it once already, within the same cap.
     configFile: file === undefined ? undefined : { path: file, text: readConfigText(file) },
+    credentialSecret: flags.credentialSecret,
+    credentialKeys,
     version,
   };
 }
@@ -96,6 +114,7 @@ function readConfigText(file: string): string {
 
 function withoutOverrides(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { SIDECAR_LISTEN: _l, SIDECAR_UPSTREAM: _u, SIDECAR_ADMIN: _a, SIDECAR_EGRESS: _e, SIDECAR_LOG_LEVEL: _g, ...rest } = env;
+  for (const name of Object.values(CREDENTIAL_FILE_VARIABLES)) delete rest[name];
   return rest;
 }
 

@@ -1,8 +1,13 @@
+import type { ProviderName } from '../egress/index.ts';
+import { credentialEnv } from './custody.ts';
 import {
   ANNOTATION,
   CONFIG_DIR,
   CONFIG_KEY,
   CONFIG_VOLUME,
+  CREDENTIAL_DIR,
+  CREDENTIAL_MODE,
+  CREDENTIAL_VOLUME,
   MANAGED_BY,
   PORT_NAME,
   PROVIDER_BASE_PATHS,
@@ -24,8 +29,21 @@ export function agentEnv(egressOrigin: string, serviceName: string, otelEndpoint
   return env;
 }
 
-/** The sidecar's own variables: the flags' environment equivalents, which win over its file. */
-export function sidecarEnv(ports: SidecarPorts, upstream: string, serviceName: string, otelEndpoint: string | undefined, config: boolean): EnvPairs {
+/** Each held provider's key file, as the sidecar container sees it. */
+export type CredentialFiles = ReadonlyArray<[ProviderName, string]>;
+
+/**
+ * The sidecar's own variables: the flags' environment equivalents, which win over its file;
+ * with `credentials`, the files its providers' keys are read from.
+ */
+export function sidecarEnv(
+  ports: SidecarPorts,
+  upstream: string,
+  serviceName: string,
+  otelEndpoint: string | undefined,
+  config: boolean,
+  credentials: CredentialFiles = [],
+): EnvPairs {
   const env: EnvPairs = [
     ['SIDECAR_UPSTREAM', upstream],
     ['SIDECAR_LISTEN', `0.0.0.0:${ports.ingress}`],
@@ -33,6 +51,7 @@ export function sidecarEnv(ports: SidecarPorts, upstream: string, serviceName: s
     ['SIDECAR_ADMIN', `0.0.0.0:${ports.admin}`],
   ];
   if (config) env.push(['SIDECAR_CONFIG', `${CONFIG_DIR}/${CONFIG_KEY}`]);
+  env.push(...credentialEnv(credentials));
   env.push(['OTEL_SERVICE_NAME', serviceName]);
   if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
   return env;
@@ -50,13 +69,15 @@ export interface ContainerInput {
   image: string;
   upstreamPort: number;
   serviceName: string;
+  /** The provider keys it holds, read from the credential volume. */
+  credentials?: CredentialFiles | undefined;
 }
 
 /** The sidecar container of a pod (a native sidecar when settings.native). */
-export function sidecarContainer({ settings, image, upstreamPort, serviceName }: ContainerInput): Record<string, unknown> {
+export function sidecarContainer({ settings, image, upstreamPort, serviceName, credentials }: ContainerInput): Record<string, unknown> {
   const { ports } = settings;
   const probe = (path: string, period: number) => ({ httpGet: { path, port: PORT_NAME.admin }, periodSeconds: period, timeoutSeconds: 2, failureThreshold: 3 });
-  const env = sidecarEnv(ports, `http://127.0.0.1:${upstreamPort}`, serviceName, settings.otelEndpoint, true);
+  const env = sidecarEnv(ports, `http://127.0.0.1:${upstreamPort}`, serviceName, settings.otelEndpoint, true, credentials);
   return {
     name: SIDECAR_CONTAINER,
     image,
@@ -80,11 +101,18 @@ export function sidecarContainer({ settings, image, upstreamPort, serviceName }:
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    volumeMounts: [{ name: CONFIG_VOLUME, mountPath: CONFIG_DIR, readOnly: true }],
+    volumeMounts: [
+      { name: CONFIG_VOLUME, mountPath: CONFIG_DIR, readOnly: true },
+      // The whole volume, never one key with subPath: a subPath mount is not updated when the Secret is.
+      ...(credentials === undefined || credentials.length === 0 ? [] : [{ name: CREDENTIAL_VOLUME, mountPath: CREDENTIAL_DIR, readOnly: true }]),
+    ],
   };
 }
 
 export const configVolume = (configMap: string) => ({ name: CONFIG_VOLUME, configMap: { name: configMap } });
+
+/** The Secret with the provider keys, as a volume for the sidecar alone. */
+export const credentialVolume = (secret: string) => ({ name: CREDENTIAL_VOLUME, secret: { secretName: secret, defaultMode: CREDENTIAL_MODE } });
 
 /** The ConfigMap that carries the sidecar's configuration file, as given (its ${env:…} are resolved in the pod). */
 export function configMapObject(name: string, namespace: string | undefined, text: string, version: string, joined?: string): Record<string, unknown> {

@@ -150,6 +150,83 @@ export function removedText(doc: Document, parent: YAMLMap | YAMLSeq, item: unkn
   }
 }
 
+/**
+ * How an item of the source was written, for uninject to put it back exactly: a block
+ * item's lines (as removedText gives them), or a flow item's text and the separators
+ * around it (from the item before it, to the item after it), since what goes back next to
+ * a flow item depends on which of its neighbours are there.
+ */
+export interface ItemSource {
+  raw?: string;
+  text?: string;
+  before?: string;
+  after?: string;
+}
+
+/** Flow items put back by putBack: their parts, so that inject records them again as they were. */
+const flowParts = new WeakMap<object, { parts: ItemSource; fingerprint: string }>();
+
+/** How `item` of `parent` was written ({} when that is not known: it is then printed anew). */
+export function itemSource(doc: Document, parent: YAMLMap | YAMLSeq, item: unknown): ItemSource {
+  if (!parent.flow) {
+    const raw = removedText(doc, parent, item);
+    return raw === undefined ? {} : { raw };
+  }
+  if (item === null || typeof item !== 'object') return {};
+  const marked = flowParts.get(item);
+  if (marked !== undefined) return marked.fingerprint === fingerprint(item) ? marked.parts : {};
+  const src = sources.get(doc);
+  const before = itemsAtParse.get(parent);
+  const i = before?.indexOf(item) ?? -1;
+  if (src === undefined || before === undefined || i < 0) return {};
+  try {
+    const start = itemStart(src, parent, item);
+    const end = itemEnd(item, true);
+    const parts: ItemSource = { text: src.text.slice(start, end) };
+    if (i > 0) parts.before = src.text.slice(itemEnd(before[i - 1], true), start);
+    if (i < before.length - 1) parts.after = src.text.slice(end, itemStart(src, parent, before[i + 1]));
+    return parts;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Marks items just put back into `parent` (all of them in place) to be printed as `sources`
+ * say they were written. A run of flow items next to each other gets the separators the
+ * printer's insertion rules expect: `, item` after an item that stays, `item, ` before one.
+ */
+export function markPutBack(parent: YAMLMap | YAMLSeq, nodes: ReadonlyArray<{ node: object; source: ItemSource }>): void {
+  if (!parent.flow) {
+    for (const { node, source } of nodes) if (source.raw !== undefined) markRaw(node, source.raw);
+    return;
+  }
+  const put = new Map(nodes.map((n) => [n.node as unknown, n.source]));
+  const items = parent.items as unknown[];
+  for (let i = 0; i < items.length;) {
+    if (!put.has(items[i])) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < items.length && put.has(items[j])) j++;
+    const run = items.slice(i, j).map((node) => ({ node: node as object, parts: put.get(node)! }));
+    const texts = run.map(({ parts }, k) => {
+      if (i > 0) return parts.before === undefined ? undefined : parts.before + parts.text;
+      if (j < items.length) return parts.after === undefined ? undefined : parts.text + parts.after;
+      if (k === 0) return parts.text;
+      return parts.before === undefined ? undefined : parts.before + parts.text;
+    });
+    if (run.every(({ parts }) => parts.text !== undefined) && texts.every((t) => t !== undefined)) {
+      run.forEach(({ node, parts }, k) => {
+        markRaw(node, texts[k]!);
+        flowParts.set(node, { parts, fingerprint: fingerprint(node) });
+      });
+    }
+    i = j;
+  }
+}
+
 /** A cut or a replacement of source text. */
 interface Edit {
   from: number;
@@ -379,7 +456,17 @@ function removalSpan(src: SourceInfo, parent: YAMLMap | YAMLSeq, before: unknown
     if (next !== undefined) return [itemStart(src, parent, first), itemStart(src, parent, next)];
     return [itemStart(src, parent, first), itemEnd(last, true)];
   }
-  return [lineStart(src, itemStart(src, parent, first)), nextLine(src, itemEnd(last, false))];
+  // Comment lines right above an item that is not the first (after the item before it) are its
+  // own: they go with it, and come back with it where it is put back after that item.
+  const i = before.indexOf(first);
+  let from = lineStart(src, itemStart(src, parent, first));
+  const floor = i > 0 ? nextLine(src, itemEnd(before[i - 1], false)) : from;
+  while (from > floor) {
+    const above = lineStart(src, from - 1);
+    if (above < floor || !/^[ \t]*#/.test(src.text.slice(above, from))) break;
+    from = above;
+  }
+  return [from, nextLine(src, itemEnd(last, false))];
 }
 
 function insertion(src: SourceInfo, parent: YAMLMap | YAMLSeq, before: unknown[], run: unknown[], prev: unknown, next: unknown): Insert[] {

@@ -1,6 +1,7 @@
 import { isMap, type YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { ANNOTATION } from './names.ts';
+import { podCustodySchema } from './pod-custody.ts';
 import { annotationOf, dropIfEmpty, ensure, mapAt, type Doc } from './tree.ts';
 import { inputError, type Path, type Where } from './where.ts';
 
@@ -19,6 +20,8 @@ export const podStatusSchema = z.object({
   agent: z.string(),
   env: z.array(z.string()),
   volume: z.string(),
+  /** Credential custody, when the workload has it. */
+  credentials: podCustodySchema.optional(),
   created,
   nulls,
 });
