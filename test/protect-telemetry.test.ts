@@ -44,7 +44,8 @@ beforeAll(async () => {
       exportTimeout: '1s',
       traces: { scheduledDelay: '50ms', recordUser: true },
       metrics: { exportInterval: '200ms' },
-      logs: { scheduledDelay: '50ms' },
+      // Both sinks: the records are exported and written on stdout, each protected.
+      logs: { scheduledDelay: '50ms', stdout: true },
     },
   });
   const token = await issueToken(SECRET, { sub: SEEDED.subject, roles: ['analyst'], sid: SEEDED.agentEmail, type: 'access' }, 60_000);

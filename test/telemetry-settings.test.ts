@@ -15,9 +15,18 @@ describe('telemetry settings: batching, timeouts and exporters', () => {
   it('ships our defaults when neither a key nor a variable is set', () => {
     const s = resolve({});
     expect(s.traces).toEqual({ enabled: true, queueSize: 2048, batchSize: 512, scheduledDelay: 5000, exportTimeout: 10_000 });
-    expect(s.logs).toEqual({ otlp: true, queueSize: 2048, batchSize: 512, scheduledDelay: 1000, exportTimeout: 10_000 });
+    expect(s.logs).toEqual({ otlp: true, stdout: false, queueSize: 2048, batchSize: 512, scheduledDelay: 1000, exportTimeout: 10_000 });
     expect(s.metrics).toEqual({ otlp: true, exportInterval: 15_000, exportTimeout: 10_000 });
     expect(s.warnings).toEqual([]);
+  });
+
+  it('gives access records one sink by default: OTLP when log records are exported, else stdout', () => {
+    expect(resolve({}).logs).toMatchObject({ otlp: true, stdout: false });
+    expect(resolve({}, { logs: { otlp: false } }).logs).toMatchObject({ otlp: false, stdout: true });
+    expect(resolve({ OTEL_LOGS_EXPORTER: 'none' }).logs).toMatchObject({ otlp: false, stdout: true });
+    // Both sinks, or none, only when asked for.
+    expect(resolve({}, { logs: { stdout: true } }).logs).toMatchObject({ otlp: true, stdout: true });
+    expect(resolve({}, { logs: { otlp: false, stdout: false } }).logs).toMatchObject({ otlp: false, stdout: false });
   });
 
   it('takes the standard variables when the configuration leaves the keys out', () => {

@@ -412,7 +412,10 @@ const telemetry = z
           .boolean()
           .optional()
           .meta({ description: 'Access records and audit events as OTLP log records. Default: on; OTEL_LOGS_EXPORTER=none turns it off.' }),
-        stdout: z.boolean().default(true).meta({ description: 'One access record per request as a JSON line on stdout (audit events: audit.stdout).' }),
+        stdout: z.boolean().optional().meta({
+          description:
+            'One access record per request as a JSON line on stdout (audit events: audit.stdout). Default: on only when access records are not exported as OTLP log records, so that each record has one sink; true with logs.otlp writes both.',
+        }),
         queueSize: count(
           'Log records waiting for export at most; more are dropped and counted. Default: OTEL_BLRP_MAX_QUEUE_SIZE, else 2048.',
           MAX_QUEUE,

@@ -153,7 +153,7 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
 
   // Records are marked protected exactly when protection wraps this log (the next line): the
   // log batcher's export protection then passes them.
-  const accessLog = createAccessLog(t.logs.stdout ? logger : undefined, logBatcher, options.protect !== undefined);
+  const accessLog = createAccessLog(settings.logs.stdout ? logger : undefined, logBatcher, options.protect !== undefined);
   const protectedAccessLog = options.protect === undefined ? accessLog : options.protect.accessLog(accessLog);
   const observer = createTelemetryObserver({
     instruments,
@@ -171,10 +171,11 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
 
   let stopping: Promise<void> | undefined;
   const signals = [settings.traces.enabled ? 'traces' : '', settings.metrics.otlp ? 'metrics' : '', settings.logs.otlp ? 'logs' : ''].filter(Boolean);
+  const sinks = [settings.logs.stdout ? 'stdout' : '', settings.logs.otlp ? 'otlp' : ''].filter(Boolean).join(' and ') || 'off';
   const describe =
     signals.length === 0
-      ? `otlp off${prometheus ? '; /metrics on admin' : ''}`
-      : `otlp ${settings.endpointShown} (${signals.join(', ')}; sampler ${settings.samplerShown}${settings.encoder === 'sdk' ? "; the SDK's encoders" : ''})${prometheus ? '; /metrics on admin' : ''}`;
+      ? `otlp off${prometheus ? '; /metrics on admin' : ''}; access records ${sinks}`
+      : `otlp ${settings.endpointShown} (${signals.join(', ')}; sampler ${settings.samplerShown}${settings.encoder === 'sdk' ? "; the SDK's encoders" : ''})${prometheus ? '; /metrics on admin' : ''}; access records ${sinks}`;
 
   return {
     enabled: true,

@@ -54,7 +54,8 @@ export interface TelemetrySettings {
   encoder: 'sidecar' | 'sdk';
   /** Each signal: config key, else its OTEL_* variable, else our default. `enabled`/`otlp`: exported over OTLP at all. */
   traces: BatchSettings & { enabled: boolean };
-  logs: BatchSettings & { otlp: boolean };
+  /** `stdout`: the access record's JSON line, on by default only when records are not exported (one sink per record). */
+  logs: BatchSettings & { otlp: boolean; stdout: boolean };
   metrics: { otlp: boolean; exportInterval: number; exportTimeout: number };
   /** The OTEL_* variables ignored for a bad value, one each; empty when telemetry is off. */
   warnings: readonly TelemetryEnvWarning[];
@@ -180,8 +181,11 @@ export function resolveExportSettings(config: TelemetryConfig, env: NodeJS.Proce
     ...batch(config.traces, 'OTEL_BSP', d.traces),
     exportTimeout: exportTimeout('TRACES', 'OTEL_BSP_EXPORT_TIMEOUT'),
   };
+  const logsOtlp = config.logs.otlp ?? r.exporter('OTEL_LOGS_EXPORTER', []) ?? true;
   const logs = {
-    otlp: config.logs.otlp ?? r.exporter('OTEL_LOGS_EXPORTER', []) ?? true,
+    otlp: logsOtlp,
+    // One sink per access record: a node log agent shipping stdout and the collector would otherwise ship each twice.
+    stdout: config.logs.stdout ?? !logsOtlp,
     ...batch(config.logs, 'OTEL_BLRP', d.logs),
     exportTimeout: exportTimeout('LOGS', 'OTEL_BLRP_EXPORT_TIMEOUT'),
   };
