@@ -2,15 +2,17 @@
  * A real MCP server for the tests: the official TypeScript SDK's McpServer behind its
  * StreamableHTTPServerTransport, stateful (Mcp-Session-Id), on a real HTTP server. Each path
  * answers JSON (enableJsonResponse) or SSE; every message it receives is recorded, so tests can
- * assert what the sidecar forwarded and what it kept back.
+ * assert what the sidecar forwarded and what it kept back. It imports nothing of the sidecar's,
+ * so that a process of its own can serve it too (test/e2e/agent-server.ts).
  */
 import { randomUUID } from 'node:crypto';
-import type http from 'node:http';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { startServer } from './helpers.ts';
 
 export const TOOLS = ['search_documents', 'delete_document', 'get_weather', 'internal_reindex', 'unlisted_tool'] as const;
 
@@ -40,21 +42,25 @@ export interface Received {
   body: unknown;
 }
 
-/** `paths` maps each MCP endpoint path to whether it answers JSON (true) or SSE (false). */
-export async function startMcpAgent(paths: Record<string, boolean>) {
+/**
+ * The MCP endpoints as a request handler, for a server of the caller's: `paths` maps each MCP
+ * endpoint path to whether it answers JSON (true) or SSE (false); other paths go to
+ * `otherwise` (default: 404).
+ */
+export function mcpAgent(paths: Record<string, boolean>, otherwise: http.RequestListener = (_, res) => void res.writeHead(404).end()) {
   const received: Received[] = [];
   const sessions = new Map<string, StreamableHTTPServerTransport>();
-  const http = await startServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
     const json = paths[path];
     if (json === undefined) {
-      res.writeHead(404).end();
+      otherwise(req, res);
       return;
     }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => void handle(req, res, path, json, Buffer.concat(chunks)));
-  });
+  };
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, path: string, json: boolean, raw: Buffer): Promise<void> {
     const body: unknown = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
@@ -73,14 +79,30 @@ export async function startMcpAgent(paths: Record<string, boolean>) {
   }
 
   return {
-    url: http.url,
+    handler,
     received,
     /** The tools/call (or other method) messages that reached the agent. */
     calls: (method: string) => received.filter((r) => (r.body as { method?: string } | undefined)?.method === method),
     reset: () => void received.splice(0),
-    close: async () => {
+    closeSessions: async () => {
       for (const t of sessions.values()) await t.close().catch(() => {});
-      await http.close();
+    },
+  };
+}
+
+/** {@link mcpAgent} on its own HTTP server on a free loopback port. */
+export async function startMcpAgent(paths: Record<string, boolean>) {
+  const { handler, closeSessions, ...agent } = mcpAgent(paths);
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    ...agent,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      await closeSessions();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -300,6 +300,13 @@ describe('telemetry and untrusted input', () => {
     expect(await activeSessions()).toBe(before);
   });
 
+  it('two refusals of one status with different codes are one http.server.request.duration series, not two of the same labels', async () => {
+    expect((await get('/api/v1/metrics')).status).toBe(401);
+    expect((await get('/api/v1/metrics', { authorization: 'Bearer not-a-token' })).status).toBe(401);
+    const series = (await scrape()).split('\n').filter((l) => /^http_server_request_duration_seconds_count\{[^}]*http_route="\/api\/v1\/metrics"/.test(l));
+    expect(series.map((l) => l.replace(/^[^{]*\{[^}]*\} /, ''))).toEqual(['2']);
+  });
+
   it('with telemetry.encoder sdk, exports the same spans and access records through the SDK serializers', async () => {
     const sdk = await startSidecar({
       upstream: { url: upstream.url },

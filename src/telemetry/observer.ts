@@ -130,7 +130,10 @@ export function createTelemetryObserver(o: ObserverOptions): TelemetryObserver {
     const endpointAttrs = { agent_type: agentType, endpoint };
     s = {
       server,
-      serverDuration: m.serverDuration.cell(key, () => server),
+      // Keyed by the attributes it exports, which carry no refusal code: requests of one status
+      // with different codes (two 401s, an MCP tool refused with a 200 beside the successes)
+      // are one series. Two cells of the same attributes would export duplicate points, one lost.
+      serverDuration: m.serverDuration.cell(failed ? key : `${method} ${route ?? ''} ${status}`, () => server),
       requestDuration: m.requestDuration.cell(endpoint, () => endpointAttrs),
       requests: m.requests.cell(`${outcome} ${endpoint}`, () => ({ agent_type: agentType, status: outcome, endpoint })),
       errors: failed ? m.errors.cell(errorType, () => ({ agent_type: agentType, error_type: errorType })) : undefined,

@@ -1,6 +1,7 @@
 /**
  * The whole pipeline on the real programs, on loopback: client -> sidecar (rate limits and
- * revocations in Redis) -> demo agent;
+ * revocations in Redis) -> demo agent, and its MCP server on an MCP route; the agent's own MCP
+ * calls -> the sidecar's egress listener -> the same MCP server;
  * sidecar -OTLP-> the built collector (collector/otelcol.yaml + the dev profile) ->
  * Prometheus (scraping its exporter), Elasticsearch (agent-logs-YYYY.MM.DD) and Jaeger v2.
  * Known traffic goes through, then each backend is asked, as a user would ask it, whether it
@@ -10,7 +11,7 @@
  * npm run test:e2e builds the programs first (npm run stack:build). KEEP_E2E_DIR=1 keeps the
  * run directory with every program's configuration and output.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,7 +22,7 @@ import { locateStack, type Stack } from '../../scripts/stack/build.ts';
 import { egressSeries, sidecarSeries } from '../metric-names.ts';
 import { startRedis, type RedisServer } from '../redis-server.ts';
 import { REPO } from '../../scripts/stack/cache.ts';
-import { esRequest, esSearch, eventually, jaegerTrace, promQuery, promRules, promSumBy, tag, type Doc, type JaegerTrace } from './queries.ts';
+import { esRequest, esSearch, eventually, jaegerTrace, promQuery, promRules, promSumBy, tag, type Doc, type JaegerSpan, type JaegerTrace } from './queries.ts';
 import {
   startCollector,
   startDemoAgent,
@@ -38,7 +39,21 @@ import {
   type SidecarUnderTest,
 } from './services.ts';
 import { anthropicLimits, anthropicStream, startFakeProvider, type FakeProvider } from '../fake-provider.ts';
-import { expectedMetrics, JWT_SECRET, LLM, plan, PLANTED, send, sidecarConfig, type Planned } from './traffic.ts';
+import {
+  egressMcpPlan,
+  expectedMetrics,
+  JWT_SECRET,
+  LLM,
+  MCP,
+  plan,
+  PLANTED,
+  policyWithMcp,
+  rpcAnswer,
+  send,
+  sidecarConfig,
+  type Answer,
+  type Planned,
+} from './traffic.ts';
 
 const RUN = `e2e${Date.now().toString(36)}`;
 const INDEX = 'agent-logs-*';
@@ -68,7 +83,8 @@ let redis: RedisServer;
 let provider: FakeProvider;
 let egressUrl: string;
 const requests = plan(RUN);
-const answers = new Map<string, number>();
+const egressMcp = egressMcpPlan(RUN);
+const answers = new Map<string, Answer>();
 
 /** The index template as shipped, less the lifecycle setting: the test distribution has no ILM. */
 function templateWithoutLifecycle(): object {
@@ -97,9 +113,11 @@ beforeAll(async () => {
     provider = await startFakeProvider();
     egressUrl = `http://127.0.0.1:${await stablePort()}`;
     agent = await startDemoAgent(join(dir, 'agent'));
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, policyWithMcp(readFileSync(join(REPO, 'config', 'demo-policy.yaml'), 'utf8')));
     sidecar = await startTelemetrySidecar(join(dir, 'sidecar'), agent, {
       collector: collector.otlpEndpoint,
-      extraConfig: sidecarConfig(join(REPO, 'config', 'demo-policy.yaml'), redis.url, { address: new URL(egressUrl).host, provider: provider.url }),
+      extraConfig: sidecarConfig(policy, redis.url, { address: new URL(egressUrl).host, provider: provider.url, mcpServer: new URL(agent.url).origin }),
       env: { ...process.env, JWT_SECRET },
     });
     prometheus = await startPrometheus(stack, join(dir, 'prometheus'), {
@@ -115,9 +133,10 @@ beforeAll(async () => {
         await (agentUp ? agent.stop() : agent.start());
         agentUp = !agentUp;
       }
-      answers.set(p.id, (await send(sidecar.url, p)).status);
+      answers.set(p.id, await send(sidecar.url, p));
     }
     if (!agentUp) await agent.start();
+    for (const p of egressMcp) answers.set(p.id, await send(egressUrl, p));
   });
 }, 600_000);
 
@@ -135,7 +154,17 @@ afterAll(async () => {
 
 describe('the full stack on real binaries', () => {
   it('the sidecar answered the planned traffic as planned', () => {
-    expect(Object.fromEntries(requests.map((p) => [p.id, answers.get(p.id)]))).toEqual(Object.fromEntries(requests.map((p) => [p.id, p.status])));
+    const sent = [...requests, ...egressMcp];
+    expect(Object.fromEntries(sent.map((p) => [p.id, answers.get(p.id)?.status]))).toEqual(Object.fromEntries(sent.map((p) => [p.id, p.status])));
+  });
+
+  it('MCP, on the route and through egress: each caller lists only its tool, calls it, and the other tool is refused with its code', () => {
+    for (const messages of [requests.filter((p) => p.rpc !== undefined), egressMcp]) {
+      expect(messages.map((p) => [p.rpc!.method, rpcAnswer(answers.get(p.id)!).error])).toEqual(messages.map((p) => [p.rpc!.method, p.errorType]));
+      const list = messages.find((p) => p.rpc!.method === 'tools/list')!;
+      const { tools } = rpcAnswer(answers.get(list.id)!).result as { tools: Array<{ name: string }> };
+      expect(tools.map((t) => t.name)).toEqual([MCP.allowed]);
+    }
   });
 
   it('Prometheus, scraping the collector, has the request metrics with their labels and values', async () => {
@@ -165,12 +194,14 @@ describe('the full stack on real binaries', () => {
     expect(await promSumBy(prometheus.url, 'cache_type', 'cache_hits_total{job="support-agent"}')).toEqual({ token: want.tokenCache.hits });
     expect(await promSumBy(prometheus.url, 'cache_type', 'cache_misses_total{job="support-agent"}')).toEqual({ token: want.tokenCache.misses });
     // Every metric the sidecar emits arrives under the name dashboards and rules use for it
-    // (test/metric-names.ts derives them); only drops are absent while nothing was dropped, and
-    // the MCP and A2A metrics, recorded on MCP routes and egress peers, which this stack has none of.
-    const absent = new Set(['telemetryDropped', 'mcpServerDuration', 'toolCalls', 'mcpClientDuration', 'egressToolCalls']);
+    // (test/metric-names.ts derives them), the MCP ones of the route and of egress included
+    // (egress was called last, so wait for it); only drops are absent while nothing was dropped.
+    const absent = new Set(['telemetryDropped']);
     const expected = [...sidecarSeries()].filter(([key]) => !absent.has(key)).flatMap(([, names]) => names);
-    const present = await promQuery(prometheus.url, `count by (__name__) ({job="support-agent",__name__=~"${expected.join('|')}"})`);
-    expect(present.map((s) => s.metric.__name__).sort()).toEqual(expected.sort());
+    await eventually('every sidecar metric in Prometheus', SHOW_MS, async () => {
+      const present = await promQuery(prometheus.url, `count by (__name__) ({job="support-agent",__name__=~"${expected.join('|')}"})`);
+      expect(present.map((s) => s.metric.__name__).sort()).toEqual(expected.sort());
+    });
     const info = await promQuery(prometheus.url, 'agent_system_info');
     expect(info.map((s) => [s.metric.agent_type, s.metric.environment])).toEqual([['support-agent', 'e2e']]);
   });
@@ -226,11 +257,18 @@ describe('the full stack on real binaries', () => {
     const denials = audit.filter((d) => d.event_type === 'authorization' && d.allowed === false);
     expect(denials.map((d) => d.request_id).sort()).toEqual(
       requests
-        .filter((p) => p.status === 403)
+        .filter((p) => p.status === 403 || p.errorType === 'SIDECAR_TOOL_FORBIDDEN')
         .map((p) => p.id)
         .sort(),
     );
     expect(denials[0]).toMatchObject({ action: 'view:agent', user_id: 'e2e-user', tags: ['audit'] });
+    expect(denials.find((d) => d.mcp_name !== undefined)).toMatchObject({
+      mcp_method: 'tools/call',
+      mcp_name: MCP.refused,
+      action: 'manage:documents',
+      reason: 'SIDECAR_TOOL_FORBIDDEN',
+      user_id: `e2e-${MCP.role}`,
+    });
     // Daily indices, mapped by the shipped template.
     const mapping = await esRequest<Record<string, { mappings: { properties: Record<string, { type: string }> } }>>(es.url, 'GET', `/${INDEX}/_mapping`);
     const [index, { mappings }] = Object.entries(mapping)[0]!;
@@ -268,6 +306,74 @@ describe('the full stack on real binaries', () => {
     const [chatRecord] = await accessRecords([chat.id]);
     const chatTrace = await eventually('the chat trace in Jaeger', SHOW_MS, () => jaegerTrace(jaeger.queryUrl, chatRecord!.trace_id as string));
     expect(chatTrace.spans.map((s) => s.operationName).sort()).toEqual(['POST', 'POST /api/v1/chat']);
+  });
+
+  it('MCP: tool calls by decision and message durations in Prometheus, both sides; the tools/call spans in Jaeger', async () => {
+    const byTool = (query: string, labels: string[]) =>
+      promQuery(prometheus.url, `sum by (${labels.join(', ')}) (${query})`).then((samples) =>
+        Object.fromEntries(samples.map((x) => [labels.map((l) => x.metric[l]).join(' '), x.value])),
+      );
+    await phase('Prometheus shows the MCP tool calls', () =>
+      eventually('agent_tool_calls_total and agent_egress_tool_calls_total in Prometheus', SHOW_MS, async () => {
+        expect(await byTool('agent_tool_calls_total{job="support-agent"}', ['tool', 'decision', 'role'])).toEqual({
+          [`${MCP.allowed} allowed ${MCP.role}`]: 1,
+          [`${MCP.refused} refused ${MCP.role}`]: 1,
+        });
+        expect(await byTool('agent_egress_tool_calls_total{job="support-agent"}', ['server', 'tool', 'decision'])).toEqual({
+          [`${MCP.server} ${MCP.allowed} allowed`]: 1,
+          [`${MCP.server} ${MCP.refused} refused`]: 1,
+        });
+      }),
+    );
+    // A duration per message, both sides: the session's five messages each.
+    const perMethod = { initialize: 1, 'notifications/initialized': 1, 'tools/list': 1, 'tools/call': 2 };
+    expect(await promSumBy(prometheus.url, 'mcp_method_name', 'mcp_server_operation_duration_seconds_count{job="support-agent"}')).toEqual(perMethod);
+    expect(await promSumBy(prometheus.url, 'mcp_method_name', 'mcp_client_operation_duration_seconds_count{job="support-agent"}')).toEqual(perMethod);
+
+    // On the route: the tools/call SERVER span under the request's HTTP SERVER span.
+    const mcpCall = (planned: readonly Planned[], name: string) => planned.find((p) => p.rpc?.method === 'tools/call' && p.rpc.params?.name === name)!;
+    const spansOf = async (p: Planned, names: string[]) => {
+      const [record] = await accessRecords([p.id]);
+      return eventually(`${names.join(', ')} in Jaeger`, SHOW_MS, async () => {
+        const trace = await jaegerTrace(jaeger.queryUrl, record!.trace_id as string);
+        const found = names.map((n) => trace.spans.find((s) => s.operationName === n));
+        if (found.includes(undefined)) throw new Error(`the trace has ${trace.spans.map((s) => s.operationName).join(', ')}`);
+        return found as JaegerSpan[];
+      });
+    };
+    const [http, call] = await phase('Jaeger shows the MCP spans', () =>
+      spansOf(mcpCall(requests, MCP.allowed), [`POST ${MCP.route}`, `tools/call ${MCP.allowed}`]),
+    );
+    expect([tag(http!, 'span.kind'), tag(call!, 'span.kind')]).toEqual(['server', 'server']);
+    expect(call!.references).toEqual([expect.objectContaining({ refType: 'CHILD_OF', spanID: http!.spanID })]);
+    expect([tag(call!, 'mcp.method.name'), tag(call!, 'gen_ai.tool.name'), tag(call!, 'mcp.protocol.version')]).toEqual([
+      'tools/call',
+      MCP.allowed,
+      MCP.version,
+    ]);
+    expect(tag(call!, 'error.type')).toBeUndefined();
+    const [refused] = await spansOf(mcpCall(requests, MCP.refused), [`tools/call ${MCP.refused}`]);
+    expect([tag(refused!, 'span.kind'), tag(refused!, 'error.type'), tag(refused!, 'otel.status_description')]).toEqual([
+      'server',
+      '-32602',
+      'SIDECAR_TOOL_FORBIDDEN',
+    ]);
+    // Through egress: a CLIENT span of the same name, to the agent's MCP server (a trace of its own: the agent sent no traceparent).
+    const egress = await eventually('the egress tools/call span in Jaeger', SHOW_MS, async () => {
+      const operation = encodeURIComponent(`tools/call ${MCP.allowed}`);
+      const body = (await (await fetch(`${jaeger.queryUrl}/api/traces?service=support-agent&operation=${operation}&lookback=1h&limit=20`)).json()) as {
+        data: JaegerTrace[];
+      };
+      const span = body.data.flatMap((t) => t.spans).find((x) => x.operationName === `tools/call ${MCP.allowed}` && tag(x, 'span.kind') === 'client');
+      if (span === undefined) throw new Error('no egress tools/call span yet');
+      return span;
+    });
+    expect([tag(egress, 'server.address'), tag(egress, 'server.port'), tag(egress, 'gen_ai.tool.name')]).toEqual([
+      '127.0.0.1',
+      Number(new URL(agent.url).port),
+      MCP.allowed,
+    ]);
+    expect(egress.references).toEqual([]);
   });
 
   it('the collector masks the planted e-mail address and API key in logs and traces', async () => {

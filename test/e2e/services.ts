@@ -1,7 +1,7 @@
 /**
  * The full stack on loopback, every program on free ports, each in its own directory under
  * one run directory: Elasticsearch, Jaeger v2, the collector distribution, Prometheus, the
- * demo agent and the sidecar. Programs come from the cache (scripts/stack); services that
+ * demo agent (with an MCP server) and the sidecar. Programs come from the cache (scripts/stack); services that
  * must go away and come back (Elasticsearch, the collector, the agent) restart on the same
  * ports and data.
  */
@@ -273,7 +273,10 @@ async function launchPrometheus(stack: Stack, dir: string, targets: Record<strin
   return { child, url };
 }
 
-/** The demo agent (src/demo/agent-server.ts) as its own process, restartable on its port. */
+/**
+ * The demo agent (src/demo/agent.ts) with an MCP server on /mcp (test/e2e/agent-server.ts) as
+ * its own process, restartable on its port.
+ */
 export function startDemoAgent(dir: string): Promise<Restartable & Server> {
   return onFreePorts(() => launchDemoAgent(dir));
 }
@@ -282,7 +285,7 @@ async function launchDemoAgent(dir: string): Promise<Restartable & Server> {
   mkdirSync(dir, { recursive: true });
   const port = await stablePort();
   const url = `http://${HOST}:${port}/`;
-  const script = join(REPO, 'src', 'demo', 'agent-server.ts');
+  const script = join(REPO, 'test', 'e2e', 'agent-server.ts');
   const service = await restartable(dir, async () => {
     const child = startChild('demo-agent', process.execPath, [script, String(port), HOST], {
       env: { ...process.env, AGENT_TOKEN_DELAY_MS: '5' },

@@ -4,6 +4,7 @@
  * statuses the sidecar really answered.
  */
 import { randomBytes } from 'node:crypto';
+import { parse, stringify } from 'yaml';
 import { issueToken } from '../../src/auth/issuer.ts';
 
 export const JWT_SECRET = randomBytes(32).toString('base64url');
@@ -29,12 +30,45 @@ export const LLM = {
   budgetUsd: 100,
 };
 
-/** The sidecar's auth, policy, Redis, rate limit and LLM egress for the plan (telemetry is added by the caller). */
-export const sidecarConfig = (policyFile: string, redisUrl: string, egress: { address: string; provider: string }) => `egress:
+/**
+ * MCP through the sidecar: the agent's MCP server (test/e2e/agent-server.ts) behind an MCP
+ * route of the policy, and the same server as the agent's own, through the egress listener.
+ */
+export const MCP = {
+  /** The policy's MCP route, the path the agent serves MCP on. */
+  route: '/mcp',
+  /** egress.mcpServers.<server>: the agent calls it at /mcp/<server>/mcp on the egress listener. */
+  server: 'tools',
+  /** The caller's role on the route: it may see and call the allowed tool only. */
+  role: 'mcp_client',
+  /** Allowed to the role, and the egress allowlist. */
+  allowed: 'get_weather',
+  /** Refused to the role, and not on the egress allowlist. */
+  refused: 'delete_document',
+  version: '2025-06-18',
+} as const;
+
+/** The demo policy plus the MCP route: the role may call the allowed tool; the refused one needs a permission only admins have. */
+export function policyWithMcp(demoPolicy: string): string {
+  const policy = parse(demoPolicy) as { roles: Record<string, string[]>; routes: object[] };
+  policy.roles[MCP.role] = ['use:mcp', 'call:weather'];
+  policy.roles.admin!.push('use:mcp', 'call:weather', 'manage:documents');
+  policy.routes.push({
+    path: MCP.route,
+    methods: { POST: 'use:mcp', GET: 'use:mcp', DELETE: 'use:mcp' },
+    mcp: { default: 'deny', tools: { [MCP.allowed]: 'call:weather', 'delete_*': 'manage:documents' } },
+  });
+  return stringify(policy);
+}
+
+/** The sidecar's auth, policy, Redis, rate limit and egress (LLM, MCP) for the plan (telemetry is added by the caller). */
+export const sidecarConfig = (policyFile: string, redisUrl: string, egress: { address: string; provider: string; mcpServer: string }) => `egress:
   address: ${egress.address}
   allowHttp: true
   providers:
     anthropic: { origin: ${egress.provider} }
+  mcpServers:
+    ${MCP.server}: { origin: ${egress.mcpServer}, tools: [${MCP.allowed}] }
   prices:
     ${LLM.model}: ${JSON.stringify(LLM.prices)}
   budgets:
@@ -61,6 +95,13 @@ protection:
     enabled: false
 `;
 
+/** A JSON-RPC message to an MCP endpoint (a notification without id). */
+export interface Rpc {
+  method: string;
+  id?: number;
+  params?: Record<string, unknown>;
+}
+
 export interface Planned {
   id: string;
   method: string;
@@ -68,14 +109,42 @@ export interface Planned {
   role?: string;
   headers?: Record<string, string>;
   body?: string;
+  /** An MCP message, the body; sent with the session the endpoint's last initialize opened. */
+  rpc?: Rpc;
   /** The status the sidecar must answer. */
   status: number;
   /** The route template (the endpoint label), or unmatched. */
   endpoint: string;
-  /** The error_type of the access record: a SIDECAR_* code (of a refusal or a failure). */
+  /** The error_type of the access record: a SIDECAR_* code (of a refusal or a failure); for an MCP message, its error.data.code. */
   errorType?: string;
   /** Sent while the demo agent is stopped. */
   agentDown?: boolean;
+}
+
+/**
+ * An MCP session on one endpoint: initialize, notifications/initialized, tools/list, a
+ * tools/call of the allowed tool and one of the refused tool, which the sidecar answers itself
+ * (HTTP 200, a JSON-RPC error) with `refusal`.
+ */
+function mcpSession(path: string, refusal: string, also: Pick<Planned, 'role' | 'endpoint'>): Array<Omit<Planned, 'id'>> {
+  const call = (id: number, name: string, args: object): Rpc => ({ id, method: 'tools/call', params: { name, arguments: args } });
+  const messages: Array<Pick<Planned, 'rpc' | 'status' | 'errorType'>> = [
+    {
+      rpc: { id: 1, method: 'initialize', params: { protocolVersion: MCP.version, capabilities: {}, clientInfo: { name: 'e2e', version: '1' } } },
+      status: 200,
+    },
+    { rpc: { method: 'notifications/initialized' }, status: 202 },
+    { rpc: { id: 2, method: 'tools/list' }, status: 200 },
+    { rpc: call(3, MCP.allowed, { city: 'Oslo' }), status: 200 },
+    { rpc: call(4, MCP.refused, { id: 'doc-1' }), status: 200, errorType: refusal },
+  ];
+  return messages.map((m) => ({ method: 'POST', path, ...also, ...m }));
+}
+
+/** The agent's own MCP session through the egress listener, to the same MCP server; refused: not on the allowlist. */
+export function egressMcpPlan(run: string): Planned[] {
+  const path = `/mcp/${MCP.server}${MCP.route}`;
+  return mcpSession(path, 'SIDECAR_TOOL_NOT_ALLOWED', { endpoint: path }).map((p, i) => ({ id: `${run}-egress-mcp-${i + 1}`, ...p }));
 }
 
 export function plan(run: string): Planned[] {
@@ -107,6 +176,8 @@ export function plan(run: string): Planned[] {
     ...times(2, { method: 'GET', path: '/api/v1/agents', role: 'user', status: 403, endpoint: '/api/v1/agents', errorType: 'SIDECAR_FORBIDDEN' }),
     ...times(2, { method: 'GET', path: LIMITED_PATH, role: 'agent_operator', status: 200, endpoint: LIMITED_PATH }),
     ...times(2, { method: 'GET', path: LIMITED_PATH, role: 'agent_operator', status: 429, endpoint: LIMITED_PATH, errorType: 'SIDECAR_RATE_LIMITED' }),
+    // A refused tool call is answered 200: a refusal, but no 4xx, so a success in agent_requests.
+    ...mcpSession(MCP.route, 'SIDECAR_TOOL_FORBIDDEN', { role: MCP.role, endpoint: MCP.route }).map((p) => ({ id: id(), ...p })),
     ...times(2, {
       method: 'GET',
       path: '/api/v1/agents',
@@ -131,12 +202,32 @@ export interface Answer {
   body: string;
 }
 
+/** Mcp-Session-Id by MCP endpoint URL: an initialize's answer opens a session, the later messages carry it. */
+const mcpSessions = new Map<string, string>();
+
 /** Sends one planned request to the sidecar and reads the whole answer (an SSE stream to its end). */
 export async function send(sidecarUrl: string, p: Planned): Promise<Answer> {
+  const url = new URL(p.path, sidecarUrl).href;
   const headers: Record<string, string> = { 'x-request-id': p.id, ...p.headers };
   if (p.role !== undefined) headers.authorization = `Bearer ${await tokenFor(p.role)}`;
-  const res = await fetch(new URL(p.path, sidecarUrl), { method: p.method, headers, body: p.body, signal: AbortSignal.timeout(15_000) });
+  let body = p.body;
+  if (p.rpc !== undefined) {
+    Object.assign(headers, { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MCP.version });
+    const session = mcpSessions.get(url);
+    if (session !== undefined) headers['mcp-session-id'] = session;
+    body = JSON.stringify({ jsonrpc: '2.0', ...p.rpc });
+  }
+  const res = await fetch(url, { method: p.method, headers, body, signal: AbortSignal.timeout(15_000) });
+  const session = res.headers.get('mcp-session-id');
+  if (p.rpc?.method === 'initialize' && session !== null) mcpSessions.set(url, session);
   return { status: res.status, body: await res.text() };
+}
+
+/** An MCP answer's JSON-RPC result, or the stable code of its error (error.data.code); nothing for an empty answer. */
+export function rpcAnswer(answer: Answer): { result?: unknown; error?: string } {
+  if (answer.body === '') return {};
+  const msg = JSON.parse(answer.body) as { result?: unknown; error?: { data?: { code?: string } } };
+  return msg.error === undefined ? { result: msg.result } : { error: msg.error.data?.code ?? 'no data.code' };
 }
 
 /** Adds one to a count in a tally. */
