@@ -3,6 +3,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { AGENTGATEWAY_ENV, AGENTGATEWAY_MARK, findAgentgateway, startAgentgateway, verifyAgentgatewayTelemetry } from './lib/agentgateway.ts';
 import { AUTH_PATH, AUTH_ROLES, OTHER_ROLES, sidecarAuthConfig, startAuthFixture, WRITER_ROLES, type AuthFixture } from './lib/auth.ts';
 import { EGRESS_REQUEST, egressConfig, missingFeature, PROTECT_PATH, protectBody, protectionConfig } from './lib/features.ts';
 import { collectMeta, type RunMeta } from './lib/meta.ts';
@@ -25,7 +26,7 @@ import {
 } from './lib/options.ts';
 import { RssSampler, treeAnonBytes, treeCpuSeconds, treeHwmBytes } from './lib/proc.ts';
 import { installCleanup, runChecked, stopAll, tail } from './lib/procs.ts';
-import { compare, emptyMeasurements, render, warnings, type Measurements, type TelemetryNote } from './lib/report.ts';
+import { compare, emptyMeasurements, render, warnings, type Measurements, type PeerTelemetry, type TelemetryNote } from './lib/report.ts';
 import {
   checkRefuses,
   checkServes,
@@ -50,7 +51,7 @@ import { runVegeta, warmVegeta } from './lib/vegeta.ts';
 import { runWrk, writeWrkScript } from './lib/wrk.ts';
 
 /**
- * npm run bench: the same load direct to an upstream, through the peers (nginx, oauth2-proxy),
+ * npm run bench: the same load direct to an upstream, through the peers (nginx, oauth2-proxy, agentgateway),
  * through a bare node:http + undici proxy and through the sidecar in the configurations of
  * each scenario; saturation with wrk, latency at a constant rate with vegeta, SSE streams
  * with the bench's stream client. See bench/README.md.
@@ -79,6 +80,8 @@ interface Tools {
   vegeta: string;
   /** Installed on first use by a scenario with oauth2-proxy among its targets. */
   oauth2Proxy?: string;
+  /** Never installed by the bench: the binary when it is there (else the target is left out). */
+  agentgateway?: string;
 }
 
 function cpuPlan(o: BenchOptions): Cpus {
@@ -110,6 +113,8 @@ function requestShape(scenario: Scenario, auth: AuthFixture | undefined): Reques
 interface Fixtures {
   auth: AuthFixture | undefined;
   telemetry: TelemetryFixture | undefined;
+  /** agentgateway's own OTLP receiver in full (its traces are never counted as the sidecar's). */
+  agentgatewayTelemetry: TelemetryFixture | undefined;
 }
 
 /** How each sidecar target of a scenario is configured on top of the defaults. */
@@ -235,6 +240,26 @@ async function startServers(
       'a token with a broken signature',
     );
   }
+  let agentgateway: Awaited<ReturnType<typeof startAgentgateway>> | undefined;
+  if (targets.includes('agentgateway')) {
+    if (tools.agentgateway === undefined) throw new Error('agentgateway is among the targets but its binary was not found');
+    agentgateway = await startAgentgateway(tools.agentgateway, tmp, upstream, {
+      auth: f.auth && { issuer: f.auth.issuer, jwksUrl: f.auth.jwksUrl, roles: AUTH_ROLES },
+      tracingEndpoint: f.agentgatewayTelemetry?.endpoint,
+      cpus: cpus.servers,
+    });
+    servers.set('agentgateway', agentgateway);
+    if (f.auth !== undefined) {
+      await checkAuthOn(agentgateway, shape, f.auth);
+      // A token that fails verification is a 401 here (RFC 6750 invalid_token), where oauth2-proxy answers 403.
+      await checkRefuses(
+        agentgateway,
+        { ...shape, headers: { ...shape.headers, authorization: `Bearer ${f.auth.token.slice(0, -8)}AAAAAAAA` } },
+        401,
+        'a token with a broken signature',
+      );
+    }
+  }
   const cpuProfileDir = o.cpuProfile ? join(RESULTS_DIR, 'profiles') : undefined;
   if (cpuProfileDir) mkdirSync(cpuProfileDir, { recursive: true });
   const egressPort = await freePort();
@@ -274,6 +299,7 @@ async function startServers(
     const stdoutFile = join(tmp, `${exporter}-stdout.jsonl`);
     await verifyTelemetry(f.telemetry, servers.get(exporter), servers.get('sidecar'), o.telemetrySignals, stdoutFile, log, shape);
   }
+  if (f.agentgatewayTelemetry !== undefined && agentgateway !== undefined) await verifyAgentgatewayTelemetry(f.agentgatewayTelemetry, agentgateway, shape, log);
   return servers;
 }
 
@@ -318,6 +344,21 @@ function telemetryWatch(fixture: TelemetryFixture, signals: readonly string[], e
       start = undefined;
     },
     note: () => ({ signals, phases, dropped: fixture.counts().dropped }),
+  };
+}
+
+/** Both watches, when there are two (the sidecar's receiver and agentgateway's). */
+function bothWatches(a: PhaseWatch | undefined, b: PhaseWatch | undefined): PhaseWatch | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return {
+    begin(target, phase) {
+      a.begin(target, phase);
+      b.begin(target, phase);
+    },
+    end(target, phase, requests) {
+      a.end(target, phase, requests);
+      b.end(target, phase, requests);
+    },
   };
 }
 
@@ -476,15 +517,17 @@ function describeShape(shape: RequestShape, scenario: Scenario): string {
 async function runScenario(
   o: BenchOptions,
   scenario: Scenario,
-  targets: readonly TargetName[],
+  requested: readonly TargetName[],
   cpus: Cpus,
   tools: Tools,
   meta: RunMeta,
   soak: boolean,
 ): Promise<ScenarioRun> {
+  // agentgateway is left out when its binary is not there (main says so once).
+  const targets = requested.filter((t) => t !== 'agentgateway' || tools.agentgateway !== undefined);
   const tmp = mkdtempSync(join(os.tmpdir(), `agent-sidecar-bench-${scenario}-`));
   let ok = false;
-  const f: Fixtures = { auth: undefined, telemetry: undefined };
+  const f: Fixtures = { auth: undefined, telemetry: undefined, agentgatewayTelemetry: undefined };
   try {
     const startedAt = new Date().toISOString();
     log(`scenario ${scenario}: servers and configs in ${tmp}`);
@@ -501,9 +544,15 @@ async function runScenario(
         `OTLP gRPC receiver at ${f.telemetry.endpoint}${f.telemetry.onDefaultPort ? ' (the default endpoint)' : ''}; ${exporter} records ${o.telemetrySignals.join(', ')}`,
       );
     }
+    if (scenario === 'full' && targets.includes('agentgateway')) {
+      f.agentgatewayTelemetry = await startTelemetryFixture({ mark: AGENTGATEWAY_MARK });
+      log(`OTLP gRPC receiver for agentgateway at ${f.agentgatewayTelemetry.endpoint}; agentgateway records traces and its access log`);
+    }
     const shape = requestShape(scenario, f.auth);
     const servers = await startServers(o, scenario, targets, tmp, cpus, f, tools, shape);
-    const watch = f.telemetry && exporter ? telemetryWatch(f.telemetry, o.telemetrySignals, exporter) : undefined;
+    const sidecarWatch = f.telemetry && exporter ? telemetryWatch(f.telemetry, o.telemetrySignals, exporter) : undefined;
+    const agentgatewayWatch = f.agentgatewayTelemetry ? telemetryWatch(f.agentgatewayTelemetry, ['traces'], 'agentgateway') : undefined;
+    const watch = bothWatches(sidecarWatch, agentgatewayWatch);
     const m = emptyMeasurements();
     const stream = STREAM_SCENARIOS.includes(scenario);
     if (stream) await measureStreams(o, targets, tmp, cpus, servers, shape, m);
@@ -533,7 +582,10 @@ async function runScenario(
     if (!stream) await measureSaturation(o, targets, tmp, cpus, servers, tools, shape, m, watch);
     for (const [t, s] of servers) if (t !== 'direct') m.hwmBytes[t] = treeHwmBytes(s.child.proc.pid!);
     await stopAll(); // before printing, so a --cpu-prof profile is written
-    const telemetryNote = watch?.note();
+    const telemetryNote = sidecarWatch?.note();
+    const peerTelemetry: PeerTelemetry[] = agentgatewayWatch
+      ? [{ target: 'agentgateway', what: 'traces over OTLP gRPC to a receiver of its own, access log to stdout', note: agentgatewayWatch.note() }]
+      : [];
     const cmp = compare(m, { subject: targets.includes(subject) ? subject : undefined });
     const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
     const warm = o.warmupSeconds > 0 ? ` after ${o.warmupSeconds}s warm-up` : '';
@@ -544,7 +596,7 @@ async function runScenario(
         `Scenario ${scenario}: every target gets ${describeShape(shape, scenario)}${
           f.telemetry && exporter ? `; ${exporter} records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${f.telemetry.endpoint}, metrics every 5s)` : ''
         }`,
-        `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; load average before the run ${meta.loadAverage.join(' ')}`,
+        `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}${targets.includes('agentgateway') && meta.agentgateway ? `, agentgateway ${meta.agentgateway}` : ''}; load average before the run ${meta.loadAverage.join(' ')}`,
         `The sidecar ran ${o.source ? 'from src/ (type stripping: about 40 MB more RSS than deployed)' : 'as deployed (bin/agent-sidecar.js, built to dist/)'}${o.nodeFlags === 'none' ? ', without the V8 flags and MALLOC_ARENA_MAX of `run` (--node-flags none)' : ''}${o.cpuProfile ? '; with --cpu-prof, which adds CPU and RSS: read the profiles, not these figures' : ''}`,
         '',
         render(
@@ -556,18 +608,28 @@ async function runScenario(
             rate: `Constant rate: vegeta ${o.rate} req/s, ${o.rateSeconds}s per target${warm}${o.rateWarmupSeconds > o.warmupSeconds ? ` (Node.js servers: ${o.rateWarmupSeconds}s at the rate first)` : ''}; latency in µs`,
             streams: `SSE streams: ${o.streams} concurrent streams of ${o.events} events, ${o.saturationSeconds}s per target${warm}`,
           },
-          { telemetry: telemetryNote },
+          { telemetry: telemetryNote, peerTelemetry },
         ),
         '',
       ].join('\n'),
     );
     for (const w of warnings(m)) process.stdout.write(`WARNING: ${w}\n`);
     ok = true;
-    return { scenario, targets: [...targets], startedAt, finishedAt: new Date().toISOString(), measurements: m, comparison: cmp, telemetry: telemetryNote };
+    return {
+      scenario,
+      targets: [...targets],
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      measurements: m,
+      comparison: cmp,
+      telemetry: telemetryNote,
+      ...(peerTelemetry.length > 0 ? { peerTelemetry } : {}),
+    };
   } finally {
     await stopAll();
     await f.auth?.close();
     await f.telemetry?.close();
+    await f.agentgatewayTelemetry?.close();
     if (ok && !o.keepTmp) rmSync(tmp, { recursive: true, force: true });
     else log(`kept ${tmp} (configs and server logs)`);
   }
@@ -588,6 +650,11 @@ async function main(): Promise<void> {
   const wrk = requireTool('wrk', 'install it (Debian: apt-get install wrk)');
   requireTool('nginx', `install it (Debian: apt-get install nginx-light); expected at ${NGINX}`);
   const tools: Tools = { wrk, vegeta: await ensureGoTool(VEGETA, log) };
+  const agentgateway = findAgentgateway();
+  if (agentgateway.found) tools.agentgateway = agentgateway.path;
+  else if (o.scenario === 'all' || o.targets.includes('agentgateway')) {
+    log(`agentgateway left out: no executable at ${agentgateway.path} (set ${AGENTGATEWAY_ENV} to use another; bench/README.md says how to build it)`);
+  }
   const cpus = cpuPlan(o);
   if (!o.source) {
     // The sidecar runs as deployed: compiled to dist/ and bundled (what `npm run build` and `npm ci`
@@ -596,7 +663,7 @@ async function main(): Promise<void> {
     await runChecked('tsc -p tsconfig.build.json', process.execPath, [TSC, '-p', BUILD_CONFIG], 300_000);
     await runChecked('scripts/bundle.ts', process.execPath, [BUNDLE_SCRIPT], 300_000);
   }
-  const meta = await collectMeta({ nginx: NGINX, wrk, vegeta: tools.vegeta });
+  const meta = await collectMeta({ nginx: NGINX, wrk, vegeta: tools.vegeta, agentgateway: tools.agentgateway });
   const startedAt = new Date().toISOString();
   const pinning = o.pin ? `load generator on CPU ${cpus.load}, servers on CPU ${cpus.servers}` : 'no CPU pinning';
   const { keepTmp: _k, ...options } = o;
@@ -605,10 +672,10 @@ async function main(): Promise<void> {
 
   if (o.scenario !== 'all') {
     const run = await runScenario(o, o.scenario, o.targets, cpus, tools, meta, true);
-    const { measurements, comparison, telemetry } = run;
+    const { measurements, comparison, telemetry, peerTelemetry } = run;
     writeFileSync(
       file,
-      `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, pinning }, ...measurements, comparison, telemetry }, null, 2)}\n`,
+      `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), meta, options: { ...options, targets: run.targets, pinning }, ...measurements, comparison, telemetry, peerTelemetry }, null, 2)}\n`,
     );
     log(`results written to ${file}`);
   } else {

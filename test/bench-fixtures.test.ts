@@ -2,10 +2,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { discoveryDocument, sidecarAuthConfig } from '../bench/lib/auth.ts';
+import { parse, stringify } from 'yaml';
+import { AGENTGATEWAY_MARK, agentgatewayConfig, agentgatewayPath, agentgatewayRule, findAgentgateway } from '../bench/lib/agentgateway.ts';
+import { AUTH_AUDIENCE, AUTH_ROLES, discoveryDocument, sidecarAuthConfig } from '../bench/lib/auth.ts';
 import { EGRESS_REQUEST, hasConfigKey, missingFeature, protectBody } from '../bench/lib/features.ts';
 import { oauth2ProxyArgs } from '../bench/lib/oauth2-proxy.ts';
 import { EventCounter, percentiles, sseEvents, summarizeStreams } from '../bench/lib/sse.ts';
+import { TELEMETRY_MARK } from '../bench/lib/telemetry.ts';
 import { goToolPath, OAUTH2_PROXY, VEGETA } from '../bench/lib/tools.ts';
 import { vegetaTarget } from '../bench/lib/vegeta.ts';
 import { wrkScript } from '../bench/lib/wrk.ts';
@@ -154,5 +157,65 @@ describe('peers and identity', () => {
     const env = { XDG_CACHE_HOME: '/cache' };
     expect(goToolPath(VEGETA, env)).toBe('/cache/agent-sidecar/bin/vegeta');
     expect(goToolPath(OAUTH2_PROXY, env)).toBe('/cache/agent-sidecar/bin/oauth2-proxy-v7.15.6/oauth2-proxy');
+  });
+
+  it('looks for agentgateway at BENCH_AGENTGATEWAY, else in the cache directory, and finds no binary that is not there', () => {
+    expect(agentgatewayPath({ XDG_CACHE_HOME: '/cache' })).toBe('/cache/agent-sidecar/peers/agentgateway');
+    expect(agentgatewayPath({ XDG_CACHE_HOME: '/cache', BENCH_AGENTGATEWAY: '/opt/agw' })).toBe('/opt/agw');
+    expect(agentgatewayPath({ XDG_CACHE_HOME: '/cache', BENCH_AGENTGATEWAY: '' })).toBe('/cache/agent-sidecar/peers/agentgateway');
+    expect(findAgentgateway({ BENCH_AGENTGATEWAY: join(tmp, 'no-such-agentgateway') })).toEqual({ path: join(tmp, 'no-such-agentgateway'), found: false });
+  });
+});
+
+describe('agentgateway configuration', () => {
+  const ports = { port: 3000, adminPort: 3001, statsPort: 3002, readinessPort: 3003, upstream: '127.0.0.1:8080' };
+  const auth = { issuer: 'http://127.0.0.1:9000', jwks: { url: 'http://127.0.0.1:9000/.well-known/jwks.json' }, roles: AUTH_ROLES };
+  /** Through YAML and back, as the binary reads it. */
+  const roundTrip = (o: Parameters<typeof agentgatewayConfig>[0]) =>
+    parse(stringify(agentgatewayConfig(o))) as {
+      config: Record<string, unknown>;
+      frontendPolicies?: { tracing: Record<string, unknown> };
+      binds: Array<{ port: number; listeners: Array<{ protocol: string; routes: Array<Record<string, unknown>> }> }>;
+    };
+
+  it('admits exactly the given roles from the roles array', () => {
+    expect(agentgatewayRule(['analyst'])).toBe('jwt.roles.exists(r, r == "analyst")');
+    expect(agentgatewayRule(['analyst', 'agent_manager'])).toBe('jwt.roles.exists(r, r == "analyst" || r == "agent_manager")');
+    expect(() => agentgatewayRule([])).toThrow(/at least one role/);
+  });
+
+  it('is a plain proxy to the upstream on loopback ports, access log off, in passthrough', () => {
+    const c = roundTrip(ports);
+    expect(c.config).toEqual({
+      logging: { filter: 'false' },
+      enableIpv6: false,
+      adminAddr: '127.0.0.1:3001',
+      statsAddr: '127.0.0.1:3002',
+      readinessAddr: '127.0.0.1:3003',
+    });
+    expect(c.binds).toEqual([{ port: 3000, listeners: [{ protocol: 'HTTP', routes: [{ name: 'upstream', backends: [{ host: '127.0.0.1:8080' }] }] }] }]);
+    expect(c.frontendPolicies).toBeUndefined();
+  });
+
+  it('verifies JWTs strictly against the issuer, audience and JWKS, and authorizes the roles with CEL, in auth', () => {
+    const route = roundTrip({ ...ports, auth }).binds[0]!.listeners[0]!.routes[0]!;
+    expect(route.policies).toEqual({
+      jwtAuth: { mode: 'strict', issuer: 'http://127.0.0.1:9000', audiences: [AUTH_AUDIENCE], jwks: { url: 'http://127.0.0.1:9000/.well-known/jwks.json' } },
+      authorization: { rules: ['jwt.roles.exists(r, r == "analyst")'] },
+    });
+    const fromFile = roundTrip({ ...ports, auth: { ...auth, jwks: { file: '/tmp/jwks.json' } } }).binds[0]!.listeners[0]!.routes[0]!;
+    expect((fromFile.policies as { jwtAuth: { jwks: unknown } }).jwtAuth.jwks).toEqual({ file: '/tmp/jwks.json' });
+  });
+
+  it('adds traces over OTLP gRPC with its mark and turns its access log on, in full', () => {
+    const c = roundTrip({ ...ports, auth, tracing: { host: '127.0.0.1:4317' } });
+    expect(c.config.logging).toBeUndefined();
+    expect(c.frontendPolicies?.tracing).toEqual({
+      host: '127.0.0.1:4317',
+      protocol: 'grpc',
+      randomSampling: true,
+      resources: { [TELEMETRY_MARK.key]: `"${AGENTGATEWAY_MARK}"` },
+    });
+    expect(c.binds[0]!.listeners[0]!.routes[0]!.policies).toBeDefined();
   });
 });

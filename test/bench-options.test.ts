@@ -11,7 +11,7 @@ describe('bench options', () => {
   it('defaults to passthrough with its targets, no soak, 8 streams of 1000 events', () => {
     const o = parse([]);
     expect(o.scenario).toBe('passthrough');
-    expect(o.targets).toEqual(['direct', 'nginx', 'undici-proxy', 'sidecar']);
+    expect(o.targets).toEqual(['direct', 'nginx', 'undici-proxy', 'agentgateway', 'sidecar']);
     expect(o.soakMinutes).toBe(0);
     expect(o.streams).toBe(8);
     expect(o.events).toBe(1000);
@@ -34,8 +34,8 @@ describe('bench options', () => {
   });
 
   it('gives each scenario its default targets, peers included', () => {
-    expect(parse(['--scenario', 'auth']).targets).toEqual(['direct', 'nginx', 'oauth2-proxy', 'sidecar', 'sidecar-auth']);
-    expect(parse(['--scenario', 'full']).targets).toEqual(['direct', 'nginx', 'oauth2-proxy', 'sidecar-full']);
+    expect(parse(['--scenario', 'auth']).targets).toEqual(['direct', 'nginx', 'oauth2-proxy', 'agentgateway', 'sidecar', 'sidecar-auth']);
+    expect(parse(['--scenario', 'full']).targets).toEqual(['direct', 'nginx', 'oauth2-proxy', 'agentgateway', 'sidecar-full']);
     expect(parse(['--scenario', 'sse']).targets).toEqual(['direct', 'nginx', 'sidecar']);
     expect(parse(['--scenario', 'protect']).targets).toEqual(DEFAULT_TARGETS.protect);
     expect(parse(['--scenario', 'egress']).targets).toEqual(DEFAULT_TARGETS.egress);
@@ -57,6 +57,7 @@ describe('bench options', () => {
     expect(() => parse(['--scenario', 'chaos'])).toThrow(/unknown scenario "chaos"/);
     expect(() => parse(['--targets', 'direct,envoy'])).toThrow(/unknown target "envoy"/);
     expect(() => parse(['--targets', 'oauth2-proxy'])).toThrow(/oauth2-proxy needs --scenario auth or full or protect/);
+    expect(() => parse(['--scenario', 'sse', '--targets', 'agentgateway'])).toThrow(/agentgateway needs --scenario passthrough or auth or full/);
     expect(() => parse(['--scenario', 'sse', '--targets', 'sidecar-full'])).toThrow(/sidecar-full needs --scenario full or protect/);
     expect(() => parse(['--scenario', 'auth', '--targets', 'direct,direct'])).toThrow(/twice/);
   });
@@ -68,6 +69,7 @@ describe('bench options', () => {
       'sidecar-full',
     ]);
     expect(parse(['--scenario', 'sse', '--targets', 'direct,undici-proxy']).targets).toEqual(['direct', 'undici-proxy']);
+    expect(parse(['--targets', 'agentgateway,sidecar']).targets).toEqual(['agentgateway', 'sidecar']);
   });
 
   it('takes --telemetry-signals in the scenarios that export telemetry, in a fixed order', () => {

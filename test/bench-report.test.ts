@@ -137,6 +137,62 @@ describe('bench verdicts', () => {
     expect(vsOauth2.rss).toBeCloseTo(2, 10);
   });
 
+  it('compares each sidecar target with agentgateway too: latency, cores and memory at the rate and saturated', () => {
+    const m = fullRun({ full: 30_000, nginx: 60_000, oauth2: 10_000, cpu: 0.9, rssMb: 80 });
+    m.saturation.agentgateway = sat(20_000);
+    // agentgateway adds 100/400 µs over direct (200/600); max 3000.
+    m.rate.agentgateway = rate(300, 1000);
+    m.cpuSeconds.rate.agentgateway = 0.6;
+    m.rssBytes.rate.agentgateway = 20 * MB;
+    m.anonBytes.rate = { 'sidecar-full': 60 * MB, agentgateway: 10 * MB };
+    m.rssBytes.saturation = { 'sidecar-full': 120 * MB, agentgateway: 30 * MB };
+    m.anonBytes.saturation = { 'sidecar-full': 100 * MB, agentgateway: 20 * MB };
+    const cmp = compare(m);
+    expect(cmp.peers.map((p) => `${p.target}/${p.peer}`)).toEqual(['sidecar-full/nginx', 'sidecar-full/oauth2-proxy', 'sidecar-full/agentgateway']);
+    const vs = cmp.peers[2]!;
+    expect(vs.rps).toBeCloseTo(1.5, 10);
+    expect(vs.p50).toBeCloseTo(320 / 300, 10);
+    expect(vs.p99).toBeCloseTo(1100 / 1000, 10);
+    expect(vs.max).toBeCloseTo(3300 / 3000, 10);
+    expect(vs.addedP50).toBeCloseTo(1.2, 10);
+    expect(vs.addedP99).toBeCloseTo(1.25, 10);
+    expect(vs.cores).toBeCloseTo(1.5, 10);
+    expect(vs.cpu).toBeCloseTo(1.5, 10);
+    expect(vs.rss).toBeCloseTo(4, 10);
+    expect(vs.anon).toBeCloseTo(6, 10);
+    expect(vs.rssSaturated).toBeCloseTo(4, 10);
+    expect(vs.anonSaturated).toBeCloseTo(5, 10);
+    // No target is set against agentgateway: ratios only.
+    expect(cmp.checks.some((c) => c.name.includes('agentgateway'))).toBe(false);
+    // A figure a peer lacks is n/a, not a ratio.
+    expect(cmp.peers[0]!.anon).toBeUndefined();
+  });
+
+  it('prints a row per sidecar target and peer, agentgateway among them, and what its own receiver got', () => {
+    const m = emptyMeasurements();
+    m.saturation = { direct: sat(60_000), nginx: sat(40_000), agentgateway: sat(20_000), sidecar: sat(10_000) };
+    m.rate = { direct: rate(200, 600), nginx: rate(300, 1000), agentgateway: rate(400, 1200), sidecar: rate(500, 1500) };
+    m.cpuSeconds.rate = { nginx: 0.5, agentgateway: 1, sidecar: 1.5 };
+    m.rssBytes.rate = { nginx: 13 * MB, agentgateway: 20 * MB, sidecar: 130 * MB };
+    m.anonBytes.rate = { nginx: 4 * MB, agentgateway: 10 * MB, sidecar: 80 * MB };
+    m.rssBytes.saturation = { nginx: 13 * MB, agentgateway: 25 * MB, sidecar: 150 * MB };
+    m.anonBytes.saturation = { nginx: 4 * MB, agentgateway: 12.5 * MB, sidecar: 100 * MB };
+    const order: TargetName[] = ['direct', 'nginx', 'agentgateway', 'sidecar'];
+    const note = {
+      signals: ['traces'],
+      phases: [{ phase: 'rate' as const, requests: 10_000, spans: 10_000, logRecords: 0, metricExports: 0, benchCpuPercent: 12 }],
+      dropped: {},
+    };
+    const text = render(m, compare(m), order, { saturation: 'S', rate: 'R' }, { peerTelemetry: [{ target: 'agentgateway', what: 'traces', note }] });
+    expect(text).toMatch(/sidecar target \/ peer\s+req\/s\s+p50\s+p99\s+max\s+\+p50\s+\+p99\s+cores\s+RSS\s+anon\s+RSS sat\s+anon sat/);
+    // req/s 0.5x; p50 500/400, p99 1500/1200, max 4500/3600; added 300/200 and 900/600; cores 1.5; RSS 6.5, anon 8, saturated 6 and 8.
+    expect(text).toMatch(/sidecar \/ agentgateway\s+0\.50x\s+1\.25x\s+1\.25x\s+1\.25x\s+1\.50x\s+1\.50x\s+1\.50x\s+6\.50x\s+8\.00x\s+6\.00x\s+8\.00x/);
+    expect(text).toMatch(/sidecar \/ nginx\s+0\.25x/);
+    expect(text).toMatch(/^agentgateway\s+20,000/m);
+    expect(text).toContain('agentgateway (traces):');
+    expect(text).toContain('the receiver got 10,000 spans');
+  });
+
   it('is n/a, not a pass, when nginx added nothing', () => {
     const m = fullRun({ full: 30_000, nginx: 60_000, oauth2: 10_000, cpu: 0.9, rssMb: 80 });
     m.rate.nginx = rate(200, 600);

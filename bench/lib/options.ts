@@ -53,6 +53,7 @@ export const TARGET_NAMES = [
   'nginx',
   'undici-proxy',
   'oauth2-proxy',
+  'agentgateway',
   'sidecar',
   'sidecar-auth',
   'sidecar-telemetry',
@@ -74,8 +75,11 @@ export const SIDECAR_TARGETS = [
 export type SidecarTarget = (typeof SIDECAR_TARGETS)[number];
 /** The targets that run on Node.js (V8 optimizes them as they run: see rateWarmupSeconds). */
 export const NODE_TARGETS: readonly TargetName[] = [...SIDECAR_TARGETS, 'undici-proxy'];
-/** Other proxies measured in the same run: the floor a proxy hop costs and a real peer doing the JWT job. */
-export const PEERS = ['nginx', 'oauth2-proxy'] as const satisfies readonly TargetName[];
+/**
+ * Other proxies measured in the same run: the floor a proxy hop costs, a real peer doing the JWT
+ * job, and an agent gateway doing the sidecar's job in each of passthrough, auth and full.
+ */
+export const PEERS = ['nginx', 'oauth2-proxy', 'agentgateway'] as const satisfies readonly TargetName[];
 
 /**
  * The issue's scenarios: (a) passthrough, (b) auth, (c) full, (d) protect, (e) sse,
@@ -87,10 +91,10 @@ export type Scenario = (typeof SCENARIOS)[number];
 export const ALL_SCENARIOS = ['passthrough', 'auth', 'full', 'protect', 'sse', 'egress'] as const satisfies readonly Scenario[];
 
 export const DEFAULT_TARGETS: Record<Scenario, readonly TargetName[]> = {
-  passthrough: ['direct', 'nginx', 'undici-proxy', 'sidecar'],
-  auth: ['direct', 'nginx', 'oauth2-proxy', 'sidecar', 'sidecar-auth'],
+  passthrough: ['direct', 'nginx', 'undici-proxy', 'agentgateway', 'sidecar'],
+  auth: ['direct', 'nginx', 'oauth2-proxy', 'agentgateway', 'sidecar', 'sidecar-auth'],
   telemetry: ['direct', 'sidecar', 'sidecar-telemetry'],
-  full: ['direct', 'nginx', 'oauth2-proxy', 'sidecar-full'],
+  full: ['direct', 'nginx', 'oauth2-proxy', 'agentgateway', 'sidecar-full'],
   protect: ['direct', 'nginx', 'sidecar-full', 'sidecar-protect'],
   sse: ['direct', 'nginx', 'sidecar'],
   egress: ['direct', 'nginx', 'sidecar-egress'],
@@ -113,6 +117,7 @@ const TARGET_SCENARIOS: Record<TargetName, readonly Scenario[]> = {
   nginx: SCENARIOS,
   'undici-proxy': ['passthrough', 'auth', 'telemetry', 'full', 'protect', 'sse'],
   'oauth2-proxy': ['auth', 'full', 'protect'],
+  agentgateway: ['passthrough', 'auth', 'full'],
   sidecar: ['passthrough', 'auth', 'telemetry', 'full', 'protect', 'sse'],
   'sidecar-auth': ['auth', 'full', 'protect'],
   'sidecar-telemetry': ['telemetry'],
@@ -149,7 +154,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenario <name>       one of                                            (BENCH_SCENARIO)
                           passthrough  GET / through each proxy (default)
                           auth         JWT RS256 from a local JWKS/OIDC discovery + RBAC:
-                                       sidecar-auth against oauth2-proxy on the same token
+                                       sidecar-auth against oauth2-proxy and agentgateway
+                                       on the same token
                           telemetry    sidecar-telemetry (OTLP gRPC to a receiver in the
                                        bench process) against the sidecar without it
                           full         auth + telemetry: sidecar-full, the ingress chain
@@ -161,13 +167,17 @@ export const USAGE = `usage: npm run bench -- [options]
                                        turn (protect and egress skipped when this build
                                        lacks them), then the Performance table
   --targets <list>        comma-separated, from direct,nginx,undici-proxy,oauth2-proxy,
-                          sidecar,sidecar-auth,sidecar-telemetry,sidecar-full,
-                          sidecar-protect,sidecar-egress (each only in the scenarios
-                          that have its fixtures); default per scenario:    (BENCH_TARGETS)
-                          passthrough  direct,nginx,undici-proxy,sidecar
-                          auth         direct,nginx,oauth2-proxy,sidecar,sidecar-auth
+                          agentgateway,sidecar,sidecar-auth,sidecar-telemetry,
+                          sidecar-full,sidecar-protect,sidecar-egress (each only in the
+                          scenarios that have its fixtures; agentgateway only when its
+                          binary is there: $BENCH_AGENTGATEWAY, else
+                          ~/.cache/agent-sidecar/peers/agentgateway); default per
+                          scenario:                                         (BENCH_TARGETS)
+                          passthrough  direct,nginx,undici-proxy,agentgateway,sidecar
+                          auth         direct,nginx,oauth2-proxy,agentgateway,sidecar,
+                                       sidecar-auth
                           telemetry    direct,sidecar,sidecar-telemetry
-                          full         direct,nginx,oauth2-proxy,sidecar-full
+                          full         direct,nginx,oauth2-proxy,agentgateway,sidecar-full
                           protect      direct,nginx,sidecar-full,sidecar-protect
                           sse          direct,nginx,sidecar
                           egress       direct,nginx,sidecar-egress

@@ -96,17 +96,29 @@ export interface Check {
 type Hop = Exclude<TargetName, 'direct'>;
 type Pcts = { p50?: number | undefined; p99?: number | undefined; p999?: number | undefined };
 
-/** A sidecar target over a peer: > 1 means the sidecar has more of it (req/s: better; added latency, CPU, RSS: worse). */
+/** A sidecar target over a peer: > 1 means the sidecar has more of it (req/s: better; latency, CPU, RSS: worse). */
 export interface PeerRatios {
   target: SidecarTarget;
   peer: (typeof PEERS)[number];
+  /** Saturation req/s. */
   rps?: number | undefined;
+  /** Latency at the constant rate, as measured. */
+  p50?: number | undefined;
+  p99?: number | undefined;
+  max?: number | undefined;
+  /** Latency added over direct at the constant rate. */
   addedP50?: number | undefined;
   addedP99?: number | undefined;
   /** CPU per request at the constant rate. */
   cpu?: number | undefined;
-  /** Peak RSS at the constant rate. */
+  /** CPU cores per 1000 req/s at the constant rate. */
+  cores?: number | undefined;
+  /** Peak RSS and its anonymous part at the constant rate. */
   rss?: number | undefined;
+  anon?: number | undefined;
+  /** Peak RSS and its anonymous part under saturation (measured after the constant rate). */
+  rssSaturated?: number | undefined;
+  anonSaturated?: number | undefined;
 }
 
 /** How the floor (undici-proxy / nginx) compares with a target set against nginx. */
@@ -325,17 +337,22 @@ function peerRatios(m: Measurements, addedUs: Comparison['rate']['addedUs']): Pe
     if (!ran(target)) continue;
     for (const peer of PEERS) {
       if (!ran(peer)) continue;
-      const rps = (t: TargetName) => m.saturation[t]?.requestsPerSecond ?? Number.NaN;
-      const cpu = (t: TargetName) => cpuPerThousand(m, 'rate', t) ?? Number.NaN;
-      const rss = (t: TargetName) => m.rssBytes.rate[t] ?? Number.NaN;
+      const of = (f: (t: TargetName) => number | undefined) => ratio(f(target) ?? Number.NaN, f(peer) ?? Number.NaN);
       out.push({
         target,
         peer,
-        rps: ratio(rps(target), rps(peer)),
-        addedP50: ratio(addedUs[target]?.p50 ?? Number.NaN, addedUs[peer]?.p50 ?? Number.NaN),
-        addedP99: ratio(addedUs[target]?.p99 ?? Number.NaN, addedUs[peer]?.p99 ?? Number.NaN),
-        cpu: ratio(cpu(target), cpu(peer)),
-        rss: ratio(rss(target), rss(peer)),
+        rps: of((t) => m.saturation[t]?.requestsPerSecond),
+        p50: of((t) => m.rate[t]?.latencyUs.p50),
+        p99: of((t) => m.rate[t]?.latencyUs.p99),
+        max: of((t) => m.rate[t]?.latencyUs.max),
+        addedP50: of((t) => addedUs[t as Hop]?.p50),
+        addedP99: of((t) => addedUs[t as Hop]?.p99),
+        cpu: of((t) => cpuPerThousand(m, 'rate', t)),
+        cores: of((t) => rateCores(m, t)),
+        rss: of((t) => m.rssBytes.rate[t]),
+        anon: of((t) => m.anonBytes.rate[t]),
+        rssSaturated: of((t) => m.rssBytes.saturation[t]),
+        anonSaturated: of((t) => m.anonBytes.saturation[t]),
       });
     }
   }
@@ -453,6 +470,15 @@ export interface Header {
 export interface Extra {
   /** --scenario telemetry: the signals and what sidecar-telemetry exported while measured. */
   telemetry?: TelemetryNote | undefined;
+  /** Peers that record too (agentgateway in full): what each one's own receiver got while it was measured. */
+  peerTelemetry?: PeerTelemetry[] | undefined;
+}
+
+export interface PeerTelemetry {
+  target: TargetName;
+  /** What it records and where, for the heading. */
+  what: string;
+  note: TelemetryNote;
 }
 
 export interface TelemetryNote {
@@ -474,6 +500,7 @@ export function render(m: Measurements, cmp: Comparison, order: readonly TargetN
   if (extra.telemetry !== undefined && !order.includes('sidecar-telemetry')) {
     out.push(`Telemetry (${extra.telemetry.signals.join(', ')} over OTLP gRPC to the bench's receiver):`, ...receiverLines(extra.telemetry), '');
   }
+  for (const p of extra.peerTelemetry ?? []) out.push(`${p.target} (${p.what}):`, ...receiverLines(p.note), '');
   const own = (['cpu-cores', 'rss', 'oauth2-proxy-saturation'] as const).flatMap((id) => checkFor(id) ?? []);
   if (own.length > 0)
     out.push(
@@ -603,11 +630,28 @@ function coresLine(cmp: Comparison, order: readonly TargetName[]): string[] {
   return parts.length === 0 ? [] : [`  CPU cores per 1000 req/s (CPU seconds per second / thousands of req/s): ${parts.join(' · ')}`];
 }
 
-/** Every sidecar target against nginx and oauth2-proxy: > 1 is more req/s (better), or more added latency, CPU, memory (worse). */
+/** Every sidecar target against each peer that ran (PEERS): > 1 is more req/s (better), or more latency, CPU, memory (worse). */
 function peerLines(cmp: Comparison): string[] {
-  const rows = [['  sidecar target / peer', 'req/s', '+p50', '+p99', 'CPU/req', 'RSS']];
-  for (const p of cmp.peers) rows.push([`  ${p.target} / ${p.peer}`, x(p.rps), x(p.addedP50), x(p.addedP99), x(p.cpu), x(p.rss)]);
-  return ['Against the peers (saturation req/s; at the constant rate: added p50 and p99, CPU per request, peak RSS):', table(rows)];
+  const rows = [['  sidecar target / peer', 'req/s', 'p50', 'p99', 'max', '+p50', '+p99', 'cores', 'RSS', 'anon', 'RSS sat', 'anon sat']];
+  for (const p of cmp.peers)
+    rows.push([
+      `  ${p.target} / ${p.peer}`,
+      x(p.rps),
+      x(p.p50),
+      x(p.p99),
+      x(p.max),
+      x(p.addedP50),
+      x(p.addedP99),
+      x(p.cores),
+      x(p.rss),
+      x(p.anon),
+      x(p.rssSaturated),
+      x(p.anonSaturated),
+    ]);
+  return [
+    'Against the peers (req/s: saturation; at the constant rate: p50, p99, max, the p50 and p99 added over direct, CPU cores per 1000 req/s, peak RSS and its anonymous part; then peak RSS and anonymous under saturation):',
+    table(rows),
+  ];
 }
 
 function fullLines(m: Measurements, cmp: Comparison, checkFor: (id: Check['id']) => Check | undefined): string[] {

@@ -1,6 +1,6 @@
 import type { RunMeta } from './meta.ts';
 import type { BenchOptions, Scenario, TargetName } from './options.ts';
-import { checkValue, type Comparison, type Measurements, type TelemetryNote } from './report.ts';
+import { checkValue, type Comparison, type Measurements, type PeerTelemetry, type TelemetryNote } from './report.ts';
 
 /** What one scenario of a run measured (also what latest.json holds per scenario with --scenario all). */
 export interface ScenarioRun {
@@ -11,6 +11,8 @@ export interface ScenarioRun {
   measurements: Measurements;
   comparison: Comparison;
   telemetry?: TelemetryNote | undefined;
+  /** Peers that record too (agentgateway in full): what their own receivers got. */
+  peerTelemetry?: PeerTelemetry[] | undefined;
 }
 
 const LETTER: Record<Scenario, string> = { passthrough: 'a', auth: 'b', full: 'c', protect: 'd', sse: 'e', egress: 'f', telemetry: '-' };
@@ -45,7 +47,7 @@ export function performanceTable(
 ): string {
   const { meta, options } = o;
   const out = [
-    `Machine: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.kernel}, ${o.pinning}; Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}; commit ${meta.gitCommit}; load average before the run ${meta.loadAverage.join(' ')}.`,
+    `Machine: ${meta.cpus} CPUs (${meta.cpuModel}), ${meta.kernel}, ${o.pinning}; Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}${meta.agentgateway ? `, agentgateway ${meta.agentgateway}` : ''}; commit ${meta.gitCommit}; load average before the run ${meta.loadAverage.join(' ')}.`,
     `The sidecar ${options.source ? 'from src/ (--source: type stripping adds about 40 MB of RSS)' : 'as deployed: bin/agent-sidecar.js on the build in dist/'}${options.cpuProfile ? ', with --cpu-prof (more CPU and RSS than without)' : ''}.`,
     `Saturation: wrk -t${options.threads} -c${options.connections}, ${options.saturationSeconds} s per target. Latency: vegeta at ${options.rate} req/s for ${options.rateSeconds} s, exact percentiles in µs; +pNN is added over direct. CPU: cores per 1000 req/s at that rate. RSS: the largest VmRSS of the server's processes at that rate (measured first, on a server only warmed up), the anonymous part of it (RssAnon: the rest is the binary's and libraries' file-backed pages), then under saturation (measured after it).`,
     '',

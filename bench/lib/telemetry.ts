@@ -48,19 +48,26 @@ function emptyCounts(): TelemetryCounts {
 /**
  * Listens on 127.0.0.1:4317, the sidecar's default endpoint, when that port is free, so a
  * sidecar that turned telemetry on by mistake would export here and be caught; else anywhere.
+ * A peer's own receiver (`mark`: the TELEMETRY_MARK.key value its resource carries) listens
+ * on any free port, so that what the peer exports is never counted as the sidecar's.
  */
-export async function startTelemetryFixture(): Promise<TelemetryFixture> {
+export async function startTelemetryFixture(o: { mark?: string } = {}): Promise<TelemetryFixture> {
   let receiver: OtlpReceiver;
+  const mark = o.mark ?? TELEMETRY_MARK.value;
   // Spans and log records are counted on the wire, not decoded: decoding them would cost the
   // shared CPUs more than the sidecar spends producing them, and be charged to the sidecar.
-  const countOnly = { mark: TELEMETRY_MARK.value };
-  try {
-    receiver = await startOtlpReceiver({ port: DEFAULT_OTLP_PORT, countOnly });
-  } catch {
+  const countOnly = { mark };
+  if (o.mark !== undefined) {
     receiver = await startOtlpReceiver({ countOnly });
+  } else {
+    try {
+      receiver = await startOtlpReceiver({ port: DEFAULT_OTLP_PORT, countOnly });
+    } catch {
+      receiver = await startOtlpReceiver({ countOnly });
+    }
   }
   const total = emptyCounts();
-  const marked = (resource: Record<string, unknown>) => resource[TELEMETRY_MARK.key] === TELEMETRY_MARK.value;
+  const marked = (resource: Record<string, unknown>) => resource[TELEMETRY_MARK.key] === mark;
   // Folds what the receiver holds into the totals and empties it.
   const drain = () => {
     const metrics = receiver.metrics();
