@@ -158,6 +158,17 @@ describe('SpansEncoder: the same spans as the SDK serializer, read back by a pro
     expect(ours.find((s) => s.kindName === 'CLIENT')!.parentSpanId).toBe(server.spanId);
   });
 
+  it('encodes each span at once (encodeOne) and a batch of them (encodeEncoded) to the same request as encode', () => {
+    const spans = finishedSpans();
+    const eager = new SpansEncoder();
+    const batch = eager.encodeEncoded(spans.map((s) => eager.encodeOne(s)));
+    expect(decodeTraceRequest(batch)).toEqual(decodeTraceRequest(new SpansEncoder().encode(spans)));
+    // Thousands of spans fill many slabs; every span's bytes stay its own.
+    const many = Array.from({ length: 3000 }, (_, i) => spans[i % spans.length]!);
+    const encoded = many.map((s) => eager.encodeOne(s));
+    expect(decodeTraceRequest(eager.encodeEncoded(encoded))).toEqual(decodeTraceRequest(new SpansEncoder().encode(many)));
+  });
+
   it('writes timestamps to the nanosecond', () => {
     const spans = finishedSpans();
     const [ours] = decodeTraceRequest(new SpansEncoder().encode(spans.slice(0, 1)));

@@ -165,6 +165,23 @@ describe('actions on detected text', () => {
     expect(p.recurring('x'.repeat(300) + ' bob@example.com')).toContain('enc:v1:k1:');
   });
 
+  it('passes random UUIDs (the request ids the sidecar makes) without a scan, unless the rule set has custom patterns', () => {
+    const seen: string[] = [];
+    const uuid = '550e8400-e29b-41d4-a716-446655440000';
+    const config = validateConfig({ protection: { rules: { default: { detectors: { phone: 'redact', email: 'redact' } } } } });
+    const p = createProtector(config.protection.rules.default!, { ring: () => ring, hashKey, observe: (label) => seen.push(label) });
+    for (let i = 0; i < 3; i++) expect(p.recurring(crypto.randomUUID())).toMatch(/^[0-9a-f-]{36}$/);
+    expect(p.recurring(uuid)).toBe(uuid);
+    expect(seen).toEqual([]);
+    // Not the shape of a random UUID: scanned as any other value.
+    expect(p.recurring('550e8400-e29b-41d4-a716-bob@example.com')).toContain('[REDACTED:email]');
+    const custom = validateConfig({
+      protection: { rules: { default: { custom: [{ name: 'ticket', pattern: '[0-9a-f]{8}-[0-9a-f]{4}', action: 'redact' }] } } },
+    });
+    const q = createProtector(custom.protection.rules.default!, { ring: () => ring, hashKey });
+    expect(q.recurring(uuid)).toContain('[REDACTED:ticket]');
+  });
+
   it('protects queued log records once: access records, protected when written, pass export protection as they are', () => {
     const t = createTelemetryProtection(protector({}));
     const base = { timeNs: 0n, severityNumber: 9, severityText: 'INFO', eventName: 'audit', traceId: '', spanId: '', traceFlags: 0 };

@@ -1,5 +1,5 @@
-import type { Attributes, Meter } from '@opentelemetry/api';
-import { METRIC } from '../telemetry/index.ts';
+import type { Meter } from '@opentelemetry/api';
+import { METRIC, tallyCounter, type Tally } from '../telemetry/index.ts';
 
 export type RevocationResult = 'valid' | 'revoked' | 'store_unavailable' | 'skipped_store_unavailable';
 
@@ -7,15 +7,14 @@ export type RevocationResult = 'valid' | 'revoked' | 'store_unavailable' | 'skip
 export type RevocationCounter = (result: RevocationResult) => void;
 
 export function createRevocationCounter(meter: Meter): RevocationCounter {
-  const counter = meter.createCounter(METRIC.revocationChecks, { description: 'Token revocation checks by result (valid|revoked|store_unavailable).' });
-  // One attribute object per result: a synchronous add hashes whatever it is given.
-  const attrs: Record<RevocationResult, Attributes> = {
-    valid: { result: 'valid' },
-    revoked: { result: 'revoked' },
-    store_unavailable: { result: 'store_unavailable' },
-    skipped_store_unavailable: { result: 'skipped_store_unavailable' },
+  const counts = tallyCounter(meter, METRIC.revocationChecks, 'Token revocation checks by result (valid|revoked|store_unavailable).');
+  // One cell per result, made on its first check (a result never seen is not exported).
+  const cells = new Map<RevocationResult, Tally>();
+  return (result) => {
+    let c = cells.get(result);
+    if (c === undefined) cells.set(result, (c = counts.cell(result, () => ({ result }))));
+    c.n++;
   };
-  return (result) => counter.add(1, attrs[result]);
 }
 
 /**

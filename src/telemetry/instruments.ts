@@ -41,6 +41,31 @@ export class Tallies {
   }
 }
 
+/**
+ * A monotonic counter of the request path, as features create it from the Meter they are
+ * given: a {@link Tallies} behind an observable counter, so that counting is `cell.n++` on a
+ * cell held per attribute set, not a synchronous `add`, which hashes the attributes (sorted
+ * keys, JSON) once per metric reader on every call.
+ *
+ * @example
+ * const decisions = tallyCounter(meter, METRIC.authzDecisions, 'Policy decisions by decision and reason.');
+ * decisions.cell(`${decision}|${reason}`, () => ({ decision, reason })).n++;
+ */
+export function tallyCounter(meter: Meter, name: string, description: string): Tallies {
+  // One per meter and name, as the SDK has one synchronous counter per name: two features (or
+  // two checks) counting under one name add up, where two observable counters would each
+  // report their own total under the same attributes.
+  let byName = tallyCounters.get(meter);
+  if (byName === undefined) tallyCounters.set(meter, (byName = new Map()));
+  let tallies = byName.get(name);
+  if (tallies === undefined) {
+    byName.set(name, (tallies = new Tallies()));
+    tallies.observe(meter.createObservableCounter(name, { description }));
+  }
+  return tallies;
+}
+const tallyCounters = new WeakMap<Meter, Map<string, Tallies>>();
+
 /** One attribute set of a histogram: explicit buckets (inclusive upper bounds), sum, count, min, max. */
 export class HistogramCell {
   readonly attrs: Attributes;

@@ -9,7 +9,7 @@ import type { LogThrottle } from '../stores/index.ts';
 import { Batcher } from './otlp/batcher.ts';
 import { LogsEncoder, type LogEntry } from './otlp/logs.ts';
 import { sdkLogsEncoding, sdkSpansEncoding } from './otlp/sdk.ts';
-import { SpansEncoder } from './otlp/spans.ts';
+import { SpansEncoder, type EncodedSpan } from './otlp/spans.ts';
 import { createGrpcTransport } from './otlp/transport.ts';
 import type { TelemetryProtection } from './protection.ts';
 import type { TelemetrySettings } from './settings.ts';
@@ -52,15 +52,19 @@ export function exporterOptions(config: ExportConfig, signal: Signal): OTLPGRPCE
   return options;
 }
 
-/** Finished, sampled spans into a Batcher; the SDK records them, we batch and encode them. */
-class BatchingSpanProcessor implements SpanProcessor {
-  readonly #batcher: Batcher<ReadableSpan>;
-  constructor(batcher: Batcher<ReadableSpan>) {
+/** Finished, sampled spans into a Batcher, as they are (`prepare` undefined) or as `prepare` makes them. */
+class BatchingSpanProcessor<T> implements SpanProcessor {
+  readonly #batcher: Batcher<T>;
+  readonly #prepare: (span: ReadableSpan) => T;
+  constructor(batcher: Batcher<T>, prepare: (span: ReadableSpan) => T) {
     this.#batcher = batcher;
+    this.#prepare = prepare;
   }
   onStart(_span: Span, _ctx: Context): void {}
   onEnd(span: ReadableSpan): void {
-    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0) this.#batcher.push(span);
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    // A span a full queue would drop is not worth encoding.
+    if (!this.#batcher.droppedIfFull()) this.#batcher.push(this.#prepare(span));
   }
   forceFlush(): Promise<void> {
     return this.#batcher.forceFlush();
@@ -70,35 +74,43 @@ class BatchingSpanProcessor implements SpanProcessor {
   }
 }
 
-function spansEncoding(): (spans: ReadableSpan[]) => Uint8Array {
-  const encoder = new SpansEncoder();
-  return (spans) => encoder.encode(spans);
-}
-
 function logsEncoding(resource: Resource, scopeName: string, scopeVersion: string): (entries: LogEntry[]) => Uint8Array {
   const encoder = new LogsEncoder(resource, scopeName, scopeVersion);
   return (entries) => encoder.encode(entries);
 }
 
 /**
- * Spans to OTLP gRPC: the exporter's transport with SpansEncoder (or, with telemetry.encoder
- * sdk, the SDK's serializer), behind a Batcher (bounded,
- * counted, several exports in flight, no encoding while the collector refuses). `protect`
- * (data protection) sees each batch just before it is encoded, as do the log and metric exports.
+ * Spans to OTLP gRPC behind a Batcher (bounded, counted, several exports in flight, no
+ * encoding while the collector refuses). With the sidecar's encoder each finished span is
+ * protected and encoded at once, and what waits for its batch is its bytes: a span object
+ * that lived until export outlived one or two scavenges and was promoted, so every span
+ * became old-generation garbage (`npm run bench -- --scenario full --cpu-prof` shows the
+ * garbage collector's share; bench/README.md, Measured decisions). `telemetry.encoder: sdk`
+ * keeps the spans and lets the SDK's serializer encode each batch, protected just before.
  */
 export function createSpanPipeline(config: ExportConfig, drops: DropCounter, protect?: TelemetryProtection): SpanProcessor {
   const t = config.traces;
-  const encode = config.encoder === 'sdk' ? sdkSpansEncoding() : spansEncoding();
-  return new BatchingSpanProcessor(
-    new Batcher<ReadableSpan>({
+  const batching = <T>(encode: (items: T[]) => Uint8Array) =>
+    new Batcher<T>({
       signal: 'traces',
       queueSize: t.queueSize,
       batchSize: t.batchSize,
       scheduledDelay: t.scheduledDelay,
       maxInFlight: MAX_EXPORTS_IN_FLIGHT,
-      transport: createGrpcTransport('traces', exporterOptions(config, 'traces'), (spans: ReadableSpan[]) => encode(protect ? protect.spans(spans) : spans)),
+      transport: createGrpcTransport('traces', exporterOptions(config, 'traces'), encode),
       drops,
-    }),
+    });
+  if (config.encoder === 'sdk') {
+    const encode = sdkSpansEncoding();
+    return new BatchingSpanProcessor(
+      batching<ReadableSpan>((spans) => encode(protect ? protect.spans(spans) : spans)),
+      (span) => span,
+    );
+  }
+  const encoder = new SpansEncoder();
+  return new BatchingSpanProcessor(
+    batching<EncodedSpan>((spans) => encoder.encodeEncoded(spans)),
+    (span) => encoder.encodeOne(protect ? protect.spans([span])[0]! : span),
   );
 }
 

@@ -47,6 +47,14 @@ export class Batcher<T> {
     this.#o = options;
   }
 
+  /** Whether an item would be dropped now (stopped, or the queue full): then it is counted as dropped, and the caller need not build it. */
+  droppedIfFull(): boolean {
+    const o = this.#o;
+    if (!this.#stopped && this.#queue.length < o.queueSize) return false;
+    o.drops.dropped(o.signal, 'queue_full', 1);
+    return true;
+  }
+
   push(item: T): void {
     const o = this.#o;
     if (this.#stopped || this.#queue.length >= o.queueSize) {

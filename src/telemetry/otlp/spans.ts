@@ -6,6 +6,24 @@ import { EXPORT_REQUEST, INSTRUMENTATION_SCOPE, RESOURCE, RESOURCE_SPANS, SCOPE_
 
 type Scope = ReadableSpan['instrumentationScope'];
 
+/** Spans of one resource and scope: they share the ResourceSpans and ScopeSpans of a batch. */
+interface SpanGroup {
+  readonly resource: Resource;
+  readonly scope: Scope;
+}
+
+/**
+ * A finished span already encoded (its ScopeSpans.spans field, tag and length included), with
+ * the group it is exported in. Small and flat: it is what waits for the batch, not the span.
+ */
+export interface EncodedSpan {
+  readonly group: SpanGroup;
+  readonly bytes: Uint8Array;
+}
+
+/** Encoded spans are copied into slabs of this size, so that each is a view, not an allocation of its own. */
+const SLAB_BYTES = 64 * 1024;
+
 // opentelemetry.proto.trace.v1.Span.SpanFlags
 const HAS_IS_REMOTE = 0x100;
 const IS_REMOTE = 0x200;
@@ -18,6 +36,79 @@ const IS_REMOTE = 0x200;
 export class SpansEncoder {
   readonly #w = new ProtoWriter();
   readonly #resources = new WeakMap<Resource, Uint8Array>();
+  readonly #groups = new Map<Resource, Map<Scope, SpanGroup>>();
+  #slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #slabAt = 0;
+
+  /**
+   * One finished span, encoded at once (eager encoding): the span object can then die young,
+   * in the scavenge after its request, instead of waiting for its batch in the old generation.
+   * The bytes are those encode() would write for it.
+   */
+  encodeOne(span: ReadableSpan): EncodedSpan {
+    const w = this.#w;
+    w.reset();
+    this.#span(span);
+    const bytes = w.view();
+    if (this.#slabAt + bytes.length > this.#slab.length) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes.length));
+      this.#slabAt = 0;
+    }
+    const at = this.#slabAt;
+    this.#slab.set(bytes, at);
+    this.#slabAt = at + bytes.length;
+    return { group: this.#group(span.resource, span.instrumentationScope), bytes: this.#slab.subarray(at, this.#slabAt) };
+  }
+
+  /** A batch of spans encoded by encodeOne, as one ExportTraceServiceRequest. */
+  encodeEncoded(spans: readonly EncodedSpan[]): Uint8Array {
+    const w = this.#w;
+    w.reset();
+    const byGroup = new Map<SpanGroup, EncodedSpan[]>();
+    for (const s of spans) {
+      const list = byGroup.get(s.group);
+      if (list === undefined) byGroup.set(s.group, [s]);
+      else list.push(s);
+    }
+    const byResource = new Map<Resource, SpanGroup[]>();
+    for (const g of byGroup.keys()) {
+      const list = byResource.get(g.resource);
+      if (list === undefined) byResource.set(g.resource, [g]);
+      else list.push(g);
+    }
+    for (const [resource, groups] of byResource) {
+      const rs = w.begin(EXPORT_REQUEST.resourceSpans);
+      w.raw(this.#resource(resource));
+      for (const g of groups) {
+        const ss = this.#scopeStart(g.scope);
+        for (const s of byGroup.get(g)!) w.raw(s.bytes);
+        if (g.scope.schemaUrl !== undefined) w.string(SCOPE_SPANS.schemaUrl, g.scope.schemaUrl);
+        w.end(ss);
+      }
+      if (resource.schemaUrl !== undefined) w.string(RESOURCE_SPANS.schemaUrl, resource.schemaUrl);
+      w.end(rs);
+    }
+    return w.finish();
+  }
+
+  #group(resource: Resource, scope: Scope): SpanGroup {
+    let scopes = this.#groups.get(resource);
+    if (scopes === undefined) this.#groups.set(resource, (scopes = new Map()));
+    let g = scopes.get(scope);
+    if (g === undefined) scopes.set(scope, (g = { resource, scope }));
+    return g;
+  }
+
+  /** Opens a ScopeSpans with its scope written; pass the result to end(). */
+  #scopeStart(scope: Scope): number {
+    const w = this.#w;
+    const ss = w.begin(RESOURCE_SPANS.scopeSpans);
+    const sc = w.begin(SCOPE_SPANS.scope);
+    w.string(INSTRUMENTATION_SCOPE.name, scope.name);
+    if (scope.version !== undefined) w.string(INSTRUMENTATION_SCOPE.version, scope.version);
+    w.end(sc);
+    return ss;
+  }
 
   encode(spans: readonly ReadableSpan[]): Uint8Array {
     const w = this.#w;
@@ -35,11 +126,7 @@ export class SpansEncoder {
       const rs = w.begin(EXPORT_REQUEST.resourceSpans);
       w.raw(this.#resource(resource));
       for (const [scope, list] of scopes) {
-        const ss = w.begin(RESOURCE_SPANS.scopeSpans);
-        const sc = w.begin(SCOPE_SPANS.scope);
-        w.string(INSTRUMENTATION_SCOPE.name, scope.name);
-        if (scope.version !== undefined) w.string(INSTRUMENTATION_SCOPE.version, scope.version);
-        w.end(sc);
+        const ss = this.#scopeStart(scope);
         for (const span of list) this.#span(span);
         if (scope.schemaUrl !== undefined) w.string(SCOPE_SPANS.schemaUrl, scope.schemaUrl);
         w.end(ss);

@@ -30,6 +30,11 @@ export class ProtoWriter {
     return Uint8Array.prototype.slice.call(this.#buf, 0, this.pos);
   }
 
+  /** The bytes written since the last reset, as a view of the buffer: valid until the next write. */
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.pos);
+  }
+
   reset(): void {
     this.pos = 0;
   }
