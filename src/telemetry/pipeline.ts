@@ -56,15 +56,26 @@ export function exporterOptions(config: ExportConfig, signal: Signal): OTLPGRPCE
 class BatchingSpanProcessor<T> implements SpanProcessor {
   readonly #batcher: Batcher<T>;
   readonly #prepare: (span: ReadableSpan) => T;
-  constructor(batcher: Batcher<T>, prepare: (span: ReadableSpan) => T) {
+  readonly #drops: DropCounter;
+  constructor(batcher: Batcher<T>, prepare: (span: ReadableSpan) => T, drops: DropCounter) {
     this.#batcher = batcher;
     this.#prepare = prepare;
+    this.#drops = drops;
   }
   onStart(_span: Span, _ctx: Context): void {}
   onEnd(span: ReadableSpan): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
     // A span a full queue would drop is not worth encoding.
-    if (!this.#batcher.droppedIfFull()) this.#batcher.push(this.#prepare(span));
+    if (this.#batcher.droppedIfFull()) return;
+    let item: T;
+    try {
+      item = this.#prepare(span);
+    } catch {
+      // Encoding runs as the request ends: a span it cannot write is dropped and counted, never the request's problem.
+      this.#drops.dropped('traces', 'export_failed', 1);
+      return;
+    }
+    this.#batcher.push(item);
   }
   forceFlush(): Promise<void> {
     return this.#batcher.forceFlush();
@@ -105,12 +116,14 @@ export function createSpanPipeline(config: ExportConfig, drops: DropCounter, pro
     return new BatchingSpanProcessor(
       batching<ReadableSpan>((spans) => encode(protect ? protect.spans(spans) : spans)),
       (span) => span,
+      drops,
     );
   }
   const encoder = new SpansEncoder();
   return new BatchingSpanProcessor(
     batching<EncodedSpan>((spans) => encoder.encodeEncoded(spans)),
     (span) => encoder.encodeOne(protect ? protect.spans([span])[0]! : span),
+    drops,
   );
 }
 
