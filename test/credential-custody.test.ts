@@ -6,19 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { KEY_PLACEHOLDER } from '../src/egress/index.ts';
 import { expectFailure, runCli } from './cli-run.ts';
-import { spawnCli, waitForStartup, freePort } from './helpers.ts';
+import { CLEAN_RUN_ENV, freePort, spawnCli, waitForStartup } from './helpers.ts';
 import { startFakeProvider, type FakeProvider } from './fake-provider.ts';
 
 const AGENT = fileURLToPath(new URL('./fixtures/egress/keyless-agent.mjs', import.meta.url));
-const CLEAN_ENV: NodeJS.ProcessEnv = {
-  SIDECAR_CONFIG: '',
-  SIDECAR_LISTEN: '',
-  SIDECAR_UPSTREAM: '',
-  SIDECAR_ADMIN: '',
-  SIDECAR_LOG_LEVEL: '',
-  OTEL_EXPORTER_OTLP_ENDPOINT: '',
-  OTEL_SERVICE_NAME: '',
-};
 // Keys the agent would hold without custody: what a leak of its environment gives away.
 const LEAKABLE = { ANTHROPIC_API_KEY: 'sk-ant-agent-own', ANTHROPIC_AUTH_TOKEN: 'sk-ant-oat-agent-own', OPENAI_API_KEY: 'sk-proj-agent-own' };
 
@@ -75,7 +66,7 @@ describe('credential custody with run -- <command>', () => {
   it('the agent holds no key while the provider gets the sidecar’s; the key file is reloaded on change and on SIGHUP', async () => {
     const port = await freePort();
     const proc = spawnCli(['run', '--config', config, '--agent-port', String(port), '--', process.execPath, AGENT], {
-      ...CLEAN_ENV,
+      ...CLEAN_RUN_ENV,
       ...LEAKABLE,
       SIDECAR_OPENAI_KEY: 'sk-proj-sidecar',
     });

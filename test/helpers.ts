@@ -12,6 +12,17 @@ import { assembleSidecar, type Sidecar, type SidecarOptions } from '../src/sidec
 
 export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
+/** An environment for a spawned `run`: none of the SIDECAR_* or OTEL_* variables of the shell that runs the tests. */
+export const CLEAN_RUN_ENV: NodeJS.ProcessEnv = {
+  SIDECAR_CONFIG: '',
+  SIDECAR_LISTEN: '',
+  SIDECAR_UPSTREAM: '',
+  SIDECAR_ADMIN: '',
+  SIDECAR_LOG_LEVEL: '',
+  OTEL_EXPORTER_OTLP_ENDPOINT: '',
+  OTEL_SERVICE_NAME: '',
+};
+
 /** A real HTTP server on a free loopback port. */
 export async function startServer(
   handler: http.RequestListener,

@@ -4,20 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { spawnCli, waitForStartup, freePort } from './helpers.ts';
+import { CLEAN_RUN_ENV, freePort, spawnCli, waitForStartup } from './helpers.ts';
 import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider } from './fake-provider.ts';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
 const AGENT = fileURLToPath(new URL('./fixtures/egress/agent.mjs', import.meta.url));
-const CLEAN_ENV: NodeJS.ProcessEnv = {
-  SIDECAR_CONFIG: '',
-  SIDECAR_LISTEN: '',
-  SIDECAR_UPSTREAM: '',
-  SIDECAR_ADMIN: '',
-  SIDECAR_LOG_LEVEL: '',
-  OTEL_EXPORTER_OTLP_ENDPOINT: '',
-  OTEL_SERVICE_NAME: '',
-};
 
 let provider: FakeProvider;
 let receiver: OtlpReceiver;
@@ -79,7 +70,7 @@ describe('agent-sidecar run -- <command>', () => {
     queueAnswers();
     const port = await freePort();
     const proc = spawnCli(['run', '--config', config, '--agent-port', String(port), '--', process.execPath, AGENT], {
-      ...CLEAN_ENV,
+      ...CLEAN_RUN_ENV,
       ANTHROPIC_API_KEY: 'sk-ant-api03-wrapper',
       OPENAI_API_KEY: 'sk-proj-wrapper',
       ANTHROPIC_BASE_URL: 'https://example.invalid',
@@ -130,19 +121,19 @@ describe('agent-sidecar run -- <command>', () => {
   it("exits with the agent's status when it exits on its own, and 127 when the command does not exist", async () => {
     queueAnswers();
     const proc = spawnCli(['run', '--config', config, '--agent-port', String(await freePort()), '--', process.execPath, AGENT, 'exit'], {
-      ...CLEAN_ENV,
+      ...CLEAN_RUN_ENV,
       ANTHROPIC_API_KEY: 'k',
       OPENAI_API_KEY: 'k',
     });
     expect(await proc.exited).toBe(7);
     expect(lines(proc.stdout()).find((l) => l.event_type === 'agent_exit')).toMatchObject({ exit_code: 7 });
 
-    const missing = spawnCli(['run', '--config', config, '--', 'no-such-agent-binary'], CLEAN_ENV);
+    const missing = spawnCli(['run', '--config', config, '--', 'no-such-agent-binary'], CLEAN_RUN_ENV);
     expect(await missing.exited).toBe(127);
   });
 
   it('refuses a bad --agent-port before starting anything', async () => {
-    const proc = spawnCli(['run', '--config', config, '--agent-port', '70000', '--', process.execPath, AGENT], CLEAN_ENV);
+    const proc = spawnCli(['run', '--config', config, '--agent-port', '70000', '--', process.execPath, AGENT], CLEAN_RUN_ENV);
     expect(await proc.exited).toBe(2);
     expect(proc.stderr()).toContain('[SIDECAR_USAGE_INVALID]');
   });

@@ -148,6 +148,11 @@ function spanAttributes(call: RpcCall, outcome: RpcOutcome, capture: ToolCapture
   return a;
 }
 
+/** Whether an answer is worth reading: the request has one coming, and a recording span or an MCP duration takes what it says. */
+function readsAnswer(call: RpcCall, span: Span | undefined, duration: Histogram | undefined): call is RpcCall & { id: RpcId } {
+  return call.id !== undefined && (span?.isRecording() === true || (duration !== undefined && call.protocol === 'mcp'));
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -259,7 +264,7 @@ export function createRpcTelemetry(o: RpcTelemetryOptions): RpcTelemetry {
       if (ctx.res === undefined || ctx.res.closed) end();
       else ctx.res.once('close', end);
       // What the server answers is read only for a request it will answer, and only when something records it.
-      if (refused || call.id === undefined || (span?.isRecording() !== true && (duration === undefined || call.protocol !== 'mcp'))) return undefined;
+      if (refused || !readsAnswer(call, span, duration)) return undefined;
       return readAnswers(call.id, maxAnswerBytes, (answer) => {
         failure = recordAnswer(span, call, answer, capture) ?? failure;
       });
@@ -363,7 +368,7 @@ export function createRpcClientTelemetry(o: RpcTelemetryOptions): RpcClientTelem
       }
     };
     const answers =
-      outcome.decision !== 'allowed' || call.id === undefined || (span?.isRecording() !== true && (duration === undefined || call.protocol !== 'mcp'))
+      outcome.decision !== 'allowed' || !readsAnswer(call, span, duration)
         ? undefined
         : readAnswers(call.id, maxAnswerBytes, (answer) => {
             if (!ended) answered = recordAnswer(span, call, answer, capture) ?? answered;

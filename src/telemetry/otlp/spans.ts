@@ -43,7 +43,7 @@ export class SpansEncoder {
   /**
    * One finished span, encoded at once (eager encoding): the span object can then die young,
    * in the scavenge after its request, instead of waiting for its batch in the old generation.
-   * The bytes are those encode() would write for it.
+   * The bytes are the span as a batch carries it (encodeEncoded).
    */
   encodeOne(span: ReadableSpan): EncodedSpan {
     const w = this.#w;
@@ -110,31 +110,9 @@ export class SpansEncoder {
     return ss;
   }
 
+  /** A batch of finished spans, as one ExportTraceServiceRequest: encodeOne each, then encodeEncoded. */
   encode(spans: readonly ReadableSpan[]): Uint8Array {
-    const w = this.#w;
-    w.reset();
-    // Group by resource, then by scope (identity: one provider hands out the same objects).
-    const byResource = new Map<Resource, Map<Scope, ReadableSpan[]>>();
-    for (const span of spans) {
-      let scopes = byResource.get(span.resource);
-      if (scopes === undefined) byResource.set(span.resource, (scopes = new Map()));
-      const list = scopes.get(span.instrumentationScope);
-      if (list === undefined) scopes.set(span.instrumentationScope, [span]);
-      else list.push(span);
-    }
-    for (const [resource, scopes] of byResource) {
-      const rs = w.begin(EXPORT_REQUEST.resourceSpans);
-      w.raw(this.#resource(resource));
-      for (const [scope, list] of scopes) {
-        const ss = this.#scopeStart(scope);
-        for (const span of list) this.#span(span);
-        if (scope.schemaUrl !== undefined) w.string(SCOPE_SPANS.schemaUrl, scope.schemaUrl);
-        w.end(ss);
-      }
-      if (resource.schemaUrl !== undefined) w.string(RESOURCE_SPANS.schemaUrl, resource.schemaUrl);
-      w.end(rs);
-    }
-    return w.finish();
+    return this.encodeEncoded(spans.map((span) => this.encodeOne(span)));
   }
 
   #resource(resource: Resource): Uint8Array {
