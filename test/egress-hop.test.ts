@@ -141,6 +141,24 @@ describe('the hop to the provider', () => {
     }
   });
 
+  it('with telemetry off, passes the agent’s traceparent and tracestate to the provider as they came', async () => {
+    const s = await startSidecar({ egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
+    try {
+      provider.next({ json: { id: 'msg_1', type: 'message', model: 'claude-sonnet-4-6', usage: { input_tokens: 3, output_tokens: 1 } } });
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const res = await request(`${s.egressUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        headers: { traceparent, tracestate: 'vendor=agent', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 10, messages: [] }),
+      });
+      await res.body.text();
+      expect(provider.seen.at(-1)!.headers.traceparent).toBe(traceparent);
+      expect(provider.seen.at(-1)!.headers.tracestate).toBe('vendor=agent');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('answers Expect: 100-continue itself and never forwards Expect to the provider', async () => {
     const s = await startSidecar({ egress: { allowHttp: true, providers: { anthropic: { origin: provider.url } } } });
     try {

@@ -33,11 +33,12 @@ afterAll(async () => {
 });
 
 describe('LLM calls in OpenTelemetry', () => {
-  it('exports a CLIENT span per call, named {operation} {model}, a child of the traceparent the agent sent', async () => {
+  it('exports a CLIENT span per call, named {operation} {model}, a child of the traceparent the agent sent; the provider receives the span’s traceparent', async () => {
     provider.next({ events: anthropicStream({ model: 'claude-sonnet-5', input: 100, cacheRead: 2000, cacheWrite: 300, outputs: [10, 42] }) });
+    const seenBefore = provider.seen.length;
     const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
       method: 'POST',
-      headers: { traceparent: `00-${AGENT_TRACE}-${AGENT_SPAN}-01`, 'x-api-key': 'k' },
+      headers: { traceparent: `00-${AGENT_TRACE}-${AGENT_SPAN}-01`, tracestate: 'vendor=agent', 'x-api-key': 'k' },
       body: JSON.stringify({
         model: 'claude-sonnet-5',
         max_tokens: 512,
@@ -53,6 +54,10 @@ describe('LLM calls in OpenTelemetry', () => {
     expect(s.kindName).toBe('CLIENT');
     expect(s.traceId).toBe(AGENT_TRACE);
     expect(s.parentSpanId).toBe(AGENT_SPAN);
+    // One trace across the hops: the provider's side of the call is a child of the sidecar's span, not of the agent's.
+    const sent = provider.seen[seenBefore]!.headers;
+    expect(sent.traceparent).toBe(`00-${AGENT_TRACE}-${s.spanId}-01`);
+    expect(sent.tracestate).toBe('vendor=agent');
     expect(s.attributes).toMatchObject({
       'gen_ai.operation.name': 'chat',
       'gen_ai.provider.name': 'anthropic',
@@ -73,6 +78,22 @@ describe('LLM calls in OpenTelemetry', () => {
     expect(s.attributes['agent_sidecar.llm.cost_usd']).toBeCloseTo((100 * 2 + 42 * 10 + 2000 * 0.2 + 300 * 2.5) / 1e6, 12);
     expect(s.status.codeName).toBe('UNSET');
     expect(JSON.stringify(s.attributes)).not.toContain('secret prompt');
+  });
+
+  it('starts a trace of its own for a call without a traceparent, and the provider receives that trace', async () => {
+    provider.next({ json: { id: 'msg_02', type: 'message', model: 'claude-haiku-5', stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 1 } } });
+    const seenBefore = provider.seen.length;
+    const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'k' },
+      body: JSON.stringify({ model: 'claude-haiku-5', max_tokens: 8, messages: [] }),
+    });
+    await res.body.text();
+    const s = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.name === 'chat claude-haiku-5'))).find(
+      (x) => x.name === 'chat claude-haiku-5',
+    )!;
+    expect(s.parentSpanId).toBe('');
+    expect(provider.seen[seenBefore]!.headers.traceparent).toBe(`00-${s.traceId}-${s.spanId}-01`);
   });
 
   it('records the GenAI histograms by gen_ai.token.type, and the error of a failed call', async () => {

@@ -10,6 +10,11 @@ import type { ResponseTee } from './tee.ts';
 
 /** What a metered call needs to hear from the hop. */
 export interface CallHooks {
+  /**
+   * traceparent (and tracestate) naming the call's CLIENT span, as [name, value, …], which
+   * replace the agent's on the way to the provider; empty when nothing is traced.
+   */
+  readonly traceHeaders: readonly string[];
   /** 2xx responses of metered calls are read through a tee built here. */
   tee(status: number, headers: IncomingHttpHeaders): ResponseTee | undefined;
   response(status: number, headers: IncomingHttpHeaders): void;
@@ -173,22 +178,27 @@ function flushCall(call: ProviderCall): void {
 
 /**
  * The agent's headers in their order, less hop-by-hop ones, Host and (for a buffered body) its
- * length; with a held key, less every credential the agent sent and plus the sidecar's.
+ * length; with a held key, less every credential the agent sent and plus the sidecar's; a
+ * traced call's traceparent and tracestate are its CLIENT span's (a child of the agent's), so
+ * that the provider's side of the call, and whatever it reports, hangs under the sidecar's span.
  */
 function requestHeaders(hop: Hop): string[] {
   const raw = hop.req.rawHeaders;
   const listed = connectionTokens(hop.req.headers.connection);
   const buffered = Buffer.isBuffer(hop.body);
   const held = hop.provider.credential?.header();
+  const trace = hop.call?.traceHeaders ?? [];
+  const traced = trace.length > 0;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host' || (buffered && name === 'content-length') || (hop.identity && name === 'accept-encoding'))
       continue;
     if (held !== undefined && AGENT_CREDENTIAL_HEADERS.has(name)) continue;
+    if (traced && (name === 'traceparent' || name === 'tracestate')) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
-  out.push('host', hop.provider.host);
+  out.push('host', hop.provider.host, ...trace);
   if (held !== undefined) out.push(held[0], held[1]);
   if (hop.identity) out.push('accept-encoding', 'identity');
   return out;

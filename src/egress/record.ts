@@ -1,9 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import type { SidecarError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
-import { GEN_AI } from '../telemetry/index.ts';
+import { callerContext, GEN_AI, traceHeadersOf } from '../telemetry/index.ts';
 import type { Budgets } from './budgets.ts';
 import type { Capture } from './capture.ts';
 import type { CallHooks } from './dispatch.ts';
@@ -25,13 +24,12 @@ export interface RecorderOptions {
 }
 
 export interface Recorder {
-  /** A metered call is about to be sent: its span starts (a child of the agent's traceparent, if any). */
+  /** A metered call is about to be sent: its span starts (a child of the agent's traceparent, if any), and names itself in the call's traceparent. */
   start(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders): CallHooks;
   /** A metered call the sidecar refused before sending (budget spent, store down). */
   refused(provider: Provider, operation: Operation, model: string | undefined, err: SidecarError): void;
 }
 
-const propagator = new W3CTraceContextPropagator();
 const MAX_MODEL_LABELS = 200;
 
 /**
@@ -66,6 +64,7 @@ export function createRecorder(o: RecorderOptions): Recorder {
     const span = startSpan(provider, operation, request, headers);
 
     return {
+      traceHeaders: traceHeadersOf(span),
       tee(s, h) {
         if (s < 200 || s >= 300) return undefined;
         return createTee(h, reader, request.addedUsage, (what) =>
@@ -151,7 +150,7 @@ export function createRecorder(o: RecorderOptions): Recorder {
 
   function startSpan(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders): Span | undefined {
     if (tracer === undefined) return undefined;
-    const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    const parent = callerContext(headers);
     const attributes: Attributes = {
       [GEN_AI.operation]: operation.name,
       [GEN_AI.provider]: provider.name,

@@ -1,24 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import {
-  defaultTextMapGetter,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Counter,
-  type Histogram,
-  type Meter,
-  type Span,
-  type TextMapSetter,
-  type Tracer,
-} from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { SpanKind, SpanStatusCode, type Attributes, type Counter, type Histogram, type Meter, type Span, type Tracer } from '@opentelemetry/api';
 import type { Principal } from '../auth/index.ts';
 import type { RequestContext } from '../core/index.ts';
 import type { ResponseBodyHook } from '../core/index.ts';
 import type { SidecarErrorCode } from '../errors/index.ts';
-import { MCP_BUCKETS, METRIC, RPC_ATTR } from '../telemetry/index.ts';
+import { callerContext, MCP_BUCKETS, METRIC, RPC_ATTR, traceHeadersOf } from '../telemetry/index.ts';
 import { readAnswers, type RpcAnswer } from './answers.ts';
 import type { RpcId } from './message.ts';
 
@@ -307,13 +293,6 @@ const NO_CLIENT_CALL: RpcClientCall = Object.freeze({ traceHeaders: [], answers:
 /** Telemetry off: nothing is recorded, and the caller's trace headers go on as they came. */
 export const NO_RPC_CLIENT_TELEMETRY: RpcClientTelemetry = Object.freeze({ start: () => NO_CLIENT_CALL, refused() {} });
 
-const propagator = new W3CTraceContextPropagator();
-const pairSetter: TextMapSetter<string[]> = {
-  set(carrier, key, value) {
-    carrier.push(key, value);
-  },
-};
-
 /**
  * Spans and metrics of the calls the agent makes to its MCP servers and A2A peers (egress),
  * per the same conventions as {@link createRpcTelemetry}: a CLIENT span per JSON-RPC request or
@@ -342,7 +321,7 @@ export function createRpcClientTelemetry(o: RpcTelemetryOptions): RpcClientTelem
     if (tool !== undefined && call.method === 'tools/call') toolCalls?.add(1, { agent_type: agentType, server: peer.name, tool, decision: outcome.decision });
     let span: Span | undefined;
     if (tracer !== undefined) {
-      const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+      const parent = callerContext(headers);
       const attributes = spanAttributes(call, outcome, capture);
       attributes[RPC_ATTR.serverAddress] = peer.address;
       attributes[RPC_ATTR.serverPort] = peer.port;
@@ -379,9 +358,7 @@ export function createRpcClientTelemetry(o: RpcTelemetryOptions): RpcClientTelem
   return {
     start(call, peer, headers) {
       const { span, end, answers } = begin(call, peer, headers, { decision: 'allowed' });
-      const traceHeaders: string[] = [];
-      if (span !== undefined) propagator.inject(trace.setSpan(ROOT_CONTEXT, span), traceHeaders, pairSetter);
-      return { traceHeaders, end, answers };
+      return { traceHeaders: traceHeadersOf(span), end, answers };
     },
     refused(call, peer, headers, refusal) {
       begin(call, peer, headers, { decision: 'refused', ...refusal }).end();

@@ -33,6 +33,7 @@ export {
 export { prometheusName } from './prometheus.ts';
 export { resolveSettings, DEFAULT_ENDPOINT, type TelemetrySettings } from './settings.ts';
 export { observeCaches, type CacheCounts, type CacheStats } from './caches.ts';
+export { callerContext, traceHeadersOf } from './propagation.ts';
 export { tallyCounter, type Tallies, type Tally } from './instruments.ts';
 export type { AccessLog, AccessLevel, AccessRecord } from './access-log.ts';
 export { nowNs, type LogEntry } from './otlp/logs.ts';
