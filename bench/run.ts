@@ -597,7 +597,7 @@ async function runScenario(
           f.telemetry && exporter ? `; ${exporter} records ${o.telemetrySignals.join(', ')} (OTLP gRPC to ${f.telemetry.endpoint}, metrics every 5s)` : ''
         }`,
         `Node ${meta.node}, ${meta.nginx}, ${meta.wrk}, vegeta ${meta.vegeta}${targets.includes('agentgateway') && meta.agentgateway ? `, agentgateway ${meta.agentgateway}` : ''}; load average before the run ${meta.loadAverage.join(' ')}`,
-        `The sidecar ran ${o.source ? 'from src/ (type stripping: about 40 MB more RSS than deployed)' : 'as deployed (bin/agent-sidecar.js, built to dist/)'}${o.nodeFlags === 'none' ? ', without the V8 flags and MALLOC_* variables of `run` (--node-flags none)' : ''}${o.cpuProfile ? '; with --cpu-prof, which adds CPU and RSS: read the profiles, not these figures' : ''}`,
+        `The sidecar ran ${o.source ? 'from src/ (type stripping: about 40 MB more RSS than deployed)' : 'as deployed (bin/agent-sidecar.js, built to dist/)'}${o.nodeFlags === 'none' ? ', without the V8 flags and MALLOC_ARENA_MAX of `run` (--node-flags none)' : ''}${o.cpuProfile ? '; with --cpu-prof, which adds CPU and RSS: read the profiles, not these figures' : ''}`,
         '',
         render(
           m,

@@ -192,7 +192,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --source                run the sidecar from src/ (type stripping) instead of
                           building dist/ and running bin/agent-sidecar.js   (BENCH_SOURCE=1)
   --node-flags <default|none>  none: every sidecar target without the V8 flags and
-                          MALLOC_* variables \`run\` sets (AGENT_SIDECAR_NODE_FLAGS=none),
+                          MALLOC_ARENA_MAX that \`run\` sets (AGENT_SIDECAR_NODE_FLAGS=none),
                           to measure them against default in alternate runs (BENCH_NODE_FLAGS)
   --cpu-prof              write a CPU profile of each sidecar to bench/results/profiles/
                           (a .cpuprofile: a flame graph in speedscope or Chrome DevTools)

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, HOST, request, waitFor200 } from './net.ts';
 import { startChild, type Child } from './procs.ts';
-import { SIDECAR_MALLOC_ENV, SIDECAR_V8_FLAGS } from '../../src/cli/launch.ts';
+import { SIDECAR_V8_FLAGS } from '../../src/cli/launch.ts';
 
 /** A running HTTP server the load is sent to. */
 export interface Server {
@@ -26,8 +26,8 @@ export const SIDECAR_SOURCE = fileURLToPath(new URL('../../src/cli/main.ts', imp
  * server measured has the same garbage collector settings.
  */
 export { SIDECAR_V8_FLAGS };
-/** The environment the launcher adds likewise (glibc's allocator settings). */
-export const SIDECAR_ENV: Readonly<Record<string, string>> = SIDECAR_MALLOC_ENV;
+/** The environment the launcher adds likewise (fewer glibc malloc arenas). */
+export const SIDECAR_ENV = { MALLOC_ARENA_MAX: '2' } as const;
 /** The sidecar as it is deployed: the package's bin, which runs the build in dist/. */
 export const SIDECAR_BIN = fileURLToPath(new URL('../../bin/agent-sidecar.js', import.meta.url));
 const BARE_PROXY = fileURLToPath(new URL('./bare-proxy.ts', import.meta.url));

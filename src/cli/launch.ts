@@ -15,15 +15,10 @@ import { isSea } from 'node:sea';
 // this and what follows off. Where the process cannot be replaced (Windows, a permission model
 // that forbids it) the sidecar runs with V8's default.
 //
-// The same replacement sets two variables of glibc's allocator, each unless it is set (musl
-// ignores both):
-// - MALLOC_ARENA_MAX=2: glibc otherwise keeps up to eight malloc arenas per CPU for the
-//   process's threads (V8's, libuv's), each holding freed memory.
-// - MALLOC_TRIM_THRESHOLD_=131072: the default of that threshold, made fixed. Left dynamic,
-//   glibc raises it each time a large block it had mapped on its own is freed (up to 64 MB),
-//   and then keeps that much freed memory at the top of its heap: with telemetry on, 12 to
-//   25 MB of anonymous memory at 1000 req/s (bench/README.md, Measured decisions).
-// glibc reads them once, at start: the replaced process removes them from its environment again,
+// The same replacement sets MALLOC_ARENA_MAX=2 unless it is set: glibc otherwise keeps up to
+// eight malloc arenas per CPU for the process's threads (V8's, libuv's), each holding freed
+// memory. musl ignores it.
+// glibc reads it once, at start: the replaced process removes it from its environment again,
 // so that an agent started by `run -- <command>` or any other child keeps its allocator's default.
 //
 // And V8's allocation-site pretenuring is off. With request bodies, V8 decided to allocate
@@ -33,14 +28,11 @@ import { isSea } from 'node:sea';
 //
 // The single executable carries the V8 flags in its own execArgv (scripts/build-sea.ts), since
 // flags on its command line are the application's arguments; it replaces itself only for the
-// allocator's variables.
+// allocator's variable.
 
 /** V8 flags of `run`, each left out when the user gives the same flag (either spelling, or its --no- form). */
 export const SIDECAR_V8_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--no-allocation-site-pretenuring'];
-/** glibc's allocator settings of `run`, each set only when the environment does not have it. */
-export const SIDECAR_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
-/** Which of them the replacement set (comma-separated), so that the replaced process removes exactly those. */
-const MALLOC_SET = 'AGENT_SIDECAR_MALLOC_SET';
+const ARENAS_SET = 'AGENT_SIDECAR_MALLOC_ARENA_MAX_SET';
 
 /** `run` is the default command: `agent-sidecar`, `agent-sidecar --upstream …` run it too. */
 export function isRunCommand(args: readonly string[]): boolean {
@@ -50,7 +42,7 @@ export function isRunCommand(args: readonly string[]): boolean {
 
 /**
  * Replaces the process once with the settings above when it runs the sidecar and they are
- * not in place yet; otherwise returns, after removing the allocator's variables that an
+ * not in place yet; otherwise returns, after removing the allocator's variable that an
  * earlier replacement set from the environment children inherit.
  */
 export function relaunch(): void {
@@ -58,19 +50,16 @@ export function relaunch(): void {
   const sea = isSea();
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((a) => flagName(a));
   const flags = sea ? [] : SIDECAR_V8_FLAGS.filter((f) => !given.includes(flagName(f)));
-  const malloc = Object.keys(SIDECAR_MALLOC_ENV).filter((k) => process.env[k] === undefined);
+  const arenas = process.env.MALLOC_ARENA_MAX === undefined;
   if (
     isRunCommand(args) &&
-    (flags.length > 0 || malloc.length > 0) &&
+    (flags.length > 0 || arenas) &&
     process.env.AGENT_SIDECAR_NODE_FLAGS !== 'none' &&
     process.platform !== 'win32' &&
     typeof process.execve === 'function'
   ) {
     try {
-      const env =
-        malloc.length === 0
-          ? process.env
-          : { ...process.env, ...Object.fromEntries(malloc.map((k) => [k, SIDECAR_MALLOC_ENV[k]])), [MALLOC_SET]: malloc.join(',') };
+      const env = arenas ? { ...process.env, MALLOC_ARENA_MAX: '2', [ARENAS_SET]: '1' } : process.env;
       // A single executable's argv[1] is the executable again; its node flags live in the blob.
       const argv = sea ? [process.execPath, ...args] : [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)];
       process.execve(process.execPath, argv, env);
@@ -78,10 +67,9 @@ export function relaunch(): void {
       // Not replaced: this process goes on as it is.
     }
   }
-  const set = process.env[MALLOC_SET];
-  if (set !== undefined) {
-    for (const k of set.split(',')) if (k in SIDECAR_MALLOC_ENV) delete process.env[k];
-    delete process.env[MALLOC_SET];
+  if (process.env[ARENAS_SET] === '1') {
+    delete process.env.MALLOC_ARENA_MAX;
+    delete process.env[ARENAS_SET];
   }
 }
 
