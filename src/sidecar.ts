@@ -249,6 +249,11 @@ export interface AssembleOptions {
    * watched. What `validate` runs; take the result apart with dispose().
    */
   offline?: boolean;
+  /**
+   * `run -- <command>` starts the agent: the OTLP relay is on unless telemetry.relay.enabled
+   * says otherwise, and its receivers take free loopback ports unless addresses are configured.
+   */
+  runsAgent?: boolean;
 }
 
 /**
@@ -265,7 +270,13 @@ export async function assembleSidecar(
   const protection = await createProtection(config, baseLogger, { watch: !offline });
   // Every line written from here on (access records, audit events, warnings) is protected.
   const logger = protection.logger(baseLogger);
-  const telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport, offline });
+  let telemetry: Telemetry;
+  try {
+    telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport, offline, runsAgent: assemble.runsAgent === true });
+  } catch (err) {
+    protection.close();
+    throw err;
+  }
   // What is built so far holds file watches and exporters: a failure further on releases them.
   const release = async () => {
     protection.close();
@@ -325,7 +336,7 @@ export async function assembleSidecar(
       stripHeaders: [...access.stripHeaders, ...telemetry.stripHeaders],
       describe: { ...access.describe, telemetry: telemetry.describe, protection: protection.describe },
       observers: [...(telemetry.observer ? [telemetry.observer] : []), ...(extra.observers ?? [])],
-      listeners: [...(egress ? [{ ...egressListener(egress), address: config.egress.address }] : []), ...(extra.listeners ?? [])],
+      listeners: [...(egress ? [{ ...egressListener(egress), address: config.egress.address }] : []), ...telemetry.relayReceivers, ...(extra.listeners ?? [])],
       // Telemetry last, so that what the other hooks log still goes out.
       onShutdown: [...(extra.onShutdown ?? []), () => access.close(), async () => protection.close(), () => telemetry.shutdown()],
     });

@@ -64,7 +64,17 @@ export function captureLogs(): LogCapture {
 export async function startSidecar(
   input: SidecarConfigInput,
   extra: Partial<Omit<SidecarOptions, 'config' | 'logger'>> = {},
-): Promise<{ sidecar: Sidecar; url: string; port: number; adminUrl: string; egressUrl: string; logs: LogCapture; close: () => Promise<void> }> {
+): Promise<{
+  sidecar: Sidecar;
+  url: string;
+  port: number;
+  adminUrl: string;
+  egressUrl: string;
+  /** Every side listener's bound address by name (egress, relay-grpc, relay-http). */
+  listeners: Record<string, AddressInfo>;
+  logs: LogCapture;
+  close: () => Promise<void>;
+}> {
   const config = validateConfig({
     ...input,
     // Telemetry (on by default) only where a test asks for it: no exports to whatever may
@@ -85,6 +95,7 @@ export async function startSidecar(
     url: `${scheme}://127.0.0.1:${ingress.port}`,
     adminUrl: admin ? `http://127.0.0.1:${admin.port}` : '',
     egressUrl: listeners.egress ? `http://127.0.0.1:${listeners.egress.port}` : '',
+    listeners,
     close: () => sidecar.shutdown({ drainDelay: 0 }),
   };
 }

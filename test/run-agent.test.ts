@@ -9,6 +9,7 @@ import { anthropicStream, openaiChatStream, startFakeProvider, type FakeProvider
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
 const AGENT = fileURLToPath(new URL('./fixtures/egress/agent.mjs', import.meta.url));
+const RELAY_AGENT = fileURLToPath(new URL('./fixtures/relay-agent.mjs', import.meta.url));
 
 let provider: FakeProvider;
 let receiver: OtlpReceiver;
@@ -103,9 +104,9 @@ describe('agent-sidecar run -- <command>', () => {
       ['openai', 'gpt-5.4', 2, 'complete'],
     ]);
     const started = lines(proc.stdout()).find((l) => l.event_type === 'agent_start')!;
-    expect(started.env).toEqual(
-      expect.arrayContaining([`PORT=${port}`, 'OTEL_SERVICE_NAME=wrapped-agent', `OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.endpoint}`]),
-    );
+    // The agent's own SDK exports to the relay (see the relay test below), not to the collector.
+    expect(started.env).toEqual(expect.arrayContaining([`PORT=${port}`, 'OTEL_SERVICE_NAME=wrapped-agent', 'OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf']));
+    expect(started.env.find((e: string) => e.startsWith('OTEL_EXPORTER_OTLP_ENDPOINT='))).toMatch(/^OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/127\.0\.0\.1:\d+$/);
     expect(started.env.find((e: string) => e.startsWith('ANTHROPIC_BASE_URL='))).toMatch(
       /^ANTHROPIC_BASE_URL=http:\/\/127\.0\.0\.1:\d+\/anthropic \(was https:\/\/example\.invalid\)$/,
     );
@@ -116,6 +117,31 @@ describe('agent-sidecar run -- <command>', () => {
     // Flushed on the way out: the collector has the calls' tokens.
     const points = receiver.metrics().filter((m) => m.name === 'llm_tokens' && m.attributes.token_type === 'output');
     expect(points.some((p) => p.attributes.model === 'gpt-5.4' && p.value === 2 && p.resource['service.name'] === 'wrapped-agent')).toBe(true);
+  });
+
+  it("points the agent's own OpenTelemetry SDK at the relay: its spans reach the collector protected, and the collector's headers stay with the sidecar", async () => {
+    const proc = spawnCli(['run', '--config', config, '--', process.execPath, RELAY_AGENT], {
+      ...CLEAN_RUN_ENV,
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-key=secret-123',
+      OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=wrapped-pod',
+    });
+    expect(await proc.exited).toBe(0);
+    const agent = lines(proc.stdout()).find((l) => l.relayAgent !== undefined)!.relayAgent;
+    expect(agent.status).toBe(200);
+    expect(agent.protocol).toBe('http/protobuf');
+    expect(agent.headers).toBeNull();
+    expect(agent.endpoint).not.toBe(receiver.endpoint);
+    const started = lines(proc.stdout()).find((l) => l.event_type === 'agent_start')!;
+    expect(started.env).toContain("OTEL_EXPORTER_OTLP_HEADERS removed (the relay sends the collector's headers)");
+    expect(JSON.stringify(started)).not.toContain('secret-123');
+    // Flushed on the way out, as the sidecar's own spans are.
+    const [span] = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.scope.name === 'relay-agent'))).filter(
+      (x) => x.scope.name === 'relay-agent',
+    );
+    expect(span!.name).toBe('answer [REDACTED:email]');
+    expect(span!.attributes).toMatchObject({ 'customer.email': '[REDACTED:email]', step: 'answer' });
+    expect(span!.resource).toMatchObject({ 'service.name': 'wrapped-agent', 'k8s.pod.name': 'wrapped-pod' });
   });
 
   it("exits with the agent's status when it exits on its own, and 127 when the command does not exist", async () => {

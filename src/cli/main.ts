@@ -66,12 +66,19 @@ async function run(command: string[], flags: RunFlags): Promise<void> {
   }
   const config = load(flags);
   const logger = createLogger(config.log.level);
-  const sidecar = await assembleSidecar(config, logger).catch((err: unknown) => {
+  const sidecar = await assembleSidecar(config, logger, {}, { runsAgent: command.length > 0 }).catch((err: unknown) => {
     throw startFailure(err, config);
   });
   const { listeners } = await sidecar.start();
   if (command.length > 0) {
-    const status = await runAgent(command, sidecar, { config, egressAddress: listeners.egress, portEnv: flags.portEnv, env: process.env, logger });
+    const status = await runAgent(command, sidecar, {
+      config,
+      egressAddress: listeners.egress,
+      relay: listeners['relay-http'],
+      portEnv: flags.portEnv,
+      env: process.env,
+      logger,
+    });
     await flushStdout(LOG_FLUSH_MS);
     process.exit(status);
   }

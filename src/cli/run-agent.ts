@@ -18,14 +18,19 @@ export interface AgentEnvOptions {
   env: NodeJS.ProcessEnv;
   /** The sidecar's telemetry settings, as resolved at its start. */
   telemetry: Pick<TelemetrySettings, 'enabled' | 'serviceName'>;
+  /** The OTLP relay's HTTP receiver, where the agent's own telemetry goes; undefined when the relay is off. */
+  relay?: AddressInfo | undefined;
 }
+
+const OTLP_SIGNALS = ['TRACES', 'METRICS', 'LOGS'] as const;
 
 /**
  * The agent's environment: its port (the upstream's), the provider SDKs' base URLs on the
  * egress listener, a placeholder for each key the sidecar holds (the key itself, and the
  * variable the sidecar read it from, are not passed on), and where its own OpenTelemetry SDK
- * sends (the sidecar's collector, under the sidecar's service name) unless the environment
- * says so already. Returns what changed; a key's value is never among the notes.
+ * sends: the relay, which protects it and holds the collector's headers, or with the relay
+ * off the sidecar's collector unless the environment says so already; under the sidecar's
+ * service name. Returns what changed; a key's value is never among the notes.
  */
 export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; notes: string[] } {
   const env = { ...o.env };
@@ -44,8 +49,7 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
   if (o.portEnv !== '') set(o.portEnv, upstream.port || (upstream.protocol === 'https:' ? '443' : '80'), false);
   if (o.egress !== undefined) {
     const { address, port } = o.egress.address;
-    // A listener on every interface is still reached over loopback from this machine.
-    const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
+    const host = address === '::' ? '127.0.0.1' : loopback(address);
     for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host, port })}`, o.egress.service.providers)) set(name, value, false);
     for (const p of o.egress.service.providers) {
       if (p.credential === undefined) continue;
@@ -61,11 +65,36 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
     }
   }
   const t = o.telemetry;
-  // Only a collector the configuration names: the exporters' own default differs by protocol (4317, 4318).
-  const endpoint = o.config.telemetry.endpoint;
-  if (t.enabled && endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', endpoint, true);
+  if (o.relay !== undefined) {
+    // The agent's SDK exports to the relay, which protects what it sends and forwards it with
+    // the sidecar's endpoint, metadata and TLS: a collector variable the agent inherited from
+    // the sidecar's environment is replaced, and the collector's headers (credentials) are not
+    // passed on.
+    const url = `http://${formatAddress({ host: loopback(o.relay.address), port: o.relay.port })}`;
+    set('OTEL_EXPORTER_OTLP_ENDPOINT', url, false);
+    set('OTEL_EXPORTER_OTLP_PROTOCOL', 'http/protobuf', false);
+    for (const signal of OTLP_SIGNALS) {
+      if (env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`] !== undefined) set(`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`, `${url}/v1/${signal.toLowerCase()}`, false);
+      if (env[`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`] !== undefined) set(`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`, 'http/protobuf', false);
+    }
+    for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', ...OTLP_SIGNALS.map((s) => `OTEL_EXPORTER_OTLP_${s}_HEADERS`)]) {
+      if (env[name] === undefined) continue;
+      delete env[name];
+      notes.push(`${name} removed (the relay sends the collector's headers)`);
+    }
+    set('OTEL_PROPAGATORS', 'tracecontext,baggage', true);
+  } else {
+    // Only a collector the configuration names: the exporters' own default differs by protocol (4317, 4318).
+    const endpoint = o.config.telemetry.endpoint;
+    if (t.enabled && endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', endpoint, true);
+  }
   set('OTEL_SERVICE_NAME', t.serviceName, true);
   return { env, notes };
+}
+
+/** A listener on every interface is still reached over loopback from this machine. */
+function loopback(address: string): string {
+  return address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
 }
 
 /**

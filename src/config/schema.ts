@@ -406,6 +406,41 @@ const telemetry = z
         maxSessions: count('Distinct sessions tracked at most (memory bound).', 1_000_000).default(100_000),
       })
       .prefault({}),
+    relay: z
+      .strictObject({
+        enabled: z.boolean().optional().meta({
+          description:
+            "Take the agent's own traces, metrics and logs over OTLP on loopback, protect them with the telemetry rule set, add the sidecar's resource attributes (k8s.*, host.*, cloud.*, deployment environment) the agent's lack, and forward them to the collector. Default: on when `run -- <command>` starts the agent (which is then pointed at it), else off.",
+        }),
+        grpc: z
+          .union([address('Where the OTLP/gRPC receiver of the relay binds.'), z.literal(false)])
+          .optional()
+          .meta({
+            description:
+              'OTLP/gRPC receiver of the relay: host:port (loopback: the agent runs beside the sidecar), or false for none. Default: 127.0.0.1:4317; with `run --`, a free loopback port.',
+          }),
+        http: z
+          .union([address('Where the OTLP/HTTP receiver of the relay binds.'), z.literal(false)])
+          .optional()
+          .meta({
+            description:
+              'OTLP/HTTP receiver of the relay (POST /v1/traces, /v1/metrics, /v1/logs; protobuf): host:port, or false for none. Default: 127.0.0.1:4318; with `run --`, a free loopback port.',
+          }),
+        maxMessageBytes: size('Largest export request taken (after decompression); larger gets 413, or gRPC RESOURCE_EXHAUSTED.', {
+          min: 1024,
+          max: 64 * MIB,
+          why: 'each request is held whole while it is rewritten',
+        }).prefault('4mb'),
+        queueBytes: size(
+          "Rewritten requests waiting for the collector at most; past it the agent's data is dropped and counted (agent_telemetry_dropped_total, reason relay_queue_full), never held.",
+          {
+            min: 64 * KIB,
+            max: TIB,
+          },
+        ).prefault('32mb'),
+      })
+      .prefault({})
+      .meta({ description: "The OTLP relay: the agent's own telemetry through the sidecar, protected like the sidecar's." }),
     logs: z
       .strictObject({
         otlp: z

@@ -128,6 +128,15 @@ export const catalog = {
     status: 403,
     message: "This agent may not call this A2A method: it is not in the peer's allowlist (egress.agents.<name>.methods); the call was not sent.",
   },
+  // The OTLP relay (telemetry.relay): the agent's own telemetry, refused before anything is forwarded.
+  SIDECAR_RELAY_MALFORMED: { status: 400, message: 'The OTLP export request is not a valid protobuf request of its signal; nothing of it was forwarded.' },
+  SIDECAR_RELAY_TOO_LARGE: { status: 413, message: 'The OTLP export request is larger than telemetry.relay.maxMessageBytes allows.' },
+  SIDECAR_RELAY_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message:
+      'The relay takes OTLP as protobuf (gRPC, or HTTP with application/x-protobuf), uncompressed or gzip; set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf or grpc.',
+  },
+  SIDECAR_RELAY_NOT_FOUND: { status: 404, message: 'The relay takes POST /v1/traces, /v1/metrics and /v1/logs, and the OTLP gRPC Export methods.' },
   // Admin listener.
   SIDECAR_NOT_FOUND: { status: 404, message: 'No such admin endpoint.' },
   SIDECAR_BAD_ADMIN_REQUEST: { status: 400, message: 'The admin request is not valid: send JSON {"jti", "exp"} or {"sub", "before"}.' },

@@ -17,6 +17,7 @@ import type { TelemetryProtection } from './protection.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
 import type { LogSink } from './signal.ts';
+import { createRelay, relayAddresses, type Relay, type RelayReceiver } from './relay/index.ts';
 
 export {
   FIRST_CHUNK_BUCKETS,
@@ -64,6 +65,8 @@ export interface Telemetry {
   readonly tracer: Tracer | undefined;
   /** OTLP log records (audit events); undefined when telemetry, or telemetry.logs.otlp, is off. */
   readonly logs: LogSink | undefined;
+  /** The OTLP relay's receivers, for the sidecar to bind and drain; empty when the relay is off. */
+  readonly relayReceivers: readonly RelayReceiver[];
   /** Exports what is queued now. */
   forceFlush(): Promise<void>;
   /** Flushes within telemetry.shutdownTimeout, then stops; safe to call twice. */
@@ -76,6 +79,11 @@ export interface TelemetryOptions {
   protect?: TelemetryProtection | undefined;
   /** Build every part, start none: the metric reader gets no timer, so nothing is exported (validate). */
   offline?: boolean;
+  /**
+   * `run -- <command>` starts the agent: the OTLP relay is on unless telemetry.relay.enabled
+   * says otherwise, and its receivers take free loopback ports unless addresses are configured.
+   */
+  runsAgent?: boolean;
 }
 
 /**
@@ -91,6 +99,7 @@ export interface TelemetryOptions {
 export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger, options: TelemetryOptions = {}): Telemetry {
   const t = config.telemetry;
   const settings = resolveSettings(t, options.env ?? process.env);
+  const relayAt = relayAddresses(t.relay, settings.enabled, options.runsAgent === true);
   if (!settings.enabled) return disabledTelemetry(settings);
 
   const log = componentLogger(logger, 'agent-sidecar.telemetry');
@@ -138,6 +147,18 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
       : new RequestTracer({ sampler: settings.sampler, resource, scope: { name: 'agent-sidecar' }, processor: spanPipeline });
   // Access records and audit events skip the SDK's log records (access-log.ts says why).
   const logBatcher = settings.logs.otlp ? createLogBatcher(settings, resource, settings.version, drops, options.protect) : undefined;
+
+  const relay: Relay | undefined =
+    relayAt === undefined
+      ? undefined
+      : createRelay({
+          config: t.relay,
+          addresses: relayAt,
+          exportConfig: settings,
+          protect: options.protect?.agent,
+          resource,
+          drops,
+        });
 
   const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
   const agentType = settings.agentType;
@@ -192,12 +213,13 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
     meter,
     tracer: tracerProvider?.getTracer('agent-sidecar'),
     logs: logBatcher,
+    relayReceivers: relay?.receivers ?? [],
     async forceFlush() {
-      await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), logBatcher?.forceFlush()]);
+      await Promise.allSettled([tracerProvider?.forceFlush(), meterProvider.forceFlush(), logBatcher?.forceFlush(), relay?.forceFlush()]);
     },
     shutdown() {
       stopping ??= (async () => {
-        const all = Promise.allSettled([tracerProvider?.shutdown(), meterProvider.shutdown(), logBatcher?.shutdown()]);
+        const all = Promise.allSettled([tracerProvider?.shutdown(), meterProvider.shutdown(), logBatcher?.shutdown(), relay?.shutdown()]);
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<boolean>((resolve) => {
           timer = setTimeout(resolve, t.shutdownTimeout, false);
@@ -227,6 +249,7 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
     meter: undefined,
     tracer: undefined,
     logs: undefined,
+    relayReceivers: [],
     forceFlush: async () => {},
     shutdown: async () => {},
   };

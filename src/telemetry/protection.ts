@@ -2,6 +2,7 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { AccessLog } from './access-log.ts';
 import type { LogEntry } from './otlp/logs.ts';
+import type { RelayProtector } from './relay/rewrite.ts';
 
 /**
  * What the export pipelines call, declared here so that telemetry needs no data protection
@@ -16,4 +17,6 @@ export interface TelemetryProtection {
   logs(entries: LogEntry[]): LogEntry[];
   metrics(metrics: ResourceMetrics): ResourceMetrics;
   accessLog(log: AccessLog | undefined): AccessLog | undefined;
+  /** The agent's own telemetry through the relay: its attributes and text, with the same rule set. */
+  readonly agent: RelayProtector;
 }

@@ -19,6 +19,8 @@ export interface BatcherOptions<T> {
   maxInFlight: number;
   transport: BatchTransport<T>;
   drops: DropCounter;
+  /** How many items of the signal one queued item is (a relayed request holds many spans); 1 when not given. */
+  weight?: (item: T) => number;
 }
 
 const MIN_BACKOFF_MS = 250;
@@ -58,7 +60,7 @@ export class Batcher<T> {
   push(item: T): void {
     const o = this.#o;
     if (this.#stopped || this.#queue.length >= o.queueSize) {
-      o.drops.dropped(o.signal, 'queue_full', 1);
+      o.drops.dropped(o.signal, 'queue_full', o.weight === undefined ? 1 : o.weight(item));
       return;
     }
     this.#queue.push(item);
@@ -125,7 +127,7 @@ export class Batcher<T> {
         }
         resolve();
         try {
-          if (!ok) o.drops.dropped(o.signal, 'export_failed', batch.length);
+          if (!ok) o.drops.dropped(o.signal, 'export_failed', o.weight === undefined ? batch.length : batch.reduce((n, item) => n + o.weight!(item), 0));
           if (ok && this.#queue.length >= o.batchSize) this.#flush(false);
           else if (this.#queue.length > 0 && this.#timer === undefined && !this.#stopped) this.#arm(ok ? o.scheduledDelay : this.#backoff);
         } catch {

@@ -1,17 +1,17 @@
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
-import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufLogsSerializer, ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { BatchTransport } from './batcher.ts';
 
 interface Service {
-  env: 'LOGS' | 'TRACES';
-  item: 'log' | 'span';
+  env: 'LOGS' | 'TRACES' | 'METRICS';
+  item: 'log' | 'span' | 'metric_data_point';
   component: string;
   name: string;
   path: string;
   response: { deserializeResponse(data: Uint8Array): unknown };
 }
 
-const SERVICES: Record<'logs' | 'traces', Service> = {
+const SERVICES: Record<'logs' | 'traces' | 'metrics', Service> = {
   logs: {
     env: 'LOGS',
     item: 'log',
@@ -19,6 +19,14 @@ const SERVICES: Record<'logs' | 'traces', Service> = {
     name: 'LogsExportService',
     path: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
     response: ProtobufLogsSerializer,
+  },
+  metrics: {
+    env: 'METRICS',
+    item: 'metric_data_point',
+    component: 'otlp_grpc_metric_exporter',
+    name: 'MetricsExportService',
+    path: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+    response: ProtobufMetricsSerializer,
   },
   traces: {
     env: 'TRACES',
@@ -35,7 +43,11 @@ const SERVICES: Record<'logs' | 'traces', Service> = {
  * the OTEL_EXPORTER_OTLP_* variables, partial-success handling), fed with bytes we encode:
  * the SDK's exporters differ from this only in how they serialize.
  */
-export function createGrpcTransport<T>(signal: 'logs' | 'traces', options: OTLPGRPCExporterConfigNode, encode: (items: T[]) => Uint8Array): BatchTransport<T> {
+export function createGrpcTransport<T>(
+  signal: 'logs' | 'traces' | 'metrics',
+  options: OTLPGRPCExporterConfigNode,
+  encode: (items: T[]) => Uint8Array,
+): BatchTransport<T> {
   const s = SERVICES[signal];
   const serializer = {
     serializeRequest: encode,
