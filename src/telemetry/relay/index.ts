@@ -98,6 +98,9 @@ const PLACE = /^(k8s|host|cloud|container|deployment\.environment)\b/;
 const BATCH_REQUESTS = 64;
 const BATCH_DELAY_MS = 200;
 const EXPORTS_IN_FLIGHT = 2;
+/** A request's body must have arrived within this long. */
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_STREAMS = 32;
 const gunzipAsync = promisify(gunzip);
 
 /** Why a relayed request was refused: an OTLP/HTTP status and a gRPC status code. */
@@ -310,7 +313,7 @@ function httpReceiver(address: string, max: number, decompress: Decompress, acce
       if (active === 0) for (const w of idleWaiters.splice(0)) w();
     }
   });
-  server.requestTimeout = 30_000;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
   return {
     name: 'relay-http',
     address,
@@ -330,7 +333,8 @@ function grpcReceiver(address: string, max: number, decompress: Decompress, acce
   let active = 0;
   const idleWaiters: Array<() => void> = [];
   const sessions = new Set<http2.ServerHttp2Session>();
-  const server = http2.createServer();
+  // Requests in flight are held whole: a session may have this many open at once.
+  const server = http2.createServer({ settings: { maxConcurrentStreams: MAX_STREAMS } });
   server.on('session', (s) => {
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
@@ -345,6 +349,8 @@ function grpcReceiver(address: string, max: number, decompress: Decompress, acce
   };
   server.on('stream', (stream, headers) => {
     active++;
+    // A request that stops arriving is given up, as the HTTP receiver's requestTimeout does.
+    stream.setTimeout(REQUEST_TIMEOUT_MS, () => stream.close(http2.constants.NGHTTP2_CANCEL));
     const done = () => {
       active--;
       if (active === 0) for (const w of idleWaiters.splice(0)) w();
