@@ -158,6 +158,25 @@ describe('agent-sidecar run -- <command>', () => {
     expect(await missing.exited).toBe(127);
   });
 
+  it('kills an agent that goes on after SIGTERM once shutdown.gracePeriod has passed, so that run always ends', async () => {
+    const stubborn = join(os.tmpdir(), `run-agent-stubborn-${process.pid}.yaml`);
+    writeFileSync(
+      stubborn,
+      'listen: { address: 127.0.0.1:0 }\nadmin: { address: 127.0.0.1:0 }\nshutdown: { gracePeriod: 1s }\ntelemetry: { enabled: false }\n',
+    );
+    const agent =
+      "process.on('SIGTERM', () => console.log(JSON.stringify({ stubborn: 'SIGTERM ignored' }))); console.log(JSON.stringify({ stubborn: 'up' })); setInterval(() => {}, 1000);";
+    const proc = spawnCli(['run', '--config', stubborn, '--egress', '127.0.0.1:0', '--', process.execPath, '-e', agent], CLEAN_RUN_ENV);
+    await expect.poll(() => lines(proc.stdout()).some((l) => l.stubborn === 'up'), { timeout: 15_000 }).toBe(true);
+    const sent = Date.now();
+    proc.child.kill('SIGTERM');
+    // 128 + SIGKILL: the agent's status, as run reports it.
+    expect(await proc.exited).toBe(137);
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(900);
+    expect(lines(proc.stdout()).some((l) => l.stubborn === 'SIGTERM ignored')).toBe(true);
+    expect(lines(proc.stdout()).find((l) => l.event_type === 'agent_kill')).toMatchObject({ signal: 'SIGKILL', grace_period_ms: 1000 });
+  });
+
   it('refuses a bad --agent-port before starting anything', async () => {
     const proc = spawnCli(['run', '--config', config, '--agent-port', '70000', '--', process.execPath, AGENT], CLEAN_RUN_ENV);
     expect(await proc.exited).toBe(2);

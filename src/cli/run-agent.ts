@@ -121,6 +121,7 @@ export async function runAgent(
   const agentRunning = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined;
 
   let stops = 0;
+  let graceTimer: NodeJS.Timeout | undefined;
   const forward = (signal: NodeJS.Signals) => {
     if (signal === 'SIGHUP') {
       void sidecar.access.reload();
@@ -143,6 +144,23 @@ export async function runAgent(
       }
     }
     if (agentRunning()) child.kill(signal);
+    // An agent that does not stop on the first SIGTERM or SIGINT (it handles the signal and
+    // goes on, as an instrumentation hook's handler can make it) is killed with its process
+    // group once shutdown.gracePeriod has passed, so that `run` always ends.
+    if ((signal === 'SIGTERM' || signal === 'SIGINT') && graceTimer === undefined && agentRunning()) {
+      graceTimer = setTimeout(() => {
+        if (!agentRunning()) return;
+        o.logger.warn(
+          { event_type: 'agent_kill', signal: 'SIGKILL', grace_period_ms: o.config.shutdown.gracePeriod },
+          `the agent did not stop within shutdown.gracePeriod after ${signal}: SIGKILL`,
+        );
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }, o.config.shutdown.gracePeriod);
+    }
   };
   // Kept until the process exits: a signal during the sidecar's drain after the agent exited ends it at once.
   for (const s of FORWARDED) process.on(s, forward);
@@ -158,6 +176,7 @@ export async function runAgent(
       resolve(err.code === 'EACCES' ? 126 : 127);
     });
     child.once('exit', (code, signal) => {
+      clearTimeout(graceTimer);
       const exitStatus = code ?? 128 + (signal === null ? 0 : (os.constants.signals[signal] ?? 0));
       o.logger.info({ event_type: 'agent_exit', exit_code: code, signal }, `the agent exited (${signal ?? `status ${code}`}); stopping the sidecar`);
       resolve(exitStatus);
