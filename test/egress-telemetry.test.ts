@@ -96,6 +96,35 @@ describe('LLM calls in OpenTelemetry', () => {
     expect(provider.seen[seenBefore]!.headers.traceparent).toBe(`00-${s.traceId}-${s.spanId}-01`);
   });
 
+  it('continues the innermost of several traceparent headers naming one trace (an SDK and its HTTP client each add one), and no other mix', async () => {
+    const sdkSpan = '1111111111111111';
+    const fetchSpan = '2222222222222222';
+    const cases: Array<[string[], string | undefined]> = [
+      [[`00-${AGENT_TRACE}-${sdkSpan}-01`, `00-${AGENT_TRACE}-${fetchSpan}-01`], fetchSpan],
+      // Two traces, or a value that is not a traceparent: invalid, as W3C Trace Context says.
+      [[`00-${AGENT_TRACE}-${sdkSpan}-01`, `00-${'3'.repeat(32)}-${fetchSpan}-01`], undefined],
+      [[`00-${AGENT_TRACE}-${sdkSpan}-01`, 'garbage'], undefined],
+    ];
+    for (const [values, parent] of cases) {
+      const model = `claude-multi-${values.length}-${parent ?? 'none'}-${cases.findIndex((c) => c[0] === values)}`;
+      provider.next({ json: { id: 'msg_m', type: 'message', model, stop_reason: 'end_turn', usage: { input_tokens: 1, output_tokens: 1 } } });
+      const res = await request(`${sidecar.egressUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        headers: [...values.flatMap((v) => ['traceparent', v]), 'x-api-key', 'k'],
+        body: JSON.stringify({ model, max_tokens: 8, messages: [] }),
+      });
+      await res.body.text();
+      const s = (await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.name === `chat ${model}`))).find((x) => x.name === `chat ${model}`)!;
+      if (parent === undefined) {
+        expect(s.parentSpanId, model).toBe('');
+        expect(s.traceId, model).not.toBe(AGENT_TRACE);
+      } else {
+        expect(s.parentSpanId, model).toBe(parent);
+        expect(s.traceId, model).toBe(AGENT_TRACE);
+      }
+    }
+  });
+
   it('records the GenAI histograms by gen_ai.token.type, and the error of a failed call', async () => {
     provider.next({ events: openaiChatStream({ model: 'gpt-5.4-mini', text: ['a'], usage: { prompt: 64, cached: 0, completion: 5 } }) });
     await (

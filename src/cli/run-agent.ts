@@ -1,6 +1,10 @@
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import { basename, delimiter, dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { formatAddress, type SidecarConfig } from '../config/index.ts';
 import { KEY_PLACEHOLDER, sdkBaseUrls, sdkKeyVariables, type Egress } from '../egress/index.ts';
 import { stdoutDestination, type Logger } from '../log/index.ts';
@@ -20,7 +24,16 @@ export interface AgentEnvOptions {
   telemetry: Pick<TelemetrySettings, 'enabled' | 'serviceName'>;
   /** The OTLP relay's HTTP receiver, where the agent's own telemetry goes; undefined when the relay is off. */
   relay?: AddressInfo | undefined;
+  /** The agent's command and working directory: auto-instrumentation depends on what it runs and what resolves there. */
+  command?: readonly string[];
+  cwd?: string;
 }
+
+/** The register hook of the OpenTelemetry JS auto-instrumentation package (what the Operator's inject-nodejs uses). */
+const NODE_REGISTER = '@opentelemetry/auto-instrumentations-node/register';
+/** The ESM loader hook of the instrumentation package that the register hook depends on. */
+const ESM_HOOK = '@opentelemetry/instrumentation/hook.mjs';
+const PYTHON = /^python(\d+(\.\d+)*)?$/;
 
 const OTLP_SIGNALS = ['TRACES', 'METRICS', 'LOGS'] as const;
 
@@ -32,8 +45,9 @@ const OTLP_SIGNALS = ['TRACES', 'METRICS', 'LOGS'] as const;
  * off the sidecar's collector unless the environment says so already; under the sidecar's
  * service name. Returns what changed; a key's value is never among the notes.
  */
-export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; notes: string[] } {
+export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; notes: string[]; command: readonly string[] } {
   const env = { ...o.env };
+  let command = o.command ?? [];
   const notes: string[] = [];
   const set = (name: string, value: string, keep: boolean) => {
     const before = env[name];
@@ -83,13 +97,59 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
       notes.push(`${name} removed (the relay sends the collector's headers)`);
     }
     set('OTEL_PROPAGATORS', 'tracecontext,baggage', true);
+    if (o.config.telemetry.relay.autoInstrument && command.length > 0) {
+      // Zero-code instrumentation, in the agent's environment only (never the sidecar's, which
+      // would instrument itself and send two traceparent headers on each hop).
+      const register = resolveFrom(o.cwd ?? process.cwd(), NODE_REGISTER);
+      const python = PYTHON.test(basename(command[0]!)) ? findOnPath('opentelemetry-instrument', env.PATH) : undefined;
+      if (python !== undefined) {
+        command = [python, ...command];
+        notes.push(`started under ${python}`);
+      } else if (register !== undefined && !(env.NODE_OPTIONS ?? '').includes('auto-instrumentations-node')) {
+        // The hook starts the SDK and patches CommonJS modules; ECMAScript modules (node:http
+        // imported by an .mjs agent) are patched only through the ESM loader hook of the
+        // instrumentation package, registered first, by one --import on the main thread (a
+        // --require would run again in the loader's thread and start a second SDK there).
+        const esm = resolveFrom(dirname(register), ESM_HOOK);
+        const hook = `await import('${pathToFileURL(register).href}')`;
+        const preload =
+          esm === undefined
+            ? `data:text/javascript,${hook}`
+            : `data:text/javascript,import{register}from'node:module';register('${pathToFileURL(esm).href}');${hook}`;
+        set('NODE_OPTIONS', [env.NODE_OPTIONS, `--import ${JSON.stringify(preload)}`].filter(Boolean).join(' '), false);
+      }
+    }
   } else {
     // Only a collector the configuration names: the exporters' own default differs by protocol (4317, 4318).
     const endpoint = o.config.telemetry.endpoint;
     if (t.enabled && endpoint !== undefined) set('OTEL_EXPORTER_OTLP_ENDPOINT', endpoint, true);
   }
   set('OTEL_SERVICE_NAME', t.serviceName, true);
-  return { env, notes };
+  return { env, notes, command };
+}
+
+/** A module's file as resolved from `dir` (its node_modules and those above), or undefined. */
+function resolveFrom(dir: string, specifier: string): string | undefined {
+  try {
+    return createRequire(join(dir, 'noop.js')).resolve(specifier);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An executable file named `name` in a directory of `path`, or undefined. */
+function findOnPath(name: string, path: string | undefined): string | undefined {
+  for (const dir of (path ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
 }
 
 /** A listener on every interface is still reached over loopback from this machine. */
@@ -110,7 +170,9 @@ export async function runAgent(
   o: Omit<AgentEnvOptions, 'egress' | 'telemetry'> & { egressAddress: AddressInfo | undefined; logger: Logger },
 ): Promise<number> {
   const egress = sidecar.egress !== undefined && o.egressAddress !== undefined ? { address: o.egressAddress, service: sidecar.egress } : undefined;
-  const { env, notes } = agentEnvironment({ ...o, egress, telemetry: sidecar.telemetry.settings });
+  const wired = agentEnvironment({ ...o, egress, telemetry: sidecar.telemetry.settings, command, cwd: process.cwd() });
+  const { env, notes } = wired;
+  command = wired.command;
   o.logger.info(
     { event_type: 'agent_start', command: command[0], env: notes },
     `starting the agent: ${command.join(' ')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`,

@@ -426,6 +426,10 @@ const telemetry = z
             description:
               'OTLP/HTTP receiver of the relay (POST /v1/traces, /v1/metrics, /v1/logs; protobuf): host:port, or false for none. Default: 127.0.0.1:4318; with `run --`, a free loopback port.',
           }),
+        autoInstrument: z.boolean().default(true).meta({
+          description:
+            "With `run --` and the relay on: a Node.js agent gets @opentelemetry/auto-instrumentations-node's register hook (NODE_OPTIONS) when that package resolves from the working directory, a Python agent is started under opentelemetry-instrument when it is on PATH. false: neither.",
+        }),
         maxMessageBytes: size('Largest export request taken (after decompression); larger gets 413, or gRPC RESOURCE_EXHAUSTED.', {
           min: 1024,
           max: 64 * MIB,

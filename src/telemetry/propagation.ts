@@ -12,9 +12,25 @@ const pairSetter: TextMapSetter<string[]> = {
   },
 };
 
-/** The context an outbound call's span starts in: the agent's traceparent (and tracestate), or a trace of its own. */
+const TRACEPARENT = /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * The context an outbound call's span starts in: the agent's traceparent (and tracestate), or
+ * a trace of its own. An instrumented agent can send several traceparent headers on one call
+ * (an SDK's own instrumentation and the HTTP client's each add theirs: Node.js joins them with
+ * commas), which W3C Trace Context reads as invalid, splitting the trace. When every value is
+ * valid and all name one trace, the last is continued: the innermost, added by the client
+ * closest to the wire. Anything else starts a trace of its own, as the specification says.
+ */
 export function callerContext(headers: IncomingHttpHeaders): Context {
-  return headers.traceparent === undefined ? ROOT_CONTEXT : propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+  const raw: string | string[] | undefined = headers.traceparent;
+  if (raw === undefined) return ROOT_CONTEXT;
+  const tp = Array.isArray(raw) ? raw.join(',') : raw;
+  if (!tp.includes(',')) return propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+  const values = tp.split(',').map((v) => v.trim());
+  const traces = new Set(values.map((v) => TRACEPARENT.exec(v)?.[1]));
+  if (traces.size !== 1 || traces.has(undefined)) return ROOT_CONTEXT;
+  return propagator.extract(ROOT_CONTEXT, { ...headers, traceparent: values.at(-1) }, defaultTextMapGetter);
 }
 
 /** traceparent (and tracestate) naming `span`, as [name, value, …]; empty without a span. */
