@@ -81,3 +81,13 @@ describe('configuration', () => {
     expect(readFileSync(new URL('../config/sidecar.schema.json', import.meta.url), 'utf8')).toBe(configJsonSchema());
   });
 });
+
+describe('SIDECAR_RELAY', () => {
+  it('turns the OTLP relay on or off over the file, and refuses anything but on or off', async () => {
+    const { loadConfig } = await import('../src/config/index.ts');
+    expect(loadConfig({ env: { SIDECAR_RELAY: 'on' } }).telemetry.relay.enabled).toBe(true);
+    expect(loadConfig({ env: { SIDECAR_RELAY: 'false' } }).telemetry.relay.enabled).toBe(false);
+    expect(loadConfig({ env: {} }).telemetry.relay.enabled).toBeUndefined();
+    expect(() => loadConfig({ env: { SIDECAR_RELAY: 'maybe' } })).toThrow(/SIDECAR_RELAY=maybe: expected on or off/);
+  });
+});

@@ -242,3 +242,45 @@ describe('inject: settings', () => {
     expect(status).toMatchObject({ version, container: SIDECAR_CONTAINER, agent: 'router', env: ['ANTHROPIC_BASE_URL', 'OTEL_SERVICE_NAME'] });
   });
 });
+
+describe('inject: the OTLP relay (agent-sidecar.io/relay)', () => {
+  const manifest = (relay: string, extraPort = '') => `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: helper
+spec:
+  template:
+    metadata:
+      annotations:
+        agent-sidecar.io/relay: "${relay}"
+    spec:
+      containers:
+        - name: agent
+          image: helper:1
+          ports:
+            - containerPort: 8000${extraPort}
+`;
+
+  it('"true": the relay on in the sidecar, the agent’s own SDK pointed at it on loopback, and uninject takes it all back', () => {
+    const result = inject(manifest('true'));
+    const spec = podSpec(find(result.text, 'Deployment', 'helper'));
+    expect(envOf(container(spec, SIDECAR_CONTAINER)!).SIDECAR_RELAY).toBe('on');
+    const agentEnv = envOf(container(spec, 'agent')!);
+    expect(agentEnv).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_PROPAGATORS: 'tracecontext,baggage',
+    });
+    expect(uninject(result.text).text).toBe(manifest('true'));
+  });
+
+  it('off by default and with "false"; any other value, or a port of the pod on 4317 or 4318, is refused with its place', () => {
+    for (const text of [manifest('false'), manifest('false').replace(/\n {6}annotations:\n.*relay.*\n/, '\n')]) {
+      const spec = podSpec(find(inject(text).text, 'Deployment', 'helper'));
+      expect(envOf(container(spec, SIDECAR_CONTAINER)!).SIDECAR_RELAY).toBeUndefined();
+      expect(envOf(container(spec, 'agent')!).OTEL_EXPORTER_OTLP_PROTOCOL).toBeUndefined();
+    }
+    expect(() => inject(manifest('yes'))).toThrow(/agent-sidecar\.io\/relay: expected "true" or "false"/);
+    expect(() => inject(manifest('true', '\n            - containerPort: 4318'))).toThrow(/port 4318 is also the OTLP\/HTTP port of the sidecar's relay/);
+  });
+});

@@ -15,6 +15,8 @@ export interface ConfigOverrides {
   logLevel?: string | undefined;
   /** Files holding provider keys: egress.providers.<name>.credential becomes { file }. */
   credentialFiles?: Partial<Record<CredentialProvider, string>> | undefined;
+  /** telemetry.relay.enabled (SIDECAR_RELAY=on or off): how `inject` turns the relay on in a pod. */
+  relay?: boolean | undefined;
 }
 
 type CredentialProvider = 'anthropic' | 'openai';
@@ -147,10 +149,20 @@ function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     admin: env.SIDECAR_ADMIN || undefined,
     egress: env.SIDECAR_EGRESS || undefined,
     logLevel: env.SIDECAR_LOG_LEVEL || undefined,
+    relay: onOff('SIDECAR_RELAY', env.SIDECAR_RELAY),
     credentialFiles: Object.fromEntries(
       Object.entries(CREDENTIAL_FILE_VARIABLES).flatMap(([provider, name]) => (env[name] ? [[provider, env[name]]] : [])),
     ) as Partial<Record<CredentialProvider, string>>,
   };
+}
+
+/** A variable that turns something on or off: on/off, true/false, 1/0; unset or empty: not given. */
+function onOff(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  const v = value.toLowerCase();
+  if (v === 'on' || v === 'true' || v === '1') return true;
+  if (v === 'off' || v === 'false' || v === '0') return false;
+  throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${name}=${value}: expected on or off` });
 }
 
 function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void {
@@ -159,6 +171,7 @@ function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void 
   if (o.admin !== undefined) section(doc, 'admin').address = o.admin;
   if (o.egress !== undefined) section(doc, 'egress').address = o.egress;
   if (o.logLevel !== undefined) section(doc, 'log').level = o.logLevel;
+  if (o.relay !== undefined) section(section(doc, 'telemetry'), 'relay').enabled = o.relay;
   for (const [provider, file] of Object.entries(o.credentialFiles ?? {})) {
     if (file !== undefined) section(section(section(doc, 'egress'), 'providers'), provider).credential = { file };
   }

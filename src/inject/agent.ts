@@ -1,5 +1,5 @@
 import { isScalar, type YAMLMap, type YAMLSeq } from 'yaml';
-import { ANNOTATION, DEFAULT_CONTAINER_ANNOTATION, PORT_NAME } from './names.ts';
+import { ANNOTATION, DEFAULT_CONTAINER_ANNOTATION, PORT_NAME, RELAY_PORTS } from './names.ts';
 import type { PodTemplate } from './objects.ts';
 import type { InjectSettings } from './settings.ts';
 import { indexByName, mapItems, scalarValue, seqAt, text } from './tree.ts';
@@ -91,7 +91,13 @@ function portsOf(t: PodTemplate, container: YAMLMap, path: Path): Port[] {
  * The sidecar shares the pod's network namespace: none of its ports may be one that a
  * container of the pod (or the agent's upstream port) already uses.
  */
-export function checkPorts(t: PodTemplate, lists: ReadonlyArray<[key: string, seq: YAMLSeq | undefined]>, agent: Agent, settings: InjectSettings): void {
+export function checkPorts(
+  t: PodTemplate,
+  lists: ReadonlyArray<[key: string, seq: YAMLSeq | undefined]>,
+  agent: Agent,
+  settings: InjectSettings,
+  relay = false,
+): void {
   const w = t.obj.where;
   const taken: Port[] = [];
   for (const [key, seq] of lists) {
@@ -107,6 +113,18 @@ export function checkPorts(t: PodTemplate, lists: ReadonlyArray<[key: string, se
         w,
         clash.path,
         `port ${number} is also the sidecar's ${role} port (${PORT_NAME[role]}); give the sidecar another one with --${role}-port`,
+      );
+    }
+  }
+  if (!relay) return;
+  for (const [protocol, number] of Object.entries(RELAY_PORTS)) {
+    const clash = taken.find((p) => p.number === number);
+    if (clash !== undefined) {
+      throw inputError(
+        'SIDECAR_INJECT_INVALID',
+        w,
+        clash.path,
+        `port ${number} is also the OTLP/${protocol === 'grpc' ? 'gRPC' : 'HTTP'} port of the sidecar's relay (${ANNOTATION.relay}); a collector in the pod already takes the agent's telemetry: leave the relay off`,
       );
     }
   }

@@ -19,6 +19,8 @@ export const ANNOTATION = {
   credentialSecret: 'agent-sidecar.io/credential-secret',
   /** Which key of that Secret (compose: which secret) holds which provider's key: anthropic=anthropic-api-key,openai=openai-api-key. */
   credentialKeys: 'agent-sidecar.io/credential-keys',
+  /** "true": the sidecar's OTLP relay is on, and the agent's own OpenTelemetry SDK exports to it (protected, with the collector's credentials kept in the sidecar). */
+  relay: 'agent-sidecar.io/relay',
   /** Written by inject: what it added, so that uninject removes exactly that. */
   status: 'agent-sidecar.io/status',
 } as const;
@@ -39,6 +41,9 @@ export const COMPOSE_SECRETS_DIR = '/run/secrets';
 /** A Secret volume's file mode: its owner and group may read (the sidecar reads through the pod's fsGroup). */
 export const CREDENTIAL_MODE = 0o440;
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'agent-sidecar' } as const;
+
+/** The relay's receivers in a pod: OTLP's own ports, on loopback (the agent shares the pod's network). */
+export const RELAY_PORTS = { grpc: 4317, http: 4318 } as const;
 
 /** Port names (IANA service names: at most 15 characters). */
 export const PORT_NAME = { ingress: 'sidecar-ingress', egress: 'sidecar-egress', admin: 'sidecar-admin' } as const;

@@ -1,7 +1,7 @@
 import { isMap, isScalar, type YAMLMap } from 'yaml';
 import { checkPorts, envHas, envValue, findAgent, type Agent } from './agent.ts';
 import { heldProviders, KEY_PLACEHOLDER, keyVariables } from './custody.ts';
-import { ANNOTATION, CONFIG_VOLUME, CREDENTIAL_MODE, CREDENTIAL_VOLUME, SIDECAR_CONTAINER } from './names.ts';
+import { ANNOTATION, CONFIG_VOLUME, CREDENTIAL_MODE, CREDENTIAL_VOLUME, RELAY_PORTS, SIDECAR_CONTAINER } from './names.ts';
 import type { PodTemplate } from './objects.ts';
 import { holdInPod, podCredentialFiles, podCustody, releaseInPod, type PodCustodyStatus } from './pod-custody.ts';
 import type { InjectSettings } from './settings.ts';
@@ -48,6 +48,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   }
 
   const agent = findAgent(t, containers, settings);
+  const relay = relayWanted(t);
   t.obj.segment.changed = true;
   checkPorts(
     t,
@@ -57,6 +58,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     ],
     agent,
     settings,
+    relay,
   );
   const image = t.annotations.get(ANNOTATION.image)?.value ?? settings.image;
   const configMap = t.annotations.get(ANNOTATION.config)?.value ?? settings.configMap;
@@ -67,7 +69,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   const serviceName = envValue(agentEnvSeq, 'OTEL_SERVICE_NAME') ?? t.name;
 
   const credentials = custody === undefined ? undefined : podCredentialFiles(custody);
-  const container = doc.createNode(sidecarContainer({ settings, image, upstreamPort: agent.port, serviceName, credentials }));
+  const container = doc.createNode(sidecarContainer({ settings, image, upstreamPort: agent.port, serviceName, credentials, relay }));
   const what = `${SIDECAR_CONTAINER} (${image}; ports ${settings.ports.ingress} ingress, ${settings.ports.egress} egress, ${settings.ports.admin} admin; upstream 127.0.0.1:${agent.port})`;
   if (settings.native) {
     const init = ensure(doc, spec, 'initContainers', initContainers, 'seq', created, 'initContainers', nulls);
@@ -107,7 +109,8 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
 
   const env = ensure(doc, agent.node, 'env', seqAt(w, agent.node, 'env', agent.path), 'seq', created, 'env', nulls);
   const added: string[] = [];
-  for (const [name, value] of agentEnv(`http://127.0.0.1:${settings.ports.egress}`, t.name, settings.otelEndpoint)) {
+  const relayUrl = relay ? `http://127.0.0.1:${RELAY_PORTS.http}` : undefined;
+  for (const [name, value] of agentEnv(`http://127.0.0.1:${settings.ports.egress}`, t.name, settings.otelEndpoint, relayUrl)) {
     if (envHas(env, name)) {
       changes.push(change(w, [...agent.path, 'env'], `kept ${name}: set in the manifest, not overridden`));
       continue;
@@ -184,4 +187,12 @@ export function uninjectPod(t: PodTemplate, changes: Change[]): boolean {
   removeStatus(t.template, status.created, status.nulls);
   changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'removed'));
   return true;
+}
+
+/** agent-sidecar.io/relay: "true" or "false" (the default). */
+function relayWanted(t: PodTemplate): boolean {
+  const a = t.annotations.get(ANNOTATION.relay);
+  if (a === undefined || a.value === 'false') return false;
+  if (a.value === 'true') return true;
+  throw inputError('SIDECAR_INJECT_INVALID', t.obj.where, a.path, `${ANNOTATION.relay}: expected "true" or "false", not "${a.value}"`);
 }

@@ -21,11 +21,17 @@ import type { InjectSettings, SidecarPorts } from './settings.ts';
 
 export type EnvPairs = Array<[name: string, value: string]>;
 
-/** The variables that point an agent at the sidecar: provider SDK base URLs and OTEL_*. */
-export function agentEnv(egressOrigin: string, serviceName: string, otelEndpoint: string | undefined): EnvPairs {
+/**
+ * The variables that point an agent at the sidecar: provider SDK base URLs and OTEL_*. With
+ * `relay` (the relay's OTLP/HTTP receiver), the agent's own SDK exports there instead of to
+ * the collector.
+ */
+export function agentEnv(egressOrigin: string, serviceName: string, otelEndpoint: string | undefined, relay?: string): EnvPairs {
   const env: EnvPairs = Object.entries(PROVIDER_BASE_PATHS).map(([name, path]) => [name, `${egressOrigin}${path}`]);
   env.push(['OTEL_SERVICE_NAME', serviceName]);
-  if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
+  if (relay !== undefined) {
+    env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', relay], ['OTEL_EXPORTER_OTLP_PROTOCOL', 'http/protobuf'], ['OTEL_PROPAGATORS', 'tracecontext,baggage']);
+  } else if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
   return env;
 }
 
@@ -43,6 +49,7 @@ export function sidecarEnv(
   otelEndpoint: string | undefined,
   config: boolean,
   credentials: CredentialFiles = [],
+  relay = false,
 ): EnvPairs {
   const env: EnvPairs = [
     ['SIDECAR_UPSTREAM', upstream],
@@ -54,6 +61,7 @@ export function sidecarEnv(
   env.push(...credentialEnv(credentials));
   env.push(['OTEL_SERVICE_NAME', serviceName]);
   if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
+  if (relay) env.push(['SIDECAR_RELAY', 'on']);
   return env;
 }
 
@@ -71,13 +79,15 @@ export interface ContainerInput {
   serviceName: string;
   /** The provider keys it holds, read from the credential volume. */
   credentials?: CredentialFiles | undefined;
+  /** The OTLP relay on (agent-sidecar.io/relay). */
+  relay?: boolean;
 }
 
 /** The sidecar container of a pod (a native sidecar when settings.native). */
-export function sidecarContainer({ settings, image, upstreamPort, serviceName, credentials }: ContainerInput): Record<string, unknown> {
+export function sidecarContainer({ settings, image, upstreamPort, serviceName, credentials, relay = false }: ContainerInput): Record<string, unknown> {
   const { ports } = settings;
   const probe = (path: string, period: number) => ({ httpGet: { path, port: PORT_NAME.admin }, periodSeconds: period, timeoutSeconds: 2, failureThreshold: 3 });
-  const env = sidecarEnv(ports, `http://127.0.0.1:${upstreamPort}`, serviceName, settings.otelEndpoint, true, credentials);
+  const env = sidecarEnv(ports, `http://127.0.0.1:${upstreamPort}`, serviceName, settings.otelEndpoint, true, credentials, relay);
   return {
     name: SIDECAR_CONTAINER,
     image,
