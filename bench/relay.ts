@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort, HOST } from './lib/net.ts';
+import { treeCpuNanos } from './lib/proc.ts';
+import { installCleanup, startChild, stopAll } from './lib/procs.ts';
+import { startSidecar, startUpstream } from './lib/servers.ts';
+import { ratio } from './lib/stats.ts';
+import { envWithoutOtel, sidecarTelemetryConfig, startTelemetryFixture } from './lib/telemetry.ts';
+import { ensureGoTool, VEGETA, which } from './lib/tools.ts';
+import { runVegeta, warmVegeta, type RateResult } from './lib/vegeta.ts';
+import { runWrk, writeWrkScript, type SaturationResult } from './lib/wrk.ts';
+
+/**
+ * npm run bench:relay: what the OTLP relay costs the sidecar's own proxying. One sidecar with
+ * traces, metrics and logs to a receiver in this process and the relay on; the same requests
+ * (GET through it to nginx) with and without an agent's telemetry arriving at the relay
+ * (bench/lib/otlp-load.ts, its own process: --spans spans/s, 100 per export request, a dozen
+ * attributes each, one an e-mail address), alternating quiet and loaded phases, the order
+ * turned every round. Per phase: latency at --rate req/s (vegeta, open loop), the sidecar's
+ * CPU over it, then requests/s at saturation (wrk). Prints each phase, the medians and the
+ * loaded/quiet ratios, and what the relay delivered; never asserts a figure. Exits 1 when
+ * something breaks (a server does not start, the relay delivers nothing).
+ */
+
+const LOAD = fileURLToPath(new URL('./lib/otlp-load.ts', import.meta.url));
+const SPANS_PER_REQUEST = 100;
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '2' },
+    seconds: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '1000' },
+    spans: { type: 'string', default: '5000' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write('npm run bench:relay [-- --rounds N] [--seconds S] [--rate REQ_PER_S] [--spans SPANS_PER_S]\n');
+  process.exit(0);
+}
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const rate = Number(values.rate);
+const spansPerSecond = Number(values.spans);
+const log = (line: string) => process.stderr.write(`bench:relay: ${line}\n`);
+
+interface Phase {
+  loaded: boolean;
+  latency: RateResult;
+  /** Sidecar CPU per proxied request over the constant-rate run, µs (with the relay's work in a loaded phase). */
+  cpuUsPerRequest: number;
+  saturation: SaturationResult;
+  sent: { requests: number; ok: number; failed: number; spans: number } | undefined;
+}
+
+installCleanup();
+const dir = mkdtempSync(join(os.tmpdir(), 'bench-relay-'));
+try {
+  const vegeta = await ensureGoTool(VEGETA, log);
+  const wrk = which('wrk');
+  if (wrk === undefined) throw new Error('wrk not found on PATH (apt-get install wrk)');
+  const upstream = await startUpstream(dir, undefined);
+  const receiver = await startTelemetryFixture();
+  const relayPort = await freePort();
+  const telemetry = sidecarTelemetryConfig(receiver.endpoint, ['traces', 'metrics', 'logs']);
+  const sidecar = await startSidecar(dir, upstream, {
+    name: 'sidecar-relay',
+    cpus: undefined,
+    env: envWithoutOtel(),
+    comment: 'Traces, metrics and logs to the bench receiver, and the OTLP relay on.',
+    extraConfig: `${telemetry}  relay:\n    enabled: true\n    grpc: false\n    http: ${HOST}:${relayPort}\n`,
+  });
+  const url = sidecar.url;
+  const script = writeWrkScript(dir);
+  const pid = sidecar.child.proc.pid!;
+  log(`sidecar ${url}, relay http://${HOST}:${relayPort}; warming up`);
+  await warmVegeta(vegeta, url, { rate, seconds: 5, cpus: undefined, dir, name: 'warmup' });
+
+  const phases: Phase[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const loaded of r % 2 === 0 ? [false, true] : [true, false]) {
+      let load: ReturnType<typeof startChild> | undefined;
+      if (loaded) {
+        load = startChild('otlp-load', process.execPath, [LOAD, `http://${HOST}:${relayPort}/v1/traces`, String(spansPerSecond), String(SPANS_PER_REQUEST)]);
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+      const c0 = treeCpuNanos(pid);
+      const latency = await runVegeta(vegeta, url, { rate, seconds, cpus: undefined, dir, name: `r${r}-${loaded ? 'loaded' : 'quiet'}` });
+      const cpuUsPerRequest = (treeCpuNanos(pid) - c0) / 1000 / latency.requests;
+      const saturation = await runWrk(wrk, script, url, { threads: 2, connections: 64, seconds, cpus: undefined });
+      let sent: Phase['sent'];
+      if (load !== undefined) {
+        load.proc.kill('SIGTERM');
+        await load.exited;
+        const line = load.stdout().trim().split('\n').at(-1) ?? '';
+        sent = line.startsWith('{') ? (JSON.parse(line) as Phase['sent']) : undefined;
+      }
+      const p: Phase = { loaded, latency, cpuUsPerRequest, saturation, sent };
+      phases.push(p);
+      const rps = saturation.requestsPerSecond;
+      log(
+        `round ${r + 1} ${loaded ? 'loaded' : 'quiet '}: p50 ${latency.latencyUs.p50.toFixed(0)} µs, p99 ${latency.latencyUs.p99.toFixed(0)} µs, max ${latency.latencyUs.max.toFixed(0)} µs, ${cpuUsPerRequest.toFixed(0)} µs CPU/request, ${rps.toFixed(0)} req/s saturated${sent ? `; relay answered ${sent.ok}/${sent.requests} exports (${sent.spans} spans), ${sent.failed} failed` : ''}`,
+      );
+    }
+  }
+  // The receiver counts relayed spans as foreign (their resource lacks the sidecar's mark).
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const counts = receiver.counts();
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+  const pick = (loaded: boolean, f: (p: Phase) => number) => median(phases.filter((p) => p.loaded === loaded).map(f));
+  const rows: Array<[string, (p: Phase) => number, string]> = [
+    ['p50 at rate (µs)', (p) => p.latency.latencyUs.p50, 'lower is better'],
+    ['p99 at rate (µs)', (p) => p.latency.latencyUs.p99, 'lower is better'],
+    ['max at rate (µs)', (p) => p.latency.latencyUs.max, 'lower is better'],
+    ['sidecar CPU per request (µs)', (p) => p.cpuUsPerRequest, 'includes the relay when loaded'],
+    ['requests/s saturated', (p) => p.saturation.requestsPerSecond, 'higher is better'],
+  ];
+  process.stdout.write(`\nOTLP relay under ${spansPerSecond} spans/s (${SPANS_PER_REQUEST} per export), proxying at ${rate} req/s; medians of ${rounds} rounds\n\n`);
+  process.stdout.write('| figure | quiet | loaded | loaded / quiet | |\n|---|--:|--:|--:|---|\n');
+  for (const [name, f, note] of rows) {
+    const q = pick(false, f);
+    const l = pick(true, f);
+    process.stdout.write(`| ${name} | ${q.toFixed(0)} | ${l.toFixed(0)} | ${ratio(l, q)?.toFixed(2) ?? '-'}x | ${note} |\n`);
+  }
+  const sentSpans = phases.reduce((n, p) => n + (p.sent?.spans ?? 0), 0);
+  const dropped = Object.entries(counts.dropped)
+    .filter(([k]) => k.includes('relay'))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  process.stdout.write(
+    `\nrelay: ${sentSpans} spans answered, ${counts.foreign} delivered to the receiver${dropped ? `; dropped: ${dropped}` : '; none dropped'}\n`,
+  );
+  await receiver.close();
+  if (sentSpans > 0 && counts.foreign === 0) throw new Error('the relay delivered nothing to the receiver');
+} catch (err) {
+  process.stderr.write(`bench:relay: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}
