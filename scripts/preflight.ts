@@ -35,6 +35,13 @@ const NEEDS: readonly Need[] = [
   { program: 'unzip', apt: 'unzip', for: 'unpacking Elasticsearch', unit: false },
   { program: 'mvn', apt: 'maven', for: 'fetching Elasticsearch from Maven Central', unit: false },
   { program: 'go', apt: undefined, for: `building the collector and Jaeger (Go ${GO_MIN.join('.')} or newer)`, unit: false, check: goTooOld },
+  {
+    program: 'python3',
+    apt: 'python3-venv',
+    for: "the zero-code test's Python agent (a venv of packages from PyPI)",
+    unit: true,
+    check: venvMissing,
+  },
 ];
 
 const args = new Set(process.argv.slice(2));
@@ -115,4 +122,9 @@ function goTooOld(path: string): string | undefined {
   if (m === null) return `${path} did not say its version`;
   const [major, minor] = [Number(m[1]), Number(m[2])];
   return major > GO_MIN[0] || (major === GO_MIN[0] && minor >= GO_MIN[1]) ? undefined : `go${major}.${minor} is older than ${GO_MIN.join('.')}`;
+}
+
+function venvMissing(path: string): string | undefined {
+  const r = spawnSync(path, ['-c', 'import ensurepip, venv'], { encoding: 'utf8' });
+  return r.status === 0 ? undefined : 'python3 -m venv is not there (python3-venv)';
 }
