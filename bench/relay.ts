@@ -118,7 +118,9 @@ try {
     ['sidecar CPU per request (µs)', (p) => p.cpuUsPerRequest, 'includes the relay when loaded'],
     ['requests/s saturated', (p) => p.saturation.requestsPerSecond, 'higher is better'],
   ];
-  process.stdout.write(`\nOTLP relay under ${spansPerSecond} spans/s (${SPANS_PER_REQUEST} per export), proxying at ${rate} req/s; medians of ${rounds} rounds\n\n`);
+  process.stdout.write(
+    `\nOTLP relay under ${spansPerSecond} spans/s (${SPANS_PER_REQUEST} per export), proxying at ${rate} req/s; medians of ${rounds} rounds\n\n`,
+  );
   process.stdout.write('| figure | quiet | loaded | loaded / quiet | |\n|---|--:|--:|--:|---|\n');
   for (const [name, f, note] of rows) {
     const q = pick(false, f);
