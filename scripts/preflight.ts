@@ -38,7 +38,7 @@ const NEEDS: readonly Need[] = [
   {
     program: 'python3',
     apt: 'python3-venv',
-    for: "the zero-code test's Python agent (a venv of packages from PyPI)",
+    for: "the zero-code test's Python agent, a venv of packages from PyPI",
     unit: true,
     check: venvMissing,
   },
