@@ -3,7 +3,15 @@ import type http from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAccess, type Access } from './access/index.ts';
-import { combineObservers, keepResponseBody, type ReadinessCheck, type RequestContext, type RequestObserver, type Stage } from './core/index.ts';
+import {
+  combineObservers,
+  keepResponseBody,
+  type ReadinessCheck,
+  type RequestContext,
+  type RequestObserver,
+  type SideListener,
+  type Stage,
+} from './core/index.ts';
 import { createAdminServer } from './admin/index.ts';
 import { createLogAudit, instrumentAudit } from './audit/index.ts';
 import { upstreamReadiness } from './admin/index.ts';
@@ -43,22 +51,7 @@ export interface SidecarOptions {
   listeners?: readonly SideListener[];
 }
 
-/**
- * A listener of its own (LLM egress): bound at start after the ingress, and drained after
- * the ingress at shutdown, since an agent finishing its last requests still calls out.
- */
-export interface SideListener {
-  readonly name: string;
-  readonly address: string;
-  readonly server: Server;
-  /** For the startup line, e.g. `/anthropic -> https://api.anthropic.com`. */
-  readonly describe: string;
-  stopAccepting(): void;
-  /** True once idle, false if `timeout` ms pass first. */
-  idle(timeout?: number): Promise<boolean>;
-  destroyAll(): void;
-  close(): Promise<void>;
-}
+export type { SideListener } from './core/index.ts';
 
 export interface Sidecar {
   start(): Promise<{ ingress: AddressInfo; admin: AddressInfo | undefined; listeners: Record<string, AddressInfo> }>;

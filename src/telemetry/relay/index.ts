@@ -1,6 +1,5 @@
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Server } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { Attributes } from '@opentelemetry/api';
@@ -8,6 +7,7 @@ import type { Resource } from '@opentelemetry/resources';
 import { Batcher } from '../otlp/batcher.ts';
 import { createGrpcTransport } from '../otlp/transport.ts';
 import { exporterOptions, type ExportConfig } from '../pipeline.ts';
+import type { SideListener } from '../../core/index.ts';
 import { SidecarError, type SidecarErrorCode } from '../../errors/index.ts';
 import type { DropCounter } from '../signal.ts';
 import { MalformedOtlp, rewriteExport, type RelayProtector, type RelaySignal, type Rewritten } from './rewrite.ts';
@@ -55,16 +55,9 @@ export function relayAddresses(r: RelayConfig, telemetryOn: boolean, runsAgent: 
   return out;
 }
 
-/** A receiver, as the sidecar binds, drains and closes it (src/sidecar.ts SideListener). */
-export interface RelayReceiver {
+/** A receiver, as the sidecar binds, drains and closes it. */
+export interface RelayReceiver extends SideListener {
   readonly name: 'relay-grpc' | 'relay-http';
-  readonly address: string;
-  readonly server: Server;
-  readonly describe: string;
-  stopAccepting(): void;
-  idle(timeout?: number): Promise<boolean>;
-  destroyAll(): void;
-  close(): Promise<void>;
 }
 
 export interface Relay {
