@@ -259,7 +259,8 @@ function httpReceiver(address: string, max: number, decompress: Decompress, acce
     res.writeHead(r.httpStatus, { 'content-type': 'application/x-protobuf', 'content-length': body.length, 'x-sidecar-error': r.code });
     res.end(body);
   };
-  const server = http.createServer(async (req, res) => {
+  // Headers and the whole body within REQUEST_TIMEOUT_MS (headersTimeout may not exceed requestTimeout).
+  const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, async (req, res) => {
     active++;
     try {
       const path = (req.url ?? '').split('?')[0]!;
@@ -306,7 +307,6 @@ function httpReceiver(address: string, max: number, decompress: Decompress, acce
       if (active === 0) for (const w of idleWaiters.splice(0)) w();
     }
   });
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
   return {
     name: 'relay-http',
     address,
