@@ -63,8 +63,7 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
   if (o.portEnv !== '') set(o.portEnv, upstream.port || (upstream.protocol === 'https:' ? '443' : '80'), false);
   if (o.egress !== undefined) {
     const { address, port } = o.egress.address;
-    const host = address === '::' ? '127.0.0.1' : loopback(address);
-    for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host, port })}`, o.egress.service.providers)) set(name, value, false);
+    for (const [name, value] of sdkBaseUrls(`http://${formatAddress({ host: loopback(address), port })}`, o.egress.service.providers)) set(name, value, false);
     for (const p of o.egress.service.providers) {
       if (p.credential === undefined) continue;
       const why = `the sidecar holds the ${p.name} key`;
@@ -100,8 +99,8 @@ export function agentEnvironment(o: AgentEnvOptions): { env: NodeJS.ProcessEnv; 
     if (o.config.telemetry.relay.autoInstrument && command.length > 0) {
       // Zero-code instrumentation, in the agent's environment only (never the sidecar's, which
       // would instrument itself and send two traceparent headers on each hop).
-      const register = resolveFrom(o.cwd ?? process.cwd(), NODE_REGISTER);
       const python = PYTHON.test(basename(command[0]!)) ? findOnPath('opentelemetry-instrument', env.PATH) : undefined;
+      const register = python === undefined ? resolveFrom(o.cwd ?? process.cwd(), NODE_REGISTER) : undefined;
       if (python !== undefined) {
         command = [python, ...command];
         notes.push(`started under ${python}`);
@@ -152,9 +151,9 @@ function findOnPath(name: string, path: string | undefined): string | undefined 
   return undefined;
 }
 
-/** A listener on every interface is still reached over loopback from this machine. */
+/** A listener on every interface (IPv4, or both) is still reached over loopback from this machine. */
 function loopback(address: string): string {
-  return address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  return address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address;
 }
 
 /**
