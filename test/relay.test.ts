@@ -352,3 +352,21 @@ describe('OTLP relay under pressure', () => {
     }
   });
 });
+
+describe('OTLP relay configuration', () => {
+  it('asked for with telemetry off, stops the start with SIDECAR_CONFIG_INVALID; on by default only under run --', async () => {
+    await expect(startSidecar({ telemetry: { enabled: false, relay: { enabled: true } } })).rejects.toMatchObject({
+      code: 'SIDECAR_CONFIG_INVALID',
+      message: expect.stringContaining('telemetry.relay.enabled needs telemetry on'),
+    });
+    const { relayAddresses } = await import('../src/telemetry/relay/index.ts');
+    const defaults = { maxMessageBytes: 1024, queueBytes: 65536 };
+    expect(relayAddresses(defaults, true, false)).toBeUndefined();
+    expect(relayAddresses(defaults, true, true)).toEqual({ grpc: '127.0.0.1:0', http: '127.0.0.1:0' });
+    expect(relayAddresses({ ...defaults, enabled: true }, true, false)).toEqual({ grpc: '127.0.0.1:4317', http: '127.0.0.1:4318' });
+    expect(relayAddresses({ ...defaults, enabled: false }, true, true)).toBeUndefined();
+    expect(relayAddresses({ ...defaults, enabled: true, grpc: false }, true, false)).toEqual({ http: '127.0.0.1:4318' });
+    // Under run -- with telemetry off, the relay is simply not there.
+    expect(relayAddresses(defaults, false, true)).toBeUndefined();
+  });
+});
