@@ -227,7 +227,7 @@ function varint(v: number): Buffer {
   return Buffer.from(out);
 }
 
-/** Reads a stream whole, up to `max` bytes; past that, `onTooLarge` and undefined. */
+/** Reads a stream whole, up to `max` bytes; past that, undefined (the rest is read and dropped). */
 function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];

@@ -150,7 +150,7 @@ class Rewrite {
       }
       if (f === 'attr') this.#keyValue(field, fieldStart, valueStart, valueEnd, depth, keys);
       else if (f === 'text') this.#text(field, fieldStart, valueStart, valueEnd);
-      else if (f === 'any') this.#anyValue(field, fieldStart, valueStart, valueEnd, depth);
+      else if (f === 'any') this.#anyValue(field, valueStart, valueEnd, depth);
       else {
         const isResource = spec.holdsResource === true && field === 1;
         const at = this.w.begin(field);
@@ -211,7 +211,7 @@ class Rewrite {
       this.w.string(1, key);
       const any = this.w.begin(2);
       const kvl = this.w.begin(KEY_VALUE_LIST);
-      this.#anyValue(KEY_VALUE_LIST, -1, list, vEnd, depth + 1, true);
+      this.#mapEntries(list, vEnd, depth + 1);
       this.w.end(kvl);
       this.w.end(any);
       this.w.end(kv);
@@ -238,24 +238,34 @@ class Rewrite {
   }
 
   /**
-   * An AnyValue (a log body; `list`: the entries of a KeyValueList): strings through the
-   * detectors, arrays element by element, map entries as attributes; bytes and numbers as they are.
+   * The fields of a KeyValueList or ArrayValue from start to end: each entry (field 1) through
+   * `each` with its field's start and its value's bytes, anything else copied.
    */
-  #anyValue(field: number, fieldStart: number, start: number, end: number, depth: number, list = false): void {
-    if (depth > MAX_DEPTH) throw new MalformedOtlp('nested too deep');
-    if (list) {
-      this.#pos = start;
-      while (this.#pos < end) {
-        const entryStart = this.#pos;
-        const tag = this.#varint(end);
-        const s = this.#skip(tag & 7, end);
-        const e = this.#pos;
-        if (tag === (1 << 3) + WIRE_LENGTH) this.#keyValue(1, entryStart, s, e, depth + 1, undefined);
-        else this.w.raw(this.#b.subarray(entryStart, e));
-        this.#pos = e;
-      }
-      return;
+  #entries(start: number, end: number, each: (fieldStart: number, s: number, e: number) => void): void {
+    this.#pos = start;
+    while (this.#pos < end) {
+      const fieldStart = this.#pos;
+      const tag = this.#varint(end);
+      const s = this.#skip(tag & 7, end);
+      const e = this.#pos;
+      if (tag === (1 << 3) + WIRE_LENGTH) each(fieldStart, s, e);
+      else this.w.raw(this.#b.subarray(fieldStart, e));
+      this.#pos = e;
     }
+  }
+
+  /** A map's entries (a KeyValueList), each an attribute of its own. */
+  #mapEntries(start: number, end: number, depth: number): void {
+    if (depth > MAX_DEPTH) throw new MalformedOtlp('nested too deep');
+    this.#entries(start, end, (fieldStart, s, e) => this.#keyValue(1, fieldStart, s, e, depth + 1, undefined));
+  }
+
+  /**
+   * An AnyValue (a log body, an array's element): strings through the detectors, arrays element
+   * by element, map entries as attributes; bytes and numbers as they are.
+   */
+  #anyValue(field: number, start: number, end: number, depth: number): void {
+    if (depth > MAX_DEPTH) throw new MalformedOtlp('nested too deep');
     const at = this.w.begin(field);
     this.#pos = start;
     while (this.#pos < end) {
@@ -267,20 +277,11 @@ class Rewrite {
       else if (tag === (5 << 3) + WIRE_LENGTH) {
         // ArrayValue: repeated AnyValue values = 1.
         const arr = this.w.begin(5);
-        this.#pos = s;
-        while (this.#pos < e) {
-          const elStart = this.#pos;
-          const t = this.#varint(e);
-          const es = this.#skip(t & 7, e);
-          const ee = this.#pos;
-          if (t === (1 << 3) + WIRE_LENGTH) this.#anyValue(1, elStart, es, ee, depth + 1);
-          else this.w.raw(this.#b.subarray(elStart, ee));
-          this.#pos = ee;
-        }
+        this.#entries(s, e, (_, es, ee) => this.#anyValue(1, es, ee, depth + 1));
         this.w.end(arr);
       } else if (tag === (KEY_VALUE_LIST << 3) + WIRE_LENGTH) {
         const kvl = this.w.begin(KEY_VALUE_LIST);
-        this.#anyValue(KEY_VALUE_LIST, -1, s, e, depth + 1, true);
+        this.#mapEntries(s, e, depth + 1);
         this.w.end(kvl);
       } else this.w.raw(this.#b.subarray(inner, e));
       this.#pos = e;
