@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { ANNOTATION, formatChange, injectManifests, PORT_NAME, SIDECAR_CONTAINER } from '../src/inject/index.ts';
 import { version } from '../src/version.ts';
 import { chunks, container, envOf, find, fixture, objects, podSpec, schemaPorts, settingsFor, type Obj } from './inject-helpers.ts';
@@ -264,7 +265,12 @@ spec:
   it('"true": the relay on in the sidecar, the agent’s own SDK pointed at it on loopback, and uninject takes it all back', () => {
     const result = inject(manifest('true'));
     const spec = podSpec(find(result.text, 'Deployment', 'helper'));
-    expect(envOf(container(spec, SIDECAR_CONTAINER)!).SIDECAR_RELAY).toBe('on');
+    expect(envOf(container(spec, SIDECAR_CONTAINER)!).SIDECAR_RELAY).toBe('true');
+    // Kubernetes reads manifests as YAML 1.1, where a plain on is a boolean: an env value must stay a string there.
+    const relayVar = (parseAllDocuments(result.text, { version: '1.1' })[0]!.toJS() as Obj).spec.template.spec.containers[1].env.find(
+      (e: Obj) => e.name === 'SIDECAR_RELAY',
+    );
+    expect(typeof relayVar.value).toBe('string');
     const agentEnv = envOf(container(spec, 'agent')!);
     expect(agentEnv).toMatchObject({
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',

@@ -61,7 +61,8 @@ export function sidecarEnv(
   env.push(...credentialEnv(credentials));
   env.push(['OTEL_SERVICE_NAME', serviceName]);
   if (otelEndpoint !== undefined) env.push(['OTEL_EXPORTER_OTLP_ENDPOINT', otelEndpoint]);
-  if (relay) env.push(['SIDECAR_RELAY', 'on']);
+  // "true", not "on": a YAML 1.1 reader (Kubernetes') takes a plain on for a boolean, and an env value must be a string.
+  if (relay) env.push(['SIDECAR_RELAY', 'true']);
   return env;
 }
 
