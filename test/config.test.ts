@@ -90,4 +90,11 @@ describe('SIDECAR_RELAY', () => {
     expect(loadConfig({ env: {} }).telemetry.relay.enabled).toBeUndefined();
     expect(() => loadConfig({ env: { SIDECAR_RELAY: 'maybe' } })).toThrow(/SIDECAR_RELAY=maybe: expected on or off/);
   });
+
+  it('SIDECAR_RELAY_GRPC and SIDECAR_RELAY_HTTP set where its receivers bind, or turn one off; a bad address is the schema’s error', async () => {
+    const { loadConfig } = await import('../src/config/index.ts');
+    const relay = loadConfig({ env: { SIDECAR_RELAY: 'true', SIDECAR_RELAY_HTTP: '0.0.0.0:4318', SIDECAR_RELAY_GRPC: 'off' } }).telemetry.relay;
+    expect(relay).toMatchObject({ enabled: true, http: '0.0.0.0:4318', grpc: false });
+    expect(() => loadConfig({ env: { SIDECAR_RELAY_HTTP: 'nowhere' } })).toThrow(/telemetry\.relay\.http/);
+  });
 });

@@ -86,4 +86,28 @@ describe('inject --compose', () => {
     const optedOut = compose.replace('agent-sidecar.io/upstream-port: "8000"', 'agent-sidecar.io/inject: "false"');
     expect(run(optedOut, 'agent').text).toBe(optedOut);
   });
+
+  it('the relay label: the sidecar’s OTLP/HTTP receiver on its container’s interfaces (gRPC off), the agent’s SDK pointed at it by service name; uninject takes it back', () => {
+    const text = `services:
+  agent:
+    image: agent:1
+    labels:
+      agent-sidecar.io/relay: "true"
+    ports:
+      - "8000:8000"
+`;
+    const out = run(text, 'agent');
+    const doc = parse(out.text) as Obj;
+    expect(doc.services['agent-sidecar'].environment).toMatchObject({ SIDECAR_RELAY: 'true', SIDECAR_RELAY_HTTP: '0.0.0.0:4318', SIDECAR_RELAY_GRPC: 'off' });
+    expect(doc.services.agent.environment).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://agent-sidecar:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_PROPAGATORS: 'tracecontext,baggage',
+    });
+    expect(run(out.text, undefined, {}, { uninject: true }).text).toBe(text);
+    // Off by default; a bad value and Kubernetes' instrumentation labels are refused with their place.
+    expect(parse(run(text.replace('"true"', '"false"'), 'agent').text).services['agent-sidecar'].environment.SIDECAR_RELAY).toBeUndefined();
+    expect(() => run(text.replace('"true"', '"yes"'), 'agent')).toThrow(/agent-sidecar\.io\/relay: expected "true" or "false"/);
+    expect(() => run(text.replace('agent-sidecar.io/relay', 'agent-sidecar.io/inject-python'), 'agent')).toThrow(/compose has no init containers/);
+  });
 });

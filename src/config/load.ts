@@ -17,6 +17,9 @@ export interface ConfigOverrides {
   credentialFiles?: Partial<Record<CredentialProvider, string>> | undefined;
   /** telemetry.relay.enabled (SIDECAR_RELAY=on or off): how `inject` turns the relay on in a pod. */
   relay?: boolean | undefined;
+  /** telemetry.relay.grpc and .http: an address, or false for none (SIDECAR_RELAY_GRPC, SIDECAR_RELAY_HTTP: an address or off). */
+  relayGrpc?: string | false | undefined;
+  relayHttp?: string | false | undefined;
 }
 
 type CredentialProvider = 'anthropic' | 'openai';
@@ -150,6 +153,8 @@ function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     egress: env.SIDECAR_EGRESS || undefined,
     logLevel: env.SIDECAR_LOG_LEVEL || undefined,
     relay: onOff('SIDECAR_RELAY', env.SIDECAR_RELAY),
+    relayGrpc: addressOrOff(env.SIDECAR_RELAY_GRPC),
+    relayHttp: addressOrOff(env.SIDECAR_RELAY_HTTP),
     credentialFiles: Object.fromEntries(
       Object.entries(CREDENTIAL_FILE_VARIABLES).flatMap(([provider, name]) => (env[name] ? [[provider, env[name]]] : [])),
     ) as Partial<Record<CredentialProvider, string>>,
@@ -165,6 +170,12 @@ function onOff(name: string, value: string | undefined): boolean | undefined {
   throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: `${name}=${value}: expected on or off` });
 }
 
+/** A receiver's address, or off (also false, 0) for none; unset or empty: not given. The address itself is checked by the schema. */
+function addressOrOff(value: string | undefined): string | false | undefined {
+  if (value === undefined || value === '') return undefined;
+  return ['off', 'false', '0'].includes(value.toLowerCase()) ? false : value;
+}
+
 function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void {
   if (o.listen !== undefined) section(doc, 'listen').address = o.listen;
   if (o.upstream !== undefined) section(doc, 'upstream').url = o.upstream;
@@ -172,6 +183,8 @@ function applyOverrides(doc: Record<string, unknown>, o: ConfigOverrides): void 
   if (o.egress !== undefined) section(doc, 'egress').address = o.egress;
   if (o.logLevel !== undefined) section(doc, 'log').level = o.logLevel;
   if (o.relay !== undefined) section(section(doc, 'telemetry'), 'relay').enabled = o.relay;
+  if (o.relayGrpc !== undefined) section(section(doc, 'telemetry'), 'relay').grpc = o.relayGrpc;
+  if (o.relayHttp !== undefined) section(section(doc, 'telemetry'), 'relay').http = o.relayHttp;
   for (const [provider, file] of Object.entries(o.credentialFiles ?? {})) {
     if (file !== undefined) section(section(section(doc, 'egress'), 'providers'), provider).credential = { file };
   }

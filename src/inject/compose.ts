@@ -13,7 +13,7 @@ import {
   type CredentialKeys,
   type Removed,
 } from './custody.ts';
-import { ANNOTATION, COMPOSE_SECRETS_DIR, CONFIG_DIR, CONFIG_KEY } from './names.ts';
+import { ANNOTATION, COMPOSE_SECRETS_DIR, CONFIG_DIR, CONFIG_KEY, RELAY_PORTS } from './names.ts';
 import type { Result } from './manifests.ts';
 import type { InjectSettings } from './settings.ts';
 import { agentEnv, sidecarEnv, type CredentialFiles } from './sidecar.ts';
@@ -210,9 +210,11 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
     agent.delete('ports');
   }
 
+  const relay = composeRelay(w, base, labels);
   const held = keys === undefined ? undefined : holdInService(w, doc, agent, base, keys, changes);
   const env = environment(w, agent, base);
-  for (const [key, value] of agentEnv(`http://${sidecarName}:${settings.ports.egress}`, name, settings.otelEndpoint)) {
+  const relayUrl = relay ? `http://${sidecarName}:${RELAY_PORTS.http}` : undefined;
+  for (const [key, value] of agentEnv(`http://${sidecarName}:${settings.ports.egress}`, name, settings.otelEndpoint, relayUrl)) {
     if (env.has(key)) {
       changes.push(change(w, [...base, 'environment'], `kept ${key}: set in the compose file, not overridden`));
       continue;
@@ -240,7 +242,7 @@ function inject(w: Where, doc: Doc, services: YAMLMap, name: string, settings: I
   // The sidecar reports under the agent's service name, the user's own if the agent has one.
   const serviceName = env.get('OTEL_SERVICE_NAME') ?? name;
   const sidecar = doc.createNode(
-    sidecarService(name, serviceName, upstream, settings, configMount, held, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }),
+    sidecarService(name, serviceName, upstream, settings, configMount, held, relay, status, { ...(moved.length > 0 ? { ports: moved } : {}), ...copied }),
   );
   const at = services.items.findIndex((p) => scalarValue(p.key) === name);
   services.items.splice(at + 1, 0, new Pair(doc.createNode(sidecarName), sidecar));
@@ -268,16 +270,22 @@ function sidecarService(
   settings: InjectSettings,
   configMount: string | undefined,
   held: { secrets: string[]; files: CredentialFiles } | undefined,
+  relay: boolean,
   status: ComposeStatus,
   nodes: Record<string, unknown>,
 ): Record<string, unknown> {
-  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, serviceName, settings.otelEndpoint, configMount !== undefined, held?.files);
+  const env = sidecarEnv(settings.ports, `http://${name}:${upstream}`, serviceName, settings.otelEndpoint, configMount !== undefined, held?.files, relay);
   const readyz = `http://127.0.0.1:${settings.ports.admin}/readyz`;
   return {
     image: settings.image,
     depends_on: [name],
-    // The agent calls out from its own container, by service name: egress cannot stay on loopback here.
-    environment: { ...Object.fromEntries(env), SIDECAR_EGRESS: `0.0.0.0:${settings.ports.egress}` },
+    // The agent calls out from its own container, by service name: egress cannot stay on loopback
+    // here, nor the relay's OTLP/HTTP receiver (its gRPC one, which the agent is not told of, is off).
+    environment: {
+      ...Object.fromEntries(env),
+      SIDECAR_EGRESS: `0.0.0.0:${settings.ports.egress}`,
+      ...(relay ? { SIDECAR_RELAY_HTTP: `0.0.0.0:${RELAY_PORTS.http}`, SIDECAR_RELAY_GRPC: 'off' } : {}),
+    },
     ...nodes,
     ...(configMount === undefined ? {} : { volumes: [`${configMount}:${CONFIG_DIR}/${CONFIG_KEY}:ro`] }),
     ...(held === undefined ? {} : { secrets: held.secrets }),
@@ -293,6 +301,28 @@ function sidecarService(
     },
     labels: { [ANNOTATION.status]: JSON.stringify(status) },
   };
+}
+
+/**
+ * The agent-sidecar.io/relay label: "true" or "false" (the default). Instrumentation labels
+ * are Kubernetes' only (an init container and a shared volume): refused here, not ignored.
+ */
+function composeRelay(w: Where, base: Path, labels: Map<string, string>): boolean {
+  for (const key of [ANNOTATION.injectNodejs, ANNOTATION.injectPython]) {
+    const v = labels.get(key);
+    if (v !== undefined && v !== 'false') {
+      throw inputError(
+        'SIDECAR_INJECT_INVALID',
+        w,
+        [...base, 'labels', key],
+        `compose has no init containers to copy instrumentation with: install it in the agent's image (or start the agent with agent-sidecar run --), and set ${ANNOTATION.relay}: "true"`,
+      );
+    }
+  }
+  const v = labels.get(ANNOTATION.relay);
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  throw inputError('SIDECAR_INJECT_INVALID', w, [...base, 'labels', ANNOTATION.relay], `${ANNOTATION.relay}: expected "true" or "false", not "${v}"`);
 }
 
 /** The service's environment, a mapping or a list of NAME=value, behind one interface. */

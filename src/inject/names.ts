@@ -21,6 +21,10 @@ export const ANNOTATION = {
   credentialKeys: 'agent-sidecar.io/credential-keys',
   /** "true": the sidecar's OTLP relay is on, and the agent's own OpenTelemetry SDK exports to it (protected, with the collector's credentials kept in the sidecar). */
   relay: 'agent-sidecar.io/relay',
+  /** "true", or an image: zero-code instrumentation of a Node.js agent (the OpenTelemetry Operator's image and layout); turns the relay on. */
+  injectNodejs: 'agent-sidecar.io/inject-nodejs',
+  /** The same for a Python agent. */
+  injectPython: 'agent-sidecar.io/inject-python',
   /** Written by inject: what it added, so that uninject removes exactly that. */
   status: 'agent-sidecar.io/status',
 } as const;

@@ -2,6 +2,7 @@ import { isMap, isScalar, type YAMLMap } from 'yaml';
 import { checkPorts, envHas, envValue, findAgent, type Agent } from './agent.ts';
 import { heldProviders, KEY_PLACEHOLDER, keyVariables } from './custody.ts';
 import { ANNOTATION, CONFIG_VOLUME, CREDENTIAL_MODE, CREDENTIAL_VOLUME, RELAY_PORTS, SIDECAR_CONTAINER } from './names.ts';
+import { addInstrumentation, checkInstrumentation, removeInstrumentation, wantedInstrumentation, type InstrumentationStatus } from './instrumentation.ts';
 import type { PodTemplate } from './objects.ts';
 import { holdInPod, podCredentialFiles, podCustody, releaseInPod, type PodCustodyStatus } from './pod-custody.ts';
 import type { InjectSettings } from './settings.ts';
@@ -48,7 +49,9 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   }
 
   const agent = findAgent(t, containers, settings);
-  const relay = relayWanted(t);
+  const instrumentation = wantedInstrumentation(t);
+  const relay = relayWanted(t, instrumentation.length > 0);
+  checkInstrumentation(t, agent, initContainers, volumes, instrumentation);
   t.obj.segment.changed = true;
   checkPorts(
     t,
@@ -119,6 +122,8 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     added.push(name);
     changes.push(change(w, [...agent.path, 'env'], `added ${name}=${value}`));
   }
+  const instrumented: InstrumentationStatus | undefined =
+    instrumentation.length === 0 ? undefined : addInstrumentation(doc, t, spec, agent, env, instrumentation, created, nulls, changes);
   if (custody !== undefined) {
     for (const name of keyVariables(heldProviders(custody.keys).map(([p]) => p)).placeholders) {
       env.items.push(doc.createNode({ name, value: KEY_PLACEHOLDER }));
@@ -136,7 +141,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
   if (agent.node.has('envFrom')) {
     changes.push(change(w, [...agent.path, 'envFrom'], 'note: a variable set here (from a ConfigMap or Secret) is overridden by the env entries added above'));
   }
-  if (added.length === 0 && created.includes('env')) {
+  if (added.length === 0 && (instrumented?.env.length ?? 0) === 0 && created.includes('env')) {
     // Nothing of ours went in: leave the container as it was.
     dropIfEmpty(agent.node, 'env', nulls.env);
     created.splice(created.indexOf('env'), 1);
@@ -150,6 +155,7 @@ export function injectPod(doc: Doc, t: PodTemplate, settings: InjectSettings, ch
     env: added,
     volume: CONFIG_VOLUME,
     ...(held === undefined ? {} : { credentials: held }),
+    ...(instrumented === undefined ? {} : { instrumentation: instrumented }),
     created,
     ...(Object.keys(nulls).length > 0 ? { nulls } : {}),
   };
@@ -181,18 +187,29 @@ export function uninjectPod(t: PodTemplate, changes: Change[]): boolean {
     const env = seqAt(w, agent, 'env', path);
     for (const name of status.env) if (removeByName(env, name)) changes.push(change(w, [...path, 'env'], `removed ${name}`));
   }
+  if (status.instrumentation !== undefined) removeInstrumentation(spec, agent, path, specPath, status.instrumentation, changes, w);
   if (status.credentials !== undefined) releaseInPod(t.obj.segment.doc, t, spec, agent, path, status.credentials, changes);
   if (agent !== undefined && status.created.includes('env')) dropIfEmpty(agent, 'env', status.nulls?.env);
+  if (agent !== undefined && status.created.includes('agentVolumeMounts')) dropIfEmpty(agent, 'volumeMounts', status.nulls?.agentVolumeMounts);
   for (const key of ['initContainers', 'volumes', 'securityContext'] as const) if (status.created.includes(key)) dropIfEmpty(spec, key, status.nulls?.[key]);
   removeStatus(t.template, status.created, status.nulls);
   changes.push(change(w, [...t.path, 'metadata', 'annotations', ANNOTATION.status], 'removed'));
   return true;
 }
 
-/** agent-sidecar.io/relay: "true" or "false" (the default). */
-function relayWanted(t: PodTemplate): boolean {
+/** agent-sidecar.io/relay: "true" or "false" (the default; "true" when the agent is instrumented, which exports to it). */
+function relayWanted(t: PodTemplate, instrumented: boolean): boolean {
   const a = t.annotations.get(ANNOTATION.relay);
-  if (a === undefined || a.value === 'false') return false;
+  if (a === undefined) return instrumented;
   if (a.value === 'true') return true;
+  if (a.value === 'false' && instrumented) {
+    throw inputError(
+      'SIDECAR_INJECT_INVALID',
+      t.obj.where,
+      a.path,
+      `"false", but ${ANNOTATION.injectNodejs} or ${ANNOTATION.injectPython} instruments the agent, whose telemetry goes through the relay: leave this annotation off`,
+    );
+  }
+  if (a.value === 'false') return false;
   throw inputError('SIDECAR_INJECT_INVALID', t.obj.where, a.path, `${ANNOTATION.relay}: expected "true" or "false", not "${a.value}"`);
 }

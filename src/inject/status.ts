@@ -1,6 +1,7 @@
 import { isMap, type YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { ANNOTATION } from './names.ts';
+import { instrumentationStatusSchema } from './instrumentation.ts';
 import { podCustodySchema } from './pod-custody.ts';
 import { annotationOf, dropIfEmpty, ensure, mapAt, type Doc } from './tree.ts';
 import { inputError, type Path, type Where } from './where.ts';
@@ -22,6 +23,8 @@ export const podStatusSchema = z.object({
   volume: z.string(),
   /** Credential custody, when the workload has it. */
   credentials: podCustodySchema.optional(),
+  /** Zero-code instrumentation, when the workload asked for it. */
+  instrumentation: instrumentationStatusSchema.optional(),
   created,
   nulls,
 });
