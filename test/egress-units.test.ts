@@ -186,17 +186,18 @@ describe('budget windows', () => {
     let now = Date.UTC(2026, 5, 1, 10, 59);
     const statuses: BudgetStatus[] = [];
     const budgets = createBudgets({
-      config: { limits: [{ window: 'hour', usd: 1 }], soft: 0.8, failMode: 'open' },
+      config: { limits: [{ window: 'hour', usd: 1 }], soft: 0.8, estimate: { outputTokens: 4096, bytesPerToken: 4 }, failMode: 'open' },
       agentType: 'a',
       store: createMemoryBudgetStore(() => now),
       logger: quiet(),
       hooks: { status: (s) => statuses.push(s), refused() {}, soft() {} },
       now: () => now,
     });
-    await budgets.spend('m', 1.5);
-    expect(await budgets.check('m').catch((e: SidecarError) => e.code)).toBe('SIDECAR_BUDGET_EXCEEDED');
+    (await budgets.reserve('m', 0.5)).settle(1.5);
+    await new Promise((r) => setImmediate(r));
+    expect(await budgets.reserve('m', 0.5).catch((e: SidecarError) => e.code)).toBe('SIDECAR_BUDGET_EXCEEDED');
     now += 60_000;
-    await expect(budgets.check('m')).resolves.toBeUndefined();
+    await expect(budgets.reserve('m', 0.5)).resolves.toBeDefined();
     expect(statuses.at(-1)).toEqual({ scope: 'all', window: 'hour', limitUsd: 1, spentUsd: 0 });
   });
 });

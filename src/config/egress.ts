@@ -142,6 +142,24 @@ export const egress = z
           .default([])
           .meta({ description: 'Spend limits of this agent (telemetry.agentType), shared by every sidecar on the same Redis.' }),
         soft: z.number().gt(0).max(1).default(0.8).meta({ description: 'Share of a limit at which a warning event is logged once per window.' }),
+        estimate: z
+          .strictObject({
+            outputTokens: count(
+              'Output tokens reserved for a request that names no maximum (max_tokens, max_completion_tokens, max_output_tokens).',
+              10_000_000,
+            ).default(4096),
+            bytesPerToken: z
+              .number()
+              .min(1)
+              .max(16)
+              .default(4)
+              .meta({ description: "Request bytes counted as one input token: the whole body's size, so that the estimate errs high." }),
+          })
+          .prefault({})
+          .meta({
+            description:
+              "What a call reserves on its budgets before it is sent, priced with the price table: its maximum output and its request's size; settled to its cost when it ends. Concurrent calls then pass a limit by at most one call's estimate.",
+          }),
         failMode: failMode('open', 'LLM calls'),
       })
       .prefault({}),

@@ -2,7 +2,7 @@ import type { EgressConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle, createStoreFailureHandler } from '../stores/index.ts';
-import type { BudgetStore } from './budget-store.ts';
+import { budgetKey, type BudgetStore, type BudgetTotals, type ReserveResult } from './budget-store.ts';
 
 type Limit = EgressConfig['budgets']['limits'][number];
 
@@ -27,14 +27,22 @@ export interface BudgetHooks {
 export interface Budgets {
   readonly limits: number;
   /**
-   * Throws SIDECAR_BUDGET_EXCEEDED (429, Retry-After until the window ends) when a hard
-   * limit that applies to `model` is spent, before anything is sent to the provider; with the
-   * store down, SIDECAR_STORE_UNAVAILABLE under failMode closed.
+   * Reserves `estimateUsd` (what the call may cost at most, as far as its request says) on every
+   * budget that applies to `model`, before anything is sent to the provider; throws
+   * SIDECAR_BUDGET_EXCEEDED (429, Retry-After until the window ends) when one has reached its
+   * limit with what is spent and reserved, and with the store down SIDECAR_STORE_UNAVAILABLE
+   * under failMode closed. The reservation is settled when the call ends.
    */
-  check(model: string | undefined): Promise<void>;
-  /** Adds what a finished call cost; never throws. */
-  spend(model: string | undefined, usd: number): Promise<void>;
+  reserve(model: string | undefined, estimateUsd: number): Promise<Reservation>;
 }
+
+/** A call's hold on its budgets. */
+export interface Reservation {
+  /** Releases the estimate and adds what the call cost (0 when it cost nothing, or is unpriced); only the first call counts, never throws. */
+  settle(costUsd: number): void;
+}
+
+const NOTHING: Reservation = { settle() {} };
 
 export interface BudgetOptions {
   config: EgressConfig['budgets'];
@@ -49,15 +57,17 @@ const MARGIN_MS = 60 * 60 * 1000;
 
 /**
  * Spend limits per agent (telemetry.agentType), per model and per calendar window (UTC), in
- * Redis or memory. A call's cost is known only once it ends, so calls that start under a
- * limit may end past it; the next call is the one refused.
+ * Redis or memory. A call reserves its estimate before it is sent and settles its cost when it
+ * ends, so concurrent calls count against each other: a limit is passed by at most one call's
+ * estimate (the last one let in while spent + reserved was under it), or by what a call costs
+ * beyond its estimate.
  */
 export function createBudgets(o: BudgetOptions): Budgets {
   const { config, agentType, store, hooks } = o;
   const now = o.now ?? Date.now;
   const log = componentLogger(o.logger, 'agent-sidecar.budget');
   const failure = createStoreFailureHandler({ store: 'budget', openMeans: 'LLM calls pass unbudgeted', failMode: config.failMode, logger: o.logger });
-  const spendErrors = createLogThrottle(log);
+  const settleErrors = createLogThrottle(log);
   const limits = config.limits.map((l) => ({ ...l, scope: l.model === undefined ? 'all' : `model:${l.model}`, match: matcher(l.model) }));
 
   function applicable(model: string | undefined) {
@@ -66,73 +76,90 @@ export function createBudgets(o: BudgetOptions): Budgets {
       .filter((l) => l.match(model))
       .map((l) => {
         const w = windowOf(l.window, t);
-        return { l, key: `${agentType}:${l.scope}:${l.window}:${w.id}`, endsAt: w.endsAt, ttlMs: w.endsAt - t + MARGIN_MS };
+        return { l, key: budgetKey(agentType, `${l.scope}:${l.window}:${w.id}`), endsAt: w.endsAt, ttlMs: w.endsAt - t + MARGIN_MS, limitUsd: l.usd };
       });
   }
+  type Applicable = ReturnType<typeof applicable>[number];
   const statusOf = (l: (typeof limits)[number], spentUsd: number): BudgetStatus => ({ scope: l.scope, window: l.window, limitUsd: l.usd, spentUsd });
+
+  async function settle(list: Applicable[], reserved: number, cost: number): Promise<void> {
+    let totals: BudgetTotals[];
+    try {
+      totals = await store.settle(list, reserved, cost);
+    } catch (err) {
+      settleErrors.warn(
+        { event_type: 'budget_store_failed', err: { message: (err as Error).message }, usd: cost, reserved_usd: reserved },
+        'budget store unreachable: the cost of a call was not counted, its reservation not released',
+      );
+      return;
+    }
+    for (const [i, a] of list.entries()) {
+      const s = statusOf(a.l, totals[i]!.spent);
+      hooks.status(s);
+      if (!(cost > 0)) continue;
+      const before = s.spentUsd - cost;
+      const soft = (a.l.soft ?? config.soft) * s.limitUsd;
+      const fields = {
+        event_type: 'llm_budget',
+        agent_type: agentType,
+        scope: s.scope,
+        window: s.window,
+        limit_usd: s.limitUsd,
+        spent_usd: round(s.spentUsd),
+      };
+      if (before < soft && s.spentUsd >= soft) {
+        hooks.soft(s);
+        log.warn({ ...fields, threshold: 'soft' }, `LLM budget ${s.scope}/${s.window} at ${Math.round((s.spentUsd / s.limitUsd) * 100)}% of ${s.limitUsd} USD`);
+      }
+      if (before < s.limitUsd && s.spentUsd >= s.limitUsd) {
+        log.warn({ ...fields, threshold: 'hard' }, `LLM budget ${s.scope}/${s.window} spent: further calls are refused until the window ends`);
+      }
+    }
+  }
 
   return {
     limits: limits.length,
-    async check(model) {
+    async reserve(model, estimateUsd) {
       const list = applicable(model);
-      if (list.length === 0) return;
-      let totals: number[];
+      if (list.length === 0) return NOTHING;
+      const amount = estimateUsd > 0 && Number.isFinite(estimateUsd) ? estimateUsd : 0;
+      let result: ReserveResult;
       try {
-        totals = await store.get(list.map((a) => a.key));
+        result = await store.reserve(list, amount);
       } catch (err) {
         failure.failed(err);
-        return;
+        return NOTHING;
       }
-      for (const [i, a] of list.entries()) {
-        const s = statusOf(a.l, totals[i]!);
-        hooks.status(s);
-        if (s.spentUsd < s.limitUsd) continue;
+      for (const [i, t] of result.totals.entries()) hooks.status(statusOf(list[i]!.l, t.spent));
+      if (!result.ok) {
+        const a = list[result.refused]!;
+        const t = result.totals[result.refused]!;
+        const s = statusOf(a.l, t.spent);
         hooks.refused(s);
         throw new SidecarError('SIDECAR_BUDGET_EXCEEDED', {
-          // SDKs retry a 429 unless told not to; this one does not clear before the window ends.
+          // SDKs retry a 429 unless told not to; this one does not clear before the window ends,
+          // unless calls under way settle below their estimates.
           headers: { 'retry-after': String(Math.max(1, Math.ceil((a.endsAt - now()) / 1000))), 'x-should-retry': 'false' },
-          details: { budget: { agent_type: agentType, scope: s.scope, window: s.window, limit_usd: s.limitUsd, spent_usd: round(s.spentUsd) } },
+          details: {
+            budget: {
+              agent_type: agentType,
+              scope: s.scope,
+              window: s.window,
+              limit_usd: s.limitUsd,
+              spent_usd: round(t.spent),
+              reserved_usd: round(t.reserved),
+            },
+          },
         });
       }
-    },
-    async spend(model, usd) {
-      if (!(usd > 0)) return;
-      const list = applicable(model);
-      if (list.length === 0) return;
-      let totals: number[];
-      try {
-        totals = await store.add(list, usd);
-      } catch (err) {
-        spendErrors.warn(
-          { event_type: 'budget_store_failed', err: { message: (err as Error).message }, usd },
-          'budget store unreachable: the cost of a call was not counted',
-        );
-        return;
-      }
-      for (const [i, a] of list.entries()) {
-        const s = statusOf(a.l, totals[i]!);
-        hooks.status(s);
-        const before = s.spentUsd - usd;
-        const soft = (a.l.soft ?? config.soft) * s.limitUsd;
-        const fields = {
-          event_type: 'llm_budget',
-          agent_type: agentType,
-          scope: s.scope,
-          window: s.window,
-          limit_usd: s.limitUsd,
-          spent_usd: round(s.spentUsd),
-        };
-        if (before < soft && s.spentUsd >= soft) {
-          hooks.soft(s);
-          log.warn(
-            { ...fields, threshold: 'soft' },
-            `LLM budget ${s.scope}/${s.window} at ${Math.round((s.spentUsd / s.limitUsd) * 100)}% of ${s.limitUsd} USD`,
-          );
-        }
-        if (before < s.limitUsd && s.spentUsd >= s.limitUsd) {
-          log.warn({ ...fields, threshold: 'hard' }, `LLM budget ${s.scope}/${s.window} spent: further calls are refused until the window ends`);
-        }
-      }
+      let settled = false;
+      return {
+        settle(costUsd) {
+          if (settled) return;
+          settled = true;
+          void settle(list, amount, costUsd > 0 && Number.isFinite(costUsd) ? costUsd : 0);
+        },
+      };
     },
   };
 }

@@ -152,7 +152,14 @@ class ProviderCall extends Relay {
     const call = this.#call;
     if (call === undefined) return;
     if (end === undefined) call.end({ cut: false });
-    else void end.read.then(() => call.end({ cut: false })).catch(accountingFailed);
+    // A read that fails still ends the call (with what was read): its budget reservation settles.
+    else
+      void end.read
+        .then(
+          () => call.end({ cut: false }),
+          (err: unknown) => (accountingFailed(err), call.end({ cut: true })),
+        )
+        .catch(accountingFailed);
   }
 
   onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
@@ -168,7 +175,8 @@ class ProviderCall extends Relay {
     this.flush();
     this.cut();
     const done = this.#tee?.abort() ?? Promise.resolve();
-    void done.then(() => call?.end({ cut: true, error: e, clientGone: gone })).catch(accountingFailed);
+    const ended = () => call?.end({ cut: true, error: e, clientGone: gone });
+    void done.then(ended, (err: unknown) => (accountingFailed(err), ended())).catch(accountingFailed);
   }
 }
 

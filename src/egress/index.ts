@@ -26,7 +26,7 @@ import { peersOf, type Peer } from './peers.ts';
 import { createPriceBook } from './prices.ts';
 import { providersOf, type Provider } from './providers.ts';
 import { createRecorder } from './record.ts';
-import type { ProtectPrompt } from './request.ts';
+import { estimateUsage, type ProtectPrompt } from './request.ts';
 import { createEgressServer, type EgressServer } from './server.ts';
 
 export type { EgressServer } from './server.ts';
@@ -105,7 +105,8 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
     release();
     throw err;
   }
-  const recorder = createRecorder({ metrics, tracer: o.tracer, logger, prices: createPriceBook(e.prices), budgets, capture });
+  const prices = createPriceBook(e.prices);
+  const recorder = createRecorder({ metrics, tracer: o.tracer, logger, prices, capture });
   if (e.protectPrompts !== undefined && o.protectPrompt === undefined) {
     release();
     throw new SidecarError('SIDECAR_CONFIG_INVALID', { message: 'egress.protectPrompts names a rule set, but no data protection was given to apply it' });
@@ -134,6 +135,8 @@ export function createEgress(config: Readonly<SidecarConfig>, baseLogger: Logger
     dispatcher,
     recorder,
     budgets,
+    estimate: (operation, request) =>
+      request.model === undefined ? 0 : (prices.cost(request.model, estimateUsage(operation, request, e.budgets.estimate))?.total ?? 0),
     maxRequestBytes: e.maxRequestBytes,
     protectPrompt,
     timeouts: config.limits,

@@ -3,7 +3,7 @@ import { SpanKind, SpanStatusCode, type Attributes, type Span, type Tracer } fro
 import type { SidecarError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { callerContext, GEN_AI, traceHeadersOf } from '../telemetry/index.ts';
-import type { Budgets } from './budgets.ts';
+import type { Reservation } from './budgets.ts';
 import type { Capture } from './capture.ts';
 import type { CallHooks } from './dispatch.ts';
 import type { LlmMetrics } from './metrics.ts';
@@ -19,13 +19,12 @@ export interface RecorderOptions {
   tracer: Tracer | undefined;
   logger: Logger;
   prices: PriceBook;
-  budgets: Budgets;
   capture: Capture | undefined;
 }
 
 export interface Recorder {
   /** A metered call is about to be sent: its span starts (a child of the agent's traceparent, if any), and names itself in the call's traceparent. */
-  start(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders): CallHooks;
+  start(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders, reservation: Reservation): CallHooks;
   /** A metered call the sidecar refused before sending (budget spent, store down). */
   refused(provider: Provider, operation: Operation, model: string | undefined, err: SidecarError): void;
 }
@@ -34,11 +33,11 @@ const MAX_MODEL_LABELS = 200;
 
 /**
  * Everything a call leaves behind when it ends: metrics, the span, one `llm_call` log line
- * and the budget's spend. Tokens and cost come from what the response said, also when it was
+ * and the budget's settlement. Tokens and cost come from what the response said, also when it was
  * cut short: the call is then recorded as `incomplete`.
  */
 export function createRecorder(o: RecorderOptions): Recorder {
-  const { metrics, tracer, logger, prices, budgets, capture } = o;
+  const { metrics, tracer, logger, prices, capture } = o;
   const unpriced = new Set<string>();
   // The model label comes from the agent's request: bounded, so that a stream of made-up
   // model names cannot grow the metric series without end (logs and spans keep the real one).
@@ -50,7 +49,7 @@ export function createRecorder(o: RecorderOptions): Recorder {
     return model;
   };
 
-  function start(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders): CallHooks {
+  function start(provider: Provider, operation: Operation, request: LlmRequest, headers: IncomingHttpHeaders, reservation: Reservation): CallHooks {
     const startedAt = process.hrtime.bigint();
     let firstAt: bigint | undefined;
     let status: number | undefined;
@@ -86,6 +85,8 @@ export function createRecorder(o: RecorderOptions): Recorder {
         const label = model ?? st.responseModel ?? 'unknown';
         const usage = st.usage;
         const cost = usage === undefined ? undefined : (prices.cost(st.responseModel ?? label, usage) ?? prices.cost(label, usage));
+        // First, before anything that could throw: a call cut short settles what its usage says it used.
+        reservation.settle(cost?.total ?? 0);
         if (usage !== undefined && cost === undefined && !unpriced.has(label) && unpriced.size < 1000) {
           unpriced.add(label);
           logger.warn(
@@ -117,7 +118,6 @@ export function createRecorder(o: RecorderOptions): Recorder {
           outcome,
           errorType,
         });
-        if (cost !== undefined) void budgets.spend(model, cost.total);
         if (span !== undefined) endSpan(span, { status, errorType, outcome, cost, reader, incomplete: outcome === 'incomplete' });
         const sc = span?.spanContext();
         logger.info(

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { SidecarError } from '../errors/index.ts';
 import type { Operation, Provider } from './providers.ts';
-import { isObject, str } from './usage.ts';
+import { emptyUsage, isObject, str, type Usage } from './usage.ts';
 
 /** A metered request, read whole: the model decides the budget before anything is sent. */
 export interface LlmRequest {
@@ -82,4 +82,26 @@ export function inspectRequest(provider: Provider, operation: Operation, raw: Bu
     body = Buffer.concat([raw.subarray(0, brace + 1), INCLUDE_USAGE, raw.subarray(brace + 1)]);
   }
   return { body, json, model, stream, addedUsage: add, protected: changed };
+}
+
+/** What a call's estimate is made of (egress.budgets.estimate). */
+export interface EstimateSettings {
+  /** Output tokens assumed for a request that names no maximum. */
+  outputTokens: number;
+  /** Request bytes per input token: the prompt's tokens are counted from its size. */
+  bytesPerToken: number;
+}
+
+/**
+ * The tokens a call may use at most, as far as its request says: its maximum output
+ * (max_tokens, max_completion_tokens, max_output_tokens; `outputTokens` when it names none;
+ * none for embeddings), and its whole body's bytes as input tokens, which overcounts (JSON,
+ * cached input priced as fresh), so that the estimate errs high.
+ */
+export function estimateUsage(operation: Operation, request: LlmRequest, settings: EstimateSettings): Usage {
+  const j = request.json;
+  const named = [j?.max_tokens, j?.max_completion_tokens, j?.max_output_tokens].find((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0) as
+    number | undefined;
+  const output = operation.api === 'openai.embeddings' ? 0 : (named ?? settings.outputTokens);
+  return { ...emptyUsage(), input: Math.ceil(request.body.length / settings.bytesPerToken), output };
 }

@@ -4,19 +4,21 @@ import type { Dispatcher } from 'undici';
 import { isSidecarError, sendError, SidecarError } from '../errors/index.ts';
 import { createDrain, listenerTimeouts, type ClientTimeouts } from '../ingress/index.ts';
 import type { Logger } from '../log/index.ts';
-import type { Budgets } from './budgets.ts';
+import type { Budgets, Reservation } from './budgets.ts';
 import { dispatchToProvider } from './dispatch.ts';
 import type { PeerRequest } from './peer-hop.ts';
 import { peerOf, type Peer } from './peers.ts';
-import { operationOf, routeOf, type Provider } from './providers.ts';
+import { operationOf, routeOf, type Operation, type Provider } from './providers.ts';
 import type { Recorder } from './record.ts';
-import { inspectRequest, readBody, type ProtectPrompt } from './request.ts';
+import { inspectRequest, readBody, type LlmRequest, type ProtectPrompt } from './request.ts';
 
 export interface EgressServerOptions {
   providers: readonly Provider[];
   dispatcher: Dispatcher;
   recorder: Recorder;
   budgets: Budgets;
+  /** What a metered call may cost at most, in USD, as its request says (0 for an unpriced model): its budget reservation. */
+  estimate: (operation: Operation, request: LlmRequest) => number;
   maxRequestBytes: number;
   /** egress.protectPrompts: data protection of each metered request body. */
   protectPrompt: ProtectPrompt | undefined;
@@ -64,15 +66,24 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
       return;
     }
     const request = inspectRequest(provider, operation, await readBody(req, o.maxRequestBytes), o.protectPrompt);
+    let reservation: Reservation;
     try {
-      await budgets.check(request.model);
+      reservation = await budgets.reserve(request.model, o.estimate(operation, request));
     } catch (err) {
       if (isSidecarError(err)) recorder.refused(provider, operation, request.model, err);
       throw err;
     }
-    if (res.destroyed) return;
-    const call = recorder.start(provider, operation, request, req.headers);
-    dispatchToProvider(dispatcher, { ...hop, body: request.body, identity: request.addedUsage, call });
+    if (res.destroyed) {
+      reservation.settle(0);
+      return;
+    }
+    try {
+      const call = recorder.start(provider, operation, request, req.headers, reservation);
+      dispatchToProvider(dispatcher, { ...hop, body: request.body, identity: request.addedUsage, call });
+    } catch (err) {
+      reservation.settle(0);
+      throw err;
+    }
   }
 
   // Expect: 100-continue is answered at once (Node's default): this listener checks no
