@@ -18,7 +18,7 @@ import {
 import { validateConfig } from '../src/config/index.ts';
 import { isSidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';
-import { createRedis, waitForRedis } from '../src/stores/index.ts';
+import { createRedis, waitForRedis, type StoreClient } from '../src/stores/index.ts';
 import { serveAuthenticator } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
@@ -119,7 +119,7 @@ describe('API keys from a file', () => {
 
 describe('API keys in Redis', () => {
   let redisServer: RedisServer;
-  let redis: Redis;
+  let redis: StoreClient;
   let raw: Redis;
   let auth: Authenticator;
   let t: Awaited<ReturnType<typeof serve>>;

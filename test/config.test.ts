@@ -82,6 +82,29 @@ describe('configuration', () => {
   });
 });
 
+describe('stores.redis', () => {
+  it('takes exactly one of url, sentinel and cluster, each checked', async () => {
+    const { validateConfig } = await import('../src/config/index.ts');
+    const problems = (redis: unknown) => {
+      try {
+        validateConfig({ stores: { redis } });
+        return [];
+      } catch (err) {
+        return (err as { details: { problems: string[] } }).details.problems;
+      }
+    };
+    expect(problems({ url: 'redis://127.0.0.1:6379' })).toEqual([]);
+    expect(problems({ sentinel: { masterName: 'agents', nodes: ['10.0.0.1:26379', '[::1]:26380'] } })).toEqual([]);
+    expect(problems({ cluster: { nodes: ['redis://10.0.0.1:7000'] } })).toEqual([]);
+    for (const bad of [{}, { url: 'redis://a:1', cluster: { nodes: ['redis://b:2'] } }]) {
+      expect(problems(bad).join('\n')).toMatch(/stores\.redis: give exactly one of url .*, sentinel .* and cluster/);
+    }
+    expect(problems({ sentinel: { masterName: 'agents', nodes: ['nowhere'] } }).join('\n')).toMatch(/stores\.redis\.sentinel\.nodes\.0: expected host:port/);
+    expect(problems({ sentinel: { masterName: 'agents', nodes: ['a:70000'] } }).join('\n')).toMatch(/at most 65535/);
+    expect(problems({ cluster: { nodes: ['http://x:1'] } }).join('\n')).toMatch(/stores\.redis\.cluster\.nodes\.0: expected redis:\/\//);
+  });
+});
+
 describe('SIDECAR_RELAY', () => {
   it('turns the OTLP relay on or off over the file, and refuses anything but on or off', async () => {
     const { loadConfig } = await import('../src/config/index.ts');

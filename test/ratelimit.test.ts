@@ -11,13 +11,13 @@ import {
   type RateLimiter,
   type RateLimitResult,
 } from '../src/ratelimit/index.ts';
-import { createRedis, waitForRedis } from '../src/stores/index.ts';
+import { createRedis, waitForRedis, type StoreClient } from '../src/stores/index.ts';
 import { captureLogs } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
 let server: RedisServer;
 // Two clients, two limiters: what two sidecar processes sharing one Redis amount to.
-let clients: Redis[] = [];
+let clients: StoreClient[] = [];
 const logs = captureLogs();
 const logger = createLogger('info', logs.stream);
 let keySeq = 0;

@@ -17,7 +17,7 @@ import {
   revocationKeys,
   type RevocationStore,
 } from '../src/revocation/index.ts';
-import { createRedis, redisReadiness, waitForRedis } from '../src/stores/index.ts';
+import { createRedis, redisReadiness, waitForRedis, type StoreClient } from '../src/stores/index.ts';
 import { captureLogs, CLI, startServer } from './helpers.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
@@ -27,7 +27,7 @@ const now = () => Math.floor(Date.now() / 1000);
 const principal = (p: Partial<Principal>): Principal => ({ subject: `user-${randomUUID()}`, roles: [], scopes: [], method: 'jwt', ...p });
 
 let server: RedisServer;
-let redis: Redis;
+let redis: StoreClient;
 const logs = captureLogs();
 const logger = createLogger('info', logs.stream);
 

@@ -1,7 +1,7 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import type http from 'node:http';
 import type { Meter, Tracer } from '@opentelemetry/api';
-import type { Redis } from 'ioredis';
+import type { StoreClient } from '../stores/index.ts';
 import type { ReadinessCheck, Stage } from '../core/index.ts';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import { createAuthenticator, type Authenticator } from '../auth/index.ts';
@@ -34,7 +34,7 @@ export interface Access {
   /** For the startup line. */
   describe: { auth: string; stores: string };
   /** The Redis client of stores.redis, shared with the other stores (LLM budgets); undefined without Redis. */
-  redis: Redis | undefined;
+  redis: StoreClient | undefined;
   /** The sidecar's caches by cache_type, for cache_hits / cache_misses. */
   caches: Record<string, () => { readonly hits: number; readonly misses: number } | undefined>;
 }
@@ -63,7 +63,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const audit = auditSink ?? (config.audit.stdout ? createLogAudit(logger) : { emit() {} });
   const redisConfig = config.stores.redis;
   const offline = hooks.offline === true;
-  const redis: Redis | undefined = redisConfig === undefined ? undefined : createRedis(redisConfig, logger, undefined, { lazy: offline });
+  const redis: StoreClient | undefined = redisConfig === undefined ? undefined : createRedis(redisConfig, logger, undefined, { lazy: offline });
   const closers: Array<() => Promise<void> | void> = [];
   const readinessChecks: ReadinessCheck[] = [];
   if (redis !== undefined) {
@@ -204,11 +204,15 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
     },
     describe: {
       auth: modes.length === 0 ? 'none' : `${modes.join('+')}${config.policy.dryRun ? ' (policy dry run)' : ''}`,
-      stores: redisConfig === undefined ? 'memory' : `redis ${redactUrl(redisConfig.url)}`,
+      stores: redisConfig === undefined ? 'memory' : describeRedis(redisConfig),
     },
   };
 }
 
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, '//***@');
+/** Where the stores live, for the start line: no password. */
+function describeRedis(r: NonNullable<SidecarConfig['stores']['redis']>): string {
+  const redact = (url: string) => url.replace(/\/\/([^@/]*)@/, '//***@');
+  if (r.sentinel !== undefined) return `redis sentinel ${r.sentinel.masterName} via ${r.sentinel.nodes.join(',')}`;
+  if (r.cluster !== undefined) return `redis cluster via ${r.cluster.nodes.map(redact).join(',')}`;
+  return `redis ${redact(r.url!)}`;
 }

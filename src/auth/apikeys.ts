@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { StoreClient } from '../stores/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -21,7 +21,7 @@ export interface ApiKeyVerifier {
 export interface ApiKeyVerifierDeps {
   logger: Logger;
   /** A client from createRedis: it adds stores.redis.keyPrefix itself. */
-  redis?: Redis | undefined;
+  redis?: StoreClient | undefined;
   now: () => number;
 }
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Redis } from 'ioredis';
+import type { StoreClient } from '../stores/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import type { Logger } from '../log/index.ts';
 import { createApiKeyVerifier, type ApiKeyVerifier } from './apikeys.ts';
@@ -46,7 +46,7 @@ export interface Authenticator {
 export interface AuthenticatorDeps {
   logger: Logger;
   /** Needed when auth.apiKeys.redis is on: a client from createRedis (it adds the key prefix); the caller owns (and closes) it. */
-  redis?: Redis | undefined;
+  redis?: StoreClient | undefined;
   /** Epoch milliseconds; a fake clock in tests. */
   now?: () => number;
   /** Build everything, fetch nothing: the JWKS is not fetched (validate). */

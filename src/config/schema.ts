@@ -253,16 +253,56 @@ const policy = z
   })
   .prefault({});
 
-const redisStore = z.strictObject({
-  url: z
+const redisUrl = (what: string) =>
+  z
     .string()
     .regex(/^rediss?:\/\//, { error: 'expected redis://host:port or rediss://…', abort: true })
     .refine((v) => URL.canParse(v), 'not a valid URL: expected redis://[user:pass@]host:port[/db]')
-    .meta({ description: 'redis://[user:pass@]host:port[/db]' }),
-  keyPrefix: z.string().default('agent-sidecar:'),
-  connectTimeout: timer('Connecting to Redis.').prefault('2s'),
-  commandTimeout: timer('One command; past it the store counts as unreachable.').prefault('500ms'),
-});
+    .meta({ description: what });
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, such as redis-sentinel-0.redis:26379')
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'the port is at most 65535');
+
+const redisStore = z
+  .strictObject({
+    url: redisUrl('One Redis server: redis://[user:pass@]host:port[/db] (rediss:// for TLS). Give exactly one of url, sentinel and cluster.').optional(),
+    sentinel: z
+      .strictObject({
+        masterName: z.string().min(1).meta({ description: 'The name the Sentinels monitor the primary under (sentinel monitor <name> …).' }),
+        nodes: z.array(hostPort).min(1).meta({ description: 'Sentinels to ask where the primary is: host:port each (26379 by convention); more are learnt from them.' }),
+        username: z.string().min(1).optional().meta({ description: 'ACL user of the Redis servers (the primary and replicas).' }),
+        password: z.string().min(1).optional().meta({ description: 'Password of the Redis servers; use ${env:NAME}.' }),
+        sentinelUsername: z.string().min(1).optional().meta({ description: 'ACL user of the Sentinels, when they ask for one.' }),
+        sentinelPassword: z.string().min(1).optional().meta({ description: 'Password of the Sentinels, when they ask for one; use ${env:NAME}.' }),
+        db: z.number().int().min(0).max(15).default(0).meta({ description: 'Database number.' }),
+        tls: z.boolean().default(false).meta({ description: 'TLS to the Redis servers and the Sentinels.' }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Redis with Sentinel: the client asks the Sentinels for the primary, and after a failover reconnects to the new one. Give exactly one of url, sentinel and cluster.',
+      }),
+    cluster: z
+      .strictObject({
+        nodes: z
+          .array(redisUrl('A node of the cluster (redis:// or rediss://, with user and password when it asks for them).'))
+          .min(1)
+          .meta({ description: 'Nodes to learn the cluster from: a few suffice, the rest are found through them.' }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Redis Cluster: keys spread over the nodes by slot; every script keeps its keys in one slot. Give exactly one of url, sentinel and cluster.',
+      }),
+    keyPrefix: z.string().default('agent-sidecar:'),
+    connectTimeout: timer('Connecting to Redis.').prefault('2s'),
+    commandTimeout: timer('One command; past it the store counts as unreachable.').prefault('500ms'),
+  })
+  .refine((r) => [r.url, r.sentinel, r.cluster].filter((v) => v !== undefined).length === 1, {
+    error: 'give exactly one of url (one server), sentinel (a primary and its replicas behind Sentinels) and cluster (Redis Cluster)',
+  });
 
 const stores = z
   .strictObject({ redis: redisStore.optional().meta({ description: 'Without it, revocations, rate limits and Redis API keys live in memory.' }) })

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { StoreClient } from '../stores/index.ts';
 
 /** One budget's running figures in its window, in USD. */
 export interface BudgetTotals {
@@ -80,7 +80,7 @@ end
 return out
 `;
 
-type BudgetRedis = Redis & {
+type BudgetRedis = StoreClient & {
   budgetReserve(n: number, ...args: Array<string | number>): Promise<Array<string | number>>;
   budgetSettle(n: number, ...args: Array<string | number>): Promise<string[]>;
 };
@@ -95,7 +95,7 @@ const totalsOf = (flat: ReadonlyArray<string | number>): BudgetTotals[] => {
 const decimal = (usd: number): string => (usd > 0 ? usd.toFixed(12) : '0');
 
 /** Budgets in Redis (standalone, Sentinel or Cluster), shared by every sidecar of the agent: one script per reserve and per settle. */
-export function createRedisBudgetStore(redis: Redis): BudgetStore {
+export function createRedisBudgetStore(redis: StoreClient): BudgetStore {
   if (!('budgetReserve' in redis)) {
     // numberOfKeys is given per call (a call counts against one to a few budgets).
     redis.defineCommand('budgetReserve', { lua: RESERVE_LUA });

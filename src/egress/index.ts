@@ -9,7 +9,7 @@
  * egress.server.listen(8081, '127.0.0.1');
  */
 import type { Meter, Tracer } from '@opentelemetry/api';
-import type { Redis } from 'ioredis';
+import type { StoreClient } from '../stores/index.ts';
 import { createLogAudit, type AuditSink } from '../audit/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
@@ -51,7 +51,7 @@ export interface EgressOptions {
   /** The agent budgets belong to (telemetry.agentType) and the agent_type label. */
   agentType: string;
   /** The store shared with rate limits and revocation; memory without it. */
-  redis?: Redis | undefined;
+  redis?: StoreClient | undefined;
   /** mcp.capture: tool arguments and results on the spans of the agent's MCP calls, already protected; undefined when off. */
   toolCapture?: ToolCapture | undefined;
   /** Data protection for captured prompts and completions; capture refuses to start without it. */

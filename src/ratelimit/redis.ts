@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { StoreClient } from '../stores/index.ts';
 import type { RateLimitStore } from './store.ts';
 
 /*
@@ -29,13 +29,13 @@ redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, mat
 return {1, math.floor((now - allow_at) / emission + 1e-9), math.ceil(new_tat - now), 0}
 `;
 
-type GcraRedis = Redis & { rateLimitGcra(key: string, emissionMs: number, burst: number): Promise<[number, number, number, number]> };
+type GcraRedis = StoreClient & { rateLimitGcra(key: string, emissionMs: number, burst: number): Promise<[number, number, number, number]> };
 
 /** Key names under stores.redis.keyPrefix (ioredis applies the prefix). */
 export const rateLimitKey = (key: string) => `ratelimit:${key}`;
 
 /** Rate limits in Redis: one EVALSHA per check, shared by every sidecar using the same Redis. */
-export function createRedisRateLimitStore(redis: Redis): RateLimitStore {
+export function createRedisRateLimitStore(redis: StoreClient): RateLimitStore {
   if (!('rateLimitGcra' in redis)) redis.defineCommand('rateLimitGcra', { lua: GCRA_LUA, numberOfKeys: 1 });
   const r = redis as GcraRedis;
   return {

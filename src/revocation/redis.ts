@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { isCluster, type StoreClient } from '../stores/index.ts';
 import type { Principal } from '../auth/index.ts';
 import { DEFAULT_CLOCK_SKEW_SECONDS, revokedBySubject, type RevocationStore, type RevocationStoreOptions } from './store.ts';
 
@@ -16,7 +16,7 @@ if ttl > 0 then redis.call('EXPIREAT', KEYS[1], cur + ttl) else redis.call('PERS
 return cur
 `;
 
-type WatermarkRedis = Redis & { revocationRaiseWatermark(key: string, before: number, ttl: number): Promise<number> };
+type WatermarkRedis = StoreClient & { revocationRaiseWatermark(key: string, before: number, ttl: number): Promise<number> };
 
 /** Key names under stores.redis.keyPrefix (ioredis applies the prefix). */
 export const revocationKeys = {
@@ -29,7 +29,7 @@ export const revocationKeys = {
  * (MGET of the jti key and the subject key), and none for a principal that has neither
  * `jti` nor `iat`. Needs Redis 6.2 or later (SET … EXAT).
  */
-export function createRedisRevocationStore(redis: Redis, options: RevocationStoreOptions = {}): RevocationStore {
+export function createRedisRevocationStore(redis: StoreClient, options: RevocationStoreOptions = {}): RevocationStore {
   const skew = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   const subjectTtl = options.subjectTtlSeconds === undefined ? 0 : options.subjectTtlSeconds + skew;
   if (!('revocationRaiseWatermark' in redis)) redis.defineCommand('revocationRaiseWatermark', { lua: RAISE_WATERMARK, numberOfKeys: 1 });
@@ -49,7 +49,8 @@ export function createRedisRevocationStore(redis: Redis, options: RevocationStor
       const keys: string[] = [];
       if (byToken) keys.push(revocationKeys.token(p.tokenId!));
       if (bySubject) keys.push(revocationKeys.subject(p.subject));
-      const values = await r.mget(...keys);
+      // One MGET; a cluster keeps the two keys in different slots, so there: two GETs at once.
+      const values = isCluster(r) ? await Promise.all(keys.map((k) => r.get(k))) : await r.mget(...keys);
       if (byToken && values[0] != null) return true;
       const watermark = bySubject ? values[keys.length - 1] : null;
       return revokedBySubject(p, watermark == null ? undefined : Number(watermark));

@@ -1,3 +1,14 @@
-export { connectRedis, createRedis, loadRedisClient, redactRedisUrl, redisReadiness, scanKeys, waitForRedis, type RedisStoreConfig } from './redis.ts';
+export {
+  connectRedis,
+  createRedis,
+  isCluster,
+  loadRedisClient,
+  redactRedisUrl,
+  redisReadiness,
+  scanKeys,
+  waitForRedis,
+  type RedisStoreConfig,
+  type StoreClient,
+} from './redis.ts';
 export { createLogThrottle, type LogThrottle } from './throttle.ts';
 export { createStoreFailureHandler, type FailModeStats, type StoreFailureHandler } from './fail-mode.ts';

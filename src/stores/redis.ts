@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { ReadinessCheck } from '../core/index.ts';
 import type { SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
@@ -15,12 +15,25 @@ export type RedisStoreConfig = NonNullable<SidecarConfig['stores']['redis']>;
  * bench:micro:strings measures it). A sidecar without Redis never pays that.
  */
 export function loadRedisClient(): typeof Redis {
+  return loadIoredis().Redis;
+}
+
+function loadIoredis(): typeof import('ioredis') {
   // In the single executable (a CommonJS bundle) `require` is the bundle's own, which holds
   // ioredis and still loads it only on this call; from ESM it is created here.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- a synchronous, lazy load; see above
-  const ioredis = (typeof require === 'function' ? require('ioredis') : createRequire(import.meta.url)('ioredis')) as typeof import('ioredis');
-  return ioredis.Redis;
+  return (typeof require === 'function' ? require('ioredis') : createRequire(import.meta.url)('ioredis')) as typeof import('ioredis');
 }
+
+/**
+ * The client every store uses: one server, a primary found through Sentinels, or a Redis
+ * Cluster. The stores use only what all three do alike: single-key commands, and scripts
+ * whose keys share a slot (hash tags); isCluster tells the one place that differs (a
+ * revocation check reads two keys of different slots).
+ */
+export type StoreClient = Redis | Cluster;
+
+export const isCluster = (client: StoreClient): client is Cluster => (client as { isCluster?: boolean }).isCluster === true;
 
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 2_000;
@@ -60,17 +73,13 @@ function clientOptions(config: RedisStoreConfig): RedisOptions {
  * const redis = createRedis(config.stores.redis, logger);
  * const revocations = createRedisRevocationStore(redis, { clockSkewSeconds: 30 });
  */
-export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000, options: { lazy?: boolean } = {}): Redis {
+export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIntervalMs = 10_000, options: { lazy?: boolean } = {}): StoreClient {
   const log = componentLogger(logger, 'agent-sidecar.redis');
-  const RedisClient = loadRedisClient();
-  const redis = new RedisClient(config.url, {
-    ...clientOptions(config),
-    // Lazy only for validate, which builds the client to check its settings and never uses it.
-    lazyConnect: options.lazy === true,
-    // Capped exponential backoff with jitter, so that a fleet of sidecars does not
-    // reconnect in lockstep after a Redis restart.
-    retryStrategy: (times) => Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100),
-  });
+  // Capped exponential backoff with jitter, so that a fleet of sidecars does not
+  // reconnect in lockstep after a Redis restart or failover.
+  const backoff = (times: number) => Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(times, 5)) + Math.floor(Math.random() * 100);
+  // Lazy only for validate, which builds the client to check its settings and never uses it.
+  const redis = newClient(config, { lazyConnect: options.lazy === true, retryStrategy: backoff });
   const errors = createLogThrottle(log, errorLogIntervalMs);
   let down = false;
   redis.on('error', (err: Error & { code?: string }) => {
@@ -84,12 +93,77 @@ export function createRedis(config: RedisStoreConfig, logger: Logger, errorLogIn
   return redis;
 }
 
+/** host:port of a Sentinel ([v6]:port too). */
+function sentinelAddress(hostPort: string): { host: string; port: number } {
+  const i = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(hostPort.slice(i + 1)) };
+}
+
+/** redis://user:pass@host:port of a cluster node, as ioredis takes it. */
+function clusterNode(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 6379) };
+}
+
+function newClient(config: RedisStoreConfig, o: { lazyConnect: boolean; retryStrategy: (times: number) => number | null }): StoreClient {
+  const ioredis = loadIoredis();
+  const base = clientOptions(config);
+  if (config.sentinel !== undefined) {
+    const s = config.sentinel;
+    return new ioredis.Redis({
+      ...base,
+      lazyConnect: o.lazyConnect,
+      retryStrategy: o.retryStrategy,
+      sentinels: s.nodes.map(sentinelAddress),
+      name: s.masterName,
+      role: 'master',
+      db: s.db,
+      ...(s.username === undefined ? {} : { username: s.username }),
+      ...(s.password === undefined ? {} : { password: s.password }),
+      ...(s.sentinelUsername === undefined ? {} : { sentinelUsername: s.sentinelUsername }),
+      ...(s.sentinelPassword === undefined ? {} : { sentinelPassword: s.sentinelPassword }),
+      ...(s.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+      // Every reconnect asks the Sentinels again, which finds a new primary. ioredis' failover
+      // detector (subscribing to +switch-master) is left off: with it on, the clients of a
+      // failover test kept failing for 30 s after the new primary was named; without, they
+      // served again within 2 s of it, the reconnect backoff's cap (test/redis-ha.test.ts).
+      sentinelRetryStrategy: o.retryStrategy,
+      failoverDetector: false,
+      updateSentinels: true,
+    });
+  }
+  if (config.cluster !== undefined) {
+    const first = new URL(config.cluster.nodes[0]!);
+    const { keyPrefix, ...nodeOptions } = base;
+    const clusterOptions: ClusterOptions = {
+      keyPrefix,
+      lazyConnect: o.lazyConnect,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: o.retryStrategy,
+      // A node that moved a slot or failed over: follow, briefly, then fail (failMode decides).
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 4,
+      slotsRefreshTimeout: config.connectTimeout,
+      redisOptions: {
+        ...nodeOptions,
+        ...(first.username === '' ? {} : { username: decodeURIComponent(first.username) }),
+        ...(first.password === '' ? {} : { password: decodeURIComponent(first.password) }),
+        ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+      },
+    };
+    return new ioredis.Cluster(config.cluster.nodes.map(clusterNode), clusterOptions);
+  }
+  return new ioredis.Redis(config.url!, { ...base, lazyConnect: o.lazyConnect, retryStrategy: o.retryStrategy });
+}
+
 /**
  * Resolves once the client is connected (commands fail immediately before that, the
  * offline queue being off); rejects after `timeoutMs`. For the CLI and for tests; the
  * sidecar itself starts without waiting and lets readiness report the store.
  */
-export function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {
+export function waitForRedis(redis: StoreClient, timeoutMs = 5_000): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   // Not events.once: it rejects on the first 'error', and a reconnecting client emits
   // several of those before it is ready.
@@ -107,7 +181,7 @@ export function waitForRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {
 }
 
 /** Readiness: PING answered within `timeoutMs`. */
-export function redisReadiness(redis: Redis, timeoutMs = 1_000): ReadinessCheck {
+export function redisReadiness(redis: StoreClient, timeoutMs = 1_000): ReadinessCheck {
   return {
     name: 'redis',
     async check() {
@@ -132,7 +206,7 @@ export function redisReadiness(redis: Redis, timeoutMs = 1_000): ReadinessCheck 
  * be reached rejects with SIDECAR_STORE_UNAVAILABLE naming the cause (ECONNREFUSED, a
  * refused password), the URL's password left out.
  */
-export async function connectRedis(config: RedisStoreConfig): Promise<Redis> {
+export async function connectRedis(config: RedisStoreConfig & { url: string }): Promise<Redis> {
   const RedisClient = loadRedisClient();
   const redis = new RedisClient(config.url, { ...clientOptions(config), lazyConnect: true, retryStrategy: () => null });
   // ioredis reports the real cause as an event, then rejects with "Connection is closed".
@@ -160,13 +234,16 @@ export function redactRedisUrl(url: string): string {
  * the one command whose pattern ioredis does not prefix, and whose answers it does not
  * strip. The prefix is matched literally, whatever glob characters it holds.
  */
-export async function* scanKeys(redis: Redis, pattern: string, count = 200): AsyncGenerator<string> {
+export async function* scanKeys(redis: StoreClient, pattern: string, count = 200): AsyncGenerator<string> {
   const prefix = redis.options.keyPrefix ?? '';
   const match = prefix.replace(/[*?[\]\\]/g, '\\$&') + pattern;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', count);
-    cursor = next;
-    for (const key of keys) if (key.startsWith(prefix)) yield key.slice(prefix.length);
-  } while (cursor !== '0');
+  // A cluster's keys are spread over its primaries: each is scanned in turn.
+  for (const node of isCluster(redis) ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', count);
+      cursor = next;
+      for (const key of keys) if (key.startsWith(prefix)) yield key.slice(prefix.length);
+    } while (cursor !== '0');
+  }
 }
