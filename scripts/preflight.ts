@@ -29,6 +29,7 @@ const GO_MIN = [1, 25] as const;
 
 const NEEDS: readonly Need[] = [
   { program: 'redis-server', apt: 'redis-server', for: 'the store tests', unit: true },
+  { program: 'redis-cli', apt: 'redis-tools', for: 'building a Redis Cluster for the store tests', unit: true },
   { program: 'promtool', apt: 'prometheus', for: 'the alert rule and dashboard tests', unit: true },
   { program: 'amtool', apt: 'prometheus-alertmanager', for: 'the alert routing tests', unit: true },
   { program: 'prometheus', apt: 'prometheus', for: 'the full-stack test', unit: false },

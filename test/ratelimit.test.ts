@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SidecarError } from '../src/errors/index.ts';
 import { createLogger } from '../src/log/index.ts';

@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryAudit } from '../src/audit/index.ts';
 import type { Principal } from '../src/auth/principal.ts';

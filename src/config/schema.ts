@@ -271,7 +271,10 @@ const redisStore = z
     sentinel: z
       .strictObject({
         masterName: z.string().min(1).meta({ description: 'The name the Sentinels monitor the primary under (sentinel monitor <name> …).' }),
-        nodes: z.array(hostPort).min(1).meta({ description: 'Sentinels to ask where the primary is: host:port each (26379 by convention); more are learnt from them.' }),
+        nodes: z
+          .array(hostPort)
+          .min(1)
+          .meta({ description: 'Sentinels to ask where the primary is: host:port each (26379 by convention); more are learnt from them.' }),
         username: z.string().min(1).optional().meta({ description: 'ACL user of the Redis servers (the primary and replicas).' }),
         password: z.string().min(1).optional().meta({ description: 'Password of the Redis servers; use ${env:NAME}.' }),
         sentinelUsername: z.string().min(1).optional().meta({ description: 'ACL user of the Sentinels, when they ask for one.' }),
