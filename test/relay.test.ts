@@ -198,14 +198,7 @@ describe('OTLP relay', () => {
 
 describe('OTLP rewrite', () => {
   const protect = {
-    attributes: (a: Record<string, unknown>) => {
-      let out: Record<string, unknown> | undefined;
-      for (const [k, v] of Object.entries(a)) {
-        if (k === 'drop.me') (out ??= { ...a })[k] = undefined;
-        else if (typeof v === 'string' && v.includes('@')) (out ??= { ...a })[k] = 'X';
-      }
-      return (out ?? a) as never;
-    },
+    attribute: (k: string, v: unknown) => (k === 'drop.me' ? undefined : typeof v === 'string' && v.includes('@') ? 'X' : v) as never,
     recurring: (s: string) => (s.includes('@') ? 'X' : s),
   };
 
@@ -278,6 +271,36 @@ describe('OTLP rewrite', () => {
     expect(span.attributes.map((a: any) => a.key)).toEqual(['keep']);
     expect(span.attributes[0].value.intValue).toBe(-5);
     expect(out.resourceSpans[0].resource.attributes).toEqual([{ key: 'k8s.pod.name', value: { stringValue: 'p' } }]);
+  });
+
+  it('reads keys and values beyond ASCII as UTF-8: unchanged ones are copied, protected ones rewritten', () => {
+    const Req = pb.trace.v1.ExportTraceServiceRequest!;
+    const input = Req.encode({
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [
+                {
+                  name: 'résumé 🧾',
+                  attributes: [
+                    { key: 'größe', value: { stringValue: 'Zürich 東京' } },
+                    { key: 'kontakt', value: { stringValue: 'josé@例え.jp' } },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    }).finish();
+    const out = Req.toObject(Req.decode(rewriteExport('traces', input, protect, {}).bytes)) as any;
+    const span = out.resourceSpans[0].scopeSpans[0].spans[0];
+    expect(span.name).toBe('résumé 🧾');
+    expect(span.attributes).toEqual([
+      { key: 'größe', value: { stringValue: 'Zürich 東京' } },
+      { key: 'kontakt', value: { stringValue: 'X' } },
+    ]);
   });
 
   it('refuses bytes that are not a request: a length past the end, a wrong wire type, a truncated varint, an attribute without a key, invalid UTF-8', () => {

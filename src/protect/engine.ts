@@ -21,6 +21,8 @@ export interface Protector {
    * happens to be 16 digits passing Luhn is never taken for a card number.
    */
   attributes(attrs: Attributes, generated?: ReadonlySet<string>): Attributes;
+  /** One attribute, as attributes() would treat it: the same value when nothing changed, undefined when a field rule drops it. */
+  attribute(key: string, value: AttributeValue): AttributeValue | undefined;
   /**
    * Short text that recurs (span names, log messages): text() with clean verdicts
    * remembered, as attribute values are.
@@ -123,6 +125,10 @@ export function createProtector(rules: RuleSetConfig, options: ProtectorOptions)
     recurring,
     value: values.value,
     json: values.json,
+    attribute(key, value) {
+      const w = attribute(key, value, undefined);
+      return w === DROP ? undefined : w;
+    },
     attributes(attrs, generated) {
       let out: Attributes | undefined;
       for (const key in attrs) {

@@ -35,7 +35,7 @@ export function createTelemetryProtection(p: Protector): TelemetryProtection {
       }
       return rm;
     },
-    agent: { attributes: (a) => p.attributes(a), recurring: (s) => p.recurring(s) },
+    agent: { attribute: (k, v) => p.attribute(k, v), recurring: (s) => p.recurring(s) },
     accessLog(log) {
       if (log === undefined) return undefined;
       return {

@@ -151,6 +151,12 @@ export class ProtoWriter {
     this.pos += bytes.length;
   }
 
+  /** Bytes start..end of `src`, copied as they are (no view of them made). */
+  copy(src: Buffer, start: number, end: number): void {
+    this.#room(end - start);
+    this.pos += src.copy(this.#buf, this.pos, start, end);
+  }
+
   /** Starts a nested message in `field`; pass the result to end(). */
   begin(field: number): number {
     this.tag(field, WIRE_LENGTH);

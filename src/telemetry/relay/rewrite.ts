@@ -14,7 +14,8 @@ export type RelaySignal = 'traces' | 'metrics' | 'logs';
 
 /** What the rewrite does to text and attributes: the telemetry rule set (src/protect), or nothing. */
 export interface RelayProtector {
-  attributes(attrs: Attributes): Attributes;
+  /** One attribute: the same value when nothing changed, undefined when a field rule drops it. */
+  attribute(key: string, value: AttributeValue): AttributeValue | undefined;
   recurring(value: string): string;
 }
 
@@ -85,7 +86,7 @@ export function rewriteExport(signal: RelaySignal, input: Uint8Array, protect: R
 
 class Rewrite {
   readonly w = new ProtoWriter(4096);
-  readonly #b: Uint8Array;
+  readonly #b: Buffer;
   readonly #protect: RelayProtector | undefined;
   readonly #extra: Attributes;
   readonly #extraKeys: string[];
@@ -93,7 +94,8 @@ class Rewrite {
   items = 0;
 
   constructor(b: Uint8Array, protect: RelayProtector | undefined, extra: Attributes) {
-    this.#b = b;
+    // A Buffer view (no copy): its copy() and latin1 decoding make no view per field.
+    this.#b = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
     this.#protect = protect;
     this.#extra = extra;
     this.#extraKeys = Object.keys(extra);
@@ -145,7 +147,7 @@ class Rewrite {
       const valueEnd = this.#pos;
       const f = wire === WIRE_LENGTH ? spec.fields[field] : undefined;
       if (f === undefined) {
-        this.w.raw(this.#b.subarray(fieldStart, valueEnd));
+        this.w.copy(this.#b, fieldStart, valueEnd);
         continue;
       }
       if (f === 'attr') this.#keyValue(field, fieldStart, valueStart, valueEnd, depth, keys);
@@ -174,6 +176,11 @@ class Rewrite {
   }
 
   #string(start: number, end: number): string {
+    // Keys and values are mostly ASCII, which needs no validation and decodes fastest as latin1.
+    const b = this.#b;
+    let i = start;
+    while (i < end && b[i]! < 0x80) i++;
+    if (i === end) return b.toString('latin1', start, end);
     try {
       return utf8.decode(this.#b.subarray(start, end));
     } catch {
@@ -184,7 +191,7 @@ class Rewrite {
   #text(field: number, fieldStart: number, start: number, end: number): void {
     const s = this.#string(start, end);
     const out = this.#protect === undefined ? s : this.#protect.recurring(s);
-    if (out === s) this.w.raw(this.#b.subarray(fieldStart, end));
+    if (out === s) this.w.copy(this.#b, fieldStart, end);
     else this.w.string(field, out);
   }
 
@@ -202,7 +209,7 @@ class Rewrite {
     }
     if (key === undefined) throw new MalformedOtlp('an attribute without a key');
     keys?.add(key);
-    const raw = () => this.w.raw(this.#b.subarray(fieldStart, end));
+    const raw = () => this.w.copy(this.#b, fieldStart, end);
     if (vStart < 0) return raw();
     const list = this.#keyValueList(vStart, vEnd);
     if (list >= 0) {
@@ -218,12 +225,10 @@ class Rewrite {
       return;
     }
     const protect = this.#protect;
-    const value = this.#decodeAny(vStart, vEnd);
-    if (protect === undefined || value === undefined) return raw();
-    const attrs = { [key]: value };
-    const out = protect.attributes(attrs);
-    if (out === attrs) return raw();
-    const v = out[key];
+    const value = protect === undefined ? undefined : this.#decodeAny(vStart, vEnd);
+    if (protect === undefined || value === undefined) return this.w.copy(this.#b, fieldStart, end);
+    const v = protect.attribute(key, value);
+    if (v === value) return this.w.copy(this.#b, fieldStart, end);
     if (v === undefined || v === null) return; // dropped by a field rule
     this.w.attributes(field, { [key]: v });
   }
@@ -249,7 +254,7 @@ class Rewrite {
       const s = this.#skip(tag & 7, end);
       const e = this.#pos;
       if (tag === (1 << 3) + WIRE_LENGTH) each(fieldStart, s, e);
-      else this.w.raw(this.#b.subarray(fieldStart, e));
+      else this.w.copy(this.#b, fieldStart, e);
       this.#pos = e;
     }
   }
@@ -283,7 +288,7 @@ class Rewrite {
         const kvl = this.w.begin(KEY_VALUE_LIST);
         this.#mapEntries(s, e, depth + 1);
         this.w.end(kvl);
-      } else this.w.raw(this.#b.subarray(inner, e));
+      } else this.w.copy(this.#b, inner, e);
       this.#pos = e;
     }
     this.w.end(at);
