@@ -126,6 +126,17 @@ describe('expiry of revocation entries', () => {
     await bounded.revokeSubject('frank', t);
     expect(await redis.expiretime(revocationKeys.subject('frank'))).toBe(t + 3600 + 30);
   });
+
+  it('redis: with replicas to wait for, says whether one had the write in time (a server without replicas: never)', async () => {
+    expect(await createRedisRevocationStore(redis).revokeToken('no-wait', now() + 60)).toEqual({});
+    const waiting = createRedisRevocationStore(redis, { replicas: { count: 1, timeoutMs: 50 } });
+    const started = Date.now();
+    expect(await waiting.revokeToken('waits', now() + 60)).toEqual({ replicated: false });
+    expect(await waiting.revokeSubject('grace', now())).toEqual({ replicated: false });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    // Stored all the same.
+    expect(await waiting.isRevoked(principal({ tokenId: 'waits' }))).toBe(true);
+  });
 });
 
 describe('createRevocationCheck', () => {

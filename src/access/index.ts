@@ -88,7 +88,12 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
   const clockSkewSeconds = Math.ceil((config.auth.jwt?.clockSkew ?? 30_000) / 1000);
   const subjectTtlSeconds = config.revocation.subjectTtl === undefined ? undefined : Math.ceil(config.revocation.subjectTtl / 1000);
   const revocations = redis
-    ? createRedisRevocationStore(redis, { clockSkewSeconds, subjectTtlSeconds })
+    ? createRedisRevocationStore(redis, {
+        clockSkewSeconds,
+        subjectTtlSeconds,
+        // Behind Sentinels there are replicas: a revocation is answered once one has it (or the wait ran out).
+        replicas: redisConfig?.sentinel === undefined ? undefined : { count: 1, timeoutMs: redisConfig.commandTimeout },
+      })
     : createMemoryRevocationStore({ clockSkewSeconds, subjectTtlSeconds });
   const checkRevoked = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit, meter: hooks.meter });
 

@@ -4,7 +4,7 @@ import type { AuditSink } from '../audit/index.ts';
 import { SidecarError, isSidecarError, sendError } from '../errors/index.ts';
 import type { Logger } from '../log/index.ts';
 import { parseRevokeRequest } from './request.ts';
-import type { RevocationStore } from './store.ts';
+import type { RevocationStore, Revoked } from './store.ts';
 
 export interface RevocationAdminOptions {
   store: RevocationStore;
@@ -25,7 +25,8 @@ const MAX_BODY_BYTES = 4096;
 
 /**
  * The admin API for revocation: `POST /revoke` with `{ "jti", "exp" }` or
- * `{ "sub", "before"? }`. Answers 200 with `{ "revoked": … }`; 400, 401, 403, 404, 413
+ * `{ "sub", "before"? }`. Answers 200 with `{ "revoked": … }` (and `"replicated"` when
+ * replicas are waited for); 400, 401, 403, 404, 413
  * or 503 with the usual error body. Every revocation is a `sensitive_operation` audit event.
  *
  * @example
@@ -55,9 +56,9 @@ export function createRevocationAdmin(options: RevocationAdminOptions): (req: In
     const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
     if (type !== 'application/json') throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: 'Send the body as Content-Type: application/json.' });
     const request = parseRevokeRequest(await readJson(req), Math.floor(now() / 1000));
+    let result: Revoked;
     try {
-      if (request.kind === 'token') await store.revokeToken(request.jti, request.exp);
-      else await store.revokeSubject(request.sub, request.before);
+      result = request.kind === 'token' ? await store.revokeToken(request.jti, request.exp) : await store.revokeSubject(request.sub, request.before);
     } catch (err) {
       throw isSidecarError(err) ? err : new SidecarError('SIDECAR_STORE_UNAVAILABLE', { cause: err });
     }
@@ -68,7 +69,13 @@ export function createRevocationAdmin(options: RevocationAdminOptions): (req: In
       operation: request.kind === 'token' ? 'revoke_token' : 'revoke_subject',
       details: revoked,
     });
-    const body = JSON.stringify({ revoked });
+    if (result.replicated === false) {
+      options.logger?.warn(
+        { event_type: 'revocation_not_replicated', ...revoked },
+        'revocation stored on the Redis primary only: no replica confirmed it in time, and a failover now would lose it; revoke again after one',
+      );
+    }
+    const body = JSON.stringify({ revoked, ...(result.replicated === undefined ? {} : { replicated: result.replicated }) });
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(body);
   }

@@ -29,15 +29,17 @@ export function createMemoryRevocationStore(options: RevocationStoreOptions & { 
   return {
     async revokeToken(jti, expiresAt) {
       const until = expiresAt * 1000 + skewMs;
-      if (until <= now()) return;
+      if (until <= now()) return {};
       tokens.set(jti, Math.max(until, tokens.get(jti) ?? 0));
       sweep();
+      return {};
     },
     async revokeSubject(subject, before) {
       const prev = subjects.get(subject);
       const top = prev !== undefined && prev.until > now() ? Math.max(prev.before, before) : before;
       subjects.set(subject, { before: top, until: top * 1000 + subjectTtlMs });
       sweep();
+      return {};
     },
     async isRevoked(p: Principal) {
       const t = now();

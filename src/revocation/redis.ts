@@ -1,6 +1,6 @@
 import { isCluster, type StoreClient } from '../stores/index.ts';
 import type { Principal } from '../auth/index.ts';
-import { DEFAULT_CLOCK_SKEW_SECONDS, revokedBySubject, type RevocationStore, type RevocationStoreOptions } from './store.ts';
+import { DEFAULT_CLOCK_SKEW_SECONDS, revokedBySubject, type RevocationStore, type RevocationStoreOptions, type Revoked } from './store.ts';
 
 // Keeps the larger watermark, atomically: two admins revoking at once must not let the
 // older `before` overwrite the newer one.
@@ -34,13 +34,22 @@ export function createRedisRevocationStore(redis: StoreClient, options: Revocati
   const subjectTtl = options.subjectTtlSeconds === undefined ? 0 : options.subjectTtlSeconds + skew;
   if (!('revocationRaiseWatermark' in redis)) redis.defineCommand('revocationRaiseWatermark', { lua: RAISE_WATERMARK, numberOfKeys: 1 });
   const r = redis as WatermarkRedis;
+  const replicas = options.replicas;
+  // WAIT on the connection that wrote: the primary answers once `count` replicas have it.
+  const replicated = async (): Promise<Revoked> => {
+    if (replicas === undefined || replicas.count <= 0 || isCluster(r)) return {};
+    const acked = Number(await r.call('WAIT', String(replicas.count), String(replicas.timeoutMs)));
+    return { replicated: acked >= replicas.count };
+  };
   return {
     async revokeToken(jti, expiresAt) {
       // An `exp` already past the skew needs no entry: Redis drops a key whose EXAT is past.
       await r.set(revocationKeys.token(jti), String(expiresAt), 'EXAT', expiresAt + skew);
+      return replicated();
     },
     async revokeSubject(subject, before) {
       await r.revocationRaiseWatermark(revocationKeys.subject(subject), before, subjectTtl);
+      return replicated();
     },
     async isRevoked(p: Principal) {
       const byToken = p.tokenId !== undefined;

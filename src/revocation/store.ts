@@ -18,11 +18,20 @@ import type { Principal } from '../auth/index.ts';
  */
 export interface RevocationStore {
   /** Revokes one token; `expiresAt` is its `exp` (unix seconds). */
-  revokeToken(jti: string, expiresAt: number): Promise<void>;
+  revokeToken(jti: string, expiresAt: number): Promise<Revoked>;
   /** Revokes the subject's tokens issued at or before `before` (unix seconds). */
-  revokeSubject(subject: string, before: number): Promise<void>;
+  revokeSubject(subject: string, before: number): Promise<Revoked>;
   /** Rejects when the store cannot answer; the caller's failMode decides what that means. */
   isRevoked(p: Principal): Promise<boolean>;
+}
+
+/** What a revocation reached. */
+export interface Revoked {
+  /**
+   * With replicas to wait for (Redis behind Sentinels): whether one had the write before
+   * the answer. false: it is on the primary only, and a failover now would lose it.
+   */
+  replicated?: boolean;
 }
 
 export interface RevocationStoreOptions {
@@ -32,6 +41,12 @@ export interface RevocationStoreOptions {
    * Default 30 (the schema's default).
    */
   clockSkewSeconds?: number;
+  /**
+   * Replicas a revocation must reach before it is answered (Redis WAIT), and how long to
+   * wait for them. Redis replicates asynchronously: a write only the primary had is lost if
+   * the primary dies before passing it on, and a revoked token would pass again.
+   */
+  replicas?: { count: number; timeoutMs: number } | undefined;
   /**
    * How long a subject watermark is kept after `before`: the longest access-token
    * lifetime of your issuers (plus the skew is added). By default watermarks never expire,
