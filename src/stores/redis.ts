@@ -126,7 +126,7 @@ function newClient(config: RedisStoreConfig, o: { lazyConnect: boolean; retryStr
       // Every reconnect asks the Sentinels again, which finds a new primary. ioredis' failover
       // detector (subscribing to +switch-master) is left off: with it on, the clients of a
       // failover test kept failing for 30 s after the new primary was named; without, they
-      // served again within 2 s of it, the reconnect backoff's cap (test/redis-ha.test.ts).
+      // served again within 2 s of it, the reconnect backoff's cap (test/e2e/redis-failover.test.ts).
       sentinelRetryStrategy: o.retryStrategy,
       failoverDetector: false,
       updateSentinels: true,
