@@ -34,17 +34,21 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     spans: { type: 'string', default: '5000' },
+    thread: { type: 'string', default: 'on' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write('npm run bench:relay [-- --rounds N] [--seconds S] [--rate REQ_PER_S] [--spans SPANS_PER_S]\n');
+  process.stdout.write('npm run bench:relay [-- --rounds N] [--seconds S] [--rate REQ_PER_S] [--spans SPANS_PER_S] [--thread on|off]\n');
   process.exit(0);
 }
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const rate = Number(values.rate);
 const spansPerSecond = Number(values.spans);
+if (values.thread !== 'on' && values.thread !== 'off') throw new Error('--thread: on or off');
+/** telemetry.relay.thread: the relay's work in a worker thread (on) or on the proxying thread (off). */
+const thread = values.thread === 'on';
 const log = (line: string) => process.stderr.write(`bench:relay: ${line}\n`);
 
 interface Phase {
@@ -70,8 +74,8 @@ try {
     name: 'sidecar-relay',
     cpus: undefined,
     env: envWithoutOtel(),
-    comment: 'Traces, metrics and logs to the bench receiver, and the OTLP relay on.',
-    extraConfig: `${telemetry}  relay:\n    enabled: true\n    grpc: false\n    http: ${HOST}:${relayPort}\n`,
+    comment: `Traces, metrics and logs to the bench receiver, and the OTLP relay on (${thread ? 'in its worker thread' : 'on the proxying thread'}).`,
+    extraConfig: `${telemetry}  relay:\n    enabled: true\n    grpc: false\n    http: ${HOST}:${relayPort}\n    thread: ${thread}\n`,
   });
   const url = sidecar.url;
   const script = writeWrkScript(dir);
@@ -119,7 +123,7 @@ try {
     ['requests/s saturated', (p) => p.saturation.requestsPerSecond, 'higher is better'],
   ];
   process.stdout.write(
-    `\nOTLP relay under ${spansPerSecond} spans/s (${SPANS_PER_REQUEST} per export), proxying at ${rate} req/s; medians of ${rounds} rounds\n\n`,
+    `\nOTLP relay (${thread ? 'worker thread' : 'proxying thread'}) under ${spansPerSecond} spans/s (${SPANS_PER_REQUEST} per export), proxying at ${rate} req/s; medians of ${rounds} rounds\n\n`,
   );
   process.stdout.write('| figure | quiet | loaded | loaded / quiet | |\n|---|--:|--:|--:|---|\n');
   for (const [name, f, note] of rows) {

@@ -11,10 +11,10 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SIDECAR_V8_FLAGS } from '../src/cli/launch.ts';
-import { BUNDLE, bundleCli } from './bundle.ts';
+import { BUNDLE, bundleCli, WORKER_BUNDLE } from './bundle.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const OUT_DIR = join(REPO, 'dist');
@@ -38,7 +38,16 @@ const seaConfig = join(WORK, 'sea-config.json');
 writeFileSync(
   seaConfig,
   JSON.stringify(
-    { main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: SIDECAR_V8_FLAGS, execArgvExtension: 'env' },
+    {
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: true,
+      execArgv: SIDECAR_V8_FLAGS,
+      execArgvExtension: 'env',
+      // The OTLP relay's worker thread runs this code (src/telemetry/relay/thread.ts).
+      assets: { [basename(WORKER_BUNDLE)]: WORKER_BUNDLE },
+    },
     null,
     2,
   ),

@@ -4,18 +4,26 @@
 // modules of dist/ and node_modules: `npm run bench:executable` measures both; the bundle
 // started with 18 MB less resident memory, 12 MB of it anonymous (bench/README.md, Measured decisions).
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 export const BUNDLE = join(REPO, 'dist', 'agent-sidecar.cjs');
+/** The OTLP relay's worker thread, bundled apart: the CLI bundle starts it from beside itself (src/telemetry/relay/thread.ts). */
+export const WORKER_BUNDLE = join(REPO, 'dist', 'relay-worker.cjs');
 
-/** Bundles the CLI into `outfile`; returns how many modules went in. */
+/** Bundles the CLI into `outfile` and the relay's worker beside it; returns how many modules went into the CLI. */
 export async function bundleCli(outfile: string = BUNDLE): Promise<number> {
+  const inputs = await bundle(join(REPO, 'src/cli/entry.ts'), outfile);
+  await bundle(join(REPO, 'src/telemetry/relay/thread-main.ts'), join(dirname(outfile), 'relay-worker.cjs'));
+  return inputs;
+}
+
+async function bundle(entry: string, outfile: string): Promise<number> {
   const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
   const result = await build({
-    entryPoints: [join(REPO, 'src/cli/entry.ts')],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',

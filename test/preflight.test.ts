@@ -26,15 +26,21 @@ describe('scripts/preflight.ts', () => {
     expect(r.stderr).toBe('');
     expect(r.lines).toHaveLength(2);
     const [missing, fix] = r.lines as [string, string];
-    expect(missing).toMatch(/^preflight: missing redis-server \(.+\), redis-cli \(.+\), promtool \(.+\), amtool \(.+\), prometheus \(.+\), unzip \(.+\), mvn \(.+\)/);
+    expect(missing).toMatch(
+      /^preflight: missing redis-server \(.+\), redis-cli \(.+\), promtool \(.+\), amtool \(.+\), prometheus \(.+\), unzip \(.+\), mvn \(.+\)/,
+    );
     expect(missing).toMatch(/no test was run$/);
-    expect(fix).toBe('preflight: to fix: apt-get update && apt-get install -y redis-server redis-tools prometheus prometheus-alertmanager unzip maven python3-venv');
+    expect(fix).toBe(
+      'preflight: to fix: apt-get update && apt-get install -y redis-server redis-tools prometheus prometheus-alertmanager unzip maven python3-venv',
+    );
   });
 
   it('--unit asks only for what the unit tests use', () => {
     const r = preflight(['--unit', '--no-install'], empty);
     expect(r.status).toBe(1);
-    expect(r.lines[0]).toMatch(/^preflight: missing redis-server \([^)]+\), redis-cli \([^)]+\), promtool \([^)]+\), amtool \([^)]+\), python3 \([^)]+\); no test was run$/);
+    expect(r.lines[0]).toMatch(
+      /^preflight: missing redis-server \([^)]+\), redis-cli \([^)]+\), promtool \([^)]+\), amtool \([^)]+\), python3 \([^)]+\); no test was run$/,
+    );
   });
 
   it('passes where the programs are (this machine runs the tests, so it has them)', () => {

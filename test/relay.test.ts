@@ -10,6 +10,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { MalformedOtlp, rewriteExport } from '../src/telemetry/relay/index.ts';
+import { startRelayThread, type RelayThreadData } from '../src/telemetry/relay/thread.ts';
 import { startSidecar } from './helpers.ts';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
@@ -93,6 +94,52 @@ describe('OTLP relay', () => {
     expect(got.scope.name).toBe('agent-code');
     expect(JSON.stringify(receiver.spans())).not.toContain('example.com');
     await provider.shutdown();
+  });
+
+  it('with telemetry.relay.thread false, relays on the proxying thread all the same', async () => {
+    const local = await startSidecar({
+      telemetry: {
+        endpoint: receiver.endpoint,
+        serviceName: 'relay-sidecar-local',
+        metrics: { otlp: false },
+        logs: { otlp: false },
+        relay: { enabled: true, grpc: false, http: '127.0.0.1:0', thread: false },
+      },
+    });
+    try {
+      const Req = pb.trace.v1.ExportTraceServiceRequest!;
+      const body = Buffer.from(
+        Req.encode({
+          resourceSpans: [
+            {
+              resource: { attributes: [{ key: 'service.name', value: { stringValue: 'in-thread-agent' } }] },
+              scopeSpans: [{ spans: [{ name: 'to henry@example.com' }] }],
+            },
+          ],
+        }).finish(),
+      );
+      const res = await request(`http://127.0.0.1:${local.listeners['relay-http']!.port}/v1/traces`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf' },
+        body,
+      });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+      const [got] = await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'in-thread-agent'));
+      expect(receiver.spans().find((x) => x.resource['service.name'] === 'in-thread-agent')!.name).toBe('to [REDACTED:email]');
+      expect(got).toBeDefined();
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('a worker thread that cannot start is reported, and what was handed to it is refused, never lost silently', async () => {
+    const exits: Error[] = [];
+    const thread = startRelayThread({ code: "throw new Error('no rule set')" }, {} as RelayThreadData, { dropped() {} }, (err) => exits.push(err));
+    await expect(thread.ready).rejects.toThrow(/no rule set/);
+    await expect(thread.accept('traces', Buffer.from([0x0a, 0x00]))).rejects.toThrow(/no rule set/);
+    expect(exits).toHaveLength(1);
+    await thread.shutdown();
   });
 
   it("forwards the agent's log records over gRPC, a string body and a map body's entries protected", async () => {

@@ -485,6 +485,10 @@ const telemetry = z
             max: TIB,
           },
         ).prefault('32mb'),
+        thread: z.boolean().default(true).meta({
+          description:
+            "Rewrite, queue and export the agent's telemetry in a worker thread, off the thread that proxies (a second JavaScript heap, a few tens of MB); false: on the proxying thread.",
+        }),
       })
       .prefault({})
       .meta({ description: "The OTLP relay: the agent's own telemetry through the sidecar, protected like the sidecar's." }),

@@ -16,8 +16,9 @@ import { createPrometheusEndpoint } from './prometheus.ts';
 import type { TelemetryProtection } from './protection.ts';
 import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
-import type { LogSink } from './signal.ts';
-import { createRelay, relayAddresses, type Relay, type RelayReceiver } from './relay/index.ts';
+import type { DropCounter, LogSink } from './signal.ts';
+import { createRelay, createRelayCore, placeOf, relayAddresses, type Relay, type RelayCore, type RelayReceiver } from './relay/index.ts';
+import { relayWorkerSource, startRelayThread } from './relay/thread.ts';
 
 export {
   FIRST_CHUNK_BUCKETS,
@@ -158,6 +159,12 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
           protect: options.protect?.agent,
           resource,
           drops,
+          core:
+            t.relay.thread && options.offline !== true
+              ? relayThread(config, settings, resource, drops, log, () =>
+                  createRelayCore({ queueBytes: t.relay.queueBytes, exportConfig: settings, protect: options.protect?.agent, extra: placeOf(resource), drops }),
+                )
+              : undefined,
         });
 
   const sessions = createSessionTracker(t.metrics.sessionWindow, t.metrics.maxSessions);
@@ -252,5 +259,56 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
     relayReceivers: [],
     forceFlush: async () => {},
     shutdown: async () => {},
+  };
+}
+
+/**
+ * The relay's worker thread, with what it needs to rebuild the telemetry rule set and the
+ * exporters. Should it stop, requests it held are refused (the agent's exporter retries them)
+ * and the rest are relayed on this thread (`local`).
+ */
+function relayThread(
+  config: Readonly<SidecarConfig>,
+  settings: ReturnType<typeof resolveSettings>,
+  resource: ReturnType<typeof resolveSettings>['resource'],
+  drops: DropCounter,
+  log: Logger,
+  local: () => RelayCore,
+): RelayCore {
+  let fallback: RelayCore | undefined;
+  const thread = startRelayThread(
+    relayWorkerSource(),
+    {
+      config,
+      queueBytes: config.telemetry.relay.queueBytes,
+      exportConfig: {
+        endpoints: settings.endpoints,
+        headers: settings.headers,
+        traces: { exportTimeout: settings.traces.exportTimeout },
+        metrics: { exportTimeout: settings.metrics.exportTimeout },
+        logs: { exportTimeout: settings.logs.exportTimeout },
+      },
+      extra: placeOf(resource),
+    },
+    drops,
+    (err) => {
+      if (stopping) return;
+      fallback = local();
+      log.error(
+        { event_type: 'relay_thread_failed', err: { message: err.message } },
+        `OTLP relay: its worker thread stopped (${err.message}); the relay goes on in the proxying thread`,
+      );
+    },
+  );
+  let stopping = false;
+  return {
+    accept: (signal, body) => (fallback ?? thread).accept(signal, body),
+    forceFlush: async () => {
+      await Promise.all([thread.forceFlush(), fallback?.forceFlush()]);
+    },
+    shutdown: async () => {
+      stopping = true;
+      await Promise.all([thread.shutdown(), fallback?.shutdown()]);
+    },
   };
 }

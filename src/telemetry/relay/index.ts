@@ -76,6 +76,8 @@ export interface RelayOptions {
   /** The sidecar's resource: its place attributes are added where the agent's lack them. */
   resource: Resource;
   drops: DropCounter;
+  /** Where requests go once received (a worker thread's core); default: a core on this thread. */
+  core?: RelayCore | undefined;
 }
 
 const SIGNALS: readonly RelaySignal[] = ['traces', 'metrics', 'logs'];
@@ -111,9 +113,32 @@ class Refusal extends Error {
 
 const GRPC = { invalidArgument: 3, resourceExhausted: 8, unimplemented: 12, internal: 13 } as const;
 
-export function createRelay(o: RelayOptions): Relay {
+/** Where a relayed request goes once received: rewritten, queued and exported, here or in a worker thread. */
+export interface RelayCore {
+  /** Rewrites and queues one request; how many of its items were dropped (0: all queued). Rejects with MalformedOtlp. */
+  accept(signal: RelaySignal, body: Buffer): number | Promise<number>;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface RelayCoreOptions {
+  queueBytes: number;
+  exportConfig: ExportConfig;
+  protect: RelayProtector | undefined;
+  /** The sidecar's place attributes (placeOf), added where the agent's resource lacks them. */
+  extra: Attributes;
+  drops: DropCounter;
+}
+
+/** The sidecar's resource attributes that say where it runs, which the agent beside it shares. */
+export function placeOf(resource: Resource): Attributes {
   const extra: Attributes = {};
-  for (const [k, v] of Object.entries(o.resource.attributes)) if (PLACE.test(k) && v !== undefined) extra[k] = v;
+  for (const [k, v] of Object.entries(resource.attributes)) if (PLACE.test(k) && v !== undefined) extra[k] = v;
+  return extra;
+}
+
+/** The rewrite, the byte-bounded queues and the export, on the thread that calls it. */
+export function createRelayCore(o: RelayCoreOptions): RelayCore {
   let pending = 0;
   const queues = new Map<RelaySignal, Batcher<Rewritten>>();
   const drops: DropCounter = {
@@ -145,25 +170,41 @@ export function createRelay(o: RelayOptions): Relay {
       }),
     );
   }
+  return {
+    accept(signal, body) {
+      const r = rewriteExport(signal, body, o.protect, o.extra);
+      if (r.items === 0) return 0;
+      if (pending + r.bytes.length > o.queueBytes) {
+        drops.dropped(signal, 'queue_full', r.items);
+        return r.items;
+      }
+      pending += r.bytes.length;
+      queues.get(signal)!.push(r);
+      return 0;
+    },
+    async forceFlush() {
+      await Promise.allSettled([...queues.values()].map((q) => q.forceFlush()));
+    },
+    async shutdown() {
+      await Promise.allSettled([...queues.values()].map((q) => q.shutdown()));
+    },
+  };
+}
+
+export function createRelay(o: RelayOptions): Relay {
+  const core =
+    o.core ??
+    createRelayCore({ queueBytes: o.config.queueBytes, exportConfig: o.exportConfig, protect: o.protect, extra: placeOf(o.resource), drops: o.drops });
 
   /** Rewrites and queues one request; returns how many of its items were dropped (0: all queued). */
-  function accept(signal: RelaySignal, body: Uint8Array): number {
-    let r: Rewritten;
+  async function accept(signal: RelaySignal, body: Buffer): Promise<number> {
     try {
-      r = rewriteExport(signal, body, o.protect, extra);
+      return await core.accept(signal, body);
     } catch (err) {
       if (err instanceof MalformedOtlp)
         throw new Refusal('SIDECAR_RELAY_MALFORMED', 400, GRPC.invalidArgument, `not a valid OTLP ${signal} export request: ${err.message}`);
       throw err;
     }
-    if (r.items === 0) return 0;
-    if (pending + r.bytes.length > o.config.queueBytes) {
-      drops.dropped(signal, 'queue_full', r.items);
-      return r.items;
-    }
-    pending += r.bytes.length;
-    queues.get(signal)!.push(r);
-    return 0;
   }
 
   async function body(compressed: boolean, bytes: Buffer): Promise<Buffer> {
@@ -182,17 +223,13 @@ export function createRelay(o: RelayOptions): Relay {
 
   return {
     receivers,
-    async forceFlush() {
-      await Promise.allSettled([...queues.values()].map((q) => q.forceFlush()));
-    },
-    async shutdown() {
-      await Promise.allSettled([...queues.values()].map((q) => q.shutdown()));
-    },
+    forceFlush: () => core.forceFlush(),
+    shutdown: () => core.shutdown(),
   };
 }
 
 type Decompress = (compressed: boolean, bytes: Buffer) => Promise<Buffer>;
-type Accept = (signal: RelaySignal, body: Uint8Array) => number;
+type Accept = (signal: RelaySignal, body: Buffer) => Promise<number>;
 
 function tooLarge(max: number): Refusal {
   return new Refusal(
@@ -295,7 +332,7 @@ function httpReceiver(address: string, max: number, decompress: Decompress, acce
         res.shouldKeepAlive = false;
         return refuse(res, tooLarge(max));
       }
-      const rejected = accept(signal, await decompress(encoding === 'gzip', raw));
+      const rejected = await accept(signal, await decompress(encoding === 'gzip', raw));
       const out = exportResponse(rejected);
       res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': out.length });
       res.end(out);
@@ -369,7 +406,7 @@ function grpcReceiver(address: string, max: number, decompress: Decompress, acce
         return fail(stream, GRPC.unimplemented, 'SIDECAR_RELAY_UNSUPPORTED_MEDIA_TYPE: the relay takes gzip or no compression');
       }
       try {
-        const rejected = accept(signal, await decompress(compressed, raw.subarray(5)));
+        const rejected = await accept(signal, await decompress(compressed, raw.subarray(5)));
         const out = exportResponse(rejected);
         const frame = Buffer.alloc(5 + out.length);
         frame.writeUInt32BE(out.length, 1);
