@@ -96,14 +96,14 @@ describe('OTLP relay', () => {
     await provider.shutdown();
   });
 
-  it('with telemetry.relay.thread false, relays on the proxying thread all the same', async () => {
+  it('with telemetry.relay.thread, relays from a worker thread all the same: the rule set rebuilt there protects', async () => {
     const local = await startSidecar({
       telemetry: {
         endpoint: receiver.endpoint,
-        serviceName: 'relay-sidecar-local',
+        serviceName: 'relay-sidecar-thread',
         metrics: { otlp: false },
         logs: { otlp: false },
-        relay: { enabled: true, grpc: false, http: '127.0.0.1:0', thread: false },
+        relay: { enabled: true, grpc: false, http: '127.0.0.1:0', thread: true },
       },
     });
     try {

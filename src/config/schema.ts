@@ -485,9 +485,9 @@ const telemetry = z
             max: TIB,
           },
         ).prefault('32mb'),
-        thread: z.boolean().default(true).meta({
+        thread: z.boolean().default(false).meta({
           description:
-            "Rewrite, queue and export the agent's telemetry in a worker thread, off the thread that proxies (a second JavaScript heap, a few tens of MB); false: on the proxying thread.",
+            "Rewrite, queue and export the agent's telemetry in a worker thread, off the thread that proxies: a second JavaScript heap (about 40 MB) and more CPU in all; on 2 CPUs it did not shorten the proxying's tail (bench/README.md, OTLP relay). For nodes with cores to spare: measure first.",
         }),
       })
       .prefault({})
