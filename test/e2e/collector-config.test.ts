@@ -26,6 +26,19 @@ function run(binary: string, args: string[]): { status: number | null; output: s
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
+/**
+ * The files a profile's header says to run it with (`otelcol-agent-sidecar --config ... --config ...`):
+ * a profile may build on another (gateway-tier on high-volume), and what is validated is
+ * the command line a reader copies.
+ */
+function documentedStack(profile: string): string[] {
+  const usage = readFileSync(profile, 'utf8')
+    .split('\n')
+    .find((line) => /^#\s+otelcol-agent-sidecar .*--config/.test(line));
+  if (usage === undefined) throw new Error(`${profile} shows no command line to run it with`);
+  return [...usage.matchAll(/--config (\S+)/g)].map((m) => join(REPO, m[1]!));
+}
+
 const KINDS = ['receivers', 'processors', 'exporters', 'extensions'] as const;
 
 /** Component types a configuration file declares (`otlp_grpc/jaeger` is of type `otlp_grpc`). */
@@ -38,14 +51,20 @@ function typesIn(file: string): Record<(typeof KINDS)[number], Set<string>> {
 }
 
 describe('the collector configurations, validated by the built distribution', () => {
-  it.each([['otelcol.yaml alone', []], ...PROFILES.map((p) => [`otelcol.yaml + profiles/${p.split('/').pop()}`, [p]] as [string, string[]])])(
-    '%s is valid',
-    (_name, profiles) => {
-      const r = run(stack.collector, ['validate', '--config', BASE, ...profiles.flatMap((p) => ['--config', p])]);
-      expect(r.output).toBe('');
-      expect(r.status).toBe(0);
-    },
-  );
+  it('otelcol.yaml alone is valid', () => {
+    const r = run(stack.collector, ['validate', '--config', BASE]);
+    expect(r.output).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it.each(PROFILES.map((p) => [p.split('/').pop()!, p]))('profiles/%s is valid as its header says to run it', (_name, profile) => {
+    const files = documentedStack(profile);
+    expect(files[0]).toBe(BASE);
+    expect(files.at(-1)).toBe(profile);
+    const r = run(stack.collector, ['validate', ...files.flatMap((f) => ['--config', f])]);
+    expect(r.output).toBe('');
+    expect(r.status).toBe(0);
+  });
 
   it('a mistake is refused: validate is no formality', () => {
     const broken = join(scratch, 'broken.yaml');
