@@ -680,3 +680,11 @@ export function decodeTraceRequest(bytes: Uint8Array): DecodedSpan[] {
   const Req = collector.trace.v1.ExportTraceServiceRequest!;
   return flattenTraces(Req.toObject(Req.decode(bytes), TO_OBJECT) as unknown as PbTraceRequest);
 }
+
+/**
+ * Encodes an ExportTraceServiceRequest given in the proto's field names (camelCased; ids as
+ * Buffers, times as decimal strings), for tests that send OTLP themselves.
+ */
+export function encodeTraceRequest(request: object): Uint8Array {
+  return collector.trace.v1.ExportTraceServiceRequest!.encode(request).finish();
+}

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { HOST, waitFor200 } from '../../bench/lib/net.ts';
 import { startChild, stopChild, tail, type Child } from '../../bench/lib/procs.ts';
+import { requireTool } from '../../bench/lib/tools.ts';
 import { SIDECAR_SOURCE, startSidecar, type Server } from '../../bench/lib/servers.ts';
 import { unzip, type Stack } from '../../scripts/stack/build.ts';
 import { REPO } from '../../scripts/stack/cache.ts';
@@ -53,23 +54,30 @@ function restartable(dir: string, launch: (run: number) => Promise<Child>): Prom
  * A free port below the kernel's ephemeral range. A port from that range (what listen(0)
  * picks) can be taken by any outgoing connection on the machine while a service is being
  * restarted on it; one below it is only ever taken by a program that asks for it by number.
+ * With `hosts`, the port is free on each of those loopback addresses (services that must
+ * share a port on different addresses, as the pods behind one DNS name do).
  */
 const handedOut = new Set<number>();
-export async function stablePort(): Promise<number> {
+export async function stablePort(hosts: readonly string[] = [HOST]): Promise<number> {
   const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
   const top = Math.min(low ?? 32768, 32768) - 1;
   for (let i = 0; i < 100; i++) {
     const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
     if (handedOut.has(port)) continue;
     handedOut.add(port);
-    const server = net.createServer();
-    const free = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, HOST, () => server.close(() => resolve(true)));
-    });
+    let free = true;
+    for (const host of hosts) free &&= await canListen(port, host);
     if (free) return port;
   }
   throw new Error('no free port below the ephemeral range');
+}
+
+function canListen(port: number, host: string): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
 }
 
 /**
@@ -182,6 +190,8 @@ async function launchJaeger(stack: Stack, dir: string): Promise<Jaeger> {
 
 export interface Collector extends Restartable {
   readonly otlpEndpoint: string;
+  /** The OTLP/HTTP receiver's base URL (POST /v1/traces). */
+  readonly otlpHttpUrl: string;
   /** The Prometheus exporter (the sidecar's metrics). */
   readonly exporterTarget: string;
   /** The collector's own metrics (otelcol_*). */
@@ -189,18 +199,37 @@ export interface Collector extends Restartable {
   readonly storageDir: string;
 }
 
-/** The built distribution with collector/otelcol.yaml and a profile overlay. */
-export function startCollector(stack: Stack, dir: string, options: { profile: string; elasticsearch: string; jaegerOtlp: string }): Promise<Collector> {
+export interface CollectorOptions {
+  /** Overlays on collector/otelcol.yaml, in order: names of collector/profiles/*.yaml. */
+  profile: string | readonly string[];
+  elasticsearch: string;
+  jaegerOtlp: string;
+  /** Configuration files of the test's own, merged after the profiles. */
+  overlays?: readonly string[];
+  /** Where the OTLP/gRPC receiver binds (host:port); a free port on 127.0.0.1 by default. */
+  otlpGrpc?: string;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * A file the collector reads as /etc/hosts, bind-mounted in a mount namespace of its own
+   * (needs root): what a DNS name resolves to, for this collector alone. The collector's Go
+   * resolver reads the hosts file first, and again when it changes (every 5 s at most).
+   */
+  hosts?: string;
+}
+
+/** The built distribution with collector/otelcol.yaml and profile overlays. */
+export function startCollector(stack: Stack, dir: string, options: CollectorOptions): Promise<Collector> {
   return onFreePorts(() => launchCollector(stack, dir, options));
 }
 
-async function launchCollector(stack: Stack, dir: string, options: { profile: string; elasticsearch: string; jaegerOtlp: string }): Promise<Collector> {
+async function launchCollector(stack: Stack, dir: string, options: CollectorOptions): Promise<Collector> {
   mkdirSync(dir, { recursive: true });
   const [grpc, http, exporter, telemetry, health, pprof, zpages] = await Promise.all(Array.from({ length: 7 }, () => stablePort()));
+  const grpcAddress = options.otlpGrpc ?? `${HOST}:${grpc}`;
   const storageDir = join(dir, 'storage');
   const env = {
     ...process.env,
-    OTELCOL_OTLP_GRPC_ENDPOINT: `${HOST}:${grpc}`,
+    OTELCOL_OTLP_GRPC_ENDPOINT: grpcAddress,
     OTELCOL_OTLP_HTTP_ENDPOINT: `${HOST}:${http}`,
     OTELCOL_PROMETHEUS_ENDPOINT: `${HOST}:${exporter}`,
     OTELCOL_TELEMETRY_HOST: HOST,
@@ -212,15 +241,29 @@ async function launchCollector(stack: Stack, dir: string, options: { profile: st
     ELASTICSEARCH_ENDPOINT: options.elasticsearch,
     JAEGER_OTLP_ENDPOINT: options.jaegerOtlp,
     DEPLOYMENT_ENVIRONMENT: 'e2e',
+    ...options.env,
   };
-  const configs = ['--config', join(REPO, 'collector', 'otelcol.yaml'), '--config', join(REPO, 'collector', 'profiles', `${options.profile}.yaml`)];
+  const profiles = typeof options.profile === 'string' ? [options.profile] : options.profile;
+  const configs = [
+    join(REPO, 'collector', 'otelcol.yaml'),
+    ...profiles.map((p) => join(REPO, 'collector', 'profiles', `${p}.yaml`)),
+    ...(options.overlays ?? []),
+  ].flatMap((c) => ['--config', c]);
+  const [command, args] =
+    options.hosts === undefined
+      ? [stack.collector, configs]
+      : [
+          requireTool('unshare', 'util-linux'),
+          ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', options.hosts, stack.collector, ...configs],
+        ];
   const service = await restartable(dir, async (run) => {
-    const child = startChild('otelcol', stack.collector, configs, { env, stdoutFile: join(dir, `stdout-${run}.log`) });
+    const child = startChild('otelcol', command, args, { env, stdoutFile: join(dir, `stdout-${run}.log`) });
     await waitFor200(`http://${HOST}:${health}/`, child, READY_MS);
     return child;
   });
   return Object.assign(service, {
-    otlpEndpoint: `http://${HOST}:${grpc}`,
+    otlpEndpoint: `http://${grpcAddress}`,
+    otlpHttpUrl: `http://${HOST}:${http}`,
     exporterTarget: `${HOST}:${exporter}`,
     telemetryTarget: `${HOST}:${telemetry}`,
     storageDir,
