@@ -1,5 +1,6 @@
 // An instrumented agent's trace export request, as its SDK encodes it: `per` spans, each with a
 // dozen attributes, one of them an e-mail address, so that the relay's protection has work to do.
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -15,9 +16,10 @@ export const otlpRoot = require('otlp-proto-root/build/src/generated/root.js') a
 
 const str = (key: string, value: string) => ({ key, value: { stringValue: value } });
 
-export function traceExportRequest(per: number): Buffer {
+/** The spans of one request: the same 64 trace ids and 100 span ids in every request. */
+function spansOf(per: number) {
   const now = BigInt(Date.now()) * 1_000_000n;
-  const spans = Array.from({ length: per }, (_, i) => ({
+  return Array.from({ length: per }, (_, i) => ({
     traceId: Buffer.from(`${String(i % 64).padStart(2, '0')}`.repeat(16), 'hex'),
     spanId: Buffer.from(`${String(i % 100).padStart(2, '0')}`.repeat(8), 'hex'),
     name: i % 2 === 0 ? 'GET /orders/{id}' : 'chat claude-sonnet-4-6',
@@ -39,6 +41,9 @@ export function traceExportRequest(per: number): Buffer {
       { key: 'app.score', value: { doubleValue: 0.75 } },
     ],
   }));
+}
+
+function encode(spans: ReturnType<typeof spansOf>): Buffer {
   return Buffer.from(
     otlpRoot.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest.encode({
       resourceSpans: [
@@ -50,4 +55,22 @@ export function traceExportRequest(per: number): Buffer {
       ],
     }).finish(),
   );
+}
+
+/** One request of `per` spans (the same 64 trace ids in every request). */
+export function traceExportRequest(per: number): Buffer {
+  return encode(spansOf(per));
+}
+
+/**
+ * `count` requests of `per` spans each, whose spans belong to traces of `perTrace` spans with
+ * trace ids new to every request: traffic as a collector that routes or samples by trace id
+ * sees it from a fleet.
+ */
+export function traceExportRequestPool(per: number, perTrace: number, count: number): Buffer[] {
+  const spans = spansOf(per);
+  return Array.from({ length: count }, () => {
+    const traceIds = Array.from({ length: Math.ceil(per / perTrace) }, () => randomBytes(16));
+    return encode(spans.map((s, i) => ({ ...s, traceId: traceIds[Math.floor(i / perTrace)]!, spanId: randomBytes(8) })));
+  });
 }
