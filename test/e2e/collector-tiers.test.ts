@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 /**
  * The two-tier collector topology on the built distribution, on loopback: three senders ->
  * one agent-tier collector (collector/otelcol.yaml + profiles/agent-tier.yaml) -> two
@@ -49,7 +50,8 @@ const HELD_MS = 25_000;
 /** How long to wait for what was sent to come out of the gateways. */
 const SHOW_MS = 120_000;
 
-const runnable = process.getuid?.() === 0 && which('unshare') !== undefined;
+/** Root, and a kernel that lets it make a mount namespace (a container without CAP_SYS_ADMIN does not). */
+const runnable = process.getuid?.() === 0 && which('unshare') !== undefined && spawnSync('unshare', ['--mount', 'true']).status === 0;
 
 interface PlannedSpan {
   trace: PlannedTrace;
