@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 /**
  * The two-tier collector topology on the built distribution, on loopback: three senders ->
  * one agent-tier collector (collector/otelcol.yaml + profiles/agent-tier.yaml) -> two
@@ -19,6 +18,7 @@ import { spawnSync } from 'node:child_process';
  *
  * KEEP_E2E_DIR=1 keeps the run directory with every collector's configuration and output.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
