@@ -24,7 +24,7 @@ interface Need {
   check?: (path: string) => string | undefined;
 }
 
-/** The collector v0.156 modules need Go 1.25 (go.mod of the generated distribution). */
+/** The collector v0.157 modules need Go 1.25 (go.mod of the generated distribution). */
 const GO_MIN = [1, 25] as const;
 
 const NEEDS: readonly Need[] = [
