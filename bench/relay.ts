@@ -1,9 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, HOST } from './lib/net.ts';
+import { otlpRoot } from './lib/otlp-request.ts';
 import { treeCpuNanos } from './lib/proc.ts';
 import { installCleanup, startChild, stopAll } from './lib/procs.ts';
 import { startSidecar, startUpstream } from './lib/servers.ts';
@@ -18,11 +21,14 @@ import { runWrk, writeWrkScript, type SaturationResult } from './lib/wrk.ts';
  * traces, metrics and logs to a receiver in this process and the relay on; the same requests
  * (GET through it to nginx) with and without an agent's telemetry arriving at the relay
  * (bench/lib/otlp-load.ts, its own process: --spans spans/s, 100 per export request, a dozen
- * attributes each, one an e-mail address), alternating quiet and loaded phases, the order
- * turned every round. Per phase: latency at --rate req/s (vegeta, open loop), the sidecar's
- * CPU over it, then requests/s at saturation (wrk). Prints each phase, the medians and the
- * loaded/quiet ratios, and what the relay delivered; never asserts a figure. Exits 1 when
- * something breaks (a server does not start, the relay delivers nothing).
+ * attributes each, one an e-mail address). Three phases a round, their order turned every
+ * round: quiet (no agent telemetry), control (the same load sent to a sink in this process that
+ * decodes it: what generating and taking in the load costs a machine whose cores the sidecar
+ * shares) and loaded (the load sent to the relay). Per phase: latency at --rate req/s (vegeta,
+ * open loop), the sidecar's CPU over it, then requests/s at saturation (wrk). Prints each
+ * phase, the medians and the ratios (loaded / control is the relay's own share), and what the
+ * relay delivered; never asserts a figure. Exits 1 when something breaks (a server does not
+ * start, the relay delivers nothing).
  */
 
 const LOAD = fileURLToPath(new URL('./lib/otlp-load.ts', import.meta.url));
@@ -30,7 +36,7 @@ const SPANS_PER_REQUEST = 100;
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '4' },
     seconds: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     spans: { type: 'string', default: '5000' },
@@ -51,8 +57,11 @@ if (values.thread !== 'on' && values.thread !== 'off') throw new Error('--thread
 const thread = values.thread === 'on';
 const log = (line: string) => process.stderr.write(`bench:relay: ${line}\n`);
 
+/** quiet: no agent telemetry; control: the same load sent to a sink in the bench process that decodes it (what the load costs the machine without the relay); loaded: the load sent to the relay. */
+type Kind = 'quiet' | 'control' | 'loaded';
+
 interface Phase {
-  loaded: boolean;
+  kind: Kind;
   latency: RateResult;
   /** Sidecar CPU per proxied request over the constant-rate run, µs (with the relay's work in a loaded phase). */
   cpuUsPerRequest: number;
@@ -69,6 +78,7 @@ try {
   const upstream = await startUpstream(dir, undefined);
   const receiver = await startTelemetryFixture();
   const relayPort = await freePort();
+  const sink = await startDecodingSink();
   const telemetry = sidecarTelemetryConfig(receiver.endpoint, ['traces', 'metrics', 'logs']);
   const sidecar = await startSidecar(dir, upstream, {
     name: 'sidecar-relay',
@@ -84,15 +94,22 @@ try {
   await warmVegeta(vegeta, url, { rate, seconds: 5, cpus: undefined, dir, name: 'warmup' });
 
   const phases: Phase[] = [];
+  const orders: Kind[][] = [
+    ['quiet', 'control', 'loaded'],
+    ['loaded', 'control', 'quiet'],
+    ['control', 'loaded', 'quiet'],
+    ['quiet', 'loaded', 'control'],
+  ];
   for (let r = 0; r < rounds; r++) {
-    for (const loaded of r % 2 === 0 ? [false, true] : [true, false]) {
+    for (const kind of orders[r % orders.length]!) {
       let load: ReturnType<typeof startChild> | undefined;
-      if (loaded) {
-        load = startChild('otlp-load', process.execPath, [LOAD, `http://${HOST}:${relayPort}/v1/traces`, String(spansPerSecond), String(SPANS_PER_REQUEST)]);
+      if (kind !== 'quiet') {
+        const target = kind === 'loaded' ? `http://${HOST}:${relayPort}/v1/traces` : `${sink.url}/v1/traces`;
+        load = startChild('otlp-load', process.execPath, [LOAD, target, String(spansPerSecond), String(SPANS_PER_REQUEST)]);
         await new Promise((resolve) => setTimeout(resolve, 2000));
       }
       const c0 = treeCpuNanos(pid);
-      const latency = await runVegeta(vegeta, url, { rate, seconds, cpus: undefined, dir, name: `r${r}-${loaded ? 'loaded' : 'quiet'}` });
+      const latency = await runVegeta(vegeta, url, { rate, seconds, cpus: undefined, dir, name: `r${r}-${kind}` });
       const cpuUsPerRequest = (treeCpuNanos(pid) - c0) / 1000 / latency.requests;
       const saturation = await runWrk(wrk, script, url, { threads: 2, connections: 64, seconds, cpus: undefined });
       let sent: Phase['sent'];
@@ -102,11 +119,11 @@ try {
         const line = load.stdout().trim().split('\n').at(-1) ?? '';
         sent = line.startsWith('{') ? (JSON.parse(line) as Phase['sent']) : undefined;
       }
-      const p: Phase = { loaded, latency, cpuUsPerRequest, saturation, sent };
+      const p: Phase = { kind, latency, cpuUsPerRequest, saturation, sent };
       phases.push(p);
       const rps = saturation.requestsPerSecond;
       log(
-        `round ${r + 1} ${loaded ? 'loaded' : 'quiet '}: p50 ${latency.latencyUs.p50.toFixed(0)} µs, p99 ${latency.latencyUs.p99.toFixed(0)} µs, max ${latency.latencyUs.max.toFixed(0)} µs, ${cpuUsPerRequest.toFixed(0)} µs CPU/request, ${rps.toFixed(0)} req/s saturated${sent ? `; relay answered ${sent.ok}/${sent.requests} exports (${sent.spans} spans), ${sent.failed} failed` : ''}`,
+        `round ${r + 1} ${kind.padEnd(7)}: p50 ${latency.latencyUs.p50.toFixed(0)} µs, p99 ${latency.latencyUs.p99.toFixed(0)} µs, max ${latency.latencyUs.max.toFixed(0)} µs, ${cpuUsPerRequest.toFixed(0)} µs CPU/request, ${rps.toFixed(0)} req/s saturated${sent ? `; ${kind === 'loaded' ? 'relay' : 'sink'} answered ${sent.ok}/${sent.requests} exports (${sent.spans} spans), ${sent.failed} failed` : ''}`,
       );
     }
   }
@@ -114,7 +131,7 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const counts = receiver.counts();
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-  const pick = (loaded: boolean, f: (p: Phase) => number) => median(phases.filter((p) => p.loaded === loaded).map(f));
+  const pick = (kind: Kind, f: (p: Phase) => number) => median(phases.filter((p) => p.kind === kind).map(f));
   const rows: Array<[string, (p: Phase) => number, string]> = [
     ['p50 at rate (µs)', (p) => p.latency.latencyUs.p50, 'lower is better'],
     ['p99 at rate (µs)', (p) => p.latency.latencyUs.p99, 'lower is better'],
@@ -125,13 +142,17 @@ try {
   process.stdout.write(
     `\nOTLP relay (${thread ? 'worker thread' : 'proxying thread'}) under ${spansPerSecond} spans/s (${SPANS_PER_REQUEST} per export), proxying at ${rate} req/s; medians of ${rounds} rounds\n\n`,
   );
-  process.stdout.write('| figure | quiet | loaded | loaded / quiet | |\n|---|--:|--:|--:|---|\n');
+  process.stdout.write('| figure | quiet | control | loaded | control / quiet | loaded / quiet | loaded / control | |\n|---|--:|--:|--:|--:|--:|--:|---|\n');
   for (const [name, f, note] of rows) {
-    const q = pick(false, f);
-    const l = pick(true, f);
-    process.stdout.write(`| ${name} | ${q.toFixed(0)} | ${l.toFixed(0)} | ${ratio(l, q)?.toFixed(2) ?? '-'}x | ${note} |\n`);
+    const [q, c, l] = (['quiet', 'control', 'loaded'] as const).map((k) => pick(k, f)) as [number, number, number];
+    const x = (a: number, b: number) => `${ratio(a, b)?.toFixed(2) ?? '-'}x`;
+    process.stdout.write(`| ${name} | ${q.toFixed(0)} | ${c.toFixed(0)} | ${l.toFixed(0)} | ${x(c, q)} | ${x(l, q)} | ${x(l, c)} | ${note} |\n`);
   }
-  const sentSpans = phases.reduce((n, p) => n + (p.sent?.spans ?? 0), 0);
+  process.stdout.write(
+    "\ncontrol: the same load sent to a sink in the bench process that decodes it, not to the relay: what generating and taking in the load costs this machine; loaded / control is the relay's own share.\n",
+  );
+  await sink.close();
+  const sentSpans = phases.filter((p) => p.kind === 'loaded').reduce((n, p) => n + (p.sent?.spans ?? 0), 0);
   const dropped = Object.entries(counts.dropped)
     .filter(([k]) => k.includes('relay'))
     .map(([k, v]) => `${k} ${v}`)
@@ -147,4 +168,21 @@ try {
 } finally {
   await stopAll();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** An OTLP/HTTP sink that decodes every trace request as a collector would, and answers an empty response. */
+async function startDecodingSink(): Promise<{ url: string; close(): Promise<void> }> {
+  const Req = otlpRoot.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+  const server = http.createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      Req.decode(Buffer.concat(parts));
+      res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://${HOST}:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
