@@ -13,7 +13,7 @@
  */
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,7 @@ import {
 } from './services.ts';
 import { anthropicLimits, anthropicStream, startFakeProvider, type FakeProvider } from '../fake-provider.ts';
 import { CLEAN_RUN_ENV, spawnCli, waitForStartup } from '../helpers.ts';
+import { ensurePythonOtel, PYTHON_FIXTURES } from '../python-otel.ts';
 import {
   egressMcpPlan,
   expectedMetrics,
@@ -454,88 +455,111 @@ describe('the full stack on real binaries', () => {
     expect(tag(found, 'gen_ai.usage.input_tokens')).toBe(u.input + u.cacheRead + u.cacheWrite);
   });
 
-  it('zero-code under run --: Jaeger has one trace across the sidecar, the auto-instrumented agent and its LLM call through egress', async () => {
-    // Its own provider, so that no answer queued by another test is taken.
-    const own = await startFakeProvider();
-    const config = join(dir, 'zero-code.yaml');
-    writeFileSync(
-      config,
-      [
-        'listen: { address: 127.0.0.1:0 }',
-        'admin: { address: 127.0.0.1:0 }',
-        'egress:',
-        '  address: 127.0.0.1:0',
-        '  allowHttp: true',
-        `  providers: { anthropic: { origin: "${own.url}" } }`,
-        'telemetry:',
-        `  endpoint: ${collector.otlpEndpoint}`,
-        '  serviceName: zero-code-e2e',
-        '  traces: { scheduledDelay: 200ms }',
-        '  metrics: { otlp: false }',
-        '  logs: { otlp: false }',
-      ].join('\n'),
-    );
-    own.next({
-      json: {
-        id: 'msg_e2e',
-        type: 'message',
-        role: 'assistant',
-        model: 'claude-sonnet-4-6',
-        content: [{ type: 'text', text: 'e2e' }],
-        stop_reason: 'end_turn',
-        usage: { input_tokens: 3, output_tokens: 1 },
-      },
-    });
-    const proc = spawnCli(['run', '--config', config, '--agent-port', String(await stablePort()), '--', process.execPath, ZERO_CODE_AGENT], {
-      ...CLEAN_RUN_ENV,
-      ANTHROPIC_API_KEY: 'sk-ant-e2e',
-      OTEL_METRICS_EXPORTER: 'none',
-      OTEL_LOGS_EXPORTER: 'none',
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-    });
-    try {
-      const { listen } = await waitForStartup(proc);
-      await eventually('the agent under run --', SHOW_MS, async () => {
-        if (!proc.stdout().includes('"zeroCode"')) throw new Error('not up yet');
-      });
-      const res = await fetch(`${listen}/ask`);
-      expect(res.status).toBe(200);
-      const [, traceId = '', egressSpanId = ''] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(own.seen.at(-1)?.headers.traceparent)) ?? [];
-      expect(traceId).not.toBe('');
-      const byId = (t: JaegerTrace, id: string) => t.spans.find((x) => x.spanID === id);
-      const chainOf = (t: JaegerTrace) => {
-        const chain: JaegerSpan[] = [];
-        for (let x = byId(t, egressSpanId); x !== undefined; x = x.references.length === 0 ? undefined : byId(t, x.references[0]!.spanID)) chain.push(x);
-        return chain;
-      };
-      // Whole once the egress span's ancestors reach a root: the agent's spans come through the relay.
-      const trace = await phase('Jaeger shows the zero-code trace', () =>
-        eventually('the whole zero-code trace in Jaeger', SHOW_MS, async () => {
-          const t = await jaegerTrace(jaeger.queryUrl, traceId);
-          const chain = chainOf(t);
-          if (chain.length === 0 || chain.at(-1)!.references.length > 0) throw new Error(`${chain.length} spans of the chain so far`);
-          return t;
-        }),
+  const zeroCodeAgents = [
+    {
+      runtime: 'Node.js (auto-instrumentations-node)',
+      command: () => [process.execPath, ZERO_CODE_AGENT],
+      env: () => ({}),
+      ready: '"zeroCode"',
+      scope: /^@opentelemetry\/instrumentation-/,
+      planted: 'kim@example.com',
+    },
+    {
+      runtime: 'Python (opentelemetry-instrument from PyPI)',
+      command: () => ['python3', join(PYTHON_FIXTURES, 'agent.py')],
+      env: () => ({ PATH: `${ensurePythonOtel()}${delimiter}${process.env.PATH ?? ''}` }),
+      ready: '"pythonAgent"',
+      scope: /^opentelemetry\.instrumentation\./,
+      planted: 'lee@example.com',
+    },
+  ];
+
+  it.each(zeroCodeAgents)(
+    'zero-code under run --, $runtime: Jaeger has one trace across the sidecar, the auto-instrumented agent and its LLM call through egress',
+    async (agent) => {
+      // Its own provider, so that no answer queued by another test is taken.
+      const own = await startFakeProvider();
+      const config = join(dir, `zero-code-${agent.ready.replace(/\W/g, '')}.yaml`);
+      writeFileSync(
+        config,
+        [
+          'listen: { address: 127.0.0.1:0 }',
+          'admin: { address: 127.0.0.1:0 }',
+          'egress:',
+          '  address: 127.0.0.1:0',
+          '  allowHttp: true',
+          `  providers: { anthropic: { origin: "${own.url}" } }`,
+          'telemetry:',
+          `  endpoint: ${collector.otlpEndpoint}`,
+          '  serviceName: zero-code-e2e',
+          '  traces: { scheduledDelay: 200ms }',
+          '  metrics: { otlp: false }',
+          '  logs: { otlp: false }',
+        ].join('\n'),
       );
-      const chain = chainOf(trace);
-      const scope = (x: JaegerSpan) => String(tag(x, 'otel.scope.name') ?? tag(x, 'otel.library.name') ?? '');
-      expect(chain[0]!.operationName).toBe('chat claude-sonnet-4-6');
-      expect(scope(chain[0]!)).toBe('agent-sidecar');
-      const agentSpans = chain.filter((x) => scope(x).startsWith('@opentelemetry/instrumentation-'));
-      expect(agentSpans.map((x) => tag(x, 'span.kind'))).toEqual(['client', 'server']);
-      expect(chain[1]).toBe(agentSpans[0]);
-      expect(tag(agentSpans[1]!, 'customer.email')).toBe('[REDACTED:email]');
-      const root = chain.at(-1)!;
-      expect(scope(root)).toBe('agent-sidecar');
-      expect(tag(root, 'span.kind')).toBe('server');
-      expect(trace.processes[root.processID]?.serviceName).toBe('zero-code-e2e');
-      expect(JSON.stringify(trace)).not.toContain('kim@example.com');
-    } finally {
-      proc.child.kill('SIGTERM');
-      await proc.exited;
-      await own.close();
-    }
-  });
+      own.next({
+        json: {
+          id: 'msg_e2e',
+          type: 'message',
+          role: 'assistant',
+          model: 'claude-sonnet-4-6',
+          content: [{ type: 'text', text: 'e2e' }],
+          stop_reason: 'end_turn',
+          usage: { input_tokens: 3, output_tokens: 1 },
+        },
+      });
+      const proc = spawnCli(['run', '--config', config, '--agent-port', String(await stablePort()), '--', ...agent.command()], {
+        ...CLEAN_RUN_ENV,
+        ...agent.env(),
+        ANTHROPIC_API_KEY: 'sk-ant-e2e',
+        OTEL_METRICS_EXPORTER: 'none',
+        OTEL_LOGS_EXPORTER: 'none',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+      });
+      try {
+        const { listen } = await waitForStartup(proc);
+        await eventually('the agent under run --', SHOW_MS, async () => {
+          if (!proc.stdout().includes(agent.ready)) throw new Error('not up yet');
+        });
+        const res = await fetch(`${listen}/ask`);
+        expect(res.status).toBe(200);
+        const [, traceId = '', egressSpanId = ''] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(own.seen.at(-1)?.headers.traceparent)) ?? [];
+        expect(traceId).not.toBe('');
+        const byId = (t: JaegerTrace, id: string) => t.spans.find((x) => x.spanID === id);
+        const chainOf = (t: JaegerTrace) => {
+          const chain: JaegerSpan[] = [];
+          for (let x = byId(t, egressSpanId); x !== undefined; x = x.references.length === 0 ? undefined : byId(t, x.references[0]!.spanID)) chain.push(x);
+          return chain;
+        };
+        // Whole once the egress span's ancestors reach a root: the agent's spans come through the relay.
+        const trace = await phase('Jaeger shows the zero-code trace', () =>
+          eventually('the whole zero-code trace in Jaeger', SHOW_MS, async () => {
+            const t = await jaegerTrace(jaeger.queryUrl, traceId);
+            const chain = chainOf(t);
+            if (chain.length === 0 || chain.at(-1)!.references.length > 0) throw new Error(`${chain.length} spans of the chain so far`);
+            return t;
+          }),
+        );
+        const chain = chainOf(trace);
+        const scope = (x: JaegerSpan) => String(tag(x, 'otel.scope.name') ?? tag(x, 'otel.library.name') ?? '');
+        expect(chain[0]!.operationName).toBe('chat claude-sonnet-4-6');
+        expect(scope(chain[0]!)).toBe('agent-sidecar');
+        const agentSpans = chain.filter((x) => agent.scope.test(scope(x)));
+        expect(agentSpans.map((x) => tag(x, 'span.kind'))).toEqual(['client', 'server']);
+        expect(chain[1]).toBe(agentSpans[0]);
+        expect(tag(agentSpans[1]!, 'customer.email')).toBe('[REDACTED:email]');
+        const root = chain.at(-1)!;
+        expect(scope(root)).toBe('agent-sidecar');
+        expect(tag(root, 'span.kind')).toBe('server');
+        expect(trace.processes[root.processID]?.serviceName).toBe('zero-code-e2e');
+        expect(JSON.stringify(trace)).not.toContain(agent.planted);
+      } finally {
+        proc.child.kill('SIGTERM');
+        await proc.exited;
+        await own.close();
+      }
+    },
+  );
 
   it('Elasticsearch down for a minute under traffic, the collector killed and restarted meanwhile: no log record lost', async () => {
     const outage: Planned[] = Array.from({ length: 60 }, (_, i) => ({
