@@ -10,13 +10,13 @@ import { build } from 'esbuild';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 export const BUNDLE = join(REPO, 'dist', 'agent-sidecar.cjs');
-/** The OTLP relay's worker thread, bundled apart: the CLI bundle starts it from beside itself (src/telemetry/relay/thread.ts). */
+/** The OTLP relay's worker thread, bundled apart: the CLI bundle starts it from beside itself (src/relay-thread.ts). */
 export const WORKER_BUNDLE = join(REPO, 'dist', 'relay-worker.cjs');
 
 /** Bundles the CLI into `outfile` and the relay's worker beside it; returns how many modules went into the CLI. */
 export async function bundleCli(outfile: string = BUNDLE): Promise<number> {
   const inputs = await bundle(join(REPO, 'src/cli/entry.ts'), outfile);
-  await bundle(join(REPO, 'src/telemetry/relay/thread-main.ts'), join(dirname(outfile), 'relay-worker.cjs'));
+  await bundle(join(REPO, 'src/relay-thread.ts'), join(dirname(outfile), 'relay-worker.cjs'));
   return inputs;
 }
 

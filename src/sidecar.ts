@@ -27,6 +27,7 @@ import { createForwardedResolver } from './ingress/index.ts';
 import { createRequestHeaderBuilder } from './proxy/index.ts';
 import { createUpgrader } from './proxy/index.ts';
 import { createEgress, type Egress } from './egress/index.ts';
+import { relayWorkerSource } from './relay-thread.ts';
 import { createTelemetry, observeCaches, type Telemetry } from './telemetry/index.ts';
 import { version } from './version.ts';
 
@@ -265,7 +266,12 @@ export async function assembleSidecar(
   const logger = protection.logger(baseLogger);
   let telemetry: Telemetry;
   try {
-    telemetry = createTelemetry(config, logger, { protect: protection.telemetryExport, offline, runsAgent: assemble.runsAgent === true });
+    telemetry = createTelemetry(config, logger, {
+      protect: protection.telemetryExport,
+      offline,
+      runsAgent: assemble.runsAgent === true,
+      relayWorker: config.telemetry.relay.thread ? relayWorkerSource() : undefined,
+    });
   } catch (err) {
     protection.close();
     throw err;

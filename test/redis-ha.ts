@@ -1,10 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './helpers.ts';
+import { ping } from './redis-server.ts';
 
 // Real Redis topologies on loopback for the stores' tests: a primary with a replica behind
 // three Sentinels, and a three-primary Redis Cluster. redis-server and redis-cli from the
@@ -19,25 +19,6 @@ export function cli(port: number, ...args: string[]): string {
   return r.status === 0 ? r.stdout : '';
 }
 
-/** One raw command; its reply's first line. No client library, so the helper tests nothing of ours. */
-function rawCommand(port: number, command: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.setTimeout(1000, () => socket.destroy());
-    let text = '';
-    socket.on('connect', () => socket.write(`${command}\r\n`));
-    socket.on('data', (d) => {
-      text += d.toString();
-      if (text.includes('\r\n')) {
-        resolve(text);
-        socket.destroy();
-      }
-    });
-    socket.on('error', () => resolve(''));
-    socket.on('close', () => resolve(text));
-  });
-}
-
 interface Proc {
   port: number;
   child: ChildProcess;
@@ -49,7 +30,7 @@ async function launch(args: string[], port: number, output: string[]): Promise<P
   child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
   const deadline = Date.now() + 10_000;
-  while (!(await rawCommand(port, 'PING')).startsWith('+PONG')) {
+  while (!(await ping(port))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server ${args.join(' ')} did not start:\n${output.join('')}`);
     await new Promise((r) => setTimeout(r, 50));
   }

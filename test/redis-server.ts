@@ -16,7 +16,7 @@ export interface RedisServer {
 const BIN = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
 /** One raw PING; true on +PONG. No client library, so the helper tests nothing of ours. */
-function ping(port: number): Promise<boolean> {
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.setTimeout(500, () => socket.destroy());

@@ -11,7 +11,12 @@ import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-log
 import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { MalformedOtlp, rewriteExport } from '../src/telemetry/relay/index.ts';
 import { startRelayThread, type RelayThreadData } from '../src/telemetry/relay/thread.ts';
-import { startSidecar } from './helpers.ts';
+import type { AddressInfo } from 'node:net';
+import { validateConfig } from '../src/config/index.ts';
+import { createLogger } from '../src/log/index.ts';
+import { createProtection } from '../src/protect/index.ts';
+import { createTelemetry } from '../src/telemetry/index.ts';
+import { captureLogs, startSidecar } from './helpers.ts';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver.ts';
 
 // The OTLP relay with real parts: the agent is the OpenTelemetry JS SDK with its gRPC
@@ -140,6 +145,53 @@ describe('OTLP relay', () => {
     await expect(thread.accept('traces', Buffer.from([0x0a, 0x00]))).rejects.toThrow(/no rule set/);
     expect(exits).toHaveLength(1);
     await thread.shutdown();
+  });
+
+  it('a worker thread that cannot start: requests are relayed on the proxying thread instead, and the log says why', async () => {
+    const logs = captureLogs();
+    const config = validateConfig({
+      telemetry: {
+        endpoint: receiver.endpoint,
+        serviceName: 'relay-fallback',
+        metrics: { otlp: false },
+        logs: { otlp: false },
+        relay: { enabled: true, grpc: false, http: '127.0.0.1:0', thread: true },
+      },
+    });
+    const protection = await createProtection(config, createLogger('silent', logs.stream));
+    const telemetry = createTelemetry(config, createLogger('info', logs.stream), {
+      protect: protection.telemetryExport,
+      relayWorker: { code: "throw new Error('no rule set here')" },
+    });
+    const server = telemetry.relayReceivers[0]!.server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const Req = pb.trace.v1.ExportTraceServiceRequest!;
+      const body = Buffer.from(
+        Req.encode({
+          resourceSpans: [
+            {
+              resource: { attributes: [{ key: 'service.name', value: { stringValue: 'fallback-agent' } }] },
+              scopeSpans: [{ spans: [{ name: 'to ivy@example.com' }] }],
+            },
+          ],
+        }).finish(),
+      );
+      const res = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf' },
+        body,
+      });
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+      await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'fallback-agent'));
+      expect(receiver.spans().find((x) => x.resource['service.name'] === 'fallback-agent')!.name).toBe('to [REDACTED:email]');
+      expect(logs.lines.find((l) => l.event_type === 'relay_thread_failed')?.message).toMatch(/no rule set here.*goes on in the proxying thread/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await telemetry.shutdown();
+      protection.close();
+    }
   });
 
   it("forwards the agent's log records over gRPC, a string body and a map body's entries protected", async () => {

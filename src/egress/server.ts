@@ -68,7 +68,7 @@ export function createEgressServer(o: EgressServerOptions): EgressServer {
     const request = inspectRequest(provider, operation, await readBody(req, o.maxRequestBytes), o.protectPrompt);
     let reservation: Reservation;
     try {
-      reservation = await budgets.reserve(request.model, o.estimate(operation, request));
+      reservation = await budgets.reserve(request.model, budgets.limits === 0 ? 0 : o.estimate(operation, request));
     } catch (err) {
       if (isSidecarError(err)) recorder.refused(provider, operation, request.model, err);
       throw err;

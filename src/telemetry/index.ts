@@ -18,7 +18,7 @@ import { createSessionTracker } from './sessions.ts';
 import { resolveSettings, type TelemetrySettings } from './settings.ts';
 import type { DropCounter, LogSink } from './signal.ts';
 import { createRelay, createRelayCore, placeOf, relayAddresses, type Relay, type RelayCore, type RelayReceiver } from './relay/index.ts';
-import { relayWorkerSource, startRelayThread } from './relay/thread.ts';
+import { startRelayThread, type WorkerSource } from './relay/thread.ts';
 
 export {
   FIRST_CHUNK_BUCKETS,
@@ -42,6 +42,9 @@ export { nowNs, type LogEntry } from './otlp/logs.ts';
 export type { TelemetryObserver } from './observer.ts';
 export type { TelemetryProtection } from './protection.ts';
 export type { LogSink } from './signal.ts';
+export type { ExportConfig } from './pipeline.ts';
+export { createRelayCore, MalformedOtlp } from './relay/index.ts';
+export { RELAY_THREAD, WORKER_BUNDLE, type FromWorker, type RelayThreadData, type ToWorker, type WorkerSource } from './relay/thread.ts';
 
 /**
  * The SDK as wired for this process: what features record with (meter, tracer, log sink),
@@ -85,6 +88,8 @@ export interface TelemetryOptions {
    * says otherwise, and its receivers take free loopback ports unless addresses are configured.
    */
   runsAgent?: boolean;
+  /** Where the relay's worker thread code is (src/relay-thread.ts); without it, telemetry.relay.thread relays on this thread. */
+  relayWorker?: WorkerSource | undefined;
 }
 
 /**
@@ -160,8 +165,8 @@ export function createTelemetry(config: Readonly<SidecarConfig>, logger: Logger,
           resource,
           drops,
           core:
-            t.relay.thread && options.offline !== true
-              ? relayThread(config, settings, resource, drops, log, () =>
+            t.relay.thread && options.offline !== true && options.relayWorker !== undefined
+              ? relayThread(options.relayWorker, config, settings, resource, drops, log, () =>
                   createRelayCore({ queueBytes: t.relay.queueBytes, exportConfig: settings, protect: options.protect?.agent, extra: placeOf(resource), drops }),
                 )
               : undefined,
@@ -264,10 +269,12 @@ function disabledTelemetry(settings: TelemetrySettings): Telemetry {
 
 /**
  * The relay's worker thread, with what it needs to rebuild the telemetry rule set and the
- * exporters. Should it stop, requests it held are refused (the agent's exporter retries them)
- * and the rest are relayed on this thread (`local`).
+ * exporters. Requests wait for it to start; should it not start, or stop later, the requests
+ * it held are refused (the agent's exporter retries them) and the rest are relayed on this
+ * thread (`local`).
  */
 function relayThread(
+  source: WorkerSource,
   config: Readonly<SidecarConfig>,
   settings: ReturnType<typeof resolveSettings>,
   resource: ReturnType<typeof resolveSettings>['resource'],
@@ -277,7 +284,7 @@ function relayThread(
 ): RelayCore {
   let fallback: RelayCore | undefined;
   const thread = startRelayThread(
-    relayWorkerSource(),
+    source,
     {
       config,
       queueBytes: config.telemetry.relay.queueBytes,
@@ -302,7 +309,11 @@ function relayThread(
   );
   let stopping = false;
   return {
-    accept: (signal, body) => (fallback ?? thread).accept(signal, body),
+    async accept(signal, body) {
+      // Nothing is handed to a worker that has not started: if it cannot, this request is relayed here.
+      if (fallback === undefined) await thread.ready.catch(() => {});
+      return (fallback ?? thread).accept(signal, body);
+    },
     forceFlush: async () => {
       await Promise.all([thread.forceFlush(), fallback?.forceFlush()]);
     },

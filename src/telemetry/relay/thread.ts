@@ -1,4 +1,3 @@
-import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Attributes } from '@opentelemetry/api';
 import type { SidecarConfig } from '../../config/index.ts';
@@ -15,6 +14,7 @@ import { MalformedOtlp, type RelaySignal } from './rewrite.ts';
 
 /** What the worker is started with: plain data (structured clone), the protection rebuilt from it. */
 export interface RelayThreadData {
+  [RELAY_THREAD]: true;
   /** The whole configuration: the worker builds the telemetry rule set (and its keys) from it, as the sidecar does. */
   config: Readonly<SidecarConfig>;
   queueBytes: number;
@@ -38,17 +38,8 @@ export type WorkerSource = { file: string | URL } | { code: string };
 /** The worker bundle's name beside the CLI bundle, and as an asset of the single executable (scripts/bundle.ts, scripts/build-sea.ts). */
 export const WORKER_BUNDLE = 'relay-worker.cjs';
 
-declare const __filename: string | undefined;
-
-/** Where this build keeps the worker's code. */
-export function relayWorkerSource(): WorkerSource {
-  const sea = process.getBuiltinModule('node:sea');
-  if (sea?.isSea()) return { code: sea.getAsset(WORKER_BUNDLE, 'utf8') };
-  // The CommonJS bundle (bin/agent-sidecar.js) has the worker bundle beside it.
-  if (typeof __filename === 'string' && __filename.endsWith('.cjs')) return { file: join(dirname(__filename), WORKER_BUNDLE) };
-  // The sources (TypeScript run as it is) or their compiled modules.
-  return { file: new URL(import.meta.url.endsWith('.ts') ? './thread-main.ts' : './thread-main.js', import.meta.url) };
-}
+/** The mark in workerData that the worker's module looks for before it starts (src/relay-thread.ts). */
+export const RELAY_THREAD = 'agentSidecarRelayThread';
 
 export interface RelayThread extends RelayCore {
   /** Resolves once the worker has built its rule set and exporters; rejects with why it could not. */
@@ -59,11 +50,15 @@ export interface RelayThread extends RelayCore {
  * Starts the relay's worker. Requests accepted before it is ready wait for it; if it dies, they
  * and every later one are refused (SIDECAR_INTERNAL), and `onExit` says why.
  */
-export function startRelayThread(source: WorkerSource, data: RelayThreadData, drops: DropCounter, onExit: (err: Error) => void): RelayThread {
+export function startRelayThread(
+  source: WorkerSource,
+  data: Omit<RelayThreadData, typeof RELAY_THREAD>,
+  drops: DropCounter,
+  onExit: (err: Error) => void,
+): RelayThread {
+  const workerData: RelayThreadData = { ...data, [RELAY_THREAD]: true };
   const worker =
-    'code' in source
-      ? new Worker(source.code, { eval: true, workerData: data, env: process.env })
-      : new Worker(source.file, { workerData: data, env: process.env });
+    'code' in source ? new Worker(source.code, { eval: true, workerData, env: process.env }) : new Worker(source.file, { workerData, env: process.env });
   // The proxying thread's exit is never held by the worker: shutdown() ends it.
   worker.unref();
   let next = 0;
