@@ -5,7 +5,7 @@ import { createRedis, waitForRedis } from '../src/stores/redis.ts';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/log/index.ts';
 import { startServer, startSidecar } from './helpers.ts';
-import { anthropicStream, sample, startFakeProvider, type FakeProvider } from './fake-provider.ts';
+import { anthropicStream, sample, startFakeProvider, startMessagesProvider, type FakeProvider } from './fake-provider.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
 
 // claude-sonnet-4-6: $3 input, $15 output per million tokens.
@@ -68,38 +68,12 @@ describe('budget stores: reserve, then settle', () => {
   });
 });
 
-/** A provider that answers a Messages call after `delayMs` with the usage given, so that calls overlap. */
-async function slowProvider(delayMs: number, usage: { input: number; output: number }) {
-  let calls = 0;
-  const server = await startServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      calls++;
-      setTimeout(() => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            id: `msg_${calls}`,
-            type: 'message',
-            role: 'assistant',
-            model: 'claude-sonnet-4-6',
-            content: [{ type: 'text', text: 'ok' }],
-            stop_reason: 'end_turn',
-            usage: { input_tokens: usage.input, output_tokens: usage.output },
-          }),
-        );
-      }, delayMs);
-    });
-  });
-  return { ...server, calls: () => calls };
-}
-
 describe('budgets reserved atomically', () => {
   it('50 concurrent calls from 3 sidecars sharing Redis pass a hard limit by at most one call’s estimate', async () => {
     // Each call: about 1,000 input tokens (a 4,000-byte prompt) and max_tokens 1,000, which it uses.
     const cost = 1000 * IN + 1000 * OUT; // 0.018
     const limit = 9.5 * cost;
-    const provider = await slowProvider(400, { input: 1000, output: 1000 });
+    const provider = await startMessagesProvider({ input: 1000, output: 1000 }, 400);
     const agent = await startServer((_req, res) => res.end());
     const stores = { redis: { url: redis.url, keyPrefix: `concurrent-${Date.now()}:` } };
     const config = {

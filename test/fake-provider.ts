@@ -212,3 +212,35 @@ export function sample(text: string, name: string, labels: Record<string, string
   if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`);
   return found[0]?.value;
 }
+
+/**
+ * A provider that answers every Messages call with the same usage, after `delayMs` (so that
+ * concurrent calls overlap); `calls()` counts the calls it got.
+ */
+export async function startMessagesProvider(
+  usage: { input: number; output: number },
+  delayMs = 0,
+): Promise<Awaited<ReturnType<typeof startServer>> & { calls(): number }> {
+  let calls = 0;
+  const server = await startServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      calls++;
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            id: `msg_${calls}`,
+            type: 'message',
+            role: 'assistant',
+            model: 'claude-sonnet-4-6',
+            content: [{ type: 'text', text: 'ok' }],
+            stop_reason: 'end_turn',
+            usage: { input_tokens: usage.input, output_tokens: usage.output },
+          }),
+        );
+      }, delayMs);
+    });
+  });
+  return { ...server, calls: () => calls };
+}

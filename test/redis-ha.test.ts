@@ -11,6 +11,7 @@ import { createLogger } from '../src/log/index.ts';
 import { createRedisRateLimitStore } from '../src/ratelimit/redis.ts';
 import { createRedisRevocationStore } from '../src/revocation/redis.ts';
 import { createRedis, isCluster, scanKeys, waitForRedis, type RedisStoreConfig, type StoreClient } from '../src/stores/index.ts';
+import { startMessagesProvider } from './fake-provider.ts';
 import { startServer, startSidecar } from './helpers.ts';
 import { cli, startCluster, type RedisCluster } from './redis-ha.ts';
 
@@ -65,21 +66,7 @@ describe('Redis Cluster', () => {
   });
 
   it('a sidecar on the cluster: ready, and its budget counts', async () => {
-    const provider = await startServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            type: 'message',
-            model: 'claude-sonnet-4-6',
-            content: [],
-            stop_reason: 'end_turn',
-            usage: { input_tokens: 1000, output_tokens: 1000 },
-          }),
-        );
-      });
-    });
+    const provider = await startMessagesProvider({ input: 1000, output: 1000 });
     // An agent that answers, so that /readyz says when Redis is connected.
     const agent = await startServer((_req, res) => res.end());
     const s = await startSidecar({

@@ -1,7 +1,7 @@
 import { isMap, isScalar, type YAMLMap, type YAMLSeq } from 'yaml';
 import { z } from 'zod';
 import type { Agent } from './agent.ts';
-import { ANNOTATION, RUN_AS_USER } from './names.ts';
+import { ANNOTATION, LOCKED_DOWN } from './names.ts';
 import type { PodTemplate } from './objects.ts';
 import { ensure, indexByName, removeByName, seqAt, type Doc } from './tree.ts';
 import { change, inputError, type Change, type Path, type Where } from './where.ts';
@@ -138,15 +138,6 @@ export function checkInstrumentation(
   }
 }
 
-const INIT_SECURITY = {
-  runAsNonRoot: true,
-  runAsUser: RUN_AS_USER,
-  readOnlyRootFilesystem: true,
-  allowPrivilegeEscalation: false,
-  capabilities: { drop: ['ALL'] },
-  seccompProfile: { type: 'RuntimeDefault' },
-} as const;
-
 /**
  * Adds each language's init container, volume and mount, and its variables on the agent
  * (`env` already ensured). Returns the status to record.
@@ -175,7 +166,7 @@ export function addInstrumentation(
         image,
         command: ['cp', '-r', '/autoinstrumentation/.', lang.dir],
         resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
-        securityContext: INIT_SECURITY,
+        securityContext: LOCKED_DOWN,
         volumeMounts: [{ name, mountPath: lang.dir }],
       }),
     );

@@ -70,3 +70,13 @@ export const RESOURCES = {
 
 /** The image's `node` user: runAsNonRoot needs a numeric user to verify. */
 export const RUN_AS_USER = 1000;
+
+/** The securityContext of every container inject adds: non-root, read-only root, no capabilities (the restricted Pod Security Standard). */
+export const LOCKED_DOWN = {
+  runAsNonRoot: true,
+  runAsUser: RUN_AS_USER,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;

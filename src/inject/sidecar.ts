@@ -12,7 +12,7 @@ import {
   PORT_NAME,
   PROVIDER_BASE_PATHS,
   RESOURCES,
-  RUN_AS_USER,
+  LOCKED_DOWN,
   SIDECAR_CONTAINER,
 } from './names.ts';
 import type { InjectSettings, SidecarPorts } from './settings.ts';
@@ -104,14 +104,7 @@ export function sidecarContainer({ settings, image, upstreamPort, serviceName, c
     resources: RESOURCES,
     livenessProbe: probe('/healthz', 10),
     readinessProbe: probe('/readyz', 5),
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: RUN_AS_USER,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: LOCKED_DOWN,
     volumeMounts: [
       { name: CONFIG_VOLUME, mountPath: CONFIG_DIR, readOnly: true },
       // The whole volume, never one key with subPath: a subPath mount is not updated when the Secret is.

@@ -14,6 +14,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken } from '../../src/auth/issuer.ts';
+import { startMessagesProvider } from '../fake-provider.ts';
 import { spawnCli, startServer, waitForStartup } from '../helpers.ts';
 import { cli, startSentinelSet, type SentinelSet } from '../redis-ha.ts';
 
@@ -61,21 +62,7 @@ describe('Redis Sentinel failover under traffic through three sidecar processes'
       req.resume();
       req.on('end', () => res.end('{"ok":true}'));
     });
-    const provider = await startServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            type: 'message',
-            model: 'claude-sonnet-4-6',
-            content: [],
-            stop_reason: 'end_turn',
-            usage: { input_tokens: 100, output_tokens: 100 },
-          }),
-        );
-      });
-    });
+    const provider = await startMessagesProvider({ input: 100, output: 100 });
     closers.push(upstream.close, provider.close);
     const config = join(dir, 'sidecar.yaml');
     writeFileSync(
