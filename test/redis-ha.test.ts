@@ -2,7 +2,11 @@
  * The stores on Redis Cluster, all real: three primaries built with redis-cli. The Sentinel
  * failover under traffic through three sidecar processes is in test/e2e/redis-failover.test.ts.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { stringify } from 'yaml';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../src/auth/index.ts';
@@ -12,7 +16,7 @@ import { createRedisRateLimitStore } from '../src/ratelimit/redis.ts';
 import { createRedisRevocationStore } from '../src/revocation/redis.ts';
 import { createRedis, isCluster, scanKeys, waitForRedis, type RedisStoreConfig, type StoreClient } from '../src/stores/index.ts';
 import { startMessagesProvider } from './fake-provider.ts';
-import { startServer, startSidecar } from './helpers.ts';
+import { spawnCli, startServer, startSidecar } from './helpers.ts';
 import { cli, startCluster, type RedisCluster } from './redis-ha.ts';
 
 const quiet = () => createLogger('silent', new Writable({ write: (_c, _e, done) => done() }));
@@ -63,6 +67,46 @@ describe('Redis Cluster', () => {
     expect(found.length).toBe(30);
     const owners = new Set(cluster.nodes.map((n) => Number(new URL(n).port)).filter((p) => Number(cli(p, 'DBSIZE').trim()) > 0));
     expect(owners.size).toBe(3);
+  });
+
+  it('the CLI works on the cluster through a sidecar configuration: keys create and list, revoke', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-cluster-cli-'));
+    try {
+      const config = join(dir, 'sidecar.yaml');
+      writeFileSync(config, stringify({ stores: { redis: { cluster: { nodes: cluster.nodes.slice(1) }, keyPrefix: 'ha-cli:' } } }));
+      const run = async (args: string[]) => {
+        const proc = spawnCli(args, { SIDECAR_CONFIG: '' });
+        return { code: await proc.exited, stdout: proc.stdout(), stderr: proc.stderr() };
+      };
+      const made = await Promise.all(['ops-1', 'ops-2', 'ops-3'].map((sub) => run(['keys', 'create', '--config', config, '--sub', sub, '--role', 'analyst'])));
+      expect(made.map((m) => m.code)).toEqual([0, 0, 0]);
+      const listed = await run(['keys', 'list', '--config', config, '--json']);
+      expect(listed.code).toBe(0);
+      expect(
+        listed.stdout
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { subject: string }).subject)
+          .sort(),
+      ).toEqual(['ops-1', 'ops-2', 'ops-3']);
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const revoked = await run(['revoke', '--config', config, '--jti', 'cli-1', '--exp', String(exp)]);
+      expect(revoked).toMatchObject({ code: 0, stdout: expect.stringContaining('revoked token cli-1') });
+      const client = createRedis(storeConfig({ cluster: { nodes: cluster.nodes } }, 'ha-cli:'), quiet());
+      try {
+        await waitForRedis(client, 10_000);
+        expect(await createRedisRevocationStore(client).isRevoked(principal({ tokenId: 'cli-1' }))).toBe(true);
+      } finally {
+        client.disconnect();
+      }
+      // A configuration without stores.redis is bad input.
+      writeFileSync(config, 'stores: {}\n');
+      const none = await run(['revoke', '--config', config, '--jti', 'cli-2', '--exp', String(exp)]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/has no stores\.redis/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a sidecar on the cluster: ready, and its budget counts', async () => {

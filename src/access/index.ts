@@ -14,7 +14,7 @@ import { createMcpStage, createProtectedResource } from '../mcp/index.ts';
 import { createPolicyHolder } from '../policy/index.ts';
 import { createMemoryRateLimitStore, createRateLimiter, createRedisRateLimitStore } from '../ratelimit/index.ts';
 import { createMemoryRevocationStore, createRedisRevocationStore, createRevocationAdmin, createRevocationCheck } from '../revocation/index.ts';
-import { createRedis, redisReadiness } from '../stores/index.ts';
+import { createRedis, describeRedisStore, redisReadiness } from '../stores/index.ts';
 import { createCookieStripper, createIdentityHeaders, strippedRequestHeaders } from './identity-headers.ts';
 import { createRateLimitStage } from './rate-limit-stage.ts';
 import { createRefreshStage } from './refresh.ts';
@@ -91,8 +91,9 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
     ? createRedisRevocationStore(redis, {
         clockSkewSeconds,
         subjectTtlSeconds,
-        // Behind Sentinels there are replicas: a revocation is answered once one has it (or the wait ran out).
-        replicas: redisConfig?.sentinel === undefined ? undefined : { count: 1, timeoutMs: redisConfig.commandTimeout },
+        // Behind Sentinels there are replicas: a revocation is answered once one has it, or the wait
+        // ran out (half the command timeout, so that WAIT answers before the client gives up on it).
+        replicas: redisConfig?.sentinel === undefined ? undefined : { count: 1, timeoutMs: Math.max(1, Math.floor(redisConfig.commandTimeout / 2)) },
       })
     : createMemoryRevocationStore({ clockSkewSeconds, subjectTtlSeconds });
   const checkRevoked = createRevocationCheck(revocations, { failMode: config.revocation.failMode, logger, audit, meter: hooks.meter });
@@ -209,15 +210,7 @@ export async function createAccess(config: Readonly<SidecarConfig>, logger: Logg
     },
     describe: {
       auth: modes.length === 0 ? 'none' : `${modes.join('+')}${config.policy.dryRun ? ' (policy dry run)' : ''}`,
-      stores: redisConfig === undefined ? 'memory' : describeRedis(redisConfig),
+      stores: redisConfig === undefined ? 'memory' : `redis ${describeRedisStore(redisConfig)}`,
     },
   };
-}
-
-/** Where the stores live, for the start line: no password. */
-function describeRedis(r: NonNullable<SidecarConfig['stores']['redis']>): string {
-  const redact = (url: string) => url.replace(/\/\/([^@/]*)@/, '//***@');
-  if (r.sentinel !== undefined) return `redis sentinel ${r.sentinel.masterName} via ${r.sentinel.nodes.join(',')}`;
-  if (r.cluster !== undefined) return `redis cluster via ${r.cluster.nodes.map(redact).join(',')}`;
-  return `redis ${redact(r.url!)}`;
 }

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { apiKeyRecordSchema, apiKeyRedisKey, generateApiKey, readApiKeyFile, writeApiKeyFile, type ApiKeyRecord } from '../auth/index.ts';
-import { connectRedis, scanKeys } from '../stores/index.ts';
+import { connectRedis, redisOfConfigFile, scanKeys } from '../stores/index.ts';
 import { auditSensitiveOperation } from './operator-audit.ts';
 import { registerProtectionKeyCommands } from './protect-keys.ts';
 import { collect, parseDurationFlag, usageError } from './usage.ts';
@@ -8,6 +8,7 @@ import { collect, parseDurationFlag, usageError } from './usage.ts';
 interface StoreFlags {
   file?: string;
   redis?: string;
+  config?: string;
   prefix: string;
 }
 
@@ -19,7 +20,10 @@ interface KeyStore {
 }
 
 async function openStore(flags: StoreFlags): Promise<KeyStore> {
-  if ((flags.file === undefined) === (flags.redis === undefined)) throw usageError('give exactly one of --file <keys.yaml> or --redis <redis://host:port>');
+  if ([flags.file, flags.redis, flags.config].filter((f) => f !== undefined).length !== 1)
+    throw usageError(
+      'give exactly one of --file <keys.yaml>, --redis <redis://host:port> or --config <sidecar.yaml> (its stores.redis: one server, Sentinel or Cluster)',
+    );
   if (flags.file !== undefined) {
     const file = flags.file;
     return {
@@ -36,9 +40,13 @@ async function openStore(flags: StoreFlags): Promise<KeyStore> {
       close: async () => {},
     };
   }
-  if (!/^rediss?:\/\//.test(flags.redis!)) throw usageError(`--redis ${flags.redis}: expected redis://host:port`);
-  // The sidecar's key prefix rule (stores/redis.ts): names here are unprefixed, the client adds --prefix.
-  const redis = await connectRedis({ url: flags.redis!, keyPrefix: flags.prefix, connectTimeout: 2_000, commandTimeout: 5_000 });
+  if (flags.redis !== undefined && !/^rediss?:\/\//.test(flags.redis)) throw usageError(`--redis ${flags.redis}: expected redis://host:port`);
+  // The sidecar's key prefix rule (stores/redis.ts): names here are unprefixed, the client adds the prefix.
+  const redis = await connectRedis(
+    flags.config !== undefined
+      ? { ...redisOfConfigFile(flags.config), commandTimeout: 5_000 }
+      : { url: flags.redis!, keyPrefix: flags.prefix, connectTimeout: 2_000, commandTimeout: 5_000 },
+  );
   return {
     async list() {
       const out: ApiKeyRecord[] = [];
@@ -70,6 +78,7 @@ function storeOptions(cmd: Command): Command {
   return cmd
     .option('--file <keys.yaml>', 'the API key file (auth.apiKeys.file)')
     .option('--redis <url>', 'or Redis (auth.apiKeys.redis), redis://host:port')
+    .option('--config <sidecar.yaml>', "or the Redis of a sidecar's configuration (stores.redis, with its keyPrefix: one server, Sentinel or Cluster)")
     .addOption(new Option('--prefix <prefix>', 'Redis key prefix (stores.redis.keyPrefix)').default('agent-sidecar:'));
 }
 

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { SidecarError, isSidecarError, type SidecarErrorCode } from '../errors/index.ts';
 import { parseRevokeRequest, type RevokeRequest } from '../revocation/index.ts';
 import { createRedisRevocationStore } from '../revocation/index.ts';
-import { connectRedis } from '../stores/index.ts';
+import { connectRedis, redisOfConfigFile, type RedisStoreConfig } from '../stores/index.ts';
 
 interface RevokeFlags {
   jti?: string;
@@ -12,6 +12,7 @@ interface RevokeFlags {
   adminUrl: string;
   token?: string;
   redis?: string;
+  config?: string;
   keyPrefix: string;
   clockSkew: string;
   subjectTtl?: string;
@@ -37,6 +38,7 @@ export function registerRevokeCommand(program: Command): Command {
     .addOption(new Option('--admin-url <url>', 'admin API of a running sidecar').env('SIDECAR_ADMIN_URL').default('http://127.0.0.1:9901'))
     .addOption(new Option('--token <token>', 'admin.token of that sidecar').env('SIDECAR_ADMIN_TOKEN'))
     .option('--redis <url>', 'write straight into this Redis instead of calling the admin API')
+    .option('--config <sidecar.yaml>', "or straight into the Redis of a sidecar's configuration (stores.redis: one server, Sentinel or Cluster; its keyPrefix)")
     .option('--key-prefix <prefix>', 'with --redis: stores.redis.keyPrefix', 'agent-sidecar:')
     .option('--clock-skew <seconds>', 'with --redis: auth.jwt.clockSkew in seconds', '30')
     .option('--subject-ttl <seconds>', 'with --redis: keep a subject revocation this long (default: forever)')
@@ -50,17 +52,28 @@ export function registerRevokeCommand(program: Command): Command {
 /** The command without the process around it: returns the exit status and the line to print. */
 export async function revoke(flags: RevokeFlags): Promise<{ code: number; line: string }> {
   let request: RevokeRequest;
-  let direct: { skew: number; ttl: number | undefined } | undefined;
+  let direct: { store: RedisStoreConfig; skew: number; ttl: number | undefined } | undefined;
   try {
     request = parseRevokeRequest(toBody(flags), Math.floor(Date.now() / 1000));
-    if (flags.redis !== undefined) direct = { skew: seconds(flags.clockSkew, 'clock-skew')!, ttl: seconds(flags.subjectTtl, 'subject-ttl') };
-    if (flags.redis === undefined && !flags.token)
-      throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: 'Give --token (or set SIDECAR_ADMIN_TOKEN), or --redis to write straight into Redis.' });
+    if (flags.redis !== undefined && flags.config !== undefined)
+      throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', { message: 'Give --redis or --config, not both.' });
+    // A configuration that does not load, or has no Redis, is bad input as a bad flag is.
+    const store: RedisStoreConfig | undefined =
+      flags.config !== undefined
+        ? { ...redisOfConfigFile(flags.config), commandTimeout: TIMEOUT_MS }
+        : flags.redis !== undefined
+          ? { url: flags.redis, keyPrefix: flags.keyPrefix, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS }
+          : undefined;
+    if (store !== undefined) direct = { store, skew: seconds(flags.clockSkew, 'clock-skew')!, ttl: seconds(flags.subjectTtl, 'subject-ttl') };
+    if (direct === undefined && !flags.token)
+      throw new SidecarError('SIDECAR_BAD_ADMIN_REQUEST', {
+        message: 'Give --token (or set SIDECAR_ADMIN_TOKEN), or --redis or --config to write straight into Redis.',
+      });
   } catch (err) {
     return failure(err, EXIT_BAD_INPUT);
   }
   try {
-    if (direct !== undefined) await viaRedis(flags.redis!, flags.keyPrefix, direct, request);
+    if (direct !== undefined) await viaRedis(direct, request);
     else await viaAdmin(flags.adminUrl, flags.token!, request);
   } catch (err) {
     return failure(err, EXIT_FAILED);
@@ -90,13 +103,23 @@ function seconds(v: string | undefined, name: string): number | undefined {
   return Number(v);
 }
 
-async function viaRedis(url: string, keyPrefix: string, o: { skew: number; ttl: number | undefined }, request: RevokeRequest): Promise<void> {
-  // The sidecar's key prefix rule (stores/redis.ts): the store's names are unprefixed, the client adds --key-prefix.
-  const redis = await connectRedis({ url, keyPrefix, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS });
+async function viaRedis(o: { store: RedisStoreConfig; skew: number; ttl: number | undefined }, request: RevokeRequest): Promise<void> {
+  const config = o.store;
+  // The sidecar's key prefix rule (stores/redis.ts): the store's names are unprefixed, the client adds the prefix.
+  const redis = await connectRedis(config);
   try {
-    const store = createRedisRevocationStore(redis, { clockSkewSeconds: o.skew, subjectTtlSeconds: o.ttl });
-    if (request.kind === 'token') await store.revokeToken(request.jti, request.exp);
-    else await store.revokeSubject(request.sub, request.before);
+    // Behind Sentinels, as the admin API does: answered once a replica has it.
+    const store = createRedisRevocationStore(redis, {
+      clockSkewSeconds: o.skew,
+      subjectTtlSeconds: o.ttl,
+      replicas: config.sentinel === undefined ? undefined : { count: 1, timeoutMs: Math.floor(config.commandTimeout / 2) },
+    });
+    const result = request.kind === 'token' ? await store.revokeToken(request.jti, request.exp) : await store.revokeSubject(request.sub, request.before);
+    if (result.replicated === false) {
+      process.stderr.write(
+        'agent-sidecar revoke: stored on the Redis primary only: no replica confirmed it in time, and a failover now would lose it; revoke again after one\n',
+      );
+    }
   } finally {
     redis.disconnect();
   }

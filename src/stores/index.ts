@@ -1,9 +1,11 @@
 export {
   connectRedis,
   createRedis,
+  describeRedisStore,
   isCluster,
   loadRedisClient,
   redactRedisUrl,
+  redisOfConfigFile,
   redisReadiness,
   scanKeys,
   waitForRedis,

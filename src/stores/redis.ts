@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { ReadinessCheck } from '../core/index.ts';
-import type { SidecarConfig } from '../config/index.ts';
+import { loadConfig, type SidecarConfig } from '../config/index.ts';
 import { SidecarError } from '../errors/index.ts';
 import { componentLogger, type Logger } from '../log/index.ts';
 import { createLogThrottle } from './throttle.ts';
@@ -201,27 +201,46 @@ export function redisReadiness(redis: StoreClient, timeoutMs = 1_000): Readiness
 }
 
 /**
- * A client for one command line run (keys, revoke): the same key prefix rule as the
- * sidecar's, connected before it is returned, and no reconnecting. A Redis that cannot
- * be reached rejects with SIDECAR_STORE_UNAVAILABLE naming the cause (ECONNREFUSED, a
- * refused password), the URL's password left out.
+ * A client for one command line run (keys, revoke): any topology of stores.redis, the same key
+ * prefix rule as the sidecar's, connected before it is returned, and no reconnecting. A Redis
+ * that cannot be reached rejects with SIDECAR_STORE_UNAVAILABLE naming the cause
+ * (ECONNREFUSED, a refused password, no Sentinel answering), no password shown.
  */
-export async function connectRedis(config: RedisStoreConfig & { url: string }): Promise<Redis> {
-  const RedisClient = loadRedisClient();
-  const redis = new RedisClient(config.url, { ...clientOptions(config), lazyConnect: true, retryStrategy: () => null });
+export async function connectRedis(config: RedisStoreConfig): Promise<StoreClient> {
+  const redis = newClient(config, { lazyConnect: true, retryStrategy: () => null });
   // ioredis reports the real cause as an event, then rejects with "Connection is closed".
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => (lastError = err));
   try {
     await redis.connect();
+    // A cluster is connected once it knows its slots; a refusal then shows on the first command.
+    if (isCluster(redis)) await redis.ping();
   } catch (cause) {
     redis.disconnect();
     throw new SidecarError('SIDECAR_STORE_UNAVAILABLE', {
-      message: `cannot connect to Redis at ${redactRedisUrl(config.url)}: ${(lastError ?? (cause as Error)).message}`,
+      message: `cannot connect to Redis at ${describeRedisStore(config)}: ${(lastError ?? (cause as Error)).message}`,
       cause,
     });
   }
   return redis;
+}
+
+/**
+ * stores.redis of a sidecar configuration file, for the commands that work on the sidecar's
+ * stores (keys, revoke): the file is loaded as `run` loads it; one without stores.redis is
+ * SIDECAR_USAGE_INVALID.
+ */
+export function redisOfConfigFile(file: string): RedisStoreConfig {
+  const redis = loadConfig({ file }).stores.redis;
+  if (redis === undefined) throw new SidecarError('SIDECAR_USAGE_INVALID', { message: `${file} has no stores.redis: its stores are in the sidecar's memory` });
+  return redis;
+}
+
+/** Where stores.redis points, for messages and the start line: no password. */
+export function describeRedisStore(r: RedisStoreConfig): string {
+  if (r.sentinel !== undefined) return `sentinel ${r.sentinel.masterName} via ${r.sentinel.nodes.join(',')}`;
+  if (r.cluster !== undefined) return `cluster via ${r.cluster.nodes.map(redactRedisUrl).join(',')}`;
+  return redactRedisUrl(r.url!);
 }
 
 /** A Redis URL without its password, for messages. */

@@ -170,6 +170,25 @@ describe('Redis Sentinel failover under traffic through three sidecar processes'
     expect(call.statusCode).toBe(200);
     const budgetKey = () => cli(set.replica.port, '--scan', '--pattern', 'agent-sidecar:budget:*').trim().split('\n')[0] ?? '';
     await expect.poll(() => Number(cli(set.replica.port, 'HGET', budgetKey(), 'spent').trim()), { timeout: 5000 }).toBeGreaterThan(0);
+    // The CLI, given the sidecar's configuration, finds the new primary through the Sentinels too.
+    const late = await issueToken(SECRET, { sub: 'late', roles: ['analyst'] }, 600_000);
+    const revokeCli = spawnCli(['revoke', '--config', config, '--jti', String(decodeJwt(late).jti), '--exp', String(decodeJwt(late).exp)], CLEAN_ENV);
+    expect(await revokeCli.exited, revokeCli.output()).toBe(0);
+    expect(revokeCli.stdout()).toContain('revoked token');
+    // The old primary is gone and the new one has no replica: the revocation says it is on the primary only.
+    expect(revokeCli.stderr()).toContain('stored on the Redis primary only');
+    for (const s of sidecars) expect(await status(s.url, late)).toBe(401);
+    // The admin API too: stored, answered within the command timeout, and said to be on the primary only.
+    const later = await issueToken(SECRET, { sub: 'later', roles: ['analyst'] }, 600_000);
+    const unreplicated = await request(`${sidecars[2]!.admin}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jti: decodeJwt(later).jti, exp: decodeJwt(later).exp }),
+    });
+    expect(unreplicated.statusCode).toBe(200);
+    expect(await unreplicated.body.json()).toMatchObject({ replicated: false });
+    await expect.poll(() => sidecars[2]!.proc.output()).toContain('"event_type":"revocation_not_replicated"');
+    expect(await status(sidecars[0]!.url, later)).toBe(401);
     // No sidecar exited, and each reported the outage and the recovery.
     for (const s of sidecars) {
       expect(s.proc.child.exitCode).toBeNull();
