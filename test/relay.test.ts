@@ -72,6 +72,19 @@ function agentTracer(url: string, resource: Record<string, string>) {
   return provider;
 }
 
+/** One span of `service` named `name`, posted as OTLP/HTTP protobuf to the relay at `origin`; the status it answers. */
+async function postSpan(origin: string, service: string, name: string): Promise<number> {
+  const Req = pb.trace.v1.ExportTraceServiceRequest!;
+  const body = Buffer.from(
+    Req.encode({
+      resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] }, scopeSpans: [{ spans: [{ name }] }] }],
+    }).finish(),
+  );
+  const res = await request(`${origin}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
+  await res.body.dump();
+  return res.statusCode;
+}
+
 describe('OTLP relay', () => {
   it("forwards the agent's spans over gRPC, protected, with the sidecar's place attributes where the agent's resource lacks them", async () => {
     const provider = agentTracer(grpcUrl, { 'service.name': 'support-agent', 'k8s.namespace.name': 'agent-own-ns' });
@@ -112,27 +125,10 @@ describe('OTLP relay', () => {
       },
     });
     try {
-      const Req = pb.trace.v1.ExportTraceServiceRequest!;
-      const body = Buffer.from(
-        Req.encode({
-          resourceSpans: [
-            {
-              resource: { attributes: [{ key: 'service.name', value: { stringValue: 'in-thread-agent' } }] },
-              scopeSpans: [{ spans: [{ name: 'to henry@example.com' }] }],
-            },
-          ],
-        }).finish(),
-      );
-      const res = await request(`http://127.0.0.1:${local.listeners['relay-http']!.port}/v1/traces`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-protobuf' },
-        body,
-      });
-      expect(res.statusCode).toBe(200);
-      await res.body.dump();
-      const [got] = await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'in-thread-agent'));
-      expect(receiver.spans().find((x) => x.resource['service.name'] === 'in-thread-agent')!.name).toBe('to [REDACTED:email]');
-      expect(got).toBeDefined();
+      const res = await postSpan(`http://127.0.0.1:${local.listeners['relay-http']!.port}`, 'thread-agent', 'to henry@example.com');
+      expect(res).toBe(200);
+      await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'thread-agent'));
+      expect(receiver.spans().find((x) => x.resource['service.name'] === 'thread-agent')!.name).toBe('to [REDACTED:email]');
     } finally {
       await local.close();
     }
@@ -166,24 +162,7 @@ describe('OTLP relay', () => {
     const server = telemetry.relayReceivers[0]!.server;
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const Req = pb.trace.v1.ExportTraceServiceRequest!;
-      const body = Buffer.from(
-        Req.encode({
-          resourceSpans: [
-            {
-              resource: { attributes: [{ key: 'service.name', value: { stringValue: 'fallback-agent' } }] },
-              scopeSpans: [{ spans: [{ name: 'to ivy@example.com' }] }],
-            },
-          ],
-        }).finish(),
-      );
-      const res = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-protobuf' },
-        body,
-      });
-      await res.body.dump();
-      expect(res.statusCode).toBe(200);
+      expect(await postSpan(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'fallback-agent', 'to ivy@example.com')).toBe(200);
       await receiver.waitFor(receiver.spans, (all) => all.some((x) => x.resource['service.name'] === 'fallback-agent'));
       expect(receiver.spans().find((x) => x.resource['service.name'] === 'fallback-agent')!.name).toBe('to [REDACTED:email]');
       expect(logs.lines.find((l) => l.event_type === 'relay_thread_failed')?.message).toMatch(/no rule set here.*goes on in the proxying thread/);

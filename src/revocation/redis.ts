@@ -35,9 +35,11 @@ export function createRedisRevocationStore(redis: StoreClient, options: Revocati
   if (!('revocationRaiseWatermark' in redis)) redis.defineCommand('revocationRaiseWatermark', { lua: RAISE_WATERMARK, numberOfKeys: 1 });
   const r = redis as WatermarkRedis;
   const replicas = options.replicas;
+  // Known once: every check of a request asks it.
+  const cluster = isCluster(r);
   // WAIT on the connection that wrote: the primary answers once `count` replicas have it.
   const replicated = async (): Promise<Revoked> => {
-    if (replicas === undefined || replicas.count <= 0 || isCluster(r)) return {};
+    if (replicas === undefined || replicas.count <= 0 || cluster) return {};
     const acked = Number(await r.call('WAIT', String(replicas.count), String(replicas.timeoutMs)));
     return { replicated: acked >= replicas.count };
   };
@@ -59,7 +61,7 @@ export function createRedisRevocationStore(redis: StoreClient, options: Revocati
       if (byToken) keys.push(revocationKeys.token(p.tokenId!));
       if (bySubject) keys.push(revocationKeys.subject(p.subject));
       // One MGET; a cluster keeps the two keys in different slots, so there: two GETs at once.
-      const values = isCluster(r) ? await Promise.all(keys.map((k) => r.get(k))) : await r.mget(...keys);
+      const values = cluster ? await Promise.all(keys.map((k) => r.get(k))) : await r.mget(...keys);
       if (byToken && values[0] != null) return true;
       const watermark = bySubject ? values[keys.length - 1] : null;
       return revokedBySubject(p, watermark == null ? undefined : Number(watermark));

@@ -283,6 +283,7 @@ function relayThread(
   local: () => RelayCore,
 ): RelayCore {
   let fallback: RelayCore | undefined;
+  let stopping = false;
   const thread = startRelayThread(
     source,
     {
@@ -307,7 +308,6 @@ function relayThread(
       );
     },
   );
-  let stopping = false;
   return {
     async accept(signal, body) {
       // Nothing is handed to a worker that has not started: if it cannot, this request is relayed here.
